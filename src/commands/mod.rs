@@ -1,0 +1,34 @@
+//! The `voxbridge` subcommands. `main.rs` parses the command line and calls into these.
+//!
+//! Layout:
+//! - [`serve`]: migrate, then serve HTTP until SIGTERM/SIGINT.
+//! - [`migrate`]: apply pending migrations and exit.
+//! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
+
+pub mod local_mongodb;
+pub mod migrate;
+pub mod serve;
+
+use crate::domain::secret::SecretString;
+use crate::local_mongodb::{self as local, LocalMongod};
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+/// The database the settings point at. In development without `mongodb.uri`, a local `mongod`
+/// under the state directory is started (or reused); the caller stops it when done.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Option<LocalMongod>)> {
+    let (uri, local_server) = match &settings.mongodb.uri {
+        Some(uri) => (uri.clone(), None),
+        None => {
+            // Settings loading refuses production without a URI, so this is development.
+            let dir = settings.dev.state_dir.join("mongodb");
+            let server =
+                LocalMongod::start_or_reuse(&dir, &local::cache_dir(&settings.dev.state_dir))
+                    .await?;
+            tracing::info!(uri = %server.uri(), "no mongodb.uri configured: using the local development MongoDB");
+            (SecretString::new(server.uri()), Some(server))
+        }
+    };
+    let storage = Storage::connect(&uri, &settings.mongodb).await?;
+    Ok((storage, local_server))
+}

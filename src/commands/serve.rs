@@ -1,0 +1,43 @@
+//! `voxbridge serve`: connect (starting a local MongoDB in development when none is
+//! configured), migrate, serve, and on SIGTERM/SIGINT shut down in order: stop accepting, let
+//! requests finish, close the MongoDB client last.
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT, cancel_on_signal};
+use crate::storage::migrations;
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let (storage, local_server) = super::open_storage(&settings).await?;
+    let result = serve(settings, storage.clone()).await;
+    storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
+    if let Some(server) = local_server {
+        server.stop().await;
+    }
+    result
+}
+
+async fn serve(settings: Settings, storage: crate::storage::Storage) -> anyhow::Result<()> {
+    let report = migrations::run(&storage)
+        .await
+        .context("cannot apply database migrations")?;
+    tracing::info!(
+        applied = report.applied.len(),
+        already_applied = report.already_applied.len(),
+        "database schema is up to date"
+    );
+
+    let shutdown = CancellationToken::new();
+    let public_base_url = settings.public_base_url();
+    let app = Application::build(settings, storage, shutdown.clone())
+        .context("cannot bind the HTTP listener")?;
+    tracing::info!(address = %app.address(), %public_base_url, "voxbridge is serving");
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    app.run_until_stopped()
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Middleware applied to every request:
+//! - [`trace_request`]: one root span per request with a request id (`x-request-id` honoured when
+//!   well-formed, generated otherwise, and echoed on the response); health checks log at DEBUG.
+//! - [`envelope_errors`]: the last line of defence for the error shape. Any error response that
+//!   is not already JSON (actix's own 404/405/400 text, a bare 500) is rewritten into the
+//!   envelope with a code derived from the status, so no internal text reaches a client.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage as _, HttpResponse};
+use tracing::Instrument as _;
+
+use super::envelope::error_body;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id we accept; longer ones are replaced, not truncated.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Paths polled by load balancers and orchestrators: logged at DEBUG so they do not drown the
+/// rest.
+const HEALTH_PATHS: &[&str] = &["/health", "/ready", "/api/frejun/health"];
+
+/// The request id of the current request, stored in request extensions for handlers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_acceptable_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let is_health = HEALTH_PATHS.contains(&req.path());
+    let span = if is_health {
+        tracing::debug_span!("http_request", %method, %route, %request_id)
+    } else {
+        tracing::info_span!("http_request", %method, %route, %request_id)
+    };
+
+    let started = Instant::now();
+    let mut result = next.call(req).instrument(span.clone()).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let _entered = span.enter();
+    match &mut result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            if is_health {
+                tracing::debug!(status, elapsed_ms, "request finished");
+            } else if response.status().is_server_error() {
+                tracing::warn!(status, elapsed_ms, "request finished");
+            } else {
+                tracing::info!(status, elapsed_ms, "request finished");
+            }
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, elapsed_ms, "request failed in middleware"),
+    }
+    result
+}
+
+/// Ids are copied into logs and headers: accept only short, printable, unambiguous ones.
+fn is_acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
+}
+
+pub async fn envelope_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, Error> {
+    let response = next.call(req).await?;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Ok(response.map_into_left_body());
+    }
+
+    let (request, original) = response.into_parts();
+    let mut replacement = HttpResponse::build(status);
+    for (name, value) in original.headers() {
+        // Keep headers like Allow or Retry-After; the body and its framing are replaced.
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement.insert_header((name.clone(), value.clone()));
+        }
+    }
+    let replacement = replacement.json(error_body(
+        code_for_status(status.as_u16()),
+        &message_for_status(status),
+    ));
+    Ok(ServiceResponse::new(request, replacement).map_into_right_body())
+}
+
+fn code_for_status(status: u16) -> &'static str {
+    match status {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "invalid_body",
+        429 => "rate_limited",
+        431 => "headers_too_large",
+        503 => "service_unavailable",
+        504 => "gateway_timeout",
+        // 400 and any other client error.
+        400..=499 => "bad_request",
+        _ => "internal_error",
+    }
+}
+
+fn message_for_status(status: actix_web::http::StatusCode) -> String {
+    status
+        .canonical_reason()
+        .map(|reason| reason.to_lowercase())
+        .unwrap_or_else(|| format!("request failed with status {}", status.as_u16()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_accepted_only_when_short_and_plain() {
+        assert!(is_acceptable_request_id("3f2a-01_x.y:z"));
+        assert!(!is_acceptable_request_id(""));
+        assert!(!is_acceptable_request_id("has space"));
+        assert!(!is_acceptable_request_id("line\nbreak"));
+        assert!(!is_acceptable_request_id(
+            &"a".repeat(MAX_REQUEST_ID_LEN + 1)
+        ));
+    }
+}

@@ -1,0 +1,78 @@
+//! The HTTP surface: one app factory ([`app`]) used by the server and by the tests.
+//!
+//! Layout:
+//! - [`envelope`]: the `{"success":…}` JSON envelope of the product's API.
+//! - [`error`]: [`error::ApiError`], the one error type of the layer, and extractor error handlers.
+//! - [`middleware`]: request id + root span per request; error-shape normalisation.
+//! - [`health`]: `/health`, `/ready`, `/api/frejun/health`.
+
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod middleware;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, Resource, web};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+use crate::storage::Storage;
+use error::ApiError;
+
+/// Shared state handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub storage: Storage,
+    /// Cancelled when the process begins shutting down; long-lived work (live calls) observes it.
+    pub shutdown: CancellationToken,
+}
+
+/// Builds the application: routes, shared state, body limits, error handlers and middleware.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let json_limit = state.settings.server.json_body_limit_bytes;
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(json_limit)
+                .error_handler(error::json_error_handler),
+        )
+        // Bodies read raw (e.g. FreJun webhooks parsed tolerantly) get the same limit.
+        .app_data(web::PayloadConfig::default().limit(json_limit))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+        .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+        .service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/ready").route(web::get().to(health::ready)))
+        .service(resource("/api/frejun/health").route(web::get().to(health::frejun_health)))
+        .default_service(web::to(not_found))
+        .wrap(from_fn(middleware::envelope_errors))
+        .wrap(from_fn(middleware::trace_request))
+}
+
+/// A resource whose unmatched methods answer 405 in the envelope (actix answers 404 otherwise).
+pub fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such route"))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed())
+}

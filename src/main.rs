@@ -1,0 +1,146 @@
+//! The `voxbridge` binary: parses the command line, loads settings, starts logging and hands
+//! over to the library's commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use voxbridge::settings::{self, Environment, Loaded, SettingsSources};
+use voxbridge::{commands, telemetry};
+
+/// Exit code for a configuration error (EX_CONFIG from sysexits.h).
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "voxbridge",
+    version,
+    about = "FreJun phone calls bridged to the OpenAI Realtime API"
+)]
+struct Cli {
+    /// TOML configuration file (environment variables VOXBRIDGE__SECTION__KEY override it).
+    #[arg(long, global = true, env = "VOXBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve HTTP (starts a local MongoDB in development when none is set).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// A throwaway local MongoDB replica set for development and tests.
+    LocalMongodb {
+        /// Where the downloaded mongod binary is cached.
+        #[arg(long, default_value = ".voxbridge")]
+        state_dir: PathBuf,
+        #[command(subcommand)]
+        action: LocalMongodbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocalMongodbAction {
+    /// Run COMMAND with MONGODB_URI set to a fresh server, then stop and delete the server.
+    Exec {
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Run a server in the foreground until Ctrl-C, printing MONGODB_URI=….
+    Run {
+        /// Keep the data here (default: a temporary directory removed on exit).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+fn main() -> ExitCode {
+    // `.env` is for local use; real environment variables win over it.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("voxbridge: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Command::LocalMongodb { state_dir, action } = cli.command {
+        // Needs no settings (and so no secrets): it only manages a database process.
+        let _ = telemetry::init(&settings::LogSettings::default());
+        let result = match action {
+            LocalMongodbAction::Exec { command } => {
+                commands::local_mongodb::exec(&state_dir, &command)
+                    .await
+                    .map(|status| {
+                        status
+                            .code()
+                            .map_or(ExitCode::FAILURE, |code| ExitCode::from(code as u8))
+                    })
+            }
+            LocalMongodbAction::Run { data_dir, port } => {
+                commands::local_mongodb::run(&state_dir, data_dir, port)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
+        };
+        return result.unwrap_or_else(|err| fail(&err));
+    }
+
+    let loaded = match settings::load::load(&SettingsSources::from_process(cli.config)) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("voxbridge: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(err) = telemetry::init(&loaded.settings.log) {
+        eprintln!("voxbridge: {err}");
+        return ExitCode::FAILURE;
+    }
+    report_loading(&loaded);
+
+    let settings = loaded.settings;
+    let result = match cli.command {
+        Command::Serve => commands::serve::run(settings).await,
+        Command::Migrate => commands::migrate::run(settings).await,
+        Command::LocalMongodb { .. } => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn report_loading(loaded: &Loaded) {
+    for key in &loaded.unknown_keys {
+        tracing::warn!(key = %key, "unknown setting ignored (check its spelling)");
+    }
+    if loaded.settings.environment == Environment::Development {
+        if let Some(path) = &loaded.generated_dev_secrets {
+            eprintln!(
+                "voxbridge: generated development secrets in {}",
+                path.display()
+            );
+        }
+        // Printed, not logged: a newcomer needs it to call the admin API, and logs must never
+        // carry secrets. Production never prints it.
+        eprintln!(
+            "voxbridge: development admin token: {}",
+            loaded.settings.security.admin_token.expose()
+        );
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("voxbridge: {err:#}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,675 @@
+//! Builds [`Settings`] from its layered sources and turns every problem into one line that names
+//! the setting and its environment variable.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use config::{
+    Config, ConfigError, Environment as EnvSource, File, FileFormat, Source as _, Value, ValueKind,
+};
+
+use super::{Environment, Settings, dev_secrets};
+
+/// Prefix of every environment variable the service reads; sections are separated by `__`.
+pub const ENV_PREFIX: &str = "VOXBRIDGE";
+const ENV_SEPARATOR: &str = "__";
+
+/// Settings that hold secrets: their values never appear in an error message.
+const SECRET_KEYS: &[&str] = &[
+    "security.admin_token",
+    "security.master_key",
+    "security.url_signing_key",
+    "mongodb.uri",
+];
+
+/// The secrets development generates when they are missing and production requires.
+pub(super) const GENERATED_SECRET_KEYS: &[&str] = &[
+    "security.admin_token",
+    "security.master_key",
+    "security.url_signing_key",
+];
+
+/// Further settings a production deployment must state explicitly.
+const REQUIRED_IN_PRODUCTION: &[&str] = &["mongodb.uri", "server.public_base_url"];
+
+/// Minimum length of the admin token and the URL signing key: both guard the whole platform.
+const MIN_SECRET_LEN: usize = 32;
+
+/// Where settings come from, apart from the defaults in code.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsSources {
+    /// TOML file from `--config` or `VOXBRIDGE_CONFIG`; it must exist when given.
+    pub config_file: Option<PathBuf>,
+    /// Environment variables (only `VOXBRIDGE__…` ones are read). Passed in rather than read
+    /// from the process so that tests can load settings in parallel.
+    pub env: HashMap<String, String>,
+}
+
+impl SettingsSources {
+    pub fn from_process(config_file: Option<PathBuf>) -> Self {
+        Self {
+            config_file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// Loaded settings plus what the caller should tell the operator once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// Keys found in the file or the environment that no setting has (probably typos).
+    pub unknown_keys: Vec<String>,
+    /// Set when development secrets were generated during this load.
+    pub generated_dev_secrets: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("missing setting {}", describe_keys(.0))]
+    Missing(Vec<String>),
+    #[error("invalid setting {} ({}): {message}", .key, env_var_name(.key))]
+    Invalid { key: String, message: String },
+    #[error("configuration file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("cannot write development secrets to {}: {source}", .path.display())]
+    DevSecrets {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration error: {0}")]
+    Other(String),
+}
+
+impl SettingsError {
+    pub(super) fn invalid(key: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `server.port` → `VOXBRIDGE__SERVER__PORT`.
+pub fn env_var_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        key.replace('.', ENV_SEPARATOR).to_uppercase()
+    )
+}
+
+fn describe_keys(keys: &[String]) -> String {
+    keys.iter()
+        .map(|key| format!("{key} (set {})", env_var_name(key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads, checks and returns the settings. In development, missing secrets are generated once
+/// into `<dev.state_dir>/dev-secrets.toml` (which is why this can write a file).
+pub fn load(sources: &SettingsSources) -> Result<Loaded, SettingsError> {
+    let without_dev_file = build(sources, None)?;
+    let environment: Environment = optional(&without_dev_file, "environment")?.unwrap_or_default();
+
+    let mut generated_dev_secrets = None;
+    let config = match environment {
+        Environment::Production => {
+            let missing = missing_keys(
+                &without_dev_file,
+                GENERATED_SECRET_KEYS.iter().chain(REQUIRED_IN_PRODUCTION),
+            );
+            if !missing.is_empty() {
+                return Err(SettingsError::Missing(missing));
+            }
+            without_dev_file
+        }
+        Environment::Development => {
+            let state_dir: PathBuf = optional(&without_dev_file, "dev.state_dir")?
+                .unwrap_or_else(|| super::DevSettings::default().state_dir);
+            let secrets_file = dev_secrets::path(&state_dir);
+            let with_dev_file = build(sources, Some(&secrets_file))?;
+            let missing = missing_keys(&with_dev_file, GENERATED_SECRET_KEYS.iter());
+            if missing.is_empty() {
+                with_dev_file
+            } else {
+                dev_secrets::generate_missing(&secrets_file, &missing)?;
+                generated_dev_secrets = Some(secrets_file.clone());
+                build(sources, Some(&secrets_file))?
+            }
+        }
+    };
+
+    let unknown_keys = unknown_keys(&config)?;
+    let settings: Settings = config.try_deserialize().map_err(from_config_error)?;
+    validate(&settings)?;
+    Ok(Loaded {
+        settings,
+        unknown_keys,
+        generated_dev_secrets,
+    })
+}
+
+fn build(
+    sources: &SettingsSources,
+    dev_secrets_file: Option<&Path>,
+) -> Result<Config, SettingsError> {
+    let mut builder = Config::builder();
+    if let Some(path) = dev_secrets_file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(false));
+    }
+    if let Some(path) = &sources.config_file {
+        if !path.is_file() {
+            return Err(SettingsError::File {
+                path: path.display().to_string(),
+                message: "no such file".to_owned(),
+            });
+        }
+        builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+    }
+    let env: config::Map<String, String> = sources
+        .env
+        .iter()
+        .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    builder = builder.add_source(
+        EnvSource::with_prefix(ENV_PREFIX)
+            .prefix_separator(ENV_SEPARATOR)
+            .separator(ENV_SEPARATOR)
+            // An empty variable (a blank line copied from .env.example) means "not set".
+            .ignore_empty(true)
+            .source(Some(env)),
+    );
+    builder.build().map_err(from_config_error)
+}
+
+fn optional<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    key: &str,
+) -> Result<Option<T>, SettingsError> {
+    match config.get::<T>(key) {
+        Ok(value) => Ok(Some(value)),
+        Err(ConfigError::NotFound(_)) => Ok(None),
+        Err(err) => Err(from_config_error(err).with_key(key)),
+    }
+}
+
+fn missing_keys<'a>(config: &Config, keys: impl Iterator<Item = &'a &'a str>) -> Vec<String> {
+    keys.filter(|key| match config.get::<String>(key) {
+        Ok(value) => value.trim().is_empty(),
+        Err(_) => true,
+    })
+    .map(|key| (*key).to_owned())
+    .collect()
+}
+
+/// Keys present in the sources that no setting has. Reported as warnings, not errors, so a
+/// variable left over from another version does not stop a deployment.
+fn unknown_keys(config: &Config) -> Result<Vec<String>, SettingsError> {
+    let template = Settings::for_tests("mongodb://template", "template");
+    let known = leaf_keys_of_json(
+        &serde_json::to_value(&template).expect("settings serialize to JSON"),
+        "",
+    );
+    let mut present = BTreeSet::new();
+    let table = config.collect().map_err(from_config_error)?;
+    collect_leaf_keys(&table, "", &mut present);
+    Ok(present.difference(&known).cloned().collect())
+}
+
+fn leaf_keys_of_json(value: &serde_json::Value, prefix: &str) -> BTreeSet<String> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, child)| leaf_keys_of_json(child, &join_key(prefix, key)))
+            .collect(),
+        _ => BTreeSet::from([prefix.to_owned()]),
+    }
+}
+
+fn collect_leaf_keys(table: &config::Map<String, Value>, prefix: &str, out: &mut BTreeSet<String>) {
+    for (key, value) in table {
+        let key = join_key(prefix, key);
+        match &value.kind {
+            ValueKind::Table(child) => collect_leaf_keys(child, &key, out),
+            _ => {
+                out.insert(key);
+            }
+        }
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn from_config_error(err: ConfigError) -> SettingsError {
+    match err {
+        ConfigError::NotFound(key) => SettingsError::Missing(vec![key]),
+        ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => SettingsError::invalid(&key, describe_value_error(&key, &error)),
+        ConfigError::Type {
+            key: Some(ref key), ..
+        } => SettingsError::invalid(key, describe_value_error(key, &err)),
+        ConfigError::FileParse { uri, cause } => SettingsError::File {
+            path: uri.unwrap_or_else(|| "(inline)".to_owned()),
+            message: cause.to_string(),
+        },
+        other => SettingsError::Other(other.to_string()),
+    }
+}
+
+/// The error text for one value, without echoing the value of a secret.
+fn describe_value_error(key: &str, err: &ConfigError) -> String {
+    match err {
+        ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } if !SECRET_KEYS.contains(&key) => format!("expected {expected}, got {unexpected}"),
+        ConfigError::Type { expected, .. } => format!("expected {expected}"),
+        ConfigError::Message(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl SettingsError {
+    /// Attaches the key to an error that came back from a single-key lookup without one.
+    fn with_key(self, key: &str) -> Self {
+        match self {
+            SettingsError::Other(message) => SettingsError::invalid(key, message),
+            other => other,
+        }
+    }
+}
+
+/// Checks that go beyond types: URL schemes, secret strength, production rules.
+fn validate(settings: &Settings) -> Result<(), SettingsError> {
+    let production = settings.environment == Environment::Production;
+
+    for (key, secret) in [
+        ("security.admin_token", &settings.security.admin_token),
+        (
+            "security.url_signing_key",
+            &settings.security.url_signing_key,
+        ),
+    ] {
+        if secret.expose().len() < MIN_SECRET_LEN {
+            return Err(SettingsError::invalid(
+                key,
+                format!("must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+    }
+
+    if let Some(url) = &settings.server.public_base_url {
+        let allowed: &[&str] = if production {
+            &["https"]
+        } else {
+            &["http", "https"]
+        };
+        check_url("server.public_base_url", url, allowed)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(SettingsError::invalid(
+                "server.public_base_url",
+                "must not have a query or fragment",
+            ));
+        }
+    }
+    check_url(
+        "frejun.api_base_url",
+        &settings.frejun.api_base_url,
+        &["http", "https"],
+    )?;
+    check_url(
+        "openai.realtime_url",
+        &settings.openai.realtime_url,
+        &["ws", "wss"],
+    )?;
+
+    if settings.server.json_body_limit_bytes == 0 {
+        return Err(SettingsError::invalid(
+            "server.json_body_limit_bytes",
+            "must be greater than 0",
+        ));
+    }
+    if settings.server.workers == Some(0) {
+        return Err(SettingsError::invalid(
+            "server.workers",
+            "must be at least 1",
+        ));
+    }
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&settings.log.level) {
+        return Err(SettingsError::invalid("log.level", err.to_string()));
+    }
+    let database = &settings.mongodb.database;
+    if database.is_empty()
+        || database.len() > 63
+        || database.contains(['/', '\\', '.', ' ', '"', '$', '\0'])
+    {
+        return Err(SettingsError::invalid(
+            "mongodb.database",
+            "must be 1-63 characters without / \\ . space \" $",
+        ));
+    }
+    if settings.openai.default_model.trim().is_empty() {
+        return Err(SettingsError::invalid(
+            "openai.default_model",
+            "must not be empty",
+        ));
+    }
+    Ok(())
+}
+
+fn check_url(key: &str, url: &url::Url, schemes: &[&str]) -> Result<(), SettingsError> {
+    if !schemes.contains(&url.scheme()) {
+        return Err(SettingsError::invalid(
+            key,
+            format!(
+                "scheme must be one of {}, got {}",
+                schemes.join(", "),
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(SettingsError::invalid(key, "must have a host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    const ADMIN: &str = "admin-token-that-is-long-enough-0123456789";
+    const SIGNING: &str = "url-signing-key-that-is-long-enough-0123456";
+    const MASTER: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="; // 32 bytes of 0x01
+
+    /// Sources with the three secrets set and a state directory that is private to the test.
+    fn sources(state_dir: &Path, extra: &[(&str, &str)]) -> SettingsSources {
+        let mut env: HashMap<String, String> = [
+            ("VOXBRIDGE__SECURITY__ADMIN_TOKEN", ADMIN),
+            ("VOXBRIDGE__SECURITY__URL_SIGNING_KEY", SIGNING),
+            ("VOXBRIDGE__SECURITY__MASTER_KEY", MASTER),
+            ("VOXBRIDGE__DEV__STATE_DIR", state_dir.to_str().unwrap()),
+            ("UNRELATED_VARIABLE", "ignored"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (key, value) in extra {
+            env.insert((*key).to_owned(), (*value).to_owned());
+        }
+        SettingsSources {
+            config_file: None,
+            env,
+        }
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_else_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = load(&sources(dir.path(), &[])).unwrap().settings;
+        assert_eq!(settings.environment, Environment::Development);
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.server.host.to_string(), "127.0.0.1");
+        assert_eq!(settings.server.json_body_limit_bytes, 1024 * 1024);
+        assert_eq!(settings.mongodb.database, "voxbridge");
+        assert_eq!(
+            settings.frejun.api_base_url.as_str(),
+            "https://api.frejun.ai/api/v1"
+        );
+        assert_eq!(
+            settings.openai.realtime_url.as_str(),
+            "wss://api.openai.com/v1/realtime"
+        );
+        assert_eq!(settings.openai.default_model, "gpt-realtime");
+        assert_eq!(
+            settings.public_base_url().as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(settings.security.master_key.expose(), &[1u8; 32]);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(
+            "[server]\nport = 9000\n\n[mongodb]\ndatabase = \"from_file\"\n\n[log]\nformat = \"json\"\n",
+        );
+
+        let mut from_file = sources(dir.path(), &[]);
+        from_file.config_file = Some(file.path().to_owned());
+        let settings = load(&from_file).unwrap().settings;
+        assert_eq!(settings.server.port, 9000, "file beats default");
+        assert_eq!(settings.mongodb.database, "from_file");
+        assert_eq!(settings.log.format, crate::settings::LogFormat::Json);
+
+        let mut both = sources(dir.path(), &[("VOXBRIDGE__SERVER__PORT", "9100")]);
+        both.config_file = Some(file.path().to_owned());
+        let settings = load(&both).unwrap().settings;
+        assert_eq!(settings.server.port, 9100, "environment beats file");
+        assert_eq!(
+            settings.mongodb.database, "from_file",
+            "untouched keys keep the file's value"
+        );
+    }
+
+    #[test]
+    fn an_invalid_value_names_the_key_and_its_variable_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&sources(
+            dir.path(),
+            &[("VOXBRIDGE__SERVER__PORT", "eighty")],
+        ))
+        .unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("server.port"), "{line}");
+        assert!(line.contains("VOXBRIDGE__SERVER__PORT"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+
+        let err = load(&sources(dir.path(), &[("VOXBRIDGE__LOG__FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().contains("VOXBRIDGE__LOG__FORMAT"), "{err}");
+
+        let err = load(&sources(
+            dir.path(),
+            &[("VOXBRIDGE__OPENAI__REALTIME_URL", "https://example.com")],
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("openai.realtime_url"), "{err}");
+        assert!(err.to_string().contains("ws, wss"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_secret_is_named_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let short_key = "c2hvcnQta2V5"; // base64 of "short-key"
+        let err = load(&sources(
+            dir.path(),
+            &[("VOXBRIDGE__SECURITY__MASTER_KEY", short_key)],
+        ))
+        .unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("VOXBRIDGE__SECURITY__MASTER_KEY"), "{line}");
+        assert!(line.contains("32 bytes"), "{line}");
+        assert!(!line.contains(short_key), "{line}");
+
+        let err = load(&sources(
+            dir.path(),
+            &[("VOXBRIDGE__SECURITY__ADMIN_TOKEN", "changeme")],
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 32 characters"), "{err}");
+        assert!(!err.to_string().contains("changeme"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_its_secrets_and_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = sources(dir.path(), &[("VOXBRIDGE__ENVIRONMENT", "production")]);
+        env.env.remove("VOXBRIDGE__SECURITY__ADMIN_TOKEN");
+        let err = load(&env).unwrap_err();
+        let line = err.to_string();
+        for key in [
+            "VOXBRIDGE__SECURITY__ADMIN_TOKEN",
+            "VOXBRIDGE__MONGODB__URI",
+            "VOXBRIDGE__SERVER__PUBLIC_BASE_URL",
+        ] {
+            assert!(line.contains(key), "{line}");
+        }
+        assert!(
+            !dev_secrets::path(dir.path()).exists(),
+            "production never writes dev secrets"
+        );
+
+        let err = load(&sources(
+            dir.path(),
+            &[
+                ("VOXBRIDGE__ENVIRONMENT", "production"),
+                ("VOXBRIDGE__MONGODB__URI", "mongodb://db.internal/"),
+                (
+                    "VOXBRIDGE__SERVER__PUBLIC_BASE_URL",
+                    "http://voice.example.com",
+                ),
+            ],
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("https"),
+            "production needs https: {err}"
+        );
+    }
+
+    #[test]
+    fn development_generates_missing_secrets_once_and_reuses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = sources(dir.path(), &[]);
+        env.env
+            .retain(|key, _| !key.starts_with("VOXBRIDGE__SECURITY__"));
+
+        let first = load(&env).unwrap();
+        let file = dev_secrets::path(dir.path());
+        assert_eq!(first.generated_dev_secrets.as_deref(), Some(file.as_path()));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let second = load(&env).unwrap();
+        assert!(
+            second.generated_dev_secrets.is_none(),
+            "nothing left to generate"
+        );
+        assert_eq!(
+            first.settings.security.admin_token.expose(),
+            second.settings.security.admin_token.expose()
+        );
+        assert_eq!(
+            first.settings.security.master_key,
+            second.settings.security.master_key
+        );
+
+        // A value from the environment still wins over the generated one.
+        let mut overridden = env.clone();
+        overridden
+            .env
+            .insert("VOXBRIDGE__SECURITY__ADMIN_TOKEN".into(), ADMIN.into());
+        assert_eq!(
+            load(&overridden)
+                .unwrap()
+                .settings
+                .security
+                .admin_token
+                .expose(),
+            ADMIN
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_and_empty_variables_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(&sources(
+            dir.path(),
+            &[
+                ("VOXBRIDGE__SERVER__PROT", "1"),
+                ("VOXBRIDGE__SERVER__PORT", ""),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(loaded.unknown_keys, vec!["server.prot".to_owned()]);
+        assert_eq!(
+            loaded.settings.server.port, 8080,
+            "an empty variable means unset"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_broken_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = sources(dir.path(), &[]);
+        env.config_file = Some(dir.path().join("nope.toml"));
+        assert!(
+            load(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("nope.toml: no such file")
+        );
+
+        let broken = toml_file("[server\nport = 1");
+        env.config_file = Some(broken.path().to_owned());
+        let err = load(&env).unwrap_err();
+        assert!(matches!(err, SettingsError::File { .. }), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_every_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = load(&sources(
+            dir.path(),
+            &[("VOXBRIDGE__MONGODB__URI", "mongodb://user:pw-secret@db/")],
+        ))
+        .unwrap()
+        .settings;
+        let debug = format!("{settings:?}");
+        for secret in [ADMIN, SIGNING, MASTER, "pw-secret"] {
+            assert!(!debug.contains(secret), "{secret} leaked into Debug");
+        }
+    }
+
+    #[test]
+    fn env_example_documents_exactly_the_known_settings() {
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+        let documented: BTreeSet<String> = example
+            .lines()
+            .map(|line| line.trim_start_matches('#').trim())
+            .filter_map(|line| line.strip_prefix("VOXBRIDGE__"))
+            .filter_map(|rest| rest.split('=').next())
+            .map(|name| name.replace("__", ".").to_lowercase())
+            .collect();
+        let template = Settings::for_tests("mongodb://template", "template");
+        let known = leaf_keys_of_json(&serde_json::to_value(&template).unwrap(), "");
+        assert_eq!(
+            documented, known,
+            ".env.example must list every setting, and only those"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Typed configuration for every part of the service.
+//!
+//! Sources, lowest priority first: defaults in code, the development secrets file (development
+//! only, see [`dev_secrets`]), an optional TOML file (`--config` / `VOXBRIDGE_CONFIG`), then
+//! environment variables `VOXBRIDGE__SECTION__KEY` (so `[server] port` is
+//! `VOXBRIDGE__SERVER__PORT`). Loading is in [`load`]; a bad value stops startup with one line
+//! that names the key and its environment variable.
+
+pub mod dev_secrets;
+pub mod load;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::domain::secret::{MasterKey, SecretString};
+
+pub use load::{Loaded, SettingsError, SettingsSources};
+
+/// Which rules apply to missing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local use: missing secrets are generated into the state directory and a local MongoDB is
+    /// started when no URI is configured.
+    #[default]
+    Development,
+    /// Deployed: every secret, the MongoDB URI and an `https` public base URL must be configured.
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub environment: Environment,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub mongodb: MongoSettings,
+    pub security: SecuritySettings,
+    #[serde(default)]
+    pub frejun: FrejunSettings,
+    #[serde(default)]
+    pub openai: OpenAiSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub dev: DevSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Public origin FreJun reaches us at; `https://` here becomes `wss://` for media streams.
+    /// Development falls back to `http://<host>:<port>`.
+    pub public_base_url: Option<Url>,
+    /// HTTP worker threads; one per CPU when unset.
+    pub workers: Option<usize>,
+    /// Largest JSON request body accepted, in bytes; larger bodies answer 413.
+    pub json_body_limit_bytes: usize,
+    /// How long a shutdown waits for in-flight requests (and, later, live calls) to finish.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            public_base_url: None,
+            workers: None,
+            json_body_limit_bytes: 1024 * 1024,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MongoSettings {
+    /// Connection string. A secret because it may carry a password. Development starts a local
+    /// MongoDB when it is unset.
+    pub uri: Option<SecretString>,
+    pub database: String,
+    /// How long an operation waits for a usable server before failing.
+    pub server_selection_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Upper bound on the `/ready` database ping, so a dead database answers 503 promptly.
+    pub ping_timeout_ms: u64,
+}
+
+impl Default for MongoSettings {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            database: "voxbridge".to_owned(),
+            server_selection_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            ping_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl MongoSettings {
+    pub fn server_selection_timeout(&self) -> Duration {
+        Duration::from_millis(self.server_selection_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SecuritySettings {
+    /// Bearer token for the admin API.
+    pub admin_token: SecretString,
+    /// Base64 of 32 bytes: encrypts tenants' provider keys at rest (AES-256-GCM).
+    pub master_key: MasterKey,
+    /// HMAC key for the short-lived media-stream tokens in the URLs handed to FreJun.
+    pub url_signing_key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FrejunSettings {
+    /// Teler REST API root; tests and the demo point it at the in-crate fake.
+    pub api_base_url: Url,
+}
+
+impl Default for FrejunSettings {
+    fn default() -> Self {
+        Self {
+            api_base_url: Url::parse("https://api.frejun.ai/api/v1").expect("valid default URL"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OpenAiSettings {
+    /// Realtime WebSocket endpoint (GA protocol); tests and the demo point it at the fake.
+    pub realtime_url: Url,
+    /// Model for assistants that do not name one.
+    pub default_model: String,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            realtime_url: Url::parse("wss://api.openai.com/v1/realtime")
+                .expect("valid default URL"),
+            default_model: "gpt-realtime".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter: a level (`info`) or per-module directives (`info,voxbridge=debug`).
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DevSettings {
+    /// Where development state lives: generated secrets, the local MongoDB's data and the cached
+    /// `mongod` binary. Ignored by git.
+    pub state_dir: PathBuf,
+}
+
+impl Default for DevSettings {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(".voxbridge"),
+        }
+    }
+}
+
+impl Settings {
+    /// The public origin FreJun uses to reach us.
+    pub fn public_base_url(&self) -> Url {
+        if let Some(url) = &self.server.public_base_url {
+            return url.clone();
+        }
+        let host = if self.server.host.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.server.host
+        };
+        let authority = match host {
+            IpAddr::V4(v4) => format!("{v4}:{}", self.server.port),
+            IpAddr::V6(v6) => format!("[{v6}]:{}", self.server.port),
+        };
+        Url::parse(&format!("http://{authority}")).expect("an IP and a port form a valid URL")
+    }
+
+    /// Settings for tests and tools that build the application in-process: development rules,
+    /// fixed throwaway secrets, logs as configured by the caller.
+    pub fn for_tests(mongodb_uri: &str, database: &str) -> Self {
+        Self {
+            environment: Environment::Development,
+            server: ServerSettings {
+                port: 0,
+                workers: Some(1),
+                ..ServerSettings::default()
+            },
+            mongodb: MongoSettings {
+                uri: Some(SecretString::new(mongodb_uri)),
+                database: database.to_owned(),
+                ..MongoSettings::default()
+            },
+            security: SecuritySettings {
+                admin_token: SecretString::new("test-admin-token-0123456789abcdef0123"),
+                master_key: MasterKey::from_bytes([42; MasterKey::LEN]),
+                url_signing_key: SecretString::new("test-url-signing-key-0123456789abcdef"),
+            },
+            frejun: FrejunSettings::default(),
+            openai: OpenAiSettings::default(),
+            log: LogSettings::default(),
+            dev: DevSettings::default(),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Builds the HTTP server on a bound listener (port 0 in tests: the real port is reported) and
+//! runs it until the shutdown token is cancelled.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, AppState};
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds `server.host:server.port` and prepares the server. Nothing is served until
+    /// [`Application::run_until_stopped`] is awaited.
+    pub fn build(
+        settings: Settings,
+        storage: Storage,
+        shutdown: CancellationToken,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind((settings.server.host, settings.server.port))?;
+        let address = listener.local_addr()?;
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let state = AppState {
+            settings: Arc::new(settings),
+            storage,
+            shutdown: shutdown.clone(),
+        };
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(shutdown_timeout)
+            // Signals are handled by the caller, which cancels `shutdown`; live calls observe the
+            // same token.
+            .disable_signals()
+            .listen(listener)?
+            .run();
+        Ok(Self {
+            address,
+            server,
+            shutdown,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
+    /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        let stopper = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        stopper.abort();
+        result
+    }
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT, and cancels `token`.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+        _ = token.cancelled() => return,
+    }
+    token.cancel();
+}
+
+/// How long the MongoDB client may take to close on exit.
+pub const STORAGE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,10 @@
+//! Names of the collections of the data model (see ARCHITECTURE.md and `migrations/`). Code
+//! refers to these constants so that a rename is one change.
+
+pub const USERS: &str = "users";
+pub const API_KEYS: &str = "api_keys";
+pub const ASSISTANTS: &str = "assistants";
+pub const PHONE_NUMBERS: &str = "phone_numbers";
+pub const CALL_LOGS: &str = "call_logs";
+/// Applied migration versions, written by the migration runner.
+pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

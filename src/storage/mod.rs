@@ -1,0 +1,91 @@
+//! MongoDB storage: one [`mongodb::Client`] for the process, typed collections, and the mapping
+//! of driver errors to [`StorageError`].
+//!
+//! Layout:
+//! - [`error`]: `StorageError { NotFound, Conflict, Backend }`.
+//! - [`collections`]: collection names, in one place.
+//! - [`migrations`]: the runner for the ordered files in `migrations/`.
+//!
+//! Driver futures are never dropped half-way (the driver's own guidance: dropping one can leave
+//! a connection in an unknown state). Where a caller needs a deadline, the operation runs in its
+//! own task and the caller stops waiting on the task's handle instead.
+
+pub mod collections;
+pub mod error;
+pub mod migrations;
+
+use std::time::Duration;
+
+use bson::doc;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+
+use crate::domain::secret::SecretString;
+use crate::settings::MongoSettings;
+
+pub use error::StorageError;
+
+/// Name reported to MongoDB (visible in `db.currentOp()` and server logs).
+const APP_NAME: &str = "voxbridge";
+
+/// Shared handle to the database. Cheap to clone: the driver's client is reference counted.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    client: Client,
+    database: Database,
+}
+
+impl Storage {
+    /// Parses the URI and builds the client. Connections are opened lazily, so this succeeds
+    /// while the database is down; [`Storage::ping`] tells whether it is reachable.
+    pub async fn connect(
+        uri: &SecretString,
+        settings: &MongoSettings,
+    ) -> Result<Self, StorageError> {
+        let mut options = ClientOptions::parse(uri.expose()).await?;
+        options.app_name = Some(APP_NAME.to_owned());
+        options.server_selection_timeout = Some(settings.server_selection_timeout());
+        options.connect_timeout = Some(settings.connect_timeout());
+        let client = Client::with_options(options)?;
+        let database = client.database(&settings.database);
+        Ok(Self { client, database })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    pub fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        self.database.collection(name)
+    }
+
+    /// Runs `ping` against the database, giving up waiting after `timeout`. The ping itself
+    /// finishes in its own task (bounded by the server selection timeout).
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StorageError> {
+        let database = self.database.clone();
+        let task = tokio::spawn(async move { database.run_command(doc! { "ping": 1 }).await });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result.map(|_| ()).map_err(StorageError::from),
+            Ok(Err(join_error)) => Err(StorageError::Unavailable(format!(
+                "ping task failed: {join_error}"
+            ))),
+            Err(_) => Err(StorageError::Unavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Closes the client's connections. Call it last on shutdown, after everything that uses
+    /// the database has stopped; gives up after `timeout` rather than hang the exit.
+    pub async fn shutdown(self, timeout: Duration) {
+        let client = self.client;
+        let task = tokio::spawn(async move { client.shutdown().await });
+        if tokio::time::timeout(timeout, task).await.is_err() {
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "MongoDB client did not shut down in time"
+            );
+        }
+    }
+}
