@@ -49,7 +49,7 @@ pub enum LocalMongoError {
     Start(String),
     #[error(transparent)]
     Io(#[from] io::Error),
-    #[error("talking to the local mongod: {0}")]
+    #[error("talking to the local mongod")]
     Driver(#[from] mongodb::error::Error),
 }
 
@@ -300,6 +300,11 @@ impl LocalMongod {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        if !matches!(child.try_wait(), Ok(None)) {
+            // Already gone (killed by someone else). Another server may hold the port by now:
+            // do not send it a shutdown.
+            return;
+        }
         if let Ok(client) = direct_client(self.port).await {
             // The server closes the connection as it goes down, so an error here is expected.
             let _ = client

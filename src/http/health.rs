@@ -6,7 +6,8 @@ use serde_json::json;
 use super::AppState;
 use super::envelope;
 use super::error::ApiError;
-use crate::storage::StorageError;
+use super::error::ErrorChain;
+use crate::storage::{PingFailure, StorageError};
 
 /// `GET /health`: the process is up and serving HTTP. Touches nothing else, so an orchestrator
 /// does not restart the service because the database is down.
@@ -29,18 +30,20 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         Ok(()) => Ok(envelope::ok(
             json!({ "status": "ready", "checks": { "database": "ok" } }),
         )),
-        Err(err) => {
-            let reason = match &err {
-                StorageError::Unavailable(detail) if detail.starts_with("no answer within") => {
+        Err(failure) => {
+            tracing::warn!(error = %ErrorChain(&failure), "readiness check failed");
+            let reason = match failure {
+                PingFailure::TimedOut(timeout) => {
                     format!(
                         "MongoDB did not answer a ping within {} ms",
                         timeout.as_millis()
                     )
                 }
-                StorageError::Unavailable(_) => "MongoDB is unreachable".to_owned(),
-                _ => "MongoDB answered the ping with an error".to_owned(),
+                PingFailure::Failed(StorageError::Unavailable(_)) => {
+                    "MongoDB is unreachable".to_owned()
+                }
+                PingFailure::Failed(_) => "MongoDB answered the ping with an error".to_owned(),
             };
-            tracing::warn!(error = %crate::http::error::ErrorChain(&err), "readiness check failed");
             Err(ApiError::database_unavailable(reason))
         }
     }

@@ -22,9 +22,9 @@ pub fn path(state_dir: &Path) -> PathBuf {
 /// Adds a fresh random value for each missing key to the secrets file, keeping the values it
 /// already has. The file is written with mode 0600 and replaced atomically.
 pub fn generate_missing(file: &Path, missing: &[String]) -> Result<(), SettingsError> {
-    let io_error = |source| SettingsError::DevSecrets {
+    let io_error = |error| SettingsError::DevSecrets {
         path: file.to_owned(),
-        source,
+        error,
     };
     let mut table: toml::Table = match fs::read_to_string(file) {
         Ok(text) => text

@@ -72,11 +72,11 @@ pub enum SettingsError {
     Invalid { key: String, message: String },
     #[error("configuration file {path}: {message}")]
     File { path: String, message: String },
-    #[error("cannot write development secrets to {}: {source}", .path.display())]
+    /// Printed with `{}` (one line), so the I/O error is part of the message, not a source.
+    #[error("cannot write development secrets to {}: {error}", .path.display())]
     DevSecrets {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("configuration error: {0}")]
     Other(String),
@@ -207,6 +207,7 @@ fn missing_keys<'a>(config: &Config, keys: impl Iterator<Item = &'a &'a str>) ->
 /// Keys present in the sources that no setting has. Reported as warnings, not errors, so a
 /// variable left over from another version does not stop a deployment.
 fn unknown_keys(config: &Config) -> Result<Vec<String>, SettingsError> {
+    // Any complete Settings value names every key; the test one is at hand.
     let template = Settings::for_tests("mongodb://template", "template");
     let known = leaf_keys_of_json(
         &serde_json::to_value(&template).expect("settings serialize to JSON"),

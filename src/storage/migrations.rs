@@ -56,14 +56,14 @@ pub enum MigrationError {
         applied: String,
         current: String,
     },
-    #[error("migration {file} failed at operation {index}: {source}")]
+    #[error("migration {file} failed at operation {index}")]
     Operation {
         file: String,
         index: usize,
         #[source]
         source: StorageError,
     },
-    #[error("cannot read or record applied migrations: {0}")]
+    #[error("cannot read or record applied migrations")]
     Storage(#[from] StorageError),
 }
 
@@ -105,7 +105,8 @@ pub async fn run(storage: &Storage) -> Result<MigrationReport, MigrationError> {
     run_list(storage, MIGRATIONS).await
 }
 
-async fn run_list(
+/// Applies `migrations` (normally [`MIGRATIONS`]); separate so tests can feed a changed list.
+pub async fn run_list(
     storage: &Storage,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrationError> {

@@ -25,6 +25,15 @@ use crate::settings::MongoSettings;
 
 pub use error::StorageError;
 
+/// Why a [`Storage::ping`] did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum PingFailure {
+    #[error("no answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
+    #[error(transparent)]
+    Failed(StorageError),
+}
+
 /// Name reported to MongoDB (visible in `db.currentOp()` and server logs).
 const APP_NAME: &str = "voxbridge";
 
@@ -61,18 +70,16 @@ impl Storage {
 
     /// Runs `ping` against the database, giving up waiting after `timeout`. The ping itself
     /// finishes in its own task (bounded by the server selection timeout).
-    pub async fn ping(&self, timeout: Duration) -> Result<(), StorageError> {
+    pub async fn ping(&self, timeout: Duration) -> Result<(), PingFailure> {
         let database = self.database.clone();
         let task = tokio::spawn(async move { database.run_command(doc! { "ping": 1 }).await });
         match tokio::time::timeout(timeout, task).await {
-            Ok(Ok(result)) => result.map(|_| ()).map_err(StorageError::from),
-            Ok(Err(join_error)) => Err(StorageError::Unavailable(format!(
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(PingFailure::Failed(err.into())),
+            Ok(Err(join_error)) => Err(PingFailure::Failed(StorageError::Unavailable(format!(
                 "ping task failed: {join_error}"
-            ))),
-            Err(_) => Err(StorageError::Unavailable(format!(
-                "no answer within {} ms",
-                timeout.as_millis()
-            ))),
+            )))),
+            Err(_) => Err(PingFailure::TimedOut(timeout)),
         }
     }
 
