@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: tenant API keys (generate, hash) and constant-time token comparison.
 //! - [`domain`]: types shared by every layer (secrets, …); depends on nothing in the crate.
+//! - [`crypto`]: AES-256-GCM encryption of tenants' credentials under a versioned master key.
 //! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
 //! - [`storage`]: MongoDB client, collections, error mapping and the migration runner.
 //! - [`http`]: the actix-web application: routes, envelope, errors, middleware.
@@ -18,7 +20,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod commands;
+pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod local_mongodb;

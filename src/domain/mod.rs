@@ -3,5 +3,19 @@
 //! Layout:
 //! - [`secret`]: wrappers for secret values whose `Debug`, `Display` and `Serialize` never show
 //!   the value.
+//! - [`validation`]: [`validation::ValidationError`], the field-named error every request rule
+//!   reports.
+//! - [`phone`]: E.164 phone numbers, normalised from the ways people write them.
+//! - [`email`]: tenant email addresses, trimmed and lowercased.
+//! - [`tenant`]: tenant status, per-tenant limits and the tenant name rule.
+//! - [`call`]: call status (with its forward-only rank), call direction and end reasons.
+//! - [`assistant`]: the assistant configuration, its create and update request bodies, and
+//!   every rule they must satisfy.
 
+pub mod assistant;
+pub mod call;
+pub mod email;
+pub mod phone;
 pub mod secret;
+pub mod tenant;
+pub mod validation;

@@ -19,6 +19,7 @@ const SECRET_KEYS: &[&str] = &[
     "security.admin_token",
     "security.master_key",
     "security.url_signing_key",
+    "security.previous_master_keys",
     "mongodb.uri",
 ];
 
@@ -311,6 +312,24 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let security = &settings.security;
+    if security.master_key_version == 0 {
+        return Err(SettingsError::invalid(
+            "security.master_key_version",
+            "must be at least 1",
+        ));
+    }
+    if security
+        .previous_master_keys
+        .0
+        .contains_key(&security.master_key_version)
+    {
+        return Err(SettingsError::invalid(
+            "security.previous_master_keys",
+            "must not contain the current security.master_key_version",
+        ));
+    }
+
     if let Some(url) = &settings.server.public_base_url {
         let allowed: &[&str] = if production {
             &["https"]
@@ -470,6 +489,31 @@ mod tests {
         assert_eq!(
             settings.mongodb.database, "from_file",
             "untouched keys keep the file's value"
+        );
+    }
+
+    #[test]
+    fn public_urls_keep_the_base_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for base in [
+            "https://voice.example.com/voxbridge",
+            "https://voice.example.com/voxbridge/",
+        ] {
+            let settings = load(&sources(
+                dir.path(),
+                &[("VOXBRIDGE__SERVER__PUBLIC_BASE_URL", base)],
+            ))
+            .unwrap()
+            .settings;
+            assert_eq!(
+                settings.public_url("api/frejun/flow").as_str(),
+                "https://voice.example.com/voxbridge/api/frejun/flow"
+            );
+        }
+        let settings = load(&sources(dir.path(), &[])).unwrap().settings;
+        assert_eq!(
+            settings.public_url("/api/frejun/flow").as_str(),
+            "http://127.0.0.1:8080/api/frejun/flow"
         );
     }
 

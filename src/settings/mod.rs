@@ -9,6 +9,7 @@
 pub mod dev_secrets;
 pub mod load;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::crypto::Keyring;
 use crate::domain::secret::{MasterKey, SecretString};
 
 pub use load::{Loaded, SettingsError, SettingsSources};
@@ -128,6 +130,58 @@ pub struct SecuritySettings {
     pub master_key: MasterKey,
     /// HMAC key for the short-lived media-stream tokens in the URLs handed to FreJun.
     pub url_signing_key: SecretString,
+    /// Version number of `master_key`, stored with everything it encrypts. Raise it when the
+    /// master key changes (see docs/operations.md, "Rotating the master key").
+    #[serde(default = "default_master_key_version")]
+    pub master_key_version: u32,
+    /// Earlier master keys, still accepted for decryption during a rotation:
+    /// `"1:BASE64,2:BASE64"`. Empty when no rotation is under way.
+    #[serde(default)]
+    pub previous_master_keys: PreviousMasterKeys,
+}
+
+fn default_master_key_version() -> u32 {
+    1
+}
+
+impl SecuritySettings {
+    /// The keys that encrypt (current) and decrypt (current and previous) tenants' secrets.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::new(
+            self.master_key_version,
+            self.master_key.clone(),
+            self.previous_master_keys.0.clone(),
+        )
+    }
+}
+
+/// Parsed `security.previous_master_keys`; Debug and Serialize never show key material.
+#[derive(Clone, Default)]
+pub struct PreviousMasterKeys(pub BTreeMap<u32, MasterKey>);
+
+impl std::fmt::Debug for PreviousMasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PreviousMasterKeys(versions {:?})",
+            self.0.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+impl Serialize for PreviousMasterKeys {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(crate::domain::secret::REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for PreviousMasterKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::crypto::parse_previous_keys(&text)
+            .map(PreviousMasterKeys)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -225,6 +279,18 @@ impl Settings {
         Url::parse(&format!("http://{authority}")).expect("an IP and a port form a valid URL")
     }
 
+    /// An absolute URL under the public origin, keeping any path the base has
+    /// (`https://host/voxbridge` + `api/frejun/flow` = `https://host/voxbridge/api/frejun/flow`).
+    pub fn public_url(&self, relative_path: &str) -> Url {
+        let mut base = self.public_base_url();
+        if !base.path().ends_with('/') {
+            let with_slash = format!("{}/", base.path());
+            base.set_path(&with_slash);
+        }
+        base.join(relative_path.trim_start_matches('/'))
+            .expect("a relative path joins an http(s) base URL")
+    }
+
     /// Settings for tests and tools that build the application in-process: development rules,
     /// fixed throwaway secrets, logs as configured by the caller.
     pub fn for_tests(mongodb_uri: &str, database: &str) -> Self {
@@ -244,6 +310,8 @@ impl Settings {
                 admin_token: SecretString::new("test-admin-token-0123456789abcdef0123"),
                 master_key: MasterKey::from_bytes([42; MasterKey::LEN]),
                 url_signing_key: SecretString::new("test-url-signing-key-0123456789abcdef"),
+                master_key_version: 1,
+                previous_master_keys: PreviousMasterKeys::default(),
             },
             frejun: FrejunSettings::default(),
             openai: OpenAiSettings::default(),
