@@ -31,6 +31,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Re-encrypt every tenant secret under the current master key (see docs/operations.md).
+    RotateMasterKey,
     /// A throwaway local MongoDB replica set for development and tests.
     LocalMongodb {
         /// Where the downloaded mongod binary is cached.
@@ -112,6 +114,7 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve => commands::serve::run(settings).await,
         Command::Migrate => commands::migrate::run(settings).await,
+        Command::RotateMasterKey => commands::rotate_master_key::run(settings).await,
         Command::LocalMongodb { .. } => unreachable!("handled above"),
     };
     match result {

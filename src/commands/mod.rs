@@ -3,10 +3,12 @@
 //! Layout:
 //! - [`serve`]: migrate, then serve HTTP until SIGTERM/SIGINT.
 //! - [`migrate`]: apply pending migrations and exit.
+//! - [`rotate_master_key`]: re-encrypt tenants' secrets under the current master key.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
 
 pub mod local_mongodb;
 pub mod migrate;
+pub mod rotate_master_key;
 pub mod serve;
 
 use crate::domain::secret::SecretString;

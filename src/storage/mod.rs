@@ -5,14 +5,25 @@
 //! - [`error`]: `StorageError { NotFound, Conflict, Backend }`.
 //! - [`collections`]: collection names, in one place.
 //! - [`migrations`]: the runner for the ordered files in `migrations/`.
+//! - [`assignments`]: number ⇄ assistant links, changed in transactions (no dangling links).
+//! - [`pagination`]: cursor pagination in a stable `(created_at, _id)` order.
+//! - [`users`], [`api_keys`], [`assistants`], [`phone_numbers`], [`call_logs`]: repositories, one per collection. Methods on tenant data take
+//!   the tenant's id and filter by it, so a foreign id is simply not found.
 //!
 //! Driver futures are never dropped half-way (the driver's own guidance: dropping one can leave
 //! a connection in an unknown state). Where a caller needs a deadline, the operation runs in its
 //! own task and the caller stops waiting on the task's handle instead.
 
+pub mod api_keys;
+pub mod assignments;
+pub mod assistants;
+pub mod call_logs;
 pub mod collections;
 pub mod error;
 pub mod migrations;
+pub mod pagination;
+pub mod phone_numbers;
+pub mod users;
 
 use std::time::Duration;
 

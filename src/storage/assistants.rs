@@ -1,0 +1,101 @@
+//! Tenants' assistants. Every method takes the tenant's id and filters by it. Deleting one is
+//! `Storage::delete_assistant` (in `assignments`), which checks assigned numbers in the same
+//! transaction.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Collection;
+use mongodb::options::ReturnDocument;
+use serde::{Deserialize, Serialize};
+
+use super::collections::ASSISTANTS;
+use super::pagination::{Cursor, Page, PageRequest};
+use super::{Storage, StorageError};
+use crate::domain::assistant::AssistantSpec;
+
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssistantRecord {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    /// The configuration's fields sit at the top level of the document (as the data model and
+    /// admins' queries expect), not under a sub-document.
+    #[serde(flatten)]
+    pub spec: AssistantSpec,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub schema_version: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Assistants {
+    collection: Collection<AssistantRecord>,
+}
+
+impl Storage {
+    pub fn assistants(&self) -> Assistants {
+        Assistants {
+            collection: self.collection(ASSISTANTS),
+        }
+    }
+}
+
+impl Assistants {
+    pub async fn insert(&self, assistant: &AssistantRecord) -> Result<(), StorageError> {
+        self.collection.insert_one(assistant).await?;
+        Ok(())
+    }
+
+    pub async fn get(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<AssistantRecord, StorageError> {
+        self.collection
+            .find_one(doc! { "_id": id, "user_id": user_id })
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        user_id: ObjectId,
+        page: &PageRequest,
+    ) -> Result<Page<AssistantRecord>, StorageError> {
+        let mut filter = doc! { "user_id": user_id };
+        page.constrain(&mut filter);
+        let items: Vec<AssistantRecord> = self
+            .collection
+            .find(filter)
+            .sort(PageRequest::sort())
+            .limit(page.fetch_limit())
+            .await?
+            .try_collect()
+            .await?;
+        Ok(Page::from_fetched(items, page, |assistant| Cursor {
+            created_at: assistant.created_at,
+            id: assistant.id,
+        }))
+    }
+
+    /// Replaces the configuration (the caller has merged and validated it).
+    pub async fn replace_spec(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        spec: &AssistantSpec,
+        now: DateTime,
+    ) -> Result<AssistantRecord, StorageError> {
+        let mut set =
+            bson::to_document(spec).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        set.insert("updated_at", now);
+        self.collection
+            .find_one_and_update(doc! { "_id": id, "user_id": user_id }, doc! { "$set": set })
+            .return_document(ReturnDocument::After)
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+}

@@ -1,0 +1,339 @@
+//! Call logs: one document per phone call, with its status history, transcript, usage, cost,
+//! latency figures and why it ended. Tenant reads take the tenant's id; the admin's cross-tenant
+//! queries say so in their name.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, Document, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::collections::CALL_LOGS;
+use super::pagination::{Cursor, Page, PageRequest};
+use super::{Storage, StorageError};
+use crate::domain::call::{CallStatus, CallType, EndReason};
+
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallLogRecord {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    pub assistant_id: Option<ObjectId>,
+    /// FreJun's id for the call; unset until FreJun names an outbound call.
+    pub frejun_call_id: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub call_type: CallType,
+    pub call_status: CallStatus,
+    pub platform: String,
+    pub status_history: Vec<StatusEvent>,
+    #[serde(default)]
+    pub started_at: Option<DateTime>,
+    #[serde(default)]
+    pub answered_at: Option<DateTime>,
+    #[serde(default)]
+    pub ended_at: Option<DateTime>,
+    /// Seconds.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    #[serde(default)]
+    pub end_reason: Option<EndReason>,
+    #[serde(default)]
+    pub transcript: Vec<TranscriptTurn>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub metrics: Option<CallMetrics>,
+    #[serde(default)]
+    pub recording_url: Option<String>,
+    #[serde(default)]
+    pub error: Option<CallError>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub schema_version: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub status: CallStatus,
+    pub at: DateTime,
+    /// What reported it: `flow`, `webhook`, `bridge`, `api`.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptTurn {
+    /// `user` (the caller) or `assistant`.
+    pub role: String,
+    pub text: String,
+    pub at: DateTime,
+    pub item_id: Option<String>,
+    /// The caller spoke over this assistant turn and it was cut short.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub input_audio_tokens: u64,
+    pub output_audio_tokens: u64,
+    pub input_text_tokens: u64,
+    pub output_text_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallMetrics {
+    pub first_response_ms: Option<u64>,
+    pub barge_ins: u32,
+    pub audio_in_ms: u64,
+    pub audio_out_ms: u64,
+    pub frame_latency_p50_us: Option<u64>,
+    pub frame_latency_p99_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Which calls a list asks for. Every condition is optional; `user_id` is set for tenants.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub user_id: Option<ObjectId>,
+    /// `None`: any status. `Some(list)`: one of these (an empty list matches nothing).
+    pub statuses: Option<Vec<CallStatus>>,
+    pub call_type: Option<CallType>,
+    pub assistant_id: Option<ObjectId>,
+    /// Either side of the call.
+    pub phone_number: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub created_after: Option<DateTime>,
+    pub created_before: Option<DateTime>,
+}
+
+impl CallFilter {
+    fn to_document(&self) -> Document {
+        let mut filter = Document::new();
+        if let Some(user_id) = self.user_id {
+            filter.insert("user_id", user_id);
+        }
+        if let Some(statuses) = &self.statuses {
+            let names: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+            filter.insert("call_status", doc! { "$in": names });
+        }
+        if let Some(call_type) = self.call_type {
+            filter.insert("call_type", call_type.as_str());
+        }
+        if let Some(assistant_id) = self.assistant_id {
+            filter.insert("assistant_id", assistant_id);
+        }
+        if let Some(number) = &self.phone_number {
+            filter.insert(
+                "$or",
+                vec![doc! { "from_number": number }, doc! { "to_number": number }],
+            );
+        }
+        if let Some(number) = &self.from_number {
+            filter.insert("from_number", number);
+        }
+        if let Some(number) = &self.to_number {
+            filter.insert("to_number", number);
+        }
+        let mut created = Document::new();
+        if let Some(after) = self.created_after {
+            created.insert("$gte", after);
+        }
+        if let Some(before) = self.created_before {
+            created.insert("$lt", before);
+        }
+        if !created.is_empty() {
+            filter.insert("created_at", created);
+        }
+        filter
+    }
+}
+
+/// Call counts and totals over a period, from one aggregation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallStats {
+    pub total_calls: u64,
+    pub total_duration_seconds: f64,
+    pub average_duration_seconds: Option<f64>,
+    pub total_cost_usd: f64,
+    pub by_status: Vec<CountBy>,
+    pub by_type: Vec<CountBy>,
+    pub per_assistant: Vec<GroupTotals>,
+    pub per_day: Vec<GroupTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CountBy {
+    pub key: String,
+    pub calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupTotals {
+    /// Assistant id (or `null` for calls without one), or the UTC day `YYYY-MM-DD`.
+    pub key: Option<String>,
+    pub calls: u64,
+    pub total_duration_seconds: f64,
+    pub total_cost_usd: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct CallLogs {
+    collection: Collection<CallLogRecord>,
+}
+
+impl Storage {
+    pub fn call_logs(&self) -> CallLogs {
+        CallLogs {
+            collection: self.collection(CALL_LOGS),
+        }
+    }
+}
+
+impl CallLogs {
+    pub async fn insert(&self, call: &CallLogRecord) -> Result<(), StorageError> {
+        self.collection.insert_one(call).await?;
+        Ok(())
+    }
+
+    pub async fn get(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<CallLogRecord, StorageError> {
+        self.collection
+            .find_one(doc! { "_id": id, "user_id": user_id })
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+
+    /// A page of calls matching `filter`, newest first. Tenants' callers always set
+    /// `filter.user_id`; only the admin API leaves it empty.
+    pub async fn list(
+        &self,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<CallLogRecord>, StorageError> {
+        let mut query = filter.to_document();
+        page.constrain(&mut query);
+        let items: Vec<CallLogRecord> = self
+            .collection
+            .find(query)
+            .sort(PageRequest::sort())
+            .limit(page.fetch_limit())
+            .await?
+            .try_collect()
+            .await?;
+        Ok(Page::from_fetched(items, page, |call| Cursor {
+            created_at: call.created_at,
+            id: call.id,
+        }))
+    }
+
+    /// Counts and totals for the calls matching `filter` (by status, type, assistant and UTC
+    /// day), computed by MongoDB in one `$facet` aggregation.
+    pub async fn stats(&self, filter: &CallFilter) -> Result<CallStats, StorageError> {
+        let totals = |key: bson::Bson| {
+            doc! { "$group": {
+                "_id": key,
+                "calls": { "$sum": 1 },
+                "duration": { "$sum": { "$ifNull": ["$duration", 0] } },
+                "cost": { "$sum": { "$ifNull": ["$cost_usd", 0] } },
+            } }
+        };
+        let pipeline = vec![
+            doc! { "$match": filter.to_document() },
+            doc! { "$facet": {
+                "totals": [{ "$group": {
+                    "_id": null,
+                    "calls": { "$sum": 1 },
+                    "duration": { "$sum": { "$ifNull": ["$duration", 0] } },
+                    "average": { "$avg": "$duration" },
+                    "cost": { "$sum": { "$ifNull": ["$cost_usd", 0] } },
+                } }],
+                "by_status": [{ "$group": { "_id": "$call_status", "calls": { "$sum": 1 } } }, { "$sort": { "_id": 1 } }],
+                "by_type": [{ "$group": { "_id": "$call_type", "calls": { "$sum": 1 } } }, { "$sort": { "_id": 1 } }],
+                "per_assistant": [totals(bson::Bson::String("$assistant_id".into())), { "$sort": { "calls": -1, "_id": 1 } }],
+                "per_day": [
+                    totals(bson::Bson::Document(doc! { "$dateToString": { "format": "%Y-%m-%d", "date": "$created_at" } })),
+                    { "$sort": { "_id": 1 } },
+                ],
+            } },
+        ];
+        let facets: Document = self
+            .collection
+            .aggregate(pipeline)
+            .await?
+            .try_next()
+            .await?
+            .unwrap_or_default();
+
+        let array = |name: &str| facets.get_array(name).cloned().unwrap_or_default();
+        let documents = |name: &str| -> Vec<Document> {
+            array(name)
+                .into_iter()
+                .filter_map(|value| value.as_document().cloned())
+                .collect()
+        };
+        let mut stats = CallStats::default();
+        if let Some(totals) = documents("totals").first() {
+            stats.total_calls = number(totals, "calls") as u64;
+            stats.total_duration_seconds = number(totals, "duration");
+            stats.average_duration_seconds = totals.get("average").and_then(as_f64);
+            stats.total_cost_usd = number(totals, "cost");
+        }
+        let counts = |name: &str| {
+            documents(name)
+                .iter()
+                .map(|group| CountBy {
+                    key: group.get_str("_id").unwrap_or("unknown").to_owned(),
+                    calls: number(group, "calls") as u64,
+                })
+                .collect()
+        };
+        stats.by_status = counts("by_status");
+        stats.by_type = counts("by_type");
+        let groups = |name: &str| {
+            documents(name)
+                .iter()
+                .map(|group| GroupTotals {
+                    key: match group.get("_id") {
+                        Some(bson::Bson::ObjectId(id)) => Some(id.to_hex()),
+                        Some(bson::Bson::String(text)) => Some(text.clone()),
+                        _ => None,
+                    },
+                    calls: number(group, "calls") as u64,
+                    total_duration_seconds: number(group, "duration"),
+                    total_cost_usd: number(group, "cost"),
+                })
+                .collect()
+        };
+        stats.per_assistant = groups("per_assistant");
+        stats.per_day = groups("per_day");
+        Ok(stats)
+    }
+}
+
+fn as_f64(value: &bson::Bson) -> Option<f64> {
+    match value {
+        bson::Bson::Int32(n) => Some(f64::from(*n)),
+        bson::Bson::Int64(n) => Some(*n as f64),
+        bson::Bson::Double(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn number(document: &Document, key: &str) -> f64 {
+    document.get(key).and_then(as_f64).unwrap_or(0.0)
+}

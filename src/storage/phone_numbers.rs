@@ -1,0 +1,152 @@
+//! Phone numbers rented from FreJun. A number is unique across the platform (one tenant holds
+//! it); every method on tenant data takes the tenant's id and filters by it.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Collection;
+use mongodb::options::ReturnDocument;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::collections::PHONE_NUMBERS;
+use super::pagination::{Cursor, Page, PageRequest};
+use super::{Storage, StorageError};
+
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberStatus {
+    /// Takes calls.
+    Active,
+    /// Kept, but calls to it are refused (hang-up flow).
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capabilities {
+    pub voice: bool,
+    pub sms: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhoneNumberRecord {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// E.164, normalised.
+    pub phone_number: String,
+    /// Always "frejun" today; kept so admins' queries written for the Convis data model work.
+    pub provider: String,
+    pub user_id: ObjectId,
+    pub assigned_assistant_id: Option<ObjectId>,
+    pub status: NumberStatus,
+    pub capabilities: Capabilities,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub schema_version: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct PhoneNumbers {
+    collection: Collection<PhoneNumberRecord>,
+}
+
+impl Storage {
+    pub fn phone_numbers(&self) -> PhoneNumbers {
+        PhoneNumbers {
+            collection: self.collection(PHONE_NUMBERS),
+        }
+    }
+}
+
+impl PhoneNumbers {
+    pub async fn get(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<PhoneNumberRecord, StorageError> {
+        self.collection
+            .find_one(doc! { "_id": id, "user_id": user_id })
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        user_id: ObjectId,
+        page: &PageRequest,
+    ) -> Result<Page<PhoneNumberRecord>, StorageError> {
+        let mut filter = doc! { "user_id": user_id };
+        page.constrain(&mut filter);
+        let items: Vec<PhoneNumberRecord> = self
+            .collection
+            .find(filter)
+            .sort(PageRequest::sort())
+            .limit(page.fetch_limit())
+            .await?
+            .try_collect()
+            .await?;
+        Ok(Page::from_fetched(items, page, |number| Cursor {
+            created_at: number.created_at,
+            id: number.id,
+        }))
+    }
+
+    pub async fn set_status(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        status: NumberStatus,
+        now: DateTime,
+    ) -> Result<PhoneNumberRecord, StorageError> {
+        let status =
+            bson::to_bson(&status).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        self.update(
+            user_id,
+            id,
+            doc! { "$set": { "status": status, "updated_at": now } },
+        )
+        .await
+    }
+
+    /// Removes the number's assistant. (Assigning one is `Storage::assign_number`, which must
+    /// check the assistant in the same transaction.)
+    pub async fn unassign(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        now: DateTime,
+    ) -> Result<PhoneNumberRecord, StorageError> {
+        self.update(
+            user_id,
+            id,
+            doc! { "$set": { "assigned_assistant_id": null, "updated_at": now } },
+        )
+        .await
+    }
+
+    pub async fn delete(&self, user_id: ObjectId, id: ObjectId) -> Result<(), StorageError> {
+        let result = self
+            .collection
+            .delete_one(doc! { "_id": id, "user_id": user_id })
+            .await?;
+        if result.deleted_count == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        update: bson::Document,
+    ) -> Result<PhoneNumberRecord, StorageError> {
+        self.collection
+            .find_one_and_update(doc! { "_id": id, "user_id": user_id }, update)
+            .return_document(ReturnDocument::After)
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+}

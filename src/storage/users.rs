@@ -1,0 +1,332 @@
+//! Tenants ("users") and their encrypted credentials.
+//!
+//! The tenant *is* the user, so these methods take the tenant's own id; the admin API reaches
+//! every tenant, a tenant only itself (the `Tenant` extractor supplies its id).
+
+use std::fmt;
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Collection;
+use mongodb::options::ReturnDocument;
+use serde::{Deserialize, Serialize};
+
+use super::collections::USERS;
+use super::pagination::{Cursor, Page, PageRequest};
+use super::{Storage, StorageError};
+use crate::crypto::{CryptoError, EncryptedSecret, Keyring};
+use crate::domain::tenant::{Limits, TenantStatus};
+
+/// Version of the document layout; bump with a migration when it changes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub name: String,
+    /// Lowercased; unique across the platform.
+    pub email: String,
+    pub status: TenantStatus,
+    pub limits: Limits,
+    #[serde(default)]
+    pub secrets: UserSecrets,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub schema_version: i32,
+}
+
+/// Secrets never leave the server: no view type exposes these fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserSecrets {
+    pub openai_api_key: Option<StoredCredential>,
+    pub frejun_api_key: Option<StoredCredential>,
+    /// The tenant's FreJun URL secret (`key=` in the flow and status URLs it pastes into
+    /// FreJun). Encrypted rather than hashed because `/api/me` shows the URLs.
+    pub frejun_url_secret: Option<EncryptedSecret>,
+}
+
+/// A provider key as stored: the encrypted envelope plus its last four characters, which is all
+/// any read shows.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredCredential {
+    pub key_version: u32,
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub ciphertext: Vec<u8>,
+    pub last4: String,
+    pub updated_at: DateTime,
+}
+
+impl fmt::Debug for StoredCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCredential")
+            .field("key_version", &self.key_version)
+            .field("last4", &self.last4)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredCredential {
+    pub fn new(encrypted: EncryptedSecret, last4: String, now: DateTime) -> Self {
+        Self {
+            key_version: encrypted.key_version,
+            nonce: encrypted.nonce,
+            ciphertext: encrypted.ciphertext,
+            last4,
+            updated_at: now,
+        }
+    }
+
+    pub fn encrypted(&self) -> EncryptedSecret {
+        EncryptedSecret {
+            key_version: self.key_version,
+            nonce: self.nonce.clone(),
+            ciphertext: self.ciphertext.clone(),
+        }
+    }
+}
+
+/// The provider credentials a tenant can store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    OpenAiApiKey,
+    FrejunApiKey,
+}
+
+impl Credential {
+    pub const ALL: [Credential; 2] = [Credential::OpenAiApiKey, Credential::FrejunApiKey];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Credential::OpenAiApiKey => "openai_api_key",
+            Credential::FrejunApiKey => "frejun_api_key",
+        }
+    }
+
+    pub fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
+        match self {
+            Credential::OpenAiApiKey => secrets.openai_api_key.as_ref(),
+            Credential::FrejunApiKey => secrets.frejun_api_key.as_ref(),
+        }
+    }
+}
+
+/// Associated data binding a ciphertext to its tenant and purpose: a ciphertext copied into
+/// another tenant's document, or into another field, does not decrypt.
+pub fn encryption_context(user_id: ObjectId, purpose: &str) -> Vec<u8> {
+    format!("user:{}:{purpose}", user_id.to_hex()).into_bytes()
+}
+
+/// Purpose name of the FreJun URL secret in [`encryption_context`].
+pub const FREJUN_URL_SECRET: &str = "frejun_url_secret";
+
+/// Changes to a tenant's profile and limits; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub max_concurrent_calls: Option<u32>,
+    pub max_call_seconds: Option<u32>,
+}
+
+/// Counts from a master-key rotation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    pub tenants: u64,
+    pub reencrypted: u64,
+    pub already_current: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Users {
+    collection: Collection<UserRecord>,
+}
+
+impl Storage {
+    pub fn users(&self) -> Users {
+        Users {
+            collection: self.collection(USERS),
+        }
+    }
+}
+
+impl Users {
+    pub async fn insert(&self, user: &UserRecord) -> Result<(), StorageError> {
+        self.collection.insert_one(user).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: ObjectId) -> Result<UserRecord, StorageError> {
+        self.collection
+            .find_one(doc! { "_id": id })
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {
+        let mut filter = doc! {};
+        page.constrain(&mut filter);
+        let items: Vec<UserRecord> = self
+            .collection
+            .find(filter)
+            .sort(PageRequest::sort())
+            .limit(page.fetch_limit())
+            .await?
+            .try_collect()
+            .await?;
+        Ok(Page::from_fetched(items, page, |user| Cursor {
+            created_at: user.created_at,
+            id: user.id,
+        }))
+    }
+
+    pub async fn update(
+        &self,
+        id: ObjectId,
+        update: &UserUpdate,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let mut set = doc! { "updated_at": now };
+        if let Some(name) = &update.name {
+            set.insert("name", name);
+        }
+        if let Some(email) = &update.email {
+            set.insert("email", email);
+        }
+        if let Some(max) = update.max_concurrent_calls {
+            set.insert("limits.max_concurrent_calls", i64::from(max));
+        }
+        if let Some(max) = update.max_call_seconds {
+            set.insert("limits.max_call_seconds", i64::from(max));
+        }
+        self.update_one(id, doc! { "$set": set }).await
+    }
+
+    pub async fn set_status(
+        &self,
+        id: ObjectId,
+        status: TenantStatus,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let status =
+            bson::to_bson(&status).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        self.update_one(id, doc! { "$set": { "status": status, "updated_at": now } })
+            .await
+    }
+
+    pub async fn set_credential(
+        &self,
+        id: ObjectId,
+        credential: Credential,
+        value: &StoredCredential,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let value =
+            bson::to_bson(value).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        let field = format!("secrets.{}", credential.name());
+        self.update_one(id, doc! { "$set": { field: value, "updated_at": now } })
+            .await
+    }
+
+    /// Re-encrypts every stored secret that is not under the keyring's current key. Each
+    /// tenant's document is updated only if its secrets are unchanged since they were read, so
+    /// a credential written concurrently is never overwritten with an older value.
+    pub async fn rotate_secrets(&self, keyring: &Keyring) -> Result<RotationReport, RotationError> {
+        let mut report = RotationReport::default();
+        let mut cursor = self
+            .collection
+            .find(doc! {})
+            .await
+            .map_err(StorageError::from)?;
+        while let Some(user) = cursor.try_next().await.map_err(StorageError::from)? {
+            report.tenants += 1;
+            let mut secrets = user.secrets.clone();
+            let mut changed = false;
+            for credential in Credential::ALL {
+                let slot = match credential {
+                    Credential::OpenAiApiKey => &mut secrets.openai_api_key,
+                    Credential::FrejunApiKey => &mut secrets.frejun_api_key,
+                };
+                if let Some(stored) = slot {
+                    let encrypted = stored.encrypted();
+                    if keyring.is_current(&encrypted) {
+                        report.already_current += 1;
+                        continue;
+                    }
+                    let context = encryption_context(user.id, credential.name());
+                    let fresh = keyring.reencrypt(&encrypted, &context).map_err(|source| {
+                        RotationError::Crypto {
+                            user_id: user.id,
+                            source,
+                        }
+                    })?;
+                    *stored = StoredCredential::new(fresh, stored.last4.clone(), stored.updated_at);
+                    report.reencrypted += 1;
+                    changed = true;
+                }
+            }
+            if let Some(url_secret) = &mut secrets.frejun_url_secret {
+                if keyring.is_current(url_secret) {
+                    report.already_current += 1;
+                } else {
+                    let context = encryption_context(user.id, FREJUN_URL_SECRET);
+                    *url_secret = keyring.reencrypt(url_secret, &context).map_err(|source| {
+                        RotationError::Crypto {
+                            user_id: user.id,
+                            source,
+                        }
+                    })?;
+                    report.reencrypted += 1;
+                    changed = true;
+                }
+            }
+            if changed {
+                let before = bson::to_bson(&user.secrets)
+                    .map_err(|err| StorageError::Unavailable(err.to_string()))?;
+                let after = bson::to_bson(&secrets)
+                    .map_err(|err| StorageError::Unavailable(err.to_string()))?;
+                let result = self
+                    .collection
+                    .update_one(
+                        doc! { "_id": user.id, "secrets": before },
+                        doc! { "$set": { "secrets": after } },
+                    )
+                    .await
+                    .map_err(StorageError::from)?;
+                if result.matched_count == 0 {
+                    return Err(RotationError::ChangedConcurrently { user_id: user.id });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn update_one(
+        &self,
+        id: ObjectId,
+        update: bson::Document,
+    ) -> Result<UserRecord, StorageError> {
+        self.collection
+            .find_one_and_update(doc! { "_id": id }, update)
+            .return_document(ReturnDocument::After)
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("tenant {user_id}: a stored secret does not decrypt with any configured master key")]
+    Crypto {
+        user_id: ObjectId,
+        #[source]
+        source: CryptoError,
+    },
+    #[error("tenant {user_id}: credentials changed during the rotation; run it again")]
+    ChangedConcurrently { user_id: ObjectId },
+    #[error("cannot read or write tenants")]
+    Storage(#[from] StorageError),
+}
