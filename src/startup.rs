@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
@@ -35,11 +34,7 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
-        let state = AppState {
-            settings: Arc::new(settings),
-            storage,
-            shutdown: shutdown.clone(),
-        };
+        let state = AppState::new(settings, storage, shutdown.clone());
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)

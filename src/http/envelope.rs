@@ -2,11 +2,15 @@
 //! `count` and `next_cursor`) and `{"success":false,"error":{"code","message"}}` for errors.
 //! FreJun-facing answers (flow, webhook acknowledgement, FreJun health) are bare JSON and do not
 //! use it.
+//!
+//! [`Envelope`], [`ListEnvelope`] and [`ErrorEnvelope`] describe these shapes for the OpenAPI
+//! document; the tests below check that they serialize exactly as the functions here write.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// 200 with `{"success":true,"data":data}`.
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
@@ -36,4 +40,103 @@ fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
 /// The error body. Kept in one place so every error path writes the same shape.
 pub fn error_body(code: &str, message: &str) -> Value {
     json!({ "success": false, "error": { "code": code, "message": message } })
+}
+
+/// A successful answer: `data` holds the result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: T,
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListEnvelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: Vec<T>,
+    /// Number of items in `data` (this page, not the whole list).
+    pub count: usize,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// An error answer. `code` is stable and meant for programs; `message` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "success": false,
+    "error": { "code": "not_found", "message": "user not found" }
+}))]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, such as `unauthorized`, `not_found` or `validation_failed`.
+    pub code: String,
+    /// Human-readable detail; for validation errors it starts with the field name.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody as _;
+
+    use super::*;
+
+    fn body_of(response: HttpResponse) -> Value {
+        let bytes = response
+            .into_body()
+            .try_into_bytes()
+            .expect("a complete body");
+        serde_json::from_slice(&bytes).expect("a JSON body")
+    }
+
+    fn documented<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).expect("serializable")
+    }
+
+    #[test]
+    fn documented_envelopes_match_what_is_written() {
+        let data = json!({ "id": "x", "n": 1 });
+
+        let written = body_of(ok(data.clone()));
+        assert_eq!(
+            written,
+            documented(&Envelope {
+                success: true,
+                data: data.clone(),
+            })
+        );
+        assert_eq!(body_of(created(data.clone())), written);
+
+        for next_cursor in [None, Some("abc".to_owned())] {
+            let written = body_of(list(vec![data.clone(), data.clone()], next_cursor.clone()));
+            assert_eq!(
+                written,
+                documented(&ListEnvelope {
+                    success: true,
+                    data: vec![data.clone(), data.clone()],
+                    count: 2,
+                    next_cursor,
+                })
+            );
+        }
+
+        assert_eq!(
+            error_body("not_found", "no such route"),
+            documented(&ErrorEnvelope {
+                success: false,
+                error: ErrorBody {
+                    code: "not_found".to_owned(),
+                    message: "no such route".to_owned(),
+                },
+            })
+        );
+    }
 }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::envelope::error_body;
+use crate::domain::validation::ValidationError;
 use crate::storage::StorageError;
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -113,6 +114,16 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Backend(_) => ApiError::internal(err),
         }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            err.to_string(),
+        )
     }
 }
 

@@ -1,15 +1,34 @@
 //! The HTTP surface: one app factory ([`app`]) used by the server and by the tests.
 //!
 //! Layout:
+//! - [`auth`]: the `Admin` and `Tenant` extractors.
 //! - [`envelope`]: the `{"success":…}` JSON envelope of the product's API.
 //! - [`error`]: [`error::ApiError`], the one error type of the layer, and extractor error handlers.
 //! - [`middleware`]: request id + root span per request; error-shape normalisation.
+//! - [`extract`]: `Json` and `Query` extractors: errors name the field and surface only after
+//!   authentication.
 //! - [`health`]: `/health`, `/ready`, `/api/frejun/health`.
+//! - [`admin`]: the admin API (tenants, API keys, calls across tenants).
+//! - [`me`]: the tenant's own account and provider credentials.
+//! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
+//! - [`calls`]: call logs for tenants (and across tenants for the admin).
+//! - [`views`]: response shapes of stored records (no secrets by construction).
+//! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
+//!   `/api/openapi.json`, and the tests that keep it in step with the routes.
 
+pub mod admin;
+pub mod assistants;
+pub mod auth;
+pub mod calls;
 pub mod envelope;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod me;
 pub mod middleware;
+pub mod openapi;
+pub mod phone_numbers;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -19,6 +38,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, Resource, web};
 use tokio_util::sync::CancellationToken;
 
+use crate::crypto::Keyring;
 use crate::settings::Settings;
 use crate::storage::Storage;
 use error::ApiError;
@@ -28,8 +48,23 @@ use error::ApiError;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub storage: Storage,
+    /// Encrypts and decrypts tenants' credentials.
+    pub keyring: Arc<Keyring>,
     /// Cancelled when the process begins shutting down; long-lived work (live calls) observes it.
     pub shutdown: CancellationToken,
+    pub key_usage: Arc<auth::KeyUsageThrottle>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
+        Self {
+            keyring: Arc::new(settings.security.keyring()),
+            settings: Arc::new(settings),
+            storage,
+            shutdown,
+            key_usage: Arc::default(),
+        }
+    }
 }
 
 /// Builds the application: routes, shared state, body limits, error handlers and middleware.
@@ -59,6 +94,12 @@ pub fn app(
         .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/ready").route(web::get().to(health::ready)))
         .service(resource("/api/frejun/health").route(web::get().to(health::frejun_health)))
+        .service(resource("/api/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .configure(admin::routes)
+        .configure(me::routes)
+        .configure(assistants::routes)
+        .configure(phone_numbers::routes)
+        .configure(calls::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
         .wrap(from_fn(middleware::trace_request))

@@ -95,11 +95,8 @@ async fn leaky_failure() -> Result<HttpResponse, actix_web::Error> {
 async fn state(adjust: impl FnOnce(&mut Settings)) -> AppState {
     let mut settings = Settings::for_tests(&mongodb_uri(), &unique_database());
     adjust(&mut settings);
-    AppState {
-        storage: connect(&settings).await,
-        settings: std::sync::Arc::new(settings),
-        shutdown: CancellationToken::new(),
-    }
+    let storage = connect(&settings).await;
+    AppState::new(settings, storage, CancellationToken::new())
 }
 
 async fn call(

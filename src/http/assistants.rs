@@ -1,0 +1,254 @@
+//! Tenants' assistants: create, list, get, partial update, delete.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use bson::oid::ObjectId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::admin::{ListQuery, parse_id};
+use super::auth::Tenant;
+use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::error::ApiError;
+use super::extract::{Json, Query};
+use super::openapi::{
+    DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery, PayloadTooLarge, TenantSuspended,
+    TenantUnauthorized, UnsupportedMediaType,
+};
+use super::views::{Deleted, id, time};
+use crate::domain::assistant::{AssistantPatch, AssistantSpec, NewAssistant};
+use crate::storage::StorageError;
+use crate::storage::assignments::DeleteOutcome;
+use crate::storage::assistants::{self, AssistantRecord};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(
+        resource("/api/assistants")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        resource("/api/assistants/{assistant_id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
+}
+
+/// An assistant: its id, its whole configuration and its timestamps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssistantView {
+    /// The assistant's id.
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: AssistantSpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<AssistantRecord> for AssistantView {
+    fn from(record: AssistantRecord) -> Self {
+        Self {
+            id: id(record.id),
+            spec: record.spec,
+            created_at: time(record.created_at),
+            updated_at: time(record.updated_at),
+        }
+    }
+}
+
+pub fn assistant_not_found(err: StorageError) -> ApiError {
+    match err {
+        StorageError::NotFound => ApiError::not_found("assistant not found"),
+        other => other.into(),
+    }
+}
+
+/// Creates an assistant. Only `name` is required; the answer shows every default filled in.
+#[utoipa::path(
+    post,
+    path = "/api/assistants",
+    tag = "assistants",
+    operation_id = "create_assistant",
+    summary = "Create an assistant",
+    request_body = NewAssistant,
+    responses(
+        (status = 201, description = "The assistant", body = Envelope<AssistantView>),
+        (status = 400, response = InvalidJson),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidBody),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn create(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: Json<NewAssistant>,
+) -> Result<HttpResponse, ApiError> {
+    let spec = AssistantSpec::from_new(body.into_inner()?, &state.settings.openai.default_model)?;
+    let now = bson::DateTime::now();
+    let record = AssistantRecord {
+        id: ObjectId::new(),
+        user_id: tenant.id(),
+        spec,
+        created_at: now,
+        updated_at: now,
+        schema_version: assistants::SCHEMA_VERSION,
+    };
+    state.storage.assistants().insert(&record).await?;
+    Ok(envelope::created(AssistantView::from(record)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/assistants",
+    tag = "assistants",
+    operation_id = "list_assistants",
+    summary = "List assistants",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the tenant's assistants", body = ListEnvelope<AssistantView>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn list(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .storage
+        .assistants()
+        .list(tenant.id(), &query.into_inner()?.page()?)
+        .await?;
+    let page = page.map(AssistantView::from);
+    Ok(envelope::list(page.items, page.next_cursor))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/assistants/{assistant_id}",
+    tag = "assistants",
+    operation_id = "get_assistant",
+    summary = "Get an assistant",
+    params(("assistant_id" = String, Path, description = "The assistant's id")),
+    responses(
+        (status = 200, description = "The assistant", body = Envelope<AssistantView>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such assistant for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn get(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "assistant")?;
+    let record = state
+        .storage
+        .assistants()
+        .get(tenant.id(), id)
+        .await
+        .map_err(assistant_not_found)?;
+    Ok(envelope::ok(AssistantView::from(record)))
+}
+
+/// Replaces the fields the body names (nested objects whole); `{}` changes nothing.
+#[utoipa::path(
+    patch,
+    path = "/api/assistants/{assistant_id}",
+    tag = "assistants",
+    operation_id = "update_assistant",
+    summary = "Update an assistant",
+    params(("assistant_id" = String, Path, description = "The assistant's id")),
+    request_body = AssistantPatch,
+    responses(
+        (status = 200, description = "The updated assistant", body = Envelope<AssistantView>),
+        (status = 400, response = InvalidJson),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such assistant for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidBody),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn update(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<AssistantPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "assistant")?;
+    let repository = state.storage.assistants();
+    let current = repository
+        .get(tenant.id(), id)
+        .await
+        .map_err(assistant_not_found)?;
+    let patch = body.into_inner()?;
+    if patch.is_empty() {
+        return Ok(envelope::ok(AssistantView::from(current)));
+    }
+    let spec = current.spec.apply(patch)?;
+    let record = repository
+        .replace_spec(tenant.id(), id, &spec, bson::DateTime::now())
+        .await
+        .map_err(assistant_not_found)?;
+    Ok(envelope::ok(AssistantView::from(record)))
+}
+
+/// Refused with 409 while a number routes calls to the assistant: unassign it first.
+#[utoipa::path(
+    delete,
+    path = "/api/assistants/{assistant_id}",
+    tag = "assistants",
+    operation_id = "delete_assistant",
+    summary = "Delete an assistant",
+    params(("assistant_id" = String, Path, description = "The assistant's id")),
+    responses(
+        (status = 200, description = "The assistant is deleted", body = Envelope<Deleted>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such assistant for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "Phone numbers are assigned to the assistant; unassign them first (`assistant_in_use`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn delete(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "assistant")?;
+    match state.storage.delete_assistant(tenant.id(), id).await? {
+        DeleteOutcome::Deleted => {}
+        DeleteOutcome::NotFound => return Err(ApiError::not_found("assistant not found")),
+        DeleteOutcome::InUse(assigned) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "assistant_in_use",
+                format!(
+                    "{assigned} phone number(s) are assigned to this assistant; unassign them first"
+                ),
+            ));
+        }
+    }
+    Ok(envelope::ok(Deleted::of(id)))
+}

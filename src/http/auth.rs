@@ -1,0 +1,214 @@
+//! Who is calling: extractors that resolve the caller before a handler runs, so a handler that
+//! takes [`Tenant`] or [`Admin`] cannot forget the check.
+//!
+//! actix polls a handler's extractors together and answers with the first failure. So that a
+//! 401/403 is never hidden behind a body or query error, bodies and queries are read with
+//! [`super::extract`]'s extractors, which never fail during extraction: their errors surface
+//! when the handler takes the value, which is after authentication succeeded.
+//!
+//! - Admin: `Authorization: Bearer <security.admin_token>`.
+//! - Tenant: `Authorization: Bearer <tenant API key>`; a revoked key answers 401
+//!   `api_key_revoked`, a suspended tenant 403 `tenant_suspended`.
+
+use std::collections::HashMap;
+use std::future::{Ready, ready};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use bson::oid::ObjectId;
+use futures_util::future::LocalBoxFuture;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{hash_api_key, token_matches};
+use crate::domain::tenant::TenantStatus;
+use crate::storage::users::UserRecord;
+
+/// `last_used_at` is kept to this resolution, so that a busy key does not cost a write per
+/// request.
+pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// The platform administrator.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+/// The tenant a request acts for, resolved from its API key.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub user: UserRecord,
+    pub api_key_id: ObjectId,
+}
+
+impl Tenant {
+    pub fn id(&self) -> ObjectId {
+        self.user.id
+    }
+}
+
+fn unauthorized(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
+        unauthorized(
+            "unauthorized",
+            "missing credentials: send Authorization: Bearer <token>",
+        )
+    })?;
+    let value = header
+        .to_str()
+        .map_err(|_| unauthorized("unauthorized", "malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        unauthorized(
+            "unauthorized",
+            "malformed Authorization header: expected Bearer <token>",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized(
+            "unauthorized",
+            "malformed Authorization header: expected Bearer <token>",
+        ));
+    }
+    Ok(token.trim())
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("AppState is not registered"))
+}
+
+fn authenticate_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let state = app_state(req)?;
+    let token = bearer_token(req)?;
+    if token_matches(token, &state.settings.security.admin_token) {
+        Ok(Admin)
+    } else {
+        Err(unauthorized("unauthorized", "invalid admin token"))
+    }
+}
+
+async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
+    let state = app_state(req)?;
+    let key_hash = hash_api_key(bearer_token(req)?);
+    let key = state
+        .storage
+        .api_keys()
+        .find_by_hash(&key_hash)
+        .await?
+        .ok_or_else(|| unauthorized("invalid_api_key", "unknown API key"))?;
+    if key.revoked_at.is_some() {
+        return Err(unauthorized(
+            "api_key_revoked",
+            "this API key has been revoked",
+        ));
+    }
+    let user = state
+        .storage
+        .users()
+        .get(key.user_id)
+        .await
+        .map_err(|err| match err {
+            // A key whose tenant is gone is as good as unknown.
+            crate::storage::StorageError::NotFound => {
+                unauthorized("invalid_api_key", "unknown API key")
+            }
+            other => other.into(),
+        })?;
+    if user.status == TenantStatus::Suspended {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "this account is suspended; contact the platform administrator",
+        ));
+    }
+    if state.key_usage.should_record(key.id) {
+        let api_keys = state.storage.api_keys();
+        // Off the request path: the answer does not wait for this write.
+        tokio::spawn(async move {
+            if let Err(err) = api_keys
+                .touch(key.id, bson::DateTime::now(), LAST_USED_RESOLUTION)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot record API key use");
+            }
+        });
+    }
+    Ok(Tenant {
+        user,
+        api_key_id: key.id,
+    })
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate_admin(req))
+    }
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate_tenant(&req).await })
+    }
+}
+
+/// Remembers when this instance last recorded each key's use. Other instances are covered by
+/// the condition in `ApiKeys::touch`.
+#[derive(Debug, Default)]
+pub struct KeyUsageThrottle {
+    recorded: Mutex<HashMap<ObjectId, Instant>>,
+}
+
+/// Bound on remembered keys; older entries are dropped past it.
+const MAX_REMEMBERED_KEYS: usize = 100_000;
+
+impl KeyUsageThrottle {
+    /// Whether a use of `key` should be written now (and notes that it will be).
+    pub fn should_record(&self, key: ObjectId) -> bool {
+        let now = Instant::now();
+        let mut recorded = self
+            .recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(last) = recorded.get(&key) {
+            if now.duration_since(*last) < LAST_USED_RESOLUTION {
+                return false;
+            }
+        }
+        if recorded.len() >= MAX_REMEMBERED_KEYS {
+            recorded.retain(|_, last| now.duration_since(*last) < LAST_USED_RESOLUTION);
+        }
+        recorded.insert(key, now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_use_is_recorded_at_most_once_per_resolution() {
+        let throttle = KeyUsageThrottle::default();
+        let key = ObjectId::new();
+        assert!(throttle.should_record(key));
+        assert!(!throttle.should_record(key));
+        assert!(
+            throttle.should_record(ObjectId::new()),
+            "other keys are independent"
+        );
+    }
+}

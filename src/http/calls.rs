@@ -1,0 +1,615 @@
+//! Call logs: the tenant's list (filters, cursor pagination), one call with its history and
+//! transcript, its status, active calls, finished calls, statistics; and the admin's list across
+//! tenants (`GET /api/admin/calls`, the same filters plus `user_id`).
+
+use std::str::FromStr as _;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use bson::oid::ObjectId;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::admin::{ListQuery, parse_id};
+use super::auth::{Admin, Tenant};
+use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::error::ApiError;
+use super::extract::Query;
+use super::openapi::{
+    AdminUnauthorized, DatabaseUnavailable, InvalidQuery, TenantSuspended, TenantUnauthorized,
+};
+use super::views::{id, time};
+use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::validation::ValidationError;
+use crate::storage::StorageError;
+use crate::storage::call_logs::{
+    CallError, CallFilter, CallLogRecord, CallMetrics, CallStats, StatusEvent, TranscriptTurn,
+    Usage,
+};
+use crate::storage::pagination::PageRequest;
+
+/// Longest period one stats request may cover.
+const MAX_STATS_DAYS: i64 = 366;
+/// Period of a stats request that names no start.
+const DEFAULT_STATS_DAYS: i64 = 30;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    // The fixed paths come before `{call_id}`, which would match them too.
+    cfg.service(resource("/api/calls").route(web::get().to(list)))
+        .service(resource("/api/calls/active").route(web::get().to(active)))
+        .service(resource("/api/calls/history").route(web::get().to(history)))
+        .service(resource("/api/calls/stats").route(web::get().to(stats)))
+        .service(resource("/api/calls/{call_id}").route(web::get().to(get)))
+        .service(resource("/api/calls/{call_id}/status").route(web::get().to(status)))
+        .service(resource("/api/admin/calls").route(web::get().to(admin_list)));
+}
+
+/// Query parameters of the call lists. Values are parsed here, not by serde, so that an error
+/// names the parameter.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQuery {
+    /// Only calls with this status.
+    #[param(value_type = Option<CallStatus>)]
+    pub status: Option<String>,
+    /// Only calls in this direction.
+    #[param(value_type = Option<CallType>)]
+    pub call_type: Option<String>,
+    /// Only calls handled by this assistant (its id).
+    pub assistant_id: Option<String>,
+    /// Only calls from or to this number (E.164 or a common way of writing it).
+    pub phone_number: Option<String>,
+    /// Only calls from this number.
+    pub from: Option<String>,
+    /// Only calls to this number.
+    pub to: Option<String>,
+    /// Only calls created at or after this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub created_after: Option<String>,
+    /// Only calls created before this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub created_before: Option<String>,
+    /// Items per page: default 50; values outside 1 to 200 are clamped.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Admin API only: only calls of this tenant (its id). Refused (422) on the tenant API.
+    pub user_id: Option<String>,
+}
+
+impl CallsQuery {
+    fn filter(&self) -> Result<CallFilter, ApiError> {
+        let mut filter = CallFilter::default();
+        if let Some(status) = &self.status {
+            filter.statuses = Some(vec![CallStatus::from_str(status).map_err(|_| {
+                invalid("status", "must be one of initiated, ringing, in-progress, completed, busy, failed, no-answer")
+            })?]);
+        }
+        if let Some(call_type) = &self.call_type {
+            filter.call_type = Some(
+                CallType::from_str(call_type)
+                    .map_err(|_| invalid("call_type", "must be inbound or outbound"))?,
+            );
+        }
+        if let Some(assistant) = &self.assistant_id {
+            filter.assistant_id = Some(
+                ObjectId::parse_str(assistant)
+                    .map_err(|_| invalid("assistant_id", "is not an id"))?,
+            );
+        }
+        filter.phone_number = number("phone_number", self.phone_number.as_deref())?;
+        filter.from_number = number("from", self.from.as_deref())?;
+        filter.to_number = number("to", self.to.as_deref())?;
+        filter.created_after = timestamp("created_after", self.created_after.as_deref())?;
+        filter.created_before = timestamp("created_before", self.created_before.as_deref())?;
+        Ok(filter)
+    }
+
+    fn page(&self) -> Result<PageRequest, ApiError> {
+        ListQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .page()
+    }
+
+    fn for_tenant(&self, tenant: &Tenant) -> Result<CallFilter, ApiError> {
+        if self.user_id.is_some() {
+            return Err(invalid("user_id", "is only for the admin API"));
+        }
+        let mut filter = self.filter()?;
+        filter.user_id = Some(tenant.id());
+        Ok(filter)
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ValidationError::new(field, message).into()
+}
+
+fn number(field: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|value| {
+            PhoneNumber::parse_field(field, value).map(|number| number.as_str().to_owned())
+        })
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+fn timestamp(field: &str, value: Option<&str>) -> Result<Option<bson::DateTime>, ApiError> {
+    value
+        .map(|value| {
+            DateTime::parse_from_rfc3339(value)
+                .map(|at| bson::DateTime::from_chrono(at.with_timezone(&Utc)))
+                .map_err(|_| {
+                    invalid(
+                        field,
+                        "must be an RFC 3339 time such as 2026-01-31T00:00:00Z",
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn call_not_found(err: StorageError) -> ApiError {
+    match err {
+        StorageError::NotFound => ApiError::not_found("call not found"),
+        other => other.into(),
+    }
+}
+
+/// A call in a list: everything but the transcript.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallSummary {
+    pub id: String,
+    /// The tenant's id.
+    pub user_id: String,
+    pub assistant_id: Option<String>,
+    /// FreJun's id for the call; `null` until FreJun names an outbound call.
+    pub frejun_call_id: Option<String>,
+    /// E.164.
+    pub from_number: Option<String>,
+    /// E.164.
+    pub to_number: Option<String>,
+    pub call_type: CallType,
+    pub call_status: CallStatus,
+    /// The telephony platform, `frejun`.
+    pub platform: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    /// Why the call ended; `null` while it is live.
+    pub end_reason: Option<EndReason>,
+    /// Estimated cost in US dollars.
+    pub cost_usd: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&CallLogRecord> for CallSummary {
+    fn from(call: &CallLogRecord) -> Self {
+        Self {
+            id: id(call.id),
+            user_id: id(call.user_id),
+            assistant_id: call.assistant_id.map(id),
+            frejun_call_id: call.frejun_call_id.clone(),
+            from_number: call.from_number.clone(),
+            to_number: call.to_number.clone(),
+            call_type: call.call_type,
+            call_status: call.call_status,
+            platform: call.platform.clone(),
+            started_at: call.started_at.map(time),
+            answered_at: call.answered_at.map(time),
+            ended_at: call.ended_at.map(time),
+            duration: call.duration,
+            end_reason: call.end_reason,
+            cost_usd: call.cost_usd,
+            created_at: time(call.created_at),
+            updated_at: time(call.updated_at),
+        }
+    }
+}
+
+/// One status change of a call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusEventView {
+    pub status: CallStatus,
+    pub at: DateTime<Utc>,
+    /// What reported it: `flow`, `webhook`, `bridge` or `api`.
+    pub source: Option<String>,
+}
+
+impl From<&StatusEvent> for StatusEventView {
+    fn from(event: &StatusEvent) -> Self {
+        Self {
+            status: event.status,
+            at: time(event.at),
+            source: event.source.clone(),
+        }
+    }
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranscriptTurnView {
+    /// `user` (the caller) or `assistant`.
+    pub role: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+    /// The OpenAI Realtime item id.
+    pub item_id: Option<String>,
+    /// The caller spoke over this assistant turn and it was cut short.
+    pub interrupted: bool,
+}
+
+/// One call, whole.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub summary: CallSummary,
+    pub status_history: Vec<StatusEventView>,
+    pub transcript: Vec<TranscriptTurnView>,
+    /// OpenAI token usage.
+    pub usage: Option<Usage>,
+    /// Latency and audio figures measured by the bridge.
+    pub metrics: Option<CallMetrics>,
+    pub recording_url: Option<String>,
+    /// What went wrong, for failed calls.
+    pub error: Option<CallError>,
+}
+
+impl From<&CallLogRecord> for CallDetail {
+    fn from(call: &CallLogRecord) -> Self {
+        Self {
+            summary: CallSummary::from(call),
+            status_history: call
+                .status_history
+                .iter()
+                .map(StatusEventView::from)
+                .collect(),
+            transcript: call
+                .transcript
+                .iter()
+                .map(|turn: &TranscriptTurn| TranscriptTurnView {
+                    role: turn.role.clone(),
+                    text: turn.text.clone(),
+                    at: time(turn.at),
+                    item_id: turn.item_id.clone(),
+                    interrupted: turn.interrupted,
+                })
+                .collect(),
+            usage: call.usage.clone(),
+            metrics: call.metrics.clone(),
+            recording_url: call.recording_url.clone(),
+            error: call.error.clone(),
+        }
+    }
+}
+
+async fn page_of(
+    state: &AppState,
+    filter: &CallFilter,
+    page: &PageRequest,
+) -> Result<HttpResponse, ApiError> {
+    let page = state.storage.call_logs().list(filter, page).await?;
+    let items = page.items.iter().map(CallSummary::from).collect();
+    Ok(envelope::list(items, page.next_cursor))
+}
+
+/// The tenant's calls, newest first, with optional filters.
+#[utoipa::path(
+    get,
+    path = "/api/calls",
+    tag = "calls",
+    operation_id = "list_calls",
+    summary = "List calls",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = ListEnvelope<CallSummary>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 422, description = "A filter value is invalid (`validation_failed`; the message names the parameter), or `user_id` was given", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn list(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: Query<CallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner()?;
+    page_of(&state, &query.for_tenant(&tenant)?, &query.page()?).await
+}
+
+/// Calls not yet ended (initiated, ringing, in progress).
+#[utoipa::path(
+    get,
+    path = "/api/calls/active",
+    tag = "calls",
+    operation_id = "list_active_calls",
+    summary = "List live calls",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "A page of calls not yet ended (a terminal `status` filter matches none)", body = ListEnvelope<CallSummary>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 422, description = "A filter value is invalid (`validation_failed`; the message names the parameter), or `user_id` was given", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn active(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: Query<CallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner()?;
+    let mut filter = query.for_tenant(&tenant)?;
+    filter.statuses = restrict(&filter.statuses, |status| !status.is_terminal());
+    page_of(&state, &filter, &query.page()?).await
+}
+
+/// Ended calls (completed, busy, failed, no-answer).
+#[utoipa::path(
+    get,
+    path = "/api/calls/history",
+    tag = "calls",
+    operation_id = "list_ended_calls",
+    summary = "List ended calls",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "A page of ended calls (a live `status` filter matches none)", body = ListEnvelope<CallSummary>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 422, description = "A filter value is invalid (`validation_failed`; the message names the parameter), or `user_id` was given", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn history(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: Query<CallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner()?;
+    let mut filter = query.for_tenant(&tenant)?;
+    filter.statuses = restrict(&filter.statuses, CallStatus::is_terminal);
+    page_of(&state, &filter, &query.page()?).await
+}
+
+/// The statuses allowed by both the client's `status` (if any) and the view. May be empty
+/// (e.g. `active?status=completed`), which matches no call.
+fn restrict(
+    requested: &Option<Vec<CallStatus>>,
+    allowed: impl Fn(CallStatus) -> bool,
+) -> Option<Vec<CallStatus>> {
+    let candidates = requested
+        .clone()
+        .unwrap_or_else(|| CallStatus::ALL.to_vec());
+    Some(
+        candidates
+            .into_iter()
+            .filter(|status| allowed(*status))
+            .collect(),
+    )
+}
+
+/// One call with its status history and transcript.
+#[utoipa::path(
+    get,
+    path = "/api/calls/{call_id}",
+    tag = "calls",
+    operation_id = "get_call",
+    summary = "Get a call",
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "The call", body = Envelope<CallDetail>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn get(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "call")?;
+    let call = state
+        .storage
+        .call_logs()
+        .get(tenant.id(), id)
+        .await
+        .map_err(call_not_found)?;
+    Ok(envelope::ok(CallDetail::from(&call)))
+}
+
+/// A call's status and its history, without the rest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallStatusView {
+    pub id: String,
+    pub call_status: CallStatus,
+    pub status_history: Vec<StatusEventView>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub end_reason: Option<EndReason>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/calls/{call_id}/status",
+    tag = "calls",
+    operation_id = "get_call_status",
+    summary = "Get a call's status",
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "The call's status", body = Envelope<CallStatusView>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn status(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "call")?;
+    let call = state
+        .storage
+        .call_logs()
+        .get(tenant.id(), id)
+        .await
+        .map_err(call_not_found)?;
+    Ok(envelope::ok(CallStatusView {
+        id: call.id.to_hex(),
+        call_status: call.call_status,
+        status_history: call
+            .status_history
+            .iter()
+            .map(StatusEventView::from)
+            .collect(),
+        answered_at: call.answered_at.map(time),
+        ended_at: call.ended_at.map(time),
+        duration: call.duration,
+        end_reason: call.end_reason,
+    }))
+}
+
+/// The period and scope of call statistics.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Start of the period (RFC 3339, inclusive). Default: 30 days before its end. The period
+    /// may cover at most 366 days.
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub created_after: Option<String>,
+    /// End of the period (RFC 3339, exclusive). Default: now.
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub created_before: Option<String>,
+    /// Only calls handled by this assistant (its id).
+    pub assistant_id: Option<String>,
+}
+
+/// Counts and totals of the tenant's calls over `[created_after, created_before)`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub created_after: DateTime<Utc>,
+    pub created_before: DateTime<Utc>,
+    #[serde(flatten)]
+    pub stats: CallStats,
+}
+
+/// Counts and totals over `[created_after, created_before)`: the last 30 days by default, at
+/// most 366 days.
+#[utoipa::path(
+    get,
+    path = "/api/calls/stats",
+    tag = "calls",
+    operation_id = "call_stats",
+    summary = "Call statistics",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "Counts and totals over the period", body = Envelope<StatsView>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 422, description = "A time is not RFC 3339, the period is empty or longer than 366 days, or `assistant_id` is not an id (`validation_failed`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn stats(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner()?;
+    let before = timestamp("created_before", query.created_before.as_deref())?
+        .map(bson::DateTime::to_chrono)
+        .unwrap_or_else(Utc::now);
+    let after = timestamp("created_after", query.created_after.as_deref())?
+        .map(bson::DateTime::to_chrono)
+        .unwrap_or(before - Duration::days(DEFAULT_STATS_DAYS));
+    if after >= before {
+        return Err(invalid("created_after", "must be before created_before"));
+    }
+    if before - after > Duration::days(MAX_STATS_DAYS) {
+        return Err(invalid(
+            "created_after",
+            "the period may cover at most 366 days",
+        ));
+    }
+    let filter = CallFilter {
+        user_id: Some(tenant.id()),
+        assistant_id: query
+            .assistant_id
+            .as_deref()
+            .map(|text| {
+                ObjectId::parse_str(text).map_err(|_| invalid("assistant_id", "is not an id"))
+            })
+            .transpose()?,
+        created_after: Some(bson::DateTime::from_chrono(after)),
+        created_before: Some(bson::DateTime::from_chrono(before)),
+        ..CallFilter::default()
+    };
+    let stats = state.storage.call_logs().stats(&filter).await?;
+    Ok(envelope::ok(StatsView {
+        created_after: after,
+        created_before: before,
+        stats,
+    }))
+}
+
+/// Calls across tenants, newest first: the tenant list's filters plus `user_id`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/calls",
+    tag = "admin",
+    operation_id = "admin_list_calls",
+    summary = "List calls across tenants",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = ListEnvelope<CallSummary>),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = AdminUnauthorized),
+        (status = 422, description = "A filter value is invalid (`validation_failed`; the message names the parameter)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("admin_token" = [])),
+)]
+async fn admin_list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: Query<CallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner()?;
+    let mut filter = query.filter()?;
+    if let Some(user) = &query.user_id {
+        filter.user_id = Some(ObjectId::parse_str(user).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "user_id: is not an id",
+            )
+        })?);
+    }
+    page_of(&state, &filter, &query.page()?).await
+}

@@ -1,0 +1,204 @@
+//! The tenant's own account: `GET /api/me` and the write-only `PUT /api/me/credentials`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Tenant;
+use super::envelope::{self, Envelope, ErrorEnvelope};
+use super::error::ApiError;
+use super::extract::Json;
+use super::openapi::{
+    DatabaseUnavailable, InvalidBody, InvalidJson, PayloadTooLarge, TenantSuspended,
+    TenantUnauthorized, UnsupportedMediaType,
+};
+use super::views::{CredentialsView, UserView};
+use crate::domain::secret::SecretString;
+use crate::domain::validation::ValidationError;
+use crate::storage::users::{Credential, FREJUN_URL_SECRET, StoredCredential, encryption_context};
+
+/// Longest provider key accepted; real ones are far shorter.
+pub(super) const MAX_CREDENTIAL_CHARS: usize = 512;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource("/api/me").route(web::get().to(me)))
+        .service(resource("/api/me/credentials").route(web::put().to(put_credentials)));
+}
+
+/// The tenant's account and its FreJun URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub frejun: FrejunUrls,
+}
+
+/// The URLs to paste into the tenant's FreJun app. They carry the tenant's URL secret (`key`),
+/// which is how voxbridge knows a FreJun request is for this tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrejunUrls {
+    /// FreJun's "incoming call" URL (`/api/frejun/flow?key=…`).
+    #[schema(format = "uri")]
+    pub incoming_call_url: String,
+    /// FreJun's "status callback" URL (`/api/frejun/webhook?key=…`).
+    #[schema(format = "uri")]
+    pub status_callback_url: String,
+}
+
+/// The calling tenant's account, with the URLs to configure in its FreJun app.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "account",
+    operation_id = "get_me",
+    summary = "The calling tenant",
+    responses(
+        (status = 200, description = "The tenant", body = Envelope<MeView>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 500, description = "The stored URL secret cannot be decrypted with the configured master key (`credentials_unreadable`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let user = &tenant.user;
+    let encrypted = user.secrets.frejun_url_secret.as_ref().ok_or_else(|| {
+        ApiError::internal(format!("tenant {} has no FreJun URL secret", user.id))
+    })?;
+    let secret = state
+        .keyring
+        .decrypt(encrypted, &encryption_context(user.id, FREJUN_URL_SECRET))
+        .map_err(credentials_unreadable)?;
+    let url = |path: &str| {
+        let mut url = state.settings.public_url(path);
+        url.query_pairs_mut().append_pair("key", secret.expose());
+        url.to_string()
+    };
+    Ok(envelope::ok(MeView {
+        user: UserView::from(user),
+        frejun: FrejunUrls {
+            incoming_call_url: url("api/frejun/flow"),
+            status_callback_url: url("api/frejun/webhook"),
+        },
+    }))
+}
+
+/// A stored secret that does not decrypt: fail closed, say so plainly, log the detail.
+pub fn credentials_unreadable(err: crate::crypto::CryptoError) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "credentials_unreadable",
+        "stored credentials cannot be decrypted with the configured master key",
+    )
+    .with_cause(err)
+}
+
+/// Provider keys to store (encrypted). Give one or both; an absent key is kept. Keys are
+/// write-only: they are never returned, only whether each is set and its last four characters.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutCredentialsRequest {
+    /// The tenant's OpenAI API key: 8 to 512 characters, no spaces or control characters.
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub openai_api_key: Option<SecretString>,
+    /// The tenant's FreJun API key: 8 to 512 characters, no spaces or control characters.
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub frejun_api_key: Option<SecretString>,
+}
+
+/// The credentials' status after the update.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialsAnswer {
+    pub credentials: CredentialsView,
+}
+
+/// Stores the tenant's provider keys, encrypted at rest.
+#[utoipa::path(
+    put,
+    path = "/api/me/credentials",
+    tag = "account",
+    operation_id = "put_credentials",
+    summary = "Store provider keys",
+    request_body = PutCredentialsRequest,
+    responses(
+        (status = 200, description = "Whether each key is now set", body = Envelope<CredentialsAnswer>),
+        (status = 400, response = InvalidJson),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidBody),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn put_credentials(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: Json<PutCredentialsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner()?;
+    let given: Vec<(Credential, SecretString)> = [
+        (Credential::OpenAiApiKey, body.openai_api_key),
+        (Credential::FrejunApiKey, body.frejun_api_key),
+    ]
+    .into_iter()
+    .filter_map(|(credential, value)| value.map(|value| (credential, value)))
+    .collect();
+    if given.is_empty() {
+        return Err(ValidationError::new(
+            "openai_api_key",
+            "give openai_api_key, frejun_api_key or both",
+        )
+        .into());
+    }
+    for (credential, value) in &given {
+        check_credential(credential.name(), value.expose())?;
+    }
+
+    let mut user = tenant.user;
+    for (credential, value) in given {
+        let plain = value.expose();
+        let encrypted = state
+            .keyring
+            .encrypt(plain, &encryption_context(user.id, credential.name()));
+        let last4: String = plain
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let now = bson::DateTime::now();
+        let stored = StoredCredential::new(encrypted, last4, now);
+        user = state
+            .storage
+            .users()
+            .set_credential(user.id, credential, &stored, now)
+            .await?;
+        tracing::info!(user_id = %user.id, credential = credential.name(), "credential stored");
+    }
+    Ok(envelope::ok(CredentialsAnswer {
+        credentials: CredentialsView::of(&user),
+    }))
+}
+
+fn check_credential(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.len() < 8 || value.chars().count() > MAX_CREDENTIAL_CHARS {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 8 to {MAX_CREDENTIAL_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain spaces or control characters",
+        ));
+    }
+    Ok(())
+}
