@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
+use bson::oid::ObjectId;
+use bson::{Document, doc};
 use mongodb::Client;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use voxbridge::domain::call::{CallStatus, CallType};
 use voxbridge::settings::Settings;
 use voxbridge::startup::Application;
+use voxbridge::storage::call_logs::{CallLogRecord, StatusEvent};
 use voxbridge::storage::{Storage, migrations};
 
 pub fn mongodb_uri() -> String {
@@ -73,6 +79,10 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The database the app serves, for tests that read or write it directly.
+    pub storage: Storage,
+    /// The settings the app was started with.
+    pub settings: Settings,
     shutdown: CancellationToken,
     /// Declared last: dropped after the server has been told to stop.
     _database: Option<TestDatabase>,
@@ -97,8 +107,8 @@ impl TestApp {
     /// The app on whatever the settings point at, without migrating (for outage tests).
     pub async fn spawn_with_storage(settings: Settings, storage: Storage) -> Self {
         let shutdown = CancellationToken::new();
-        let application =
-            Application::build(settings, storage, shutdown.clone()).expect("app builds");
+        let application = Application::build(settings.clone(), storage.clone(), shutdown.clone())
+            .expect("app builds");
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Self {
@@ -108,6 +118,8 @@ impl TestApp {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            storage,
+            settings,
             shutdown,
             _database: None,
         }
@@ -124,6 +136,224 @@ impl TestApp {
             .await
             .expect("request sent")
     }
+
+    /// A request to `path`, to finish with `.bearer_auth(..)`, `.json(..)` and `.send()`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Sends `method path` with an optional bearer token and an optional JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.request(method, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn put_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// The admin API's bearer token, as configured.
+    pub fn admin_token(&self) -> String {
+        self.settings.security.admin_token.expose().to_owned()
+    }
+
+    /// Creates a tenant through `POST /api/admin/users`; returns its id and first API key.
+    pub async fn create_tenant(&self, name: &str, email: &str) -> TestTenant {
+        let response = self
+            .post_as(
+                "/api/admin/users",
+                &self.admin_token(),
+                &json!({ "name": name, "email": email }),
+            )
+            .await;
+        let body = expect_status(response, StatusCode::CREATED).await;
+        let data = &body["data"];
+        TestTenant {
+            id: data["id"].as_str().expect("id").to_owned(),
+            api_key: data["api_key"].as_str().expect("api_key").to_owned(),
+            api_key_id: data["api_key_id"].as_str().expect("api_key_id").to_owned(),
+            name: data["name"].as_str().expect("name").to_owned(),
+            email: data["email"].as_str().expect("email").to_owned(),
+        }
+    }
+
+    /// Creates an assistant for `tenant` with `body`; returns the created assistant (`data`).
+    pub async fn create_assistant(&self, tenant: &TestTenant, body: Value) -> Value {
+        let response = self
+            .post_as("/api/assistants", &tenant.api_key, &body)
+            .await;
+        expect_status(response, StatusCode::CREATED).await["data"].take()
+    }
+
+    /// Adds a phone number for `tenant`; returns the created number (`data`).
+    pub async fn create_phone_number(&self, tenant: &TestTenant, body: Value) -> Value {
+        let response = self
+            .post_as("/api/phone-numbers", &tenant.api_key, &body)
+            .await;
+        expect_status(response, StatusCode::CREATED).await["data"].take()
+    }
+
+    /// Stores a call log directly (no API creates calls).
+    pub async fn insert_call(&self, call: &CallLogRecord) {
+        self.storage
+            .call_logs()
+            .insert(call)
+            .await
+            .expect("call log inserted");
+    }
+
+    /// How many documents `collection` holds.
+    pub async fn count(&self, collection: &str) -> u64 {
+        self.storage
+            .collection::<Document>(collection)
+            .count_documents(doc! {})
+            .await
+            .expect("count")
+    }
+
+    /// A raw document of `collection` by `_id`.
+    pub async fn raw_document(&self, collection: &str, id: &str) -> Document {
+        self.storage
+            .collection::<Document>(collection)
+            .find_one(doc! { "_id": oid(id) })
+            .await
+            .expect("find")
+            .unwrap_or_else(|| panic!("{collection} {id} exists"))
+    }
+}
+
+/// A tenant created through the admin API.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    /// The first API key (shown once at creation).
+    pub api_key: String,
+    pub api_key_id: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl TestTenant {
+    pub fn object_id(&self) -> ObjectId {
+        oid(&self.id)
+    }
+}
+
+pub fn oid(hex: &str) -> ObjectId {
+    ObjectId::parse_str(hex).unwrap_or_else(|_| panic!("{hex:?} is an ObjectId"))
+}
+
+/// Asserts the status (showing the body when it differs) and returns the body as JSON.
+pub async fn expect_status(response: reqwest::Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.expect("body read");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
+}
+
+/// Asserts an error answer: status, the envelope and its code. Returns the body.
+pub async fn expect_error(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    let body = expect_status(response, status).await;
+    assert_error_envelope(&body, code);
+    body
+}
+
+/// The error message of an error body.
+pub fn error_message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// A call log of `user_id` created at `created_at` whose status is `status`, with the status
+/// history that leads there. Tests adjust the other fields.
+pub fn call_record(
+    user_id: ObjectId,
+    created_at: bson::DateTime,
+    status: CallStatus,
+) -> CallLogRecord {
+    let millis = created_at.timestamp_millis();
+    let mut history = vec![StatusEvent {
+        status: CallStatus::Initiated,
+        at: created_at,
+        source: Some("flow".to_owned()),
+    }];
+    let path = match status {
+        CallStatus::Initiated => vec![],
+        CallStatus::Ringing => vec![CallStatus::Ringing],
+        CallStatus::InProgress => vec![CallStatus::Ringing, CallStatus::InProgress],
+        CallStatus::Completed => vec![
+            CallStatus::Ringing,
+            CallStatus::InProgress,
+            CallStatus::Completed,
+        ],
+        terminal => vec![CallStatus::Ringing, terminal],
+    };
+    for (step, status) in path.into_iter().enumerate() {
+        history.push(StatusEvent {
+            status,
+            at: bson::DateTime::from_millis(millis + 1_000 * (step as i64 + 1)),
+            source: Some("webhook".to_owned()),
+        });
+    }
+    CallLogRecord {
+        id: ObjectId::new(),
+        user_id,
+        assistant_id: None,
+        frejun_call_id: None,
+        from_number: Some("+14155550100".to_owned()),
+        to_number: Some("+14155550199".to_owned()),
+        call_type: CallType::Inbound,
+        call_status: status,
+        platform: "frejun".to_owned(),
+        status_history: history,
+        started_at: Some(created_at),
+        answered_at: None,
+        ended_at: None,
+        duration: None,
+        end_reason: None,
+        transcript: Vec::new(),
+        usage: None,
+        cost_usd: None,
+        metrics: None,
+        recording_url: None,
+        error: None,
+        created_at,
+        updated_at: created_at,
+        schema_version: 1,
+    }
+}
+
+/// Percent-encodes a query value (`+` in a phone number would otherwise read as a space).
+pub fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 impl Drop for TestApp {

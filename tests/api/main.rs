@@ -3,8 +3,16 @@
 //! Run them with the README's test command (`scripts/test.sh`), which starts a throwaway
 //! MongoDB replica set and sets `MONGODB_URI`; or set `MONGODB_URI` yourself.
 
+mod assistants;
+mod calls;
+mod credentials;
 mod errors;
 mod health;
 mod helpers;
+mod isolation;
 mod migrations;
 mod outage;
+mod pagination;
+mod phone_numbers;
+mod tenants;
+mod validation;
