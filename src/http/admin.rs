@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::Admin;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::ApiError;
+use super::error::{ApiError, not_found_as};
 use super::extract::{Json, Query};
 use super::openapi::{
     AdminUnauthorized, DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery,
@@ -59,13 +59,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Path ids that do not parse name nothing that exists: 404, like any unknown id.
 pub fn parse_id(text: &str, what: &str) -> Result<ObjectId, ApiError> {
     ObjectId::parse_str(text).map_err(|_| ApiError::not_found(format!("{what} not found")))
-}
-
-fn user_not_found(err: StorageError) -> ApiError {
-    match err {
-        StorageError::NotFound => ApiError::not_found("user not found"),
-        other => other.into(),
-    }
 }
 
 /// A new tenant.
@@ -281,7 +274,7 @@ async fn get_user(
         .users()
         .get(id)
         .await
-        .map_err(user_not_found)?;
+        .map_err(not_found_as("user"))?;
     Ok(envelope::ok(UserView::from(&user)))
 }
 
@@ -335,7 +328,7 @@ async fn update_user(
         .users()
         .get(id)
         .await
-        .map_err(user_not_found)?;
+        .map_err(not_found_as("user"))?;
     let update = UserUpdate {
         name: body.name.as_deref().map(validate_tenant_name).transpose()?,
         email: body
@@ -363,7 +356,7 @@ async fn update_user(
         .await
         .map_err(|err| match err {
             StorageError::Conflict => email_conflict(err),
-            other => user_not_found(other),
+            other => not_found_as("user")(other),
         })?;
     Ok(envelope::ok(UserView::from(&user)))
 }
@@ -427,7 +420,7 @@ async fn set_status(
         .users()
         .set_status(id, status, bson::DateTime::now())
         .await
-        .map_err(user_not_found)?;
+        .map_err(not_found_as("user"))?;
     tracing::info!(user_id = %id, ?status, "tenant status changed");
     Ok(envelope::ok(UserView::from(&user)))
 }
@@ -485,7 +478,7 @@ async fn create_api_key(
         .users()
         .get(user_id)
         .await
-        .map_err(user_not_found)?;
+        .map_err(not_found_as("user"))?;
     let name = body
         .into_inner()?
         .and_then(|body| body.name)
@@ -532,7 +525,7 @@ async fn list_api_keys(
         .users()
         .get(user_id)
         .await
-        .map_err(user_not_found)?;
+        .map_err(not_found_as("user"))?;
     let keys = state.storage.api_keys().list(user_id).await?;
     Ok(envelope::list(
         keys.iter().map(ApiKeyView::from).collect(),

@@ -11,7 +11,7 @@ use super::AppState;
 use super::admin::{ListQuery, parse_id};
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::ApiError;
+use super::error::{ApiError, not_found_as};
 use super::extract::{Json, Query};
 use super::openapi::{
     DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery, PayloadTooLarge, TenantSuspended,
@@ -19,7 +19,6 @@ use super::openapi::{
 };
 use super::views::{Deleted, id, time};
 use crate::domain::assistant::{AssistantPatch, AssistantSpec, NewAssistant};
-use crate::storage::StorageError;
 use crate::storage::assignments::DeleteOutcome;
 use crate::storage::assistants::{self, AssistantRecord};
 
@@ -57,13 +56,6 @@ impl From<AssistantRecord> for AssistantView {
             created_at: time(record.created_at),
             updated_at: time(record.updated_at),
         }
-    }
-}
-
-pub fn assistant_not_found(err: StorageError) -> ApiError {
-    match err {
-        StorageError::NotFound => ApiError::not_found("assistant not found"),
-        other => other.into(),
     }
 }
 
@@ -163,7 +155,7 @@ async fn get(
         .assistants()
         .get(tenant.id(), id)
         .await
-        .map_err(assistant_not_found)?;
+        .map_err(not_found_as("assistant"))?;
     Ok(envelope::ok(AssistantView::from(record)))
 }
 
@@ -200,7 +192,7 @@ async fn update(
     let current = repository
         .get(tenant.id(), id)
         .await
-        .map_err(assistant_not_found)?;
+        .map_err(not_found_as("assistant"))?;
     let patch = body.into_inner()?;
     if patch.is_empty() {
         return Ok(envelope::ok(AssistantView::from(current)));
@@ -209,7 +201,7 @@ async fn update(
     let record = repository
         .replace_spec(tenant.id(), id, &spec, bson::DateTime::now())
         .await
-        .map_err(assistant_not_found)?;
+        .map_err(not_found_as("assistant"))?;
     Ok(envelope::ok(AssistantView::from(record)))
 }
 

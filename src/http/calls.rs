@@ -15,7 +15,7 @@ use super::AppState;
 use super::admin::{ListQuery, parse_id};
 use super::auth::{Admin, Tenant};
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::ApiError;
+use super::error::{ApiError, not_found_as};
 use super::extract::Query;
 use super::openapi::{
     AdminUnauthorized, DatabaseUnavailable, InvalidQuery, TenantSuspended, TenantUnauthorized,
@@ -24,7 +24,6 @@ use super::views::{id, time};
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::validation::ValidationError;
-use crate::storage::StorageError;
 use crate::storage::call_logs::{
     CallError, CallFilter, CallLogRecord, CallMetrics, CallStats, StatusEvent, TranscriptTurn,
     Usage,
@@ -154,13 +153,6 @@ fn timestamp(field: &str, value: Option<&str>) -> Result<Option<bson::DateTime>,
                 })
         })
         .transpose()
-}
-
-fn call_not_found(err: StorageError) -> ApiError {
-    match err {
-        StorageError::NotFound => ApiError::not_found("call not found"),
-        other => other.into(),
-    }
 }
 
 /// A call in a list: everything but the transcript.
@@ -433,7 +425,7 @@ async fn get(
         .call_logs()
         .get(tenant.id(), id)
         .await
-        .map_err(call_not_found)?;
+        .map_err(not_found_as("call"))?;
     Ok(envelope::ok(CallDetail::from(&call)))
 }
 
@@ -476,7 +468,7 @@ async fn status(
         .call_logs()
         .get(tenant.id(), id)
         .await
-        .map_err(call_not_found)?;
+        .map_err(not_found_as("call"))?;
     Ok(envelope::ok(CallStatusView {
         id: call.id.to_hex(),
         call_status: call.call_status,

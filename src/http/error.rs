@@ -117,6 +117,15 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// Maps a storage error, naming the missing resource: `.map_err(not_found_as("assistant"))`
+/// answers 404 "assistant not found" (for a foreign id too), anything else as usual.
+pub fn not_found_as(what: &'static str) -> impl Fn(StorageError) -> ApiError {
+    move |err| match err {
+        StorageError::NotFound => ApiError::not_found(format!("{what} not found")),
+        other => other.into(),
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
         ApiError::new(

@@ -12,7 +12,7 @@ use super::AppState;
 use super::admin::{ListQuery, parse_id};
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::ApiError;
+use super::error::{ApiError, not_found_as};
 use super::extract::{Json, Query};
 use super::openapi::{
     DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery, PayloadTooLarge, TenantSuspended,
@@ -71,13 +71,6 @@ impl From<PhoneNumberRecord> for PhoneNumberView {
             created_at: time(record.created_at),
             updated_at: time(record.updated_at),
         }
-    }
-}
-
-fn number_not_found(err: StorageError) -> ApiError {
-    match err {
-        StorageError::NotFound => ApiError::not_found("phone number not found"),
-        other => other.into(),
     }
 }
 
@@ -221,7 +214,7 @@ async fn get(
         .phone_numbers()
         .get(tenant.id(), id)
         .await
-        .map_err(number_not_found)?;
+        .map_err(not_found_as("phone number"))?;
     Ok(envelope::ok(PhoneNumberView::from(record)))
 }
 
@@ -272,7 +265,7 @@ async fn update(
             bson::DateTime::now(),
         )
         .await
-        .map_err(number_not_found)?;
+        .map_err(not_found_as("phone number"))?;
     Ok(envelope::ok(PhoneNumberView::from(record)))
 }
 
@@ -355,7 +348,7 @@ async fn unassign(
         .phone_numbers()
         .unassign(tenant.id(), id, bson::DateTime::now())
         .await
-        .map_err(number_not_found)?;
+        .map_err(not_found_as("phone number"))?;
     Ok(envelope::ok(PhoneNumberView::from(record)))
 }
 
@@ -386,6 +379,6 @@ async fn delete(
         .phone_numbers()
         .delete(tenant.id(), id)
         .await
-        .map_err(number_not_found)?;
+        .map_err(not_found_as("phone number"))?;
     Ok(envelope::ok(Deleted::of(id)))
 }

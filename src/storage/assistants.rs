@@ -4,13 +4,12 @@
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
-use futures_util::TryStreamExt as _;
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::collections::ASSISTANTS;
-use super::pagination::{Cursor, Page, PageRequest};
+use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::assistant::AssistantSpec;
 
@@ -65,20 +64,16 @@ impl Assistants {
         user_id: ObjectId,
         page: &PageRequest,
     ) -> Result<Page<AssistantRecord>, StorageError> {
-        let mut filter = doc! { "user_id": user_id };
-        page.constrain(&mut filter);
-        let items: Vec<AssistantRecord> = self
-            .collection
-            .find(filter)
-            .sort(PageRequest::sort())
-            .limit(page.fetch_limit())
-            .await?
-            .try_collect()
-            .await?;
-        Ok(Page::from_fetched(items, page, |assistant| Cursor {
-            created_at: assistant.created_at,
-            id: assistant.id,
-        }))
+        fetch_page(
+            &self.collection,
+            doc! { "user_id": user_id },
+            page,
+            |assistant| Cursor {
+                created_at: assistant.created_at,
+                id: assistant.id,
+            },
+        )
+        .await
     }
 
     /// Replaces the configuration (the caller has merged and validated it).

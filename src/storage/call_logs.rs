@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::collections::CALL_LOGS;
-use super::pagination::{Cursor, Page, PageRequest};
+use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::call::{CallStatus, CallType, EndReason};
 
@@ -225,20 +225,13 @@ impl CallLogs {
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<CallLogRecord>, StorageError> {
-        let mut query = filter.to_document();
-        page.constrain(&mut query);
-        let items: Vec<CallLogRecord> = self
-            .collection
-            .find(query)
-            .sort(PageRequest::sort())
-            .limit(page.fetch_limit())
-            .await?
-            .try_collect()
-            .await?;
-        Ok(Page::from_fetched(items, page, |call| Cursor {
-            created_at: call.created_at,
-            id: call.id,
-        }))
+        fetch_page(&self.collection, filter.to_document(), page, |call| {
+            Cursor {
+                created_at: call.created_at,
+                id: call.id,
+            }
+        })
+        .await
     }
 
     /// Counts and totals for the calls matching `filter` (by status, type, assistant and UTC

@@ -8,6 +8,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bson::oid::ObjectId;
 use bson::{Document, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Collection;
+use serde::de::DeserializeOwned;
+
+use super::StorageError;
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -131,6 +136,28 @@ impl<T> Page<T> {
             next_cursor: self.next_cursor,
         }
     }
+}
+
+/// One page of `collection` matching `filter`, in the shared order; `position` gives an item's
+/// place (its `created_at` and `_id`) for the next cursor.
+pub async fn fetch_page<T>(
+    collection: &Collection<T>,
+    mut filter: Document,
+    page: &PageRequest,
+    position: impl Fn(&T) -> Cursor,
+) -> Result<Page<T>, StorageError>
+where
+    T: DeserializeOwned + Send + Sync,
+{
+    page.constrain(&mut filter);
+    let items: Vec<T> = collection
+        .find(filter)
+        .sort(PageRequest::sort())
+        .limit(page.fetch_limit())
+        .await?
+        .try_collect()
+        .await?;
+    Ok(Page::from_fetched(items, page, position))
 }
 
 #[cfg(test)]

@@ -3,14 +3,13 @@
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
-use futures_util::TryStreamExt as _;
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::collections::PHONE_NUMBERS;
-use super::pagination::{Cursor, Page, PageRequest};
+use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 
 pub const SCHEMA_VERSION: i32 = 1;
@@ -77,20 +76,16 @@ impl PhoneNumbers {
         user_id: ObjectId,
         page: &PageRequest,
     ) -> Result<Page<PhoneNumberRecord>, StorageError> {
-        let mut filter = doc! { "user_id": user_id };
-        page.constrain(&mut filter);
-        let items: Vec<PhoneNumberRecord> = self
-            .collection
-            .find(filter)
-            .sort(PageRequest::sort())
-            .limit(page.fetch_limit())
-            .await?
-            .try_collect()
-            .await?;
-        Ok(Page::from_fetched(items, page, |number| Cursor {
-            created_at: number.created_at,
-            id: number.id,
-        }))
+        fetch_page(
+            &self.collection,
+            doc! { "user_id": user_id },
+            page,
+            |number| Cursor {
+                created_at: number.created_at,
+                id: number.id,
+            },
+        )
+        .await
     }
 
     pub async fn set_status(

@@ -13,7 +13,7 @@ use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::collections::USERS;
-use super::pagination::{Cursor, Page, PageRequest};
+use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::crypto::{CryptoError, EncryptedSecret, Keyring};
 use crate::domain::tenant::{Limits, TenantStatus};
@@ -167,20 +167,11 @@ impl Users {
     }
 
     pub async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {
-        let mut filter = doc! {};
-        page.constrain(&mut filter);
-        let items: Vec<UserRecord> = self
-            .collection
-            .find(filter)
-            .sort(PageRequest::sort())
-            .limit(page.fetch_limit())
-            .await?
-            .try_collect()
-            .await?;
-        Ok(Page::from_fetched(items, page, |user| Cursor {
+        fetch_page(&self.collection, doc! {}, page, |user| Cursor {
             created_at: user.created_at,
             id: user.id,
-        }))
+        })
+        .await
     }
 
     pub async fn update(
