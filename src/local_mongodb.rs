@@ -185,7 +185,6 @@ pub struct LocalMongod {
     /// `None` when reusing a server some other process started.
     child: Option<Child>,
     port: u16,
-    data_dir: PathBuf,
 }
 
 impl LocalMongod {
@@ -240,7 +239,6 @@ impl LocalMongod {
         let server = Self {
             child: Some(child),
             port,
-            data_dir: data_dir.to_owned(),
         };
         server.initiate_replica_set().await?;
         server.wait_until_primary(deadline).await?;
@@ -259,11 +257,7 @@ impl LocalMongod {
         if let Some(port) = recorded {
             if is_replica_set_member(port).await {
                 tracing::info!(port, "reusing the local mongod that is already running");
-                return Ok(Self {
-                    child: None,
-                    port,
-                    data_dir: dir.to_owned(),
-                });
+                return Ok(Self { child: None, port });
             }
         }
         let binary = find_or_fetch_binary(cache_dir).await?;
@@ -281,10 +275,6 @@ impl LocalMongod {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// Connection string for the replica set.

@@ -40,7 +40,6 @@ pub struct Admin;
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub user: UserRecord,
-    pub api_key_id: ObjectId,
 }
 
 impl Tenant {
@@ -140,10 +139,7 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
             }
         });
     }
-    Ok(Tenant {
-        user,
-        api_key_id: key.id,
-    })
+    Ok(Tenant { user })
 }
 
 impl FromRequest for Admin {

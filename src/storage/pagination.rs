@@ -71,10 +71,6 @@ impl PageRequest {
         })
     }
 
-    pub fn first(limit: u32) -> Self {
-        Self { limit, after: None }
-    }
-
     /// Adds the "strictly after the cursor" condition to `filter`.
     pub fn constrain(&self, filter: &mut Document) {
         if let Some(after) = self.after {

@@ -300,37 +300,36 @@ async fn every_tenant_route_refuses_missing_malformed_and_unknown_credentials() 
     );
 }
 
-#[tokio::test]
-async fn a_revoked_key_is_refused_on_every_tenant_route() {
-    let app = TestApp::spawn().await;
-    let a = seed(&app, "Acme", "ops@acme.example", "+14155550100").await;
+/// Issues a second key for `a`, checks that it works, revokes it and returns it.
+async fn revoked_key(app: &TestApp, a: &Seeded) -> String {
     let admin = app.admin_token();
+    let keys = format!("/api/admin/users/{}/api-keys", a.tenant.id);
     let issued = expect_status(
-        app.post_as(
-            &format!("/api/admin/users/{}/api-keys", a.tenant.id),
-            &admin,
-            &json!({ "name": "to revoke" }),
-        )
-        .await,
+        app.post_as(&keys, &admin, &json!({ "name": "to revoke" }))
+            .await,
         StatusCode::CREATED,
     )
     .await;
-    let second_key = issued["data"]["api_key"].as_str().unwrap().to_owned();
-    let second_key_id = issued["data"]["id"].as_str().unwrap().to_owned();
+    let key = issued["data"]["api_key"].as_str().unwrap().to_owned();
+    let key_id = issued["data"]["id"].as_str().unwrap();
     assert_eq!(
-        app.get_as("/api/me", &second_key).await.status(),
+        app.get_as("/api/me", &key).await.status(),
         StatusCode::OK,
         "the new key works before it is revoked"
     );
     expect_status(
-        app.delete_as(
-            &format!("/api/admin/users/{}/api-keys/{second_key_id}", a.tenant.id),
-            &admin,
-        )
-        .await,
+        app.delete_as(&format!("{keys}/{key_id}"), &admin).await,
         StatusCode::OK,
     )
     .await;
+    key
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_on_every_tenant_route() {
+    let app = TestApp::spawn().await;
+    let a = seed(&app, "Acme", "ops@acme.example", "+14155550100").await;
+    let second_key = revoked_key(&app, &a).await;
 
     let before = data_counts(&app).await;
     let routes = tenant_routes(&a.ids);
@@ -799,28 +798,8 @@ async fn admin_and_tenant_credentials_are_not_interchangeable() {
 async fn refused_credentials_win_over_a_bad_body() {
     let app = TestApp::spawn().await;
     let a = seed(&app, "Acme", "ops@acme.example", "+14155550100").await;
+    let revoked = revoked_key(&app, &a).await;
     let admin = app.admin_token();
-    let issued = expect_status(
-        app.post_as(
-            &format!("/api/admin/users/{}/api-keys", a.tenant.id),
-            &admin,
-            &json!({ "name": "to revoke" }),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let revoked = issued["data"]["api_key"].as_str().unwrap().to_owned();
-    let revoked_id = issued["data"]["id"].as_str().unwrap().to_owned();
-    expect_status(
-        app.delete_as(
-            &format!("/api/admin/users/{}/api-keys/{revoked_id}", a.tenant.id),
-            &admin,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
     let unknown = format!("{}x", a.tenant.api_key);
 
     let bad_bodies: Vec<(Method, String, Value)> = vec![
