@@ -57,6 +57,13 @@ pub fn random_url_secret() -> SecretString {
     SecretString::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Hex SHA-256 of a tenant's FreJun URL secret: the lookup value in
+/// `users.secrets.frejun_url_secret_hash`. Like API keys, a 256-bit random secret needs no slow
+/// hash.
+pub fn hash_url_secret(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

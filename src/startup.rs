@@ -9,6 +9,7 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::CallService;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -17,6 +18,7 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     shutdown: CancellationToken,
+    calls: CallService,
 }
 
 impl Application {
@@ -35,6 +37,7 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let state = AppState::new(settings, storage, shutdown.clone());
+        let calls = state.calls.clone();
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
@@ -47,6 +50,7 @@ impl Application {
             address,
             server,
             shutdown,
+            calls,
         })
     }
 
@@ -60,7 +64,9 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
     /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
+    /// Also runs the reaper that closes calls whose slot lease expired.
     pub async fn run_until_stopped(self) -> io::Result<()> {
+        let reaper = tokio::spawn(self.calls.clone().run_reaper(self.shutdown.clone()));
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         let stopper = tokio::spawn(async move {
@@ -69,6 +75,9 @@ impl Application {
         });
         let result = self.server.await;
         stopper.abort();
+        // Stops at the shutdown token; a server that failed on its own stops it too.
+        self.shutdown.cancel();
+        let _ = reaper.await;
         result
     }
 }

@@ -179,6 +179,10 @@ pub enum EndReason {
     ConcurrencyLimit,
     /// Teler refused the request to place an outbound call.
     TelerRejected,
+    /// The call's assistant was deleted before the call connected.
+    AssistantDeleted,
+    /// The tenant ended the call through `POST /api/calls/{id}/hangup`.
+    HungUpByApi,
     /// FreJun reported the call over and no more specific reason was recorded first.
     Completed,
 }
@@ -203,6 +207,8 @@ impl EndReason {
             EndReason::MissingCredentials => "missing_credentials",
             EndReason::ConcurrencyLimit => "concurrency_limit",
             EndReason::TelerRejected => "teler_rejected",
+            EndReason::AssistantDeleted => "assistant_deleted",
+            EndReason::HungUpByApi => "hung_up_by_api",
             EndReason::Completed => "completed",
         }
     }
@@ -302,6 +308,8 @@ mod tests {
             MissingCredentials,
             ConcurrencyLimit,
             TelerRejected,
+            AssistantDeleted,
+            HungUpByApi,
             Completed,
         ];
         for reason in all {

@@ -15,7 +15,7 @@ use super::openapi::{
     PayloadTooLarge, UnsupportedMediaType,
 };
 use super::views::{ApiKeyView, UserView};
-use crate::auth::{generate_api_key, random_url_secret};
+use crate::auth::{generate_api_key, hash_url_secret, random_url_secret};
 use crate::domain::email::Email;
 use crate::domain::tenant::{Limits, TenantStatus, validate_tenant_name};
 use crate::storage::api_keys::{self, ApiKeyRecord};
@@ -141,6 +141,7 @@ async fn create_user(
                 url_secret.expose(),
                 &encryption_context(id, FREJUN_URL_SECRET),
             )),
+            frejun_url_secret_hash: Some(hash_url_secret(url_secret.expose())),
             ..UserSecrets::default()
         },
         created_at: now,

@@ -17,13 +17,17 @@ use super::auth::{Admin, Tenant};
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
 use super::error::{ApiError, not_found_as};
 use super::extract::Query;
+use super::frejun::{outbound_error, teler_error};
 use super::openapi::{
     AdminUnauthorized, DatabaseUnavailable, InvalidQuery, TenantSuspended, TenantUnauthorized,
 };
 use super::views::{id, time};
+use crate::calls::outbound::OutboundError;
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::validation::ValidationError;
+use crate::providers::teler::TelerError;
+use crate::storage::StorageError;
 use crate::storage::call_logs::{
     CallError, CallFilter, CallLogRecord, CallMetrics, CallStats, StatusEvent, TranscriptTurn,
     Usage,
@@ -44,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/calls/stats").route(web::get().to(stats)))
         .service(resource("/api/calls/{call_id}").route(web::get().to(get)))
         .service(resource("/api/calls/{call_id}/status").route(web::get().to(status)))
+        .service(resource("/api/calls/{call_id}/hangup").route(web::post().to(hangup)))
         .service(resource("/api/admin/calls").route(web::get().to(admin_list)));
 }
 
@@ -214,8 +219,10 @@ impl From<&CallLogRecord> for CallSummary {
 pub struct StatusEventView {
     pub status: CallStatus,
     pub at: DateTime<Utc>,
-    /// What reported it: `flow`, `webhook`, `bridge` or `api`.
+    /// What reported it: `flow`, `webhook`, `api`, `reaper` or `bridge`.
     pub source: Option<String>,
+    /// The reporter's name for the event, e.g. FreJun's `call.answered`.
+    pub event: Option<String>,
 }
 
 impl From<&StatusEvent> for StatusEventView {
@@ -224,6 +231,7 @@ impl From<&StatusEvent> for StatusEventView {
             status: event.status,
             at: time(event.at),
             source: event.source.clone(),
+            event: event.event.clone(),
         }
     }
 }
@@ -469,7 +477,66 @@ async fn status(
         .get(tenant.id(), id)
         .await
         .map_err(not_found_as("call"))?;
-    Ok(envelope::ok(CallStatusView {
+    Ok(envelope::ok(status_view(&call)))
+}
+
+/// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the
+/// request at once (`end_reason` `hung_up_by_api`); FreJun's status webhook then closes it.
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_id}/hangup",
+    tag = "calls",
+    operation_id = "hang_up_call",
+    summary = "Hang up a live call",
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 202, description = "FreJun accepted the hang-up; the call's status as it stands", body = Envelope<CallStatusView>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is over (`call_not_live`) or FreJun has not named it yet (`call_not_placed`)", body = ErrorEnvelope),
+        (status = 422, description = "No FreJun API key is stored (`missing_credentials`) or FreJun refused it (`frejun_key_invalid`)", body = ErrorEnvelope),
+        (status = 429, description = "FreJun is rate limiting (`telephony_rate_limited`)", body = ErrorEnvelope),
+        (status = 502, description = "FreJun is unavailable (`telephony_unavailable`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+        (status = 504, description = "FreJun did not answer in time (`telephony_timeout`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn hangup(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "call")?;
+    let call = state
+        .calls
+        .hang_up(&tenant.user, id)
+        .await
+        .map_err(|err| match err {
+            OutboundError::Storage(StorageError::NotFound) => ApiError::not_found("call not found"),
+            OutboundError::Teler {
+                source: TelerError::NotFound { .. } | TelerError::Conflict { .. },
+                ..
+            } => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_not_live",
+                "FreJun says the call is not live",
+            ),
+            OutboundError::Teler { source, .. } => {
+                let (status, code, detail) = teler_error(&source);
+                ApiError::new(status, code, detail)
+            }
+            other => outbound_error(other),
+        })?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "success": true,
+        "data": status_view(&call),
+    })))
+}
+
+fn status_view(call: &CallLogRecord) -> CallStatusView {
+    CallStatusView {
         id: call.id.to_hex(),
         call_status: call.call_status,
         status_history: call
@@ -481,7 +548,7 @@ async fn status(
         ended_at: call.ended_at.map(time),
         duration: call.duration,
         end_reason: call.end_reason,
-    }))
+    }
 }
 
 /// The period and scope of call statistics.

@@ -11,7 +11,8 @@
 //! - [`admin`]: the admin API (tenants, API keys, calls across tenants).
 //! - [`me`]: the tenant's own account and provider credentials.
 //! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
-//! - [`calls`]: call logs for tenants (and across tenants for the admin).
+//! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
+//! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
 //! - [`views`]: response shapes of stored records (no secrets by construction).
 //! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
 //!   `/api/openapi.json`, and the tests that keep it in step with the routes.
@@ -23,6 +24,7 @@ pub mod calls;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod frejun;
 pub mod health;
 pub mod me;
 pub mod middleware;
@@ -38,6 +40,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, Resource, web};
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::CallService;
 use crate::crypto::Keyring;
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -53,13 +56,18 @@ pub struct AppState {
     /// Cancelled when the process begins shutting down; long-lived work (live calls) observes it.
     pub shutdown: CancellationToken,
     pub key_usage: Arc<auth::KeyUsageThrottle>,
+    /// The call control plane (flows, webhooks, outbound calls).
+    pub calls: CallService,
 }
 
 impl AppState {
     pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
+        let keyring = Arc::new(settings.security.keyring());
+        let settings = Arc::new(settings);
         Self {
-            keyring: Arc::new(settings.security.keyring()),
-            settings: Arc::new(settings),
+            calls: CallService::new(settings.clone(), storage.clone(), keyring.clone()),
+            keyring,
+            settings,
             storage,
             shutdown,
             key_usage: Arc::default(),
@@ -100,6 +108,7 @@ pub fn app(
         .configure(assistants::routes)
         .configure(phone_numbers::routes)
         .configure(calls::routes)
+        .configure(frejun::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
         .wrap(from_fn(middleware::trace_request))

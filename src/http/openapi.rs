@@ -16,7 +16,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::envelope::ErrorEnvelope;
-use super::{admin, assistants, calls, health, me, phone_numbers};
+use super::{admin, assistants, calls, frejun, health, me, phone_numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -69,6 +69,10 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::stats,
         calls::get,
         calls::status,
+        calls::hangup,
+        frejun::flow,
+        frejun::webhook,
+        frejun::initiate_call,
     ),
     components(responses(
         AdminUnauthorized,
@@ -110,6 +114,15 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "frejun_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Query(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "key",
+                    "The tenant's FreJun URL secret, in the URLs shown by `GET /api/me`.",
+                ),
+            )),
         );
         components.add_security_scheme(
             "api_key",
@@ -310,7 +323,14 @@ mod tests {
         ("GET", "/api/calls/stats"),
         ("GET", "/api/calls/{call_id}"),
         ("GET", "/api/calls/{call_id}/status"),
+        ("POST", "/api/calls/{call_id}/hangup"),
+        ("POST", "/api/frejun/flow"),
+        ("POST", "/api/frejun/webhook"),
+        ("POST", "/api/frejun/initiate-call"),
     ];
+
+    /// The endpoints FreJun calls, authenticated by the `key` query parameter.
+    const FREJUN_CALLBACKS: [&str; 2] = ["/api/frejun/flow", "/api/frejun/webhook"];
 
     /// Tags of the operations that take no credentials.
     const PUBLIC_TAGS: [&str; 2] = ["health", "openapi"];
@@ -641,8 +661,14 @@ mod tests {
                         assert!(schemes.contains(scheme), "{at}: unknown scheme {scheme}");
                     }
                 }
-                let is_admin = path.starts_with("/api/admin/");
-                let expected = if is_admin { "admin_token" } else { "api_key" };
+                // FreJun's own endpoints carry the tenant's URL secret instead of a bearer key.
+                let expected = if path.starts_with("/api/admin/") {
+                    "admin_token"
+                } else if FREJUN_CALLBACKS.contains(&path.as_str()) {
+                    "frejun_key"
+                } else {
+                    "api_key"
+                };
                 assert!(
                     security
                         .iter()
@@ -691,6 +717,11 @@ mod tests {
             let at = format!("{method} {path}: {answer:?}");
             match schemes.iter().copied().collect::<Vec<_>>().as_slice() {
                 ["admin_token"] => assert!(refused_as_admin, "{at}"),
+                // No `key` in the URL: refused before anything else.
+                ["frejun_key"] => assert!(
+                    answer.status == 401 && answer.error().0 == "invalid_frejun_key",
+                    "{at}"
+                ),
                 ["api_key"] => {
                     let body_error = operation.get("requestBody").is_some()
                         && matches!(answer.status, 400 | 413 | 415 | 422);

@@ -355,6 +355,38 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         &["ws", "wss"],
     )?;
 
+    let frejun = &settings.frejun;
+    for (key, value, range) in [
+        ("frejun.api_timeout_secs", frejun.api_timeout_secs, 1..=120),
+        (
+            "frejun.media_token_ttl_secs",
+            frejun.media_token_ttl_secs,
+            10..=3_600,
+        ),
+        (
+            "frejun.media_arrival_timeout_secs",
+            frejun.media_arrival_timeout_secs,
+            5..=3_600,
+        ),
+        (
+            "frejun.outbound_ring_timeout_secs",
+            frejun.outbound_ring_timeout_secs,
+            10..=3_600,
+        ),
+        (
+            "frejun.reaper_interval_secs",
+            frejun.reaper_interval_secs,
+            1..=600,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err(SettingsError::invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
+
     if settings.server.json_body_limit_bytes == 0 {
         return Err(SettingsError::invalid(
             "server.json_body_limit_bytes",

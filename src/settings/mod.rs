@@ -189,12 +189,52 @@ impl<'de> Deserialize<'de> for PreviousMasterKeys {
 pub struct FrejunSettings {
     /// Teler REST API root; tests and the demo point it at the in-crate fake.
     pub api_base_url: Url,
+    /// How long a Teler REST request (initiate, hang up) may take before it is abandoned.
+    pub api_timeout_secs: u64,
+    /// Lifetime of the token in a flow's `ws_url`: FreJun must open the media stream within it.
+    pub media_token_ttl_secs: u64,
+    /// After a stream flow is answered, how long the call holds its concurrency slot waiting for
+    /// the media stream. A call whose stream has not arrived by then is closed with end reason
+    /// `media_never_arrived` and its slot is freed.
+    pub media_arrival_timeout_secs: u64,
+    /// How long an outbound call holds its slot between the initiate request and FreJun's flow
+    /// fetch (ringing time). An unanswered call that FreJun never reports is closed after it.
+    pub outbound_ring_timeout_secs: u64,
+    /// How often each instance looks for calls whose slot lease expired.
+    pub reaper_interval_secs: u64,
+}
+
+impl FrejunSettings {
+    pub fn api_timeout(&self) -> Duration {
+        Duration::from_secs(self.api_timeout_secs)
+    }
+
+    pub fn media_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.media_token_ttl_secs)
+    }
+
+    pub fn media_arrival_timeout(&self) -> Duration {
+        Duration::from_secs(self.media_arrival_timeout_secs)
+    }
+
+    pub fn outbound_ring_timeout(&self) -> Duration {
+        Duration::from_secs(self.outbound_ring_timeout_secs)
+    }
+
+    pub fn reaper_interval(&self) -> Duration {
+        Duration::from_secs(self.reaper_interval_secs)
+    }
 }
 
 impl Default for FrejunSettings {
     fn default() -> Self {
         Self {
             api_base_url: Url::parse("https://api.frejun.ai/api/v1").expect("valid default URL"),
+            api_timeout_secs: 10,
+            media_token_ttl_secs: 300,
+            media_arrival_timeout_secs: 30,
+            outbound_ring_timeout_secs: 120,
+            reaper_interval_secs: 10,
         }
     }
 }

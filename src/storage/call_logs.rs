@@ -9,6 +9,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::call_status::{StatusFields, StatusReport};
 use super::collections::CALL_LOGS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
@@ -53,17 +54,69 @@ pub struct CallLogRecord {
     pub recording_url: Option<String>,
     #[serde(default)]
     pub error: Option<CallError>,
+    /// Bumped by every status write; status updates are applied only to the revision they read
+    /// (see `storage::call_status`).
+    #[serde(default)]
+    pub status_revision: i64,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
+}
+
+/// The facts a call log starts with; the status fields come from its first reports.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub user_id: ObjectId,
+    pub assistant_id: Option<ObjectId>,
+    pub frejun_call_id: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub call_type: CallType,
+}
+
+impl CallLogRecord {
+    /// A new call log (with a fresh id) whose status fields are `reports` merged.
+    pub fn new(call: NewCall, reports: &[StatusReport], now: DateTime) -> Self {
+        let status = StatusFields::from_reports(reports);
+        Self {
+            id: ObjectId::new(),
+            user_id: call.user_id,
+            assistant_id: call.assistant_id,
+            frejun_call_id: call.frejun_call_id,
+            from_number: call.from_number,
+            to_number: call.to_number,
+            call_type: call.call_type,
+            call_status: status.call_status,
+            platform: "frejun".to_owned(),
+            status_history: status.status_history,
+            started_at: Some(now),
+            answered_at: status.answered_at,
+            ended_at: status.ended_at,
+            duration: status.duration,
+            end_reason: status.end_reason,
+            transcript: Vec::new(),
+            usage: None,
+            cost_usd: None,
+            metrics: None,
+            recording_url: status.recording_url,
+            error: status.error,
+            status_revision: 0,
+            created_at: now,
+            updated_at: now,
+            schema_version: SCHEMA_VERSION,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
     pub status: CallStatus,
     pub at: DateTime,
-    /// What reported it: `flow`, `webhook`, `bridge`, `api`.
+    /// What reported it: `flow`, `webhook`, `api`, `reaper`, `bridge`.
     pub source: Option<String>,
+    /// The reporter's name for the event, e.g. FreJun's `call.answered`.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +269,46 @@ impl CallLogs {
             .find_one(doc! { "_id": id, "user_id": user_id })
             .await?
             .ok_or(StorageError::NotFound)
+    }
+
+    /// The tenant's call that FreJun knows as `frejun_call_id`.
+    pub async fn find_by_frejun_call_id(
+        &self,
+        user_id: ObjectId,
+        frejun_call_id: &str,
+    ) -> Result<Option<CallLogRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one(doc! { "user_id": user_id, "frejun_call_id": frejun_call_id })
+            .await?)
+    }
+
+    /// Records FreJun's id for the tenant's call, unless the call already has one. Answers
+    /// [`StorageError::Conflict`] when another call already carries that FreJun id.
+    pub async fn set_frejun_call_id(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        frejun_call_id: &str,
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        self.collection
+            .update_one(
+                doc! { "_id": id, "user_id": user_id, "frejun_call_id": null },
+                doc! { "$set": { "frejun_call_id": frejun_call_id, "updated_at": now } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Applies `update` to the document matching `filter`; answers whether one matched.
+    pub(super) async fn update_where(
+        &self,
+        filter: Document,
+        update: Document,
+    ) -> Result<bool, StorageError> {
+        let result = self.collection.update_one(filter, update).await?;
+        Ok(result.matched_count == 1)
     }
 
     /// A page of calls matching `filter`, newest first. Tenants' callers always set

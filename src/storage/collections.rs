@@ -6,5 +6,9 @@ pub const API_KEYS: &str = "api_keys";
 pub const ASSISTANTS: &str = "assistants";
 pub const PHONE_NUMBERS: &str = "phone_numbers";
 pub const CALL_LOGS: &str = "call_logs";
+/// Per-tenant concurrency slots: one document per tenant listing its admitted calls.
+pub const CALL_SLOTS: &str = "call_slots";
+/// FreJun webhooks that matched no call, kept 30 days for diagnosis.
+pub const FREJUN_EVENTS: &str = "frejun_events";
 /// Applied migration versions, written by the migration runner.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

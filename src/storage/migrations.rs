@@ -35,11 +35,18 @@ pub struct Migration {
 }
 
 /// Every migration, in the order it applies. A test checks this list against the directory.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    file: "0001_core_collections.json",
-    source: include_str!("../../migrations/0001_core_collections.json"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        file: "0001_core_collections.json",
+        source: include_str!("../../migrations/0001_core_collections.json"),
+    },
+    Migration {
+        version: 2,
+        file: "0002_frejun_control_plane.json",
+        source: include_str!("../../migrations/0002_frejun_control_plane.json"),
+    },
+];
 
 /// MongoDB's "collection already exists" error code.
 const NAMESPACE_EXISTS: i32 = 48;

@@ -7,8 +7,11 @@
 //! - [`migrations`]: the runner for the ordered files in `migrations/`.
 //! - [`assignments`]: number ⇄ assistant links, changed in transactions (no dangling links).
 //! - [`pagination`]: cursor pagination in a stable `(created_at, _id)` order.
-//! - [`users`], [`api_keys`], [`assistants`], [`phone_numbers`], [`call_logs`]: repositories, one per collection. Methods on tenant data take
-//!   the tenant's id and filter by it, so a foreign id is simply not found.
+//! - [`users`], [`api_keys`], [`assistants`], [`phone_numbers`], [`call_logs`],
+//!   [`frejun_events`]: repositories, one per collection. Methods on tenant data take the
+//!   tenant's id and filter by it, so a foreign id is simply not found.
+//! - [`call_status`]: status reports merged into call logs so that order does not matter.
+//! - [`call_slots`]: per-tenant concurrency slots, counted atomically across instances.
 //!
 //! Driver futures are never dropped half-way (the driver's own guidance: dropping one can leave
 //! a connection in an unknown state). Where a caller needs a deadline, the operation runs in its
@@ -18,8 +21,11 @@ pub mod api_keys;
 pub mod assignments;
 pub mod assistants;
 pub mod call_logs;
+pub mod call_slots;
+pub mod call_status;
 pub mod collections;
 pub mod error;
+pub mod frejun_events;
 pub mod migrations;
 pub mod pagination;
 pub mod phone_numbers;

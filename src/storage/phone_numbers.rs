@@ -71,6 +71,31 @@ impl PhoneNumbers {
             .ok_or(StorageError::NotFound)
     }
 
+    /// The tenant's number `phone_number` (E.164), if it holds it.
+    pub async fn find_by_number(
+        &self,
+        user_id: ObjectId,
+        phone_number: &str,
+    ) -> Result<Option<PhoneNumberRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one(doc! { "user_id": user_id, "phone_number": phone_number })
+            .await?)
+    }
+
+    /// Whoever holds `phone_number`, across tenants. Only for routing FreJun's incoming calls,
+    /// which name a number, not a tenant: the caller must check the owner against the tenant
+    /// whose URL secret came with the request before acting on the record.
+    pub async fn route(
+        &self,
+        phone_number: &str,
+    ) -> Result<Option<PhoneNumberRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one(doc! { "phone_number": phone_number })
+            .await?)
+    }
+
     pub async fn list(
         &self,
         user_id: ObjectId,

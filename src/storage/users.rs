@@ -45,6 +45,10 @@ pub struct UserSecrets {
     /// The tenant's FreJun URL secret (`key=` in the flow and status URLs it pastes into
     /// FreJun). Encrypted rather than hashed because `/api/me` shows the URLs.
     pub frejun_url_secret: Option<EncryptedSecret>,
+    /// SHA-256 (hex) of the URL secret: finds the tenant a FreJun request's `key` belongs to
+    /// with one indexed read. Unique.
+    #[serde(default)]
+    pub frejun_url_secret_hash: Option<String>,
 }
 
 /// A provider key as stored: the encrypted envelope plus its last four characters, which is all
@@ -164,6 +168,56 @@ impl Users {
             .find_one(doc! { "_id": id })
             .await?
             .ok_or(StorageError::NotFound)
+    }
+
+    /// The tenant whose FreJun URL secret hashes to `hash` (see [`crate::auth::hash_url_secret`]).
+    pub async fn find_by_url_secret_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one(doc! { "secrets.frejun_url_secret_hash": hash })
+            .await?)
+    }
+
+    /// Stores the lookup hash of every tenant's URL secret that lacks one (tenants created
+    /// before the hash existed). Idempotent; run at startup. Answers how many were filled in.
+    pub async fn backfill_url_secret_hashes(
+        &self,
+        keyring: &Keyring,
+    ) -> Result<u64, RotationError> {
+        let mut filled = 0;
+        let mut cursor = self
+            .collection
+            .find(doc! {
+                "secrets.frejun_url_secret": { "$type": "object" },
+                "secrets.frejun_url_secret_hash": null,
+            })
+            .await
+            .map_err(StorageError::from)?;
+        while let Some(user) = cursor.try_next().await.map_err(StorageError::from)? {
+            let Some(encrypted) = &user.secrets.frejun_url_secret else {
+                continue;
+            };
+            let secret = keyring
+                .decrypt(encrypted, &encryption_context(user.id, FREJUN_URL_SECRET))
+                .map_err(|source| RotationError::Crypto {
+                    user_id: user.id,
+                    source,
+                })?;
+            self.collection
+                .update_one(
+                    doc! { "_id": user.id, "secrets.frejun_url_secret_hash": null },
+                    doc! { "$set": {
+                        "secrets.frejun_url_secret_hash": crate::auth::hash_url_secret(secret.expose()),
+                    } },
+                )
+                .await
+                .map_err(StorageError::from)?;
+            filled += 1;
+        }
+        Ok(filled)
     }
 
     pub async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {

@@ -394,10 +394,10 @@ async fn one_call_with_its_history_and_transcript() {
     assert_eq!(
         data["status_history"],
         json!([
-            { "status": "initiated", "at": "2026-03-02T10:00:00Z", "source": "flow" },
-            { "status": "ringing", "at": "2026-03-02T10:00:01Z", "source": "webhook" },
-            { "status": "in-progress", "at": "2026-03-02T10:00:02Z", "source": "webhook" },
-            { "status": "completed", "at": "2026-03-02T10:00:03Z", "source": "webhook" },
+            { "status": "initiated", "at": "2026-03-02T10:00:00Z", "source": "flow", "event": "flow.received" },
+            { "status": "ringing", "at": "2026-03-02T10:00:01Z", "source": "webhook", "event": "status:ringing" },
+            { "status": "in-progress", "at": "2026-03-02T10:00:02Z", "source": "webhook", "event": "status:in-progress" },
+            { "status": "completed", "at": "2026-03-02T10:00:03Z", "source": "webhook", "event": "status:completed" },
         ])
     );
     assert_eq!(

@@ -222,7 +222,7 @@ impl TestApp {
         expect_status(response, StatusCode::CREATED).await["data"].take()
     }
 
-    /// Stores a call log directly (no API creates calls).
+    /// Stores a call log directly (tests that need a call in a given state).
     pub async fn insert_call(&self, call: &CallLogRecord) {
         self.storage
             .call_logs()
@@ -304,6 +304,7 @@ pub fn call_record(
         status: CallStatus::Initiated,
         at: created_at,
         source: Some("flow".to_owned()),
+        event: Some("flow.received".to_owned()),
     }];
     let path = match status {
         CallStatus::Initiated => vec![],
@@ -321,6 +322,7 @@ pub fn call_record(
             status,
             at: bson::DateTime::from_millis(millis + 1_000 * (step as i64 + 1)),
             source: Some("webhook".to_owned()),
+            event: Some(format!("status:{status}")),
         });
     }
     CallLogRecord {
@@ -345,6 +347,7 @@ pub fn call_record(
         metrics: None,
         recording_url: None,
         error: None,
+        status_revision: 0,
         created_at,
         updated_at: created_at,
         schema_version: 1,
@@ -391,4 +394,153 @@ pub fn assert_error_envelope(body: &serde_json::Value, code: &str) {
         2,
         "only code and message: {body}"
     );
+}
+
+/// A tenant ready to take calls: OpenAI and FreJun keys stored, one assistant (16 kHz, 100 ms
+/// inbound chunks) and one active number assigned to it.
+#[derive(Debug, Clone)]
+pub struct CallingTenant {
+    pub tenant: TestTenant,
+    /// The tenant's FreJun URL secret (`key=` in its FreJun URLs).
+    pub key: String,
+    pub assistant_id: String,
+    pub number_id: String,
+    pub number: String,
+}
+
+impl TestApp {
+    /// Sets up a [`CallingTenant`] owning `number`, with `max_concurrent_calls` of `limit`.
+    pub async fn calling_tenant(&self, name: &str, number: &str, limit: u32) -> CallingTenant {
+        let email = format!(
+            "{}@{}.example",
+            uuid::Uuid::new_v4().simple(),
+            name.to_lowercase()
+        );
+        let response = self
+            .post_as(
+                "/api/admin/users",
+                &self.admin_token(),
+                &json!({ "name": name, "email": email, "max_concurrent_calls": limit }),
+            )
+            .await;
+        let data = expect_status(response, StatusCode::CREATED).await["data"].take();
+        let tenant = TestTenant {
+            id: data["id"].as_str().expect("id").to_owned(),
+            api_key: data["api_key"].as_str().expect("api_key").to_owned(),
+            api_key_id: data["api_key_id"].as_str().expect("api_key_id").to_owned(),
+            name: name.to_owned(),
+            email,
+        };
+        let response = self
+            .put_as(
+                "/api/me/credentials",
+                &tenant.api_key,
+                &json!({ "openai_api_key": "sk-test-openai-0001", "frejun_api_key": "fj-test-key-0001" }),
+            )
+            .await;
+        expect_status(response, StatusCode::OK).await;
+        let assistant = self
+            .create_assistant(
+                &tenant,
+                json!({
+                    "name": "Front desk",
+                    "audio": { "codec": "pcm24k", "inbound_rate": "16k", "inbound_chunk_ms": 100, "outbound_chunk_ms": 200 },
+                }),
+            )
+            .await;
+        let assistant_id = assistant["id"].as_str().expect("id").to_owned();
+        let created = self
+            .create_phone_number(
+                &tenant,
+                json!({ "phone_number": number, "assistant_id": assistant_id }),
+            )
+            .await;
+        CallingTenant {
+            key: self.frejun_key(&tenant).await,
+            tenant,
+            assistant_id,
+            number_id: created["id"].as_str().expect("id").to_owned(),
+            number: created["phone_number"].as_str().expect("number").to_owned(),
+        }
+    }
+
+    /// The tenant's FreJun URL secret, read from the incoming-call URL `GET /api/me` shows.
+    pub async fn frejun_key(&self, tenant: &TestTenant) -> String {
+        let me = expect_status(
+            self.get_as("/api/me", &tenant.api_key).await,
+            StatusCode::OK,
+        )
+        .await;
+        let url = url::Url::parse(me["data"]["frejun"]["incoming_call_url"].as_str().unwrap())
+            .expect("a URL");
+        url.query_pairs()
+            .find(|(name, _)| name == "key")
+            .map(|(_, value)| value.into_owned())
+            .expect("a key parameter")
+    }
+
+    /// POSTs FreJun's flow request for a call to `to` with `key` (and `call`, for outbound).
+    pub async fn post_flow(
+        &self,
+        key: Option<&str>,
+        call: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut url = url::Url::parse(&self.url("/api/frejun/flow")).unwrap();
+        if let Some(key) = key {
+            url.query_pairs_mut().append_pair("key", key);
+        }
+        if let Some(call) = call {
+            url.query_pairs_mut().append_pair("call", call);
+        }
+        self.client
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs a status webhook with `key` (and `call`).
+    pub async fn post_webhook(
+        &self,
+        key: Option<&str>,
+        call: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut url = url::Url::parse(&self.url("/api/frejun/webhook")).unwrap();
+        if let Some(key) = key {
+            url.query_pairs_mut().append_pair("key", key);
+        }
+        if let Some(call) = call {
+            url.query_pairs_mut().append_pair("call", call);
+        }
+        self.client
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The stored call log `id`.
+    pub async fn call_log(&self, id: &str) -> CallLogRecord {
+        self.storage
+            .collection::<CallLogRecord>("call_logs")
+            .find_one(doc! { "_id": oid(id) })
+            .await
+            .expect("find")
+            .unwrap_or_else(|| panic!("call {id} exists"))
+    }
+}
+
+/// FreJun's flow request body for a call from `from` to `to`.
+pub fn flow_body(call_id: &str, from: &str, to: &str) -> Value {
+    json!({
+        "call_id": call_id,
+        "account_id": "acc_test",
+        "from_number": from,
+        "to_number": to,
+        "direction": "inbound",
+    })
 }

@@ -7,6 +7,8 @@ mod assistants;
 mod calls;
 mod credentials;
 mod errors;
+mod frejun_flow;
+mod frejun_webhook;
 mod health;
 mod helpers;
 mod isolation;

@@ -1,0 +1,365 @@
+//! FreJun's flow request: what to do with a call that is connecting.
+//!
+//! Inbound (no `call` parameter): the dialled number leads to its tenant and assistant; the call
+//! log is created and, if the call may go ahead, a concurrency slot is taken and the answer is a
+//! stream flow whose `ws_url` carries a signed token. Outbound (`call` = our call id, put in the
+//! `flow_url` we gave Teler): the existing call log is found, because FreJun may fetch the flow
+//! before Teler's answer to the initiate request (with FreJun's call id) reached us.
+//!
+//! Every refusal is a hang-up flow and, where the tenant is known, a call log with the reason;
+//! only a missing or foreign `key` is refused outright (401, nothing written).
+
+use std::time::SystemTime;
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+
+use super::tenant_key::KeyError;
+use super::{CallService, after};
+use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::tenant::TenantStatus;
+use crate::frejun::flow::{FlowRequest, FlowResponse};
+use crate::storage::StorageError;
+use crate::storage::assistants::AssistantRecord;
+use crate::storage::call_logs::{CallLogRecord, NewCall};
+use crate::storage::call_status::{StatusReport, source};
+use crate::storage::phone_numbers::NumberStatus;
+use crate::storage::users::UserRecord;
+
+/// What we told FreJun, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowOutcome {
+    /// Stream the call to us.
+    Stream {
+        call_id: ObjectId,
+        response: FlowResponse,
+    },
+    /// Hang up; the call log (if there is one) says why.
+    Refused {
+        call_id: Option<ObjectId>,
+        reason: EndReason,
+    },
+    /// Hang up: the `call` parameter names no call of this tenant.
+    UnknownCall,
+}
+
+impl FlowOutcome {
+    /// The JSON FreJun receives.
+    pub fn response(&self) -> FlowResponse {
+        match self {
+            FlowOutcome::Stream { response, .. } => response.clone(),
+            FlowOutcome::Refused { .. } | FlowOutcome::UnknownCall => FlowResponse::Hangup,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The dialled number belongs to another tenant than the key's.
+    #[error("the number belongs to another tenant than the key's")]
+    ForeignNumber,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl CallService {
+    /// Answers a flow request. `our_call` is the `call` query parameter (outbound calls).
+    pub async fn answer_flow(
+        &self,
+        key: Option<&str>,
+        our_call: Option<&str>,
+        request: &FlowRequest,
+    ) -> Result<FlowOutcome, FlowError> {
+        let tenant = self.tenant_for_key(key).await?;
+        match our_call {
+            Some(call) => Ok(self.answer_outbound_flow(&tenant, call, request).await?),
+            None => self.answer_inbound_flow(&tenant, request).await,
+        }
+    }
+
+    async fn answer_inbound_flow(
+        &self,
+        tenant: &UserRecord,
+        request: &FlowRequest,
+    ) -> Result<FlowOutcome, FlowError> {
+        let now = DateTime::now();
+        let to = request
+            .to_number
+            .as_deref()
+            .and_then(|number| PhoneNumber::parse(number).ok());
+        let number = match &to {
+            Some(to) => self.storage.phone_numbers().route(to.as_str()).await?,
+            None => None,
+        };
+        if number.as_ref().is_some_and(|n| n.user_id != tenant.id) {
+            return Err(FlowError::ForeignNumber);
+        }
+
+        // FreJun may retry a flow request it got no answer to: answer the call we already have.
+        if let Some(frejun_call_id) = &request.call_id {
+            let existing = self
+                .storage
+                .call_logs()
+                .find_by_frejun_call_id(tenant.id, frejun_call_id)
+                .await?;
+            if let Some(call) = existing {
+                return Ok(self.answer_again(tenant, &call, now).await?);
+            }
+        }
+
+        let mut assistant = None;
+        let refusal = match &number {
+            None => Some(EndReason::UnknownNumber),
+            Some(_) if tenant.status == TenantStatus::Suspended => Some(EndReason::TenantSuspended),
+            Some(number) if number.status == NumberStatus::Inactive => {
+                Some(EndReason::NumberInactive)
+            }
+            Some(number) => match number.assigned_assistant_id {
+                None => Some(EndReason::NumberUnassigned),
+                Some(id) => match self.storage.assistants().get(tenant.id, id).await {
+                    Ok(found) => {
+                        assistant = Some(found);
+                        self.missing_openai_key(tenant)
+                    }
+                    Err(StorageError::NotFound) => Some(EndReason::NumberUnassigned),
+                    Err(err) => return Err(err.into()),
+                },
+            },
+        };
+
+        let received = StatusReport::new(CallStatus::Initiated, now, source::FLOW, "flow.received");
+        let mut reports = vec![received];
+        if let Some(reason) = refusal {
+            reports.push(refused(reason, now));
+        }
+        let call = CallLogRecord::new(
+            NewCall {
+                user_id: tenant.id,
+                assistant_id: assistant.as_ref().map(|a| a.id),
+                frejun_call_id: request.call_id.clone(),
+                from_number: normalised(request.from_number.as_deref()),
+                to_number: to
+                    .map(|to| to.as_str().to_owned())
+                    .or_else(|| request.to_number.clone()),
+                call_type: CallType::Inbound,
+            },
+            &reports,
+            now,
+        );
+        match self.storage.call_logs().insert(&call).await {
+            Ok(()) => {}
+            // A retry of the same flow raced us to create the call: answer that one.
+            Err(StorageError::Conflict) => {
+                let frejun_call_id = request.call_id.as_deref().unwrap_or_default();
+                let existing = self
+                    .storage
+                    .call_logs()
+                    .find_by_frejun_call_id(tenant.id, frejun_call_id)
+                    .await?
+                    .ok_or(StorageError::Conflict)?;
+                return Ok(self.answer_again(tenant, &existing, now).await?);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        if let Some(reason) = refusal {
+            tracing::info!(call_id = %call.id, user_id = %tenant.id, %reason, "inbound call refused");
+            return Ok(FlowOutcome::Refused {
+                call_id: Some(call.id),
+                reason,
+            });
+        }
+        let assistant = assistant.expect("an admitted call has an assistant");
+        Ok(self.admit(tenant, &call, &assistant, now).await?)
+    }
+
+    async fn answer_outbound_flow(
+        &self,
+        tenant: &UserRecord,
+        our_call: &str,
+        request: &FlowRequest,
+    ) -> Result<FlowOutcome, StorageError> {
+        let now = DateTime::now();
+        let Ok(call_id) = ObjectId::parse_str(our_call) else {
+            return Ok(FlowOutcome::UnknownCall);
+        };
+        let call = match self.storage.call_logs().get(tenant.id, call_id).await {
+            Ok(call) => call,
+            Err(StorageError::NotFound) => return Ok(FlowOutcome::UnknownCall),
+            Err(err) => return Err(err),
+        };
+        if let (None, Some(frejun_call_id)) = (&call.frejun_call_id, &request.call_id) {
+            match self
+                .storage
+                .call_logs()
+                .set_frejun_call_id(tenant.id, call.id, frejun_call_id, now)
+                .await
+            {
+                Ok(()) => {}
+                Err(StorageError::Conflict) => {
+                    tracing::warn!(call_id = %call.id, "FreJun call id already belongs to another call");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if call.call_status.is_terminal() {
+            return Ok(FlowOutcome::Refused {
+                call_id: Some(call.id),
+                reason: call.end_reason.unwrap_or(EndReason::Completed),
+            });
+        }
+        // The flow is fetched when the callee answers.
+        let answered =
+            StatusReport::new(CallStatus::InProgress, now, source::FLOW, "flow.answered");
+        self.storage
+            .call_logs()
+            .apply_status(tenant.id, call.id, &[answered], now)
+            .await?;
+        self.answer_again(tenant, &call, now).await
+    }
+
+    /// The answer for a call log that already exists (an outbound call, or a retried inbound
+    /// flow): re-check what may have changed since, then admit or refuse.
+    async fn answer_again(
+        &self,
+        tenant: &UserRecord,
+        call: &CallLogRecord,
+        now: DateTime,
+    ) -> Result<FlowOutcome, StorageError> {
+        if call.call_status.is_terminal() {
+            return Ok(FlowOutcome::Refused {
+                call_id: Some(call.id),
+                reason: call.end_reason.unwrap_or(EndReason::Completed),
+            });
+        }
+        let assistant = match call.assistant_id {
+            Some(id) => match self.storage.assistants().get(tenant.id, id).await {
+                Ok(assistant) => Some(assistant),
+                Err(StorageError::NotFound) => None,
+                Err(err) => return Err(err),
+            },
+            None => None,
+        };
+        let refusal = if tenant.status == TenantStatus::Suspended {
+            Some(EndReason::TenantSuspended)
+        } else if assistant.is_none() {
+            Some(EndReason::AssistantDeleted)
+        } else {
+            self.missing_openai_key(tenant)
+        };
+        match (refusal, assistant) {
+            (None, Some(assistant)) => self.admit(tenant, call, &assistant, now).await,
+            (reason, _) => {
+                let reason = reason.unwrap_or(EndReason::AssistantDeleted);
+                self.refuse(tenant, call.id, reason, now).await?;
+                Ok(FlowOutcome::Refused {
+                    call_id: Some(call.id),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Takes (or extends) the call's concurrency slot for the media stream to arrive, and
+    /// answers the stream flow; refuses with `concurrency_limit` when the tenant is full.
+    async fn admit(
+        &self,
+        tenant: &UserRecord,
+        call: &CallLogRecord,
+        assistant: &AssistantRecord,
+        now: DateTime,
+    ) -> Result<FlowOutcome, StorageError> {
+        let lease_until = after(now, self.settings.frejun.media_arrival_timeout());
+        let admitted = self
+            .storage
+            .call_slots()
+            .take(
+                tenant.id,
+                call.id,
+                tenant.limits.max_concurrent_calls,
+                now,
+                lease_until,
+            )
+            .await?;
+        if !admitted {
+            self.refuse(tenant, call.id, EndReason::ConcurrencyLimit, now)
+                .await?;
+            tracing::info!(call_id = %call.id, user_id = %tenant.id, "call refused: concurrency limit");
+            return Ok(FlowOutcome::Refused {
+                call_id: Some(call.id),
+                reason: EndReason::ConcurrencyLimit,
+            });
+        }
+        Ok(FlowOutcome::Stream {
+            call_id: call.id,
+            response: self.stream_flow(call.id, assistant),
+        })
+    }
+
+    /// Marks the call failed for `reason` and frees its slot, if it held one.
+    async fn refuse(
+        &self,
+        tenant: &UserRecord,
+        call_id: ObjectId,
+        reason: EndReason,
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        self.storage
+            .call_logs()
+            .apply_status(tenant.id, call_id, &[refused(reason, now)], now)
+            .await?;
+        self.storage.call_slots().release(tenant.id, call_id).await
+    }
+
+    fn missing_openai_key(&self, tenant: &UserRecord) -> Option<EndReason> {
+        tenant
+            .secrets
+            .openai_api_key
+            .is_none()
+            .then_some(EndReason::MissingCredentials)
+    }
+
+    /// `{"action":"stream", ...}` with a `ws_url` to our media endpoint carrying a token bound
+    /// to this call and assistant.
+    pub fn stream_flow(&self, call_id: ObjectId, assistant: &AssistantRecord) -> FlowResponse {
+        let call_id = call_id.to_hex();
+        let assistant_id = assistant.id.to_hex();
+        let mut url = self
+            .settings
+            .public_url(&format!("api/frejun/media-stream/{assistant_id}"));
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        // http(s) → ws(s) is always allowed: all four are "special" schemes.
+        let _ = url.set_scheme(scheme);
+        let token = self.media_tokens.sign(
+            &call_id,
+            &assistant_id,
+            SystemTime::now(),
+            self.settings.frejun.media_token_ttl(),
+        );
+        url.query_pairs_mut()
+            .append_pair("call_id", &call_id)
+            .append_pair("token", &token);
+        let audio = &assistant.spec.audio;
+        FlowResponse::Stream {
+            ws_url: url.to_string(),
+            chunk_size: audio.inbound_chunk_ms,
+            sample_rate: audio.inbound_rate.as_str().to_owned(),
+            record: true,
+        }
+    }
+}
+
+/// The report of a call refused at flow time.
+fn refused(reason: EndReason, now: DateTime) -> StatusReport {
+    StatusReport::new(CallStatus::Failed, now, source::FLOW, "flow.refused").ending(reason, None)
+}
+
+/// A caller's number in E.164 when it parses, else as FreJun sent it (caller ids can be
+/// anything, e.g. "anonymous").
+fn normalised(number: Option<&str>) -> Option<String> {
+    number.map(|number| {
+        PhoneNumber::parse(number).map_or_else(|_| number.to_owned(), |n| n.as_str().to_owned())
+    })
+}

@@ -1,0 +1,311 @@
+//! Outbound calls: a tenant asks us to call someone; we create the call log, take a concurrency
+//! slot and ask Teler to dial, with flow and status URLs that lead back to this call. Also the
+//! tenant's hang-up of a live call.
+//!
+//! Teler requests run in a task of their own: if the tenant's HTTP client goes away mid-request,
+//! the outcome is still recorded (a dropped future would leave a call Teler is dialling with
+//! no FreJun id, or a failed one still holding its slot).
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+
+use super::{CallService, CredentialProblem, after};
+use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::secret::SecretString;
+use crate::domain::validation::ValidationError;
+use crate::providers::teler::{InitiateCall, TelerError};
+use crate::storage::StorageError;
+use crate::storage::call_logs::{CallError, CallLogRecord, NewCall};
+use crate::storage::call_status::{StatusReport, source};
+use crate::storage::phone_numbers::NumberStatus;
+use crate::storage::users::{Credential, UserRecord, encryption_context};
+
+/// A tenant's request to place a call.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// The assistant to talk; `None`: the one assigned to the from-number.
+    pub assistant_id: Option<String>,
+    pub from_number: String,
+    pub to_number: String,
+}
+
+/// A call Teler accepted.
+#[derive(Debug, Clone)]
+pub struct PlacedCall {
+    pub call: CallLogRecord,
+    pub frejun_call_id: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("no such assistant")]
+    AssistantNotFound,
+    /// The tenant has not stored (or we cannot read) a key the call needs.
+    #[error("{credential} is {problem:?}")]
+    Credential {
+        credential: &'static str,
+        problem: CredentialProblem,
+    },
+    /// The tenant already has `max_concurrent_calls` live calls. The call log records it.
+    #[error("the tenant is at its concurrent-call limit")]
+    ConcurrencyLimit { call_id: ObjectId, limit: u32 },
+    /// Teler refused or failed. The call log is marked failed with this error.
+    #[error("Teler: {source}")]
+    Teler {
+        call_id: ObjectId,
+        #[source]
+        source: TelerError,
+    },
+    /// The call is over (or was never placed), so there is nothing to hang up.
+    #[error("the call is not live")]
+    NotLive { status: CallStatus },
+    /// FreJun has not told us its id for the call yet.
+    #[error("FreJun has not named this call yet")]
+    NotPlacedYet,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl CallService {
+    /// Places an outbound call for `tenant` (see the module docs).
+    pub async fn initiate(
+        &self,
+        tenant: &UserRecord,
+        request: &OutboundRequest,
+    ) -> Result<PlacedCall, OutboundError> {
+        let from = PhoneNumber::parse_field("from_number", &request.from_number)?;
+        let to = PhoneNumber::parse_field("to_number", &request.to_number)?;
+        let number = self
+            .storage
+            .phone_numbers()
+            .find_by_number(tenant.id, from.as_str())
+            .await?
+            .ok_or_else(|| {
+                ValidationError::new("from_number", "is not one of your phone numbers")
+            })?;
+        if number.status == NumberStatus::Inactive {
+            return Err(ValidationError::new("from_number", "is inactive").into());
+        }
+        let assistant_id = match &request.assistant_id {
+            Some(id) => ObjectId::parse_str(id).map_err(|_| OutboundError::AssistantNotFound)?,
+            None => number.assigned_assistant_id.ok_or_else(|| {
+                ValidationError::new(
+                    "assistant_id",
+                    "is required: the from_number has no assistant assigned",
+                )
+            })?,
+        };
+        let assistant = match self.storage.assistants().get(tenant.id, assistant_id).await {
+            Ok(assistant) => assistant,
+            Err(StorageError::NotFound) => return Err(OutboundError::AssistantNotFound),
+            Err(err) => return Err(err.into()),
+        };
+        let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
+        self.credential(tenant, Credential::OpenAiApiKey)?;
+        let url_secret = self
+            .url_secret(tenant)
+            .map_err(|problem| OutboundError::Credential {
+                credential: "frejun_url_secret",
+                problem,
+            })?;
+
+        let now = DateTime::now();
+        let call = CallLogRecord::new(
+            NewCall {
+                user_id: tenant.id,
+                assistant_id: Some(assistant.id),
+                frejun_call_id: None,
+                from_number: Some(from.as_str().to_owned()),
+                to_number: Some(to.as_str().to_owned()),
+                call_type: CallType::Outbound,
+            },
+            &[StatusReport::new(
+                CallStatus::Initiated,
+                now,
+                source::API,
+                "api.initiate",
+            )],
+            now,
+        );
+        self.storage.call_logs().insert(&call).await?;
+
+        let limit = tenant.limits.max_concurrent_calls;
+        let lease_until = after(now, self.settings.frejun.outbound_ring_timeout());
+        let admitted = self
+            .storage
+            .call_slots()
+            .take(tenant.id, call.id, limit, now, lease_until)
+            .await?;
+        if !admitted {
+            let refused = StatusReport::new(CallStatus::Failed, now, source::API, "api.refused")
+                .ending(EndReason::ConcurrencyLimit, None);
+            self.storage
+                .call_logs()
+                .apply_status(tenant.id, call.id, &[refused], now)
+                .await?;
+            return Err(OutboundError::ConcurrencyLimit {
+                call_id: call.id,
+                limit,
+            });
+        }
+
+        let dial = InitiateCall {
+            from_number: from.as_str().to_owned(),
+            to_number: to.as_str().to_owned(),
+            flow_url: self
+                .frejun_url("api/frejun/flow", &url_secret, call.id)
+                .to_string(),
+            status_callback_url: self
+                .frejun_url("api/frejun/webhook", &url_secret, call.id)
+                .to_string(),
+            record: true,
+        };
+        let service = self.clone();
+        let tenant_id = tenant.id;
+        tokio::spawn(async move { service.dial(tenant_id, call, frejun_key, dial).await })
+            .await
+            .map_err(|err| StorageError::Unavailable(format!("dial task failed: {err}")))?
+    }
+
+    /// Asks Teler to dial and records the outcome on the call log.
+    async fn dial(
+        &self,
+        tenant_id: ObjectId,
+        call: CallLogRecord,
+        frejun_key: SecretString,
+        dial: InitiateCall,
+    ) -> Result<PlacedCall, OutboundError> {
+        match self.teler.initiate_call(&frejun_key, &dial).await {
+            Ok(placed) => {
+                let now = DateTime::now();
+                let calls = self.storage.call_logs();
+                match calls
+                    .set_frejun_call_id(tenant_id, call.id, &placed.id, now)
+                    .await
+                {
+                    // A status webhook may have recorded the same id first.
+                    Ok(()) | Err(StorageError::Conflict) => {}
+                    Err(err) => return Err(err.into()),
+                }
+                let call = calls.get(tenant_id, call.id).await?;
+                tracing::info!(call_id = %call.id, frejun_call_id = %placed.id, "outbound call placed");
+                Ok(PlacedCall {
+                    call,
+                    frejun_call_id: placed.id,
+                    message: placed
+                        .message
+                        .unwrap_or_else(|| "Call initiated successfully".to_owned()),
+                })
+            }
+            Err(err) => {
+                let now = DateTime::now();
+                let (reason, code) = teler_failure(&err);
+                let failed =
+                    StatusReport::new(CallStatus::Failed, now, source::API, "api.teler_failed")
+                        .ending(
+                            reason,
+                            Some(CallError {
+                                code: code.to_owned(),
+                                message: err.to_string(),
+                            }),
+                        );
+                self.storage
+                    .call_logs()
+                    .apply_status(tenant_id, call.id, &[failed], now)
+                    .await?;
+                self.storage
+                    .call_slots()
+                    .release(tenant_id, call.id)
+                    .await?;
+                tracing::warn!(call_id = %call.id, error = %err, "Teler refused an outbound call");
+                Err(OutboundError::Teler {
+                    call_id: call.id,
+                    source: err,
+                })
+            }
+        }
+    }
+
+    /// Ends the tenant's live call through Teler's hang-up endpoint. FreJun's status webhook
+    /// then closes the call log; the log records at once that the tenant asked.
+    pub async fn hang_up(
+        &self,
+        tenant: &UserRecord,
+        call_id: ObjectId,
+    ) -> Result<CallLogRecord, OutboundError> {
+        let call = self.storage.call_logs().get(tenant.id, call_id).await?;
+        if call.call_status.is_terminal() {
+            return Err(OutboundError::NotLive {
+                status: call.call_status,
+            });
+        }
+        let frejun_call_id = call
+            .frejun_call_id
+            .clone()
+            .ok_or(OutboundError::NotPlacedYet)?;
+        let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
+        let service = self.clone();
+        let tenant_id = tenant.id;
+        tokio::spawn(async move {
+            service
+                .teler
+                .hangup(&frejun_key, &frejun_call_id, None)
+                .await
+                .map_err(|source| OutboundError::Teler { call_id, source })?;
+            let now = DateTime::now();
+            let asked = StatusReport::new(call.call_status, now, source::API, "api.hangup")
+                .ending(EndReason::HungUpByApi, None);
+            Ok(service
+                .storage
+                .call_logs()
+                .apply_status(tenant_id, call_id, &[asked], now)
+                .await?)
+        })
+        .await
+        .map_err(|err| StorageError::Unavailable(format!("hang-up task failed: {err}")))?
+    }
+
+    /// A provider key of the tenant, decrypted.
+    fn credential(
+        &self,
+        tenant: &UserRecord,
+        credential: Credential,
+    ) -> Result<SecretString, OutboundError> {
+        let problem = |problem| OutboundError::Credential {
+            credential: credential.name(),
+            problem,
+        };
+        let stored = credential
+            .stored(&tenant.secrets)
+            .ok_or_else(|| problem(CredentialProblem::Missing))?;
+        self.keyring
+            .decrypt(
+                &stored.encrypted(),
+                &encryption_context(tenant.id, credential.name()),
+            )
+            .map_err(|_| problem(CredentialProblem::Unreadable))
+    }
+}
+
+/// The end reason and error code recorded when Teler does not place a call.
+pub fn teler_failure(err: &TelerError) -> (EndReason, &'static str) {
+    match err {
+        TelerError::Unauthorized { .. } => (EndReason::TelerRejected, "frejun_key_invalid"),
+        TelerError::NumberNotProvisioned { .. } => {
+            (EndReason::TelerRejected, "from_number_not_provisioned")
+        }
+        TelerError::Validation { .. } => (EndReason::TelerRejected, "telephony_validation_failed"),
+        TelerError::RateLimited { .. } => (EndReason::TelerRejected, "telephony_rate_limited"),
+        TelerError::NotFound { .. } | TelerError::Conflict { .. } => {
+            (EndReason::TelerRejected, "telephony_rejected")
+        }
+        TelerError::Unavailable { .. } | TelerError::InvalidResponse { .. } => {
+            (EndReason::TelephonyError, "telephony_unavailable")
+        }
+        TelerError::Timeout => (EndReason::TelephonyError, "telephony_timeout"),
+    }
+}

@@ -1,0 +1,85 @@
+//! Closes calls whose concurrency-slot lease expired, and frees their slots.
+//!
+//! A lease expires when nobody extended it in time: the media stream of an answered flow never
+//! arrived (`media_never_arrived`), an outbound call was never answered nor reported by FreJun
+//! (also `media_never_arrived`: no audio ever flowed), or the instance bridging a call died
+//! (`instance_lost`; the bridge extends the lease while the call lives). Every instance runs
+//! the reaper; its writes are idempotent, so two reapers on one call do no harm.
+
+use bson::DateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::CallService;
+use crate::domain::call::{CallStatus, EndReason};
+use crate::storage::StorageError;
+use crate::storage::call_slots::ExpiredSlot;
+use crate::storage::call_status::{StatusReport, source};
+
+/// Leases handled per sweep; the next sweep takes the rest.
+const BATCH: usize = 200;
+
+impl CallService {
+    /// Sweeps every `frejun.reaper_interval_secs` until `shutdown` is cancelled.
+    pub async fn run_reaper(self, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(self.settings.frejun.reaper_interval());
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            match self.reap_expired(DateTime::now()).await {
+                Ok(0) => {}
+                Ok(closed) => tracing::info!(closed, "closed calls whose slot lease expired"),
+                Err(err) => tracing::warn!(error = %err, "reaper sweep failed; retrying next tick"),
+            }
+        }
+    }
+
+    /// One sweep: closes the calls whose lease expired before `now` and frees their slots.
+    /// Returns how many slots it freed.
+    pub async fn reap_expired(&self, now: DateTime) -> Result<usize, StorageError> {
+        let expired = self.storage.call_slots().expired(now, BATCH).await?;
+        let mut freed = 0;
+        for slot in expired {
+            self.close_expired(&slot, now).await?;
+            if self.storage.call_slots().remove_expired(&slot).await? {
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
+    async fn close_expired(&self, slot: &ExpiredSlot, now: DateTime) -> Result<(), StorageError> {
+        let calls = self.storage.call_logs();
+        let call = match calls.get(slot.user_id, slot.lease.call_id).await {
+            Ok(call) => call,
+            Err(StorageError::NotFound) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if call.call_status.is_terminal() {
+            return Ok(());
+        }
+        let streamed = call
+            .status_history
+            .iter()
+            .any(|event| event.source.as_deref() == Some(source::BRIDGE));
+        let reason = if streamed {
+            EndReason::InstanceLost
+        } else {
+            EndReason::MediaNeverArrived
+        };
+        let report = StatusReport::new(
+            CallStatus::Failed,
+            now,
+            source::REAPER,
+            "reaper.lease_expired",
+        )
+        .ending(reason, None);
+        calls
+            .apply_status(slot.user_id, call.id, &[report], now)
+            .await?;
+        tracing::info!(call_id = %call.id, user_id = %slot.user_id, %reason, "closed a call whose slot lease expired");
+        Ok(())
+    }
+}

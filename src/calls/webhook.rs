@@ -1,0 +1,186 @@
+//! FreJun's status webhooks, merged into the call log they are about.
+//!
+//! The call is found by our own id (the `call` parameter of the status URL we gave Teler for an
+//! outbound call) or by FreJun's call id, always within the tenant whose key came with the
+//! request. Events that match no call are kept in `frejun_events` and acknowledged, because
+//! FreJun retries what it sees refused.
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+
+use super::CallService;
+use super::tenant_key::KeyError;
+use crate::domain::call::{CallStatus, EndReason};
+use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
+use crate::storage::StorageError;
+use crate::storage::call_logs::CallLogRecord;
+use crate::storage::call_status::{StatusReport, source};
+use crate::storage::frejun_events::{UnmatchedEvent, payload_text};
+use crate::storage::users::UserRecord;
+
+/// What became of a webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookOutcome {
+    /// Merged into the call; its status afterwards.
+    Applied {
+        call_id: ObjectId,
+        status: CallStatus,
+    },
+    /// Matched no call of the tenant; kept for diagnosis.
+    Unmatched { reason: &'static str },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Not a JSON object. Kept for diagnosis all the same.
+    #[error(transparent)]
+    Invalid(#[from] WebhookParseError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl CallService {
+    /// Applies one webhook body. `our_call` is the `call` query parameter, when present.
+    pub async fn apply_webhook(
+        &self,
+        key: Option<&str>,
+        our_call: Option<&str>,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let tenant = self.tenant_for_key(key).await?;
+        let now = DateTime::now();
+        let our_call_id = our_call.and_then(|id| ObjectId::parse_str(id).ok());
+        let event = match WebhookEvent::parse(body) {
+            Ok(event) => event,
+            Err(err) => {
+                self.keep_unmatched(&tenant, None, our_call_id, None, "unparseable", body, now)
+                    .await?;
+                return Err(err.into());
+            }
+        };
+        let Some(call) = self.find_call(&tenant, our_call_id, &event).await? else {
+            let reason = if our_call_id.is_none() && event.frejun_call_id.is_none() {
+                "no_call_id"
+            } else {
+                "unknown_call"
+            };
+            self.keep_unmatched(
+                &tenant,
+                event.frejun_call_id.clone(),
+                our_call_id,
+                Some(event.name.clone()),
+                reason,
+                body,
+                now,
+            )
+            .await?;
+            tracing::info!(user_id = %tenant.id, event = %event.name, reason, "webhook matched no call");
+            return Ok(WebhookOutcome::Unmatched { reason });
+        };
+
+        if let (None, Some(frejun_call_id)) = (&call.frejun_call_id, &event.frejun_call_id) {
+            match self
+                .storage
+                .call_logs()
+                .set_frejun_call_id(tenant.id, call.id, frejun_call_id, now)
+                .await
+            {
+                Ok(()) | Err(StorageError::Conflict) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let Some(report) = report_of(&event, now) else {
+            // stream.completed and unknown events change nothing by themselves.
+            return Ok(WebhookOutcome::Applied {
+                call_id: call.id,
+                status: call.call_status,
+            });
+        };
+        let call = self
+            .storage
+            .call_logs()
+            .apply_status(tenant.id, call.id, &[report], now)
+            .await?;
+        if call.call_status.is_terminal() {
+            self.storage
+                .call_slots()
+                .release(tenant.id, call.id)
+                .await?;
+        }
+        Ok(WebhookOutcome::Applied {
+            call_id: call.id,
+            status: call.call_status,
+        })
+    }
+
+    async fn find_call(
+        &self,
+        tenant: &UserRecord,
+        our_call_id: Option<ObjectId>,
+        event: &WebhookEvent,
+    ) -> Result<Option<CallLogRecord>, StorageError> {
+        let calls = self.storage.call_logs();
+        if let Some(id) = our_call_id {
+            match calls.get(tenant.id, id).await {
+                Ok(call) => return Ok(Some(call)),
+                Err(StorageError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        match &event.frejun_call_id {
+            Some(frejun_call_id) => {
+                calls
+                    .find_by_frejun_call_id(tenant.id, frejun_call_id)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn keep_unmatched(
+        &self,
+        tenant: &UserRecord,
+        frejun_call_id: Option<String>,
+        call_id: Option<ObjectId>,
+        event: Option<String>,
+        reason: &str,
+        body: &[u8],
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        self.storage
+            .frejun_events()
+            .insert(&UnmatchedEvent {
+                id: ObjectId::new(),
+                user_id: tenant.id,
+                frejun_call_id,
+                call_id,
+                event,
+                reason: reason.to_owned(),
+                payload: payload_text(body),
+                received_at: now,
+            })
+            .await
+    }
+}
+
+/// The status report a webhook amounts to, if any. Its time is FreJun's when it sent one, so a
+/// redelivered event carries the same time as the original.
+fn report_of(event: &WebhookEvent, now: DateTime) -> Option<StatusReport> {
+    let status = event.implied_status()?;
+    let mut report = StatusReport::new(
+        status,
+        event.occurred_at.unwrap_or(now),
+        source::WEBHOOK,
+        event.name.clone(),
+    );
+    report.proves_answered = event.proves_answered();
+    report.duration = event.duration_secs;
+    report.recording_url = event.recording_url.clone();
+    if status == CallStatus::Failed {
+        report.end_reason = Some(EndReason::TelephonyError);
+    }
+    Some(report)
+}
