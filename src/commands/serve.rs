@@ -29,6 +29,16 @@ async fn serve(settings: Settings, storage: crate::storage::Storage) -> anyhow::
         "database schema is up to date"
     );
 
+    // Tenants created before URL secrets had a lookup hash get one, so their FreJun URLs work.
+    let filled = storage
+        .users()
+        .backfill_url_secret_hashes(&settings.security.keyring())
+        .await
+        .context("cannot index tenants' FreJun URL secrets")?;
+    if filled > 0 {
+        tracing::info!(tenants = filled, "indexed FreJun URL secrets");
+    }
+
     let shutdown = CancellationToken::new();
     let public_base_url = settings.public_base_url();
     let app = Application::build(settings, storage, shutdown.clone())

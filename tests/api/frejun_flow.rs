@@ -471,3 +471,35 @@ async fn a_call_whose_media_never_arrives_is_closed_and_frees_its_slot() {
     .await;
     assert_eq!(flow["action"], "stream");
 }
+
+#[tokio::test]
+async fn tenants_created_before_the_key_index_get_it_at_startup() {
+    let app = TestApp::spawn().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    app.storage
+        .collection::<bson::Document>("users")
+        .update_one(
+            bson::doc! { "_id": acme.tenant.object_id() },
+            bson::doc! { "$unset": { "secrets.frejun_url_secret_hash": "" } },
+        )
+        .await
+        .unwrap();
+    let body = flow_body("fj-old", CALLER, &acme.number);
+    expect_error(
+        app.post_flow(Some(&acme.key), None, &body).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_frejun_key",
+    )
+    .await;
+
+    let keyring = app.settings.security.keyring();
+    let users = app.storage.users();
+    assert_eq!(users.backfill_url_secret_hashes(&keyring).await.unwrap(), 1);
+    assert_eq!(users.backfill_url_secret_hashes(&keyring).await.unwrap(), 0);
+    let flow = expect_status(
+        app.post_flow(Some(&acme.key), None, &body).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(flow["action"], "stream");
+}
