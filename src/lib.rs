@@ -9,24 +9,34 @@
 //! - [`crypto`]: AES-256-GCM encryption of tenants' credentials under a versioned master key.
 //! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
 //! - [`storage`]: MongoDB client, collections, error mapping and the migration runner.
+//! - [`frejun`]: FreJun's flow and webhook payloads (parsed tolerantly) and media-URL tokens.
+//! - [`providers`]: clients of the services we call (Teler REST).
+//! - [`calls`]: the call control plane: flow answers, outbound calls, webhooks, the reaper.
+//! - [`sim`]: protocol-faithful fakes of FreJun/Teler for tests, the demo and the load generator.
 //! - [`http`]: the actix-web application: routes, envelope, errors, middleware.
 //! - [`startup`]: binds the listener and runs the server until the shutdown token fires.
 //! - [`telemetry`]: the `tracing` subscriber.
 //! - [`local_mongodb`]: a real local `mongod` for development, tests and the demo.
 //! - [`commands`]: the `voxbridge` subcommands (`serve`, `migrate`, `local-mongodb`).
 //!
-//! Dependency rule: `http` → (`storage`, `domain`); `storage` → `domain`; `domain` → nothing.
+//! Dependency rule: `http` → (`calls`, `storage`, `domain`); `calls` → (`frejun`, `providers`,
+//! `storage`, `domain`); `storage`, `providers`, `frejun` → `domain`; `domain` → nothing; `sim`
+//! is used by tests, the demo and the load generator only.
 //! See ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod calls;
 pub mod commands;
 pub mod crypto;
 pub mod domain;
+pub mod frejun;
 pub mod http;
 pub mod local_mongodb;
+pub mod providers;
 pub mod settings;
+pub mod sim;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

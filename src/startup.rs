@@ -25,12 +25,15 @@ impl Application {
     /// Binds `server.host:server.port` and prepares the server. Nothing is served until
     /// [`Application::run_until_stopped`] is awaited.
     pub fn build(
-        settings: Settings,
+        mut settings: Settings,
         storage: Storage,
         shutdown: CancellationToken,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind((settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;
+        // Port 0 asks the OS for a free port: record the real one, which the public URLs we hand
+        // FreJun are built from when no public base URL is configured.
+        settings.server.port = address.port();
         let workers = settings
             .server
             .workers

@@ -1,4 +1,4 @@
-//! The flow exchange (`teler-protocol.md` §2): FreJun POSTs the call's details to the flow URL
+//! The flow exchange (docs/frejun-setup.md): FreJun POSTs the call's details to the flow URL
 //! and we answer with what to do with the call: stream its audio to us, or hang up.
 //!
 //! The request is documented as a JSON object with `call_id, account_id, from_number,
@@ -101,13 +101,13 @@ impl FlowRequest {
     }
 }
 
-/// Our answer to the flow request (`teler-protocol.md` §2.2, §2.3).
+/// Our answer to the flow request (docs/frejun-setup.md).
 ///
 /// Serializes exactly to
 /// `{"action":"stream","ws_url":"...","chunk_size":500,"sample_rate":"8k","record":true}`
 /// (field order as declared) or `{"action":"hangup"}`. The discriminator is `action` with a
 /// lowercase value because that is what FreJun's docs, both SDKs and all seven official bridges
-/// send; CONVIS's `type` and the old docs' `"Stream"` are not used (§5).
+/// send; CONVIS's `type` and the old docs' `"Stream"` are not used.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum FlowResponse {

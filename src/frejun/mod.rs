@@ -2,7 +2,7 @@
 //! tolerantly; pure code, no I/O.
 //!
 //! FreJun's own sources disagree about key names and payload shapes (see
-//! `teler-protocol.md` §2, §4 and §5), so the parsers here accept every variant seen in the
+//! docs/frejun-setup.md), so the parsers here accept every variant seen in the
 //! wild and never fail on a missing field; the HTTP handlers decide what a missing call id means.
 //!
 //! - [`flow`]: the request FreJun POSTs to the flow URL and the stream/hangup answer.

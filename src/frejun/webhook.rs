@@ -1,6 +1,6 @@
-//! Status webhooks (`teler-protocol.md` §4): FreJun tells us a call or its media stream moved on.
+//! Status webhooks (docs/frejun-setup.md): FreJun tells us a call or its media stream moved on.
 //!
-//! Two shapes are accepted, because sources disagree (§5) and a missed "call ended" leaves a
+//! Two shapes are accepted, because sources disagree and a missed "call ended" leaves a
 //! call log stuck in progress forever:
 //!
 //! - The documented envelope, `{"event":"call.answered","account_id":..,"call_app_id":..,

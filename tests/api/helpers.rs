@@ -105,11 +105,13 @@ impl TestApp {
     }
 
     /// The app on whatever the settings point at, without migrating (for outage tests).
-    pub async fn spawn_with_storage(settings: Settings, storage: Storage) -> Self {
+    pub async fn spawn_with_storage(mut settings: Settings, storage: Storage) -> Self {
         let shutdown = CancellationToken::new();
         let application = Application::build(settings.clone(), storage.clone(), shutdown.clone())
             .expect("app builds");
         let address = format!("http://127.0.0.1:{}", application.port());
+        // As the app itself does: its public URLs use the port it really listens on.
+        settings.server.port = application.port();
         tokio::spawn(application.run_until_stopped());
         Self {
             address,

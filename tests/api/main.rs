@@ -8,6 +8,7 @@ mod calls;
 mod credentials;
 mod errors;
 mod frejun_flow;
+mod frejun_outbound;
 mod frejun_webhook;
 mod health;
 mod helpers;

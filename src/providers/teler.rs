@@ -1,0 +1,952 @@
+//! The FreJun Teler REST client: start an outbound call, hang a call up
+//! (docs/frejun-setup.md).
+//!
+//! Neither request is retried here. Initiating a call is not idempotent (a retry after a lost
+//! answer could ring the callee twice), and whether to retry a hangup is the caller's decision:
+//! each [`TelerError`] variant says what FreJun answered so the caller can choose.
+//!
+//! FreJun's error bodies come in several shapes (its envelope, FastAPI's `detail`, proxies' HTML),
+//! so every error body is parsed tolerantly and never trusted for size: bodies are read up to
+//! [`MAX_BODY_BYTES`] and any message taken from them is cut to [`MAX_MESSAGE_CHARS`]. The API key
+//! is only ever written into the `x-api-key` header, marked sensitive, and is scrubbed from any
+//! message FreJun might echo back.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::domain::secret::{REDACTED, SecretString};
+
+/// The connect phase never waits longer than this, even with a long overall timeout: a host that
+/// does not accept a TCP connection within 5 s is down, and failing fast lets the caller report
+/// it while the tenant is still waiting.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest response body we read. FreJun's answers are a few hundred bytes; the cap protects us
+/// from a misbehaving proxy streaming an endless page.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest message taken from a response body, in characters. Messages end up in logs and in our
+/// own API's errors, so they are kept to a readable size.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// At most this many validation details are kept; FreJun reports one per field, so more would
+/// only mean a runaway body.
+const MAX_DETAILS: usize = 20;
+
+/// Longest call id we accept. FreJun's ids are 29 (`cs_` + ULID) or 36 (UUID) characters; the
+/// limit only keeps a garbage answer out of our database.
+const MAX_ID_CHARS: usize = 256;
+
+/// The header FreJun reads the API key from. It is sent bare, without a `Bearer` prefix.
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// Client of FreJun's Teler REST API. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct TelerClient {
+    http: reqwest::Client,
+    /// Always ends with '/', so that endpoint paths are appended to it rather than replacing its
+    /// last segment.
+    base: Url,
+}
+
+/// The body of `POST /voice/calls/initiate`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InitiateCall {
+    /// E.164 with '+'; must be a number provisioned on the FreJun account.
+    pub from_number: String,
+    /// E.164 with '+'.
+    pub to_number: String,
+    /// FreJun POSTs here when the call connects, to fetch the call flow.
+    pub flow_url: String,
+    /// FreJun POSTs the call's lifecycle webhooks here.
+    pub status_callback_url: String,
+    /// Whether FreJun records the call.
+    pub record: bool,
+}
+
+/// What FreJun answered to a successful initiate. The call is only queued at this point; nobody
+/// has answered yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitiatedCall {
+    /// FreJun's call id: an opaque string (a UUID or `cs_` + ULID; a numeric id is stringified).
+    pub id: String,
+    /// The call's state if FreJun reported one (e.g. `initiated`).
+    pub status: Option<String>,
+    /// FreJun's top-level `message` (e.g. "Call initiated successfully").
+    pub message: Option<String>,
+}
+
+/// Why a Teler request failed. Messages come from FreJun's answer, cut to
+/// [`MAX_MESSAGE_CHARS`], and never contain the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum TelerError {
+    /// 401 or 403: FreJun refused the API key. Also returned without a request when the key
+    /// contains characters an HTTP header cannot carry (FreJun would refuse such a key with 403).
+    #[error("Teler refused the API key (HTTP {status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    /// FreJun answered a 4xx with code `from_number_not_provisioned`: the caller id is not a
+    /// number of this FreJun account.
+    #[error("the from number is not provisioned on the FreJun account: {message}")]
+    NumberNotProvisioned { message: String },
+    /// 400 (other codes) or 422. `details` are one line per problem, "<field path>: <problem>".
+    #[error(
+        "Teler rejected the request (HTTP {status}): {}",
+        with_details(message, details)
+    )]
+    Validation {
+        status: u16,
+        message: String,
+        details: Vec<String>,
+    },
+    /// 429. `retry_after` comes from a `Retry-After` header given in seconds.
+    #[error("Teler rate limit reached: {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// 404, e.g. hanging up a call FreJun does not know. Also returned without a request for a
+    /// call id that cannot name a path segment (empty, "." or "..").
+    #[error("not found at Teler: {message}")]
+    NotFound { message: String },
+    /// 409: the request does not fit the call's current state (e.g. `call_not_live`).
+    #[error("Teler refused the request in the call's current state: {message}")]
+    Conflict {
+        code: Option<String>,
+        message: String,
+    },
+    /// 5xx (`status` is set), or no HTTP answer at all: connection refused or reset, DNS failure,
+    /// TLS failure (`status` is `None`). Worth retrying later for idempotent requests.
+    #[error("Teler is unavailable: {message}")]
+    Unavailable {
+        status: Option<u16>,
+        message: String,
+    },
+    /// No complete answer within the client's timeout. For an initiate the outcome is unknown:
+    /// FreJun may have queued the call.
+    #[error("Teler did not answer in time")]
+    Timeout,
+    /// A 2xx we cannot understand (no call id), or a status with no meaning here (3xx, 410, ...).
+    #[error("unexpected answer from Teler (HTTP {status}): {message}")]
+    InvalidResponse { status: u16, message: String },
+}
+
+impl TelerError {
+    /// The HTTP status FreJun answered with, if there was an answer. For
+    /// [`TelerError::NumberNotProvisioned`], [`TelerError::NotFound`],
+    /// [`TelerError::Conflict`] and [`TelerError::RateLimited`] this is the status that variant
+    /// stands for (400, 404, 409, 429).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Unauthorized { status, .. }
+            | Self::Validation { status, .. }
+            | Self::InvalidResponse { status, .. } => Some(*status),
+            Self::NumberNotProvisioned { .. } => Some(400),
+            Self::RateLimited { .. } => Some(429),
+            Self::NotFound { .. } => Some(404),
+            Self::Conflict { .. } => Some(409),
+            Self::Unavailable { status, .. } => *status,
+            Self::Timeout => None,
+        }
+    }
+
+    /// Replaces `secret` wherever it appears in the error's text, in case FreJun echoes the key
+    /// back ("Invalid API key abc…"): errors are logged and may be shown to tenants.
+    fn redact(mut self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let scrub = |text: &mut String| {
+            if text.contains(secret) {
+                *text = text.replace(secret, REDACTED);
+            }
+        };
+        match &mut self {
+            Self::Unauthorized { message, .. }
+            | Self::NumberNotProvisioned { message }
+            | Self::RateLimited { message, .. }
+            | Self::NotFound { message }
+            | Self::Conflict { message, .. }
+            | Self::Unavailable { message, .. }
+            | Self::InvalidResponse { message, .. } => scrub(message),
+            Self::Validation {
+                message, details, ..
+            } => {
+                scrub(message);
+                details.iter_mut().for_each(scrub);
+            }
+            Self::Timeout => {}
+        }
+        self
+    }
+}
+
+/// Renders a validation message and its details on one line, without repeating a lone detail
+/// that is the message itself (FastAPI's `{"detail": "..."}` gives both).
+fn with_details<'a>(message: &'a str, details: &'a [String]) -> impl fmt::Display + 'a {
+    struct Render<'a>(&'a str, &'a [String]);
+    impl fmt::Display for Render<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let (message, details) = (self.0, self.1);
+            f.write_str(message)?;
+            if details.is_empty() || (details.len() == 1 && details[0] == message) {
+                return Ok(());
+            }
+            write!(f, ": {}", details.join("; "))
+        }
+    }
+    Render(message, details)
+}
+
+impl TelerClient {
+    /// `base_url` like `https://api.frejun.ai/api/v1`, with or without a trailing '/'. `timeout`
+    /// bounds each whole request (connect, send, answer); the connect phase alone is also capped
+    /// at 5 s.
+    pub fn new(base_url: Url, timeout: Duration) -> Self {
+        let mut base = base_url;
+        base.set_query(None);
+        base.set_fragment(None);
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("voxbridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+            // A redirect would carry the x-api-key header (reqwest only strips the standard
+            // credential headers) to wherever it points, and FreJun's API never redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            // Only fails if the TLS backend cannot initialise, which is a broken build, not a
+            // runtime condition (`reqwest::Client::new` panics in the same case).
+            .expect("the HTTP client must build: the TLS backend failed to initialise");
+        Self { http, base }
+    }
+
+    /// The base URL requests are sent under (always ends with '/').
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Starts an outbound call: `POST {base}/voice/calls/initiate`. Never retried: FreJun has no
+    /// idempotency key for initiate, so a retry after a lost answer could place a second call.
+    #[tracing::instrument(name = "teler.initiate_call", skip_all)]
+    pub async fn initiate_call(
+        &self,
+        api_key: &SecretString,
+        request: &InitiateCall,
+    ) -> Result<InitiatedCall, TelerError> {
+        let url = self.endpoint(&["voice", "calls", "initiate"])?;
+        let answer = self
+            .post(url, api_key, None, request)
+            .await
+            .map_err(|err| err.redact(api_key.expose()))?;
+        // The 2xx status arrived, so FreJun queued the call: a body we cannot read or understand
+        // is an invalid answer (the caller must not place the call again), not a timeout.
+        let parsed = match &answer.body {
+            Ok(body) => parse_initiated(body).map_err(str::to_owned),
+            Err(problem) => Err(clip(&format!("the answer could not be read: {problem}"))),
+        };
+        parsed
+            .map_err(|message| TelerError::InvalidResponse {
+                status: answer.status,
+                message,
+            })
+            .map_err(|err| err.redact(api_key.expose()))
+    }
+
+    /// Hangs up the whole call: `POST {base}/voice/calls/{call_id}/hangup` with body `{}` or
+    /// `{"reason": ...}` (FreJun expects UPPER_SNAKE reasons). Any 2xx is success. Sent with a
+    /// fresh `Idempotency-Key`, as FreJun's SDKs do, but not retried here.
+    #[tracing::instrument(name = "teler.hangup", skip_all, fields(call_id = frejun_call_id))]
+    pub async fn hangup(
+        &self,
+        api_key: &SecretString,
+        frejun_call_id: &str,
+        reason: Option<&str>,
+    ) -> Result<(), TelerError> {
+        if matches!(frejun_call_id, "" | "." | "..") {
+            // The URL parser would drop such a segment and post to another path.
+            return Err(TelerError::NotFound {
+                message: format!("{frejun_call_id:?} is not a call id"),
+            });
+        }
+        let url = self.endpoint(&["voice", "calls", frejun_call_id, "hangup"])?;
+        let body = HangupBody { reason };
+        let idempotency_key = uuid::Uuid::new_v4().to_string();
+        self.post(url, api_key, Some(idempotency_key), &body)
+            .await
+            .map(|_| ())
+            .map_err(|err| err.redact(api_key.expose()))
+    }
+
+    /// `base` + `segments`, each segment percent-encoded (a '/' in a call id cannot change the
+    /// path).
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, TelerError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| TelerError::Unavailable {
+                status: None,
+                message: format!("the Teler base URL {} cannot take a path", self.base),
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// POSTs `body` as JSON and returns a 2xx answer; any other answer or failure becomes a
+    /// [`TelerError`].
+    async fn post(
+        &self,
+        url: Url,
+        api_key: &SecretString,
+        idempotency_key: Option<String>,
+        body: &impl Serialize,
+    ) -> Result<Success, TelerError> {
+        let mut key =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| TelerError::Unauthorized {
+                status: 403,
+                message: "the API key contains characters that cannot be sent in an HTTP header"
+                    .to_owned(),
+            })?;
+        // Keeps the key out of any Debug output of the request or its headers.
+        key.set_sensitive(true);
+
+        let path = url.path().to_owned();
+        let mut request = self
+            .http
+            .post(url)
+            .header(API_KEY_HEADER, key)
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+            .json(body);
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.header("Idempotency-Key", idempotency_key);
+        }
+
+        let started = Instant::now();
+        let response = request.send().await.map_err(|err| {
+            let err = transport_error(&err);
+            tracing::debug!(%path, error = %err, "Teler request failed");
+            err
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(%path, status = status.as_u16(), elapsed_ms, "Teler answered");
+
+        if status.is_success() {
+            let body = read_capped(response).await.map_err(|err| error_chain(&err));
+            return Ok(Success {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        // The status says more than the body; if the body cannot be read, map the status alone.
+        let body = read_capped(response).await.unwrap_or_default();
+        Err(error_from_response(
+            status.as_u16(),
+            retry_after.as_deref(),
+            &body,
+        ))
+    }
+}
+
+/// A 2xx answer.
+struct Success {
+    status: u16,
+    /// Capped at [`MAX_BODY_BYTES`]; `Err` says why it could not be read (e.g. the timeout ran
+    /// out after the status line).
+    body: Result<Vec<u8>, String>,
+}
+
+/// `{}` without a reason; FreJun ends the whole call when `leg_id` is left out.
+#[derive(Serialize)]
+struct HangupBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// Reads at most [`MAX_BODY_BYTES`] of the body; the rest is dropped with the connection.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// A failure without an HTTP answer: a timeout, or an unreachable service.
+fn transport_error(err: &reqwest::Error) -> TelerError {
+    // Checked first: a connect timeout is both `is_timeout` and `is_connect`, and what the caller
+    // needs to know is that the time ran out.
+    if err.is_timeout() {
+        return TelerError::Timeout;
+    }
+    let what = if err.is_connect() {
+        "cannot connect to Teler"
+    } else {
+        "the request to Teler failed"
+    };
+    TelerError::Unavailable {
+        status: None,
+        message: clip(&format!("{what}: {}", error_chain(err))),
+    }
+}
+
+/// The error and its sources on one line: reqwest's own message ("error sending request") hides
+/// the useful part ("Connection refused") in the source chain.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Maps a non-2xx answer to its [`TelerError`].
+fn error_from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> TelerError {
+    let parsed = parse_error_body(status, body);
+    if (400..500).contains(&status) && parsed.code.as_deref() == Some("from_number_not_provisioned")
+    {
+        return TelerError::NumberNotProvisioned {
+            message: parsed.message,
+        };
+    }
+    match status {
+        401 | 403 => TelerError::Unauthorized {
+            status,
+            message: parsed.message,
+        },
+        400 | 422 => TelerError::Validation {
+            status,
+            message: parsed.message,
+            details: parsed.details,
+        },
+        404 => TelerError::NotFound {
+            message: parsed.message,
+        },
+        409 => TelerError::Conflict {
+            code: parsed.code,
+            message: parsed.message,
+        },
+        429 => TelerError::RateLimited {
+            retry_after: retry_after.and_then(parse_retry_after),
+            message: parsed.message,
+        },
+        500..=599 => TelerError::Unavailable {
+            status: Some(status),
+            message: parsed.message,
+        },
+        _ => TelerError::InvalidResponse {
+            status,
+            message: parsed.message,
+        },
+    }
+}
+
+/// What we could read from an error body.
+#[derive(Debug, PartialEq)]
+struct ErrorBody {
+    message: String,
+    code: Option<String>,
+    details: Vec<String>,
+}
+
+/// Reads FreJun's envelope `{"success":false,"message","code","type","errors"}`, FastAPI's
+/// `{"detail": [...] | "..."}`, or a nested `{"error": {"message","code"}}`. Anything else
+/// (HTML, empty) gives "HTTP <status> from Teler".
+fn parse_error_body(status: u16, body: &[u8]) -> ErrorBody {
+    let fallback = || format!("HTTP {status} from Teler");
+    let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
+        return ErrorBody {
+            message: fallback(),
+            code: None,
+            details: Vec::new(),
+        };
+    };
+    let nested = root.get("error").and_then(Value::as_object);
+    let text_field = |name: &str| {
+        root.get(name)
+            .or_else(|| nested.and_then(|error| error.get(name)))
+            .and_then(Value::as_str)
+            .filter(|text| !text.trim().is_empty())
+            .map(clip)
+    };
+
+    let detail_text = root.get("detail").and_then(Value::as_str).map(clip);
+    let message = text_field("message")
+        .or_else(|| detail_text.clone())
+        .or_else(|| root.get("error").and_then(Value::as_str).map(clip))
+        .unwrap_or_else(fallback);
+    let code = text_field("code");
+
+    let details = match (root.get("errors"), root.get("detail")) {
+        (Some(Value::Array(items)), _) | (_, Some(Value::Array(items))) => items
+            .iter()
+            .filter_map(detail_line)
+            .take(MAX_DETAILS)
+            .collect(),
+        _ => detail_text.into_iter().collect(),
+    };
+    ErrorBody {
+        message,
+        code,
+        details,
+    }
+}
+
+/// One validation problem as "<loc joined by '.'>: <msg>", with the leading "body" element of
+/// FastAPI's `loc` left out (the caller knows it sent a body).
+fn detail_line(item: &Value) -> Option<String> {
+    let item = match item {
+        Value::String(text) => return Some(clip(text)),
+        Value::Object(item) => item,
+        _ => return None,
+    };
+    let msg = item
+        .get("msg")
+        .or_else(|| item.get("message"))
+        .and_then(Value::as_str)?;
+    let loc: Vec<String> = match item.get("loc") {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| match part {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            })
+            .collect(),
+        Some(Value::String(text)) => vec![text.clone()],
+        _ => Vec::new(),
+    };
+    let loc = match loc.split_first() {
+        Some((first, rest)) if first == "body" => rest,
+        _ => &loc[..],
+    };
+    Some(if loc.is_empty() {
+        clip(msg)
+    } else {
+        clip(&format!("{}: {msg}", loc.join(".")))
+    })
+}
+
+/// Reads the call id from `{"message", "data": {"id", ...}}`, or from the top level when there
+/// is no `data` object (PY 0.3.0 unwraps either way).
+fn parse_initiated(body: &[u8]) -> Result<InitiatedCall, &'static str> {
+    let root: Value = serde_json::from_slice(body).map_err(|_| "the answer is not JSON")?;
+    let root = root.as_object().ok_or("the answer is not a JSON object")?;
+    if root.get("success") == Some(&Value::Bool(false)) {
+        return Err("the answer says success: false");
+    }
+    let record: &Map<String, Value> = root.get("data").and_then(Value::as_object).unwrap_or(root);
+    let (record, id) = match record.get("id").and_then(call_id) {
+        Some(id) => (record, id),
+        // A `data` object without an id: the id may still be at the top level.
+        None => (root, root.get("id").and_then(call_id).ok_or("no call id")?),
+    };
+    Ok(InitiatedCall {
+        id,
+        status: record.get("status").and_then(Value::as_str).map(clip),
+        message: root.get("message").and_then(Value::as_str).map(clip),
+    })
+}
+
+/// An id we can store and put in a URL: a non-empty string (or a number, stringified) without
+/// control characters, at most [`MAX_ID_CHARS`] long.
+fn call_id(value: &Value) -> Option<String> {
+    let id = match value {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        _ => return None,
+    };
+    let usable = !id.trim().is_empty()
+        && id.chars().count() <= MAX_ID_CHARS
+        && !id.chars().any(char::is_control);
+    usable.then_some(id)
+}
+
+/// `Retry-After` in delay-seconds form. The HTTP-date form is ignored: FreJun's SDKs do not use
+/// it, and a wrong clock would turn it into nonsense.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A body-derived text, cut to [`MAX_MESSAGE_CHARS`] characters, with control characters (line
+/// breaks that would split a log line) turned into spaces.
+fn clip(text: &str) -> String {
+    text.trim()
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> Vec<u8> {
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn base_url_gets_a_trailing_slash_and_paths_are_appended() {
+        for base in [
+            "https://api.frejun.ai/api/v1",
+            "https://api.frejun.ai/api/v1/",
+        ] {
+            let client = TelerClient::new(base.parse().unwrap(), Duration::from_secs(10));
+            assert_eq!(
+                client
+                    .endpoint(&["voice", "calls", "initiate"])
+                    .unwrap()
+                    .as_str(),
+                "https://api.frejun.ai/api/v1/voice/calls/initiate"
+            );
+            assert_eq!(
+                client
+                    .endpoint(&["voice", "calls", "a/b c?", "hangup"])
+                    .unwrap()
+                    .as_str(),
+                "https://api.frejun.ai/api/v1/voice/calls/a%2Fb%20c%3F/hangup"
+            );
+        }
+    }
+
+    #[test]
+    fn initiate_answer_with_data_envelope() {
+        let answer = body(json!({
+            "message": "Call initiated successfully",
+            "data": {"id": "cs_01JQ8Z6YH0A2B3C4D5E6F7G8H9", "status": "initiated", "record": true}
+        }));
+        assert_eq!(
+            parse_initiated(&answer),
+            Ok(InitiatedCall {
+                id: "cs_01JQ8Z6YH0A2B3C4D5E6F7G8H9".into(),
+                status: Some("initiated".into()),
+                message: Some("Call initiated successfully".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn initiate_answer_variants() {
+        let top_level = parse_initiated(&body(json!({
+            "id": "0b7c3f0e-8d3e-4c55-9a39-6f1f5a0c1d2e", "status": "queued"
+        })))
+        .unwrap();
+        assert_eq!(top_level.id, "0b7c3f0e-8d3e-4c55-9a39-6f1f5a0c1d2e");
+        assert_eq!(top_level.status.as_deref(), Some("queued"));
+        assert_eq!(top_level.message, None);
+
+        let numeric = parse_initiated(&body(json!({"data": {"id": 12345}}))).unwrap();
+        assert_eq!(numeric.id, "12345");
+
+        let null_data = parse_initiated(&body(json!({"data": null, "id": "cs_X"}))).unwrap();
+        assert_eq!(null_data.id, "cs_X");
+
+        let id_beside_data =
+            parse_initiated(&body(json!({"data": {"record": true}, "id": "cs_Y"}))).unwrap();
+        assert_eq!(id_beside_data.id, "cs_Y");
+    }
+
+    #[test]
+    fn initiate_answers_without_a_usable_id_are_refused() {
+        for answer in [
+            b"ok".to_vec(),
+            Vec::new(),
+            body(json!([1, 2])),
+            body(json!({"message": "Call initiated successfully"})),
+            body(json!({"data": {"id": ""}})),
+            body(json!({"data": {"id": null}})),
+            body(json!({"data": {"id": "a\nb"}})),
+            body(json!({"data": {"id": "x".repeat(MAX_ID_CHARS + 1)}})),
+            body(json!({"success": false, "data": {"id": "cs_1"}})),
+        ] {
+            assert!(
+                parse_initiated(&answer).is_err(),
+                "{}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+
+    #[test]
+    fn forbidden_envelope_is_unauthorized() {
+        let err = error_from_response(
+            403,
+            None,
+            &body(json!({"success": false, "message": "Invalid API Key."})),
+        );
+        match err {
+            TelerError::Unauthorized { status, message } => {
+                assert_eq!(status, 403);
+                assert_eq!(message, "Invalid API Key.");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            error_from_response(401, None, b""),
+            TelerError::Unauthorized { status: 401, .. }
+        ));
+    }
+
+    #[test]
+    fn validation_errors_envelope() {
+        let err = error_from_response(
+            422,
+            None,
+            &body(json!({
+                "success": false,
+                "message": "Validation Error",
+                "errors": [
+                    {"loc": ["body", "to_number"], "msg": "String should match pattern", "type": "value_error"},
+                    {"loc": ["body", "legs", 0, "id"], "msg": "Field required", "type": "missing"}
+                ]
+            })),
+        );
+        match &err {
+            TelerError::Validation {
+                status,
+                message,
+                details,
+            } => {
+                assert_eq!(*status, 422);
+                assert_eq!(message, "Validation Error");
+                assert_eq!(
+                    details,
+                    &[
+                        "to_number: String should match pattern".to_owned(),
+                        "legs.0.id: Field required".to_owned()
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "Teler rejected the request (HTTP 422): Validation Error: \
+             to_number: String should match pattern; legs.0.id: Field required"
+        );
+    }
+
+    #[test]
+    fn validation_fastapi_detail_shapes() {
+        let list = error_from_response(
+            422,
+            None,
+            &body(json!({"detail": [
+                {"loc": ["body", "from_number"], "msg": "Field required", "type": "missing"},
+                {"loc": ["query", "limit"], "msg": "too big", "type": "value_error"},
+                {"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}
+            ]})),
+        );
+        match list {
+            TelerError::Validation {
+                message, details, ..
+            } => {
+                assert_eq!(message, "HTTP 422 from Teler");
+                assert_eq!(
+                    details,
+                    [
+                        "from_number: Field required",
+                        "query.limit: too big",
+                        "JSON decode error"
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let text = error_from_response(422, None, &body(json!({"detail": "Bad body"})));
+        match &text {
+            TelerError::Validation {
+                message, details, ..
+            } => {
+                assert_eq!(message, "Bad body");
+                assert_eq!(details, &["Bad body".to_owned()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A lone detail equal to the message is not repeated.
+        assert_eq!(
+            text.to_string(),
+            "Teler rejected the request (HTTP 422): Bad body"
+        );
+    }
+
+    #[test]
+    fn not_provisioned_code_is_recognised_on_any_4xx() {
+        for status in [400, 403, 409, 422] {
+            let err = error_from_response(
+                status,
+                None,
+                &body(json!({
+                    "success": false,
+                    "message": "The from number is not provisioned",
+                    "code": "from_number_not_provisioned",
+                    "type": "invalid_request"
+                })),
+            );
+            assert!(
+                matches!(&err, TelerError::NumberNotProvisioned { message } if message == "The from number is not provisioned"),
+                "{status}: {err:?}"
+            );
+        }
+        // Not on a 5xx: the server failed, whatever the body says.
+        assert!(matches!(
+            error_from_response(
+                500,
+                None,
+                &body(json!({"code": "from_number_not_provisioned"}))
+            ),
+            TelerError::Unavailable {
+                status: Some(500),
+                ..
+            }
+        ));
+        // Another 400 code is a plain validation error.
+        assert!(matches!(
+            error_from_response(400, None, &body(json!({"message": "bad", "code": "other"}))),
+            TelerError::Validation { status: 400, .. }
+        ));
+    }
+
+    #[test]
+    fn other_statuses() {
+        let conflict = error_from_response(
+            409,
+            None,
+            &body(json!({
+                "success": false, "message": "Call is not live",
+                "code": "call_not_live", "type": "invalid_state"
+            })),
+        );
+        assert!(
+            matches!(&conflict, TelerError::Conflict { code: Some(code), message } if code == "call_not_live" && message == "Call is not live")
+        );
+        assert!(matches!(
+            error_from_response(404, None, &body(json!({"message": "Call not found"}))),
+            TelerError::NotFound { message } if message == "Call not found"
+        ));
+        assert!(matches!(
+            error_from_response(429, Some(" 7 "), b""),
+            TelerError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            error_from_response(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b""),
+            TelerError::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ));
+        let bad_gateway = error_from_response(502, None, b"<html>Bad Gateway</html>");
+        assert!(
+            matches!(&bad_gateway, TelerError::Unavailable { status: Some(502), message } if message == "HTTP 502 from Teler")
+        );
+        assert_eq!(bad_gateway.status(), Some(502));
+        assert!(matches!(
+            error_from_response(410, None, b""),
+            TelerError::InvalidResponse { status: 410, .. }
+        ));
+        assert!(matches!(
+            error_from_response(302, None, b""),
+            TelerError::InvalidResponse { status: 302, .. }
+        ));
+    }
+
+    #[test]
+    fn messages_are_clipped_and_single_line() {
+        let long = "é".repeat(1000);
+        let err = error_from_response(500, None, &body(json!({"message": long})));
+        match err {
+            TelerError::Unavailable { message, .. } => {
+                assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(clip("  a\nb\r\tc  "), "a b  c");
+        let many: Vec<Value> = (0..100)
+            .map(|i| json!({"loc": ["body", i], "msg": "x"}))
+            .collect();
+        match error_from_response(422, None, &body(json!({ "errors": many }))) {
+            TelerError::Validation { details, .. } => assert_eq!(details.len(), MAX_DETAILS),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nested_error_object_is_read() {
+        let err = error_from_response(
+            409,
+            None,
+            &body(json!({"error": {"message": "busy", "code": "transfer_in_progress"}})),
+        );
+        assert!(
+            matches!(&err, TelerError::Conflict { code: Some(code), message } if code == "transfer_in_progress" && message == "busy")
+        );
+    }
+
+    #[test]
+    fn an_echoed_api_key_is_redacted() {
+        let key = "tk_live_supersecret";
+        let err = error_from_response(
+            422,
+            None,
+            &body(json!({
+                "message": format!("Invalid API Key {key}"),
+                "errors": [{"loc": ["header"], "msg": format!("bad {key}")}]
+            })),
+        )
+        .redact(key);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains(REDACTED));
+    }
+
+    #[test]
+    fn status_of_each_variant() {
+        assert_eq!(TelerError::Timeout.status(), None);
+        assert_eq!(
+            TelerError::Unavailable {
+                status: None,
+                message: String::new()
+            }
+            .status(),
+            None
+        );
+        assert_eq!(
+            TelerError::NumberNotProvisioned {
+                message: String::new()
+            }
+            .status(),
+            Some(400)
+        );
+        assert_eq!(
+            TelerError::Conflict {
+                code: None,
+                message: String::new()
+            }
+            .status(),
+            Some(409)
+        );
+    }
+}
