@@ -92,7 +92,7 @@ impl FlowRequest {
     /// alias keys, so JSON and form bodies share one list of aliases.
     fn from_lookup(lookup: impl Fn(&[&str]) -> Option<String>) -> FlowRequest {
         FlowRequest {
-            call_id: lookup(CALL_ID_KEYS),
+            call_id: bounded_call_id(lookup(CALL_ID_KEYS)),
             account_id: lookup(ACCOUNT_ID_KEYS),
             from_number: lookup(FROM_KEYS),
             to_number: lookup(TO_KEYS),
@@ -143,10 +143,25 @@ pub(super) fn text_field(object: &Map<String, Value>, keys: &[&str]) -> Option<S
         .find_map(|key| object.get(*key).and_then(text_value))
 }
 
-/// `text` trimmed, or `None` when nothing is left: a blank id is no id.
+/// Longest text value kept from FreJun's payloads, in bytes: room for any URL (browsers stop at
+/// about 2,000 characters); anything longer is garbage that must not reach the database.
+pub const MAX_FIELD_BYTES: usize = 2_048;
+
+/// Longest FreJun call id kept, in bytes. Real ones are 29 (`cs_` + ULID) or 36 (UUID); the
+/// call log's schema allows 200, so a longer one is treated as absent rather than failing the
+/// write.
+pub const MAX_CALL_ID_BYTES: usize = 200;
+
+/// A call id within [`MAX_CALL_ID_BYTES`].
+pub(super) fn bounded_call_id(id: Option<String>) -> Option<String> {
+    id.filter(|id| id.len() <= MAX_CALL_ID_BYTES)
+}
+
+/// `text` trimmed, or `None` when nothing is left (a blank id is no id) or it is longer than
+/// [`MAX_FIELD_BYTES`].
 fn non_empty(text: &str) -> Option<String> {
     let trimmed = text.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+    (!trimmed.is_empty() && trimmed.len() <= MAX_FIELD_BYTES).then(|| trimmed.to_owned())
 }
 
 /// Whether a (trimmed, non-JSON) body is plausibly `application/x-www-form-urlencoded`.
@@ -172,6 +187,15 @@ fn looks_form_encoded(body: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn overlong_values_are_dropped() {
+        let long = "x".repeat(MAX_CALL_ID_BYTES + 1);
+        let body = serde_json::json!({ "call_id": long, "to_number": "+14155550100" }).to_string();
+        let request = FlowRequest::parse(body.as_bytes()).unwrap();
+        assert_eq!(request.call_id, None);
+        assert_eq!(request.to_number.as_deref(), Some("+14155550100"));
+    }
+
     use super::*;
 
     fn parse(body: &str) -> Result<FlowRequest, FlowParseError> {

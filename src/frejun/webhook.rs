@@ -18,7 +18,7 @@
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
 
-use super::flow::text_field;
+use super::flow::{bounded_call_id, text_field};
 use crate::domain::call::CallStatus;
 
 /// Keys that may carry FreJun's call id. `id` is deliberately absent: in event envelopes it is
@@ -140,7 +140,7 @@ impl WebhookEvent {
 
         Ok(WebhookEvent {
             name,
-            frejun_call_id: fields.text(CALL_ID_KEYS),
+            frejun_call_id: bounded_call_id(fields.text(CALL_ID_KEYS)),
             kind,
             occurred_at: fields.values(TIME_KEYS).find_map(parse_time),
             duration_secs: fields.values(&["duration"]).find_map(parse_duration),

@@ -503,3 +503,26 @@ async fn tenants_created_before_the_key_index_get_it_at_startup() {
     .await;
     assert_eq!(flow["action"], "stream");
 }
+
+#[tokio::test]
+async fn oversized_input_is_refused_or_dropped_without_failing_the_call() {
+    let app = TestApp::spawn().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    // A call id longer than any real one is ignored; the call still goes ahead.
+    let body = flow_body(&"x".repeat(5_000), &"9".repeat(3_000), &acme.number);
+    let flow = expect_status(
+        app.post_flow(Some(&acme.key), None, &body).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(flow["action"], "stream");
+    let (call_id, _) = ws_url_parts(&app, &flow, &acme.assistant_id);
+    let call = app.call_log(&call_id).await;
+    assert_eq!(call.frejun_call_id, None);
+    assert_eq!(call.from_number, None);
+
+    // A body over the limit is refused before it is read whole.
+    let huge = json!({ "call_id": "fj", "pad": "y".repeat(2 * 1024 * 1024) });
+    let response = app.post_flow(Some(&acme.key), None, &huge).await;
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
