@@ -106,6 +106,8 @@ impl TestApp {
 
     /// The app on whatever the settings point at, without migrating (for outage tests).
     pub async fn spawn_with_storage(mut settings: Settings, storage: Storage) -> Self {
+        // Always a fresh port: tests start a second app from the first one's settings.
+        settings.server.port = 0;
         let shutdown = CancellationToken::new();
         let application = Application::build(settings.clone(), storage.clone(), shutdown.clone())
             .expect("app builds");
