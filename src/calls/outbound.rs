@@ -183,15 +183,26 @@ impl CallService {
             Ok(placed) => {
                 let now = DateTime::now();
                 let calls = self.storage.call_logs();
+                // The call is being dialled whatever happens next, so a failure to record
+                // FreJun's id must not turn into an error (the tenant would place it again).
+                // FreJun's flow fetch and webhooks carry our id and record it later.
                 match calls
                     .set_frejun_call_id(tenant_id, call.id, &placed.id, now)
                     .await
                 {
                     // A status webhook may have recorded the same id first.
                     Ok(()) | Err(StorageError::Conflict) => {}
-                    Err(err) => return Err(err.into()),
+                    Err(err) => {
+                        tracing::warn!(call_id = %call.id, error = %err, "could not record FreJun's call id; its webhooks will");
+                    }
                 }
-                let call = calls.get(tenant_id, call.id).await?;
+                let call = match calls.get(tenant_id, call.id).await {
+                    Ok(stored) => stored,
+                    Err(_) => CallLogRecord {
+                        frejun_call_id: Some(placed.id.clone()),
+                        ..call
+                    },
+                };
                 tracing::info!(call_id = %call.id, frejun_call_id = %placed.id, "outbound call placed");
                 Ok(PlacedCall {
                     call,
