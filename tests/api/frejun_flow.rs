@@ -30,6 +30,11 @@ fn ws_url_parts(app: &TestApp, flow: &Value, assistant_id: &str) -> (String, Str
     (query["call_id"].clone(), query["token"].clone())
 }
 
+/// Posts an inbound flow request with `key`; asserts a 200 and returns the flow.
+async fn inbound_flow(app: &TestApp, key: &str, body: &Value) -> Value {
+    expect_status(app.post_flow(Some(key), None, body).await, StatusCode::OK).await
+}
+
 fn media_tokens(app: &TestApp) -> MediaTokens {
     MediaTokens::new(app.settings.security.url_signing_key.clone())
 }
@@ -76,12 +81,7 @@ async fn an_inbound_call_gets_a_stream_flow_with_a_verifiable_token() {
     assert_eq!(call.status_history[0].source.as_deref(), Some("flow"));
 
     // The call holds one of the tenant's slots.
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].call_id, call.id);
 }
@@ -90,16 +90,7 @@ async fn an_inbound_call_gets_a_stream_flow_with_a_verifiable_token() {
 async fn forged_expired_and_misbound_tokens_are_refused_by_the_media_verifier() {
     let app = TestApp::spawn().await;
     let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
-    let flow = expect_status(
-        app.post_flow(
-            Some(&acme.key),
-            None,
-            &flow_body("fj-in-2", CALLER, &acme.number),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let flow = inbound_flow(&app, &acme.key, &flow_body("fj-in-2", CALLER, &acme.number)).await;
     let (call_id, token) = ws_url_parts(&app, &flow, &acme.assistant_id);
     let tokens = media_tokens(&app);
     let now = SystemTime::now();
@@ -217,14 +208,10 @@ async fn every_refusal_answers_a_hangup_flow_and_records_why() {
     assert_refused(&app, id, EndReason::NumberUnassigned).await;
 
     // The tenant at its limit of one live call.
-    expect_status(
-        app.post_flow(
-            Some(&acme.key),
-            None,
-            &flow_body("fj-first", CALLER, &acme.number),
-        )
-        .await,
-        StatusCode::OK,
+    inbound_flow(
+        &app,
+        &acme.key,
+        &flow_body("fj-first", CALLER, &acme.number),
     )
     .await;
     let id = expect_hangup(&app, &acme.key, "fj-second", &acme.number).await;
@@ -311,12 +298,7 @@ async fn a_retried_flow_answers_the_same_call_without_a_second_slot() {
     let (second_call, _) = ws_url_parts(&app, &second, &acme.assistant_id);
     assert_eq!(first_call, second_call);
     assert_eq!(app.count("call_logs").await, 1);
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert_eq!(held.len(), 1);
 }
 
@@ -344,12 +326,7 @@ async fn twenty_simultaneous_flows_for_a_tenant_limited_to_five_admit_exactly_fi
         .count();
     assert_eq!((streams, hangups), (5, 15));
 
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert_eq!(held.len(), 5);
     let refused = app
         .storage
@@ -420,14 +397,10 @@ async fn an_outbound_flow_finds_its_existing_call() {
 async fn a_call_whose_media_never_arrives_is_closed_and_frees_its_slot() {
     let app = TestApp::spawn().await;
     let acme = app.calling_tenant("Acme", "+14155550100", 1).await;
-    let flow = expect_status(
-        app.post_flow(
-            Some(&acme.key),
-            None,
-            &flow_body("fj-silent", CALLER, &acme.number),
-        )
-        .await,
-        StatusCode::OK,
+    let flow = inbound_flow(
+        &app,
+        &acme.key,
+        &flow_body("fj-silent", CALLER, &acme.number),
     )
     .await;
     let (call_id, _) = ws_url_parts(&app, &flow, &acme.assistant_id);
@@ -451,24 +424,10 @@ async fn a_call_whose_media_never_arrives_is_closed_and_frees_its_slot() {
     let call = app.call_log(&call_id).await;
     assert_eq!(call.call_status, CallStatus::Failed);
     assert_eq!(call.end_reason, Some(EndReason::MediaNeverArrived));
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert!(held.is_empty());
     // The freed slot admits the next call.
-    let flow = expect_status(
-        app.post_flow(
-            Some(&acme.key),
-            None,
-            &flow_body("fj-next", CALLER, &acme.number),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let flow = inbound_flow(&app, &acme.key, &flow_body("fj-next", CALLER, &acme.number)).await;
     assert_eq!(flow["action"], "stream");
 }
 

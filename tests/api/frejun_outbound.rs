@@ -96,12 +96,7 @@ async fn an_outbound_call_is_placed_and_found_again_by_frejuns_flow_and_webhooks
         call.frejun_call_id.as_deref(),
         Some(frejun_call_id.as_str())
     );
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert_eq!(held.len(), 1);
 
     // FreJun plays its part: ringing, the flow fetch on answer, then the end of the call.
@@ -127,12 +122,7 @@ async fn an_outbound_call_is_placed_and_found_again_by_frejuns_flow_and_webhooks
     assert_eq!(call.call_status, CallStatus::Completed);
     assert_eq!(call.duration, Some(31.0));
     assert_eq!(call.end_reason, Some(EndReason::Completed));
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert!(held.is_empty(), "the slot is freed when the call ends");
     assert_eq!(app.count("call_logs").await, 1);
 }
@@ -235,12 +225,7 @@ async fn every_teler_failure_maps_to_an_api_error_and_marks_the_call_failed() {
             "{failure:?}"
         );
         // The slot is free again (the limit is 1): the next case is not refused for it.
-        let held = app
-            .storage
-            .call_slots()
-            .held(acme.tenant.object_id())
-            .await
-            .unwrap();
+        let held = app.held_slots(&acme).await;
         assert!(held.is_empty(), "{failure:?}");
     }
 

@@ -310,12 +310,7 @@ async fn a_terminal_webhook_frees_the_calls_slot() {
     )
     .await;
     assert_eq!(flow["action"], "stream");
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert_eq!(held.len(), 1);
     let completed = envelope(
         "call.completed",
@@ -326,12 +321,7 @@ async fn a_terminal_webhook_frees_the_calls_slot() {
         StatusCode::OK,
     )
     .await;
-    let held = app
-        .storage
-        .call_slots()
-        .held(acme.tenant.object_id())
-        .await
-        .unwrap();
+    let held = app.held_slots(&acme).await;
     assert!(held.is_empty());
 }
 

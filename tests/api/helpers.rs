@@ -483,26 +483,14 @@ impl TestApp {
             .expect("a key parameter")
     }
 
-    /// POSTs FreJun's flow request for a call to `to` with `key` (and `call`, for outbound).
+    /// POSTs FreJun's flow request with `key` (and `call`, for outbound calls).
     pub async fn post_flow(
         &self,
         key: Option<&str>,
         call: Option<&str>,
         body: &Value,
     ) -> reqwest::Response {
-        let mut url = url::Url::parse(&self.url("/api/frejun/flow")).unwrap();
-        if let Some(key) = key {
-            url.query_pairs_mut().append_pair("key", key);
-        }
-        if let Some(call) = call {
-            url.query_pairs_mut().append_pair("call", call);
-        }
-        self.client
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.post_frejun("/api/frejun/flow", key, call, body).await
     }
 
     /// POSTs a status webhook with `key` (and `call`).
@@ -512,12 +500,23 @@ impl TestApp {
         call: Option<&str>,
         body: &Value,
     ) -> reqwest::Response {
-        let mut url = url::Url::parse(&self.url("/api/frejun/webhook")).unwrap();
-        if let Some(key) = key {
-            url.query_pairs_mut().append_pair("key", key);
-        }
-        if let Some(call) = call {
-            url.query_pairs_mut().append_pair("call", call);
+        self.post_frejun("/api/frejun/webhook", key, call, body)
+            .await
+    }
+
+    /// POSTs `body` to one of FreJun's URLs, as FreJun would: `key` and `call` in the query.
+    async fn post_frejun(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        call: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut url = url::Url::parse(&self.url(path)).unwrap();
+        for (name, value) in [("key", key), ("call", call)] {
+            if let Some(value) = value {
+                url.query_pairs_mut().append_pair(name, value);
+            }
         }
         self.client
             .post(url)
@@ -525,6 +524,18 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// The concurrency slots `tenant` holds (expired or not).
+    pub async fn held_slots(
+        &self,
+        tenant: &CallingTenant,
+    ) -> Vec<voxbridge::storage::call_slots::SlotLease> {
+        self.storage
+            .call_slots()
+            .held(tenant.tenant.object_id())
+            .await
+            .expect("slots read")
     }
 
     /// The stored call log `id`.
