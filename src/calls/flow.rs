@@ -98,18 +98,6 @@ impl CallService {
             return Err(FlowError::ForeignNumber);
         }
 
-        // FreJun may retry a flow request it got no answer to: answer the call we already have.
-        if let Some(frejun_call_id) = &request.call_id {
-            let existing = self
-                .storage
-                .call_logs()
-                .find_by_frejun_call_id(tenant.id, frejun_call_id)
-                .await?;
-            if let Some(call) = existing {
-                return Ok(self.answer_again(tenant, &call, now).await?);
-            }
-        }
-
         let mut assistant = None;
         let refusal = match &number {
             None => Some(EndReason::UnknownNumber),
@@ -149,30 +137,67 @@ impl CallService {
             &reports,
             now,
         );
-        match self.storage.call_logs().insert(&call).await {
-            Ok(()) => {}
-            // A retry of the same flow raced us to create the call: answer that one.
-            Err(StorageError::Conflict) => {
-                let frejun_call_id = request.call_id.as_deref().unwrap_or_default();
-                let existing = self
-                    .storage
-                    .call_logs()
-                    .find_by_frejun_call_id(tenant.id, frejun_call_id)
-                    .await?
-                    .ok_or(StorageError::Conflict)?;
-                return Ok(self.answer_again(tenant, &existing, now).await?);
+        let calls = self.storage.call_logs();
+        let (Some(assistant), None) = (assistant, refusal) else {
+            let reason = refusal.unwrap_or(EndReason::NumberUnassigned);
+            return match calls.insert(&call).await {
+                Ok(()) => {
+                    tracing::info!(call_id = %call.id, user_id = %tenant.id, %reason, "inbound call refused");
+                    Ok(FlowOutcome::Refused {
+                        call_id: Some(call.id),
+                        reason,
+                    })
+                }
+                Err(StorageError::Conflict) => Ok(self.answer_retry(tenant, &call, now).await?),
+                Err(err) => Err(err.into()),
+            };
+        };
+
+        // The call log and the slot are written together: the flow's latency is one write, not
+        // two. A refused slot then marks the log failed; a log that cannot be written gives
+        // its slot back.
+        let lease_until = after(now, self.settings.frejun.media_arrival_timeout());
+        let slots = self.storage.call_slots();
+        let limit = tenant.limits.max_concurrent_calls;
+        let (inserted, admitted) = tokio::join!(
+            calls.insert(&call),
+            slots.take(tenant.id, call.id, limit, now, lease_until)
+        );
+        if let Err(err) = inserted {
+            if matches!(admitted, Ok(true)) {
+                slots.release(tenant.id, call.id).await?;
             }
-            Err(err) => return Err(err.into()),
+            return match err {
+                // FreJun repeated a flow request it got no answer to: answer the call we have.
+                StorageError::Conflict => Ok(self.answer_retry(tenant, &call, now).await?),
+                err => Err(err.into()),
+            };
         }
-        if let Some(reason) = refusal {
-            tracing::info!(call_id = %call.id, user_id = %tenant.id, %reason, "inbound call refused");
-            return Ok(FlowOutcome::Refused {
-                call_id: Some(call.id),
-                reason,
-            });
+        if !admitted? {
+            return Ok(self.refuse_for_limit(tenant, call.id, now).await?);
         }
-        let assistant = assistant.expect("an admitted call has an assistant");
-        Ok(self.admit(tenant, &call, &assistant, now).await?)
+        Ok(FlowOutcome::Stream {
+            call_id: call.id,
+            response: self.stream_flow(call.id, &assistant),
+        })
+    }
+
+    /// The answer to a repeated flow request: the call FreJun already asked about (found by its
+    /// FreJun call id, which is unique) answered again.
+    async fn answer_retry(
+        &self,
+        tenant: &UserRecord,
+        call: &CallLogRecord,
+        now: DateTime,
+    ) -> Result<FlowOutcome, StorageError> {
+        let frejun_call_id = call.frejun_call_id.as_deref().unwrap_or_default();
+        let existing = self
+            .storage
+            .call_logs()
+            .find_by_frejun_call_id(tenant.id, frejun_call_id)
+            .await?
+            .ok_or(StorageError::Conflict)?;
+        self.answer_again(tenant, &existing, now).await
     }
 
     async fn answer_outbound_flow(
@@ -284,17 +309,26 @@ impl CallService {
             )
             .await?;
         if !admitted {
-            self.refuse(tenant, call.id, EndReason::ConcurrencyLimit, now)
-                .await?;
-            tracing::info!(call_id = %call.id, user_id = %tenant.id, "call refused: concurrency limit");
-            return Ok(FlowOutcome::Refused {
-                call_id: Some(call.id),
-                reason: EndReason::ConcurrencyLimit,
-            });
+            return self.refuse_for_limit(tenant, call.id, now).await;
         }
         Ok(FlowOutcome::Stream {
             call_id: call.id,
             response: self.stream_flow(call.id, assistant),
+        })
+    }
+
+    async fn refuse_for_limit(
+        &self,
+        tenant: &UserRecord,
+        call_id: ObjectId,
+        now: DateTime,
+    ) -> Result<FlowOutcome, StorageError> {
+        self.refuse(tenant, call_id, EndReason::ConcurrencyLimit, now)
+            .await?;
+        tracing::info!(%call_id, user_id = %tenant.id, "call refused: concurrency limit");
+        Ok(FlowOutcome::Refused {
+            call_id: Some(call_id),
+            reason: EndReason::ConcurrencyLimit,
         })
     }
 

@@ -279,7 +279,7 @@ impl CallLogs {
     ) -> Result<Option<CallLogRecord>, StorageError> {
         Ok(self
             .collection
-            .find_one(doc! { "user_id": user_id, "frejun_call_id": frejun_call_id })
+            .find_one(frejun_call_id_filter(user_id, frejun_call_id))
             .await?)
     }
 
@@ -408,6 +408,17 @@ impl CallLogs {
         stats.per_assistant = groups("per_assistant");
         stats.per_day = groups("per_day");
         Ok(stats)
+    }
+}
+
+/// The filter that finds a tenant's call by FreJun's id. `$type` lets MongoDB use the partial
+/// unique index on `frejun_call_id`: the planner does not infer that an equality on a string
+/// implies the index's `$type: "string"` filter, and would otherwise walk the tenant's whole
+/// call history. Public so that a test can check the plan.
+pub fn frejun_call_id_filter(user_id: ObjectId, frejun_call_id: &str) -> Document {
+    doc! {
+        "user_id": user_id,
+        "frejun_call_id": { "$eq": frejun_call_id, "$type": "string" },
     }
 }
 

@@ -177,7 +177,7 @@ impl Users {
     ) -> Result<Option<UserRecord>, StorageError> {
         Ok(self
             .collection
-            .find_one(doc! { "secrets.frejun_url_secret_hash": hash })
+            .find_one(url_secret_hash_filter(hash))
             .await?)
     }
 
@@ -360,6 +360,13 @@ impl Users {
             .await?
             .ok_or(StorageError::NotFound)
     }
+}
+
+/// The filter that finds a tenant by the hash of its URL secret; `$type` lets MongoDB use the
+/// partial unique index (see `call_logs::frejun_call_id_filter`). Public so that a test can
+/// check the plan.
+pub fn url_secret_hash_filter(hash: &str) -> bson::Document {
+    doc! { "secrets.frejun_url_secret_hash": { "$eq": hash, "$type": "string" } }
 }
 
 #[derive(Debug, thiserror::Error)]

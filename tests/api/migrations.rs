@@ -265,3 +265,37 @@ async fn frejun_call_ids_are_unique_only_when_present() {
     );
     assert!(matches!(err, StorageError::Conflict), "{err:?}");
 }
+
+/// The plan MongoDB picks for `filter` on `collection`, as text.
+async fn plan(storage: &Storage, collection: &str, filter: Document) -> String {
+    let explained = storage
+        .database()
+        .run_command(doc! { "explain": { "find": collection, "filter": filter }, "verbosity": "queryPlanner" })
+        .await
+        .expect("explain");
+    explained
+        .get_document("queryPlanner")
+        .expect("a plan")
+        .to_string()
+}
+
+#[tokio::test]
+async fn frejun_lookups_use_their_indexes() {
+    let database = TestDatabase::migrated().await;
+    let storage = &database.storage;
+    let by_hash = voxbridge::storage::users::url_secret_hash_filter("abc");
+    let plan_text = plan(storage, "users", by_hash).await;
+    assert!(
+        plan_text.contains("users_frejun_url_secret_hash_unique"),
+        "{plan_text}"
+    );
+    assert!(!plan_text.contains("COLLSCAN"), "{plan_text}");
+
+    let by_frejun_id =
+        voxbridge::storage::call_logs::frejun_call_id_filter(ObjectId::new(), "cs_1");
+    let plan_text = plan(storage, CALL_LOGS, by_frejun_id).await;
+    assert!(
+        plan_text.contains("call_logs_frejun_call_id_unique"),
+        "{plan_text}"
+    );
+}
