@@ -183,7 +183,8 @@ impl CallService {
     }
 
     /// The answer to a repeated flow request: the call FreJun already asked about (found by its
-    /// FreJun call id, which is unique) answered again.
+    /// FreJun call id, which is unique) answered again. An id that another tenant's call holds
+    /// is not this tenant's call: hang up.
     async fn answer_retry(
         &self,
         tenant: &UserRecord,
@@ -191,13 +192,15 @@ impl CallService {
         now: DateTime,
     ) -> Result<FlowOutcome, StorageError> {
         let frejun_call_id = call.frejun_call_id.as_deref().unwrap_or_default();
-        let existing = self
+        match self
             .storage
             .call_logs()
             .find_by_frejun_call_id(tenant.id, frejun_call_id)
             .await?
-            .ok_or(StorageError::Conflict)?;
-        self.answer_again(tenant, &existing, now).await
+        {
+            Some(existing) => self.answer_again(tenant, &existing, now).await,
+            None => Ok(FlowOutcome::UnknownCall),
+        }
     }
 
     async fn answer_outbound_flow(

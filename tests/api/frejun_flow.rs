@@ -485,3 +485,26 @@ async fn oversized_input_is_refused_or_dropped_without_failing_the_call() {
     let response = app.post_flow(Some(&acme.key), None, &huge).await;
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
+
+#[tokio::test]
+async fn a_frejun_call_id_held_by_another_tenant_hangs_up_without_touching_it() {
+    let app = TestApp::spawn().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    let beta = app.calling_tenant("Beta", "+14155550200", 5).await;
+    let flow = inbound_flow(
+        &app,
+        &beta.key,
+        &flow_body("fj-shared", CALLER, &beta.number),
+    )
+    .await;
+    assert_eq!(flow["action"], "stream");
+    let flow = inbound_flow(
+        &app,
+        &acme.key,
+        &flow_body("fj-shared", CALLER, &acme.number),
+    )
+    .await;
+    assert_eq!(flow, json!({ "action": "hangup" }));
+    assert_eq!(app.count("call_logs").await, 1);
+    assert!(app.held_slots(&acme).await.is_empty());
+}
