@@ -57,7 +57,7 @@ impl CallService {
     }
 
     /// The tenant's FreJun URL secret in clear, to put in URLs we hand to FreJun.
-    fn url_secret(&self, user: &UserRecord) -> Result<SecretString, CredentialProblem> {
+    pub fn url_secret(&self, user: &UserRecord) -> Result<SecretString, CredentialProblem> {
         let encrypted = user
             .secrets
             .frejun_url_secret
@@ -68,13 +68,14 @@ impl CallService {
             .map_err(|_| CredentialProblem::Unreadable)
     }
 
-    /// `path` under the public base URL with the tenant's `key` and our call id, e.g. the
-    /// `flow_url` of an outbound call.
-    fn frejun_url(&self, path: &str, secret: &SecretString, call_id: ObjectId) -> Url {
+    /// `path` under the public base URL with the tenant's `key` and, for a call we place, our
+    /// call id: the URLs `GET /api/me` shows and the `flow_url` of an outbound call.
+    pub fn frejun_url(&self, path: &str, secret: &SecretString, call_id: Option<ObjectId>) -> Url {
         let mut url = self.settings.public_url(path);
-        url.query_pairs_mut()
-            .append_pair("key", secret.expose())
-            .append_pair("call", &call_id.to_hex());
+        url.query_pairs_mut().append_pair("key", secret.expose());
+        if let Some(call_id) = call_id {
+            url.query_pairs_mut().append_pair("call", &call_id.to_hex());
+        }
         url
     }
 }

@@ -157,10 +157,10 @@ impl CallService {
             from_number: from.as_str().to_owned(),
             to_number: to.as_str().to_owned(),
             flow_url: self
-                .frejun_url("api/frejun/flow", &url_secret, call.id)
+                .frejun_url("api/frejun/flow", &url_secret, Some(call.id))
                 .to_string(),
             status_callback_url: self
-                .frejun_url("api/frejun/webhook", &url_secret, call.id)
+                .frejun_url("api/frejun/webhook", &url_secret, Some(call.id))
                 .to_string(),
             record: true,
         };

@@ -17,6 +17,7 @@ use super::auth::Tenant;
 use super::calls::CallDetail;
 use super::error::ApiError;
 use super::extract::Json;
+use super::me::credentials_unreadable;
 use super::openapi::{
     DatabaseUnavailable, InvalidJson, PayloadTooLarge, TenantSuspended, TenantUnauthorized,
     UnsupportedMediaType,
@@ -285,12 +286,7 @@ pub(super) fn outbound_error(err: OutboundError) -> ApiError {
             "missing_credentials",
             format!("store your {credential} with PUT /api/me/credentials first"),
         ),
-        OutboundError::Credential { credential, .. } => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "credentials_unreadable",
-            "a stored credential cannot be decrypted; ask the operator",
-        )
-        .with_cause(format!(
+        OutboundError::Credential { credential, .. } => credentials_unreadable(format!(
             "{credential} does not decrypt with the configured master keys"
         )),
         OutboundError::ConcurrencyLimit { call_id, limit } => ApiError::new(

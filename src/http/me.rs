@@ -14,9 +14,10 @@ use super::openapi::{
     TenantUnauthorized, UnsupportedMediaType,
 };
 use super::views::{CredentialsView, UserView};
+use crate::calls::CredentialProblem;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
-use crate::storage::users::{Credential, FREJUN_URL_SECRET, StoredCredential, encryption_context};
+use crate::storage::users::{Credential, StoredCredential, encryption_context};
 
 /// Longest provider key accepted; real ones are far shorter.
 pub(super) const MAX_CREDENTIAL_CHARS: usize = 512;
@@ -65,18 +66,19 @@ pub struct FrejunUrls {
 )]
 async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let user = &tenant.user;
-    let encrypted = user.secrets.frejun_url_secret.as_ref().ok_or_else(|| {
-        ApiError::internal(format!("tenant {} has no FreJun URL secret", user.id))
-    })?;
     let secret = state
-        .keyring
-        .decrypt(encrypted, &encryption_context(user.id, FREJUN_URL_SECRET))
-        .map_err(credentials_unreadable)?;
-    let url = |path: &str| {
-        let mut url = state.settings.public_url(path);
-        url.query_pairs_mut().append_pair("key", secret.expose());
-        url.to_string()
-    };
+        .calls
+        .url_secret(user)
+        .map_err(|problem| match problem {
+            CredentialProblem::Missing => {
+                ApiError::internal(format!("tenant {} has no FreJun URL secret", user.id))
+            }
+            CredentialProblem::Unreadable => credentials_unreadable(format!(
+                "tenant {}: the FreJun URL secret does not decrypt with the configured master keys",
+                user.id
+            )),
+        })?;
+    let url = |path: &str| state.calls.frejun_url(path, &secret, None).to_string();
     Ok(envelope::ok(MeView {
         user: UserView::from(user),
         frejun: FrejunUrls {
@@ -87,13 +89,13 @@ async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, 
 }
 
 /// A stored secret that does not decrypt: fail closed, say so plainly, log the detail.
-pub fn credentials_unreadable(err: crate::crypto::CryptoError) -> ApiError {
+pub fn credentials_unreadable(cause: String) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
         "credentials_unreadable",
         "stored credentials cannot be decrypted with the configured master key",
     )
-    .with_cause(err)
+    .with_cause(cause)
 }
 
 /// Provider keys to store (encrypted). Give one or both; an absent key is kept. Keys are
