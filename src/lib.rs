@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audio;
 pub mod auth;
 pub mod calls;
 pub mod commands;

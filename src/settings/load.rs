@@ -387,6 +387,69 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let bridge = &settings.bridge;
+    for (key, value, range) in [
+        (
+            "openai.connect_timeout_ms",
+            settings.openai.connect_timeout_ms,
+            100..=60_000,
+        ),
+        (
+            "bridge.heartbeat_interval_secs",
+            bridge.heartbeat_interval_secs,
+            1..=60,
+        ),
+        (
+            "bridge.peer_timeout_secs",
+            bridge.peer_timeout_secs,
+            2..=300,
+        ),
+        (
+            "bridge.start_timeout_secs",
+            bridge.start_timeout_secs,
+            1..=120,
+        ),
+        (
+            "bridge.early_audio_max_ms",
+            bridge.early_audio_max_ms,
+            0..=30_000,
+        ),
+        (
+            "bridge.max_message_bytes",
+            bridge.max_message_bytes as u64,
+            16 * 1024..=16 * 1024 * 1024,
+        ),
+        (
+            "bridge.playout_latency_ms",
+            bridge.playout_latency_ms,
+            0..=2_000,
+        ),
+        (
+            "bridge.log_flush_interval_ms",
+            bridge.log_flush_interval_ms,
+            100..=60_000,
+        ),
+        ("bridge.slot_lease_secs", bridge.slot_lease_secs, 15..=3_600),
+        (
+            "bridge.default_max_call_seconds",
+            bridge.default_max_call_seconds,
+            10..=86_400,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err(SettingsError::invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
+    if bridge.peer_timeout_secs <= bridge.heartbeat_interval_secs {
+        return Err(SettingsError::invalid(
+            "bridge.peer_timeout_secs",
+            "must be longer than bridge.heartbeat_interval_secs",
+        ));
+    }
+
     if settings.server.json_body_limit_bytes == 0 {
         return Err(SettingsError::invalid(
             "server.json_body_limit_bytes",

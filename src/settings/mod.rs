@@ -48,6 +48,8 @@ pub struct Settings {
     #[serde(default)]
     pub openai: OpenAiSettings,
     #[serde(default)]
+    pub bridge: BridgeSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub dev: DevSettings,
@@ -246,6 +248,15 @@ pub struct OpenAiSettings {
     pub realtime_url: Url,
     /// Model for assistants that do not name one.
     pub default_model: String,
+    /// How long opening the Realtime WebSocket (TCP, TLS, handshake) may take before the call
+    /// ends with `ai_connect_failed`.
+    pub connect_timeout_ms: u64,
+}
+
+impl OpenAiSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
 }
 
 impl Default for OpenAiSettings {
@@ -254,6 +265,74 @@ impl Default for OpenAiSettings {
             realtime_url: Url::parse("wss://api.openai.com/v1/realtime")
                 .expect("valid default URL"),
             default_model: "gpt-realtime".to_owned(),
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The media bridge: one session per live call between FreJun's media stream and OpenAI.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BridgeSettings {
+    /// How often each live call pings both of its sockets.
+    pub heartbeat_interval_secs: u64,
+    /// A peer (FreJun's media stream or OpenAI) that sends nothing at all, not even a pong, for
+    /// this long is dead: the call ends (`telephony_error` or `ai_error`).
+    pub peer_timeout_secs: u64,
+    /// How long after the upgrade FreJun may take to send its `start` message.
+    pub start_timeout_secs: u64,
+    /// Caller audio kept while the OpenAI session is still being set up, in milliseconds; older
+    /// audio is dropped first.
+    pub early_audio_max_ms: u64,
+    /// Largest media-stream message accepted from FreJun, in bytes. A larger one ends the call
+    /// with `telephony_error`.
+    pub max_message_bytes: usize,
+    /// Subtracted from wall time when estimating how much of the assistant's speech the caller
+    /// heard (FreJun's jitter buffer and the network), in milliseconds.
+    pub playout_latency_ms: u64,
+    /// How often a live call appends its new transcript turns and metrics to the call log.
+    pub log_flush_interval_ms: u64,
+    /// How long a live call's concurrency-slot lease lasts; it is renewed every third of it, so
+    /// a crashed instance's calls are reaped within this time.
+    pub slot_lease_secs: u64,
+    /// Calls with no `max_call_seconds` on the assistant or the tenant end after this long.
+    pub default_max_call_seconds: u64,
+}
+
+impl BridgeSettings {
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval_secs)
+    }
+
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_secs(self.peer_timeout_secs)
+    }
+
+    pub fn start_timeout(&self) -> Duration {
+        Duration::from_secs(self.start_timeout_secs)
+    }
+
+    pub fn log_flush_interval(&self) -> Duration {
+        Duration::from_millis(self.log_flush_interval_ms)
+    }
+
+    pub fn slot_lease(&self) -> Duration {
+        Duration::from_secs(self.slot_lease_secs)
+    }
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_secs: 5,
+            peer_timeout_secs: 15,
+            start_timeout_secs: 10,
+            early_audio_max_ms: 5_000,
+            max_message_bytes: 256 * 1024,
+            playout_latency_ms: 0,
+            log_flush_interval_ms: 2_000,
+            slot_lease_secs: 60,
+            default_max_call_seconds: 3_600,
         }
     }
 }
@@ -354,6 +433,7 @@ impl Settings {
                 previous_master_keys: PreviousMasterKeys::default(),
             },
             frejun: FrejunSettings::default(),
+            bridge: BridgeSettings::default(),
             openai: OpenAiSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
