@@ -9,7 +9,9 @@ use crate::settings::{LogFormat, LogSettings};
 /// Installs the global subscriber. Call once, from `main`, after settings are loaded (the level
 /// was validated there, so a bad filter cannot reach this point).
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&settings.level)?;
+    // tungstenite logs the raw upgrade request, `Authorization: Bearer <tenant's key>`
+    // included, at trace level: never let it go below debug, whatever the configured level.
+    let filter = EnvFilter::try_new(&settings.level)?.add_directive("tungstenite=debug".parse()?);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)

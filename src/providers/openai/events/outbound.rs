@@ -1,0 +1,261 @@
+//! Client → server events: what the bridge sends to OpenAI.
+//!
+//! [`ClientEvent`] covers every event the bridge sends; [`write_append_event`] writes the audio
+//! append, many times a second per call, straight into a reused buffer.
+
+use serde::Serialize;
+
+use crate::audio::pcm::encode_base64;
+use crate::providers::openai::session::SessionConfig;
+
+/// An event we send to OpenAI. Serialize with [`ClientEvent::to_json`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum ClientEvent {
+    #[serde(rename = "session.update")]
+    SessionUpdate { session: SessionConfig },
+    /// `audio` is the standard, padded base64 of audio in the session's input format. For a
+    /// raw buffer prefer [`write_append_event`], which skips the intermediate `String`.
+    #[serde(rename = "input_audio_buffer.append")]
+    InputAudioBufferAppend { audio: String },
+    #[serde(rename = "conversation.item.create")]
+    ConversationItemCreate { item: ConversationItem },
+    /// `audio_end_ms` must be an integer no larger than the audio received for the item; the
+    /// server rejects fractions and overshoots.
+    #[serde(rename = "conversation.item.truncate")]
+    ConversationItemTruncate {
+        item_id: String,
+        content_index: u32,
+        audio_end_ms: u64,
+    },
+    #[serde(rename = "response.create")]
+    ResponseCreate {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response: Option<ResponseParams>,
+    },
+    /// Without an id the server cancels the response in progress; with nothing in progress it
+    /// answers a benign `response_cancel_not_active` error.
+    #[serde(rename = "response.cancel")]
+    ResponseCancel {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response_id: Option<String>,
+    },
+}
+
+impl ClientEvent {
+    /// The event as a JSON text frame.
+    pub fn to_json(&self) -> String {
+        // Cannot fail: every field is a string, a number, a bool or a struct of those, and no
+        // map has non-string keys (serde_json writes non-finite floats as null).
+        serde_json::to_string(self).expect("client events always serialize")
+    }
+
+    /// The event with a client `event_id`, which OpenAI echoes in `error.event_id` if the event
+    /// fails, so that an error can be matched to, say, our `session.update`.
+    pub fn to_json_with_id(&self, event_id: &str) -> String {
+        #[derive(Serialize)]
+        struct Identified<'a> {
+            event_id: &'a str,
+            #[serde(flatten)]
+            event: &'a ClientEvent,
+        }
+        // Cannot fail, for the reason given in `to_json`.
+        serde_json::to_string(&Identified {
+            event_id,
+            event: self,
+        })
+        .expect("client events always serialize")
+    }
+}
+
+/// The start of every append event, up to the opening quote of the base64.
+const APPEND_PREFIX: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
+/// The end of every append event.
+const APPEND_SUFFIX: &str = r#""}"#;
+
+/// Clears `out` and writes `{"type":"input_audio_buffer.append","audio":"<base64>"}` into it:
+/// the same text as [`ClientEvent::InputAudioBufferAppend`] serializes to, without building the
+/// base64 `String` first. Reusing `out` across calls makes an append allocation-free once the
+/// buffer has grown. Base64 needs no JSON escaping, so it is written as it is.
+pub fn write_append_event(audio: &[u8], out: &mut String) {
+    out.clear();
+    out.reserve(APPEND_PREFIX.len() + audio.len().div_ceil(3) * 4 + APPEND_SUFFIX.len());
+    out.push_str(APPEND_PREFIX);
+    encode_base64(audio, out);
+    out.push_str(APPEND_SUFFIX);
+}
+
+/// Per-response overrides for `response.create`. Absent fields keep the session's values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResponseParams {
+    /// Instructions for this response only, e.g. "Greet the caller".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// An item added to the conversation with `conversation.item.create`. The server cannot take
+/// assistant audio, so only text messages and tool results are offered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConversationItem {
+    Message {
+        role: MessageRole,
+        content: Vec<InputContent>,
+    },
+    /// The result of a function call the model asked for; `output` is usually JSON text.
+    FunctionCallOutput { call_id: String, output: String },
+}
+
+impl ConversationItem {
+    /// A user message with one text part, e.g. to make the assistant speak first.
+    pub fn user_text(text: impl Into<String>) -> Self {
+        Self::Message {
+            role: MessageRole::User,
+            content: vec![InputContent::InputText { text: text.into() }],
+        }
+    }
+
+    /// A system message with one text part, e.g. to re-seed context after a reconnect.
+    pub fn system_text(text: impl Into<String>) -> Self {
+        Self::Message {
+            role: MessageRole::System,
+            content: vec![InputContent::InputText { text: text.into() }],
+        }
+    }
+}
+
+/// Who a message we add is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    User,
+    System,
+}
+
+/// A content part of a message we add.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputContent {
+    InputText { text: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn append_fast_path_matches_the_serialized_event() {
+        let mut out = String::from("left over from the previous frame");
+        for audio in [
+            &b""[..],
+            b"\x01",
+            b"\x01\x02",
+            b"\x01\x02\x03",
+            &[0xff; 160],
+        ] {
+            write_append_event(audio, &mut out);
+            let mut audio_base64 = String::new();
+            encode_base64(audio, &mut audio_base64);
+            let event = ClientEvent::InputAudioBufferAppend {
+                audio: audio_base64,
+            };
+            assert_eq!(out, event.to_json());
+            let value: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(value["type"], "input_audio_buffer.append");
+        }
+        write_append_event(b"\x01", &mut out);
+        assert_eq!(
+            out, r#"{"type":"input_audio_buffer.append","audio":"AQ=="}"#,
+            "standard base64, padded"
+        );
+        write_append_event(&[0xfb, 0xff], &mut out);
+        assert_eq!(
+            out, r#"{"type":"input_audio_buffer.append","audio":"+/8="}"#,
+            "standard alphabet, not URL-safe"
+        );
+    }
+
+    #[test]
+    fn truncate_sends_integers() {
+        let event = ClientEvent::ConversationItemTruncate {
+            item_id: "item_CCXHwGjjDUfOXbiySlK7i".to_owned(),
+            content_index: 0,
+            audio_end_ms: 1_234,
+        };
+        assert_eq!(
+            event.to_json(),
+            r#"{"type":"conversation.item.truncate","item_id":"item_CCXHwGjjDUfOXbiySlK7i","content_index":0,"audio_end_ms":1234}"#
+        );
+    }
+
+    #[test]
+    fn cancel_with_and_without_an_id() {
+        assert_eq!(
+            ClientEvent::ResponseCancel { response_id: None }.to_json(),
+            r#"{"type":"response.cancel"}"#
+        );
+        assert_eq!(
+            ClientEvent::ResponseCancel {
+                response_id: Some("resp_1".to_owned())
+            }
+            .to_json(),
+            r#"{"type":"response.cancel","response_id":"resp_1"}"#
+        );
+    }
+
+    #[test]
+    fn create_with_and_without_instructions() {
+        assert_eq!(
+            ClientEvent::ResponseCreate { response: None }.to_json(),
+            r#"{"type":"response.create"}"#
+        );
+        assert_eq!(
+            ClientEvent::ResponseCreate {
+                response: Some(ResponseParams::default())
+            }
+            .to_json(),
+            r#"{"type":"response.create","response":{}}"#
+        );
+        assert_eq!(
+            ClientEvent::ResponseCreate {
+                response: Some(ResponseParams {
+                    instructions: Some("Greet the caller \"warmly\".".to_owned())
+                })
+            }
+            .to_json(),
+            r#"{"type":"response.create","response":{"instructions":"Greet the caller \"warmly\"."}}"#
+        );
+    }
+
+    #[test]
+    fn conversation_items() {
+        assert_eq!(
+            ClientEvent::ConversationItemCreate {
+                item: ConversationItem::user_text("Greet the caller.")
+            }
+            .to_json(),
+            r#"{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Greet the caller."}]}}"#
+        );
+        assert_eq!(
+            serde_json::to_value(ConversationItem::system_text("Earlier: the caller is Ana."))
+                .unwrap(),
+            json!({"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Earlier: the caller is Ana."}]})
+        );
+        assert_eq!(
+            serde_json::to_value(ConversationItem::FunctionCallOutput {
+                call_id: "call_1".to_owned(),
+                output: "{\"ok\":true}".to_owned()
+            })
+            .unwrap(),
+            json!({"type": "function_call_output", "call_id": "call_1", "output": "{\"ok\":true}"})
+        );
+    }
+
+    #[test]
+    fn events_can_carry_a_client_event_id() {
+        let text = ClientEvent::ResponseCancel { response_id: None }.to_json_with_id("evt_42");
+        assert_eq!(text, r#"{"event_id":"evt_42","type":"response.cancel"}"#);
+    }
+}

@@ -1,0 +1,17 @@
+//! The OpenAI Realtime API client, GA protocol only (docs: openai-realtime-protocol.md).
+//!
+//! Layout:
+//! - [`events`]: the wire events, typed: what we send ([`ClientEvent`], with a fast path for
+//!   audio appends) and what we receive ([`ServerEvent`], parsed tolerantly).
+//! - [`session`]: the `session.update` payload built from a stored assistant.
+//! - [`client`]: opening the socket (auth, timeout, error codes) and classifying its close.
+//!
+//! This module only speaks the protocol; the call bridge decides what to do with each event.
+
+pub mod client;
+pub mod events;
+pub mod session;
+
+pub use client::{CloseKind, ConnectError, RealtimeClient, RealtimeSocket, classify_close};
+pub use events::{ClientEvent, EventParseError, ServerEvent, write_append_event};
+pub use session::SessionConfig;
