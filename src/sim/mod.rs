@@ -5,5 +5,10 @@
 //! Layout:
 //! - [`fake_teler`]: a fake FreJun Teler REST API, plus helpers that play FreJun's side of the
 //!   flow fetch and the lifecycle webhooks.
+//! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
+//!   the integration tests, `voxbridge call`, the demo and the load generator).
+//! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
 
+pub mod caller;
 pub mod fake_teler;
+pub mod wav;
