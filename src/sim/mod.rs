@@ -5,10 +5,13 @@
 //! Layout:
 //! - [`fake_teler`]: a fake FreJun Teler REST API, plus helpers that play FreJun's side of the
 //!   flow fetch and the lifecycle webhooks.
+//! - [`fake_openai`]: a fake OpenAI Realtime server (GA WebSocket protocol) with server-VAD
+//!   emulation, scripted/echo modes, injected failures and GA shape checks of client events.
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
 //!   the integration tests, `voxbridge call`, the demo and the load generator).
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
 
 pub mod caller;
+pub mod fake_openai;
 pub mod fake_teler;
 pub mod wav;

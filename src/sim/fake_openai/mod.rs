@@ -1,0 +1,281 @@
+//! A fake OpenAI Realtime server speaking the GA WebSocket protocol
+//! (docs/openai-realtime-protocol.md), for the integration tests, `voxbridge demo` and
+//! `voxbridge loadtest` (thousands of sessions in one process).
+//!
+//! It checks the upgrade as OpenAI does (path, bearer key, `model`; an `OpenAI-Beta` header is
+//! closed with 4000), sends `session.created`, applies `session.update`s, reads appended audio
+//! in the declared format, emulates server VAD on it, and answers with responses whose events
+//! follow the GA order. Every client event is checked against the GA shapes from raw JSON and
+//! each breach is recorded as a violation (and answered with an `error`), so tests fail on a
+//! malformed event even when our own client types are wrong. A [`Behaviour`] picks what the
+//! "model" says ([`Mode`]), how fast it streams ([`Pace`]) and which [`Failure`] to inject.
+//!
+//! Layout:
+//! - [`behaviour`]: modes, failures and pacing.
+//! - `handshake`: the HTTP checks of the upgrade.
+//! - `connection`: one connection's task: the upgrade and the socket loop.
+//! - `session`: one session's state machine (configuration, input and VAD, items, responses).
+//! - `response`: response events, rendered audio and usage accounting.
+//! - `vad`: the energy VAD (and its threshold mapping).
+//! - `validate`: GA shape checks of client events.
+//! - `audio_format`: `audio/pcm`, `audio/pcmu`, `audio/pcma` and rate conversion.
+//! - [`record`]: what each session saw, for assertions.
+
+pub mod behaviour;
+pub mod record;
+
+mod audio_format;
+mod connection;
+mod handshake;
+mod response;
+mod session;
+mod vad;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+pub use behaviour::{Behaviour, Failure, Mode, Pace, ScriptAudio, ScriptedTurn, Trigger};
+pub use record::{
+    ClosedBy, ReceivedEvent, RejectedHandshake, ResponseRecord, ResponseStatus, SessionRecord,
+};
+pub use vad::threshold_dbfs;
+
+/// A running fake on `127.0.0.1` (random port). Cheap to clone; the server stops when the
+/// last clone is dropped or on [`FakeOpenAi::stop`].
+#[derive(Clone)]
+pub struct FakeOpenAi {
+    inner: Arc<Handle>,
+}
+
+/// Owned by the [`FakeOpenAi`] clones only (the tasks hold [`Shared`]), so that dropping the
+/// last clone stops the server.
+struct Handle {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// State shared by the accept loop, the session tasks and the handles.
+pub(crate) struct Shared {
+    behaviour: Mutex<Arc<Behaviour>>,
+    sessions: Mutex<Vec<Arc<Mutex<SessionRecord>>>>,
+    rejected: Mutex<Vec<RejectedHandshake>>,
+    live: AtomicUsize,
+    /// Tasks inside [`FakeOpenAi::wait_until`]; changes notify only when there are some, so
+    /// a load test pays nothing for the notification.
+    waiters: AtomicUsize,
+    changes: Notify,
+    shutdown: CancellationToken,
+}
+
+/// Locks a mutex, ignoring poisoning: a test that panicked while holding a record must not
+/// turn every later call into a second, confusing panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn current_behaviour(&self) -> Arc<Behaviour> {
+        Arc::clone(&lock(&self.behaviour))
+    }
+
+    /// Wakes [`FakeOpenAi::wait_until`] callers after a record changed.
+    fn changed(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changes.notify_waiters();
+        }
+    }
+
+    /// Adds a session record; the returned guard counts the session as live until dropped.
+    fn register(self: &Arc<Self>, record: Arc<Mutex<SessionRecord>>) -> LiveGuard {
+        lock(&self.sessions).push(record);
+        self.live.fetch_add(1, Ordering::SeqCst);
+        self.changed();
+        LiveGuard {
+            shared: Arc::clone(self),
+        }
+    }
+
+    fn record_rejection(&self, rejected: RejectedHandshake) {
+        lock(&self.rejected).push(rejected);
+        self.changed();
+    }
+
+    fn snapshot(&self) -> Vec<SessionRecord> {
+        let sessions: Vec<_> = lock(&self.sessions).iter().map(Arc::clone).collect();
+        sessions.iter().map(|record| lock(record).clone()).collect()
+    }
+}
+
+/// Counts one session as live while it exists.
+struct LiveGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.shared.live.fetch_sub(1, Ordering::SeqCst);
+        self.shared.changed();
+    }
+}
+
+/// Decrements the waiter count when a wait ends, however it ends.
+struct WaiterGuard<'a>(&'a Shared);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl FakeOpenAi {
+    /// Binds `127.0.0.1:0` and starts accepting on the current tokio runtime; the port is
+    /// known when this returns.
+    pub async fn start(behaviour: Behaviour) -> io::Result<FakeOpenAi> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(Arc::new(behaviour)),
+            sessions: Mutex::new(Vec::new()),
+            rejected: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            changes: Notify::new(),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        Ok(FakeOpenAi {
+            inner: Arc::new(Handle { address, shared }),
+        })
+    }
+
+    /// `ws://127.0.0.1:<port>/v1/realtime` (add `?model=…`).
+    pub fn url(&self) -> Url {
+        let text = format!("ws://{}{}", self.inner.address, handshake::REALTIME_PATH);
+        Url::parse(&text).expect("a socket address and a fixed path always form a valid URL")
+    }
+
+    /// The address the fake listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.inner.address
+    }
+
+    /// The behaviour of sessions opened after this call (open sessions keep theirs).
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.inner.shared.behaviour) = Arc::new(behaviour);
+    }
+
+    /// A snapshot of every session so far, in the order their upgrades completed.
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.inner.shared.snapshot()
+    }
+
+    /// Every session's violations, each prefixed with its session id.
+    pub fn violations(&self) -> Vec<String> {
+        let sessions: Vec<_> = lock(&self.inner.shared.sessions)
+            .iter()
+            .map(Arc::clone)
+            .collect();
+        let mut all = Vec::new();
+        for record in sessions {
+            let record = lock(&record);
+            all.extend(
+                record
+                    .violations
+                    .iter()
+                    .map(|violation| format!("{}: {violation}", record.id)),
+            );
+        }
+        all
+    }
+
+    /// Upgrades refused with an HTTP error, in order.
+    pub fn rejected_handshakes(&self) -> Vec<RejectedHandshake> {
+        lock(&self.inner.shared.rejected).clone()
+    }
+
+    /// Waits until at least `n` sessions have opened; `false` on timeout.
+    pub async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, || lock(&self.inner.shared.sessions).len() >= n)
+            .await
+    }
+
+    /// Waits until `pred` holds for the session records (evaluated on every change, at most
+    /// once per millisecond); `false` if it still does not hold after `timeout`.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[SessionRecord]) -> bool,
+    ) -> bool {
+        self.wait_for(timeout, || pred(&self.inner.shared.snapshot()))
+            .await
+    }
+
+    async fn wait_for(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let shared = &self.inner.shared;
+        let deadline = tokio::time::Instant::now() + timeout;
+        shared.waiters.fetch_add(1, Ordering::SeqCst);
+        let _guard = WaiterGuard(shared);
+        loop {
+            let notified = shared.changes.notified();
+            tokio::pin!(notified);
+            // Registered before checking, so a change between the check and the wait is
+            // not missed.
+            notified.as_mut().enable();
+            if check() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return check();
+            }
+            // Coalesce bursts of changes (a load test makes thousands per second).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Sessions whose task is still running.
+    pub fn live_sessions(&self) -> usize {
+        self.inner.shared.live.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting and closes every session with 1001 (stalled ones are dropped).
+    pub fn stop(&self) {
+        self.inner.shared.shutdown.cancel();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                tokio::spawn(connection::serve(stream, Arc::clone(&shared)));
+            }
+            Err(error) => {
+                // Usually out of file descriptors under load: back off instead of spinning.
+                tracing::warn!(%error, "fake OpenAI: accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! What the fake saw and did in each session, for tests and the load generator to assert on.
+//!
+//! Each session owns one `Arc<Mutex<SessionRecord>>`, updated by its connection task under a
+//! briefly held lock; [`FakeOpenAi::sessions`](super::FakeOpenAi::sessions) clones them.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// One session (one accepted WebSocket).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// `sess_…`, as sent in `session.created`.
+    pub id: String,
+    /// The `model` query parameter.
+    pub model: String,
+    /// The bearer token of the `Authorization` header.
+    pub api_key: String,
+    /// Whether the handshake carried an `OpenAI-Beta` header (the session was then closed 4000).
+    pub beta_header: bool,
+    /// Every client event in arrival order. Appends are stored with `audio` replaced by
+    /// `"<n base64 chars>"`, and only when the behaviour has `record_audio` (load tests would
+    /// otherwise keep millions of them). Binary frames appear with kind `"<binary frame>"` and
+    /// unparsable text with kind `"<invalid json>"`.
+    pub events: Vec<ReceivedEvent>,
+    /// The current effective session object (as last sent in `session.created`/`.updated`).
+    pub session: Value,
+    /// Audio appended so far, in milliseconds of the input timeline.
+    pub appended_ms: u64,
+    /// Samples appended so far (at the input rate of each append).
+    pub appended_samples: u64,
+    /// The appended audio as linear samples at `input_rate_hz` (24 kHz for `audio/pcm`, 8 kHz
+    /// for `audio/pcmu`/`audio/pcma`; audio appended after a format change to another rate is
+    /// resampled to the first rate). Empty without `record_audio`.
+    pub input_audio_24k: Vec<i16>,
+    /// The rate of `input_audio_24k`: the input rate at the first append.
+    pub input_rate_hz: u32,
+    /// Responses in creation order.
+    pub responses: Vec<ResponseRecord>,
+    /// Every `conversation.item.truncate` that passed the shape checks, as sent (successful or
+    /// not; see `errors_sent`).
+    pub truncates: Vec<Value>,
+    /// `response.cancel` events received (with or without an active response).
+    pub cancels: u32,
+    /// Shape violations, each `"<event type>: <problem>"`.
+    pub violations: Vec<String>,
+    /// Every `error` event the fake sent, in order.
+    pub errors_sent: Vec<Value>,
+    /// Close code and reason once the socket closed (1006 with the error text when the
+    /// connection dropped without a close frame).
+    pub closed: Option<(u16, String)>,
+    /// Who closed first.
+    pub closed_by: Option<ClosedBy>,
+    /// `(cumulative input samples after this append, when it arrived)`, with `record_timings`.
+    pub append_timings: Vec<(u64, Instant)>,
+    /// `(cumulative output samples after this delta, when it was handed to the socket)`, with
+    /// `record_timings`.
+    pub delta_timings: Vec<(u64, Instant)>,
+}
+
+impl SessionRecord {
+    pub(super) fn new(id: String, model: String, api_key: String, beta_header: bool) -> Self {
+        SessionRecord {
+            id,
+            model,
+            api_key,
+            beta_header,
+            events: Vec::new(),
+            session: Value::Null,
+            appended_ms: 0,
+            appended_samples: 0,
+            input_audio_24k: Vec::new(),
+            input_rate_hz: 0,
+            responses: Vec::new(),
+            truncates: Vec::new(),
+            cancels: 0,
+            violations: Vec::new(),
+            errors_sent: Vec::new(),
+            closed: None,
+            closed_by: None,
+            append_timings: Vec::new(),
+            delta_timings: Vec::new(),
+        }
+    }
+
+    /// The received events of one type, in order.
+    pub fn events_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ReceivedEvent> {
+        self.events.iter().filter(move |event| event.kind == kind)
+    }
+
+    /// The `error.code`s the fake sent, in order.
+    pub fn error_codes(&self) -> Vec<String> {
+        self.errors_sent
+            .iter()
+            .filter_map(|error| error["error"]["code"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// One client event.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    /// Its `type` (or a `<…>` marker for frames that are not events).
+    pub kind: String,
+    /// The event as parsed (appends without their audio).
+    pub json: Value,
+    /// When it was read.
+    pub at: Instant,
+}
+
+/// One response the fake started.
+#[derive(Debug, Clone)]
+pub struct ResponseRecord {
+    /// `resp_…`.
+    pub id: String,
+    /// The assistant item carrying its audio.
+    pub item_id: String,
+    /// Where it ended up. A response still streaming when the socket closed stays
+    /// [`ResponseStatus::InProgress`] (no `response.done` was sent).
+    pub status: ResponseStatus,
+    /// Audio sent in deltas, in milliseconds.
+    pub audio_ms_sent: u64,
+    /// The full transcript the response was to speak.
+    pub transcript: String,
+}
+
+/// The `status` of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseStatus {
+    /// Deltas are still going out.
+    InProgress,
+    /// `response.done` with status `completed`.
+    Completed,
+    /// `response.done` with status `cancelled` (client `response.cancel` or VAD interruption).
+    Cancelled,
+}
+
+impl ResponseStatus {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseStatus::InProgress => "in_progress",
+            ResponseStatus::Completed => "completed",
+            ResponseStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Which side started the close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The client sent a close frame or dropped the connection.
+    Client,
+    /// The fake closed (a failure, the session cap, a beta header or [`FakeOpenAi::stop`](super::FakeOpenAi::stop)).
+    Server,
+}
+
+/// A handshake the fake refused with an HTTP error (no session was created).
+#[derive(Debug, Clone)]
+pub struct RejectedHandshake {
+    /// The HTTP status sent.
+    pub status: u16,
+    /// Path and query as requested.
+    pub path_and_query: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The body sent (an OpenAI error object).
+    pub body: String,
+}
