@@ -3,10 +3,12 @@
 //!
 //! - [`pcm`]: s16le bytes ⇄ samples, base64, durations.
 //! - [`mulaw`]: G.711 μ-law for the `pcmu` codec path.
-//! - [`tone`]: synthetic tones and tone-level measurement (tests, fakes, demo).
+//! - [`resample`]: streaming sample-rate conversion (8/16 kHz ⇄ 24 kHz, WAV rates).
+//! - [`tone`]: synthetic tones, tone level and phase measurement (tests, fakes, demo).
 //!
 //! Everything here is synchronous and allocation-aware: callers own the buffers.
 
 pub mod mulaw;
 pub mod pcm;
+pub mod resample;
 pub mod tone;

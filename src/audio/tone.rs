@@ -1,5 +1,5 @@
 //! Synthetic tones and tone measurement, for tests, the fakes and the demo: generate a sine,
-//! and measure how strongly a frequency is present (a Goertzel filter, one DFT bin).
+//! and measure how strongly a frequency is present and its phase (one Hann-windowed DFT bin).
 
 use std::f64::consts::PI;
 
@@ -14,23 +14,48 @@ pub fn sine(freq_hz: f64, rate_hz: u32, samples: usize, amplitude: f64) -> Vec<i
 /// Level of `freq_hz` in `samples` in dB relative to a full-scale sine (0 dBFS), measured with
 /// a Hann window so that nearby strong tones leak little. Use at least a few hundred samples.
 pub fn level_dbfs(samples: &[i16], freq_hz: f64, rate_hz: u32) -> f64 {
+    let Some(bin) = hann_bin(samples, freq_hz, rate_hz) else {
+        return f64::NEG_INFINITY;
+    };
+    // A sine of peak A gives |X| = A * sum(window) / 2 at its own frequency.
+    let amplitude = 2.0 * bin.re.hypot(bin.im) / bin.window_sum;
+    20.0 * (amplitude / 32_768.0).max(1e-12).log10()
+}
+
+/// Phase in radians (in (-π, π]) of `freq_hz` in `samples`, relative to a cosine that peaks at
+/// the first sample: `sine(...)` measures -π/2. Comparing the phases of a tone before and
+/// after a conversion gives the conversion's delay. Hann-windowed like [`level_dbfs`]; use
+/// many periods of the tone so that its negative-frequency half does not leak in.
+pub fn phase_rad(samples: &[i16], freq_hz: f64, rate_hz: u32) -> f64 {
+    hann_bin(samples, freq_hz, rate_hz).map_or(0.0, |bin| bin.im.atan2(bin.re))
+}
+
+/// One Hann-windowed DFT bin at `freq_hz`.
+struct Bin {
+    re: f64,
+    im: f64,
+    window_sum: f64,
+}
+
+fn hann_bin(samples: &[i16], freq_hz: f64, rate_hz: u32) -> Option<Bin> {
     let n = samples.len();
     if n == 0 {
-        return f64::NEG_INFINITY;
+        return None;
     }
     let omega = 2.0 * PI * freq_hz / f64::from(rate_hz);
-    let (mut re, mut im) = (0.0f64, 0.0f64);
-    let mut window_sum = 0.0;
+    let mut bin = Bin {
+        re: 0.0,
+        im: 0.0,
+        window_sum: 0.0,
+    };
     for (i, &sample) in samples.iter().enumerate() {
         let window = 0.5 - 0.5 * (2.0 * PI * i as f64 / n as f64).cos();
-        window_sum += window;
+        bin.window_sum += window;
         let value = f64::from(sample) * window;
-        re += value * (omega * i as f64).cos();
-        im -= value * (omega * i as f64).sin();
+        bin.re += value * (omega * i as f64).cos();
+        bin.im -= value * (omega * i as f64).sin();
     }
-    // A sine of peak A gives |X| = A * sum(window) / 2 at its own frequency.
-    let amplitude = 2.0 * (re * re + im * im).sqrt() / window_sum;
-    20.0 * (amplitude / 32_768.0).max(1e-12).log10()
+    Some(bin)
 }
 
 /// Root-mean-square level of `samples` in dBFS (a full-scale sine is about -3 dBFS).
@@ -54,5 +79,15 @@ mod tests {
         assert!((at_tone - -6.02).abs() < 0.1, "{at_tone}");
         assert!(level_dbfs(&tone, 3_000.0, 8_000) < -100.0);
         assert!((rms_dbfs(&tone) - -9.03).abs() < 0.1);
+    }
+
+    #[test]
+    fn a_tone_measures_its_phase() {
+        let tone = sine(1_000.0, 8_000, 4_000, 16_384.0);
+        let phase = phase_rad(&tone, 1_000.0, 8_000);
+        assert!((phase - -PI / 2.0).abs() < 1e-3, "{phase}");
+        // Starting 2 samples (90°) later: the sine has advanced to its peak, a cosine.
+        let later = phase_rad(&tone[2..], 1_000.0, 8_000);
+        assert!(later.abs() < 1e-3, "{later}");
     }
 }

@@ -89,37 +89,13 @@ impl AudioFormat {
     }
 }
 
-/// Appends `samples` taken at `from_hz` to `out`, converted to `to_hz`. Integer ratios (the only
-/// ones GA produces: 8 kHz ⇄ 24 kHz) average each group when decimating and interpolate
-/// linearly when upsampling; other ratios interpolate linearly. Each call stands alone: chunk
-/// edges are not smoothed across calls.
+/// Appends `samples` taken at `from_hz` to `out`, converted to `to_hz` with the crate's
+/// resampler (one-shot: each call stands alone, which is all the fake needs).
 pub fn resample(samples: &[i16], from_hz: u32, to_hz: u32, out: &mut Vec<i16>) {
-    if from_hz == to_hz || samples.is_empty() || from_hz == 0 || to_hz == 0 {
-        out.extend_from_slice(samples);
-        return;
-    }
-    if from_hz % to_hz == 0 {
-        let factor = (from_hz / to_hz) as usize;
-        out.reserve(samples.len() / factor + 1);
-        for group in samples.chunks(factor) {
-            let sum: i32 = group.iter().map(|&s| i32::from(s)).sum();
-            // The mean of i16 values always fits an i16.
-            out.push((sum / group.len() as i32) as i16);
-        }
-        return;
-    }
-    let ratio = f64::from(from_hz) / f64::from(to_hz);
-    let out_len = (samples.len() as f64 / ratio).round() as usize;
-    out.reserve(out_len);
-    let last = samples.len() - 1;
-    for n in 0..out_len {
-        let position = n as f64 * ratio;
-        let index = (position.floor() as usize).min(last);
-        let next = (index + 1).min(last);
-        let fraction = position - index as f64;
-        let value =
-            f64::from(samples[index]) * (1.0 - fraction) + f64::from(samples[next]) * fraction;
-        out.push(value.round() as i16);
+    match crate::audio::resample::resample_all(samples, from_hz, to_hz) {
+        Ok(converted) => out.extend_from_slice(&converted),
+        // Rates outside what the resampler handles never come from GA formats; keep the audio.
+        Err(_) => out.extend_from_slice(samples),
     }
 }
 
