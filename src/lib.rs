@@ -10,17 +10,21 @@
 //! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
 //! - [`storage`]: MongoDB client, collections, error mapping and the migration runner.
 //! - [`frejun`]: FreJun's flow and webhook payloads (parsed tolerantly) and media-URL tokens.
-//! - [`providers`]: clients of the services we call (Teler REST).
+//! - [`providers`]: clients of the services we call (Teler REST, OpenAI Realtime).
 //! - [`calls`]: the call control plane: flow answers, outbound calls, webhooks, the reaper.
-//! - [`sim`]: protocol-faithful fakes of FreJun/Teler for tests, the demo and the load generator.
+//! - [`audio`]: resampling, μ-law, s16le/base64 and tone helpers.
+//! - [`bridge`]: the media bridge: one session per live call between FreJun and OpenAI.
+//! - [`sim`]: protocol-faithful fakes of FreJun/Teler and OpenAI Realtime, and a simulated
+//!   FreJun caller, for tests, the demo and the load generator.
 //! - [`http`]: the actix-web application: routes, envelope, errors, middleware.
 //! - [`startup`]: binds the listener and runs the server until the shutdown token fires.
 //! - [`telemetry`]: the `tracing` subscriber.
 //! - [`local_mongodb`]: a real local `mongod` for development, tests and the demo.
 //! - [`commands`]: the `voxbridge` subcommands (`serve`, `migrate`, `local-mongodb`).
 //!
-//! Dependency rule: `http` → (`calls`, `storage`, `domain`); `calls` → (`frejun`, `providers`,
-//! `storage`, `domain`); `storage`, `providers`, `frejun` → `domain`; `domain` → nothing; `sim`
+//! Dependency rule: `http` → (`calls`, `bridge`, `storage`, `domain`); `calls` → (`frejun`,
+//! `providers`, `storage`, `domain`); `bridge` → (`audio`, `frejun`, `providers`, `storage`,
+//! `domain`); `storage`, `providers`, `frejun` → `domain`; `domain` → nothing; `sim`
 //! is used by tests, the demo and the load generator only.
 //! See ARCHITECTURE.md.
 
@@ -28,6 +32,7 @@
 
 pub mod audio;
 pub mod auth;
+pub mod bridge;
 pub mod calls;
 pub mod commands;
 pub mod crypto;

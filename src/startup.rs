@@ -9,6 +9,7 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use tokio_util::sync::CancellationToken;
 
+use crate::bridge::Bridge;
 use crate::calls::CallService;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
@@ -19,6 +20,8 @@ pub struct Application {
     server: Server,
     shutdown: CancellationToken,
     calls: CallService,
+    bridge: Bridge,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -41,6 +44,7 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let state = AppState::new(settings, storage, shutdown.clone());
         let calls = state.calls.clone();
+        let bridge = state.bridge.clone();
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
@@ -54,6 +58,8 @@ impl Application {
             server,
             shutdown,
             calls,
+            bridge,
+            shutdown_timeout: Duration::from_secs(shutdown_timeout),
         })
     }
 
@@ -67,7 +73,8 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
     /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
-    /// Also runs the reaper that closes calls whose slot lease expired.
+    /// Also runs the reaper that closes calls whose slot lease expired, and at the end waits
+    /// (up to the same timeout) for live calls' final call-log writes.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let reaper = tokio::spawn(self.calls.clone().run_reaper(self.shutdown.clone()));
         let handle = self.server.handle();
@@ -81,6 +88,17 @@ impl Application {
         // Stops at the shutdown token; a server that failed on its own stops it too.
         self.shutdown.cancel();
         let _ = reaper.await;
+        // Live calls ended with the shutdown token; wait for their final call-log writes.
+        self.bridge.keepers.close();
+        if tokio::time::timeout(self.shutdown_timeout, self.bridge.keepers.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                pending = self.bridge.keepers.len(),
+                "shutting down before every call log was written"
+            );
+        }
         result
     }
 }

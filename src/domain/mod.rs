@@ -11,11 +11,13 @@
 //! - [`call`]: call status (with its forward-only rank), call direction and end reasons.
 //! - [`assistant`]: the assistant configuration, its create and update request bodies, and
 //!   every rule they must satisfy.
+//! - [`pricing`]: the estimated cost of a call's OpenAI usage.
 
 pub mod assistant;
 pub mod call;
 pub mod email;
 pub mod phone;
+pub mod pricing;
 pub mod secret;
 pub mod tenant;
 pub mod validation;

@@ -188,6 +188,10 @@ pub struct CallSummary {
     pub cost_usd: Option<f64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The media stream, for a call this instance is bridging right now (only in
+    /// `GET /api/calls/active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::live_calls::LiveStreamView>,
 }
 
 impl From<&CallLogRecord> for CallSummary {
@@ -210,6 +214,7 @@ impl From<&CallLogRecord> for CallSummary {
             cost_usd: call.cost_usd,
             created_at: time(call.created_at),
             updated_at: time(call.updated_at),
+            stream: None,
         }
     }
 }
@@ -339,7 +344,7 @@ async fn list(
     summary = "List live calls",
     params(CallsQuery),
     responses(
-        (status = 200, description = "A page of calls not yet ended (a terminal `status` filter matches none)", body = ListEnvelope<CallSummary>),
+        (status = 200, description = "A page of calls not yet ended (a terminal `status` filter matches none); calls bridged by this instance carry their `stream`", body = ListEnvelope<CallSummary>),
         (status = 400, response = InvalidQuery),
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
@@ -356,7 +361,24 @@ async fn active(
     let query = query.into_inner()?;
     let mut filter = query.for_tenant(&tenant)?;
     filter.statuses = restrict(&filter.statuses, |status| !status.is_terminal());
-    page_of(&state, &filter, &query.page()?).await
+    let page = state
+        .storage
+        .call_logs()
+        .list(&filter, &query.page()?)
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|call| CallSummary {
+            stream: state
+                .bridge
+                .live
+                .get(tenant.user.id, call.id)
+                .map(|live| super::live_calls::LiveStreamView::from(&live)),
+            ..CallSummary::from(call)
+        })
+        .collect();
+    Ok(envelope::list(items, page.next_cursor))
 }
 
 /// Ended calls (completed, busy, failed, no-answer).

@@ -13,6 +13,8 @@
 //! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
 //! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
 //! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
+//! - [`media_stream`]: FreJun's media WebSocket, handed to the bridge after every check.
+//! - [`live_calls`]: live control of bridged calls (interrupt, clear, live streams).
 //! - [`views`]: response shapes of stored records (no secrets by construction).
 //! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
 //!   `/api/openapi.json`, and the tests that keep it in step with the routes.
@@ -26,7 +28,9 @@ pub mod error;
 pub mod extract;
 pub mod frejun;
 pub mod health;
+pub mod live_calls;
 pub mod me;
+pub mod media_stream;
 pub mod middleware;
 pub mod openapi;
 pub mod phone_numbers;
@@ -40,6 +44,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, Resource, web};
 use tokio_util::sync::CancellationToken;
 
+use crate::bridge::Bridge;
 use crate::calls::CallService;
 use crate::crypto::Keyring;
 use crate::settings::Settings;
@@ -58,6 +63,8 @@ pub struct AppState {
     pub key_usage: Arc<auth::KeyUsageThrottle>,
     /// The call control plane (flows, webhooks, outbound calls).
     pub calls: CallService,
+    /// The media bridge (live calls).
+    pub bridge: Bridge,
 }
 
 impl AppState {
@@ -66,6 +73,12 @@ impl AppState {
         let settings = Arc::new(settings);
         Self {
             calls: CallService::new(settings.clone(), storage.clone(), keyring.clone()),
+            bridge: Bridge::new(
+                settings.clone(),
+                storage.clone(),
+                keyring.clone(),
+                shutdown.clone(),
+            ),
             keyring,
             settings,
             storage,
@@ -109,6 +122,8 @@ pub fn app(
         .configure(phone_numbers::routes)
         .configure(calls::routes)
         .configure(frejun::routes)
+        .configure(media_stream::routes)
+        .configure(live_calls::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
         .wrap(from_fn(middleware::trace_request))

@@ -16,7 +16,9 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::envelope::ErrorEnvelope;
-use super::{admin, assistants, calls, frejun, health, me, phone_numbers};
+use super::{
+    admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,9 +72,15 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::get,
         calls::status,
         calls::hangup,
+        live_calls::interrupt,
+        live_calls::clear,
+        live_calls::streams,
+        live_calls::interrupt_alias,
+        live_calls::clear_alias,
         frejun::flow,
         frejun::webhook,
         frejun::initiate_call,
+        media_stream::media_stream,
     ),
     components(responses(
         AdminUnauthorized,
@@ -98,7 +106,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
 )]
 pub struct ApiDoc;
 
-/// Adds the two bearer schemes that operations name in their `security`.
+/// Adds the security schemes that operations name in their `security`.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -121,6 +129,15 @@ impl Modify for SecuritySchemes {
                 utoipa::openapi::security::ApiKeyValue::with_description(
                     "key",
                     "The tenant's FreJun URL secret, in the URLs shown by `GET /api/me`.",
+                ),
+            )),
+        );
+        components.add_security_scheme(
+            "media_token",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Query(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "token",
+                    "The signed, expiring token in a stream flow's `ws_url` (with `call_id`).",
                 ),
             )),
         );
@@ -324,6 +341,12 @@ mod tests {
         ("GET", "/api/calls/{call_id}"),
         ("GET", "/api/calls/{call_id}/status"),
         ("POST", "/api/calls/{call_id}/hangup"),
+        ("POST", "/api/calls/{call_id}/interrupt"),
+        ("POST", "/api/calls/{call_id}/clear"),
+        ("GET", "/api/websocket/streams"),
+        ("POST", "/api/websocket/interrupt/{connection_id}"),
+        ("POST", "/api/websocket/clear/{connection_id}"),
+        ("GET", "/api/frejun/media-stream/{assistant_id}"),
         ("POST", "/api/frejun/flow"),
         ("POST", "/api/frejun/webhook"),
         ("POST", "/api/frejun/initiate-call"),
@@ -331,6 +354,9 @@ mod tests {
 
     /// The endpoints FreJun calls, authenticated by the `key` query parameter.
     const FREJUN_CALLBACKS: [&str; 2] = ["/api/frejun/flow", "/api/frejun/webhook"];
+
+    /// FreJun's media WebSocket, authenticated by the signed token in its URL.
+    const MEDIA_STREAM: &str = "/api/frejun/media-stream/{assistant_id}";
 
     /// Tags of the operations that take no credentials.
     const PUBLIC_TAGS: [&str; 2] = ["health", "openapi"];
@@ -604,8 +630,11 @@ mod tests {
         for ((method, path), operation) in operations(&doc) {
             let at = format!("{method} {path}");
             let responses = operation["responses"].as_object().expect("responses");
+            // A WebSocket endpoint succeeds with 101 Switching Protocols.
             assert!(
-                responses.keys().any(|status| status.starts_with('2')),
+                responses
+                    .keys()
+                    .any(|status| status.starts_with('2') || status == "101"),
                 "{at} documents no 2xx answer"
             );
             for (status, response) in responses {
@@ -666,6 +695,8 @@ mod tests {
                     "admin_token"
                 } else if FREJUN_CALLBACKS.contains(&path.as_str()) {
                     "frejun_key"
+                } else if path == MEDIA_STREAM {
+                    "media_token"
                 } else {
                     "api_key"
                 };
@@ -720,6 +751,11 @@ mod tests {
                 // No `key` in the URL: refused before anything else.
                 ["frejun_key"] => assert!(
                     answer.status == 401 && answer.error().0 == "invalid_frejun_key",
+                    "{at}"
+                ),
+                // No token: refused before anything is read.
+                ["media_token"] => assert!(
+                    answer.status == 401 && answer.error().0 == "invalid_media_token",
                     "{at}"
                 ),
                 ["api_key"] => {

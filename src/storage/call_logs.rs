@@ -137,6 +137,9 @@ pub struct Usage {
     pub output_audio_tokens: u64,
     pub input_text_tokens: u64,
     pub output_text_tokens: u64,
+    /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
+    #[serde(default)]
+    pub input_cached_tokens: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -255,6 +258,10 @@ impl Storage {
 }
 
 impl CallLogs {
+    pub(super) fn collection(&self) -> &Collection<CallLogRecord> {
+        &self.collection
+    }
+
     pub async fn insert(&self, call: &CallLogRecord) -> Result<(), StorageError> {
         self.collection.insert_one(call).await?;
         Ok(())

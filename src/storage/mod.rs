@@ -21,6 +21,7 @@ pub mod api_keys;
 pub mod assignments;
 pub mod assistants;
 pub mod call_logs;
+pub mod call_progress;
 pub mod call_slots;
 pub mod call_status;
 pub mod collections;

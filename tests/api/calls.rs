@@ -348,6 +348,7 @@ async fn one_call_with_its_history_and_transcript() {
         output_audio_tokens: 800,
         input_text_tokens: 50,
         output_text_tokens: 40,
+        ..Usage::default()
     });
     call.metrics = Some(CallMetrics {
         first_response_ms: Some(420),
@@ -409,7 +410,7 @@ async fn one_call_with_its_history_and_transcript() {
     );
     assert_eq!(
         data["usage"],
-        json!({ "input_audio_tokens": 1200, "output_audio_tokens": 800, "input_text_tokens": 50, "output_text_tokens": 40 })
+        json!({ "input_audio_tokens": 1200, "output_audio_tokens": 800, "input_text_tokens": 50, "output_text_tokens": 40, "input_cached_tokens": 0 })
     );
     assert_eq!(data["metrics"]["first_response_ms"], 420);
     assert_eq!(data["metrics"]["barge_ins"], 1);

@@ -129,6 +129,27 @@ impl TestApp {
         }
     }
 
+    /// A handle on a server running elsewhere (another process) over `database`: for tests
+    /// that need the real binary, such as signal handling.
+    pub fn for_external_server(
+        address: String,
+        settings: Settings,
+        database: TestDatabase,
+    ) -> Self {
+        Self {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            storage: database.storage.clone(),
+            settings,
+            shutdown: CancellationToken::new(),
+            _database: Some(database),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

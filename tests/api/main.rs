@@ -4,6 +4,7 @@
 //! MongoDB replica set and sets `MONGODB_URI`; or set `MONGODB_URI` yourself.
 
 mod assistants;
+mod bridge;
 mod calls;
 mod credentials;
 mod errors;

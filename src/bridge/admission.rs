@@ -1,0 +1,192 @@
+//! Deciding, before the WebSocket upgrade, whether a media stream may start: the signed token,
+//! the call, the tenant, the assistant, the OpenAI key, the concurrency slot. Every refusal is
+//! an HTTP answer (nothing is upgraded), and a refusal that ends the call is recorded.
+
+use std::time::{Duration, SystemTime};
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+
+use super::Bridge;
+use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::secret::SecretString;
+use crate::domain::tenant::TenantStatus;
+use crate::frejun::media_token::MediaTokenError;
+use crate::storage::StorageError;
+use crate::storage::assistants::AssistantRecord;
+use crate::storage::call_logs::{CallError, CallLogRecord};
+use crate::storage::call_status::{StatusReport, source};
+use crate::storage::users::{Credential, UserRecord, encryption_context};
+
+/// Everything a session needs, loaded and checked.
+#[derive(Debug)]
+pub struct Admitted {
+    pub call: CallLogRecord,
+    pub user: UserRecord,
+    pub assistant: AssistantRecord,
+    pub openai_key: SecretString,
+    pub max_call: Duration,
+}
+
+/// Why a media stream is refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Refusal {
+    /// Token missing, malformed, forged, expired, or for another call or assistant.
+    #[error("media token refused: {0}")]
+    Token(&'static str),
+    #[error("no such call")]
+    UnknownCall,
+    /// The call is over (or was already bridged).
+    #[error("the call is not live: {0}")]
+    NotLive(&'static str),
+    /// The tenant, assistant or credentials no longer allow the call; it was ended.
+    #[error("the call cannot be bridged: {0}")]
+    Ended(EndReason),
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+}
+
+impl From<StorageError> for Refusal {
+    fn from(err: StorageError) -> Self {
+        Refusal::Storage(err.to_string())
+    }
+}
+
+impl Bridge {
+    /// Checks a media-stream request (`assistant_id` from the path, `call_id` and `token` from
+    /// the query). The token is verified before anything is read from the database.
+    pub async fn admit(
+        &self,
+        assistant_id: &str,
+        call_id: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Admitted, Refusal> {
+        let (Some(call_hex), Some(token)) = (call_id, token) else {
+            return Err(Refusal::Token("missing"));
+        };
+        self.media_tokens
+            .verify(token, call_hex, assistant_id, SystemTime::now())
+            .map_err(|err| {
+                Refusal::Token(match err {
+                    MediaTokenError::Malformed => "malformed",
+                    MediaTokenError::Expired => "expired",
+                    MediaTokenError::Invalid => "invalid",
+                })
+            })?;
+        // A valid token was signed over ids we minted, so these parse; anything else is forged.
+        let call_id = ObjectId::parse_str(call_hex).map_err(|_| Refusal::Token("invalid"))?;
+        let assistant_id =
+            ObjectId::parse_str(assistant_id).map_err(|_| Refusal::Token("invalid"))?;
+
+        let calls = self.storage.call_logs();
+        let call = match calls.get_for_media_stream(call_id).await {
+            Err(StorageError::NotFound) => return Err(Refusal::UnknownCall),
+            other => other?,
+        };
+        if call.assistant_id != Some(assistant_id) {
+            return Err(Refusal::Token("invalid"));
+        }
+        if call.call_status.is_terminal() {
+            return Err(Refusal::NotLive("the call has ended"));
+        }
+        if self.live.get(call.user_id, call.id).is_some() {
+            return Err(Refusal::NotLive("the call's media stream is already open"));
+        }
+        let user = self.storage.users().get(call.user_id).await?;
+        if user.status == TenantStatus::Suspended {
+            return Err(self.end(&call, EndReason::TenantSuspended, None).await);
+        }
+        let assistant = match self.storage.assistants().get(user.id, assistant_id).await {
+            Err(StorageError::NotFound) => {
+                return Err(self.end(&call, EndReason::AssistantDeleted, None).await);
+            }
+            other => other?,
+        };
+        let Some(openai_key) = self.openai_key(&user) else {
+            let error = CallError {
+                code: "openai_key_unusable".into(),
+                message: "the tenant's OpenAI API key is missing or cannot be decrypted".into(),
+            };
+            return Err(self
+                .end(&call, EndReason::MissingCredentials, Some(error))
+                .await);
+        };
+        let now = DateTime::now();
+        let lease_until = after(now, self.settings.bridge.slot_lease());
+        let admitted = self
+            .storage
+            .call_slots()
+            .take(
+                user.id,
+                call.id,
+                user.limits.max_concurrent_calls,
+                now,
+                lease_until,
+            )
+            .await?;
+        if !admitted {
+            return Err(self.end(&call, EndReason::ConcurrencyLimit, None).await);
+        }
+        let max_call_seconds = [
+            assistant.spec.max_call_seconds.map(u64::from),
+            Some(u64::from(user.limits.max_call_seconds)),
+            Some(self.settings.bridge.default_max_call_seconds),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.settings.bridge.default_max_call_seconds);
+        Ok(Admitted {
+            call,
+            user,
+            assistant,
+            openai_key,
+            max_call: Duration::from_secs(max_call_seconds),
+        })
+    }
+
+    fn openai_key(&self, user: &UserRecord) -> Option<SecretString> {
+        let stored = Credential::OpenAiApiKey.stored(&user.secrets)?;
+        self.keyring
+            .decrypt(
+                &stored.encrypted(),
+                &encryption_context(user.id, Credential::OpenAiApiKey.name()),
+            )
+            .ok()
+    }
+
+    /// Records that the call ended before its stream could start.
+    async fn end(
+        &self,
+        call: &CallLogRecord,
+        reason: EndReason,
+        error: Option<CallError>,
+    ) -> Refusal {
+        let now = DateTime::now();
+        let report = StatusReport::new(CallStatus::Failed, now, source::BRIDGE, "media.refused")
+            .ending(reason, error);
+        if let Err(err) = self
+            .storage
+            .call_logs()
+            .apply_status(call.user_id, call.id, &[report], now)
+            .await
+        {
+            tracing::error!(call_id = %call.id, error = %err, "cannot record a refused media stream");
+        }
+        if let Err(err) = self
+            .storage
+            .call_slots()
+            .release(call.user_id, call.id)
+            .await
+        {
+            tracing::warn!(call_id = %call.id, error = %err, "cannot free a refused call's slot");
+        }
+        Refusal::Ended(reason)
+    }
+}
+
+/// `now + duration` as a BSON date.
+pub(super) fn after(now: DateTime, duration: Duration) -> DateTime {
+    let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
+}

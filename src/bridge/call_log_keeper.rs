@@ -1,0 +1,279 @@
+//! The call-log keeper: one small task per live call that owns every MongoDB write the call
+//! makes, so the audio loop never waits on the database.
+//!
+//! It applies the bridge's status reports (media started, media ended), writes progress batches
+//! (transcript, usage, cost, metrics), renews the call's concurrency-slot lease, and at the end
+//! writes the final state and frees the slot. Writes are retried with backoff until MongoDB
+//! accepts them: an outage delays a call log, it does not lose it. The task runs on the
+//! process's main runtime and is tracked, so a shutdown waits for final writes (bounded by
+//! `server.shutdown_timeout_secs`) even after the HTTP workers that ran the call have stopped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::task::TaskTracker;
+
+use super::admission::after;
+use crate::storage::call_progress::CallProgress;
+use crate::storage::call_status::StatusReport;
+use crate::storage::{Storage, StorageError};
+
+/// What a session hands its keeper.
+#[derive(Debug)]
+pub enum KeeperMessage {
+    Status(StatusReport),
+    Progress(CallProgress),
+    /// The call is over: the last progress, the terminal status; then the slot is freed.
+    Finish {
+        progress: CallProgress,
+        status: StatusReport,
+    },
+}
+
+/// The session's end of the keeper.
+#[derive(Debug, Clone)]
+pub struct KeeperHandle {
+    sender: mpsc::UnboundedSender<KeeperMessage>,
+}
+
+impl KeeperHandle {
+    /// Queues a message; never blocks. (If the keeper is gone the process is shutting down
+    /// hard; nothing more can be done for this call.)
+    pub fn send(&self, message: KeeperMessage) {
+        if self.sender.send(message).is_err() {
+            tracing::error!("call-log keeper is gone; a call-log write was dropped");
+        }
+    }
+}
+
+/// Who the keeper writes for and how.
+#[derive(Debug, Clone)]
+pub struct KeeperConfig {
+    pub user_id: ObjectId,
+    pub call_id: ObjectId,
+    pub slot_lease: Duration,
+}
+
+/// Starts the keeper of one call on `runtime`, tracked by `tracker`.
+pub fn spawn_keeper(
+    storage: Storage,
+    config: KeeperConfig,
+    runtime: &tokio::runtime::Handle,
+    tracker: &TaskTracker,
+) -> KeeperHandle {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    runtime.spawn(tracker.track_future(run(storage, config, receiver)));
+    KeeperHandle { sender }
+}
+
+async fn run(
+    storage: Storage,
+    config: KeeperConfig,
+    mut receiver: mpsc::UnboundedReceiver<KeeperMessage>,
+) {
+    let renew_every = config.slot_lease / 3;
+    let mut next_renewal = Instant::now() + renew_every;
+    let mut pending = CallProgress::default();
+    loop {
+        tokio::select! {
+            message = receiver.recv() => match message {
+                Some(KeeperMessage::Status(report)) => {
+                    apply_status(&storage, &config, &report).await;
+                }
+                Some(KeeperMessage::Progress(progress)) => {
+                    merge(&mut pending, progress);
+                    // Later batches that queued up meanwhile go in the same write.
+                    while let Ok(message) = receiver.try_recv() {
+                        match message {
+                            KeeperMessage::Progress(progress) => merge(&mut pending, progress),
+                            other => {
+                                write_progress(&storage, &config, std::mem::take(&mut pending)).await;
+                                if finish_or_apply(&storage, &config, other).await {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    write_progress(&storage, &config, std::mem::take(&mut pending)).await;
+                }
+                Some(finish @ KeeperMessage::Finish { .. }) => {
+                    if finish_or_apply(&storage, &config, finish).await {
+                        return;
+                    }
+                }
+                None => {
+                    // The session ended without a final report (it panicked): leave the slot
+                    // lease to expire so the reaper closes the call as `instance_lost`.
+                    tracing::error!(call_id = %config.call_id, "call session ended without a final report");
+                    return;
+                }
+            },
+            () = sleep_until(next_renewal) => {
+                next_renewal = Instant::now() + renew_every;
+                renew_lease(&storage, &config).await;
+            }
+        }
+    }
+}
+
+/// Applies a status or finishes; answers whether the keeper is done.
+async fn finish_or_apply(storage: &Storage, config: &KeeperConfig, message: KeeperMessage) -> bool {
+    match message {
+        KeeperMessage::Status(report) => {
+            apply_status(storage, config, &report).await;
+            false
+        }
+        KeeperMessage::Progress(progress) => {
+            write_progress(storage, config, progress).await;
+            false
+        }
+        KeeperMessage::Finish { progress, status } => {
+            write_progress(storage, config, progress).await;
+            apply_status(storage, config, &status).await;
+            let slots = storage.call_slots();
+            retry("free the call's slot", config, 5, || {
+                slots.release(config.user_id, config.call_id)
+            })
+            .await;
+            true
+        }
+    }
+}
+
+/// Adds `later` to `pending` (batches arrive in order).
+fn merge(pending: &mut CallProgress, later: CallProgress) {
+    if pending.new_turns.is_empty() {
+        pending.first_turn_index = later.first_turn_index;
+    }
+    for index in later.interrupted_turns {
+        match index.checked_sub(pending.first_turn_index) {
+            Some(offset) if offset < pending.new_turns.len() => {
+                pending.new_turns[offset].interrupted = true;
+            }
+            _ => pending.interrupted_turns.push(index),
+        }
+    }
+    pending.new_turns.extend(later.new_turns);
+    pending.usage = later.usage.or(pending.usage.take());
+    pending.cost_usd = later.cost_usd.or(pending.cost_usd);
+    pending.metrics = later.metrics.or(pending.metrics.take());
+}
+
+async fn write_progress(storage: &Storage, config: &KeeperConfig, progress: CallProgress) {
+    if progress.is_empty() {
+        return;
+    }
+    let calls = storage.call_logs();
+    retry("write call progress", config, usize::MAX, || {
+        calls.record_progress(config.user_id, config.call_id, &progress, DateTime::now())
+    })
+    .await;
+}
+
+async fn apply_status(storage: &Storage, config: &KeeperConfig, report: &StatusReport) {
+    let calls = storage.call_logs();
+    retry("record the call's status", config, usize::MAX, || async {
+        calls
+            .apply_status(
+                config.user_id,
+                config.call_id,
+                std::slice::from_ref(report),
+                DateTime::now(),
+            )
+            .await
+            .map(|_| ())
+    })
+    .await;
+}
+
+async fn renew_lease(storage: &Storage, config: &KeeperConfig) {
+    let lease_until = after(DateTime::now(), config.slot_lease);
+    match storage
+        .call_slots()
+        .extend(config.user_id, config.call_id, lease_until)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            call_id = %config.call_id,
+            "the call's concurrency slot was gone when its lease was renewed"
+        ),
+        Err(err) => {
+            tracing::warn!(call_id = %config.call_id, error = %err, "cannot renew the call's slot lease")
+        }
+    }
+}
+
+/// Runs `write` until it succeeds, at most `attempts` times, backing off from 100 ms to 5 s.
+/// `NotFound` is final: the call log is gone (deleted by an operator), nothing to retry.
+async fn retry<F, Fut>(what: &str, config: &KeeperConfig, attempts: usize, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), StorageError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=attempts {
+        match write().await {
+            Ok(()) => return,
+            Err(StorageError::NotFound) => {
+                tracing::warn!(call_id = %config.call_id, "cannot {what}: the call log is gone");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(call_id = %config.call_id, attempt, error = %err, "cannot {what}; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(call_id = %config.call_id, "gave up trying to {what}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::call_logs::{TranscriptTurn, Usage};
+
+    fn turn(text: &str) -> TranscriptTurn {
+        TranscriptTurn {
+            role: "assistant".into(),
+            text: text.into(),
+            at: DateTime::from_millis(0),
+            item_id: None,
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn batches_merge_in_order_and_late_interruptions_find_their_turn() {
+        let mut pending = CallProgress::default();
+        merge(
+            &mut pending,
+            CallProgress {
+                new_turns: vec![turn("a"), turn("b")],
+                first_turn_index: 3,
+                interrupted_turns: vec![1],
+                ..CallProgress::default()
+            },
+        );
+        merge(
+            &mut pending,
+            CallProgress {
+                new_turns: vec![turn("c")],
+                first_turn_index: 5,
+                interrupted_turns: vec![4],
+                usage: Some(Usage::default()),
+                ..CallProgress::default()
+            },
+        );
+        assert_eq!(pending.first_turn_index, 3);
+        assert_eq!(pending.new_turns.len(), 3);
+        assert!(pending.new_turns[1].interrupted, "turn 4 is still pending");
+        assert_eq!(pending.interrupted_turns, vec![1]);
+        assert_eq!(pending.usage, Some(Usage::default()));
+    }
+}

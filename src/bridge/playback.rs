@@ -1,0 +1,282 @@
+//! The caller's side of the assistant's speech: outbound audio gathered into FreJun chunks,
+//! and a clock of what the caller has heard.
+//!
+//! FreJun queues every chunk we send and plays them in order, and never says what it played
+//! (teler-protocol.md §3.2). So we keep the estimate ourselves: each chunk extends a playback
+//! queue that ends at `queue_end`; an item starts playing when the queue reaches it. At a
+//! barge-in, the item playing now was heard for `now - its start - playout latency`, clamped to
+//! what was sent; items still queued behind it were not heard at all.
+
+use std::time::{Duration, Instant};
+
+use super::teler_media::write_audio_message;
+use crate::audio::pcm;
+
+/// The rate of everything sent to FreJun (every reference bridge sends 8 kHz).
+pub const OUTBOUND_RATE: u32 = 8_000;
+const SAMPLES_PER_MS: u64 = OUTBOUND_RATE as u64 / 1_000;
+
+/// Which output of OpenAI a piece of audio belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey {
+    pub response_id: String,
+    pub item_id: String,
+    pub content_index: u32,
+}
+
+/// One assistant item's audio as sent to the caller.
+#[derive(Debug, Clone)]
+pub struct PlayedItem {
+    pub key: ItemKey,
+    /// Samples sent to FreJun.
+    pub sent_samples: u64,
+    /// When the caller starts hearing it (estimated), once its first chunk is sent.
+    pub starts_at: Option<Instant>,
+}
+
+impl PlayedItem {
+    pub fn sent_ms(&self) -> u64 {
+        self.sent_samples / SAMPLES_PER_MS
+    }
+
+    /// Milliseconds of this item the caller has heard at `now`, clamped to what was sent.
+    pub fn heard_ms(&self, now: Instant, playout_latency: Duration) -> u64 {
+        let Some(starts_at) = self.starts_at else {
+            return 0;
+        };
+        let elapsed = now
+            .saturating_duration_since(starts_at)
+            .saturating_sub(playout_latency);
+        (elapsed.as_millis() as u64).min(self.sent_ms())
+    }
+}
+
+/// A chunk ready for FreJun.
+#[derive(Debug)]
+pub struct OutboundChunk {
+    pub chunk_id: u64,
+    pub message: String,
+    pub samples: usize,
+}
+
+#[derive(Debug)]
+pub struct Playback {
+    chunk_samples: usize,
+    /// Audio of `pending_item` not yet sent (less than one chunk).
+    pending: Vec<i16>,
+    pending_item: Option<ItemKey>,
+    next_chunk_id: u64,
+    /// Items sent since the last clear, oldest first.
+    items: Vec<PlayedItem>,
+    /// When FreJun will have played everything sent so far (estimated).
+    queue_end: Option<Instant>,
+    bytes: Vec<u8>,
+    total_sent_samples: u64,
+}
+
+impl Playback {
+    /// Keep only the most recent items: older ones have long finished playing.
+    const MAX_ITEMS: usize = 16;
+
+    pub fn new(chunk_ms: u32) -> Self {
+        let chunk_samples = (u64::from(chunk_ms.max(20)) * SAMPLES_PER_MS) as usize;
+        Self {
+            chunk_samples,
+            pending: Vec::with_capacity(chunk_samples),
+            pending_item: None,
+            next_chunk_id: 1,
+            items: Vec::new(),
+            queue_end: None,
+            bytes: Vec::with_capacity(chunk_samples * 2),
+            total_sent_samples: 0,
+        }
+    }
+
+    /// Adds 8 kHz `samples` of `item`; returns the chunks that are now complete. Audio of a new
+    /// item first flushes what is left of the previous one, so a chunk never spans two items.
+    pub fn push(
+        &mut self,
+        item: &ItemKey,
+        mut samples: &[i16],
+        now: Instant,
+    ) -> Vec<OutboundChunk> {
+        let mut chunks = Vec::new();
+        if self.pending_item.as_ref() != Some(item) {
+            chunks.extend(self.flush(now));
+            self.pending_item = Some(item.clone());
+        }
+        while !samples.is_empty() {
+            let room = self.chunk_samples - self.pending.len();
+            let (take, rest) = samples.split_at(room.min(samples.len()));
+            self.pending.extend_from_slice(take);
+            samples = rest;
+            if self.pending.len() == self.chunk_samples {
+                chunks.push(self.send_pending(now));
+            }
+        }
+        chunks
+    }
+
+    /// Sends what is pending even if it is shorter than a chunk (end of an item or response).
+    pub fn flush(&mut self, now: Instant) -> Option<OutboundChunk> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(self.send_pending(now))
+    }
+
+    fn send_pending(&mut self, now: Instant) -> OutboundChunk {
+        let key = self
+            .pending_item
+            .clone()
+            .expect("pending audio always has an item");
+        let samples = self.pending.len();
+        self.bytes.clear();
+        pcm::encode_s16le(&self.pending, &mut self.bytes);
+        self.pending.clear();
+        let chunk_id = self.next_chunk_id;
+        self.next_chunk_id += 1;
+        let mut message = String::new();
+        write_audio_message(&self.bytes, chunk_id, &mut message);
+
+        let starts_at = self.queue_end.filter(|end| *end > now).unwrap_or(now);
+        let duration = Duration::from_micros(samples as u64 * 1_000_000 / u64::from(OUTBOUND_RATE));
+        self.queue_end = Some(starts_at + duration);
+        match self.items.last_mut() {
+            Some(last) if last.key == key => last.sent_samples += samples as u64,
+            _ => {
+                if self.items.len() == Self::MAX_ITEMS {
+                    self.items.remove(0);
+                }
+                self.items.push(PlayedItem {
+                    key,
+                    sent_samples: samples as u64,
+                    starts_at: Some(starts_at),
+                });
+            }
+        }
+        self.total_sent_samples += samples as u64;
+        OutboundChunk {
+            chunk_id,
+            message,
+            samples,
+        }
+    }
+
+    /// Audio sent or pending that the caller has not heard yet.
+    pub fn has_unplayed(&self, now: Instant) -> bool {
+        !self.pending.is_empty() || self.queue_end.is_some_and(|end| end > now)
+    }
+
+    /// Items the caller was hearing or about to hear at `now`, with how much was heard: what a
+    /// barge-in truncates. Fully played items are left alone.
+    pub fn unfinished(&self, now: Instant, playout_latency: Duration) -> Vec<(ItemKey, u64)> {
+        self.items
+            .iter()
+            .filter(|item| item.heard_ms(now, playout_latency) < item.sent_ms())
+            .map(|item| (item.key.clone(), item.heard_ms(now, playout_latency)))
+            .collect()
+    }
+
+    /// Forgets unsent audio and the playback queue (FreJun was told to clear its queue).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.pending_item = None;
+        self.items.clear();
+        self.queue_end = None;
+    }
+
+    /// The id the next chunk will get (ids are never reused, even across clears).
+    pub fn next_chunk_id(&self) -> u64 {
+        self.next_chunk_id
+    }
+
+    pub fn sent_ms(&self) -> u64 {
+        self.total_sent_samples / SAMPLES_PER_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(item: &str) -> ItemKey {
+        ItemKey {
+            response_id: "resp_1".into(),
+            item_id: item.into(),
+            content_index: 0,
+        }
+    }
+
+    #[test]
+    fn audio_is_cut_into_chunks_with_increasing_ids_and_flushed_at_the_end() {
+        let mut playback = Playback::new(100);
+        let now = Instant::now();
+        let chunks = playback.push(&key("a"), &[1; 1_000], now);
+        assert_eq!(chunks.len(), 1, "800 samples make one 100 ms chunk");
+        assert_eq!(chunks[0].samples, 800);
+        let flushed = playback.flush(now).unwrap();
+        assert_eq!(flushed.samples, 200);
+        assert_eq!(flushed.chunk_id, chunks[0].chunk_id + 1);
+        assert!(playback.flush(now).is_none());
+        let value: serde_json::Value = serde_json::from_str(&flushed.message).unwrap();
+        assert_eq!(value["type"], "audio");
+        assert_eq!(value["chunk_id"], 2);
+        assert_eq!(
+            value["audio_b64"].as_str().unwrap().len(),
+            536,
+            "base64 of 400 bytes"
+        );
+        assert_eq!(playback.sent_ms(), 125);
+    }
+
+    #[test]
+    fn a_new_item_flushes_the_previous_one_first() {
+        let mut playback = Playback::new(100);
+        let now = Instant::now();
+        assert!(playback.push(&key("a"), &[1; 300], now).is_empty());
+        let chunks = playback.push(&key("b"), &[2; 100], now);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].samples, 300);
+    }
+
+    #[test]
+    fn heard_time_follows_the_queue_and_is_clamped_to_what_was_sent() {
+        let mut playback = Playback::new(100);
+        let start = Instant::now();
+        // Two seconds of item a, then one of item b, all sent at once.
+        playback.push(&key("a"), &[1; 16_000], start);
+        playback.flush(start);
+        playback.push(&key("b"), &[1; 8_000], start);
+        playback.flush(start);
+        let at = start + Duration::from_millis(500);
+        assert!(playback.has_unplayed(at));
+        let unfinished = playback.unfinished(at, Duration::ZERO);
+        assert_eq!(unfinished, vec![(key("a"), 500), (key("b"), 0)]);
+        // With 200 ms of playout latency the caller has heard less.
+        assert_eq!(
+            playback.unfinished(at, Duration::from_millis(200))[0].1,
+            300
+        );
+        let later = start + Duration::from_millis(2_500);
+        assert_eq!(
+            playback.unfinished(later, Duration::ZERO),
+            vec![(key("b"), 500)]
+        );
+        let done = start + Duration::from_secs(10);
+        assert!(!playback.has_unplayed(done));
+        assert!(playback.unfinished(done, Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn clear_drops_pending_audio_but_keeps_chunk_ids_increasing() {
+        let mut playback = Playback::new(100);
+        let now = Instant::now();
+        playback.push(&key("a"), &[1; 900], now);
+        playback.clear();
+        assert!(!playback.has_unplayed(now));
+        assert!(playback.flush(now).is_none());
+        let next = playback.push(&key("b"), &[1; 800], now);
+        assert_eq!(next[0].chunk_id, 2);
+    }
+}

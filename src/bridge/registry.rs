@@ -1,0 +1,268 @@
+//! The calls this instance is bridging right now: what `GET /api/calls/active` shows about
+//! their streams, and the mailbox the live-control endpoints use to reach a call's session.
+//!
+//! Only this instance's calls are here. Live control must reach the instance bridging the call
+//! (docs/operations.md explains the routing); elsewhere the call is "not live" (409).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+use tokio::sync::{mpsc, oneshot};
+
+/// What a tenant can ask a live call to do.
+#[derive(Debug)]
+pub enum ControlCommand {
+    /// Stop the assistant's speech as a barge-in would (clear, cancel, truncate).
+    Interrupt {
+        reply: oneshot::Sender<ControlOutcome>,
+    },
+    /// Ask FreJun to drop one queued chunk.
+    InterruptChunk {
+        chunk_id: u64,
+        reply: oneshot::Sender<ControlOutcome>,
+    },
+    /// Ask FreJun to drop everything queued.
+    Clear {
+        reply: oneshot::Sender<ControlOutcome>,
+    },
+}
+
+/// What a control command did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ControlOutcome {
+    /// The message sent to FreJun (`clear` or `interrupt`), if any.
+    pub sent_to_frejun: Option<String>,
+    /// Whether the assistant's response was cancelled at OpenAI.
+    pub response_cancelled: bool,
+    /// The assistant item cut short and where, if any.
+    pub truncated_item_id: Option<String>,
+    pub truncated_at_ms: Option<u64>,
+}
+
+/// Facts about a live stream, updated by its session.
+#[derive(Debug)]
+pub struct StreamFacts {
+    pub call_id: ObjectId,
+    pub user_id: ObjectId,
+    pub assistant_id: ObjectId,
+    pub started_at: DateTime,
+    /// Filled in from FreJun's `start` message.
+    pub stream: Mutex<StreamStartFacts>,
+    pub audio_in_ms: AtomicU64,
+    pub audio_out_ms: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamStartFacts {
+    pub frejun_call_id: Option<String>,
+    pub stream_id: Option<String>,
+    pub encoding: Option<String>,
+    pub sample_rate: Option<u32>,
+    /// The codec spoken with OpenAI (`pcm24k` or `pcmu`).
+    pub ai_codec: &'static str,
+}
+
+/// A snapshot of one live call, for the API.
+#[derive(Debug, Clone)]
+pub struct LiveCall {
+    pub call_id: ObjectId,
+    pub user_id: ObjectId,
+    pub assistant_id: ObjectId,
+    pub started_at: DateTime,
+    pub stream: StreamStartFacts,
+    pub audio_in_ms: u64,
+    pub audio_out_ms: u64,
+}
+
+struct Entry {
+    facts: Arc<StreamFacts>,
+    control: mpsc::Sender<ControlCommand>,
+}
+
+/// Why a control command did not reach a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlError {
+    /// Not bridged here (ended, not started, another tenant's, or on another instance).
+    NotLive,
+    /// The call ended while the command was on its way.
+    Ended,
+}
+
+#[derive(Clone, Default)]
+pub struct LiveCalls {
+    calls: Arc<Mutex<HashMap<ObjectId, Entry>>>,
+}
+
+impl std::fmt::Debug for LiveCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCalls")
+            .field("live", &self.len())
+            .finish()
+    }
+}
+
+/// Removes its call from the registry when the session ends, however it ends.
+pub struct Registration {
+    calls: LiveCalls,
+    call_id: ObjectId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.calls.lock().remove(&self.call_id);
+    }
+}
+
+impl LiveCalls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Entry>> {
+        // A panic elsewhere while holding the lock cannot leave the map inconsistent (every
+        // update is a single insert or remove), so a poisoned lock is still usable.
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a live call; `None` if it is already bridged here (a second media stream for
+    /// the same call).
+    pub fn register(
+        &self,
+        facts: Arc<StreamFacts>,
+        control: mpsc::Sender<ControlCommand>,
+    ) -> Option<Registration> {
+        let call_id = facts.call_id;
+        let mut calls = self.lock();
+        if calls.contains_key(&call_id) {
+            return None;
+        }
+        calls.insert(call_id, Entry { facts, control });
+        Some(Registration {
+            calls: self.clone(),
+            call_id,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tenant's live calls on this instance, oldest first.
+    pub fn list(&self, user_id: ObjectId) -> Vec<LiveCall> {
+        let mut calls: Vec<LiveCall> = self
+            .lock()
+            .values()
+            .filter(|entry| entry.facts.user_id == user_id)
+            .map(|entry| snapshot(&entry.facts))
+            .collect();
+        calls.sort_by_key(|call| (call.started_at, call.call_id));
+        calls
+    }
+
+    /// The tenant's live call `call_id`, if bridged here.
+    pub fn get(&self, user_id: ObjectId, call_id: ObjectId) -> Option<LiveCall> {
+        self.lock()
+            .get(&call_id)
+            .filter(|entry| entry.facts.user_id == user_id)
+            .map(|entry| snapshot(&entry.facts))
+    }
+
+    /// Sends a command to the tenant's live call and waits for what it did.
+    pub async fn control(
+        &self,
+        user_id: ObjectId,
+        call_id: ObjectId,
+        command: impl FnOnce(oneshot::Sender<ControlOutcome>) -> ControlCommand,
+    ) -> Result<ControlOutcome, ControlError> {
+        let sender = self
+            .lock()
+            .get(&call_id)
+            .filter(|entry| entry.facts.user_id == user_id)
+            .map(|entry| entry.control.clone())
+            .ok_or(ControlError::NotLive)?;
+        let (reply, outcome) = oneshot::channel();
+        sender
+            .send(command(reply))
+            .await
+            .map_err(|_| ControlError::Ended)?;
+        outcome.await.map_err(|_| ControlError::Ended)
+    }
+}
+
+fn snapshot(facts: &StreamFacts) -> LiveCall {
+    LiveCall {
+        call_id: facts.call_id,
+        user_id: facts.user_id,
+        assistant_id: facts.assistant_id,
+        started_at: facts.started_at,
+        stream: facts
+            .stream
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone(),
+        audio_in_ms: facts.audio_in_ms.load(Ordering::Relaxed),
+        audio_out_ms: facts.audio_out_ms.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(user_id: ObjectId) -> Arc<StreamFacts> {
+        Arc::new(StreamFacts {
+            call_id: ObjectId::new(),
+            user_id,
+            assistant_id: ObjectId::new(),
+            started_at: DateTime::now(),
+            stream: Mutex::default(),
+            audio_in_ms: AtomicU64::new(0),
+            audio_out_ms: AtomicU64::new(0),
+        })
+    }
+
+    #[tokio::test]
+    async fn calls_are_visible_to_their_tenant_only_and_leave_when_dropped() {
+        let live = LiveCalls::default();
+        let (alice, bob) = (ObjectId::new(), ObjectId::new());
+        let call = facts(alice);
+        let (tx, mut rx) = mpsc::channel(4);
+        let registration = live.register(call.clone(), tx.clone()).unwrap();
+        assert!(
+            live.register(call.clone(), tx).is_none(),
+            "one stream per call"
+        );
+        assert_eq!(live.list(alice).len(), 1);
+        assert!(live.list(bob).is_empty());
+        assert!(live.get(bob, call.call_id).is_none());
+
+        let answering = tokio::spawn(async move {
+            if let Some(ControlCommand::Clear { reply }) = rx.recv().await {
+                let _ = reply.send(ControlOutcome {
+                    sent_to_frejun: Some("clear".into()),
+                    response_cancelled: false,
+                    truncated_item_id: None,
+                    truncated_at_ms: None,
+                });
+            }
+        });
+        let outcome = live
+            .control(alice, call.call_id, |reply| ControlCommand::Clear { reply })
+            .await
+            .unwrap();
+        assert_eq!(outcome.sent_to_frejun.as_deref(), Some("clear"));
+        answering.await.unwrap();
+        assert_eq!(
+            live.control(bob, call.call_id, |reply| ControlCommand::Clear { reply })
+                .await,
+            Err(ControlError::NotLive)
+        );
+        drop(registration);
+        assert!(live.is_empty());
+    }
+}

@@ -1,0 +1,381 @@
+//! A session's event loop: FreJun's socket (actix-ws), OpenAI's socket (tokio-tungstenite),
+//! the live-control mailbox and the timers, in one `select!`. Decisions are the core's; this
+//! module moves bytes, keeps time and watches both peers' health.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use bson::DateTime;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep};
+use tokio_tungstenite::tungstenite::Message as AiMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use super::Bridge;
+use super::admission::Admitted;
+use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
+use super::core::{BridgeCore, CoreConfig, Effects, Ending};
+use super::registry::{ControlCommand, StreamFacts, StreamStartFacts};
+use crate::domain::assistant::Codec;
+use crate::domain::call::{CallStatus, EndReason};
+use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
+use crate::storage::call_status::{StatusReport, source};
+
+type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectError>> + Send>>;
+
+/// How long closing a socket may take at the end of a call.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Bridge {
+    /// Runs one call from the upgrade to the final call-log write (which continues in the
+    /// keeper after this returns).
+    pub async fn run_session(
+        self,
+        admitted: Admitted,
+        mut teler: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+    ) {
+        let settings = self.settings.bridge.clone();
+        let started = Instant::now();
+        let call_id = admitted.call.id;
+        let user_id = admitted.user.id;
+        let spec = &admitted.assistant.spec;
+        let model = if spec.model.trim().is_empty() {
+            self.settings.openai.default_model.clone()
+        } else {
+            spec.model.clone()
+        };
+        let mut core = BridgeCore::new(
+            CoreConfig {
+                session: SessionConfig::for_assistant(spec, false),
+                model: model.clone(),
+                inbound_rate: spec.audio.inbound_rate.hz(),
+                outbound_chunk_ms: spec.audio.outbound_chunk_ms,
+                greeting: spec.greeting.clone(),
+                interrupt_response: false,
+                playout_latency: Duration::from_millis(settings.playout_latency_ms),
+                early_audio_max_ms: settings.early_audio_max_ms,
+            },
+            started.into_std(),
+        );
+
+        let facts = Arc::new(StreamFacts {
+            call_id,
+            user_id,
+            assistant_id: admitted.assistant.id,
+            started_at: DateTime::now(),
+            stream: Mutex::new(StreamStartFacts {
+                ai_codec: match core.codec() {
+                    Codec::Pcm24k => "pcm24k",
+                    Codec::Pcmu => "pcmu",
+                },
+                ..StreamStartFacts::default()
+            }),
+            audio_in_ms: AtomicU64::new(0),
+            audio_out_ms: AtomicU64::new(0),
+        });
+        let (control_tx, mut control_rx) = mpsc::channel(8);
+        let Some(_registration) = self.live.register(facts.clone(), control_tx) else {
+            tracing::warn!(%call_id, "a second media stream for a live call; closing it");
+            let _ = teler
+                .close(Some(close(CloseCode::Policy, "duplicate stream")))
+                .await;
+            return;
+        };
+        let keeper = spawn_keeper(
+            self.storage.clone(),
+            KeeperConfig {
+                user_id,
+                call_id,
+                slot_lease: settings.slot_lease(),
+            },
+            &self.runtime(),
+            &self.keepers,
+        );
+        keeper.send(KeeperMessage::Status(StatusReport::new(
+            CallStatus::InProgress,
+            facts.started_at,
+            source::BRIDGE,
+            "media.started",
+        )));
+        tracing::info!(%call_id, %user_id, model, "media stream started");
+
+        let openai = self.openai.clone();
+        let key = admitted.openai_key.clone();
+        let mut connecting: Option<Connecting> =
+            Some(Box::pin(async move { openai.connect(&key, &model).await }));
+        let mut ai: Option<RealtimeSocket> = None;
+        let mut stream = stream
+            .max_frame_size(settings.max_message_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(settings.max_message_bytes);
+
+        let mut heartbeat = interval(settings.heartbeat_interval());
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut flush = interval(settings.log_flush_interval());
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let deadline = sleep(admitted.max_call);
+        tokio::pin!(deadline);
+        let start_deadline = sleep(settings.start_timeout());
+        tokio::pin!(start_deadline);
+        let mut last_teler = Instant::now();
+        let mut last_ai = Instant::now();
+        // How FreJun closed its side, if it did: echoed back to complete the close handshake.
+        let mut teler_closed: Option<Option<CloseReason>> = None;
+
+        let ending: Ending = loop {
+            let mut fx = Effects::default();
+            let mut frame_at: Option<Instant> = None;
+            let ending = tokio::select! {
+                () = self.shutdown.cancelled() => Some(Ending::new(EndReason::Shutdown)),
+                result = poll_connect(&mut connecting) => {
+                    connecting = None;
+                    match result {
+                        Ok(socket) => {
+                            last_ai = Instant::now();
+                            ai = Some(socket);
+                            core.ai_connected(&mut fx);
+                            None
+                        }
+                        Err(err) => {
+                            tracing::warn!(%call_id, code = err.code(), error = %err, "cannot open the OpenAI session");
+                            Some(core.ai_connect_failed(&err))
+                        }
+                    }
+                }
+                frame = stream.recv() => {
+                    let now = Instant::now();
+                    last_teler = now;
+                    match frame {
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            frame_at = Some(now);
+                            core.teler_text(&text, &mut fx)
+                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            core.teler_binary();
+                            None
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            let _ = teler.pong(&bytes).await;
+                            None
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => None,
+                        Some(Ok(AggregatedMessage::Close(reason))) => {
+                            teler_closed = Some(reason);
+                            Some(Ending::new(EndReason::CallerHungUp))
+                        }
+                        None => {
+                            teler_closed = Some(None);
+                            Some(Ending::new(EndReason::CallerHungUp))
+                        }
+                        Some(Err(err)) => Some(Ending::failed(
+                            EndReason::TelephonyError,
+                            "media_stream_protocol_error",
+                            format!("FreJun's media stream broke the WebSocket protocol: {err}"),
+                        )),
+                    }
+                }
+                message = next_ai(&mut ai) => {
+                    let now = Instant::now();
+                    last_ai = now;
+                    match message {
+                        Some(Ok(AiMessage::Text(text))) => {
+                            frame_at = Some(now);
+                            core.ai_text(text.as_str(), now.into_std(), &mut fx)
+                        }
+                        Some(Ok(AiMessage::Ping(_))) => {
+                            // tungstenite queued the pong; send it now.
+                            if let Some(socket) = ai.as_mut() {
+                                let _ = socket.flush().await;
+                            }
+                            None
+                        }
+                        Some(Ok(AiMessage::Close(frame))) => {
+                            let (code, reason) = frame
+                                .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
+                                .unwrap_or((1005, String::new()));
+                            ai = None;
+                            Some(core.ai_closed(Some(code), &reason))
+                        }
+                        Some(Ok(_)) => None,
+                        Some(Err(_)) | None => {
+                            ai = None;
+                            Some(core.ai_closed(None, ""))
+                        }
+                    }
+                }
+                Some(command) = control_rx.recv() => {
+                    let now = Instant::now().into_std();
+                    match command {
+                        ControlCommand::Interrupt { reply } => {
+                            let _ = reply.send(core.barge_in(now, &mut fx));
+                        }
+                        ControlCommand::Clear { reply } => {
+                            let _ = reply.send(core.clear_playback(&mut fx));
+                        }
+                        ControlCommand::InterruptChunk { chunk_id, reply } => {
+                            // An unknown chunk id is answered with nothing sent.
+                            let outcome = core.interrupt_chunk(chunk_id, &mut fx).unwrap_or(
+                                super::registry::ControlOutcome {
+                                    sent_to_frejun: None,
+                                    response_cancelled: false,
+                                    truncated_item_id: None,
+                                    truncated_at_ms: None,
+                                },
+                            );
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    None
+                }
+                _ = heartbeat.tick() => {
+                    let timeout = settings.peer_timeout();
+                    if last_teler.elapsed() > timeout {
+                        Some(Ending::failed(
+                            EndReason::TelephonyError,
+                            "media_stream_silent",
+                            format!("FreJun's media stream sent nothing for {} s", timeout.as_secs()),
+                        ))
+                    } else if ai.is_some() && last_ai.elapsed() > timeout {
+                        let mut ending = core.ai_closed(None, "");
+                        if let Some(error) = ending.error.as_mut() {
+                            error.code = "openai_silent".into();
+                            error.message = format!("OpenAI sent nothing for {} s", timeout.as_secs());
+                        }
+                        Some(ending)
+                    } else {
+                        let _ = teler.ping(b"").await;
+                        if let Some(socket) = ai.as_mut() {
+                            let _ = socket.send(AiMessage::Ping(Vec::new().into())).await;
+                        }
+                        None
+                    }
+                }
+                _ = flush.tick() => {
+                    facts.audio_in_ms.store(core.audio_in_ms(), Ordering::Relaxed);
+                    facts.audio_out_ms.store(core.audio_out_ms(), Ordering::Relaxed);
+                    if let Some(progress) = core.take_progress() {
+                        keeper.send(KeeperMessage::Progress(progress));
+                    }
+                    None
+                }
+                () = &mut deadline => Some(Ending::new(EndReason::MaxDuration)),
+                () = &mut start_deadline, if core.start().is_none() => Some(Ending::failed(
+                    EndReason::TelephonyError,
+                    "media_stream_no_start",
+                    format!("FreJun sent no start message within {} s", settings.start_timeout_secs),
+                )),
+            };
+            if let Some(start) = core.start() {
+                let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
+                if stream_facts.stream_id.is_none() && stream_facts.frejun_call_id.is_none() {
+                    stream_facts.frejun_call_id = start.call_id.clone();
+                    stream_facts.stream_id = start.stream_id.clone();
+                    stream_facts.encoding = start.encoding.clone();
+                    stream_facts.sample_rate = start.sample_rate;
+                }
+            }
+            if let Some(ending) = ending {
+                break ending;
+            }
+            if let Some(ending) = send_effects(&mut core, fx, &mut teler, &mut ai).await {
+                break ending;
+            }
+            if let Some(at) = frame_at {
+                core.record_frame_latency(at.elapsed());
+            }
+        };
+
+        let reason = ending.reason;
+        tracing::info!(%call_id, reason = reason.as_str(), error = ?ending.error, anomalies = ?core.anomalies(), "media stream ended");
+        let close_reason = match teler_closed {
+            // FreJun closed: answer its close frame, as the protocol requires.
+            Some(theirs) => theirs,
+            None => {
+                let code = match reason {
+                    EndReason::Shutdown => CloseCode::Away,
+                    EndReason::TelephonyError => CloseCode::Policy,
+                    _ => CloseCode::Normal,
+                };
+                Some(close(code, reason.as_str()))
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, teler.close(close_reason)).await;
+        if let Some(mut socket) = ai.take() {
+            let frame = CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "call ended".into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
+        }
+        let now = DateTime::now();
+        let mut status = StatusReport::new(ending.status(), now, source::BRIDGE, "media.ended")
+            .ending(reason, ending.error);
+        status.duration = Some(started.elapsed().as_secs_f64().round());
+        keeper.send(KeeperMessage::Finish {
+            progress: core.final_progress(),
+            status,
+        });
+    }
+}
+
+/// Sends what the core decided, FreJun first (what the caller hears matters most). A failed
+/// send means that peer is gone.
+async fn send_effects(
+    core: &mut BridgeCore,
+    fx: Effects,
+    teler: &mut actix_ws::Session,
+    ai: &mut Option<RealtimeSocket>,
+) -> Option<Ending> {
+    for message in fx.to_teler {
+        if teler.text(message).await.is_err() {
+            return Some(Ending::new(EndReason::CallerHungUp));
+        }
+    }
+    if fx.to_ai.is_empty() {
+        return None;
+    }
+    let Some(socket) = ai.as_mut() else {
+        // The core only produces OpenAI events once the socket is open.
+        return None;
+    };
+    for event in fx.to_ai {
+        if socket.feed(AiMessage::Text(event.into())).await.is_err() {
+            *ai = None;
+            return Some(core.ai_closed(None, ""));
+        }
+    }
+    if socket.flush().await.is_err() {
+        *ai = None;
+        return Some(core.ai_closed(None, ""));
+    }
+    None
+}
+
+async fn poll_connect(connecting: &mut Option<Connecting>) -> Result<RealtimeSocket, ConnectError> {
+    match connecting.as_mut() {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_ai(
+    ai: &mut Option<RealtimeSocket>,
+) -> Option<Result<AiMessage, tokio_tungstenite::tungstenite::Error>> {
+    match ai.as_mut() {
+        Some(socket) => socket.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn close(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    }
+}

@@ -1,0 +1,104 @@
+//! The estimated cost of a call's OpenAI Realtime usage, from OpenAI's published per-token
+//! prices. An estimate: the tenant's own OpenAI invoice is authoritative (discounts, price
+//! changes, transcription billed separately).
+
+/// US dollars per million tokens of each kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenPrices {
+    pub audio_input: f64,
+    pub audio_input_cached: f64,
+    pub audio_output: f64,
+    pub text_input: f64,
+    pub text_input_cached: f64,
+    pub text_output: f64,
+}
+
+/// `gpt-realtime` (GA, 2025-08) and the models priced like it.
+const REALTIME: TokenPrices = TokenPrices {
+    audio_input: 32.0,
+    audio_input_cached: 0.40,
+    audio_output: 64.0,
+    text_input: 4.0,
+    text_input_cached: 0.40,
+    text_output: 16.0,
+};
+
+/// `gpt-realtime-mini`.
+const REALTIME_MINI: TokenPrices = TokenPrices {
+    audio_input: 10.0,
+    audio_input_cached: 0.30,
+    audio_output: 20.0,
+    text_input: 0.60,
+    text_input_cached: 0.06,
+    text_output: 2.40,
+};
+
+/// The prices for `model`: the mini family by name, every other realtime model at the full
+/// model's prices (the conservative choice for an unknown model).
+pub fn prices_for(model: &str) -> TokenPrices {
+    if model.contains("mini") {
+        REALTIME_MINI
+    } else {
+        REALTIME
+    }
+}
+
+/// Token counts of a call, by kind. Cached tokens are a subset of the input tokens and are
+/// attributed to audio first (realtime context is mostly audio).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub input_audio: u64,
+    pub input_text: u64,
+    pub input_cached: u64,
+    pub output_audio: u64,
+    pub output_text: u64,
+}
+
+/// Estimated cost in US dollars, rounded to a millionth of a dollar.
+pub fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
+    let prices = prices_for(model);
+    let cached_audio = tokens.input_cached.min(tokens.input_audio);
+    let cached_text = (tokens.input_cached - cached_audio).min(tokens.input_text);
+    let per_million = |count: u64, price: f64| count as f64 * price / 1_000_000.0;
+    let cost = per_million(tokens.input_audio - cached_audio, prices.audio_input)
+        + per_million(cached_audio, prices.audio_input_cached)
+        + per_million(tokens.input_text - cached_text, prices.text_input)
+        + per_million(cached_text, prices.text_input_cached)
+        + per_million(tokens.output_audio, prices.audio_output)
+        + per_million(tokens.output_text, prices.text_output);
+    (cost * 1_000_000.0).round() / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minute_of_conversation_costs_cents() {
+        let tokens = TokenCounts {
+            input_audio: 10_000,
+            input_text: 1_000,
+            input_cached: 2_000,
+            output_audio: 5_000,
+            output_text: 500,
+        };
+        // 8000*32 + 2000*0.4 + 1000*4 + 5000*64 + 500*16 = 588,800 per million.
+        assert_eq!(estimate_cost_usd("gpt-realtime", tokens), 0.5888);
+        assert!(estimate_cost_usd("gpt-realtime-mini", tokens) < 0.2);
+    }
+
+    #[test]
+    fn no_tokens_cost_nothing_and_cached_never_exceeds_input() {
+        assert_eq!(
+            estimate_cost_usd("gpt-realtime", TokenCounts::default()),
+            0.0
+        );
+        let odd = TokenCounts {
+            input_cached: 50,
+            input_audio: 10,
+            input_text: 10,
+            ..TokenCounts::default()
+        };
+        assert!(estimate_cost_usd("gpt-realtime", odd) >= 0.0);
+    }
+}

@@ -1,0 +1,315 @@
+//! Live control of a call being bridged: stop the assistant's speech, clear FreJun's playback
+//! queue, and list live media streams. Also the Teler-backend-style aliases
+//! (`/api/websocket/...`, where a connection id is our call id) that tools written for FreJun's
+//! reference backend call.
+//!
+//! Only calls bridged by this instance are live here; see docs/operations.md on routing.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::admin::parse_id;
+use super::auth::Tenant;
+use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::error::ApiError;
+use super::openapi::{TenantSuspended, TenantUnauthorized};
+use super::views::{id, time};
+use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome, LiveCall};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource("/api/calls/{call_id}/interrupt").route(web::post().to(interrupt)))
+        .service(resource("/api/calls/{call_id}/clear").route(web::post().to(clear)))
+        .service(resource("/api/websocket/streams").route(web::get().to(streams)))
+        .service(
+            resource("/api/websocket/interrupt/{connection_id}")
+                .route(web::post().to(interrupt_alias)),
+        )
+        .service(
+            resource("/api/websocket/clear/{connection_id}").route(web::post().to(clear_alias)),
+        );
+}
+
+/// A live media stream.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveStreamView {
+    /// Our call id; also the `connection_id` of the `/api/websocket/...` aliases.
+    pub connection_id: String,
+    pub assistant_id: String,
+    /// FreJun's call and stream ids from its `start` message (absent until it arrives).
+    pub frejun_call_id: Option<String>,
+    pub stream_id: Option<String>,
+    /// FreJun's encoding, `audio/l16`.
+    pub encoding: Option<String>,
+    /// FreJun's inbound sample rate in Hz.
+    pub sample_rate: Option<u32>,
+    /// The codec spoken with OpenAI: `pcm24k` or `pcmu`.
+    pub ai_codec: String,
+    pub started_at: DateTime<Utc>,
+    /// Caller audio received so far, in milliseconds (updated every few seconds).
+    pub audio_in_ms: u64,
+    /// Assistant audio sent to the caller so far, in milliseconds.
+    pub audio_out_ms: u64,
+}
+
+impl From<&LiveCall> for LiveStreamView {
+    fn from(call: &LiveCall) -> Self {
+        Self {
+            connection_id: id(call.call_id),
+            assistant_id: id(call.assistant_id),
+            frejun_call_id: call.stream.frejun_call_id.clone(),
+            stream_id: call.stream.stream_id.clone(),
+            encoding: call.stream.encoding.clone(),
+            sample_rate: call.stream.sample_rate,
+            ai_codec: call.stream.ai_codec.to_owned(),
+            started_at: time(call.started_at),
+            audio_in_ms: call.audio_in_ms,
+            audio_out_ms: call.audio_out_ms,
+        }
+    }
+}
+
+/// Optional body of `POST /api/calls/{call_id}/interrupt`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterruptRequest {
+    /// Drop only this chunk (FreJun's `interrupt`), instead of stopping the assistant.
+    pub chunk_id: Option<u64>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_id}/interrupt",
+    tag = "calls",
+    operation_id = "interrupt_call",
+    summary = "Stop the assistant's speech",
+    description = "Without a body: what a barge-in does: FreJun drops its playback queue \
+        (`clear`), OpenAI's response is cancelled, and the assistant's item is truncated to \
+        what the caller heard. With `{\"chunk_id\": n}`: FreJun drops that one chunk \
+        (`interrupt`).",
+    params(("call_id" = String, Path, description = "The call's id")),
+    request_body(content = Option<InterruptRequest>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was done (nothing, if the assistant was silent)", body = Envelope<ControlOutcome>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 422, description = "The body is not `{\"chunk_id\": n}`, or no such chunk was sent (`validation_failed`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn interrupt(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request = parse_interrupt(&body)?;
+    control_call(&tenant, &state, &path, "call", request.chunk_id).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_id}/clear",
+    tag = "calls",
+    operation_id = "clear_call_playback",
+    summary = "Clear FreJun's playback queue",
+    description = "Sends FreJun `clear`: audio already queued for the caller is dropped. \
+        OpenAI's response is not cancelled.",
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "Sent", body = Envelope<ControlOutcome>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn clear(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    clear_call(&tenant, &state, &path, "call").await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/websocket/streams",
+    tag = "calls",
+    operation_id = "list_live_streams",
+    summary = "List live media streams",
+    description = "The tenant's media streams bridged by this instance, oldest first.",
+    responses(
+        (status = 200, description = "The live streams", body = ListEnvelope<LiveStreamView>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+    ),
+    security(("api_key" = [])),
+)]
+async fn streams(tenant: Tenant, state: web::Data<AppState>) -> HttpResponse {
+    let items: Vec<LiveStreamView> = state
+        .bridge
+        .live
+        .list(tenant.user.id)
+        .iter()
+        .map(LiveStreamView::from)
+        .collect();
+    envelope::list(items, None)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/websocket/interrupt/{connection_id}",
+    tag = "calls",
+    operation_id = "interrupt_stream",
+    summary = "Stop the assistant's speech (alias)",
+    description = "The same as `POST /api/calls/{call_id}/interrupt`; `connection_id` is the call id.",
+    params(("connection_id" = String, Path, description = "The call's id")),
+    request_body(content = Option<InterruptRequest>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was done", body = Envelope<ControlOutcome>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 422, description = "Bad body or unknown chunk (`validation_failed`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn interrupt_alias(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request = parse_interrupt(&body)?;
+    control_call(&tenant, &state, &path, "connection", request.chunk_id).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/websocket/clear/{connection_id}",
+    tag = "calls",
+    operation_id = "clear_stream_playback",
+    summary = "Clear FreJun's playback queue (alias)",
+    description = "The same as `POST /api/calls/{call_id}/clear`; `connection_id` is the call id.",
+    params(("connection_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, description = "Sent", body = Envelope<ControlOutcome>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn clear_alias(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    clear_call(&tenant, &state, &path, "connection").await
+}
+
+fn parse_interrupt(body: &[u8]) -> Result<InterruptRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(InterruptRequest::default());
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("the body must be empty or {{\"chunk_id\": <positive integer>}}: {err}"),
+        )
+    })
+}
+
+async fn control_call(
+    tenant: &Tenant,
+    state: &AppState,
+    raw_id: &str,
+    what: &'static str,
+    chunk_id: Option<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let call_id = parse_id(raw_id, what)?;
+    let outcome = match chunk_id {
+        None => {
+            state
+                .bridge
+                .live
+                .control(tenant.user.id, call_id, |reply| ControlCommand::Interrupt {
+                    reply,
+                })
+                .await
+        }
+        Some(chunk_id) => {
+            state
+                .bridge
+                .live
+                .control(tenant.user.id, call_id, |reply| {
+                    ControlCommand::InterruptChunk { chunk_id, reply }
+                })
+                .await
+        }
+    };
+    let outcome = outcome_or_error(state, tenant, call_id, outcome).await?;
+    if chunk_id.is_some() && outcome.sent_to_frejun.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "chunk_id: no chunk with this id was sent on this call",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": outcome })))
+}
+
+async fn clear_call(
+    tenant: &Tenant,
+    state: &AppState,
+    raw_id: &str,
+    what: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let call_id = parse_id(raw_id, what)?;
+    let outcome = state
+        .bridge
+        .live
+        .control(tenant.user.id, call_id, |reply| ControlCommand::Clear {
+            reply,
+        })
+        .await;
+    let outcome = outcome_or_error(state, tenant, call_id, outcome).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": outcome })))
+}
+
+/// A call that is not live here is 404 if the tenant has no such call at all (another tenant's
+/// call included), else 409.
+async fn outcome_or_error(
+    state: &AppState,
+    tenant: &Tenant,
+    call_id: bson::oid::ObjectId,
+    outcome: Result<ControlOutcome, ControlError>,
+) -> Result<ControlOutcome, ApiError> {
+    match outcome {
+        Ok(outcome) => Ok(outcome),
+        Err(_) => {
+            state
+                .storage
+                .call_logs()
+                .get(tenant.user.id, call_id)
+                .await
+                .map_err(super::error::not_found_as("call"))?;
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "call_not_live",
+                "the call is not being bridged by this instance",
+            ))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What a live call adds to its call log while it runs: transcript turns, usage, cost and
+//! metrics, written in batches by the bridge's call-log keeper.
+//!
+//! Every write is idempotent, because the keeper retries a write whose outcome it did not learn
+//! (a timeout after MongoDB applied it): turns are pushed only if the transcript does not yet
+//! hold an entry at the batch's first index, and everything else is `$set` to the call's running
+//! totals.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+
+use super::StorageError;
+use super::call_logs::{CallLogRecord, CallLogs, CallMetrics, TranscriptTurn, Usage};
+
+/// One batch of a live call's progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallProgress {
+    /// Turns not yet written, which belong at `first_turn_index` onwards.
+    pub new_turns: Vec<TranscriptTurn>,
+    pub first_turn_index: usize,
+    /// Indexes of turns written earlier that have since been cut short by the caller.
+    pub interrupted_turns: Vec<usize>,
+    /// Running totals for the whole call (not deltas).
+    pub usage: Option<Usage>,
+    pub cost_usd: Option<f64>,
+    pub metrics: Option<CallMetrics>,
+}
+
+impl CallProgress {
+    pub fn is_empty(&self) -> bool {
+        self.new_turns.is_empty()
+            && self.interrupted_turns.is_empty()
+            && self.usage.is_none()
+            && self.cost_usd.is_none()
+            && self.metrics.is_none()
+    }
+}
+
+impl CallLogs {
+    /// A call by id alone, for the media stream: its signed token, not a tenant's key, is what
+    /// authorises the read, and the record names the tenant every later access uses.
+    pub async fn get_for_media_stream(&self, id: ObjectId) -> Result<CallLogRecord, StorageError> {
+        self.collection()
+            .find_one(doc! { "_id": id })
+            .await?
+            .ok_or(StorageError::NotFound)
+    }
+
+    /// Writes one batch of the tenant's call `id` (see the module docs for why retrying is safe).
+    pub async fn record_progress(
+        &self,
+        user_id: ObjectId,
+        id: ObjectId,
+        progress: &CallProgress,
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        if !progress.new_turns.is_empty() {
+            let turns = bson::to_bson(&progress.new_turns).map_err(encode)?;
+            let next_slot = format!("transcript.{}", progress.first_turn_index);
+            self.update_where(
+                doc! { "_id": id, "user_id": user_id, next_slot: { "$exists": false } },
+                doc! { "$push": { "transcript": { "$each": turns } } },
+            )
+            .await?;
+        }
+        let mut set = doc! { "updated_at": now };
+        for index in &progress.interrupted_turns {
+            set.insert(format!("transcript.{index}.interrupted"), true);
+        }
+        if let Some(usage) = &progress.usage {
+            set.insert("usage", bson::to_bson(usage).map_err(encode)?);
+        }
+        if let Some(cost) = progress.cost_usd {
+            set.insert("cost_usd", cost);
+        }
+        if let Some(metrics) = &progress.metrics {
+            set.insert("metrics", bson::to_bson(metrics).map_err(encode)?);
+        }
+        let found = self
+            .update_where(doc! { "_id": id, "user_id": user_id }, doc! { "$set": set })
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+}
+
+fn encode(err: bson::ser::Error) -> StorageError {
+    StorageError::Unavailable(format!("cannot encode call progress: {err}"))
+}

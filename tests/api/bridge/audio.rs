@@ -1,0 +1,174 @@
+//! Audio through the bridge: a tone sent by the caller reaches OpenAI at 24 kHz (or as μ-law)
+//! and comes back to the caller at 8 kHz, at the same frequency; the call log records it.
+
+use std::time::Duration;
+
+use voxbridge::audio::tone::{level_dbfs, sine};
+use voxbridge::domain::call::{CallStatus, EndReason};
+use voxbridge::sim::fake_openai::{Behaviour, Mode, ResponseStatus};
+
+use super::{assert_no_violations, bridge_app, configure_assistant, ended_call, place_call};
+
+/// Sends one second of a 1 kHz tone at `inbound_rate` and a second of silence (which ends the
+/// caller's turn), then checks the tone at the fake and back at the caller.
+async fn tone_round_trip(codec: &str, inbound_rate: &str, rate_hz: u32) {
+    let (app, fake) = bridge_app(Behaviour::with_mode(Mode::Echo)).await;
+    let tenant = app.calling_tenant("Echo", "+14155550201", 5).await;
+    configure_assistant(&app, &tenant, codec, inbound_rate, None).await;
+    let (call_id, mut caller) =
+        place_call(&app, &tenant, &format!("fj-echo-{codec}-{rate_hz}")).await;
+
+    caller
+        .send_audio(&sine(1_000.0, rate_hz, rate_hz as usize, 8_000.0), false)
+        .await
+        .unwrap();
+    caller.send_silence(1_000, false).await.unwrap();
+    let echoed = caller
+        .wait_until(Duration::from_secs(10), |received| {
+            received.audio_samples >= 7_600
+        })
+        .await;
+    assert!(
+        echoed,
+        "the echo came back: {:?}",
+        caller.received().audio_samples
+    );
+
+    // At OpenAI: the declared format, and the tone at 1 kHz.
+    let session = &fake.sessions()[0];
+    let (expected_rate, format) = match codec {
+        "pcmu" => (8_000, "audio/pcmu"),
+        _ => (24_000, "audio/pcm"),
+    };
+    assert_eq!(session.input_rate_hz, expected_rate);
+    assert_eq!(session.session["audio"]["input"]["format"]["type"], format);
+    let at_ai = &session.input_audio_24k;
+    let tone_part = &at_ai[expected_rate as usize / 10..expected_rate as usize * 9 / 10];
+    let level = level_dbfs(tone_part, 1_000.0, expected_rate);
+    assert!(level > -15.0, "1 kHz at OpenAI: {level:.1} dBFS");
+    for other in [500.0, 2_000.0, 3_000.0] {
+        let leak = level_dbfs(tone_part, other, expected_rate);
+        assert!(
+            leak < level - 40.0,
+            "{other} Hz at OpenAI: {leak:.1} dBFS vs {level:.1}"
+        );
+    }
+
+    // Back at the caller: 8 kHz, 1 kHz, whatever the inbound rate.
+    let received = caller.received();
+    let heard = &received.audio[800..7_200];
+    let level = level_dbfs(heard, 1_000.0, 8_000);
+    assert!(level > -15.0, "1 kHz back at the caller: {level:.1} dBFS");
+    assert!(level_dbfs(heard, 3_000.0, 8_000) < level - 40.0);
+    assert!(received.chunk_ids.windows(2).all(|pair| pair[0] < pair[1]));
+
+    // Hang up once OpenAI has reported the answer's usage (a caller hanging up earlier leaves
+    // it unknown, which is right, but not what this test is about).
+    assert!(
+        fake.wait_until(Duration::from_secs(5), |sessions| {
+            sessions[0]
+                .responses
+                .iter()
+                .any(|r| r.status == ResponseStatus::Completed)
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let summary = caller.hang_up().await.unwrap();
+    assert_no_violations(&fake, &summary.received);
+    let call = ended_call(&app, &call_id, Duration::from_secs(10)).await;
+    assert_eq!(call.call_status, CallStatus::Completed);
+    assert_eq!(call.end_reason, Some(EndReason::CallerHungUp));
+    assert!(call.ended_at.is_some() && call.answered_at.is_some());
+    let metrics = call.metrics.expect("metrics");
+    assert!(metrics.audio_in_ms >= 2_000, "{metrics:?}");
+    assert!(metrics.audio_out_ms >= 950, "{metrics:?}");
+    assert!(metrics.frame_latency_p50_us.is_some() && metrics.frame_latency_p99_us.is_some());
+    assert!(metrics.first_response_ms.is_some());
+    let usage = call.usage.expect("usage recorded");
+    assert!(usage.output_audio_tokens > 0, "{usage:?}");
+    assert!(call.cost_usd.is_some_and(|cost| cost > 0.0));
+    let roles: Vec<&str> = call
+        .transcript
+        .iter()
+        .map(|turn| turn.role.as_str())
+        .collect();
+    assert!(
+        roles.contains(&"user") && roles.contains(&"assistant"),
+        "{:?}",
+        call.transcript
+    );
+    assert!(
+        app.held_slots(&tenant).await.is_empty(),
+        "the slot is freed"
+    );
+}
+
+#[tokio::test]
+async fn a_tone_at_8_khz_reaches_openai_at_24_khz_and_comes_back_at_8_khz() {
+    tone_round_trip("pcm24k", "8k", 8_000).await;
+}
+
+#[tokio::test]
+async fn a_tone_at_16_khz_reaches_openai_at_24_khz_and_comes_back_at_8_khz() {
+    tone_round_trip("pcm24k", "16k", 16_000).await;
+}
+
+#[tokio::test]
+async fn a_pcmu_call_passes_mu_law_both_ways() {
+    tone_round_trip("pcmu", "8k", 8_000).await;
+}
+
+#[tokio::test]
+async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_assistant() {
+    let (app, fake) = bridge_app(Behaviour::with_mode(Mode::Echo)).await;
+    let tenant = app.calling_tenant("Greeter", "+14155550202", 5).await;
+    configure_assistant(
+        &app,
+        &tenant,
+        "pcm24k",
+        "8k",
+        Some("Welcome to the bakery!"),
+    )
+    .await;
+    let (call_id, caller) = place_call(&app, &tenant, "fj-greeting").await;
+    assert!(
+        caller
+            .wait_until(Duration::from_secs(10), |received| received.audio_samples
+                >= 3_000)
+            .await,
+        "the greeting is heard"
+    );
+    let session = &fake.sessions()[0];
+    assert_eq!(
+        session.api_key, "sk-test-openai-0001",
+        "the tenant's own key"
+    );
+    assert_eq!(session.model, "gpt-realtime");
+    let kinds: Vec<&str> = session
+        .events
+        .iter()
+        .map(|event| event.kind.as_str())
+        .collect();
+    assert_eq!(kinds[0], "session.update");
+    assert!(kinds.contains(&"response.create"));
+    let effective = &session.session;
+    assert_eq!(effective["type"], "realtime");
+    assert_eq!(
+        effective["audio"]["input"]["turn_detection"]["create_response"],
+        true
+    );
+    assert_eq!(
+        effective["audio"]["input"]["turn_detection"]["interrupt_response"],
+        false
+    );
+    assert_eq!(
+        effective["audio"]["input"]["transcription"]["model"],
+        "gpt-4o-mini-transcribe"
+    );
+    let create = session.events_of("response.create").next().unwrap();
+    assert!(create.json.to_string().contains("Welcome to the bakery!"));
+    let summary = caller.hang_up().await.unwrap();
+    assert_no_violations(&fake, &summary.received);
+    ended_call(&app, &call_id, Duration::from_secs(10)).await;
+}

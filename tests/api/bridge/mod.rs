@@ -1,0 +1,126 @@
+//! The media bridge end to end over real sockets: a simulated FreJun caller → voxbridge → the
+//! fake OpenAI Realtime server, with a real MongoDB. Audio is checked by frequency, protocol
+//! events by the fake's and the caller's own validation, and outcomes in the call log.
+
+mod audio;
+mod control;
+mod failures;
+mod shutdown;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use voxbridge::sim::caller::{CallerConfig, SimulatedCaller};
+use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi};
+use voxbridge::storage::call_logs::CallLogRecord;
+
+use crate::helpers::{CallingTenant, TestApp, expect_status, flow_body};
+
+pub const CALLER_NUMBER: &str = "+14155550100";
+
+/// An app whose OpenAI is the fake, with short timers so failures show up quickly.
+pub async fn bridge_app(behaviour: Behaviour) -> (TestApp, FakeOpenAi) {
+    let fake = FakeOpenAi::start(behaviour)
+        .await
+        .expect("fake OpenAI starts");
+    let url = fake.url();
+    let app = TestApp::spawn_with(|settings| {
+        settings.openai.realtime_url = url;
+        settings.openai.connect_timeout_ms = 2_000;
+        settings.bridge.heartbeat_interval_secs = 1;
+        settings.bridge.peer_timeout_secs = 3;
+        settings.bridge.log_flush_interval_ms = 200;
+    })
+    .await;
+    (app, fake)
+}
+
+/// Sets the tenant's assistant's audio (and greeting).
+pub async fn configure_assistant(
+    app: &TestApp,
+    tenant: &CallingTenant,
+    codec: &str,
+    inbound_rate: &str,
+    greeting: Option<&str>,
+) {
+    let body = json!({
+        "audio": { "codec": codec, "inbound_rate": inbound_rate, "inbound_chunk_ms": 100, "outbound_chunk_ms": 200 },
+        "greeting": greeting,
+        "transcription": { "model": "gpt-4o-mini-transcribe" },
+    });
+    let path = format!("/api/assistants/{}", tenant.assistant_id);
+    expect_status(
+        app.patch_as(&path, &tenant.tenant.api_key, &body).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// FreJun's flow for an inbound call to the tenant's number.
+pub async fn stream_flow(app: &TestApp, tenant: &CallingTenant, frejun_call_id: &str) -> Value {
+    let body = flow_body(frejun_call_id, CALLER_NUMBER, &tenant.number);
+    let flow = expect_status(
+        app.post_flow(Some(&tenant.key), None, &body).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(flow["action"], "stream", "{flow}");
+    flow
+}
+
+/// Our call id in a flow's `ws_url`.
+pub fn call_id_of(flow: &Value) -> String {
+    let url = url::Url::parse(flow["ws_url"].as_str().expect("ws_url")).expect("a URL");
+    let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    query["call_id"].clone()
+}
+
+/// Places an inbound call and opens its media stream (with `start` sent).
+pub async fn place_call(
+    app: &TestApp,
+    tenant: &CallingTenant,
+    frejun_call_id: &str,
+) -> (String, SimulatedCaller) {
+    let flow = stream_flow(app, tenant, frejun_call_id).await;
+    let config = CallerConfig::from_flow(&flow, frejun_call_id).expect("a stream flow");
+    let mut caller = SimulatedCaller::connect(config, Duration::from_secs(5))
+        .await
+        .expect("the media stream opens");
+    caller.send_start().await.expect("start sent");
+    (call_id_of(&flow), caller)
+}
+
+/// The call log once the bridge has written its end (polls up to `timeout`).
+pub async fn ended_call(app: &TestApp, call_id: &str, timeout: Duration) -> CallLogRecord {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let call = app.call_log(call_id).await;
+        let bridge_ended = call
+            .status_history
+            .iter()
+            .any(|event| event.event.as_deref() == Some("media.ended"));
+        if bridge_ended && call.metrics.is_some() {
+            return call;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("the bridge did not record the end of call {call_id}: {call:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts that neither fake saw a protocol violation.
+pub fn assert_no_violations(fake: &FakeOpenAi, received: &voxbridge::sim::caller::Received) {
+    assert!(
+        fake.violations().is_empty(),
+        "OpenAI fake: {:?}",
+        fake.violations()
+    );
+    assert!(
+        received.violations.is_empty(),
+        "FreJun caller: {:?}",
+        received.violations
+    );
+}

@@ -1,0 +1,122 @@
+//! A call in progress when the service receives SIGTERM: the real binary is started, a call is
+//! placed, the process is signalled, and the call log must be complete once it has exited.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use voxbridge::domain::call::{CallStatus, EndReason};
+use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
+
+use super::{configure_assistant, place_call};
+use crate::helpers::{TestApp, TestDatabase};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn a_call_log_is_complete_after_sigterm_mid_call() {
+    let fake = FakeOpenAi::start(Behaviour {
+        pace: Pace::Realtime(8.0),
+        ..Behaviour::with_mode(Mode::Scripted {
+            turns: vec![ScriptedTurn::tone(
+                "Thanks for calling, how can I help?",
+                440.0,
+                2_000,
+            )],
+        })
+    })
+    .await
+    .unwrap();
+    let database = TestDatabase::migrated().await;
+    let mut settings = database.settings.clone();
+    let port = free_port();
+    settings.server.port = port;
+    let state_dir = tempfile::tempdir().unwrap();
+    let security = &settings.security;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .arg("serve")
+        .env("VOXBRIDGE__MONGODB__URI", crate::helpers::mongodb_uri())
+        .env("VOXBRIDGE__MONGODB__DATABASE", &settings.mongodb.database)
+        .env("VOXBRIDGE__SERVER__PORT", port.to_string())
+        .env(
+            "VOXBRIDGE__SECURITY__ADMIN_TOKEN",
+            security.admin_token.expose(),
+        )
+        .env(
+            "VOXBRIDGE__SECURITY__MASTER_KEY",
+            security.master_key.to_base64().expose(),
+        )
+        .env(
+            "VOXBRIDGE__SECURITY__URL_SIGNING_KEY",
+            security.url_signing_key.expose(),
+        )
+        .env("VOXBRIDGE__OPENAI__REALTIME_URL", fake.url().as_str())
+        .env("VOXBRIDGE__DEV__STATE_DIR", state_dir.path())
+        .env("VOXBRIDGE__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("voxbridge serve starts");
+    let app = TestApp::for_external_server(format!("http://127.0.0.1:{port}"), settings, database);
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(response) = app.client.get(app.url("/ready")).send().await {
+            if response.status().is_success() {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server became ready");
+
+    let tenant = app.calling_tenant("Sigterm", "+14155550501", 5).await;
+    configure_assistant(&app, &tenant, "pcm24k", "8k", Some("Hello")).await;
+    let (call_id, caller) = place_call(&app, &tenant, "fj-sigterm").await;
+    assert!(
+        caller
+            .wait_until(Duration::from_secs(10), |received| received.audio_samples
+                >= 12_000)
+            .await,
+        "the greeting was heard"
+    );
+    // Let a flush carry the transcript, so the test checks both paths: batch and final.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = server.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let summary = caller.wait_closed(Duration::from_secs(20)).await.unwrap();
+    let closed = summary
+        .received
+        .closed
+        .expect("the stream was closed by the server");
+    assert_eq!(closed.code, 1001, "going away");
+    let exited = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exited.success(), "clean exit: {exited:?}");
+
+    // The process is gone: everything below was written before it exited.
+    let call = app.call_log(&call_id).await;
+    assert_eq!(call.call_status, CallStatus::Completed);
+    assert_eq!(call.end_reason, Some(EndReason::Shutdown));
+    assert!(call.ended_at.is_some());
+    assert!(call.duration.is_some());
+    assert!(
+        call.transcript.iter().any(|turn| turn.role == "assistant"),
+        "{:#?}",
+        call.transcript
+    );
+    assert!(call.usage.is_some());
+    let metrics = call.metrics.expect("metrics");
+    assert!(metrics.audio_out_ms >= 1_500, "{metrics:?}");
+    assert!(
+        app.held_slots(&tenant).await.is_empty(),
+        "the slot was freed"
+    );
+}
