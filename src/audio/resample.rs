@@ -103,6 +103,17 @@ struct Design {
 }
 
 impl Design {
+    /// The design in rubato's terms.
+    fn parameters(&self) -> SincInterpolationParameters {
+        SincInterpolationParameters {
+            sinc_len: self.sinc_len,
+            f_cutoff: Some(self.cutoff),
+            oversampling_factor: self.phases,
+            interpolation: self.interpolation,
+            window: self.window,
+        }
+    }
+
     fn for_rates(from_hz: u32, to_hz: u32) -> Self {
         let lower = from_hz.min(to_hz);
         let taps = SINC_LEN_AT_LOWER_RATE * f64::from(from_hz) / f64::from(lower);
@@ -262,13 +273,7 @@ impl std::fmt::Debug for Resampler {
 impl SincEngine {
     fn new(from_hz: u32, to_hz: u32, design: Design) -> Result<Self, ResampleError> {
         let max_chunk = (from_hz as usize * MAX_CHUNK_MS / 1_000).max(design.sinc_len);
-        let parameters = SincInterpolationParameters {
-            sinc_len: design.sinc_len,
-            f_cutoff: Some(design.cutoff),
-            oversampling_factor: design.phases,
-            interpolation: design.interpolation,
-            window: design.window,
-        };
+        let parameters = design.parameters();
         let rubato = Async::<f32>::new_sinc(
             f64::from(to_hz) / f64::from(from_hz),
             1.0,

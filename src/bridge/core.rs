@@ -636,12 +636,7 @@ impl BridgeCore {
     /// cancel generation, tell OpenAI what was heard. Does nothing when nothing is playing or
     /// being generated (the caller simply took their turn).
     pub fn barge_in(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
-        let mut outcome = ControlOutcome {
-            sent_to_frejun: None,
-            response_cancelled: false,
-            truncated_item_id: None,
-            truncated_at_ms: None,
-        };
+        let mut outcome = ControlOutcome::nothing();
         let unplayed = self.playback.has_unplayed(now);
         if !unplayed && self.active_response.is_none() {
             return outcome;
@@ -697,12 +692,7 @@ impl BridgeCore {
     pub fn clear_playback(&mut self, fx: &mut Effects) -> ControlOutcome {
         fx.to_teler.push(CLEAR_MESSAGE.to_owned());
         self.playback.clear();
-        ControlOutcome {
-            sent_to_frejun: Some("clear".into()),
-            response_cancelled: false,
-            truncated_item_id: None,
-            truncated_at_ms: None,
-        }
+        ControlOutcome::sent_to_frejun("clear")
     }
 
     /// FreJun's `interrupt` for one chunk we sent.
@@ -715,12 +705,7 @@ impl BridgeCore {
             return Err(self.playback.next_chunk_id());
         }
         fx.to_teler.push(interrupt_message(chunk_id));
-        Ok(ControlOutcome {
-            sent_to_frejun: Some("interrupt".into()),
-            response_cancelled: false,
-            truncated_item_id: None,
-            truncated_at_ms: None,
-        })
+        Ok(ControlOutcome::sent_to_frejun("interrupt"))
     }
 
     // ----- The call log ----------------------------------------------------------------------

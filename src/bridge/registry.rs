@@ -42,6 +42,26 @@ pub struct ControlOutcome {
     pub truncated_at_ms: Option<u64>,
 }
 
+impl ControlOutcome {
+    /// Nothing was sent anywhere.
+    pub fn nothing() -> Self {
+        Self {
+            sent_to_frejun: None,
+            response_cancelled: false,
+            truncated_item_id: None,
+            truncated_at_ms: None,
+        }
+    }
+
+    /// Only FreJun was sent `message` (`clear` or `interrupt`).
+    pub fn sent_to_frejun(message: &str) -> Self {
+        Self {
+            sent_to_frejun: Some(message.to_owned()),
+            ..Self::nothing()
+        }
+    }
+}
+
 /// Facts about a live stream, updated by its session.
 #[derive(Debug)]
 pub struct StreamFacts {
@@ -243,12 +263,7 @@ mod tests {
 
         let answering = tokio::spawn(async move {
             if let Some(ControlCommand::Clear { reply }) = rx.recv().await {
-                let _ = reply.send(ControlOutcome {
-                    sent_to_frejun: Some("clear".into()),
-                    response_cancelled: false,
-                    truncated_item_id: None,
-                    truncated_at_ms: None,
-                });
+                let _ = reply.send(ControlOutcome::sent_to_frejun("clear"));
             }
         });
         let outcome = live

@@ -20,7 +20,7 @@ use super::Bridge;
 use super::admission::Admitted;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
 use super::core::{BridgeCore, CoreConfig, Effects, Ending};
-use super::registry::{ControlCommand, StreamFacts, StreamStartFacts};
+use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
 use crate::domain::assistant::Codec;
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
@@ -220,14 +220,9 @@ impl Bridge {
                         }
                         ControlCommand::InterruptChunk { chunk_id, reply } => {
                             // An unknown chunk id is answered with nothing sent.
-                            let outcome = core.interrupt_chunk(chunk_id, &mut fx).unwrap_or(
-                                super::registry::ControlOutcome {
-                                    sent_to_frejun: None,
-                                    response_cancelled: false,
-                                    truncated_item_id: None,
-                                    truncated_at_ms: None,
-                                },
-                            );
+                            let outcome = core
+                                .interrupt_chunk(chunk_id, &mut fx)
+                                .unwrap_or_else(|_| ControlOutcome::nothing());
                             let _ = reply.send(outcome);
                         }
                     }

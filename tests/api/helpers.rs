@@ -117,11 +117,7 @@ impl TestApp {
         tokio::spawn(application.run_until_stopped());
         Self {
             address,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: http_client(),
             storage,
             settings,
             shutdown,
@@ -138,11 +134,7 @@ impl TestApp {
     ) -> Self {
         Self {
             address,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: http_client(),
             storage: database.storage.clone(),
             settings,
             shutdown: CancellationToken::new(),
@@ -382,6 +374,15 @@ pub fn call_record(
 /// Percent-encodes a query value (`+` in a phone number would otherwise read as a space).
 pub fn query_value(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The client tests use: no redirects followed, a generous timeout.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 impl Drop for TestApp {

@@ -522,13 +522,7 @@ fn accessors_report_the_rates_and_a_resampler_can_move_between_tasks() {
 /// resampler's own rubato settings.
 fn impulse_response(from_hz: u32, to_hz: u32) -> (Vec<f64>, f64) {
     let design = Design::for_rates(from_hz, to_hz);
-    let parameters = SincInterpolationParameters {
-        sinc_len: design.sinc_len,
-        f_cutoff: Some(design.cutoff),
-        oversampling_factor: design.phases,
-        interpolation: design.interpolation,
-        window: design.window,
-    };
+    let parameters = design.parameters();
     let step = f64::from(from_hz) / f64::from(to_hz);
     let grid = 1.0 / design.phases as f64;
     // Output k of impulse j sees the filter at offset k × step - j; offsetting the impulse by
