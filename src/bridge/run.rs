@@ -123,6 +123,11 @@ impl Bridge {
         tokio::pin!(deadline);
         let start_deadline = sleep(settings.start_timeout());
         tokio::pin!(start_deadline);
+        // Created once: a fresh `cancelled()` future per frame would register and unregister a
+        // waiter on the process-wide token, under its lock, 50 times a second per call.
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let mut start_recorded = false;
         let mut last_teler = Instant::now();
         let mut last_ai = Instant::now();
         // How FreJun closed its side, if it did: echoed back to complete the close handshake.
@@ -132,7 +137,7 @@ impl Bridge {
             let mut fx = Effects::default();
             let mut frame_at: Option<Instant> = None;
             let ending = tokio::select! {
-                () = self.shutdown.cancelled() => Some(Ending::new(EndReason::Shutdown)),
+                () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
                 result = poll_connect(&mut connecting) => {
                     connecting = None;
                     match result {
@@ -266,9 +271,10 @@ impl Bridge {
                     format!("FreJun sent no start message within {} s", settings.start_timeout_secs),
                 )),
             };
-            if let Some(start) = core.start() {
-                let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
-                if stream_facts.stream_id.is_none() && stream_facts.frejun_call_id.is_none() {
+            if !start_recorded {
+                if let Some(start) = core.start() {
+                    start_recorded = true;
+                    let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
                     stream_facts.frejun_call_id = start.call_id.clone();
                     stream_facts.stream_id = start.stream_id.clone();
                     stream_facts.encoding = start.encoding.clone();

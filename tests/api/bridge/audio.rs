@@ -7,7 +7,10 @@ use voxbridge::audio::tone::{level_dbfs, sine};
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::fake_openai::{Behaviour, Mode, ResponseStatus};
 
-use super::{assert_no_violations, bridge_app, configure_assistant, ended_call, place_call};
+use super::{
+    assert_no_violations, assert_slots_freed, bridge_app, configure_assistant, ended_call,
+    place_call,
+};
 
 /// Sends one second of a 1 kHz tone at `inbound_rate` and a second of silence (which ends the
 /// caller's turn), then checks the tone at the fake and back at the caller.
@@ -98,10 +101,7 @@ async fn tone_round_trip(codec: &str, inbound_rate: &str, rate_hz: u32) {
         "{:?}",
         call.transcript
     );
-    assert!(
-        app.held_slots(&tenant).await.is_empty(),
-        "the slot is freed"
-    );
+    assert_slots_freed(&app, &tenant).await;
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use voxbridge::sim::caller::{CallerConfig, CallerError, SimulatedCaller};
 use voxbridge::sim::fake_openai::{Behaviour, Failure, Mode, Pace, ScriptedTurn};
 
 use super::{
-    assert_no_violations, bridge_app, call_id_of, configure_assistant, ended_call, place_call,
-    stream_flow,
+    assert_no_violations, assert_slots_freed, bridge_app, call_id_of, configure_assistant,
+    ended_call, place_call, stream_flow,
 };
 use crate::helpers::expect_status;
 
@@ -120,7 +120,7 @@ async fn key_refused(failure: Failure, expected_code: &str) {
     assert_eq!(call.call_status, CallStatus::Failed);
     assert_eq!(call.end_reason, Some(EndReason::AiConnectFailed));
     assert_eq!(call.error.expect("error recorded").code, expected_code);
-    assert!(app.held_slots(&tenant).await.is_empty());
+    assert_slots_freed(&app, &tenant).await;
     drop(fake);
 }
 

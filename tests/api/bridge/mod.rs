@@ -111,6 +111,20 @@ pub async fn ended_call(app: &TestApp, call_id: &str, timeout: Duration) -> Call
     }
 }
 
+/// Asserts that the tenant's slots are all freed (the keeper frees a call's slot just after its
+/// final status write, so this polls briefly).
+pub async fn assert_slots_freed(app: &TestApp, tenant: &CallingTenant) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !app.held_slots(tenant).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not freed: {:?}",
+            app.held_slots(tenant).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Asserts that neither fake saw a protocol violation.
 pub fn assert_no_violations(fake: &FakeOpenAi, received: &voxbridge::sim::caller::Received) {
     assert!(
