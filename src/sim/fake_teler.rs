@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use url::Url;
 
+use super::frejun_requests::{self, FlowRequest};
+
 /// The `account_id` the fake puts in flow fetches and webhooks.
 pub const FAKE_ACCOUNT_ID: &str = "acc_01JQ8Z0000FAKEACC0UNT0000";
 
@@ -220,8 +222,7 @@ impl FakeTeler {
     /// Plays FreJun delivering a lifecycle webhook: POSTs `payload` as JSON to `url` and returns
     /// the HTTP status (10 s timeout).
     pub async fn send_webhook(&self, url: &str, payload: &Value) -> Result<u16, reqwest::Error> {
-        let response = self.http.post(url).json(payload).send().await?;
-        Ok(response.status().as_u16())
+        frejun_requests::send_webhook(&self.http, url, payload).await
     }
 
     /// Plays FreJun fetching the call flow: POSTs
@@ -235,17 +236,13 @@ impl FakeTeler {
         to: &str,
         direction: &str,
     ) -> Result<(u16, Value), reqwest::Error> {
-        let request = json!({
-            "call_id": call_id,
-            "account_id": FAKE_ACCOUNT_ID,
-            "from_number": from,
-            "to_number": to,
-            "direction": direction,
-        });
-        let response = self.http.post(flow_url).json(&request).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        let request = FlowRequest {
+            call_id: call_id.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            direction: direction.to_owned(),
+        };
+        frejun_requests::post_flow(&self.http, flow_url, &request).await
     }
 
     /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
