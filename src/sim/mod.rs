@@ -10,6 +10,7 @@
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
 //!   the integration tests, `voxbridge call`, the demo and the load generator).
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
+//! - [`voices`]: recorded speech (a caller, the assistant) embedded for the demo.
 //! - [`frejun_requests`]: FreJun's HTTP requests to voxbridge (the flow fetch, the webhooks).
 //! - [`api_client`] and [`provision`]: voxbridge's own API as an admin or a tenant uses it, to
 //!   set up the accounts the demo and the load generator call through.
@@ -20,4 +21,5 @@ pub mod fake_openai;
 pub mod fake_teler;
 pub mod frejun_requests;
 pub mod provision;
+pub mod voices;
 pub mod wav;

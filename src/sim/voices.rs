@@ -1,0 +1,76 @@
+//! Recorded speech for the demo and `voxbridge call`: a caller asking for a table and the
+//! assistant's two answers, so the simulated calls carry a real voice instead of tones.
+//!
+//! The samples are synthesised by `scripts/make-demo-voices.sh` (espeak-ng, then 8 kHz mono
+//! 16-bit WAV, silence trimmed; about 190 KB together), committed under `src/sim/voices/` and
+//! embedded in the binary, so the demo needs no files at run time.
+
+use std::sync::Arc;
+
+use super::wav::{WavAudio, WavError, parse_wav};
+use crate::audio::resample::resample_all;
+
+/// "Hi, I would like to book a table for two tonight." (about 3.2 s).
+pub const CALLER_TEXT: &str = "Hi, I would like to book a table for two tonight.";
+/// The assistant's greeting (about 4.3 s).
+pub const GREETING_TEXT: &str = "Hello, thanks for calling Acme Bistro. How can I help you today?";
+/// The assistant's answer (about 4.3 s).
+pub const ANSWER_TEXT: &str =
+    "Of course. A table for two at eight tonight is booked. See you then!";
+
+const CALLER_WAV: &[u8] = include_bytes!("voices/caller.wav");
+const GREETING_WAV: &[u8] = include_bytes!("voices/assistant-greeting.wav");
+const ANSWER_WAV: &[u8] = include_bytes!("voices/assistant-answer.wav");
+
+/// The caller's line as recorded (8 kHz mono).
+pub fn caller() -> Result<WavAudio, WavError> {
+    parse_wav(CALLER_WAV)
+}
+
+/// The assistant's greeting as recorded (8 kHz mono).
+pub fn greeting() -> Result<WavAudio, WavError> {
+    parse_wav(GREETING_WAV)
+}
+
+/// The assistant's answer as recorded (8 kHz mono).
+pub fn answer() -> Result<WavAudio, WavError> {
+    parse_wav(ANSWER_WAV)
+}
+
+/// A recording at `rate_hz` (the fake OpenAI's scripted turns want 24 kHz).
+pub fn at_rate(audio: &WavAudio, rate_hz: u32) -> Result<Arc<Vec<i16>>, String> {
+    resample_all(&audio.samples, audio.sample_rate, rate_hz)
+        .map(Arc::new)
+        .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::tone::rms_dbfs;
+
+    #[test]
+    fn the_embedded_voices_are_8k_mono_speech() {
+        for (name, voice) in [
+            ("caller", caller()),
+            ("greeting", greeting()),
+            ("answer", answer()),
+        ] {
+            let voice = voice.unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert_eq!(voice.sample_rate, 8_000, "{name}");
+            assert_eq!(voice.channels, 1, "{name}");
+            let seconds = voice.samples.len() as f64 / 8_000.0;
+            assert!((2.0..6.0).contains(&seconds), "{name}: {seconds} s");
+            // Speech, not silence: clearly above the noise floor on average.
+            let level = rms_dbfs(&voice.samples);
+            assert!(level > -35.0, "{name}: {level} dBFS");
+        }
+    }
+
+    #[test]
+    fn voices_convert_to_the_model_rate() {
+        let greeting = greeting().unwrap();
+        let converted = at_rate(&greeting, 24_000).unwrap();
+        assert_eq!(converted.len(), greeting.samples.len() * 3);
+    }
+}
