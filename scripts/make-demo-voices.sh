@@ -15,5 +15,6 @@ speak() { # name voice words-per-minute text
 
 speak caller en-us 150 "Hi, I would like to book a table for two tonight."
 speak assistant-greeting en-gb+f3 165 "Hello, thanks for calling Acme Bistro. How can I help you today?"
+speak assistant-outbound-greeting en-gb+f3 165 "Hi, this is Acme Bistro, returning your call. How can I help?"
 speak assistant-answer en-gb+f3 165 "Of course. A table for two at eight tonight is booked. See you then!"
 ls -l "$out"

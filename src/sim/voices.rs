@@ -1,8 +1,8 @@
 //! Recorded speech for the demo and `voxbridge call`: a caller asking for a table and the
-//! assistant's two answers, so the simulated calls carry a real voice instead of tones.
+//! assistant's greetings and answer, so the simulated calls carry a real voice instead of tones.
 //!
 //! The samples are synthesised by `scripts/make-demo-voices.sh` (espeak-ng, then 8 kHz mono
-//! 16-bit WAV, silence trimmed; about 190 KB together), committed under `src/sim/voices/` and
+//! 16-bit WAV, silence trimmed; about 250 KB together), committed under `src/sim/voices/` and
 //! embedded in the binary, so the demo needs no files at run time.
 
 use std::sync::Arc;
@@ -14,12 +14,16 @@ use crate::audio::resample::resample_all;
 pub const CALLER_TEXT: &str = "Hi, I would like to book a table for two tonight.";
 /// The assistant's greeting (about 4.3 s).
 pub const GREETING_TEXT: &str = "Hello, thanks for calling Acme Bistro. How can I help you today?";
+/// The assistant's greeting on an outbound call (about 4.2 s).
+pub const OUTBOUND_GREETING_TEXT: &str =
+    "Hi, this is Acme Bistro, returning your call. How can I help?";
 /// The assistant's answer (about 4.3 s).
 pub const ANSWER_TEXT: &str =
     "Of course. A table for two at eight tonight is booked. See you then!";
 
 const CALLER_WAV: &[u8] = include_bytes!("voices/caller.wav");
 const GREETING_WAV: &[u8] = include_bytes!("voices/assistant-greeting.wav");
+const OUTBOUND_GREETING_WAV: &[u8] = include_bytes!("voices/assistant-outbound-greeting.wav");
 const ANSWER_WAV: &[u8] = include_bytes!("voices/assistant-answer.wav");
 
 /// The caller's line as recorded (8 kHz mono).
@@ -30,6 +34,11 @@ pub fn caller() -> Result<WavAudio, WavError> {
 /// The assistant's greeting as recorded (8 kHz mono).
 pub fn greeting() -> Result<WavAudio, WavError> {
     parse_wav(GREETING_WAV)
+}
+
+/// The assistant's outbound greeting as recorded (8 kHz mono).
+pub fn outbound_greeting() -> Result<WavAudio, WavError> {
+    parse_wav(OUTBOUND_GREETING_WAV)
 }
 
 /// The assistant's answer as recorded (8 kHz mono).
@@ -54,6 +63,7 @@ mod tests {
         for (name, voice) in [
             ("caller", caller()),
             ("greeting", greeting()),
+            ("outbound greeting", outbound_greeting()),
             ("answer", answer()),
         ] {
             let voice = voice.unwrap_or_else(|error| panic!("{name}: {error}"));
