@@ -26,10 +26,15 @@ pub struct Behaviour {
     /// Keep `SessionRecord::append_timings` and `delta_timings` (24 bytes per append and per
     /// delta) for latency measurements.
     pub record_timings: bool,
+    /// What the fake's input transcription reports the caller said, one entry per committed user
+    /// turn in order (when the session asked for transcription). Turns beyond the list are
+    /// transcribed as `<n> ms of audio`.
+    pub user_transcripts: Vec<String>,
 }
 
 impl Default for Behaviour {
-    /// Echo, no failure, audio at 4× real time in 100 ms deltas, audio recorded, no timings.
+    /// Echo, no failure, audio at 4× real time in 100 ms deltas, audio recorded, no timings,
+    /// transcripts giving the length of each user turn.
     fn default() -> Self {
         Behaviour {
             mode: Mode::Echo,
@@ -38,6 +43,7 @@ impl Default for Behaviour {
             delta_ms: 100,
             record_audio: true,
             record_timings: false,
+            user_transcripts: Vec::new(),
         }
     }
 }

@@ -376,6 +376,33 @@ async fn session_created_holds_ga_defaults_and_updates_merge() {
 // ----- Echo -----------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn user_transcripts_name_the_callers_turns_in_order_then_fall_back_to_lengths() {
+    let fake = FakeOpenAi::start(Behaviour {
+        user_transcripts: vec!["Book a table.".into()],
+        ..unpaced(Mode::Scripted { turns: Vec::new() })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(session_with(pcm24k(), vad(true, false))).await;
+
+    let mut turn = tone::sine(1_000.0, 24_000, 24 * 600, 8_000.0);
+    turn.extend(vec![0i16; 24 * 700]);
+    let mut transcripts = Vec::new();
+    for _ in 0..2 {
+        client.append(&s16le(&turn), 960).await;
+        let events = client
+            .until("conversation.item.input_audio_transcription.completed")
+            .await;
+        let last = events.last().expect("the awaited event");
+        transcripts.push(last["transcript"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(transcripts[0], "Book a table.");
+    assert!(transcripts[1].ends_with("ms of audio"), "{transcripts:?}");
+}
+
+
+#[tokio::test]
 async fn echo_with_pcm_returns_the_callers_turn_after_server_vad() {
     let fake = FakeOpenAi::start(unpaced(Mode::Echo)).await.unwrap();
     let mut client = Client::ready(&fake).await;

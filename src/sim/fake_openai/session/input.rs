@@ -335,11 +335,18 @@ impl Session {
         self.history.items += 1;
         self.history.user_audio_ms += audio_ms;
         if self.transcription {
+            let transcript = self
+                .behaviour
+                .user_transcripts
+                .get(self.user_turns_transcribed)
+                .cloned()
+                .unwrap_or_else(|| format!("{audio_ms} ms of audio"));
+            self.user_turns_transcribed += 1;
             self.emit(json!({
                 "type": "conversation.item.input_audio_transcription.completed",
                 "item_id": item_id,
                 "content_index": 0,
-                "transcript": format!("{audio_ms} ms of audio"),
+                "transcript": transcript,
                 "usage": {"type": "duration", "seconds": audio_ms as f64 / 1_000.0}
             }));
         }

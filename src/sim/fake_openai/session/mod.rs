@@ -76,6 +76,8 @@ pub(super) struct Session {
     /// The user item announced by `speech_started` and its `audio_start_ms`.
     pending_user_item: Option<(String, u64)>,
     buffer: Option<InputBuffer>,
+    /// User turns transcribed so far (indexes `Behaviour::user_transcripts`).
+    user_turns_transcribed: usize,
     /// A committed turn Echo has not answered yet, with its rate.
     echo_pending: Option<(Vec<i16>, u32)>,
     /// The conversation, in order.
@@ -138,6 +140,7 @@ impl Session {
             uncommitted_from_ms: 0,
             pending_user_item: None,
             buffer,
+            user_turns_transcribed: 0,
             echo_pending: None,
             items: Vec::new(),
             history: History::default(),
