@@ -33,6 +33,12 @@ enum Command {
     Migrate,
     /// Re-encrypt every tenant secret under the current master key (see docs/operations.md).
     RotateMasterKey,
+    /// Start a server with fake FreJun and OpenAI on loopback, place two calls and tell the story.
+    Demo {
+        /// Where the WAV files go (default: <state dir>/demo, i.e. .voxbridge/demo).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// A throwaway local MongoDB replica set for development and tests.
     LocalMongodb {
         /// Where the downloaded mongod binary is cached.
@@ -97,13 +103,19 @@ async fn run(cli: Cli) -> ExitCode {
         return result.unwrap_or_else(|err| fail(&err));
     }
 
-    let loaded = match settings::load::load(&SettingsSources::from_process(cli.config)) {
+    let mut loaded = match settings::load::load(&SettingsSources::from_process(cli.config)) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("voxbridge: {err}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if matches!(cli.command, Command::Demo { .. })
+        && std::env::var_os("VOXBRIDGE__LOG__LEVEL").is_none()
+    {
+        // The demo's own account is the output; the server's info logs would drown it.
+        loaded.settings.log.level = "warn".into();
+    }
     if let Err(err) = telemetry::init(&loaded.settings.log) {
         eprintln!("voxbridge: {err}");
         return ExitCode::FAILURE;
@@ -115,6 +127,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve => commands::serve::run(settings).await,
         Command::Migrate => commands::migrate::run(settings).await,
         Command::RotateMasterKey => commands::rotate_master_key::run(settings).await,
+        Command::Demo { out_dir } => {
+            let out_dir = out_dir.unwrap_or_else(|| settings.dev.state_dir.join("demo"));
+            commands::demo::run(settings, out_dir).await
+        }
         Command::LocalMongodb { .. } => unreachable!("handled above"),
     };
     match result {

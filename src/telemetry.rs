@@ -2,6 +2,7 @@
 //! per line in production (`log.format`), filtered by `log.level`.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::settings::{LogFormat, LogSettings};
@@ -9,9 +10,7 @@ use crate::settings::{LogFormat, LogSettings};
 /// Installs the global subscriber. Call once, from `main`, after settings are loaded (the level
 /// was validated there, so a bad filter cannot reach this point).
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
-    // tungstenite logs the raw upgrade request, `Authorization: Bearer <tenant's key>`
-    // included, at trace level: never let it go below debug, whatever the configured level.
-    let filter = EnvFilter::try_new(&settings.level)?.add_directive("tungstenite=debug".parse()?);
+    let filter = with_tungstenite_capped(EnvFilter::try_new(&settings.level)?)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
@@ -26,4 +25,36 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
             .try_init(),
     };
     result.map_err(|err| anyhow::anyhow!("cannot install the log subscriber: {err}"))
+}
+
+/// tungstenite logs the raw upgrade request, `Authorization: Bearer <tenant's key>` included, at
+/// trace level: its level is capped at debug whatever the configured level, and otherwise
+/// follows the most verbose level the filter enables (so `warn` keeps it at warn).
+fn with_tungstenite_capped(filter: EnvFilter) -> anyhow::Result<EnvFilter> {
+    let most_verbose = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let cap = most_verbose.min(LevelFilter::DEBUG);
+    Ok(filter.add_directive(format!("tungstenite={cap}").parse()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tungstenite_level(level: &str) -> String {
+        let filter = with_tungstenite_capped(EnvFilter::try_new(level).unwrap()).unwrap();
+        filter
+            .to_string()
+            .split(',')
+            .find_map(|directive| directive.strip_prefix("tungstenite="))
+            .unwrap_or_default()
+            .to_lowercase()
+    }
+
+    #[test]
+    fn tungstenite_never_logs_at_trace_and_never_above_the_configured_level() {
+        assert_eq!(tungstenite_level("trace"), "debug");
+        assert_eq!(tungstenite_level("debug"), "debug");
+        assert_eq!(tungstenite_level("info"), "info");
+        assert_eq!(tungstenite_level("warn"), "warn");
+    }
 }

@@ -4,8 +4,10 @@
 //! - [`serve`]: migrate, then serve HTTP until SIGTERM/SIGINT.
 //! - [`migrate`]: apply pending migrations and exit.
 //! - [`rotate_master_key`]: re-encrypt tenants' secrets under the current master key.
+//! - [`demo`]: the one-command tour: a server, fake FreJun and OpenAI, two calls.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
 
+pub mod demo;
 pub mod local_mongodb;
 pub mod migrate;
 pub mod rotate_master_key;

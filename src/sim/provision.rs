@@ -33,6 +33,8 @@ pub struct AssistantSpec {
     pub inbound_rate_hz: u32,
     pub inbound_chunk_ms: u32,
     pub outbound_chunk_ms: u32,
+    /// Caller transcription model (e.g. `gpt-4o-mini-transcribe`); `None` leaves it off.
+    pub transcription_model: Option<String>,
 }
 
 impl AssistantSpec {
@@ -42,6 +44,7 @@ impl AssistantSpec {
             "name": self.name,
             "instructions": self.instructions,
             "greeting": self.greeting,
+            "transcription": self.transcription_model.as_ref().map(|model| json!({ "model": model })),
             "audio": {
                 "codec": self.codec,
                 "inbound_rate": if self.inbound_rate_hz == 16_000 { "16k" } else { "8k" },
@@ -178,11 +181,13 @@ mod tests {
             inbound_rate_hz: 8_000,
             inbound_chunk_ms: 100,
             outbound_chunk_ms: 100,
+            transcription_model: None,
         };
         let body = spec.to_json();
         assert_eq!(body["audio"]["inbound_rate"], "8k");
         assert_eq!(body["audio"]["codec"], "pcmu");
         assert_eq!(body["greeting"], Value::Null);
+        assert_eq!(body["transcription"], Value::Null);
     }
 
     #[test]

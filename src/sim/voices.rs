@@ -46,6 +46,60 @@ pub fn answer() -> Result<WavAudio, WavError> {
     parse_wav(ANSWER_WAV)
 }
 
+/// A recorded line with its words, at the caller's rate (8 kHz) and the model's (24 kHz).
+#[derive(Debug, Clone)]
+pub struct Voice {
+    pub text: &'static str,
+    pub samples_8k: Vec<i16>,
+    /// Shared, because the fake OpenAI's scripted turns hold it.
+    pub samples_24k: Arc<Vec<i16>>,
+}
+
+impl Voice {
+    pub fn caller() -> Result<Voice, VoiceError> {
+        Voice::new(CALLER_TEXT, caller())
+    }
+
+    pub fn greeting() -> Result<Voice, VoiceError> {
+        Voice::new(GREETING_TEXT, greeting())
+    }
+
+    pub fn outbound_greeting() -> Result<Voice, VoiceError> {
+        Voice::new(OUTBOUND_GREETING_TEXT, outbound_greeting())
+    }
+
+    pub fn answer() -> Result<Voice, VoiceError> {
+        Voice::new(ANSWER_TEXT, answer())
+    }
+
+    /// How long the line lasts, in milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        self.samples_8k.len() as u64 / 8
+    }
+
+    fn new(text: &'static str, audio: Result<WavAudio, WavError>) -> Result<Voice, VoiceError> {
+        let audio = audio?;
+        let samples_24k = at_rate(&audio, 24_000).map_err(VoiceError::Resample)?;
+        let samples_8k = resample_all(&audio.samples, audio.sample_rate, 8_000)
+            .map_err(|error| VoiceError::Resample(error.to_string()))?;
+        Ok(Voice {
+            text,
+            samples_8k,
+            samples_24k,
+        })
+    }
+}
+
+/// An embedded recording that cannot be used (only possible if the committed files were
+/// replaced by broken ones).
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    #[error("an embedded voice sample is not a usable WAV: {0}")]
+    Wav(#[from] WavError),
+    #[error("an embedded voice sample cannot be converted: {0}")]
+    Resample(String),
+}
+
 /// A recording at `rate_hz` (the fake OpenAI's scripted turns want 24 kHz).
 pub fn at_rate(audio: &WavAudio, rate_hz: u32) -> Result<Arc<Vec<i16>>, String> {
     resample_all(&audio.samples, audio.sample_rate, rate_hz)
@@ -74,6 +128,21 @@ mod tests {
             // Speech, not silence: clearly above the noise floor on average.
             let level = rms_dbfs(&voice.samples);
             assert!(level > -35.0, "{name}: {level} dBFS");
+        }
+    }
+
+    #[test]
+    fn every_voice_has_both_rates_and_its_words() {
+        for voice in [
+            Voice::caller(),
+            Voice::greeting(),
+            Voice::outbound_greeting(),
+            Voice::answer(),
+        ] {
+            let voice = voice.unwrap();
+            assert!(!voice.text.is_empty());
+            assert_eq!(voice.samples_24k.len(), voice.samples_8k.len() * 3);
+            assert!(voice.duration_ms() > 2_000, "{}", voice.text);
         }
     }
 

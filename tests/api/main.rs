@@ -7,6 +7,7 @@ mod assistants;
 mod bridge;
 mod calls;
 mod credentials;
+mod demo_command;
 mod errors;
 mod frejun_flow;
 mod frejun_outbound;

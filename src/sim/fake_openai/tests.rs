@@ -384,7 +384,9 @@ async fn user_transcripts_name_the_callers_turns_in_order_then_fall_back_to_leng
     .await
     .unwrap();
     let mut client = Client::ready(&fake).await;
-    client.update(session_with(pcm24k(), vad(true, false))).await;
+    client
+        .update(session_with(pcm24k(), vad(true, false)))
+        .await;
 
     let mut turn = tone::sine(1_000.0, 24_000, 24 * 600, 8_000.0);
     turn.extend(vec![0i16; 24 * 700]);
@@ -400,7 +402,6 @@ async fn user_transcripts_name_the_callers_turns_in_order_then_fall_back_to_leng
     assert_eq!(transcripts[0], "Book a table.");
     assert!(transcripts[1].ends_with("ms of audio"), "{transcripts:?}");
 }
-
 
 #[tokio::test]
 async fn echo_with_pcm_returns_the_callers_turn_after_server_vad() {

@@ -1,0 +1,470 @@
+//! The demo's two calls, played the way FreJun plays them: the lifecycle webhooks, the flow
+//! fetch, the media stream with a caller who talks over the greeting (inbound) or waits for it
+//! (outbound), and the hang-up. Everything the caller sent and heard is kept for the account
+//! and the WAV files.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use serde_json::{Value, json};
+
+use crate::sim::caller::{CallSummary, ReceivedEvent, SimulatedCaller};
+use crate::sim::fake_openai::SessionRecord;
+use crate::sim::fake_teler::events;
+use crate::sim::frejun_requests::{
+    FlowRequest, StreamFlow, frejun_http_client, request_stream_flow, send_webhook,
+};
+use crate::sim::provision::ProvisionedTenant;
+use crate::sim::voices::Voice;
+
+use super::narrate::Narrator;
+use super::stack::{DemoStack, script};
+
+/// The caller on the inbound call, and the customer the outbound call dials.
+pub const CALLER_NUMBER: &str = "+14155550100";
+pub const CUSTOMER_NUMBER: &str = "+14155550199";
+
+/// How long the caller listens to the greeting before talking over it.
+const BARGE_IN_AFTER_MS: u64 = 1_200;
+/// Longest wait for the assistant to start speaking.
+const FIRST_AUDIO_TIMEOUT: Duration = Duration::from_secs(8);
+/// Longest wait for the answer to be heard to its end after the caller spoke.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Quiet kept after the assistant's last word before hanging up.
+const TRAILING_SILENCE_MS: u64 = 500;
+
+/// One finished call, for the account and the WAV files.
+pub struct PlayedCall {
+    pub direction: &'static str,
+    pub frejun_call_id: String,
+    pub voxbridge_call_id: String,
+    /// When the media stream opened; every mark is relative to it.
+    pub opened_at: Instant,
+    /// What happened when, as the caller saw it.
+    pub marks: Vec<(Instant, String)>,
+    /// Everything the caller sent, 8 kHz.
+    pub sent: Vec<i16>,
+    pub summary: CallSummary,
+    /// The fake OpenAI's record of the session (what the model was sent and did).
+    pub session: Option<SessionRecord>,
+    /// The call log as the tenant API shows it once the bridge has written the end.
+    pub call_log: Value,
+}
+
+/// An inbound call to `number`: the caller talks over the greeting, then hears the answer.
+pub async fn inbound(
+    stack: &DemoStack,
+    tenant: &ProvisionedTenant,
+    number: &str,
+    narrator: &Narrator,
+) -> anyhow::Result<PlayedCall> {
+    stack
+        .fake_openai
+        .set_behaviour(script(&Voice::greeting()?)?);
+    let http = frejun_http_client();
+    let frejun_call_id = format!("demo-in-{:08x}", rand::random::<u32>());
+    let webhooks = Webhooks {
+        http: http.clone(),
+        url: tenant.webhook_url.to_string(),
+        call_id: frejun_call_id.clone(),
+        from: CALLER_NUMBER.to_owned(),
+        to: number.to_owned(),
+    };
+    narrator.step(&format!(
+        "FreJun: {CALLER_NUMBER} is calling {number} (FreJun call id {frejun_call_id})"
+    ));
+    webhooks
+        .send(events::call_initiated(
+            &frejun_call_id,
+            CALLER_NUMBER,
+            number,
+            &now(),
+        ))
+        .await;
+    let request = FlowRequest {
+        call_id: frejun_call_id.clone(),
+        from: CALLER_NUMBER.to_owned(),
+        to: number.to_owned(),
+        direction: "inbound".to_owned(),
+    };
+    let flow = request_stream_flow(&http, tenant.flow_url.as_str(), &request)
+        .await
+        .context("the flow request failed")?;
+    narrate_flow(narrator, &flow);
+    webhooks
+        .send(events::call_answered(
+            &frejun_call_id,
+            CALLER_NUMBER,
+            number,
+            &now(),
+        ))
+        .await;
+    play(stack, tenant, flow, webhooks, "inbound", true, narrator).await
+}
+
+/// An outbound call the tenant places through the API; the customer waits for the greeting,
+/// then answers.
+pub async fn outbound(
+    stack: &DemoStack,
+    tenant: &ProvisionedTenant,
+    assistant_id: &str,
+    from_number: &str,
+    narrator: &Narrator,
+) -> anyhow::Result<PlayedCall> {
+    stack
+        .fake_openai
+        .set_behaviour(script(&Voice::outbound_greeting()?)?);
+    let answer = tenant
+        .api
+        .post(
+            "api/frejun/initiate-call",
+            &json!({
+                "assistant_id": assistant_id,
+                "from_number": from_number,
+                "to_number": CUSTOMER_NUMBER,
+            }),
+        )
+        .await
+        .context("POST /api/frejun/initiate-call failed")?;
+    let frejun_call_id = answer["call_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("initiate-call answered without call_id: {answer}"))?
+        .to_owned();
+    narrator.step(&format!(
+        "Tenant: POST /api/frejun/initiate-call → voxbridge asked FreJun (the fake Teler API) to \
+         dial {CUSTOMER_NUMBER} from {from_number}; FreJun call id {frejun_call_id}"
+    ));
+    let placed = stack
+        .fake_teler
+        .calls()
+        .into_iter()
+        .find(|call| call.id == frejun_call_id)
+        .ok_or_else(|| anyhow!("the fake Teler API never received call {frejun_call_id}"))?;
+    let webhooks = Webhooks {
+        http: frejun_http_client(),
+        url: placed.status_callback_url.clone(),
+        call_id: frejun_call_id.clone(),
+        from: from_number.to_owned(),
+        to: CUSTOMER_NUMBER.to_owned(),
+    };
+    webhooks
+        .send(events::call_initiated(
+            &frejun_call_id,
+            from_number,
+            CUSTOMER_NUMBER,
+            &now(),
+        ))
+        .await;
+    webhooks
+        .send(events::call_ringing(
+            &frejun_call_id,
+            from_number,
+            CUSTOMER_NUMBER,
+        ))
+        .await;
+    narrator.step("FreJun: the customer's phone rings, and they pick up");
+    webhooks
+        .send(events::call_answered(
+            &frejun_call_id,
+            from_number,
+            CUSTOMER_NUMBER,
+            &now(),
+        ))
+        .await;
+    let request = FlowRequest {
+        call_id: frejun_call_id.clone(),
+        from: from_number.to_owned(),
+        to: CUSTOMER_NUMBER.to_owned(),
+        direction: "outbound".to_owned(),
+    };
+    let flow = request_stream_flow(&webhooks.http, &placed.flow_url, &request)
+        .await
+        .context("the flow request failed")?;
+    narrate_flow(narrator, &flow);
+    play(stack, tenant, flow, webhooks, "outbound", false, narrator).await
+}
+
+fn narrate_flow(narrator: &Narrator, flow: &StreamFlow) {
+    narrator.step(&format!(
+        "FreJun: POST /api/frejun/flow → voxbridge answers \"stream\": {} Hz, {} ms chunks, \
+         media WebSocket at /api/frejun/media-stream/…",
+        flow.caller.sample_rate, flow.caller.chunk_ms
+    ));
+}
+
+/// The media stream, from `start` to the hang-up, then the closing webhooks and the call log.
+async fn play(
+    stack: &DemoStack,
+    tenant: &ProvisionedTenant,
+    flow: StreamFlow,
+    webhooks: Webhooks,
+    direction: &'static str,
+    barge_in: bool,
+    narrator: &Narrator,
+) -> anyhow::Result<PlayedCall> {
+    let voxbridge_call_id = flow
+        .caller
+        .ws_url
+        .query_pairs()
+        .find(|(name, _)| name == "call_id")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| anyhow!("the ws_url carries no call_id"))?;
+    let stream_id = flow.caller.stream_id.clone();
+    let sessions_before = stack.fake_openai.sessions().len();
+    let mut caller = SimulatedCaller::connect(flow.caller, Duration::from_secs(5))
+        .await
+        .context("the media WebSocket did not open")?;
+    let opened_at = Instant::now();
+    caller.send_start().await.context("sending start")?;
+    narrator.step(&format!(
+        "FreJun: media stream open, `start` sent; voxbridge opens OpenAI Realtime for call {voxbridge_call_id}"
+    ));
+    webhooks
+        .send(events::stream_initiated(
+            &webhooks.call_id,
+            &stream_id,
+            &now(),
+        ))
+        .await;
+
+    let mut conversation = Conversation::new(caller);
+    conversation.run(barge_in).await?;
+    let Conversation {
+        caller,
+        sent,
+        marks,
+        ..
+    } = conversation;
+    let summary = caller.hang_up().await.context("hanging up")?;
+    narrator.step("FreJun: the caller hangs up (close frame 1000)");
+    let duration_secs = summary.duration.as_secs();
+    webhooks
+        .send(events::stream_completed(
+            &webhooks.call_id,
+            &stream_id,
+            &now(),
+        ))
+        .await;
+    webhooks
+        .send(events::call_completed(
+            &webhooks.call_id,
+            &webhooks.from,
+            &webhooks.to,
+            duration_secs,
+            &now(),
+        ))
+        .await;
+
+    let call_log = ended_call_log(tenant, &voxbridge_call_id).await?;
+    let session = stack
+        .fake_openai
+        .sessions()
+        .into_iter()
+        .nth(sessions_before);
+    Ok(PlayedCall {
+        direction,
+        frejun_call_id: webhooks.call_id.clone(),
+        voxbridge_call_id,
+        opened_at,
+        marks,
+        sent,
+        summary,
+        session,
+        call_log,
+    })
+}
+
+/// The caller's side of the conversation: FreJun streams audio all the time (silence
+/// included), so every wait below is spent sending silence in real time.
+struct Conversation {
+    caller: SimulatedCaller,
+    sent: Vec<i16>,
+    marks: Vec<(Instant, String)>,
+    chunk_ms: u32,
+}
+
+impl Conversation {
+    fn new(caller: SimulatedCaller) -> Self {
+        let chunk_ms = caller.config().chunk_ms;
+        Conversation {
+            caller,
+            sent: Vec::new(),
+            marks: Vec::new(),
+            chunk_ms,
+        }
+    }
+
+    async fn run(&mut self, barge_in: bool) -> anyhow::Result<()> {
+        let caller_voice = Voice::caller()?;
+        self.silence_until(FIRST_AUDIO_TIMEOUT, |caller| {
+            caller.received().audio_chunks > 0
+        })
+        .await?;
+        if barge_in {
+            self.silence_for(BARGE_IN_AFTER_MS).await?;
+        } else {
+            // Wait for the greeting to finish playing at the customer's ear.
+            self.silence_until(FIRST_AUDIO_TIMEOUT * 2, |caller| {
+                playback_over(caller, TRAILING_SILENCE_MS)
+            })
+            .await?;
+        }
+        self.mark(format!("caller speaks: \"{}\"", caller_voice.text));
+        self.send(&caller_voice.samples_8k).await?;
+        self.mark("caller stops speaking".into());
+        let spoke_at = Instant::now();
+        // The answer: audio that arrives after the caller spoke, played to its end.
+        self.silence_until(ANSWER_TIMEOUT, |caller| {
+            let received = caller.received();
+            let answered = received
+                .events
+                .iter()
+                .any(|event| matches!(event, ReceivedEvent::Audio { at, .. } if *at > spoke_at));
+            answered && playback_over(caller, TRAILING_SILENCE_MS)
+        })
+        .await
+    }
+
+    fn mark(&mut self, what: String) {
+        self.marks.push((Instant::now(), what));
+    }
+
+    async fn send(&mut self, samples: &[i16]) -> anyhow::Result<()> {
+        self.caller
+            .send_audio(samples, true)
+            .await
+            .context("sending audio")?;
+        self.sent.extend_from_slice(samples);
+        Ok(())
+    }
+
+    async fn silence_for(&mut self, ms: u64) -> anyhow::Result<()> {
+        let chunk = vec![0i16; self.caller.config().chunk_samples()];
+        let chunks = ms.div_ceil(u64::from(self.chunk_ms));
+        for _ in 0..chunks {
+            self.send(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends silence chunk by chunk until `done` holds or `timeout` passes (then an error).
+    async fn silence_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&SimulatedCaller) -> bool,
+    ) -> anyhow::Result<()> {
+        let chunk = vec![0i16; self.caller.config().chunk_samples()];
+        let deadline = Instant::now() + timeout;
+        while !done(&self.caller) {
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "nothing more was heard from the assistant within {} s",
+                    timeout.as_secs()
+                ));
+            }
+            self.send(&chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether everything received has played out at the caller (plus `margin_ms`), with FreJun's
+/// queue model: chunks play back to back from their arrival, and `clear` empties the queue.
+fn playback_over(caller: &SimulatedCaller, margin_ms: u64) -> bool {
+    let received = caller.received();
+    match playback_end(&received.events) {
+        Some(end) => Instant::now() > end + Duration::from_millis(margin_ms),
+        None => false,
+    }
+}
+
+/// When the caller's playback queue runs dry, given what arrived.
+pub fn playback_end(events: &[ReceivedEvent]) -> Option<Instant> {
+    let mut end: Option<Instant> = None;
+    for event in events {
+        match event {
+            ReceivedEvent::Audio { samples, at, .. } => {
+                let start = end.map_or(*at, |end| end.max(*at));
+                end = Some(start + Duration::from_micros(samples * 125));
+            }
+            ReceivedEvent::Clear { at } => end = end.map(|end| end.min(*at)),
+            _ => {}
+        }
+    }
+    end
+}
+
+/// FreJun's webhooks for one call, to one status-callback URL. A failed delivery is reported
+/// and the call goes on, as FreJun's would.
+struct Webhooks {
+    http: reqwest::Client,
+    url: String,
+    call_id: String,
+    from: String,
+    to: String,
+}
+
+impl Webhooks {
+    async fn send(&self, payload: Value) {
+        let event = payload["event"].as_str().unwrap_or("?").to_owned();
+        match send_webhook(&self.http, &self.url, &payload).await {
+            Ok(200) => {}
+            Ok(status) => eprintln!("warning: webhook {event} answered HTTP {status}"),
+            Err(error) => eprintln!("warning: webhook {event} failed: {error}"),
+        }
+    }
+}
+
+/// The call log once the bridge has written the call's end (`media.ended` and metrics).
+async fn ended_call_log(tenant: &ProvisionedTenant, call_id: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let call = tenant
+            .api
+            .get_data(&format!("api/calls/{call_id}"))
+            .await
+            .context("reading the call log")?;
+        let ended = call["status_history"]
+            .as_array()
+            .is_some_and(|history| history.iter().any(|entry| entry["event"] == "media.ended"));
+        if (ended && !call["metrics"].is_null()) || Instant::now() > deadline {
+            return Ok(call);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_queues_chunks_back_to_back_and_clear_empties_it() {
+        let t0 = Instant::now();
+        let audio = |ms: u64, samples: u64| ReceivedEvent::Audio {
+            chunk_id: None,
+            samples,
+            at: t0 + Duration::from_millis(ms),
+        };
+        // Two 100 ms chunks arriving together play one after the other.
+        let events = vec![audio(0, 800), audio(0, 800)];
+        assert_eq!(playback_end(&events), Some(t0 + Duration::from_millis(200)));
+        // A chunk after a gap starts when it arrives.
+        let events = vec![audio(0, 800), audio(500, 800)];
+        assert_eq!(playback_end(&events), Some(t0 + Duration::from_millis(600)));
+        // A clear at 50 ms cuts the queue there.
+        let events = vec![
+            audio(0, 800),
+            audio(0, 800),
+            ReceivedEvent::Clear {
+                at: t0 + Duration::from_millis(50),
+            },
+        ];
+        assert_eq!(playback_end(&events), Some(t0 + Duration::from_millis(50)));
+        assert_eq!(playback_end(&[]), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! `voxbridge demo`: the first thing to run. On loopback only, with no accounts: a voxbridge
+//! server in this process over the development MongoDB (its own `voxbridge_demo` database), the
+//! fake OpenAI Realtime server speaking recorded voices and the fake FreJun Teler API. It creates
+//! a tenant, an assistant and a number through the admin and tenant APIs, places one inbound
+//! and one outbound call as FreJun would, tells step by step what happened, and writes what
+//! each side heard to WAV files.
+//!
+//! Layout:
+//! - `stack`: starting and stopping the server, MongoDB and the fakes.
+//! - `calls`: the two calls, played as FreJun plays them.
+//! - `narrate`: the printed account.
+
+mod calls;
+mod narrate;
+mod stack;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::settings::Settings;
+use crate::sim::provision::{self, AssistantSpec, TenantSpec};
+use crate::sim::voices;
+use crate::sim::wav::write_wav;
+
+use calls::PlayedCall;
+use narrate::Narrator;
+use stack::DemoStack;
+
+/// The demo tenant's number (fictional: the `+99` country code is unassigned).
+const DEMO_NUMBER: &str = "+990000000100";
+
+/// Runs the demo; WAV files go to `out_dir` (created if needed).
+pub async fn run(settings: Settings, out_dir: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out_dir = out_dir.canonicalize().unwrap_or(out_dir);
+    let narrator = Narrator::new();
+    println!(
+        "voxbridge demo: a voxbridge server, a fake OpenAI Realtime and a fake FreJun, all on \
+         127.0.0.1; nothing leaves this machine."
+    );
+    narrator.heading("Setting up");
+    let stack = DemoStack::start(settings).await?;
+    narrator.step(&format!(
+        "MongoDB: {} (database `{}`, emptied first)",
+        stack.mongodb_note,
+        stack::DEMO_DATABASE
+    ));
+    narrator.step(&format!("voxbridge is serving at {}", stack.base_url));
+    narrator.step(&format!(
+        "fake OpenAI Realtime at {}, fake FreJun Teler API at {}",
+        stack.fake_openai.url(),
+        stack.fake_teler.base_url()
+    ));
+    let outcome = demo(&stack, &narrator, &out_dir).await;
+    narrator.heading("Shutting down");
+    stack.stop().await;
+    narrator.step("server stopped after writing every call log; fakes stopped");
+    outcome
+}
+
+async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow::Result<()> {
+    let tenant = provision::create_tenant(
+        &stack.admin,
+        &TenantSpec {
+            name: "Acme Bistro (demo)".into(),
+            email: "demo@acme-bistro.example".into(),
+            max_concurrent_calls: 5,
+            openai_api_key: "sk-demo-not-a-real-key".into(),
+            frejun_api_key: "frejun-demo-key".into(),
+        },
+    )
+    .await
+    .context("creating the demo tenant")?;
+    narrator.step(&format!(
+        "admin: POST /api/admin/users → tenant \"Acme Bistro (demo)\", API key {}…",
+        tenant.api_key.get(..12).unwrap_or_default()
+    ));
+    narrator.step("tenant: PUT /api/me/credentials → OpenAI and FreJun keys stored encrypted");
+    let assistant_id = tenant
+        .create_assistant(&AssistantSpec {
+            name: "Front desk".into(),
+            instructions: "You take table bookings for Acme Bistro. Be brief and friendly.".into(),
+            greeting: Some(voices::GREETING_TEXT.into()),
+            codec: "pcm24k".into(),
+            inbound_rate_hz: 8_000,
+            inbound_chunk_ms: 100,
+            outbound_chunk_ms: 100,
+            transcription_model: Some("gpt-4o-mini-transcribe".into()),
+        })
+        .await
+        .context("creating the demo assistant")?;
+    tenant
+        .add_number(DEMO_NUMBER, &assistant_id)
+        .await
+        .context("adding the demo number")?;
+    narrator.step(&format!(
+        "tenant: POST /api/assistants → \"Front desk\" (pcm24k to OpenAI, 8 kHz from FreJun); \
+         POST /api/phone-numbers → {DEMO_NUMBER} answers with it"
+    ));
+
+    narrator.heading("Call 1: inbound, the caller talks over the greeting");
+    let inbound = calls::inbound(stack, &tenant, DEMO_NUMBER, narrator).await?;
+    report(&inbound, out_dir)?;
+
+    narrator.heading("Call 2: outbound, placed through the API");
+    let outbound = calls::outbound(stack, &tenant, &assistant_id, DEMO_NUMBER, narrator).await?;
+    report(&outbound, out_dir)?;
+
+    println!(
+        "\nTry the API yourself while a server runs: README.md, \"API\"; \
+         `voxbridge call` places calls like these against any voxbridge."
+    );
+    Ok(())
+}
+
+/// Prints one call's account and writes its WAV files.
+fn report(call: &PlayedCall, out_dir: &Path) -> anyhow::Result<()> {
+    println!(
+        "\n  call {} (FreJun id {}), timeline from the stream opening:",
+        call.voxbridge_call_id, call.frejun_call_id
+    );
+    for line in narrate::timeline(call)
+        .into_iter()
+        .chain(narrate::heard(call))
+        .chain(narrate::call_log(&call.call_log))
+    {
+        println!("{line}");
+    }
+    let mut files = vec![
+        (
+            format!("{}-caller-heard.wav", call.direction),
+            8_000,
+            call.summary.received.audio.clone(),
+            "what the caller heard (voxbridge → FreJun)",
+        ),
+        (
+            format!("{}-caller-said.wav", call.direction),
+            8_000,
+            call.sent.clone(),
+            "what the caller said (FreJun → voxbridge)",
+        ),
+    ];
+    if let Some(session) = &call.session {
+        files.push((
+            format!("{}-openai-heard.wav", call.direction),
+            session.input_rate_hz,
+            session.input_audio_24k.clone(),
+            "what OpenAI received (resampled by voxbridge)",
+        ));
+    }
+    println!("  WAV files:");
+    for (name, rate, samples, what) in files {
+        let path = out_dir.join(name);
+        write_wav(&path, rate, &samples)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("    {}  {what}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The demo's account of what happened: steps as they happen, then for each call a timeline
+//! (what the caller heard and when, the barge-in), what the model was sent and did, and the
+//! call log voxbridge wrote, with cost and latency.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::sim::caller::ReceivedEvent;
+use crate::sim::fake_openai::ResponseStatus;
+
+use super::calls::{PlayedCall, playback_end};
+
+/// Prints numbered steps with the time since the demo began.
+pub struct Narrator {
+    began: Instant,
+}
+
+impl Narrator {
+    pub fn new() -> Self {
+        Narrator {
+            began: Instant::now(),
+        }
+    }
+
+    pub fn heading(&self, text: &str) {
+        println!("\n== {text}");
+    }
+
+    pub fn step(&self, text: &str) {
+        println!("[{:6.2} s] {text}", self.began.elapsed().as_secs_f64());
+    }
+}
+
+/// The timeline of one call, relative to the media stream opening.
+pub fn timeline(call: &PlayedCall) -> Vec<String> {
+    let at = |instant: Instant| {
+        instant
+            .saturating_duration_since(call.opened_at)
+            .as_secs_f64()
+    };
+    let mut lines: Vec<(f64, String)> = call
+        .marks
+        .iter()
+        .map(|(instant, what)| (at(*instant), what.clone()))
+        .collect();
+    let events = &call.summary.received.events;
+    let mut last_audio: Option<Instant> = None;
+    for event in events {
+        match event {
+            ReceivedEvent::Audio { at: arrived, .. } => {
+                // A new burst of assistant audio: the first chunk, or one after a pause.
+                let new_turn = last_audio
+                    .is_none_or(|last| arrived.saturating_duration_since(last).as_millis() > 800);
+                if new_turn {
+                    lines.push((at(*arrived), "assistant audio starts arriving".into()));
+                }
+                last_audio = Some(*arrived);
+            }
+            ReceivedEvent::Clear { at: cleared } => lines.push((
+                at(*cleared),
+                "barge-in: voxbridge sends FreJun `clear` (queued assistant audio dropped)".into(),
+            )),
+            ReceivedEvent::Interrupt {
+                at: interrupted,
+                chunk_id,
+            } => lines.push((
+                at(*interrupted),
+                format!("voxbridge sends FreJun `interrupt` (chunk {chunk_id:?})"),
+            )),
+            ReceivedEvent::Other { .. } => {}
+        }
+    }
+    if let Some(end) = playback_end(events) {
+        lines.push((
+            at(end),
+            "the caller has heard the last assistant audio".into(),
+        ));
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    lines
+        .into_iter()
+        .map(|(seconds, what)| format!("  +{seconds:5.2} s  {what}"))
+        .collect()
+}
+
+/// What the caller heard and what the model did, in a few lines.
+pub fn heard(call: &PlayedCall) -> Vec<String> {
+    let received = &call.summary.received;
+    let mut lines = vec![format!(
+        "  heard: {:.1} s of assistant audio in {} chunks (8 kHz), {} clear, {} protocol problems",
+        received.audio_samples as f64 / 8_000.0,
+        received.audio_chunks,
+        received.clears,
+        received.violations.len()
+    )];
+    for violation in &received.violations {
+        lines.push(format!("    problem: {violation}"));
+    }
+    if let Some(session) = &call.session {
+        let mut line = format!(
+            "  OpenAI (fake) received {:.1} s of caller audio at {} Hz; responses:",
+            session.appended_ms as f64 / 1_000.0,
+            session.input_rate_hz
+        );
+        for response in &session.responses {
+            let status = match response.status {
+                ResponseStatus::Completed => "completed",
+                ResponseStatus::Cancelled => "cancelled",
+                ResponseStatus::InProgress => "in progress",
+            };
+            let _ = write!(line, " {status} ({} ms sent);", response.audio_ms_sent);
+        }
+        lines.push(line);
+        for truncate in &session.truncates {
+            lines.push(format!(
+                "  voxbridge truncated the interrupted answer at {} ms: what the caller had heard",
+                truncate["audio_end_ms"]
+            ));
+        }
+    }
+    lines
+}
+
+/// The call log's essentials: status, end reason, transcript, usage, cost, latency.
+pub fn call_log(log: &Value) -> Vec<String> {
+    let text = |value: &Value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned)
+    };
+    let mut lines = vec![format!(
+        "  call log {}: status {}, end_reason {}, duration {} s",
+        text(&log["id"]),
+        text(&log["call_status"]),
+        text(&log["end_reason"]),
+        log["duration"]
+    )];
+    lines.push("  transcript:".into());
+    for entry in log["transcript"].as_array().into_iter().flatten() {
+        let interrupted = if entry["interrupted"] == Value::Bool(true) {
+            "  [interrupted]"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "    {:>9}: {}{interrupted}",
+            text(&entry["role"]),
+            text(&entry["text"])
+        ));
+    }
+    let usage = &log["usage"];
+    lines.push(format!(
+        "  usage: {} audio tokens in, {} out, {} text in, {} text out; estimated cost ${}",
+        usage["input_audio_tokens"],
+        usage["output_audio_tokens"],
+        usage["input_text_tokens"],
+        usage["output_text_tokens"],
+        log["cost_usd"]
+    ));
+    let metrics = &log["metrics"];
+    lines.push(format!(
+        "  latency: first assistant audio {} ms after the stream opened; voxbridge's own time per \
+         frame p50 {} µs, p99 {} µs; barge-ins {}",
+        metrics["first_response_ms"],
+        metrics["frame_latency_p50_us"],
+        metrics["frame_latency_p99_us"],
+        metrics["barge_ins"]
+    ));
+    lines
+}

@@ -1,0 +1,85 @@
+//! `voxbridge demo` as a newcomer runs it: the real binary, nothing configured but a MongoDB,
+//! must tell the whole story (flow, stream, greeting, barge-in, transcript, call log with cost
+//! and latency) and leave WAV files that hold the conversation.
+
+use std::process::Command;
+
+use voxbridge::audio::tone::rms_dbfs;
+use voxbridge::sim::wav::read_wav;
+
+use crate::helpers::mongodb_uri;
+
+#[test]
+fn the_demo_tells_both_calls_and_writes_their_audio() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let out_dir = state_dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .args(["demo", "--out-dir"])
+        .arg(&out_dir)
+        .env("VOXBRIDGE__MONGODB__URI", mongodb_uri())
+        .env("VOXBRIDGE__DEV__STATE_DIR", state_dir.path())
+        .env_remove("VOXBRIDGE__ENVIRONMENT")
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    for expected in [
+        "voxbridge answers \"stream\"",
+        "media stream open",
+        "assistant audio starts arriving",
+        "barge-in: voxbridge sends FreJun `clear`",
+        "voxbridge truncated the interrupted answer",
+        "[interrupted]",
+        "user: Hi, I would like to book a table for two tonight.",
+        "POST /api/frejun/initiate-call",
+        "estimated cost $",
+        "first assistant audio",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("end_reason caller_hung_up").count(),
+        2,
+        "both calls end with the caller's hang-up:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("WARN"),
+        "the demo runs clean:\n{stderr}"
+    );
+
+    for direction in ["inbound", "outbound"] {
+        let heard = read_wav(&out_dir.join(format!("{direction}-caller-heard.wav"))).unwrap();
+        assert_eq!(heard.sample_rate, 8_000);
+        // The greeting (cut short inbound) and the answer: several seconds of speech.
+        let seconds = heard.samples.len() as f64 / 8_000.0;
+        assert!(seconds > 5.0, "{direction}: heard {seconds} s");
+        assert!(
+            rms_dbfs(&heard.samples) > -40.0,
+            "{direction}: heard silence"
+        );
+
+        let said = read_wav(&out_dir.join(format!("{direction}-caller-said.wav"))).unwrap();
+        assert!(rms_dbfs(&said.samples) > -45.0, "{direction}: said nothing");
+
+        let at_openai = read_wav(&out_dir.join(format!("{direction}-openai-heard.wav"))).unwrap();
+        assert_eq!(
+            at_openai.sample_rate, 24_000,
+            "pcm24k reaches OpenAI at 24 kHz"
+        );
+        // Everything the caller sent arrived, resampled: same length in time within 0.2 s.
+        let sent_s = said.samples.len() as f64 / 8_000.0;
+        let arrived_s = at_openai.samples.len() as f64 / 24_000.0;
+        assert!(
+            (sent_s - arrived_s).abs() < 0.2,
+            "{direction}: sent {sent_s} s, OpenAI got {arrived_s} s"
+        );
+    }
+}
