@@ -39,6 +39,8 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Play FreJun against a running voxbridge: place one call, stream audio, report what happened.
+    Call(commands::call::CallArgs),
     /// A throwaway local MongoDB replica set for development and tests.
     LocalMongodb {
         /// Where the downloaded mongod binary is cached.
@@ -81,6 +83,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    if let Command::Call(args) = cli.command {
+        // Talks to a server over HTTP only: needs no settings (and so no secrets), and logs
+        // nothing, so stdout is the call's account and stderr only ever its one error line.
+        return match commands::call::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("voxbridge call: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::LocalMongodb { state_dir, action } = cli.command {
         // Needs no settings (and so no secrets): it only manages a database process.
         let _ = telemetry::init(&settings::LogSettings::default());
@@ -131,7 +144,7 @@ async fn run(cli: Cli) -> ExitCode {
             let out_dir = out_dir.unwrap_or_else(|| settings.dev.state_dir.join("demo"));
             commands::demo::run(settings, out_dir).await
         }
-        Command::LocalMongodb { .. } => unreachable!("handled above"),
+        Command::LocalMongodb { .. } | Command::Call(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,9 @@
 //! - [`rotate_master_key`]: re-encrypt tenants' secrets under the current master key.
 //! - [`demo`]: the one-command tour: a server, fake FreJun and OpenAI, two calls.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
+//! - [`call`]: play FreJun against a running voxbridge: one inbound or outbound call.
 
+pub mod call;
 pub mod demo;
 pub mod local_mongodb;
 pub mod migrate;

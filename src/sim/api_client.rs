@@ -164,7 +164,8 @@ impl ApiClient {
             .await
             .map_err(|error| ApiError::Unreachable {
                 url: url.to_string(),
-                reason: error_chain(&error),
+                // `url` names it once; reqwest's own message would repeat it.
+                reason: error_chain(&error.without_url()),
             })?;
         let status = response.status();
         let bytes = response
@@ -172,7 +173,8 @@ impl ApiClient {
             .await
             .map_err(|error| ApiError::Unreachable {
                 url: url.to_string(),
-                reason: error_chain(&error),
+                // `url` names it once; reqwest's own message would repeat it.
+                reason: error_chain(&error.without_url()),
             })?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {

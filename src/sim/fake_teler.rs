@@ -143,7 +143,14 @@ impl FakeTeler {
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime. The port is known
     /// when this returns, so callers never wait for readiness.
     pub async fn start() -> io::Result<FakeTeler> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        FakeTeler::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Like [`FakeTeler::start`] on a chosen address, for a voxbridge in another process whose
+    /// `VOXBRIDGE__FREJUN__API_BASE_URL` was set before this fake started (`voxbridge call
+    /// outbound`).
+    pub async fn start_on(address: SocketAddr) -> io::Result<FakeTeler> {
+        let listener = TcpListener::bind(address)?;
         let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let data = web::Data::from(Arc::clone(&state));
@@ -331,7 +338,7 @@ async fn initiate(request: &HttpRequest, body: &[u8], state: &Mutex<State>) -> H
         Err(errors) => return validation_error(errors),
     };
     let call = FakeCall {
-        id: format!("cs_{}", ulid()),
+        id: new_call_id(),
         api_key,
         hung_up: false,
         ..call
@@ -635,6 +642,12 @@ fn percent_decode(segment: &str) -> String {
         }
     }
     String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// A fresh FreJun call id: `cs_` + a ULID, as FreJun's current API issues (for calls the
+/// simulators place without this fake, such as `voxbridge call inbound`).
+pub fn new_call_id() -> String {
+    format!("cs_{}", ulid())
 }
 
 /// A ULID: 48 bits of milliseconds then 80 random bits, in 26 Crockford base32 characters

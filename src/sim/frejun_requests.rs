@@ -99,7 +99,8 @@ pub async fn request_stream_flow(
             .await
             .map_err(|error| FlowError::Unreachable {
                 url: redact_key(flow_url),
-                reason: error_chain(&error),
+                // reqwest's message repeats the URL, `key` included: `url` names it redacted.
+                reason: error_chain(&error.without_url()),
             })?;
     if !(200..300).contains(&status) {
         let body = flow
@@ -130,6 +131,19 @@ pub async fn send_webhook(
     Ok(response.status().as_u16())
 }
 
+/// POSTs one lifecycle webhook; the HTTP status and voxbridge's answer parsed as JSON (`Null`
+/// if it is not JSON), which says whether the event was applied or ignored.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    webhook_url: &str,
+    payload: &Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let response = http.post(webhook_url).json(payload).send().await?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
 /// The URL with its `key` query value hidden: the tenant's FreJun URL secret must not end up
 /// in error messages or logs.
 pub fn redact_key(url: &str) -> String {
@@ -138,8 +152,9 @@ pub fn redact_key(url: &str) -> String {
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
                 .map(|(name, value)| {
+                    // Plain ASCII: anything else is percent-encoded in the printed URL.
                     let value = if name == "key" {
-                        "…".to_owned()
+                        "redacted".to_owned()
                     } else {
                         value.into_owned()
                     };
@@ -179,5 +194,6 @@ mod tests {
         let redacted = redact_key("http://h/api/frejun/flow?key=SECRET&call=7");
         assert!(!redacted.contains("SECRET"), "{redacted}");
         assert!(redacted.contains("call=7"), "{redacted}");
+        assert!(redacted.contains("key=redacted"), "{redacted}");
     }
 }

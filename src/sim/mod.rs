@@ -14,12 +14,15 @@
 //! - [`frejun_requests`]: FreJun's HTTP requests to voxbridge (the flow fetch, the webhooks).
 //! - [`api_client`] and [`provision`]: voxbridge's own API as an admin or a tenant uses it, to
 //!   set up the accounts the demo and the load generator call through.
+//! - [`phone_call`]: one call placed as FreJun places it (webhooks, flow, stream, call log),
+//!   for `voxbridge call` and the demo.
 
 pub mod api_client;
 pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
 pub mod frejun_requests;
+pub mod phone_call;
 pub mod provision;
 pub mod voices;
 pub mod wav;

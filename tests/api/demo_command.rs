@@ -37,8 +37,8 @@ fn the_demo_tells_both_calls_and_writes_their_audio() {
         "[interrupted]",
         "user: Hi, I would like to book a table for two tonight.",
         "POST /api/frejun/initiate-call",
-        "estimated cost $",
-        "first assistant audio",
+        "cost: $",
+        "first response",
     ] {
         assert!(
             stdout.contains(expected),
@@ -46,7 +46,7 @@ fn the_demo_tells_both_calls_and_writes_their_audio() {
         );
     }
     assert_eq!(
-        stdout.matches("end_reason caller_hung_up").count(),
+        stdout.matches("end reason: caller_hung_up").count(),
         2,
         "both calls end with the caller's hang-up:\n{stdout}"
     );

@@ -5,6 +5,7 @@
 
 mod assistants;
 mod bridge;
+mod call_command;
 mod calls;
 mod credentials;
 mod demo_command;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::settings::Settings;
+use crate::sim::phone_call::describe_call_log;
 use crate::sim::provision::{self, AssistantSpec, TenantSpec};
 use crate::sim::voices;
 use crate::sim::wav::write_wav;
@@ -124,19 +125,23 @@ fn report(call: &PlayedCall, out_dir: &Path) -> anyhow::Result<()> {
     for line in narrate::timeline(call)
         .into_iter()
         .chain(narrate::heard(call))
-        .chain(narrate::call_log(&call.call_log))
     {
         println!("{line}");
     }
+    println!("  call log {}:", call.voxbridge_call_id);
+    for line in describe_call_log(&call.call_log) {
+        println!("    {line}");
+    }
+    let direction = call.direction.as_str();
     let mut files = vec![
         (
-            format!("{}-caller-heard.wav", call.direction),
+            format!("{direction}-caller-heard.wav"),
             8_000,
             call.summary.received.audio.clone(),
             "what the caller heard (voxbridge → FreJun)",
         ),
         (
-            format!("{}-caller-said.wav", call.direction),
+            format!("{direction}-caller-said.wav"),
             8_000,
             call.sent.clone(),
             "what the caller said (FreJun → voxbridge)",
@@ -144,7 +149,7 @@ fn report(call: &PlayedCall, out_dir: &Path) -> anyhow::Result<()> {
     ];
     if let Some(session) = &call.session {
         files.push((
-            format!("{}-openai-heard.wav", call.direction),
+            format!("{direction}-openai-heard.wav"),
             session.input_rate_hz,
             session.input_audio_24k.clone(),
             "what OpenAI received (resampled by voxbridge)",

@@ -5,8 +5,6 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::sim::caller::ReceivedEvent;
 use crate::sim::fake_openai::ResponseStatus;
 
@@ -120,53 +118,5 @@ pub fn heard(call: &PlayedCall) -> Vec<String> {
             ));
         }
     }
-    lines
-}
-
-/// The call log's essentials: status, end reason, transcript, usage, cost, latency.
-pub fn call_log(log: &Value) -> Vec<String> {
-    let text = |value: &Value| {
-        value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned)
-    };
-    let mut lines = vec![format!(
-        "  call log {}: status {}, end_reason {}, duration {} s",
-        text(&log["id"]),
-        text(&log["call_status"]),
-        text(&log["end_reason"]),
-        log["duration"]
-    )];
-    lines.push("  transcript:".into());
-    for entry in log["transcript"].as_array().into_iter().flatten() {
-        let interrupted = if entry["interrupted"] == Value::Bool(true) {
-            "  [interrupted]"
-        } else {
-            ""
-        };
-        lines.push(format!(
-            "    {:>9}: {}{interrupted}",
-            text(&entry["role"]),
-            text(&entry["text"])
-        ));
-    }
-    let usage = &log["usage"];
-    lines.push(format!(
-        "  usage: {} audio tokens in, {} out, {} text in, {} text out; estimated cost ${}",
-        usage["input_audio_tokens"],
-        usage["output_audio_tokens"],
-        usage["input_text_tokens"],
-        usage["output_text_tokens"],
-        log["cost_usd"]
-    ));
-    let metrics = &log["metrics"];
-    lines.push(format!(
-        "  latency: first assistant audio {} ms after the stream opened; voxbridge's own time per \
-         frame p50 {} µs, p99 {} µs; barge-ins {}",
-        metrics["first_response_ms"],
-        metrics["frame_latency_p50_us"],
-        metrics["frame_latency_p99_us"],
-        metrics["barge_ins"]
-    ));
     lines
 }
