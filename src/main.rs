@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use voxbridge::commands::loadtest::{self, LoadtestArgs};
 use voxbridge::settings::{self, Environment, Loaded, SettingsSources};
 use voxbridge::{commands, telemetry};
 
@@ -49,6 +50,10 @@ enum Command {
         #[command(subcommand)]
         action: LocalMongodbAction,
     },
+    /// Load-test a voxbridge with simulated FreJun calls echoed by a fake OpenAI, on loopback:
+    /// call failures, bridge latency each way, server CPU and memory (docs/benchmarks.md, "Load
+    /// generator"). Exit code 0: every call ok; 3: some calls failed; 1: the run failed.
+    Loadtest(Box<LoadtestArgs>),
 }
 
 #[derive(Subcommand)]
@@ -115,6 +120,25 @@ async fn run(cli: Cli) -> ExitCode {
         };
         return result.unwrap_or_else(|err| fail(&err));
     }
+    if let Command::Loadtest(args) = cli.command {
+        // A tool like local-mongodb: it starts (or is given) the server it tests, so it needs
+        // none of the service's settings. Warnings only, so the progress line stays readable.
+        let _ = telemetry::init(&settings::LogSettings {
+            level: "warn".into(),
+            ..settings::LogSettings::default()
+        });
+        let options = match args.into_options() {
+            Ok(options) => options,
+            Err(message) => {
+                eprintln!("voxbridge: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match loadtest::run(options).await {
+            Ok(verdict) => ExitCode::from(verdict.exit_code()),
+            Err(err) => fail(&err),
+        };
+    }
 
     let mut loaded = match settings::load::load(&SettingsSources::from_process(cli.config)) {
         Ok(loaded) => loaded,
@@ -144,7 +168,9 @@ async fn run(cli: Cli) -> ExitCode {
             let out_dir = out_dir.unwrap_or_else(|| settings.dev.state_dir.join("demo"));
             commands::demo::run(settings, out_dir).await
         }
-        Command::LocalMongodb { .. } | Command::Call(_) => unreachable!("handled above"),
+        Command::LocalMongodb { .. } | Command::Call(_) | Command::Loadtest(_) => {
+            unreachable!("handled above")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

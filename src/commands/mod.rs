@@ -7,9 +7,11 @@
 //! - [`demo`]: the one-command tour: a server, fake FreJun and OpenAI, two calls.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
 //! - [`call`]: play FreJun against a running voxbridge: one inbound or outbound call.
+//! - [`loadtest`]: simulated calls against a voxbridge with a fake OpenAI; latency, CPU, memory.
 
 pub mod call;
 pub mod demo;
+pub mod loadtest;
 pub mod local_mongodb;
 pub mod migrate;
 pub mod rotate_master_key;

@@ -16,6 +16,7 @@ mod frejun_webhook;
 mod health;
 mod helpers;
 mod isolation;
+mod loadtest_command;
 mod migrations;
 mod outage;
 mod pagination;

@@ -149,7 +149,13 @@ impl FakeOpenAi {
     /// Binds `127.0.0.1:0` and starts accepting on the current tokio runtime; the port is
     /// known when this returns.
     pub async fn start(behaviour: Behaviour) -> io::Result<FakeOpenAi> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        FakeOpenAi::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), behaviour).await
+    }
+
+    /// Like [`FakeOpenAi::start`], on a given address: for a voxbridge started elsewhere whose
+    /// `openai.realtime_url` already names it (the load generator's `--openai-listen`).
+    pub async fn start_on(address: SocketAddr, behaviour: Behaviour) -> io::Result<FakeOpenAi> {
+        let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Arc::new(behaviour)),

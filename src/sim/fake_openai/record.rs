@@ -53,8 +53,10 @@ pub struct SessionRecord {
     pub closed_by: Option<ClosedBy>,
     /// `(cumulative input samples after this append, when it arrived)`, with `record_timings`.
     pub append_timings: Vec<(u64, Instant)>,
-    /// `(cumulative output samples after this delta, when it was handed to the socket)`, with
-    /// `record_timings`.
+    /// `(cumulative output samples after this delta, when the fake produced it)`, with
+    /// `record_timings`. In `EchoStream` that is the instant the append it answers was read; the
+    /// delta goes out in the same socket write, so the fake's own encoding and send count as
+    /// bridge latency in the load generator's outbound figures (a few µs).
     pub delta_timings: Vec<(u64, Instant)>,
 }
 
