@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sim::caller::{CallSummary, CallerError, ReceivedEvent, SimulatedCaller};
+use crate::sim::caller::{CallSummary, CallerError, SimulatedCaller};
 use crate::sim::frejun_requests::{FlowError, FlowRequest, request_stream_flow};
 
 use super::latency::Timing;
@@ -221,18 +221,7 @@ fn judge(
     outcome.sent_samples = summary.sent_samples;
     outcome.received_samples = received.audio_samples;
     outcome.connected_for = summary.duration;
-    let mut total = 0;
-    outcome.receive_timings = received
-        .events
-        .iter()
-        .filter_map(|event| match event {
-            ReceivedEvent::Audio { samples, at, .. } => {
-                total += samples;
-                Some((total, *at))
-            }
-            _ => None,
-        })
-        .collect();
+    outcome.receive_timings = received.receive_timings();
     outcome.violations = received.violations;
 
     let closed_by_server = received.closed.as_ref().filter(|closed| closed.by_server);
@@ -293,7 +282,7 @@ fn caller_failure(step: &str, error: &CallerError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::caller::{CloseInfo, Received};
+    use crate::sim::caller::{CloseInfo, Received, ReceivedEvent};
 
     fn summary(received: Received) -> CallSummary {
         CallSummary {

@@ -402,19 +402,7 @@ impl SimulatedCaller {
     /// When each outbound chunk arrived, keyed by the cumulative samples received after it
     /// (8 kHz). Empty unless `record_timings`.
     pub fn receive_timings(&self) -> Vec<(u64, Instant)> {
-        let received = self.shared.lock();
-        let mut total = 0;
-        received
-            .events
-            .iter()
-            .filter_map(|event| match event {
-                ReceivedEvent::Audio { samples, at, .. } => {
-                    total += samples;
-                    Some((total, *at))
-                }
-                _ => None,
-            })
-            .collect()
+        self.shared.lock().receive_timings()
     }
 
     async fn send_pcm(&mut self, pcm: Pcm<'_>, paced: bool) -> Result<(), CallerError> {

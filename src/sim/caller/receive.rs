@@ -85,6 +85,24 @@ pub struct Received {
     pub notes_dropped: u64,
 }
 
+impl Received {
+    /// When each outbound chunk arrived, keyed by the cumulative samples received after it
+    /// (8 kHz). Empty unless the caller kept timings (`record_timings`).
+    pub fn receive_timings(&self) -> Vec<(u64, Instant)> {
+        let mut total = 0;
+        self.events
+            .iter()
+            .filter_map(|event| match event {
+                ReceivedEvent::Audio { samples, at, .. } => {
+                    total += samples;
+                    Some((total, *at))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// One entry of [`Received::events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceivedEvent {
