@@ -443,27 +443,16 @@ mod tests {
         appends: Vec<(u64, Instant)>,
         deltas: Vec<(u64, Instant)>,
     ) -> SessionRecord {
-        SessionRecord {
-            id: format!("sess_{index}"),
-            model: "gpt-realtime".into(),
-            api_key: "sk-test".into(),
-            beta_header: false,
-            events: Vec::new(),
-            session: json!({ "instructions": instructions_for(index) }),
-            appended_ms: 0,
-            appended_samples: 0,
-            input_audio_24k: Vec::new(),
-            input_rate_hz: 0,
-            responses: Vec::new(),
-            truncates: Vec::new(),
-            cancels: 0,
-            violations: Vec::new(),
-            errors_sent: Vec::new(),
-            closed: None,
-            closed_by: None,
-            append_timings: appends,
-            delta_timings: deltas,
-        }
+        let mut record = SessionRecord::new(
+            format!("sess_{index}"),
+            "gpt-realtime".into(),
+            "sk-test".into(),
+            false,
+        );
+        record.session = json!({ "instructions": instructions_for(index) });
+        record.append_timings = appends;
+        record.delta_timings = deltas;
+        record
     }
 
     fn sample(at: Instant, live_calls: usize, cpu_seconds: f64, rss_kib: u64) -> Sample {

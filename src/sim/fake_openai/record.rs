@@ -61,7 +61,8 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    pub(super) fn new(id: String, model: String, api_key: String, beta_header: bool) -> Self {
+    /// An empty record, as a session starts (also for tests that judge records).
+    pub fn new(id: String, model: String, api_key: String, beta_header: bool) -> Self {
         SessionRecord {
             id,
             model,
