@@ -31,6 +31,26 @@ const SHORT_CALL: [&str; 8] = [
     "2500",
 ];
 
+/// `inbound` to the tenant's number with its API key, writing what was heard to `out`, for a
+/// short tone call.
+fn short_inbound_call(flow_url: &str, tenant: &CallingTenant, out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "inbound",
+        "--flow-url",
+        flow_url,
+        "--to",
+        &tenant.number,
+        "--api-key",
+        &tenant.tenant.api_key,
+        "--out",
+        out.to_str().expect("a UTF-8 temporary path"),
+    ]
+    .map(str::to_owned)
+    .into();
+    args.extend(SHORT_CALL.map(str::to_owned));
+    args
+}
+
 /// Runs `voxbridge call ARGS` in `dir` (so no `.env` of the developer's is read), killing it if
 /// it runs for over a minute.
 async fn voxbridge_call(args: &[impl AsRef<OsStr>], dir: &Path) -> Output {
@@ -117,20 +137,8 @@ async fn an_inbound_call_writes_the_echoed_tone_and_prints_the_call_log() {
     let flow_url = incoming_call_url(&app, &tenant).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("heard.wav");
-    let out_arg = out.to_str().unwrap();
 
-    let mut args = vec![
-        "inbound",
-        "--flow-url",
-        &flow_url,
-        "--to",
-        &tenant.number,
-        "--api-key",
-        &tenant.tenant.api_key,
-        "--out",
-        out_arg,
-    ];
-    args.extend(SHORT_CALL);
+    let args = short_inbound_call(&flow_url, &tenant, &out);
     let output = voxbridge_call(&args, dir.path()).await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(
@@ -265,18 +273,7 @@ async fn a_call_voxbridge_ends_with_an_error_fails_naming_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("heard.wav");
 
-    let mut args = vec![
-        "inbound",
-        "--flow-url",
-        &flow_url,
-        "--to",
-        &tenant.number,
-        "--api-key",
-        &tenant.tenant.api_key,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(SHORT_CALL);
+    let args = short_inbound_call(&flow_url, &tenant, &out);
     let output = voxbridge_call(&args, dir.path()).await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(!output.status.success(), "stdout:\n{stdout}");
