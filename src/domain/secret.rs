@@ -10,6 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Longest provider key (OpenAI, FreJun) accepted; real ones are far shorter.
+pub const PROVIDER_KEY_MAX_CHARS: usize = 512;
+
 /// What every secret prints as, in `Debug`, `Display` and serialized form.
 pub const REDACTED: &str = "[redacted]";
 

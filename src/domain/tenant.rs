@@ -76,6 +76,9 @@ impl Default for Limits {
     }
 }
 
+/// Longest name of a tenant API key, in characters.
+pub const API_KEY_NAME_MAX_CHARS: usize = 200;
+
 /// Longest tenant name, in characters (the `users.name` schema bound).
 pub const TENANT_NAME_MAX_CHARS: usize = 200;
 

@@ -3,23 +3,26 @@
 use actix_web::{HttpResponse, web};
 use bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Admin;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::{ApiError, not_found_as};
-use super::extract::{Json, Query};
-use super::openapi::{
+use super::error::ErrorCode;
+use super::error::{
     AdminUnauthorized, DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery,
     PayloadTooLarge, UnsupportedMediaType,
 };
+use super::error::{ApiError, not_found_as};
+use super::extract::ListQuery;
+use super::extract::parse_id;
+use super::extract::{Json, Query};
 use super::views::{ApiKeyView, UserView};
 use crate::auth::{generate_api_key, hash_url_secret, random_url_secret};
 use crate::domain::email::Email;
+use crate::domain::tenant::API_KEY_NAME_MAX_CHARS;
 use crate::domain::tenant::{Limits, TenantStatus, validate_tenant_name};
 use crate::storage::api_keys::{self, ApiKeyRecord};
-use crate::storage::pagination::PageRequest;
 use crate::storage::users::{
     self, FREJUN_URL_SECRET, UserRecord, UserSecrets, UserUpdate, encryption_context,
 };
@@ -27,8 +30,6 @@ use crate::storage::{Storage, StorageError};
 
 /// Name of the key created with a tenant.
 const FIRST_KEY_NAME: &str = "default";
-pub(super) const MAX_KEY_NAME_CHARS: usize = 200;
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(
@@ -54,11 +55,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/api/admin/users/{user_id}/api-keys/{key_id}")
             .route(web::delete().to(revoke_api_key)),
     );
-}
-
-/// Path ids that do not parse name nothing that exists: 404, like any unknown id.
-pub fn parse_id(text: &str, what: &str) -> Result<ObjectId, ApiError> {
-    ObjectId::parse_str(text).map_err(|_| ApiError::not_found(format!("{what} not found")))
 }
 
 /// A new tenant.
@@ -166,8 +162,7 @@ async fn create_user(
 fn email_conflict(err: StorageError) -> ApiError {
     match err {
         StorageError::Conflict => ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "email_taken",
+            ErrorCode::EmailTaken,
             "a tenant with this email already exists",
         ),
         other => other.into(),
@@ -194,29 +189,6 @@ async fn issue_api_key(
     };
     storage.api_keys().insert(&key).await?;
     Ok((key, generated.secret.expose().to_owned()))
-}
-
-/// Pagination of a list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Items per page: default 50; values outside 1 to 200 are clamped.
-    pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page; absent for the first page.
-    pub cursor: Option<String>,
-}
-
-impl ListQuery {
-    pub fn page(&self) -> Result<PageRequest, ApiError> {
-        PageRequest::new(self.limit, self.cursor.as_deref()).map_err(|_| {
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is not one this API returned",
-            )
-        })
-    }
 }
 
 /// Lists tenants, newest first.
@@ -485,10 +457,10 @@ async fn create_api_key(
         .and_then(|body| body.name)
         .unwrap_or_else(|| "unnamed".to_owned());
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS {
+    if name.is_empty() || name.chars().count() > API_KEY_NAME_MAX_CHARS {
         return Err(crate::domain::validation::ValidationError::new(
             "name",
-            format!("must be 1 to {MAX_KEY_NAME_CHARS} characters"),
+            format!("must be 1 to {API_KEY_NAME_MAX_CHARS} characters"),
         )
         .into());
     }

@@ -1,23 +1,21 @@
 //! Tenants' assistants: create, list, get, partial update, delete.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use bson::oid::ObjectId;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::{ListQuery, parse_id};
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::error::ErrorCode;
 use super::error::{ApiError, not_found_as};
-use super::extract::{Json, Query};
-use super::openapi::{
+use super::error::{
     DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery, PayloadTooLarge, TenantSuspended,
     TenantUnauthorized, UnsupportedMediaType,
 };
-use super::views::{Deleted, id, time};
+use super::extract::{Json, Query};
+use super::extract::{ListQuery, parse_id};
+use super::views::AssistantView;
+use super::views::Deleted;
 use crate::domain::assistant::{AssistantPatch, AssistantSpec, NewAssistant};
 use crate::storage::assignments::DeleteOutcome;
 use crate::storage::assistants::{self, AssistantRecord};
@@ -35,28 +33,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     );
-}
-
-/// An assistant: its id, its whole configuration and its timestamps.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssistantView {
-    /// The assistant's id.
-    pub id: String,
-    #[serde(flatten)]
-    pub spec: AssistantSpec,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<AssistantRecord> for AssistantView {
-    fn from(record: AssistantRecord) -> Self {
-        Self {
-            id: id(record.id),
-            spec: record.spec,
-            created_at: time(record.created_at),
-            updated_at: time(record.updated_at),
-        }
-    }
 }
 
 /// Creates an assistant. Only `name` is required; the answer shows every default filled in.
@@ -234,8 +210,7 @@ async fn delete(
         DeleteOutcome::NotFound => return Err(ApiError::not_found("assistant not found")),
         DeleteOutcome::InUse(assigned) => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "assistant_in_use",
+                ErrorCode::AssistantInUse,
                 format!(
                     "{assigned} phone number(s) are assigned to this assistant; unassign them first"
                 ),

@@ -16,7 +16,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use bson::oid::ObjectId;
@@ -24,6 +23,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::AppState;
 use super::error::ApiError;
+use super::error::ErrorCode;
 use crate::auth::{hash_api_key, token_matches};
 use crate::domain::tenant::TenantStatus;
 use crate::storage::users::UserRecord;
@@ -48,29 +48,29 @@ impl Tenant {
     }
 }
 
-fn unauthorized(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+fn unauthorized(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::new(code, message)
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
         unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing credentials: send Authorization: Bearer <token>",
         )
     })?;
     let value = header
         .to_str()
-        .map_err(|_| unauthorized("unauthorized", "malformed Authorization header"))?;
+        .map_err(|_| unauthorized(ErrorCode::Unauthorized, "malformed Authorization header"))?;
     let (scheme, token) = value.split_once(' ').ok_or_else(|| {
         unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "malformed Authorization header: expected Bearer <token>",
         )
     })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "malformed Authorization header: expected Bearer <token>",
         ));
     }
@@ -89,7 +89,7 @@ fn authenticate_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     if token_matches(token, &state.settings.security.admin_token) {
         Ok(Admin)
     } else {
-        Err(unauthorized("unauthorized", "invalid admin token"))
+        Err(unauthorized(ErrorCode::Unauthorized, "invalid admin token"))
     }
 }
 
@@ -101,10 +101,10 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
         .api_keys()
         .find_by_hash(&key_hash)
         .await?
-        .ok_or_else(|| unauthorized("invalid_api_key", "unknown API key"))?;
+        .ok_or_else(|| unauthorized(ErrorCode::InvalidApiKey, "unknown API key"))?;
     if key.revoked_at.is_some() {
         return Err(unauthorized(
-            "api_key_revoked",
+            ErrorCode::ApiKeyRevoked,
             "this API key has been revoked",
         ));
     }
@@ -116,14 +116,13 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
         .map_err(|err| match err {
             // A key whose tenant is gone is as good as unknown.
             crate::storage::StorageError::NotFound => {
-                unauthorized("invalid_api_key", "unknown API key")
+                unauthorized(ErrorCode::InvalidApiKey, "unknown API key")
             }
             other => other.into(),
         })?;
     if user.status == TenantStatus::Suspended {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "tenant_suspended",
+            ErrorCode::TenantSuspended,
             "this account is suspended; contact the platform administrator",
         ));
     }

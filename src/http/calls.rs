@@ -4,34 +4,35 @@
 
 use std::str::FromStr as _;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use bson::oid::ObjectId;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::AppState;
-use super::admin::{ListQuery, parse_id};
 use super::auth::{Admin, Tenant};
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
-use super::error::{ApiError, not_found_as};
-use super::extract::Query;
-use super::frejun::{outbound_error, teler_error};
-use super::openapi::{
+use super::error::ErrorCode;
+use super::error::teler_error;
+use super::error::{
     AdminUnauthorized, DatabaseUnavailable, InvalidQuery, TenantSuspended, TenantUnauthorized,
 };
-use super::views::{id, time};
+use super::error::{ApiError, not_found_as};
+use super::extract::Query;
+use super::extract::{ListQuery, parse_id};
+use super::views::CallDetail;
+use super::views::CallStatusView;
+use super::views::CallSummary;
+use super::views::LiveStreamView;
+use super::views::StatsView;
 use crate::calls::outbound::OutboundError;
-use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::call::{CallStatus, CallType};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::TelerError;
 use crate::storage::StorageError;
-use crate::storage::call_logs::{
-    CallError, CallFilter, CallLogRecord, CallMetrics, CallStats, StatusEvent, TranscriptTurn,
-    Usage,
-};
+use crate::storage::call_logs::CallFilter;
 use crate::storage::pagination::PageRequest;
 
 /// Longest period one stats request may cover.
@@ -160,144 +161,6 @@ fn timestamp(field: &str, value: Option<&str>) -> Result<Option<bson::DateTime>,
         .transpose()
 }
 
-/// A call in a list: everything but the transcript.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallSummary {
-    pub id: String,
-    /// The tenant's id.
-    pub user_id: String,
-    pub assistant_id: Option<String>,
-    /// FreJun's id for the call; `null` until FreJun names an outbound call.
-    pub frejun_call_id: Option<String>,
-    /// E.164.
-    pub from_number: Option<String>,
-    /// E.164.
-    pub to_number: Option<String>,
-    pub call_type: CallType,
-    pub call_status: CallStatus,
-    /// The telephony platform, `frejun`.
-    pub platform: String,
-    pub started_at: Option<DateTime<Utc>>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Seconds.
-    pub duration: Option<f64>,
-    /// Why the call ended; `null` while it is live.
-    pub end_reason: Option<EndReason>,
-    /// Estimated cost in US dollars.
-    pub cost_usd: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// The media stream, for a call this instance is bridging right now (only in
-    /// `GET /api/calls/active`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream: Option<super::live_calls::LiveStreamView>,
-}
-
-impl From<&CallLogRecord> for CallSummary {
-    fn from(call: &CallLogRecord) -> Self {
-        Self {
-            id: id(call.id),
-            user_id: id(call.user_id),
-            assistant_id: call.assistant_id.map(id),
-            frejun_call_id: call.frejun_call_id.clone(),
-            from_number: call.from_number.clone(),
-            to_number: call.to_number.clone(),
-            call_type: call.call_type,
-            call_status: call.call_status,
-            platform: call.platform.clone(),
-            started_at: call.started_at.map(time),
-            answered_at: call.answered_at.map(time),
-            ended_at: call.ended_at.map(time),
-            duration: call.duration,
-            end_reason: call.end_reason,
-            cost_usd: call.cost_usd,
-            created_at: time(call.created_at),
-            updated_at: time(call.updated_at),
-            stream: None,
-        }
-    }
-}
-
-/// One status change of a call.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusEventView {
-    pub status: CallStatus,
-    pub at: DateTime<Utc>,
-    /// What reported it: `flow`, `webhook`, `api`, `reaper` or `bridge`.
-    pub source: Option<String>,
-    /// The reporter's name for the event, e.g. FreJun's `call.answered`.
-    pub event: Option<String>,
-}
-
-impl From<&StatusEvent> for StatusEventView {
-    fn from(event: &StatusEvent) -> Self {
-        Self {
-            status: event.status,
-            at: time(event.at),
-            source: event.source.clone(),
-            event: event.event.clone(),
-        }
-    }
-}
-
-/// One turn of the conversation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TranscriptTurnView {
-    /// `user` (the caller) or `assistant`.
-    pub role: String,
-    pub text: String,
-    pub at: DateTime<Utc>,
-    /// The OpenAI Realtime item id.
-    pub item_id: Option<String>,
-    /// The caller spoke over this assistant turn and it was cut short.
-    pub interrupted: bool,
-}
-
-/// One call, whole.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallDetail {
-    #[serde(flatten)]
-    pub summary: CallSummary,
-    pub status_history: Vec<StatusEventView>,
-    pub transcript: Vec<TranscriptTurnView>,
-    /// OpenAI token usage.
-    pub usage: Option<Usage>,
-    /// Latency and audio figures measured by the bridge.
-    pub metrics: Option<CallMetrics>,
-    pub recording_url: Option<String>,
-    /// What went wrong, for failed calls.
-    pub error: Option<CallError>,
-}
-
-impl From<&CallLogRecord> for CallDetail {
-    fn from(call: &CallLogRecord) -> Self {
-        Self {
-            summary: CallSummary::from(call),
-            status_history: call
-                .status_history
-                .iter()
-                .map(StatusEventView::from)
-                .collect(),
-            transcript: call
-                .transcript
-                .iter()
-                .map(|turn: &TranscriptTurn| TranscriptTurnView {
-                    role: turn.role.clone(),
-                    text: turn.text.clone(),
-                    at: time(turn.at),
-                    item_id: turn.item_id.clone(),
-                    interrupted: turn.interrupted,
-                })
-                .collect(),
-            usage: call.usage.clone(),
-            metrics: call.metrics.clone(),
-            recording_url: call.recording_url.clone(),
-            error: call.error.clone(),
-        }
-    }
-}
-
 async fn page_of(
     state: &AppState,
     filter: &CallFilter,
@@ -374,7 +237,7 @@ async fn active(
                 .bridge
                 .live
                 .get(tenant.user.id, call.id)
-                .map(|live| super::live_calls::LiveStreamView::from(&live)),
+                .map(|live| LiveStreamView::from(&live)),
             ..CallSummary::from(call)
         })
         .collect();
@@ -459,18 +322,6 @@ async fn get(
     Ok(envelope::ok(CallDetail::from(&call)))
 }
 
-/// A call's status and its history, without the rest.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallStatusView {
-    pub id: String,
-    pub call_status: CallStatus,
-    pub status_history: Vec<StatusEventView>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration: Option<f64>,
-    pub end_reason: Option<EndReason>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/calls/{call_id}/status",
@@ -499,7 +350,7 @@ async fn status(
         .get(tenant.id(), id)
         .await
         .map_err(not_found_as("call"))?;
-    Ok(envelope::ok(status_view(&call)))
+    Ok(envelope::ok(CallStatusView::from(&call)))
 }
 
 /// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the
@@ -540,37 +391,17 @@ async fn hangup(
             OutboundError::Teler {
                 source: TelerError::NotFound { .. } | TelerError::Conflict { .. },
                 ..
-            } => ApiError::new(
-                StatusCode::CONFLICT,
-                "call_not_live",
-                "FreJun says the call is not live",
-            ),
+            } => ApiError::new(ErrorCode::CallNotLive, "FreJun says the call is not live"),
             OutboundError::Teler { source, .. } => {
-                let (status, code, detail) = teler_error(&source);
-                ApiError::new(status, code, detail)
+                let (code, detail) = teler_error(&source);
+                ApiError::new(code, detail)
             }
-            other => outbound_error(other),
+            other => other.into(),
         })?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "success": true,
-        "data": status_view(&call),
+        "data": CallStatusView::from(&call),
     })))
-}
-
-fn status_view(call: &CallLogRecord) -> CallStatusView {
-    CallStatusView {
-        id: call.id.to_hex(),
-        call_status: call.call_status,
-        status_history: call
-            .status_history
-            .iter()
-            .map(StatusEventView::from)
-            .collect(),
-        answered_at: call.answered_at.map(time),
-        ended_at: call.ended_at.map(time),
-        duration: call.duration,
-        end_reason: call.end_reason,
-    }
 }
 
 /// The period and scope of call statistics.
@@ -587,15 +418,6 @@ pub struct StatsQuery {
     pub created_before: Option<String>,
     /// Only calls handled by this assistant (its id).
     pub assistant_id: Option<String>,
-}
-
-/// Counts and totals of the tenant's calls over `[created_after, created_before)`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatsView {
-    pub created_after: DateTime<Utc>,
-    pub created_before: DateTime<Utc>,
-    #[serde(flatten)]
-    pub stats: CallStats,
 }
 
 /// Counts and totals over `[created_after, created_before)`: the last 30 days by default, at
@@ -652,11 +474,7 @@ async fn stats(
         ..CallFilter::default()
     };
     let stats = state.storage.call_logs().stats(&filter).await?;
-    Ok(envelope::ok(StatsView {
-        created_after: after,
-        created_before: before,
-        stats,
-    }))
+    Ok(envelope::ok(StatsView::new(after, before, stats)))
 }
 
 /// Calls across tenants, newest first: the tenant list's filters plus `user_id`.
@@ -684,13 +502,10 @@ async fn admin_list(
     let query = query.into_inner()?;
     let mut filter = query.filter()?;
     if let Some(user) = &query.user_id {
-        filter.user_id = Some(ObjectId::parse_str(user).map_err(|_| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                "user_id: is not an id",
-            )
-        })?);
+        filter.user_id =
+            Some(ObjectId::parse_str(user).map_err(|_| {
+                ApiError::new(ErrorCode::ValidationFailed, "user_id: is not an id")
+            })?);
     }
     page_of(&state, &filter, &query.page()?).await
 }

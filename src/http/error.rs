@@ -8,25 +8,29 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadEr
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
-use super::envelope::error_body;
+use super::envelope::{ErrorEnvelope, error_body};
+pub use super::error_code::ErrorCode;
+use utoipa::ToResponse;
+
+use crate::calls::CredentialProblem;
+use crate::calls::outbound::OutboundError;
 use crate::domain::validation::ValidationError;
+use crate::providers::teler::TelerError;
 use crate::storage::StorageError;
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     /// For the log, never for the client.
     cause: Option<Cause>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             cause: None,
@@ -40,62 +44,57 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this method is not allowed on this path",
         )
     }
 
     pub fn database_unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            message,
-        )
+        Self::new(ErrorCode::DatabaseUnavailable, message)
     }
 
     pub fn internal(cause: impl Into<Cause>) -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error; the request id in the x-request-id header identifies it in our logs",
         )
         .with_cause(cause)
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.code.as_str(), self.message)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status.is_server_error() {
+        let code = self.code.as_str();
+        if self.code.status().is_server_error() {
             match &self.cause {
                 Some(cause) => {
-                    tracing::error!(code = self.code, error = %ErrorChain(cause.as_ref()), "request failed")
+                    tracing::error!(code, error = %ErrorChain(cause.as_ref()), "request failed")
                 }
                 None => {
-                    tracing::error!(code = self.code, message = %self.message, "request failed")
+                    tracing::error!(code, message = %self.message, "request failed")
                 }
             }
         }
-        HttpResponse::build(self.status).json(error_body(self.code, &self.message))
+        HttpResponse::build(self.code.status()).json(error_body(code, &self.message))
     }
 }
 
@@ -103,11 +102,9 @@ impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         match err {
             StorageError::NotFound => ApiError::not_found("not found"),
-            StorageError::Conflict => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "conflicts with an existing resource",
-            ),
+            StorageError::Conflict => {
+                ApiError::new(ErrorCode::Conflict, "conflicts with an existing resource")
+            }
             StorageError::Unavailable(_) => {
                 ApiError::database_unavailable("the database is unavailable; try again shortly")
                     .with_cause(err)
@@ -128,11 +125,7 @@ pub fn not_found_as(what: &'static str) -> impl Fn(StorageError) -> ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            err.to_string(),
-        )
+        ApiError::new(ErrorCode::ValidationFailed, err.to_string())
     }
 }
 
@@ -142,30 +135,23 @@ impl From<JsonPayloadError> for ApiError {
             JsonPayloadError::OverflowKnownLength { limit, .. }
             | JsonPayloadError::Overflow { limit } => payload_too_large(limit),
             JsonPayloadError::ContentType => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "the request body must be JSON (Content-Type: application/json)",
             ),
             JsonPayloadError::Deserialize(err) if err.is_data() => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!("the request body does not match the expected fields: {err}"),
             ),
             JsonPayloadError::Deserialize(err) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("the request body is not valid JSON: {err}"),
             ),
-            JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is too large",
-            ),
-            JsonPayloadError::Payload(_) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "the request body could not be read",
-            ),
+            JsonPayloadError::Payload(PayloadError::Overflow) => {
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+            }
+            JsonPayloadError::Payload(_) => {
+                ApiError::new(ErrorCode::InvalidBody, "the request body could not be read")
+            }
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -173,8 +159,7 @@ impl From<JsonPayloadError> for ApiError {
 
 fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("the request body is larger than the limit of {limit} bytes"),
     )
 }
@@ -182,8 +167,7 @@ fn payload_too_large(limit: usize) -> ApiError {
 impl From<QueryPayloadError> for ApiError {
     fn from(err: QueryPayloadError) -> Self {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("invalid query string: {err}"),
         )
     }
@@ -192,11 +176,112 @@ impl From<QueryPayloadError> for ApiError {
 impl From<PathError> for ApiError {
     fn from(err: PathError) -> Self {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
+            ErrorCode::InvalidPath,
             format!("invalid path parameter: {err}"),
         )
     }
+}
+
+/// A stored secret that does not decrypt: fail closed, say so plainly, log the detail.
+pub fn credentials_unreadable(cause: String) -> ApiError {
+    ApiError::new(
+        ErrorCode::CredentialsUnreadable,
+        "stored credentials cannot be decrypted with the configured master key",
+    )
+    .with_cause(cause)
+}
+
+/// The API error for a failed outbound request or hang-up.
+impl From<OutboundError> for ApiError {
+    fn from(err: OutboundError) -> Self {
+        match err {
+            OutboundError::Invalid(err) => err.into(),
+            OutboundError::AssistantNotFound => ApiError::not_found("assistant not found"),
+            OutboundError::Credential {
+                credential,
+                problem: CredentialProblem::Missing,
+            } => ApiError::new(
+                ErrorCode::MissingCredentials,
+                format!("store your {credential} with PUT /api/me/credentials first"),
+            ),
+            OutboundError::Credential { credential, .. } => credentials_unreadable(format!(
+                "{credential} does not decrypt with the configured master keys"
+            )),
+            OutboundError::ConcurrencyLimit { call_id, limit } => ApiError::new(
+                ErrorCode::ConcurrencyLimit,
+                format!(
+                    "you already have {limit} live calls, your limit; call {} records the refusal",
+                    call_id.to_hex()
+                ),
+            ),
+            OutboundError::Teler { call_id, source } => {
+                let (code, detail) = teler_error(&source);
+                ApiError::new(
+                    code,
+                    format!("{detail}; call {} is marked failed", call_id.to_hex()),
+                )
+            }
+            OutboundError::NotLive { status } => ApiError::new(
+                ErrorCode::CallNotLive,
+                format!("the call is {status}, not live"),
+            ),
+            OutboundError::NotPlacedYet => ApiError::new(
+                ErrorCode::CallNotPlaced,
+                "FreJun has not reported this call's id yet; try again in a moment",
+            ),
+            OutboundError::Storage(err) => err.into(),
+        }
+    }
+}
+
+/// The code and message for a Teler failure. The codes are the ones the call log records in
+/// `error.code` ([`teler_failure`]); a test keeps the two in step.
+pub fn teler_error(err: &TelerError) -> (ErrorCode, String) {
+    let detail = match err {
+        TelerError::Unauthorized { .. } => {
+            "FreJun refused your FreJun API key; update it with PUT /api/me/credentials".to_owned()
+        }
+        TelerError::NumberNotProvisioned { message } => {
+            format!("FreJun says the from_number is not provisioned on your account: {message}")
+        }
+        TelerError::Validation {
+            message, details, ..
+        } => {
+            if details.is_empty() {
+                format!("FreJun refused the request: {message}")
+            } else {
+                format!(
+                    "FreJun refused the request: {message} ({})",
+                    details.join("; ")
+                )
+            }
+        }
+        TelerError::RateLimited { retry_after, .. } => match retry_after {
+            Some(after) => format!("FreJun is rate limiting; retry after {} s", after.as_secs()),
+            None => "FreJun is rate limiting; retry later".to_owned(),
+        },
+        TelerError::NotFound { message } | TelerError::Conflict { message, .. } => {
+            format!("FreJun refused the request: {message}")
+        }
+        TelerError::Unavailable { .. } | TelerError::InvalidResponse { .. } => {
+            "FreJun is unavailable; try again later".to_owned()
+        }
+        TelerError::Timeout => {
+            "FreJun did not answer in time; if the call connects anyway it is hung up".to_owned()
+        }
+    };
+    let code = match err {
+        TelerError::Unauthorized { .. } => ErrorCode::FrejunKeyInvalid,
+        TelerError::NumberNotProvisioned { .. } => ErrorCode::FromNumberNotProvisioned,
+        TelerError::Validation { .. } => ErrorCode::TelephonyValidationFailed,
+        TelerError::RateLimited { .. } => ErrorCode::TelephonyRateLimited,
+        TelerError::NotFound { .. } | TelerError::Conflict { .. } => ErrorCode::TelephonyRejected,
+        TelerError::Unavailable { .. } | TelerError::InvalidResponse { .. } => {
+            ErrorCode::TelephonyUnavailable
+        }
+        TelerError::Timeout => ErrorCode::TelephonyTimeout,
+    };
+    (code, detail)
 }
 
 /// Error handlers for actix's extractor configurations, so extractor failures use the envelope.
@@ -224,5 +309,98 @@ impl fmt::Display for ErrorChain<'_> {
             source = err.source();
         }
         Ok(())
+    }
+}
+
+// Error answers shared by many operations, as reusable responses. Operation-specific ones
+// (404, 409, …) are written at the operation with their own description.
+
+/// Missing or invalid admin token (`unauthorized`).
+#[derive(ToResponse)]
+pub struct AdminUnauthorized(pub ErrorEnvelope);
+
+/// Missing or malformed credentials (`unauthorized`), an unknown API key (`invalid_api_key`) or a
+/// revoked one (`api_key_revoked`).
+#[derive(ToResponse)]
+pub struct TenantUnauthorized(pub ErrorEnvelope);
+
+/// The tenant is suspended (`tenant_suspended`).
+#[derive(ToResponse)]
+pub struct TenantSuspended(pub ErrorEnvelope);
+
+/// The database is unavailable (`database_unavailable`); try again shortly.
+#[derive(ToResponse)]
+pub struct DatabaseUnavailable(pub ErrorEnvelope);
+
+/// Unknown or malformed query parameter (`invalid_query`) or a cursor this API did not return
+/// (`invalid_cursor`).
+#[derive(ToResponse)]
+pub struct InvalidQuery(pub ErrorEnvelope);
+
+/// The body is not valid JSON (`invalid_json`) or could not be read (`invalid_body`).
+#[derive(ToResponse)]
+pub struct InvalidJson(pub ErrorEnvelope);
+
+/// The body is larger than the configured limit (`payload_too_large`).
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(pub ErrorEnvelope);
+
+/// The body is not `application/json` (`unsupported_media_type`).
+#[derive(ToResponse)]
+pub struct UnsupportedMediaType(pub ErrorEnvelope);
+
+/// The body has an unknown, missing or mistyped field (`invalid_body`), or a value breaks a rule
+/// (`validation_failed`; the message starts with the field's name).
+#[derive(ToResponse)]
+pub struct InvalidBody(pub ErrorEnvelope);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::calls::outbound::teler_failure;
+
+    /// The API answers a Teler failure with the same code the call log records for it.
+    #[test]
+    fn teler_codes_match_the_call_log_codes() {
+        let failures = [
+            TelerError::Unauthorized {
+                status: 401,
+                message: "no".into(),
+            },
+            TelerError::NumberNotProvisioned {
+                message: "no".into(),
+            },
+            TelerError::Validation {
+                status: 422,
+                message: "no".into(),
+                details: vec![],
+            },
+            TelerError::RateLimited {
+                message: "slow".into(),
+                retry_after: Some(Duration::from_secs(3)),
+            },
+            TelerError::NotFound {
+                message: "gone".into(),
+            },
+            TelerError::Conflict {
+                code: None,
+                message: "busy".into(),
+            },
+            TelerError::Unavailable {
+                status: Some(503),
+                message: "down".into(),
+            },
+            TelerError::InvalidResponse {
+                status: 200,
+                message: "odd".into(),
+            },
+            TelerError::Timeout,
+        ];
+        for failure in failures {
+            let (code, _) = teler_error(&failure);
+            assert_eq!(code.as_str(), teler_failure(&failure).1, "{failure:?}");
+        }
     }
 }

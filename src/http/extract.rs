@@ -14,15 +14,19 @@
 //! as `null`, so `Json<Option<T>>` accepts a request without a body.
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
+use super::error::ErrorCode;
+use crate::storage::pagination::PageRequest;
+use bson::oid::ObjectId;
 
 /// A JSON request body; see the module documentation.
 pub struct Json<T>(Result<T, ApiError>);
@@ -68,8 +72,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 while let Some(chunk) = payload.next().await {
                     let chunk = chunk.map_err(|_| {
                         ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_body",
+                            ErrorCode::UnreadableBody,
                             "the request body could not be read",
                         )
                     })?;
@@ -81,16 +84,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 if body.is_empty() {
                     return parse_json(b"null").map_err(|_| {
                         ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_json",
+                            ErrorCode::InvalidJson,
                             "the request body is empty; send a JSON object",
                         )
                     });
                 }
                 if is_json != Some(true) {
                     return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
+                        ErrorCode::UnsupportedMediaType,
                         "the request body must be JSON (Content-Type: application/json)",
                     ));
                 }
@@ -104,8 +105,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("the request body is larger than the limit of {limit} bytes"),
     )
 }
@@ -114,8 +114,7 @@ fn payload_too_large(limit: usize) -> ApiError {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid_json = |err: serde_json::Error| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("the request body is not valid JSON: {err}"),
         )
     };
@@ -124,11 +123,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_data() {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                with_path(&path, &inner.to_string()),
-            )
+            ApiError::new(ErrorCode::InvalidBody, with_path(&path, &inner.to_string()))
         } else {
             invalid_json(inner)
         }
@@ -156,8 +151,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
             .map(web::Query::into_inner)
             .map_err(|err| {
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     format!("invalid query string: {err}"),
                 )
             });
@@ -172,6 +166,33 @@ fn with_path(path: &str, message: &str) -> String {
         message.to_owned()
     } else {
         format!("{path}: {message}")
+    }
+}
+
+/// Path ids that do not parse name nothing that exists: 404, like any unknown id.
+pub fn parse_id(text: &str, what: &str) -> Result<ObjectId, ApiError> {
+    ObjectId::parse_str(text).map_err(|_| ApiError::not_found(format!("{what} not found")))
+}
+
+/// Pagination of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Items per page: default 50; values outside 1 to 200 are clamped.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        PageRequest::new(self.limit, self.cursor.as_deref()).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidCursor,
+                "cursor is not one this API returned",
+            )
+        })
     }
 }
 
@@ -205,7 +226,7 @@ mod tests {
 
     fn message(json: &str) -> (String, String) {
         let err = parse_json::<Outer>(json.as_bytes()).unwrap_err();
-        (err.code().to_owned(), err.to_string())
+        (err.code().as_str().to_owned(), err.to_string())
     }
 
     #[test]

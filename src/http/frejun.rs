@@ -6,7 +6,6 @@
 //! (`crate::frejun`); their answers are bare JSON, as FreJun expects, except errors, which use
 //! the envelope like every other endpoint.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,21 +13,19 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Tenant;
-use super::calls::CallDetail;
 use super::error::ApiError;
-use super::extract::Json;
-use super::me::credentials_unreadable;
-use super::openapi::{
+use super::error::ErrorCode;
+use super::error::{
     DatabaseUnavailable, InvalidJson, PayloadTooLarge, TenantSuspended, TenantUnauthorized,
     UnsupportedMediaType,
 };
-use crate::calls::CredentialProblem;
+use super::extract::Json;
+use super::views::CallDetail;
 use crate::calls::flow::FlowError;
-use crate::calls::outbound::{OutboundError, OutboundRequest, teler_failure};
+use crate::calls::outbound::OutboundRequest;
 use crate::calls::tenant_key::KeyError;
 use crate::calls::webhook::{WebhookError, WebhookOutcome};
 use crate::frejun::flow::FlowRequest;
-use crate::providers::teler::TelerError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -72,8 +69,7 @@ fn key_refused(err: KeyError) -> ApiError {
 
 fn frejun_unauthorized() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_frejun_key",
+        ErrorCode::InvalidFrejunKey,
         "the `key` query parameter is missing or does not belong to this number's tenant; \
          use the URLs shown by GET /api/me",
     )
@@ -119,8 +115,7 @@ pub async fn flow(
                 .await
                 .map_err(key_refused)?;
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
+                ErrorCode::UnreadableBody,
                 format!("the flow request is neither JSON nor form-encoded: {err}"),
             ));
         }
@@ -174,8 +169,7 @@ pub async fn webhook(
         .map_err(|err| match err {
             WebhookError::Key(err) => key_refused(err),
             WebhookError::Invalid(err) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("the webhook body is not a JSON object: {err}"),
             ),
             WebhookError::Storage(err) => err.into(),
@@ -263,7 +257,7 @@ pub async fn initiate_call(
             },
         )
         .await
-        .map_err(outbound_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(InitiatedCallView {
         success: true,
         call_id: placed.frejun_call_id,
@@ -271,97 +265,4 @@ pub async fn initiate_call(
         message: placed.message,
         data: CallDetail::from(&placed.call),
     }))
-}
-
-/// The API error for a failed outbound request or hang-up.
-pub(super) fn outbound_error(err: OutboundError) -> ApiError {
-    match err {
-        OutboundError::Invalid(err) => err.into(),
-        OutboundError::AssistantNotFound => ApiError::not_found("assistant not found"),
-        OutboundError::Credential {
-            credential,
-            problem: CredentialProblem::Missing,
-        } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_credentials",
-            format!("store your {credential} with PUT /api/me/credentials first"),
-        ),
-        OutboundError::Credential { credential, .. } => credentials_unreadable(format!(
-            "{credential} does not decrypt with the configured master keys"
-        )),
-        OutboundError::ConcurrencyLimit { call_id, limit } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "concurrency_limit",
-            format!(
-                "you already have {limit} live calls, your limit; call {} records the refusal",
-                call_id.to_hex()
-            ),
-        ),
-        OutboundError::Teler { call_id, source } => {
-            let (status, code, detail) = teler_error(&source);
-            ApiError::new(
-                status,
-                code,
-                format!("{detail}; call {} is marked failed", call_id.to_hex()),
-            )
-        }
-        OutboundError::NotLive { status } => ApiError::new(
-            StatusCode::CONFLICT,
-            "call_not_live",
-            format!("the call is {status}, not live"),
-        ),
-        OutboundError::NotPlacedYet => ApiError::new(
-            StatusCode::CONFLICT,
-            "call_not_placed",
-            "FreJun has not reported this call's id yet; try again in a moment",
-        ),
-        OutboundError::Storage(err) => err.into(),
-    }
-}
-
-/// Status, code and message for a Teler failure.
-pub(super) fn teler_error(err: &TelerError) -> (StatusCode, &'static str, String) {
-    let (_, code) = teler_failure(err);
-    let detail = match err {
-        TelerError::Unauthorized { .. } => {
-            "FreJun refused your FreJun API key; update it with PUT /api/me/credentials".to_owned()
-        }
-        TelerError::NumberNotProvisioned { message } => {
-            format!("FreJun says the from_number is not provisioned on your account: {message}")
-        }
-        TelerError::Validation {
-            message, details, ..
-        } => {
-            if details.is_empty() {
-                format!("FreJun refused the request: {message}")
-            } else {
-                format!(
-                    "FreJun refused the request: {message} ({})",
-                    details.join("; ")
-                )
-            }
-        }
-        TelerError::RateLimited { retry_after, .. } => match retry_after {
-            Some(after) => format!("FreJun is rate limiting; retry after {} s", after.as_secs()),
-            None => "FreJun is rate limiting; retry later".to_owned(),
-        },
-        TelerError::NotFound { message } | TelerError::Conflict { message, .. } => {
-            format!("FreJun refused the request: {message}")
-        }
-        TelerError::Unavailable { .. } | TelerError::InvalidResponse { .. } => {
-            "FreJun is unavailable; try again later".to_owned()
-        }
-        TelerError::Timeout => {
-            "FreJun did not answer in time; if the call connects anyway it is hung up".to_owned()
-        }
-    };
-    let status = match err {
-        TelerError::Unauthorized { .. }
-        | TelerError::NumberNotProvisioned { .. }
-        | TelerError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        TelerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        TelerError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    (status, code, detail)
 }

@@ -8,7 +8,15 @@ use super::AppState;
 use super::envelope::{self, Envelope, ErrorEnvelope};
 use super::error::ApiError;
 use super::error::ErrorChain;
+use super::error::ErrorCode;
 use crate::storage::{PingFailure, StorageError};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource("/health").route(web::get().to(health)))
+        .service(resource("/ready").route(web::get().to(ready)))
+        .service(resource("/api/frejun/health").route(web::get().to(frejun_health)));
+}
 
 /// The answer of `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,8 +92,7 @@ pub async fn health() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorCode::ShuttingDown,
             "this instance is shutting down",
         ));
     }

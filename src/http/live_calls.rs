@@ -5,20 +5,20 @@
 //!
 //! Only calls bridged by this instance are live here; see docs/operations.md on routing.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::parse_id;
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
 use super::error::ApiError;
-use super::openapi::{TenantSuspended, TenantUnauthorized};
-use super::views::{id, time};
-use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome, LiveCall};
+use super::error::ErrorCode;
+use super::error::not_found_as;
+use super::error::{TenantSuspended, TenantUnauthorized};
+use super::extract::parse_id;
+use super::views::LiveStreamView;
+use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -32,45 +32,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/websocket/clear/{connection_id}").route(web::post().to(clear_alias)),
         );
-}
-
-/// A live media stream.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct LiveStreamView {
-    /// Our call id; also the `connection_id` of the `/api/websocket/...` aliases.
-    pub connection_id: String,
-    pub assistant_id: String,
-    /// FreJun's call and stream ids from its `start` message (absent until it arrives).
-    pub frejun_call_id: Option<String>,
-    pub stream_id: Option<String>,
-    /// FreJun's encoding, `audio/l16`.
-    pub encoding: Option<String>,
-    /// FreJun's inbound sample rate in Hz.
-    pub sample_rate: Option<u32>,
-    /// The codec spoken with OpenAI: `pcm24k` or `pcmu`.
-    pub ai_codec: String,
-    pub started_at: DateTime<Utc>,
-    /// Caller audio received so far, in milliseconds (updated every few seconds).
-    pub audio_in_ms: u64,
-    /// Assistant audio sent to the caller so far, in milliseconds.
-    pub audio_out_ms: u64,
-}
-
-impl From<&LiveCall> for LiveStreamView {
-    fn from(call: &LiveCall) -> Self {
-        Self {
-            connection_id: id(call.call_id),
-            assistant_id: id(call.assistant_id),
-            frejun_call_id: call.stream.frejun_call_id.clone(),
-            stream_id: call.stream.stream_id.clone(),
-            encoding: call.stream.encoding.clone(),
-            sample_rate: call.stream.sample_rate,
-            ai_codec: call.stream.ai_codec.to_owned(),
-            started_at: time(call.started_at),
-            audio_in_ms: call.audio_in_ms,
-            audio_out_ms: call.audio_out_ms,
-        }
-    }
 }
 
 /// Optional body of `POST /api/calls/{call_id}/interrupt`.
@@ -224,8 +185,7 @@ fn parse_interrupt(body: &[u8]) -> Result<InterruptRequest, ApiError> {
     }
     serde_json::from_slice(body).map_err(|err| {
         ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             format!("the body must be empty or {{\"chunk_id\": <positive integer>}}: {err}"),
         )
     })
@@ -262,8 +222,7 @@ async fn control_call(
     let outcome = outcome_or_error(state, tenant, call_id, outcome).await?;
     if chunk_id.is_some() && outcome.sent_to_frejun.is_none() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "chunk_id: no chunk with this id was sent on this call",
         ));
     }
@@ -304,10 +263,9 @@ async fn outcome_or_error(
                 .call_logs()
                 .get(tenant.user.id, call_id)
                 .await
-                .map_err(super::error::not_found_as("call"))?;
+                .map_err(not_found_as("call"))?;
             Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "call_not_live",
+                ErrorCode::CallNotLive,
                 "the call is not being bridged by this instance",
             ))
         }

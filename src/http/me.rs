@@ -8,19 +8,18 @@ use super::AppState;
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope};
 use super::error::ApiError;
-use super::extract::Json;
-use super::openapi::{
+use super::error::credentials_unreadable;
+use super::error::{
     DatabaseUnavailable, InvalidBody, InvalidJson, PayloadTooLarge, TenantSuspended,
     TenantUnauthorized, UnsupportedMediaType,
 };
+use super::extract::Json;
 use super::views::{CredentialsView, UserView};
 use crate::calls::CredentialProblem;
+use crate::domain::secret::PROVIDER_KEY_MAX_CHARS;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
 use crate::storage::users::{Credential, StoredCredential, encryption_context};
-
-/// Longest provider key accepted; real ones are far shorter.
-pub(super) const MAX_CREDENTIAL_CHARS: usize = 512;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -86,16 +85,6 @@ async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, 
             status_callback_url: url("api/frejun/webhook"),
         },
     }))
-}
-
-/// A stored secret that does not decrypt: fail closed, say so plainly, log the detail.
-pub fn credentials_unreadable(cause: String) -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "credentials_unreadable",
-        "stored credentials cannot be decrypted with the configured master key",
-    )
-    .with_cause(cause)
 }
 
 /// Provider keys to store (encrypted). Give one or both; an absent key is kept. Keys are
@@ -190,10 +179,10 @@ async fn put_credentials(
 }
 
 fn check_credential(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.len() < 8 || value.chars().count() > MAX_CREDENTIAL_CHARS {
+    if value.len() < 8 || value.chars().count() > PROVIDER_KEY_MAX_CHARS {
         return Err(ValidationError::new(
             field,
-            format!("must be 8 to {MAX_CREDENTIAL_CHARS} characters"),
+            format!("must be 8 to {PROVIDER_KEY_MAX_CHARS} characters"),
         ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -3,7 +3,6 @@
 //! stream gets a plain HTTP error and costs no session; an accepted one runs
 //! [`crate::bridge::Bridge::run_session`] on this worker.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,6 +10,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::envelope::ErrorEnvelope;
 use super::error::ApiError;
+use super::error::ErrorCode;
 use crate::bridge::admission::Refusal;
 use crate::domain::call::EndReason;
 
@@ -54,7 +54,7 @@ pub struct MediaStreamQuery {
         (status = 409, description = "The call has ended or its stream is already open (`call_not_live`)", body = ErrorEnvelope),
         (status = 422, description = "The call was ended instead: tenant suspended, assistant deleted, OpenAI key unusable (`call_refused`; the reason is in the call log)", body = ErrorEnvelope),
         (status = 429, description = "The tenant is at its concurrent-call limit (`concurrency_limit`); the call was ended", body = ErrorEnvelope),
-        (status = 503, response = super::openapi::DatabaseUnavailable),
+        (status = 503, response = super::error::DatabaseUnavailable),
     ),
     security(("media_token" = [])),
 )]
@@ -75,8 +75,7 @@ pub async fn media_stream(
         .map_err(refusal)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|err| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "not_a_websocket",
+            ErrorCode::NotAWebsocket,
             format!("a WebSocket upgrade is required: {err}"),
         )
     })?;
@@ -88,20 +87,17 @@ pub async fn media_stream(
 fn refusal(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::Token(why) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_media_token",
+            ErrorCode::InvalidMediaToken,
             format!("the media token is {why}"),
         ),
         Refusal::UnknownCall => ApiError::not_found("no such call"),
-        Refusal::NotLive(why) => ApiError::new(StatusCode::CONFLICT, "call_not_live", why),
+        Refusal::NotLive(why) => ApiError::new(ErrorCode::CallNotLive, why),
         Refusal::Ended(EndReason::ConcurrencyLimit) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "concurrency_limit",
+            ErrorCode::ConcurrencyLimit,
             "the tenant is at its concurrent-call limit; the call was ended",
         ),
         Refusal::Ended(reason) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "call_refused",
+            ErrorCode::CallRefused,
             format!("the call was ended: {}", reason.as_str()),
         ),
         Refusal::Storage(cause) => ApiError::database_unavailable("the database is unavailable")

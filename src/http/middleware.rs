@@ -15,6 +15,7 @@ use actix_web::{Error, HttpMessage as _, HttpResponse};
 use tracing::Instrument as _;
 
 use super::envelope::error_body;
+use super::error::ErrorCode;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -110,33 +111,10 @@ pub async fn envelope_errors(
         }
     }
     let replacement = replacement.json(error_body(
-        code_for_status(status.as_u16()),
+        ErrorCode::for_framework_status(status.as_u16()).as_str(),
         &message_for_status(status),
     ));
     Ok(ServiceResponse::new(request, replacement).map_into_right_body())
-}
-
-fn code_for_status(status: u16) -> &'static str {
-    match status {
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        409 => "conflict",
-        411 => "length_required",
-        413 => "payload_too_large",
-        414 => "uri_too_long",
-        415 => "unsupported_media_type",
-        422 => "invalid_body",
-        429 => "rate_limited",
-        431 => "headers_too_large",
-        503 => "service_unavailable",
-        504 => "gateway_timeout",
-        // 400 and any other client error.
-        400..=499 => "bad_request",
-        _ => "internal_error",
-    }
 }
 
 fn message_for_status(status: actix_web::http::StatusCode) -> String {

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod calls;
 pub mod envelope;
 pub mod error;
+pub mod error_code;
 pub mod extract;
 pub mod frejun;
 pub mod health;
@@ -112,9 +113,7 @@ pub fn app(
         .app_data(web::PayloadConfig::default().limit(json_limit))
         .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
-        .service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/ready").route(web::get().to(health::ready)))
-        .service(resource("/api/frejun/health").route(web::get().to(health::frejun_health)))
+        .configure(health::routes)
         .service(resource("/api/openapi.json").route(web::get().to(openapi::openapi_json)))
         .configure(admin::routes)
         .configure(me::routes)

@@ -1,24 +1,24 @@
 //! Tenants' phone numbers: add (E.164, unique across the platform), list, get, update status,
 //! assign or unassign an assistant, delete.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use bson::oid::ObjectId;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::{ListQuery, parse_id};
 use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::error::ErrorCode;
 use super::error::{ApiError, not_found_as};
-use super::extract::{Json, Query};
-use super::openapi::{
+use super::error::{
     DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery, PayloadTooLarge, TenantSuspended,
     TenantUnauthorized, UnsupportedMediaType,
 };
-use super::views::{Deleted, id, time};
+use super::extract::{Json, Query};
+use super::extract::{ListQuery, parse_id};
+use super::views::Deleted;
+use super::views::PhoneNumberView;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::StorageError;
 use crate::storage::assignments::{AssignOutcome, InsertOutcome};
@@ -39,39 +39,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/api/phone-numbers/{number_id}/assign").route(web::post().to(assign)))
     .service(resource("/api/phone-numbers/{number_id}/unassign").route(web::post().to(unassign)));
-}
-
-/// One of the tenant's phone numbers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhoneNumberView {
-    pub id: String,
-    /// E.164, normalised.
-    #[schema(example = "+14155550123")]
-    pub phone_number: String,
-    /// Always `frejun`.
-    #[schema(example = "frejun")]
-    pub provider: String,
-    /// The assistant that answers calls to this number; `null`: calls are refused.
-    pub assigned_assistant_id: Option<String>,
-    pub status: NumberStatus,
-    pub capabilities: Capabilities,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<PhoneNumberRecord> for PhoneNumberView {
-    fn from(record: PhoneNumberRecord) -> Self {
-        Self {
-            id: id(record.id),
-            phone_number: record.phone_number,
-            provider: record.provider,
-            assigned_assistant_id: record.assigned_assistant_id.map(id),
-            status: record.status,
-            capabilities: record.capabilities,
-            created_at: time(record.created_at),
-            updated_at: time(record.updated_at),
-        }
-    }
 }
 
 /// A number to add.
@@ -144,8 +111,7 @@ async fn create(
         .map_err(|err| match err {
             // Whoever holds it, the answer is the same: the owner is not revealed.
             StorageError::Conflict => ApiError::new(
-                StatusCode::CONFLICT,
-                "phone_number_taken",
+                ErrorCode::PhoneNumberTaken,
                 "this phone number is already registered",
             ),
             other => other.into(),

@@ -3,6 +3,7 @@
 //! Run them with the README's test command (`scripts/test.sh`), which starts a throwaway
 //! MongoDB replica set and sets `MONGODB_URI`; or set `MONGODB_URI` yourself.
 
+mod architecture;
 mod assistants;
 mod bridge;
 mod call_command;

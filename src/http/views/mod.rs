@@ -2,6 +2,17 @@
 //! secret, hash or internal field can reach a response by accident: a view lists exactly what is
 //! shown. Ids are strings; times are RFC 3339 in UTC.
 
+mod assistant;
+mod call;
+mod phone_number;
+
+pub use assistant::AssistantView;
+pub use call::{
+    CallDetail, CallStatusView, CallSummary, CountByView, GroupTotalsView, LiveStreamView,
+    StatsView, StatusEventView, TranscriptTurnView,
+};
+pub use phone_number::PhoneNumberView;
+
 use bson::oid::ObjectId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

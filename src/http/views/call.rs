@@ -1,0 +1,295 @@
+//! What the API shows of calls: summaries, details, status, statistics, live streams.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{id, time};
+use crate::bridge::registry::LiveCall;
+use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::storage::call_logs::{
+    CallError, CallLogRecord, CallMetrics, CallStats, CountBy, GroupTotals, StatusEvent,
+    TranscriptTurn, Usage,
+};
+
+/// A call in a list: everything but the transcript.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallSummary {
+    pub id: String,
+    /// The tenant's id.
+    pub user_id: String,
+    pub assistant_id: Option<String>,
+    /// FreJun's id for the call; `null` until FreJun names an outbound call.
+    pub frejun_call_id: Option<String>,
+    /// E.164.
+    pub from_number: Option<String>,
+    /// E.164.
+    pub to_number: Option<String>,
+    pub call_type: CallType,
+    pub call_status: CallStatus,
+    /// The telephony platform, `frejun`.
+    pub platform: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    /// Why the call ended; `null` while it is live.
+    pub end_reason: Option<EndReason>,
+    /// Estimated cost in US dollars.
+    pub cost_usd: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The media stream, for a call this instance is bridging right now (only in
+    /// `GET /api/calls/active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<LiveStreamView>,
+}
+
+impl From<&CallLogRecord> for CallSummary {
+    fn from(call: &CallLogRecord) -> Self {
+        Self {
+            id: id(call.id),
+            user_id: id(call.user_id),
+            assistant_id: call.assistant_id.map(id),
+            frejun_call_id: call.frejun_call_id.clone(),
+            from_number: call.from_number.clone(),
+            to_number: call.to_number.clone(),
+            call_type: call.call_type,
+            call_status: call.call_status,
+            platform: call.platform.clone(),
+            started_at: call.started_at.map(time),
+            answered_at: call.answered_at.map(time),
+            ended_at: call.ended_at.map(time),
+            duration: call.duration,
+            end_reason: call.end_reason,
+            cost_usd: call.cost_usd,
+            created_at: time(call.created_at),
+            updated_at: time(call.updated_at),
+            stream: None,
+        }
+    }
+}
+
+/// One status change of a call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusEventView {
+    pub status: CallStatus,
+    pub at: DateTime<Utc>,
+    /// What reported it: `flow`, `webhook`, `api`, `reaper` or `bridge`.
+    pub source: Option<String>,
+    /// The reporter's name for the event, e.g. FreJun's `call.answered`.
+    pub event: Option<String>,
+}
+
+impl From<&StatusEvent> for StatusEventView {
+    fn from(event: &StatusEvent) -> Self {
+        Self {
+            status: event.status,
+            at: time(event.at),
+            source: event.source.clone(),
+            event: event.event.clone(),
+        }
+    }
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranscriptTurnView {
+    /// `user` (the caller) or `assistant`.
+    pub role: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+    /// The OpenAI Realtime item id.
+    pub item_id: Option<String>,
+    /// The caller spoke over this assistant turn and it was cut short.
+    pub interrupted: bool,
+}
+
+/// One call, whole.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub summary: CallSummary,
+    pub status_history: Vec<StatusEventView>,
+    pub transcript: Vec<TranscriptTurnView>,
+    /// OpenAI token usage.
+    pub usage: Option<Usage>,
+    /// Latency and audio figures measured by the bridge.
+    pub metrics: Option<CallMetrics>,
+    pub recording_url: Option<String>,
+    /// What went wrong, for failed calls.
+    pub error: Option<CallError>,
+}
+
+impl From<&CallLogRecord> for CallDetail {
+    fn from(call: &CallLogRecord) -> Self {
+        Self {
+            summary: CallSummary::from(call),
+            status_history: call
+                .status_history
+                .iter()
+                .map(StatusEventView::from)
+                .collect(),
+            transcript: call
+                .transcript
+                .iter()
+                .map(|turn: &TranscriptTurn| TranscriptTurnView {
+                    role: turn.role.clone(),
+                    text: turn.text.clone(),
+                    at: time(turn.at),
+                    item_id: turn.item_id.clone(),
+                    interrupted: turn.interrupted,
+                })
+                .collect(),
+            usage: call.usage.clone(),
+            metrics: call.metrics.clone(),
+            recording_url: call.recording_url.clone(),
+            error: call.error.clone(),
+        }
+    }
+}
+
+/// A call's status and its history, without the rest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallStatusView {
+    pub id: String,
+    pub call_status: CallStatus,
+    pub status_history: Vec<StatusEventView>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub end_reason: Option<EndReason>,
+}
+
+/// Counts and totals of the tenant's calls over `[created_after, created_before)`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub created_after: DateTime<Utc>,
+    pub created_before: DateTime<Utc>,
+    pub total_calls: u64,
+    pub total_duration_seconds: f64,
+    pub average_duration_seconds: Option<f64>,
+    pub total_cost_usd: f64,
+    pub by_status: Vec<CountByView>,
+    pub by_type: Vec<CountByView>,
+    pub per_assistant: Vec<GroupTotalsView>,
+    pub per_day: Vec<GroupTotalsView>,
+}
+
+impl StatsView {
+    pub fn new(
+        created_after: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+        stats: CallStats,
+    ) -> Self {
+        let counts = |list: Vec<CountBy>| list.into_iter().map(CountByView::from).collect();
+        let totals = |list: Vec<GroupTotals>| list.into_iter().map(GroupTotalsView::from).collect();
+        Self {
+            created_after,
+            created_before,
+            total_calls: stats.total_calls,
+            total_duration_seconds: stats.total_duration_seconds,
+            average_duration_seconds: stats.average_duration_seconds,
+            total_cost_usd: stats.total_cost_usd,
+            by_status: counts(stats.by_status),
+            by_type: counts(stats.by_type),
+            per_assistant: totals(stats.per_assistant),
+            per_day: totals(stats.per_day),
+        }
+    }
+}
+
+/// How many calls had one value (a status, a direction).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountByView {
+    pub key: String,
+    pub calls: u64,
+}
+
+impl From<CountBy> for CountByView {
+    fn from(count: CountBy) -> Self {
+        Self {
+            key: count.key,
+            calls: count.calls,
+        }
+    }
+}
+
+/// Totals of one group of calls (an assistant, a UTC day).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupTotalsView {
+    /// Assistant id (or `null` for calls without one), or the UTC day `YYYY-MM-DD`.
+    pub key: Option<String>,
+    pub calls: u64,
+    pub total_duration_seconds: f64,
+    pub total_cost_usd: f64,
+}
+
+impl From<GroupTotals> for GroupTotalsView {
+    fn from(group: GroupTotals) -> Self {
+        Self {
+            key: group.key,
+            calls: group.calls,
+            total_duration_seconds: group.total_duration_seconds,
+            total_cost_usd: group.total_cost_usd,
+        }
+    }
+}
+
+/// A live media stream.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveStreamView {
+    /// Our call id; also the `connection_id` of the `/api/websocket/...` aliases.
+    pub connection_id: String,
+    pub assistant_id: String,
+    /// FreJun's call and stream ids from its `start` message (absent until it arrives).
+    pub frejun_call_id: Option<String>,
+    pub stream_id: Option<String>,
+    /// FreJun's encoding, `audio/l16`.
+    pub encoding: Option<String>,
+    /// FreJun's inbound sample rate in Hz.
+    pub sample_rate: Option<u32>,
+    /// The codec spoken with OpenAI: `pcm24k` or `pcmu`.
+    pub ai_codec: String,
+    pub started_at: DateTime<Utc>,
+    /// Caller audio received so far, in milliseconds (updated every few seconds).
+    pub audio_in_ms: u64,
+    /// Assistant audio sent to the caller so far, in milliseconds.
+    pub audio_out_ms: u64,
+}
+
+impl From<&LiveCall> for LiveStreamView {
+    fn from(call: &LiveCall) -> Self {
+        Self {
+            connection_id: id(call.call_id),
+            assistant_id: id(call.assistant_id),
+            frejun_call_id: call.stream.frejun_call_id.clone(),
+            stream_id: call.stream.stream_id.clone(),
+            encoding: call.stream.encoding.clone(),
+            sample_rate: call.stream.sample_rate,
+            ai_codec: call.stream.ai_codec.to_owned(),
+            started_at: time(call.started_at),
+            audio_in_ms: call.audio_in_ms,
+            audio_out_ms: call.audio_out_ms,
+        }
+    }
+}
+
+impl From<&CallLogRecord> for CallStatusView {
+    fn from(call: &CallLogRecord) -> Self {
+        CallStatusView {
+            id: call.id.to_hex(),
+            call_status: call.call_status,
+            status_history: call
+                .status_history
+                .iter()
+                .map(StatusEventView::from)
+                .collect(),
+            answered_at: call.answered_at.map(time),
+            ended_at: call.ended_at.map(time),
+            duration: call.duration,
+            end_reason: call.end_reason,
+        }
+    }
+}

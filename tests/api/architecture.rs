@@ -1,0 +1,320 @@
+//! The module structure, checked by reading the sources (no database needed).
+//!
+//! - The dependency rule of ARCHITECTURE.md: each top-level module of `src/` names only the
+//!   modules it may use, and the rule itself has no cycle.
+//! - `domain/` and `audio/` import nothing above them.
+//! - No `http/` handler file imports another handler file: what handlers share lives in the
+//!   non-handler modules (`error`, `extract`, `views`, `auth`, `envelope`).
+//!
+//! Test code (files named `tests.rs` and the trailing `#[cfg(test)] mod tests { … }` block of a
+//! file) is not part of the structure and is skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// ARCHITECTURE.md's dependency rule: the crate modules each top-level module may name.
+const RULE: &[(&str, &[&str])] = &[
+    ("domain", &[]),
+    ("audio", &[]),
+    ("auth", &["domain"]),
+    ("crypto", &["domain"]),
+    ("frejun", &["domain"]),
+    ("providers", &["audio", "domain"]),
+    ("settings", &["crypto", "domain"]),
+    ("telemetry", &["settings"]),
+    ("storage", &["auth", "crypto", "domain", "settings"]),
+    ("local_mongodb", &["storage"]),
+    (
+        "calls",
+        &[
+            "auth",
+            "crypto",
+            "domain",
+            "frejun",
+            "providers",
+            "settings",
+            "storage",
+        ],
+    ),
+    (
+        "bridge",
+        &[
+            "audio",
+            "crypto",
+            "domain",
+            "frejun",
+            "providers",
+            "settings",
+            "storage",
+        ],
+    ),
+    (
+        "http",
+        &[
+            "auth",
+            "bridge",
+            "calls",
+            "crypto",
+            "domain",
+            "frejun",
+            "providers",
+            "settings",
+            "storage",
+        ],
+    ),
+    (
+        "startup",
+        &["bridge", "calls", "http", "settings", "storage"],
+    ),
+    ("sim", &["audio", "domain", "frejun", "providers"]),
+    (
+        "commands",
+        &[
+            "audio",
+            "domain",
+            "local_mongodb",
+            "settings",
+            "sim",
+            "startup",
+            "storage",
+            "telemetry",
+        ],
+    ),
+];
+
+/// Files in `src/http/` that hold route handlers (each registers its routes with `routes`).
+fn handler_modules(http: &Path) -> BTreeSet<String> {
+    rust_files(http)
+        .into_iter()
+        .filter(|path| path.parent() == Some(http))
+        .filter(|path| production_code(path).contains("pub fn routes("))
+        .map(|path| module_name(&path))
+        .collect()
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).expect("source directory is readable") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn module_name(path: &Path) -> String {
+    path.file_stem()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The file without its test code and without comment lines.
+fn production_code(path: &Path) -> String {
+    if path.file_name().is_some_and(|name| name == "tests.rs") {
+        return String::new();
+    }
+    let text = fs::read_to_string(path).expect("source file is readable");
+    let code = match text.find("#[cfg(test)]\nmod tests {") {
+        Some(start) => &text[..start],
+        None => &text[..],
+    };
+    code.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `crate::name` the code refers to, including `use crate::{a, b::c}`.
+fn crate_modules_named(code: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (index, _) in code.match_indices("crate::") {
+        let rest = &code[index + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// Sibling modules of `src/http/` a file names through `super::x` or `super::{x, …}`.
+fn http_siblings_named(code: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (index, _) in code.match_indices("super::") {
+        let rest = &code[index + "super::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(name);
+            }
+        } else {
+            names.insert(
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect(),
+            );
+        }
+    }
+    for (index, _) in code.match_indices("crate::http::") {
+        let rest = &code[index + "crate::http::".len()..];
+        names.insert(
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect(),
+        );
+    }
+    names
+}
+
+/// The top-level module a file under `src/` belongs to.
+fn top_module(path: &Path) -> String {
+    let relative = path.strip_prefix(src()).expect("under src/");
+    let first = relative.components().next().expect("a component");
+    let first = first.as_os_str().to_string_lossy();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+#[test]
+fn every_module_uses_only_what_the_dependency_rule_allows() {
+    let rule: BTreeMap<&str, BTreeSet<&str>> = RULE
+        .iter()
+        .map(|(module, allowed)| (*module, allowed.iter().copied().collect()))
+        .collect();
+    let mut violations = Vec::new();
+    for path in rust_files(&src()) {
+        let module = top_module(&path);
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let Some(allowed) = rule.get(module.as_str()) else {
+            violations.push(format!("{module} is not in the rule ({})", path.display()));
+            continue;
+        };
+        for named in crate_modules_named(&production_code(&path)) {
+            if named != module && !allowed.contains(named.as_str()) {
+                violations.push(format!(
+                    "{} names crate::{named}, which {module} may not use",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_dependency_rule_has_no_cycle() {
+    // Repeatedly remove modules whose allowed dependencies are all removed; a cycle is left over.
+    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = RULE
+        .iter()
+        .map(|(module, allowed)| (*module, allowed.iter().copied().collect()))
+        .collect();
+    loop {
+        let leaves: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, allowed)| allowed.iter().all(|dep| !remaining.contains_key(dep)))
+            .map(|(module, _)| *module)
+            .collect();
+        if leaves.is_empty() {
+            break;
+        }
+        for leaf in leaves {
+            remaining.remove(leaf);
+        }
+    }
+    assert!(remaining.is_empty(), "cycle among {:?}", remaining.keys());
+}
+
+#[test]
+fn domain_and_audio_import_nothing_above_them() {
+    for layer in ["domain", "audio"] {
+        for path in rust_files(&src().join(layer)) {
+            let code = production_code(&path);
+            let above: Vec<String> = crate_modules_named(&code)
+                .into_iter()
+                .filter(|named| named != layer)
+                .collect();
+            assert!(
+                above.is_empty(),
+                "{} imports {above:?}, above {layer}/",
+                path.display()
+            );
+            assert!(
+                !code.contains("mongodb::"),
+                "{} uses the MongoDB driver",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_http_handler_file_imports_another() {
+    let http = src().join("http");
+    let handlers = handler_modules(&http);
+    assert!(
+        handlers.len() >= 8,
+        "expected the handler files, found {handlers:?}"
+    );
+    let mut violations = Vec::new();
+    for handler in &handlers {
+        let path = http.join(format!("{handler}.rs"));
+        for named in http_siblings_named(&production_code(&path)) {
+            if &named != handler && handlers.contains(&named) {
+                violations.push(format!("http/{handler}.rs imports http/{named}.rs"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_imports_in_every_form() {
+    let code = "use crate::{audio, domain::call::CallStatus};\nlet x = crate::storage::X;";
+    let named = crate_modules_named(code);
+    assert_eq!(
+        named,
+        ["audio", "domain", "storage"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    let code = "use super::{admin, error::ApiError};\nuse crate::http::calls::X;";
+    let named = http_siblings_named(code);
+    for expected in ["admin", "error", "calls"] {
+        assert!(named.contains(expected), "{expected} in {named:?}");
+    }
+}
