@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use bson::oid::ObjectId;
 use bson::{Bson, doc};
 use clap::Parser;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
@@ -42,6 +41,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 use voxbridge::domain::call::{CallStatus, CallType};
+use voxbridge::domain::ids::{AssistantId, TenantId};
 use voxbridge::local_mongodb::{self, LocalMongod};
 use voxbridge::settings::{DevSettings, Settings};
 use voxbridge::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
@@ -394,8 +394,8 @@ async fn report_profile(storage: &Storage) -> anyhow::Result<()> {
 struct FlowTarget {
     flow_url: Url,
     webhook_url: Url,
-    user_id: ObjectId,
-    assistant_id: ObjectId,
+    user_id: TenantId,
+    assistant_id: AssistantId,
 }
 
 enum Target {
@@ -476,8 +476,9 @@ async fn set_up_tenant(
     })
 }
 
-fn object_id(hex: &str) -> anyhow::Result<ObjectId> {
-    ObjectId::parse_str(hex).with_context(|| format!("{hex:?} is not an ObjectId"))
+fn object_id<Id: std::str::FromStr>(hex: &str) -> anyhow::Result<Id> {
+    hex.parse()
+        .map_err(|_| anyhow::anyhow!("{hex:?} is not an ObjectId"))
 }
 
 /// How many tenants are created at once by `--tenants`.

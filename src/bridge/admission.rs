@@ -5,10 +5,11 @@
 use std::time::{Duration, SystemTime};
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 
 use super::Bridge;
 use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
 use crate::domain::tenant::TenantStatus;
 use crate::frejun::media_token::MediaTokenError;
@@ -74,9 +75,12 @@ impl Bridge {
                 })
             })?;
         // A valid token was signed over ids we minted, so these parse; anything else is forged.
-        let call_id = ObjectId::parse_str(call_hex).map_err(|_| Refusal::Token("invalid"))?;
-        let assistant_id =
-            ObjectId::parse_str(assistant_id).map_err(|_| Refusal::Token("invalid"))?;
+        let call_id = call_hex
+            .parse::<CallId>()
+            .map_err(|_| Refusal::Token("invalid"))?;
+        let assistant_id = assistant_id
+            .parse::<AssistantId>()
+            .map_err(|_| Refusal::Token("invalid"))?;
 
         let calls = self.storage.call_logs();
         let call = match calls.get_for_media_stream(call_id).await {

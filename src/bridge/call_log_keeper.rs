@@ -12,12 +12,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::task::TaskTracker;
 
 use super::admission::after;
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 use crate::storage::call_progress::CallProgress;
 use crate::storage::call_status::StatusReport;
 use crate::storage::{Storage, StorageError};
@@ -53,8 +54,8 @@ impl KeeperHandle {
 /// Who the keeper writes for and how.
 #[derive(Debug, Clone)]
 pub struct KeeperConfig {
-    pub user_id: ObjectId,
-    pub call_id: ObjectId,
+    pub user_id: TenantId,
+    pub call_id: CallId,
     pub slot_lease: Duration,
 }
 

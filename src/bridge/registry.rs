@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 use bson::DateTime;
-use bson::oid::ObjectId;
 use tokio::sync::{mpsc, oneshot};
 
 /// What a tenant can ask a live call to do.
@@ -65,9 +67,9 @@ impl ControlOutcome {
 /// Facts about a live stream, updated by its session.
 #[derive(Debug)]
 pub struct StreamFacts {
-    pub call_id: ObjectId,
-    pub user_id: ObjectId,
-    pub assistant_id: ObjectId,
+    pub call_id: CallId,
+    pub user_id: TenantId,
+    pub assistant_id: AssistantId,
     pub started_at: DateTime,
     /// Filled in from FreJun's `start` message.
     pub stream: Mutex<StreamStartFacts>,
@@ -88,9 +90,9 @@ pub struct StreamStartFacts {
 /// A snapshot of one live call, for the API.
 #[derive(Debug, Clone)]
 pub struct LiveCall {
-    pub call_id: ObjectId,
-    pub user_id: ObjectId,
-    pub assistant_id: ObjectId,
+    pub call_id: CallId,
+    pub user_id: TenantId,
+    pub assistant_id: AssistantId,
     pub started_at: DateTime,
     pub stream: StreamStartFacts,
     pub audio_in_ms: u64,
@@ -113,7 +115,7 @@ pub enum ControlError {
 
 #[derive(Clone, Default)]
 pub struct LiveCalls {
-    calls: Arc<Mutex<HashMap<ObjectId, Entry>>>,
+    calls: Arc<Mutex<HashMap<CallId, Entry>>>,
 }
 
 impl std::fmt::Debug for LiveCalls {
@@ -127,7 +129,7 @@ impl std::fmt::Debug for LiveCalls {
 /// Removes its call from the registry when the session ends, however it ends.
 pub struct Registration {
     calls: LiveCalls,
-    call_id: ObjectId,
+    call_id: CallId,
 }
 
 impl Drop for Registration {
@@ -137,7 +139,7 @@ impl Drop for Registration {
 }
 
 impl LiveCalls {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
         // A panic elsewhere while holding the lock cannot leave the map inconsistent (every
         // update is a single insert or remove), so a poisoned lock is still usable.
         self.calls
@@ -173,7 +175,7 @@ impl LiveCalls {
     }
 
     /// The tenant's live calls on this instance, oldest first.
-    pub fn list(&self, user_id: ObjectId) -> Vec<LiveCall> {
+    pub fn list(&self, user_id: TenantId) -> Vec<LiveCall> {
         let mut calls: Vec<LiveCall> = self
             .lock()
             .values()
@@ -185,7 +187,7 @@ impl LiveCalls {
     }
 
     /// The tenant's live call `call_id`, if bridged here.
-    pub fn get(&self, user_id: ObjectId, call_id: ObjectId) -> Option<LiveCall> {
+    pub fn get(&self, user_id: TenantId, call_id: CallId) -> Option<LiveCall> {
         self.lock()
             .get(&call_id)
             .filter(|entry| entry.facts.user_id == user_id)
@@ -195,8 +197,8 @@ impl LiveCalls {
     /// Sends a command to the tenant's live call and waits for what it did.
     pub async fn control(
         &self,
-        user_id: ObjectId,
-        call_id: ObjectId,
+        user_id: TenantId,
+        call_id: CallId,
         command: impl FnOnce(oneshot::Sender<ControlOutcome>) -> ControlCommand,
     ) -> Result<ControlOutcome, ControlError> {
         let sender = self
@@ -234,11 +236,11 @@ fn snapshot(facts: &StreamFacts) -> LiveCall {
 mod tests {
     use super::*;
 
-    fn facts(user_id: ObjectId) -> Arc<StreamFacts> {
+    fn facts(user_id: TenantId) -> Arc<StreamFacts> {
         Arc::new(StreamFacts {
-            call_id: ObjectId::new(),
+            call_id: CallId::new(),
             user_id,
-            assistant_id: ObjectId::new(),
+            assistant_id: AssistantId::new(),
             started_at: DateTime::now(),
             stream: Mutex::default(),
             audio_in_ms: AtomicU64::new(0),
@@ -249,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn calls_are_visible_to_their_tenant_only_and_leave_when_dropped() {
         let live = LiveCalls::default();
-        let (alice, bob) = (ObjectId::new(), ObjectId::new());
+        let (alice, bob) = (TenantId::new(), TenantId::new());
         let call = facts(alice);
         let (tx, mut rx) = mpsc::channel(4);
         let registration = live.register(call.clone(), tx.clone()).unwrap();

@@ -12,11 +12,11 @@
 use std::time::SystemTime;
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 
 use super::tenant_key::KeyError;
 use super::{CallService, after};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::ids::CallId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenant::TenantStatus;
 use crate::frejun::flow::{FlowRequest, FlowResponse};
@@ -32,12 +32,12 @@ use crate::storage::users::UserRecord;
 pub enum FlowOutcome {
     /// Stream the call to us.
     Stream {
-        call_id: ObjectId,
+        call_id: CallId,
         response: FlowResponse,
     },
     /// Hang up; the call log (if there is one) says why.
     Refused {
-        call_id: Option<ObjectId>,
+        call_id: Option<CallId>,
         reason: EndReason,
     },
     /// Hang up: the `call` parameter names no call of this tenant.
@@ -210,7 +210,7 @@ impl CallService {
         request: &FlowRequest,
     ) -> Result<FlowOutcome, StorageError> {
         let now = DateTime::now();
-        let Ok(call_id) = ObjectId::parse_str(our_call) else {
+        let Ok(call_id) = our_call.parse::<CallId>() else {
             return Ok(FlowOutcome::UnknownCall);
         };
         let call = match self.storage.call_logs().get(tenant.id, call_id).await {
@@ -323,7 +323,7 @@ impl CallService {
     async fn refuse_for_limit(
         &self,
         tenant: &UserRecord,
-        call_id: ObjectId,
+        call_id: CallId,
         now: DateTime,
     ) -> Result<FlowOutcome, StorageError> {
         self.refuse(tenant, call_id, EndReason::ConcurrencyLimit, now)
@@ -339,7 +339,7 @@ impl CallService {
     async fn refuse(
         &self,
         tenant: &UserRecord,
-        call_id: ObjectId,
+        call_id: CallId,
         reason: EndReason,
         now: DateTime,
     ) -> Result<(), StorageError> {
@@ -360,7 +360,7 @@ impl CallService {
 
     /// `{"action":"stream", ...}` with a `ws_url` to our media endpoint carrying a token bound
     /// to this call and assistant.
-    pub fn stream_flow(&self, call_id: ObjectId, assistant: &AssistantRecord) -> FlowResponse {
+    pub fn stream_flow(&self, call_id: CallId, assistant: &AssistantRecord) -> FlowResponse {
         let call_id = call_id.to_hex();
         let assistant_id = assistant.id.to_hex();
         let mut url = self

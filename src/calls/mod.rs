@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 use url::Url;
 
 use crate::crypto::Keyring;
+use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
 use crate::frejun::media_token::MediaTokens;
 use crate::providers::teler::TelerClient;
@@ -70,7 +70,7 @@ impl CallService {
 
     /// `path` under the public base URL with the tenant's `key` and, for a call we place, our
     /// call id: the URLs `GET /api/me` shows and the `flow_url` of an outbound call.
-    pub fn frejun_url(&self, path: &str, secret: &SecretString, call_id: Option<ObjectId>) -> Url {
+    pub fn frejun_url(&self, path: &str, secret: &SecretString, call_id: Option<CallId>) -> Url {
         let mut url = self.settings.public_url(path);
         url.query_pairs_mut().append_pair("key", secret.expose());
         if let Some(call_id) = call_id {

@@ -7,10 +7,12 @@
 //! no FreJun id, or a failed one still holding its slot).
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 
 use super::{CallService, CredentialProblem, after};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
@@ -52,11 +54,11 @@ pub enum OutboundError {
     },
     /// The tenant already has `max_concurrent_calls` live calls. The call log records it.
     #[error("the tenant is at its concurrent-call limit")]
-    ConcurrencyLimit { call_id: ObjectId, limit: u32 },
+    ConcurrencyLimit { call_id: CallId, limit: u32 },
     /// Teler refused or failed. The call log is marked failed with this error.
     #[error("Teler: {source}")]
     Teler {
-        call_id: ObjectId,
+        call_id: CallId,
         #[source]
         source: TelerError,
     },
@@ -91,7 +93,9 @@ impl CallService {
             return Err(ValidationError::new("from_number", "is inactive").into());
         }
         let assistant_id = match &request.assistant_id {
-            Some(id) => ObjectId::parse_str(id).map_err(|_| OutboundError::AssistantNotFound)?,
+            Some(id) => id
+                .parse::<AssistantId>()
+                .map_err(|_| OutboundError::AssistantNotFound)?,
             None => number.assigned_assistant_id.ok_or_else(|| {
                 ValidationError::new(
                     "assistant_id",
@@ -174,7 +178,7 @@ impl CallService {
     /// Asks Teler to dial and records the outcome on the call log.
     async fn dial(
         &self,
-        tenant_id: ObjectId,
+        tenant_id: TenantId,
         call: CallLogRecord,
         frejun_key: SecretString,
         dial: InitiateCall,
@@ -246,7 +250,7 @@ impl CallService {
     pub async fn hang_up(
         &self,
         tenant: &UserRecord,
-        call_id: ObjectId,
+        call_id: CallId,
     ) -> Result<CallLogRecord, OutboundError> {
         let call = self.storage.call_logs().get(tenant.id, call_id).await?;
         if call.call_status.is_terminal() {

@@ -11,6 +11,7 @@ use bson::oid::ObjectId;
 use super::CallService;
 use super::tenant_key::KeyError;
 use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::ids::CallId;
 use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
@@ -22,10 +23,7 @@ use crate::storage::users::UserRecord;
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookOutcome {
     /// Merged into the call; its status afterwards.
-    Applied {
-        call_id: ObjectId,
-        status: CallStatus,
-    },
+    Applied { call_id: CallId, status: CallStatus },
     /// Matched no call of the tenant; kept for diagnosis.
     Unmatched { reason: &'static str },
 }
@@ -51,7 +49,7 @@ impl CallService {
     ) -> Result<WebhookOutcome, WebhookError> {
         let tenant = self.tenant_for_key(key).await?;
         let now = DateTime::now();
-        let our_call_id = our_call.and_then(|id| ObjectId::parse_str(id).ok());
+        let our_call_id = our_call.and_then(|id| id.parse::<CallId>().ok());
         let event = match WebhookEvent::parse(body) {
             Ok(event) => event,
             Err(err) => {
@@ -118,7 +116,7 @@ impl CallService {
     async fn find_call(
         &self,
         tenant: &UserRecord,
-        our_call_id: Option<ObjectId>,
+        our_call_id: Option<CallId>,
         event: &WebhookEvent,
     ) -> Result<Option<CallLogRecord>, StorageError> {
         let calls = self.storage.call_logs();
@@ -144,7 +142,7 @@ impl CallService {
         &self,
         tenant: &UserRecord,
         frejun_call_id: Option<String>,
-        call_id: Option<ObjectId>,
+        call_id: Option<CallId>,
         event: Option<String>,
         reason: &str,
         body: &[u8],

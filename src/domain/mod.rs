@@ -16,6 +16,7 @@
 pub mod assistant;
 pub mod call;
 pub mod email;
+pub mod ids;
 pub mod phone;
 pub mod pricing;
 pub mod secret;

@@ -1,7 +1,6 @@
 //! The admin API (admin token): tenants, their API keys, and call logs across tenants.
 
 use actix_web::{HttpResponse, web};
-use bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -20,6 +19,8 @@ use super::extract::{Json, Query};
 use super::views::{ApiKeyView, UserView};
 use crate::auth::{generate_api_key, hash_url_secret, random_url_secret};
 use crate::domain::email::Email;
+use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::TenantId;
 use crate::domain::tenant::API_KEY_NAME_MAX_CHARS;
 use crate::domain::tenant::{Limits, TenantStatus, validate_tenant_name};
 use crate::storage::api_keys::{self, ApiKeyRecord};
@@ -124,7 +125,7 @@ async fn create_user(
     limits.validate()?;
 
     let now = bson::DateTime::now();
-    let id = ObjectId::new();
+    let id = TenantId::new();
     let url_secret = random_url_secret();
     let user = UserRecord {
         id,
@@ -172,12 +173,12 @@ fn email_conflict(err: StorageError) -> ApiError {
 /// Creates and stores a key; returns the record and the secret (to show once).
 async fn issue_api_key(
     storage: &Storage,
-    user_id: ObjectId,
+    user_id: TenantId,
     name: &str,
 ) -> Result<(ApiKeyRecord, String), ApiError> {
     let generated = generate_api_key();
     let key = ApiKeyRecord {
-        id: ObjectId::new(),
+        id: ApiKeyId::new(),
         user_id,
         prefix: generated.prefix,
         key_hash: generated.hash,

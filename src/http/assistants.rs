@@ -1,7 +1,6 @@
 //! Tenants' assistants: create, list, get, partial update, delete.
 
 use actix_web::{HttpResponse, web};
-use bson::oid::ObjectId;
 
 use super::AppState;
 use super::auth::Tenant;
@@ -17,6 +16,7 @@ use super::extract::{ListQuery, parse_id};
 use super::views::AssistantView;
 use super::views::Deleted;
 use crate::domain::assistant::{AssistantPatch, AssistantSpec, NewAssistant};
+use crate::domain::ids::AssistantId;
 use crate::storage::assignments::DeleteOutcome;
 use crate::storage::assistants::{self, AssistantRecord};
 
@@ -63,7 +63,7 @@ async fn create(
     let spec = AssistantSpec::from_new(body.into_inner()?, &state.settings.openai.default_model)?;
     let now = bson::DateTime::now();
     let record = AssistantRecord {
-        id: ObjectId::new(),
+        id: AssistantId::new(),
         user_id: tenant.id(),
         spec,
         created_at: now,

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
-use bson::oid::ObjectId;
 use futures_util::future::LocalBoxFuture;
 
 use super::AppState;
 use super::error::ApiError;
 use super::error::ErrorCode;
 use crate::auth::{hash_api_key, token_matches};
+use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::TenantId;
 use crate::domain::tenant::TenantStatus;
 use crate::storage::users::UserRecord;
 
@@ -43,7 +44,7 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn id(&self) -> ObjectId {
+    pub fn id(&self) -> TenantId {
         self.user.id
     }
 }
@@ -164,7 +165,7 @@ impl FromRequest for Tenant {
 /// the condition in `ApiKeys::touch`.
 #[derive(Debug, Default)]
 pub struct KeyUsageThrottle {
-    recorded: Mutex<HashMap<ObjectId, Instant>>,
+    recorded: Mutex<HashMap<ApiKeyId, Instant>>,
 }
 
 /// Bound on remembered keys; older entries are dropped past it.
@@ -172,7 +173,7 @@ const MAX_REMEMBERED_KEYS: usize = 100_000;
 
 impl KeyUsageThrottle {
     /// Whether a use of `key` should be written now (and notes that it will be).
-    pub fn should_record(&self, key: ObjectId) -> bool {
+    pub fn should_record(&self, key: ApiKeyId) -> bool {
         let now = Instant::now();
         let mut recorded = self
             .recorded
@@ -198,11 +199,11 @@ mod tests {
     #[test]
     fn key_use_is_recorded_at_most_once_per_resolution() {
         let throttle = KeyUsageThrottle::default();
-        let key = ObjectId::new();
+        let key = ApiKeyId::new();
         assert!(throttle.should_record(key));
         assert!(!throttle.should_record(key));
         assert!(
-            throttle.should_record(ObjectId::new()),
+            throttle.should_record(ApiKeyId::new()),
             "other keys are independent"
         );
     }

@@ -5,7 +5,6 @@
 use std::str::FromStr as _;
 
 use actix_web::{HttpResponse, web};
-use bson::oid::ObjectId;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -28,6 +27,8 @@ use super::views::LiveStreamView;
 use super::views::StatsView;
 use crate::calls::outbound::OutboundError;
 use crate::domain::call::{CallStatus, CallType};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::TelerError;
@@ -103,7 +104,8 @@ impl CallsQuery {
         }
         if let Some(assistant) = &self.assistant_id {
             filter.assistant_id = Some(
-                ObjectId::parse_str(assistant)
+                assistant
+                    .parse::<AssistantId>()
                     .map_err(|_| invalid("assistant_id", "is not an id"))?,
             );
         }
@@ -466,7 +468,8 @@ async fn stats(
             .assistant_id
             .as_deref()
             .map(|text| {
-                ObjectId::parse_str(text).map_err(|_| invalid("assistant_id", "is not an id"))
+                text.parse::<AssistantId>()
+                    .map_err(|_| invalid("assistant_id", "is not an id"))
             })
             .transpose()?,
         created_after: Some(bson::DateTime::from_chrono(after)),
@@ -503,7 +506,7 @@ async fn admin_list(
     let mut filter = query.filter()?;
     if let Some(user) = &query.user_id {
         filter.user_id =
-            Some(ObjectId::parse_str(user).map_err(|_| {
+            Some(user.parse::<TenantId>().map_err(|_| {
                 ApiError::new(ErrorCode::ValidationFailed, "user_id: is not an id")
             })?);
     }

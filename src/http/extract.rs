@@ -26,7 +26,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::error::ErrorCode;
 use crate::storage::pagination::PageRequest;
-use bson::oid::ObjectId;
+use std::str::FromStr;
+
+use crate::domain::ids::ParseIdError;
 
 /// A JSON request body; see the module documentation.
 pub struct Json<T>(Result<T, ApiError>);
@@ -170,8 +172,12 @@ fn with_path(path: &str, message: &str) -> String {
 }
 
 /// Path ids that do not parse name nothing that exists: 404, like any unknown id.
-pub fn parse_id(text: &str, what: &str) -> Result<ObjectId, ApiError> {
-    ObjectId::parse_str(text).map_err(|_| ApiError::not_found(format!("{what} not found")))
+pub fn parse_id<Id>(text: &str, what: &str) -> Result<Id, ApiError>
+where
+    Id: FromStr<Err = ParseIdError>,
+{
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("{what} not found")))
 }
 
 /// Pagination of a list.

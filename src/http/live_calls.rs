@@ -19,6 +19,7 @@ use super::error::{TenantSuspended, TenantUnauthorized};
 use super::extract::parse_id;
 use super::views::LiveStreamView;
 use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome};
+use crate::domain::ids::CallId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -252,7 +253,7 @@ async fn clear_call(
 async fn outcome_or_error(
     state: &AppState,
     tenant: &Tenant,
-    call_id: bson::oid::ObjectId,
+    call_id: CallId,
     outcome: Result<ControlOutcome, ControlError>,
 ) -> Result<ControlOutcome, ApiError> {
     match outcome {

@@ -2,7 +2,6 @@
 //! assign or unassign an assistant, delete.
 
 use actix_web::{HttpResponse, web};
-use bson::oid::ObjectId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -19,6 +18,7 @@ use super::extract::{Json, Query};
 use super::extract::{ListQuery, parse_id};
 use super::views::Deleted;
 use super::views::PhoneNumberView;
+use crate::domain::ids::PhoneNumberId;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::StorageError;
 use crate::storage::assignments::{AssignOutcome, InsertOutcome};
@@ -90,7 +90,7 @@ async fn create(
         .transpose()?;
     let now = bson::DateTime::now();
     let record = PhoneNumberRecord {
-        id: ObjectId::new(),
+        id: PhoneNumberId::new(),
         phone_number: number.as_str().to_owned(),
         provider: "frejun".to_owned(),
         user_id: tenant.id(),

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -11,14 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use super::collections::API_KEYS;
 use super::{Storage, StorageError};
+use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::TenantId;
 
 pub const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub user_id: ObjectId,
+    pub id: ApiKeyId,
+    pub user_id: TenantId,
     /// The visible start of the key (e.g. `vxb_3f9a1c2e`), so tenants can tell keys apart.
     pub prefix: String,
     /// Hex SHA-256 of the whole key.
@@ -58,7 +59,7 @@ impl ApiKeys {
     }
 
     /// All of a tenant's keys, newest first.
-    pub async fn list(&self, user_id: ObjectId) -> Result<Vec<ApiKeyRecord>, StorageError> {
+    pub async fn list(&self, user_id: TenantId) -> Result<Vec<ApiKeyRecord>, StorageError> {
         Ok(self
             .collection
             .find(doc! { "user_id": user_id })
@@ -72,8 +73,8 @@ impl ApiKeys {
     /// of another tenant is `NotFound`.
     pub async fn revoke(
         &self,
-        user_id: ObjectId,
-        key_id: ObjectId,
+        user_id: TenantId,
+        key_id: ApiKeyId,
         now: DateTime,
     ) -> Result<ApiKeyRecord, StorageError> {
         let revoked = self
@@ -97,7 +98,7 @@ impl ApiKeys {
     /// Records use, unless it was recorded less than `min_interval` ago (by any instance).
     pub async fn touch(
         &self,
-        key_id: ObjectId,
+        key_id: ApiKeyId,
         now: DateTime,
         min_interval: Duration,
     ) -> Result<(), StorageError> {

@@ -8,7 +8,6 @@
 //! transactions with a write conflict, and its retry sees the other's outcome (the delete answers
 //! "in use", or the assignment "assistant not found").
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use mongodb::ClientSession;
 use mongodb::error::{Error, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
@@ -18,6 +17,9 @@ use super::assistants::AssistantRecord;
 use super::collections::{ASSISTANTS, PHONE_NUMBERS};
 use super::phone_numbers::PhoneNumberRecord;
 use super::{Storage, StorageError};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::PhoneNumberId;
+use crate::domain::ids::TenantId;
 
 /// Attempts before a transaction that keeps conflicting is reported as an error.
 const MAX_ATTEMPTS: usize = 10;
@@ -47,9 +49,9 @@ impl Storage {
     /// Points one of the tenant's numbers at one of the tenant's assistants.
     pub async fn assign_number(
         &self,
-        user_id: ObjectId,
-        number_id: ObjectId,
-        assistant_id: ObjectId,
+        user_id: TenantId,
+        number_id: PhoneNumberId,
+        assistant_id: AssistantId,
         now: DateTime,
     ) -> Result<AssignOutcome, StorageError> {
         let numbers = self.collection::<PhoneNumberRecord>(PHONE_NUMBERS);
@@ -103,8 +105,8 @@ impl Storage {
     /// Deletes one of the tenant's assistants unless a number is assigned to it.
     pub async fn delete_assistant(
         &self,
-        user_id: ObjectId,
-        assistant_id: ObjectId,
+        user_id: TenantId,
+        assistant_id: AssistantId,
     ) -> Result<DeleteOutcome, StorageError> {
         let numbers = self.collection::<PhoneNumberRecord>(PHONE_NUMBERS);
         let assistants = self.collection::<AssistantRecord>(ASSISTANTS);
@@ -134,8 +136,8 @@ impl Storage {
     async fn claim_assistant(
         &self,
         session: &mut ClientSession,
-        user_id: ObjectId,
-        assistant_id: ObjectId,
+        user_id: TenantId,
+        assistant_id: AssistantId,
     ) -> Result<bool, Error> {
         let result = self
             .collection::<AssistantRecord>(ASSISTANTS)

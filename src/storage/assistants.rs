@@ -2,7 +2,6 @@
 //! `Storage::delete_assistant` (in `assignments`), which checks assigned numbers in the same
 //! transaction.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
@@ -12,14 +11,16 @@ use super::collections::ASSISTANTS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::assistant::AssistantSpec;
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::TenantId;
 
 pub const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssistantRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub user_id: ObjectId,
+    pub id: AssistantId,
+    pub user_id: TenantId,
     /// The configuration's fields sit at the top level of the document (as the data model and
     /// admins' queries expect), not under a sub-document.
     #[serde(flatten)]
@@ -50,8 +51,8 @@ impl Assistants {
 
     pub async fn get(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: AssistantId,
     ) -> Result<AssistantRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id, "user_id": user_id })
@@ -61,7 +62,7 @@ impl Assistants {
 
     pub async fn list(
         &self,
-        user_id: ObjectId,
+        user_id: TenantId,
         page: &PageRequest,
     ) -> Result<Page<AssistantRecord>, StorageError> {
         fetch_page(
@@ -70,7 +71,7 @@ impl Assistants {
             page,
             |assistant| Cursor {
                 created_at: assistant.created_at,
-                id: assistant.id,
+                id: assistant.id.object_id(),
             },
         )
         .await
@@ -79,8 +80,8 @@ impl Assistants {
     /// Replaces the configuration (the caller has merged and validated it).
     pub async fn replace_spec(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: AssistantId,
         spec: &AssistantSpec,
         now: DateTime,
     ) -> Result<AssistantRecord, StorageError> {

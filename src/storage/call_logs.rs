@@ -2,7 +2,6 @@
 //! latency figures and why it ended. Tenant reads take the tenant's id; the admin's cross-tenant
 //! queries say so in their name.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, Document, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -14,15 +13,18 @@ use super::collections::CALL_LOGS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 
 pub const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallLogRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub user_id: ObjectId,
-    pub assistant_id: Option<ObjectId>,
+    pub id: CallId,
+    pub user_id: TenantId,
+    pub assistant_id: Option<AssistantId>,
     /// FreJun's id for the call; unset until FreJun names an outbound call.
     pub frejun_call_id: Option<String>,
     pub from_number: Option<String>,
@@ -66,8 +68,8 @@ pub struct CallLogRecord {
 /// The facts a call log starts with; the status fields come from its first reports.
 #[derive(Debug, Clone)]
 pub struct NewCall {
-    pub user_id: ObjectId,
-    pub assistant_id: Option<ObjectId>,
+    pub user_id: TenantId,
+    pub assistant_id: Option<AssistantId>,
     pub frejun_call_id: Option<String>,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
@@ -79,7 +81,7 @@ impl CallLogRecord {
     pub fn new(call: NewCall, reports: &[StatusReport], now: DateTime) -> Self {
         let status = StatusFields::from_reports(reports);
         Self {
-            id: ObjectId::new(),
+            id: CallId::new(),
             user_id: call.user_id,
             assistant_id: call.assistant_id,
             frejun_call_id: call.frejun_call_id,
@@ -161,11 +163,11 @@ pub struct CallError {
 /// Which calls a list asks for. Every condition is optional; `user_id` is set for tenants.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
-    pub user_id: Option<ObjectId>,
+    pub user_id: Option<TenantId>,
     /// `None`: any status. `Some(list)`: one of these (an empty list matches nothing).
     pub statuses: Option<Vec<CallStatus>>,
     pub call_type: Option<CallType>,
-    pub assistant_id: Option<ObjectId>,
+    pub assistant_id: Option<AssistantId>,
     /// Either side of the call.
     pub phone_number: Option<String>,
     pub from_number: Option<String>,
@@ -267,11 +269,7 @@ impl CallLogs {
         Ok(())
     }
 
-    pub async fn get(
-        &self,
-        user_id: ObjectId,
-        id: ObjectId,
-    ) -> Result<CallLogRecord, StorageError> {
+    pub async fn get(&self, user_id: TenantId, id: CallId) -> Result<CallLogRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id, "user_id": user_id })
             .await?
@@ -281,7 +279,7 @@ impl CallLogs {
     /// The tenant's call that FreJun knows as `frejun_call_id`.
     pub async fn find_by_frejun_call_id(
         &self,
-        user_id: ObjectId,
+        user_id: TenantId,
         frejun_call_id: &str,
     ) -> Result<Option<CallLogRecord>, StorageError> {
         Ok(self
@@ -294,8 +292,8 @@ impl CallLogs {
     /// [`StorageError::Conflict`] when another call already carries that FreJun id.
     pub async fn set_frejun_call_id(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: CallId,
         frejun_call_id: &str,
         now: DateTime,
     ) -> Result<(), StorageError> {
@@ -328,7 +326,7 @@ impl CallLogs {
         fetch_page(&self.collection, filter.to_document(), page, |call| {
             Cursor {
                 created_at: call.created_at,
-                id: call.id,
+                id: call.id.object_id(),
             }
         })
         .await
@@ -422,7 +420,7 @@ impl CallLogs {
 /// unique index on `frejun_call_id`: the planner does not infer that an equality on a string
 /// implies the index's `$type: "string"` filter, and would otherwise walk the tenant's whole
 /// call history. Public so that a test can check the plan.
-pub fn frejun_call_id_filter(user_id: ObjectId, frejun_call_id: &str) -> Document {
+pub fn frejun_call_id_filter(user_id: TenantId, frejun_call_id: &str) -> Document {
     doc! {
         "user_id": user_id,
         "frejun_call_id": { "$eq": frejun_call_id, "$type": "string" },

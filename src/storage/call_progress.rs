@@ -6,11 +6,12 @@
 //! hold an entry at the batch's first index, and everything else is `$set` to the call's running
 //! totals.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 
 use super::StorageError;
 use super::call_logs::{CallLogRecord, CallLogs, CallMetrics, TranscriptTurn, Usage};
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 
 /// One batch of a live call's progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,7 +40,7 @@ impl CallProgress {
 impl CallLogs {
     /// A call by id alone, for the media stream: its signed token, not a tenant's key, is what
     /// authorises the read, and the record names the tenant every later access uses.
-    pub async fn get_for_media_stream(&self, id: ObjectId) -> Result<CallLogRecord, StorageError> {
+    pub async fn get_for_media_stream(&self, id: CallId) -> Result<CallLogRecord, StorageError> {
         self.collection()
             .find_one(doc! { "_id": id })
             .await?
@@ -49,8 +50,8 @@ impl CallLogs {
     /// Writes one batch of the tenant's call `id` (see the module docs for why retrying is safe).
     pub async fn record_progress(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: CallId,
         progress: &CallProgress,
         now: DateTime,
     ) -> Result<(), StorageError> {

@@ -11,7 +11,6 @@
 //! removes them. Taking and releasing are idempotent, so a retried request cannot take two
 //! slots or free someone else's.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, Document, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -20,25 +19,27 @@ use serde::{Deserialize, Serialize};
 
 use super::collections::CALL_SLOTS;
 use super::{Storage, StorageError};
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 
 /// One held slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotLease {
-    pub call_id: ObjectId,
+    pub call_id: CallId,
     pub expires_at: DateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TenantSlots {
     #[serde(rename = "_id")]
-    user_id: ObjectId,
+    user_id: TenantId,
     calls: Vec<SlotLease>,
 }
 
 /// A slot whose lease ran out, found by [`CallSlots::expired`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpiredSlot {
-    pub user_id: ObjectId,
+    pub user_id: TenantId,
     pub lease: SlotLease,
 }
 
@@ -61,8 +62,8 @@ impl CallSlots {
     /// (taking again for a call that already holds one extends it and answers `true`).
     pub async fn take(
         &self,
-        user_id: ObjectId,
-        call_id: ObjectId,
+        user_id: TenantId,
+        call_id: CallId,
         max: u32,
         now: DateTime,
         lease_until: DateTime,
@@ -120,8 +121,8 @@ impl CallSlots {
     /// slot (released, or removed by the reaper after it expired).
     pub async fn extend(
         &self,
-        user_id: ObjectId,
-        call_id: ObjectId,
+        user_id: TenantId,
+        call_id: CallId,
         lease_until: DateTime,
     ) -> Result<bool, StorageError> {
         let result = self
@@ -135,7 +136,7 @@ impl CallSlots {
     }
 
     /// Frees the call's slot. Releasing a slot that is not held is a no-op.
-    pub async fn release(&self, user_id: ObjectId, call_id: ObjectId) -> Result<(), StorageError> {
+    pub async fn release(&self, user_id: TenantId, call_id: CallId) -> Result<(), StorageError> {
         self.collection
             .update_one(
                 doc! { "_id": user_id },
@@ -162,7 +163,7 @@ impl CallSlots {
     }
 
     /// The slots a tenant holds, expired or not.
-    pub async fn held(&self, user_id: ObjectId) -> Result<Vec<SlotLease>, StorageError> {
+    pub async fn held(&self, user_id: TenantId) -> Result<Vec<SlotLease>, StorageError> {
         let document = self.collection.find_one(doc! { "_id": user_id }).await?;
         Ok(document
             .and_then(|document| bson::from_document::<TenantSlots>(document).ok())

@@ -19,12 +19,13 @@
 
 use std::cmp::Ordering;
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 
 use super::StorageError;
 use super::call_logs::{CallError, CallLogRecord, CallLogs, StatusEvent};
 use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 
 /// Who reported a status. Part of the de-duplication key of `status_history`.
 pub mod source {
@@ -268,8 +269,8 @@ impl CallLogs {
     /// A report that changes nothing writes nothing.
     pub async fn apply_status(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: CallId,
         reports: &[StatusReport],
         now: DateTime,
     ) -> Result<CallLogRecord, StorageError> {

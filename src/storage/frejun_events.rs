@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::collections::FREJUN_EVENTS;
 use super::{Storage, StorageError};
+use crate::domain::ids::CallId;
+use crate::domain::ids::TenantId;
 
 /// Longest payload kept, in bytes (the collection's validator allows 64 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 65_536;
@@ -19,10 +21,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 65_536;
 pub struct UnmatchedEvent {
     #[serde(rename = "_id")]
     pub id: ObjectId,
-    pub user_id: ObjectId,
+    pub user_id: TenantId,
     pub frejun_call_id: Option<String>,
     /// Our call id from the status URL, when it carried one.
-    pub call_id: Option<ObjectId>,
+    pub call_id: Option<CallId>,
     pub event: Option<String>,
     /// Why it matched nothing: `unknown_call`, `no_call_id`, `unparseable`.
     pub reason: String,
@@ -53,7 +55,7 @@ impl FrejunEvents {
     /// The tenant's unmatched events, newest first (at most `limit`).
     pub async fn recent(
         &self,
-        user_id: ObjectId,
+        user_id: TenantId,
         limit: i64,
     ) -> Result<Vec<UnmatchedEvent>, StorageError> {
         use futures_util::TryStreamExt as _;

@@ -1,7 +1,6 @@
 //! Phone numbers rented from FreJun. A number is unique across the platform (one tenant holds
 //! it); every method on tenant data takes the tenant's id and filters by it.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
@@ -11,6 +10,9 @@ use utoipa::ToSchema;
 use super::collections::PHONE_NUMBERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
+use crate::domain::ids::AssistantId;
+use crate::domain::ids::PhoneNumberId;
+use crate::domain::ids::TenantId;
 
 pub const SCHEMA_VERSION: i32 = 1;
 
@@ -32,13 +34,13 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhoneNumberRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: PhoneNumberId,
     /// E.164, normalised.
     pub phone_number: String,
     /// Always "frejun" today; kept so admins' queries written for the Convis data model work.
     pub provider: String,
-    pub user_id: ObjectId,
-    pub assigned_assistant_id: Option<ObjectId>,
+    pub user_id: TenantId,
+    pub assigned_assistant_id: Option<AssistantId>,
     pub status: NumberStatus,
     pub capabilities: Capabilities,
     pub created_at: DateTime,
@@ -62,8 +64,8 @@ impl Storage {
 impl PhoneNumbers {
     pub async fn get(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: PhoneNumberId,
     ) -> Result<PhoneNumberRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id, "user_id": user_id })
@@ -74,7 +76,7 @@ impl PhoneNumbers {
     /// The tenant's number `phone_number` (E.164), if it holds it.
     pub async fn find_by_number(
         &self,
-        user_id: ObjectId,
+        user_id: TenantId,
         phone_number: &str,
     ) -> Result<Option<PhoneNumberRecord>, StorageError> {
         Ok(self
@@ -98,7 +100,7 @@ impl PhoneNumbers {
 
     pub async fn list(
         &self,
-        user_id: ObjectId,
+        user_id: TenantId,
         page: &PageRequest,
     ) -> Result<Page<PhoneNumberRecord>, StorageError> {
         fetch_page(
@@ -107,7 +109,7 @@ impl PhoneNumbers {
             page,
             |number| Cursor {
                 created_at: number.created_at,
-                id: number.id,
+                id: number.id.object_id(),
             },
         )
         .await
@@ -115,8 +117,8 @@ impl PhoneNumbers {
 
     pub async fn set_status(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: PhoneNumberId,
         status: NumberStatus,
         now: DateTime,
     ) -> Result<PhoneNumberRecord, StorageError> {
@@ -134,8 +136,8 @@ impl PhoneNumbers {
     /// check the assistant in the same transaction.)
     pub async fn unassign(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: PhoneNumberId,
         now: DateTime,
     ) -> Result<PhoneNumberRecord, StorageError> {
         self.update(
@@ -146,7 +148,7 @@ impl PhoneNumbers {
         .await
     }
 
-    pub async fn delete(&self, user_id: ObjectId, id: ObjectId) -> Result<(), StorageError> {
+    pub async fn delete(&self, user_id: TenantId, id: PhoneNumberId) -> Result<(), StorageError> {
         let result = self
             .collection
             .delete_one(doc! { "_id": id, "user_id": user_id })
@@ -159,8 +161,8 @@ impl PhoneNumbers {
 
     async fn update(
         &self,
-        user_id: ObjectId,
-        id: ObjectId,
+        user_id: TenantId,
+        id: PhoneNumberId,
         update: bson::Document,
     ) -> Result<PhoneNumberRecord, StorageError> {
         self.collection

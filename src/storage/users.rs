@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -16,6 +15,7 @@ use super::collections::USERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::crypto::{CryptoError, EncryptedSecret, Keyring};
+use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
 
 /// Version of the document layout; bump with a migration when it changes.
@@ -24,7 +24,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: TenantId,
     pub name: String,
     /// Lowercased; unique across the platform.
     pub email: String,
@@ -120,7 +120,7 @@ impl Credential {
 
 /// Associated data binding a ciphertext to its tenant and purpose: a ciphertext copied into
 /// another tenant's document, or into another field, does not decrypt.
-pub fn encryption_context(user_id: ObjectId, purpose: &str) -> Vec<u8> {
+pub fn encryption_context(user_id: TenantId, purpose: &str) -> Vec<u8> {
     format!("user:{}:{purpose}", user_id.to_hex()).into_bytes()
 }
 
@@ -163,7 +163,7 @@ impl Users {
         Ok(())
     }
 
-    pub async fn get(&self, id: ObjectId) -> Result<UserRecord, StorageError> {
+    pub async fn get(&self, id: TenantId) -> Result<UserRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id })
             .await?
@@ -223,14 +223,14 @@ impl Users {
     pub async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {
         fetch_page(&self.collection, doc! {}, page, |user| Cursor {
             created_at: user.created_at,
-            id: user.id,
+            id: user.id.object_id(),
         })
         .await
     }
 
     pub async fn update(
         &self,
-        id: ObjectId,
+        id: TenantId,
         update: &UserUpdate,
         now: DateTime,
     ) -> Result<UserRecord, StorageError> {
@@ -252,7 +252,7 @@ impl Users {
 
     pub async fn set_status(
         &self,
-        id: ObjectId,
+        id: TenantId,
         status: TenantStatus,
         now: DateTime,
     ) -> Result<UserRecord, StorageError> {
@@ -264,7 +264,7 @@ impl Users {
 
     pub async fn set_credential(
         &self,
-        id: ObjectId,
+        id: TenantId,
         credential: Credential,
         value: &StoredCredential,
         now: DateTime,
@@ -351,7 +351,7 @@ impl Users {
 
     async fn update_one(
         &self,
-        id: ObjectId,
+        id: TenantId,
         update: bson::Document,
     ) -> Result<UserRecord, StorageError> {
         self.collection
@@ -373,12 +373,12 @@ pub fn url_secret_hash_filter(hash: &str) -> bson::Document {
 pub enum RotationError {
     #[error("tenant {user_id}: a stored secret does not decrypt with any configured master key")]
     Crypto {
-        user_id: ObjectId,
+        user_id: TenantId,
         #[source]
         source: CryptoError,
     },
     #[error("tenant {user_id}: credentials changed during the rotation; run it again")]
-    ChangedConcurrently { user_id: ObjectId },
+    ChangedConcurrently { user_id: TenantId },
     #[error("cannot read or write tenants")]
     Storage(#[from] StorageError),
 }

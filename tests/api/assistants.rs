@@ -44,7 +44,10 @@ async fn an_assistant_gets_the_documented_defaults() {
 
     // Stored with the tenant's id, the configuration at the top level.
     let stored = app.raw_document("assistants", id).await;
-    assert_eq!(stored.get_object_id("user_id"), Ok(tenant.object_id()));
+    assert_eq!(
+        stored.get_object_id("user_id"),
+        Ok(tenant.object_id().object_id())
+    );
     assert_eq!(stored.get_str("voice"), Ok("marin"));
     assert_eq!(
         stored.get_document("audio").unwrap().get_str("codec"),

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use bson::oid::ObjectId;
 use bson::{Document, doc};
 use mongodb::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use voxbridge::domain::call::{CallStatus, CallType};
+use voxbridge::domain::ids::{CallId, TenantId};
 use voxbridge::settings::Settings;
 use voxbridge::startup::Application;
 use voxbridge::storage::call_logs::{CallLogRecord, StatusEvent};
@@ -261,7 +261,7 @@ impl TestApp {
     pub async fn raw_document(&self, collection: &str, id: &str) -> Document {
         self.storage
             .collection::<Document>(collection)
-            .find_one(doc! { "_id": oid(id) })
+            .find_one(doc! { "_id": oid::<bson::oid::ObjectId>(id) })
             .await
             .expect("find")
             .unwrap_or_else(|| panic!("{collection} {id} exists"))
@@ -280,13 +280,15 @@ pub struct TestTenant {
 }
 
 impl TestTenant {
-    pub fn object_id(&self) -> ObjectId {
+    pub fn object_id(&self) -> TenantId {
         oid(&self.id)
     }
 }
 
-pub fn oid(hex: &str) -> ObjectId {
-    ObjectId::parse_str(hex).unwrap_or_else(|_| panic!("{hex:?} is an ObjectId"))
+/// The typed id (tenant, assistant, call, …) these 24 hex digits name.
+pub fn oid<Id: std::str::FromStr>(hex: &str) -> Id {
+    hex.parse()
+        .unwrap_or_else(|_| panic!("{hex:?} is an ObjectId"))
 }
 
 /// Asserts the status (showing the body when it differs) and returns the body as JSON.
@@ -312,7 +314,7 @@ pub fn error_message(body: &Value) -> &str {
 /// A call log of `user_id` created at `created_at` whose status is `status`, with the status
 /// history that leads there. Tests adjust the other fields.
 pub fn call_record(
-    user_id: ObjectId,
+    user_id: TenantId,
     created_at: bson::DateTime,
     status: CallStatus,
 ) -> CallLogRecord {
@@ -343,7 +345,7 @@ pub fn call_record(
         });
     }
     CallLogRecord {
-        id: ObjectId::new(),
+        id: CallId::new(),
         user_id,
         assistant_id: None,
         frejun_call_id: None,
@@ -564,7 +566,7 @@ impl TestApp {
     pub async fn call_log(&self, id: &str) -> CallLogRecord {
         self.storage
             .collection::<CallLogRecord>("call_logs")
-            .find_one(doc! { "_id": oid(id) })
+            .find_one(doc! { "_id": oid::<bson::oid::ObjectId>(id) })
             .await
             .expect("find")
             .unwrap_or_else(|| panic!("call {id} exists"))

@@ -291,8 +291,10 @@ async fn frejun_lookups_use_their_indexes() {
     );
     assert!(!plan_text.contains("COLLSCAN"), "{plan_text}");
 
-    let by_frejun_id =
-        voxbridge::storage::call_logs::frejun_call_id_filter(ObjectId::new(), "cs_1");
+    let by_frejun_id = voxbridge::storage::call_logs::frejun_call_id_filter(
+        voxbridge::domain::ids::TenantId::new(),
+        "cs_1",
+    );
     let plan_text = plan(storage, CALL_LOGS, by_frejun_id).await;
     assert!(
         plan_text.contains("call_logs_frejun_call_id_unique"),

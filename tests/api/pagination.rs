@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
-use bson::oid::ObjectId;
 use reqwest::StatusCode;
 use serde_json::Value;
 use voxbridge::domain::call::CallStatus;
+use voxbridge::domain::ids::CallId;
 use voxbridge::storage::call_logs::CallLogRecord;
 
 use crate::helpers::{TestApp, TestTenant, call_record, expect_error, expect_status};
@@ -70,7 +70,7 @@ async fn insert_calls(
 
 /// The API's order: created_at descending, then id descending.
 fn api_order(calls: &[CallLogRecord]) -> Vec<String> {
-    let mut keys: Vec<(bson::DateTime, ObjectId)> = calls
+    let mut keys: Vec<(bson::DateTime, CallId)> = calls
         .iter()
         .map(|call| (call.created_at, call.id))
         .collect();

@@ -32,7 +32,10 @@ async fn numbers_are_normalised_to_e164() {
             .raw_document("phone_numbers", created["id"].as_str().unwrap())
             .await;
         assert_eq!(stored.get_str("phone_number"), Ok(expected));
-        assert_eq!(stored.get_object_id("user_id"), Ok(tenant.object_id()));
+        assert_eq!(
+            stored.get_object_id("user_id"),
+            Ok(tenant.object_id().object_id())
+        );
     }
     let list = expect_status(
         app.get_as("/api/phone-numbers", &tenant.api_key).await,

@@ -28,7 +28,7 @@ async fn the_admin_creates_a_tenant_with_a_first_key() {
     assert_eq!(body["success"], true);
     let data = &body["data"];
     let id = data["id"].as_str().unwrap();
-    oid(id);
+    oid::<voxbridge::domain::ids::TenantId>(id);
     assert_eq!(data["name"], "Acme Corp", "trimmed");
     assert_eq!(data["email"], "ops@acme.example", "trimmed and lowercased");
     assert_eq!(data["status"], "active");
@@ -45,7 +45,7 @@ async fn the_admin_creates_a_tenant_with_a_first_key() {
     }
     let api_key = data["api_key"].as_str().unwrap();
     assert!(api_key.starts_with("vxb_"), "{api_key}");
-    oid(data["api_key_id"].as_str().unwrap());
+    oid::<voxbridge::domain::ids::ApiKeyId>(data["api_key_id"].as_str().unwrap());
     assert!(data["created_at"].is_string() && data["updated_at"].is_string());
     assert!(
         data.get("secrets").is_none() && !body.to_string().contains("frejun_url_secret"),

@@ -13,7 +13,8 @@ pub use call::{
 };
 pub use phone_number::PhoneNumberView;
 
-use bson::oid::ObjectId;
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,8 +27,9 @@ pub fn time(value: bson::DateTime) -> DateTime<Utc> {
     value.to_chrono()
 }
 
-pub fn id(value: ObjectId) -> String {
-    value.to_hex()
+/// An id as the API shows it: 24 hexadecimal digits.
+pub fn id(value: impl fmt::Display) -> String {
+    value.to_string()
 }
 
 /// A tenant.
@@ -133,7 +135,7 @@ pub struct Deleted {
 }
 
 impl Deleted {
-    pub fn of(value: ObjectId) -> Self {
+    pub fn of(value: impl fmt::Display) -> Self {
         Self {
             id: id(value),
             deleted: true,
