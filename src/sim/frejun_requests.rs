@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::api_client::error_chain;
 use super::caller::{CallerConfig, CallerError};
-use super::fake_teler::FAKE_ACCOUNT_ID;
+use super::frejun_payloads::FAKE_ACCOUNT_ID;
 
 /// How long FreJun waits for a flow or a webhook answer.
 pub const FREJUN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,7 +121,7 @@ pub async fn request_stream_flow(
     Ok(StreamFlow { flow, caller })
 }
 
-/// POSTs one lifecycle webhook (built with `fake_teler::events`); the HTTP status.
+/// POSTs one lifecycle webhook (built with `frejun_payloads::events`); the HTTP status.
 pub async fn send_webhook(
     http: &reqwest::Client,
     webhook_url: &str,

@@ -12,6 +12,8 @@
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
 //! - [`voices`]: recorded speech (a caller, the assistant) embedded for the demo.
 //! - [`frejun_requests`]: FreJun's HTTP requests to voxbridge (the flow fetch, the webhooks).
+//! - [`frejun_payloads`]: the bodies FreJun posts to voxbridge (the lifecycle webhooks) and the
+//!   fake FreJun account's ids they carry.
 //! - [`api_client`] and [`provision`]: voxbridge's own API as an admin or a tenant uses it, to
 //!   set up the accounts the demo and the load generator call through.
 //! - [`phone_call`]: one call placed as FreJun places it (webhooks, flow, stream, call log),
@@ -21,6 +23,7 @@ pub mod api_client;
 pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
+pub mod frejun_payloads;
 pub mod frejun_requests;
 pub mod phone_call;
 pub mod provision;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use voxbridge::domain::call::{CallStatus, CallType, EndReason};
-use voxbridge::sim::fake_teler::{Failure, FakeTeler, events};
+use voxbridge::sim::fake_teler::{Failure, FakeTeler};
+use voxbridge::sim::frejun_payloads::events;
 
 use crate::helpers::{CallingTenant, TestApp, expect_error, expect_status};
 

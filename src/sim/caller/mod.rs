@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use url::Url;
 
 use crate::audio::pcm;
-use crate::sim::fake_teler::{FAKE_ACCOUNT_ID, FAKE_CALL_APP_ID};
+use crate::sim::frejun_payloads::{FAKE_ACCOUNT_ID, FAKE_CALL_APP_ID};
 use receive::{Control, Recording, Shared, WsSink};
 
 pub use receive::{ABNORMAL_CLOSE, CloseInfo, NO_STATUS_CLOSE, Received, ReceivedEvent};

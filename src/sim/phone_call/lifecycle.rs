@@ -1,5 +1,5 @@
 //! FreJun's status webhooks for one call, sent the way FreJun sends them: the documented
-//! envelope (`fake_teler::events`), FreJun's timestamps, one event per step of the call.
+//! envelope (`frejun_payloads::events`), FreJun's timestamps, one event per step of the call.
 //!
 //! Order. teler-protocol.md §4 lists the events but no source states their order, so the order
 //! here follows the call's own life (and what FreJun's Devnagri bridge expects: `call.initiated`
@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::Direction;
 use crate::sim::api_client::error_chain;
-use crate::sim::fake_teler::events;
+use crate::sim::frejun_payloads::events;
 use crate::sim::frejun_requests::{post_webhook, redact_key};
 
 /// What became of one webhook.

@@ -1,0 +1,147 @@
+//! Assistant audio out: the greeting once the session is configured, OpenAI's audio deltas
+//! converted and cut into FreJun chunks, the flush at the end of each item, and the end of each
+//! response (its usage added up).
+
+use std::time::Instant;
+
+use super::{AI_PCM_RATE, BridgeCore, Effects};
+use crate::audio::resample::Resampler;
+use crate::audio::{mulaw, pcm};
+use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
+use crate::domain::assistant::Codec;
+use crate::providers::openai::ClientEvent;
+use crate::providers::openai::events::{ResponseParams, ResponseSummary};
+use crate::storage::call_logs::Usage;
+
+impl BridgeCore {
+    pub(super) fn greet(&mut self, fx: &mut Effects) {
+        let Some(greeting) = self.config.greeting.as_deref() else {
+            return;
+        };
+        let event = ClientEvent::ResponseCreate {
+            response: Some(ResponseParams {
+                instructions: Some(format!(
+                    "The call has just connected. Greet the caller by saying: \"{greeting}\""
+                )),
+            }),
+        };
+        fx.to_ai.push(event.to_json());
+    }
+
+    pub(super) fn assistant_audio(
+        &mut self,
+        key: &ItemKey,
+        delta: &str,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        self.bytes.clear();
+        if pcm::decode_base64(delta, &mut self.bytes).is_err() {
+            self.anomalies.bad_ai_events += 1;
+            tracing::warn!("skipping OpenAI audio that is not base64");
+            return;
+        }
+        if self.active_response.as_deref() == Some(key.response_id.as_str())
+            && !self.active_items.contains(key)
+        {
+            self.active_items.push(key.clone());
+        }
+        let mut samples = std::mem::take(&mut self.samples);
+        samples.clear();
+        match self.codec {
+            Codec::Pcmu => mulaw::decode_into(&self.bytes, &mut samples),
+            Codec::Pcm24k => {
+                self.converted.clear();
+                pcm::decode_s16le(&self.bytes, &mut self.converted);
+                self.outbound
+                    .get_or_insert_with(|| {
+                        Resampler::new(AI_PCM_RATE, OUTBOUND_RATE)
+                            .expect("24 kHz converts to 8 kHz")
+                    })
+                    .process(&self.converted, &mut samples);
+            }
+        }
+        let chunks = self.playback.push(key, &samples, now);
+        self.samples = samples;
+        self.send_chunks(chunks, now, fx);
+    }
+
+    /// The item's audio is complete: drain the resampler and send the partial chunk, so the
+    /// end of a sentence is not held back waiting for more audio.
+    pub(super) fn end_of_item(
+        &mut self,
+        response_id: &str,
+        item_id: &str,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let key = self
+            .active_items
+            .iter()
+            .find(|key| key.item_id == item_id && key.response_id == response_id)
+            .cloned();
+        if let (Some(key), Some(resampler)) = (&key, self.outbound.as_mut()) {
+            self.samples.clear();
+            resampler.flush(&mut self.samples);
+            if !self.samples.is_empty() {
+                let samples = std::mem::take(&mut self.samples);
+                let chunks = self.playback.push(key, &samples, now);
+                self.samples = samples;
+                self.send_chunks(chunks, now, fx);
+            }
+        }
+        if let Some(chunk) = self.playback.flush(now) {
+            self.send_chunks(vec![chunk], now, fx);
+        }
+    }
+
+    fn send_chunks(&mut self, chunks: Vec<OutboundChunk>, now: Instant, fx: &mut Effects) {
+        if chunks.is_empty() {
+            return;
+        }
+        if self.first_response_ms.is_none() {
+            self.first_response_ms =
+                Some(now.saturating_duration_since(self.started_at).as_millis() as u64);
+        }
+        self.metrics_dirty = true;
+        fx.to_teler
+            .extend(chunks.into_iter().map(|chunk| chunk.message));
+    }
+
+    pub(super) fn response_done(
+        &mut self,
+        response: ResponseSummary,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        if let Some(usage) = response.usage {
+            let total = self.usage.get_or_insert_with(Usage::default);
+            total.input_audio_tokens += usage.input_audio_tokens;
+            total.input_text_tokens += usage.input_text_tokens;
+            total.input_cached_tokens += usage.input_cached_tokens;
+            total.output_audio_tokens += usage.output_audio_tokens;
+            total.output_text_tokens += usage.output_text_tokens;
+        } else {
+            // Token counts are stored even when OpenAI reports none.
+            self.usage.get_or_insert_with(Usage::default);
+        }
+        self.metrics_dirty = true;
+        if response.status == "failed" {
+            self.anomalies.ai_errors += 1;
+            tracing::warn!(
+                response_id = response.id,
+                error = ?response.error,
+                "an OpenAI response failed"
+            );
+        }
+        let discarded = self.discarded.remove(&response.id);
+        if self.active_response.as_deref() == Some(response.id.as_str()) {
+            self.active_response = None;
+            if !discarded {
+                if let Some(chunk) = self.playback.flush(now) {
+                    self.send_chunks(vec![chunk], now, fx);
+                }
+            }
+        }
+    }
+}

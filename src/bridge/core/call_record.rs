@@ -1,0 +1,95 @@
+//! The call record: transcript turns (and which ones the caller cut short), usage, cost and
+//! metrics, handed to the call-log keeper as what changed since its last write.
+
+use bson::DateTime;
+
+use super::BridgeCore;
+use crate::domain::pricing::{TokenCounts, estimate_cost_usd};
+use crate::storage::call_logs::{CallMetrics, TranscriptTurn};
+use crate::storage::call_progress::CallProgress;
+
+impl BridgeCore {
+    // ----- The call log ----------------------------------------------------------------------
+
+    pub(super) fn add_turn(
+        &mut self,
+        role: &str,
+        text: String,
+        item_id: Option<String>,
+        interrupted: bool,
+    ) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        self.transcript.push(TranscriptTurn {
+            role: role.to_owned(),
+            text: text.to_owned(),
+            at: DateTime::now(),
+            item_id,
+            interrupted,
+        });
+    }
+
+    pub(super) fn mark_interrupted(&mut self, item_id: &str) {
+        self.interrupted_items.insert(item_id.to_owned());
+        for (index, turn) in self.transcript.iter_mut().enumerate() {
+            if turn.item_id.as_deref() == Some(item_id) && !turn.interrupted {
+                turn.interrupted = true;
+                if index < self.flushed_turns {
+                    self.interrupted_flushed.push(index);
+                }
+            }
+        }
+    }
+
+    /// What changed since the last call, for the call-log keeper; `None` when nothing did.
+    pub fn take_progress(&mut self) -> Option<CallProgress> {
+        let new_turns = self.transcript[self.flushed_turns..].to_vec();
+        if new_turns.is_empty() && self.interrupted_flushed.is_empty() && !self.metrics_dirty {
+            return None;
+        }
+        let progress = CallProgress {
+            first_turn_index: self.flushed_turns,
+            new_turns,
+            interrupted_turns: std::mem::take(&mut self.interrupted_flushed),
+            usage: self.usage.clone(),
+            cost_usd: self.cost_usd(),
+            metrics: Some(self.metrics()),
+        };
+        self.flushed_turns = self.transcript.len();
+        self.metrics_dirty = false;
+        Some(progress)
+    }
+
+    /// Everything not yet written, for the final write.
+    pub fn final_progress(&mut self) -> CallProgress {
+        self.metrics_dirty = true;
+        self.take_progress().unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> CallMetrics {
+        CallMetrics {
+            first_response_ms: self.first_response_ms,
+            barge_ins: self.barge_ins,
+            audio_in_ms: self.audio_in_ms(),
+            audio_out_ms: self.audio_out_ms(),
+            frame_latency_p50_us: self.latency.quantile(0.5),
+            frame_latency_p99_us: self.latency.quantile(0.99),
+        }
+    }
+
+    fn cost_usd(&self) -> Option<f64> {
+        let usage = self.usage.as_ref()?;
+        Some(estimate_cost_usd(
+            &self.config.model,
+            TokenCounts {
+                input_audio: usage.input_audio_tokens,
+                input_text: usage.input_text_tokens,
+                input_cached: usage.input_cached_tokens,
+                output_audio: usage.output_audio_tokens,
+                output_text: usage.output_text_tokens,
+            },
+        ))
+    }
+}

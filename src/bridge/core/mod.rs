@@ -1,0 +1,401 @@
+//! The bridge's decisions for one call, without any I/O: every input (a FreJun frame, an
+//! OpenAI event, a control command, the end of the call) goes in, and the messages to send to
+//! either side come out as [`Effects`]. The runner ([`super::run`]) owns the sockets and the
+//! clock; tests drive this core directly.
+//!
+//! The algorithm is architecture.md's "Media bridge" (steps 2–7) and the barge-in recipe of
+//! openai-realtime-protocol.md §5.4.
+//!
+//! Layout:
+//! - this module: the core's types, its constructor, its accessors and the inputs (FreJun
+//!   frames, OpenAI events), each routed to the job that handles it.
+//! - `connect`: the OpenAI connection: configuring the session, and how a failed or closed
+//!   connection ends the call.
+//! - `caller_audio`: caller audio in: FreJun's `start`, conversion to what OpenAI expects, and
+//!   the early-audio buffer while OpenAI is not connected yet.
+//! - `assistant_audio`: assistant audio out: the greeting, OpenAI's audio turned into FreJun
+//!   chunks, and the end of each item and response.
+//! - `barge_in`: barge-in and the live-control commands (`clear`, `interrupt`).
+//! - `call_record`: the call record: transcript turns, usage, cost and metrics for the
+//!   call-log keeper.
+
+mod assistant_audio;
+mod barge_in;
+mod call_record;
+mod caller_audio;
+mod connect;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::latency::LatencyHistogram;
+use super::playback::{ItemKey, Playback};
+use super::teler_media::{StreamStart, TelerMessage};
+use crate::audio::pcm;
+use crate::audio::resample::Resampler;
+use crate::domain::assistant::Codec;
+use crate::domain::call::{CallStatus, EndReason};
+use crate::providers::openai::{ServerEvent, SessionConfig};
+use crate::storage::call_logs::{CallError, TranscriptTurn, Usage};
+
+/// OpenAI's PCM rate (the only one GA accepts).
+const AI_PCM_RATE: u32 = 24_000;
+
+/// What the core needs to know about the call, fixed at the upgrade.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub session: SessionConfig,
+    pub model: String,
+    /// The rate the flow asked FreJun for; FreJun's `start` may say otherwise.
+    pub inbound_rate: u32,
+    pub outbound_chunk_ms: u32,
+    pub greeting: Option<String>,
+    /// Whether OpenAI cancels responses itself when the caller speaks (we pass `false` and send
+    /// `response.cancel` ourselves).
+    pub interrupt_response: bool,
+    pub playout_latency: Duration,
+    pub early_audio_max_ms: u64,
+}
+
+/// Messages the runner must send, in order.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub to_teler: Vec<String>,
+    pub to_ai: Vec<String>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.to_teler.is_empty() && self.to_ai.is_empty()
+    }
+}
+
+/// Why and how a call ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub reason: EndReason,
+    pub error: Option<CallError>,
+}
+
+impl Ending {
+    pub fn new(reason: EndReason) -> Self {
+        Self {
+            reason,
+            error: None,
+        }
+    }
+
+    pub fn failed(reason: EndReason, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            error: Some(CallError {
+                code: code.to_owned(),
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// The terminal status the bridge reports: AI and telephony failures are `failed`;
+    /// everything else is a call that happened and is over.
+    pub fn status(&self) -> CallStatus {
+        match self.reason {
+            EndReason::AiConnectFailed | EndReason::AiError | EndReason::TelephonyError => {
+                CallStatus::Failed
+            }
+            _ => CallStatus::Completed,
+        }
+    }
+}
+
+/// Where the OpenAI session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AiPhase {
+    /// The socket is being opened; caller audio is buffered.
+    Connecting,
+    /// `session.update` sent, `session.updated` not yet received. Audio flows (OpenAI applies
+    /// events in order), but a failure now still means the session never became usable.
+    Configuring,
+    Ready,
+}
+
+/// How caller audio becomes what OpenAI expects.
+enum InboundPath {
+    /// Resample to 24 kHz PCM.
+    Pcm(Resampler),
+    /// μ-law at 8 kHz; 16 kHz input is first resampled to 8 kHz.
+    Pcmu(Option<Resampler>),
+}
+
+/// Counters of things that were skipped rather than fatal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    pub bad_teler_frames: u64,
+    pub odd_audio_bytes: u64,
+    pub unknown_teler_types: u64,
+    pub unknown_ai_events: u64,
+    pub bad_ai_events: u64,
+    pub ai_errors: u64,
+}
+
+pub struct BridgeCore {
+    config: CoreConfig,
+    codec: Codec,
+    phase: AiPhase,
+    started_at: Instant,
+    start: Option<StreamStart>,
+    inbound: Option<InboundPath>,
+    inbound_rate: u32,
+    /// Append events prepared while the OpenAI socket was not open yet, with their duration.
+    early: VecDeque<(String, u64)>,
+    early_ms: u64,
+    outbound: Option<Resampler>,
+    playback: Playback,
+    active_response: Option<String>,
+    /// Items of the active response whose audio has arrived.
+    active_items: Vec<ItemKey>,
+    /// Responses whose late deltas must be dropped.
+    discarded: HashSet<String>,
+    /// Assistant items the caller cut short.
+    interrupted_items: HashSet<String>,
+    transcript: Vec<TranscriptTurn>,
+    flushed_turns: usize,
+    interrupted_flushed: Vec<usize>,
+    usage: Option<Usage>,
+    metrics_dirty: bool,
+    first_response_ms: Option<u64>,
+    barge_ins: u32,
+    inbound_samples: u64,
+    latency: LatencyHistogram,
+    anomalies: Anomalies,
+    // Reused buffers: nothing on the audio path allocates per frame except the outgoing
+    // message itself, which the socket takes ownership of.
+    bytes: Vec<u8>,
+    samples: Vec<i16>,
+    converted: Vec<i16>,
+    encoded: Vec<u8>,
+}
+
+impl BridgeCore {
+    pub fn new(config: CoreConfig, now: Instant) -> Self {
+        let codec = config.session.codec();
+        let inbound_rate = config.inbound_rate;
+        Self {
+            playback: Playback::new(config.outbound_chunk_ms),
+            outbound: None,
+            codec,
+            phase: AiPhase::Connecting,
+            started_at: now,
+            start: None,
+            inbound: None,
+            inbound_rate,
+            early: VecDeque::new(),
+            early_ms: 0,
+            active_response: None,
+            active_items: Vec::new(),
+            discarded: HashSet::new(),
+            interrupted_items: HashSet::new(),
+            transcript: Vec::new(),
+            flushed_turns: 0,
+            interrupted_flushed: Vec::new(),
+            usage: None,
+            metrics_dirty: false,
+            first_response_ms: None,
+            barge_ins: 0,
+            inbound_samples: 0,
+            latency: LatencyHistogram::default(),
+            anomalies: Anomalies::default(),
+            bytes: Vec::new(),
+            samples: Vec::new(),
+            converted: Vec::new(),
+            encoded: Vec::new(),
+            config,
+        }
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    pub fn start(&self) -> Option<&StreamStart> {
+        self.start.as_ref()
+    }
+
+    pub fn anomalies(&self) -> Anomalies {
+        self.anomalies
+    }
+
+    pub fn ai_ready(&self) -> bool {
+        self.phase == AiPhase::Ready
+    }
+
+    pub fn audio_in_ms(&self) -> u64 {
+        pcm::samples_to_ms(self.inbound_samples, self.inbound_rate)
+    }
+
+    pub fn audio_out_ms(&self) -> u64 {
+        self.playback.sent_ms()
+    }
+
+    /// Time spent on one frame, from receipt to the last send it caused.
+    pub fn record_frame_latency(&mut self, elapsed: Duration) {
+        self.latency.record(elapsed.as_micros() as u64);
+    }
+
+    // ----- FreJun ----------------------------------------------------------------------------
+
+    /// One text frame from FreJun. Bad frames are counted and skipped; only an unsupported
+    /// stream format ends the call.
+    pub fn teler_text(&mut self, text: &str, fx: &mut Effects) -> Option<Ending> {
+        match TelerMessage::parse(text) {
+            Ok(TelerMessage::Audio { audio_b64 }) => {
+                self.caller_audio(&audio_b64, fx);
+                None
+            }
+            Ok(TelerMessage::Start(start)) => self.stream_started(start),
+            Ok(TelerMessage::Other { kind }) => {
+                self.anomalies.unknown_teler_types += 1;
+                tracing::debug!(kind, "ignoring a media-stream message of unknown type");
+                None
+            }
+            Err(err) => {
+                self.anomalies.bad_teler_frames += 1;
+                tracing::warn!(error = %err, "skipping a malformed media-stream message");
+                None
+            }
+        }
+    }
+
+    /// A binary frame: FreJun sends none; skipped.
+    pub fn teler_binary(&mut self) {
+        self.anomalies.bad_teler_frames += 1;
+        tracing::warn!("skipping a binary media-stream frame");
+    }
+
+    // ----- OpenAI events ---------------------------------------------------------------------
+
+    /// One text frame from OpenAI.
+    pub fn ai_text(&mut self, text: &str, now: Instant, fx: &mut Effects) -> Option<Ending> {
+        match ServerEvent::parse(text) {
+            Ok(event) => self.ai_event(event, now, fx),
+            Err(err) => {
+                self.anomalies.bad_ai_events += 1;
+                tracing::warn!(error = %err, "skipping an OpenAI event that cannot be read");
+                None
+            }
+        }
+    }
+
+    pub fn ai_event(
+        &mut self,
+        event: ServerEvent,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Option<Ending> {
+        match event {
+            ServerEvent::SessionCreated { .. } => {}
+            ServerEvent::SessionUpdated { .. } => {
+                if self.phase != AiPhase::Ready {
+                    self.phase = AiPhase::Ready;
+                    self.greet(fx);
+                }
+            }
+            ServerEvent::Error { error } => {
+                self.anomalies.ai_errors += 1;
+                if error.is_cancel_not_active() {
+                    tracing::debug!("a cancel arrived after its response ended");
+                    return None;
+                }
+                let code = error.code.clone().unwrap_or_else(|| error.kind.clone());
+                tracing::warn!(code, message = error.message, "OpenAI reported an error");
+                if self.phase != AiPhase::Ready || is_fatal_error(&code) {
+                    return Some(Ending::failed(
+                        self.ai_failure_reason(),
+                        &error_code_for(&code),
+                        error.message,
+                    ));
+                }
+            }
+            ServerEvent::SpeechStarted { .. } => {
+                self.barge_in(now, fx);
+            }
+            ServerEvent::SpeechStopped { .. } => {}
+            ServerEvent::ResponseCreated { response_id } => {
+                self.active_response = Some(response_id);
+                self.active_items.clear();
+            }
+            ServerEvent::AudioDelta {
+                response_id,
+                item_id,
+                content_index,
+                delta,
+            } => {
+                if self.discarded.contains(&response_id) {
+                    return None;
+                }
+                let key = ItemKey {
+                    response_id,
+                    item_id,
+                    content_index,
+                };
+                self.assistant_audio(&key, &delta, now, fx);
+            }
+            ServerEvent::AudioDone {
+                response_id,
+                item_id,
+            } => {
+                if !self.discarded.contains(&response_id) {
+                    self.end_of_item(&response_id, &item_id, now, fx);
+                }
+            }
+            ServerEvent::AudioTranscriptDone {
+                item_id,
+                transcript,
+                ..
+            } => {
+                let interrupted = self.interrupted_items.contains(&item_id);
+                self.add_turn("assistant", transcript, Some(item_id), interrupted);
+            }
+            ServerEvent::InputTranscriptCompleted {
+                item_id,
+                transcript,
+                ..
+            } => self.add_turn("user", transcript, Some(item_id), false),
+            ServerEvent::InputTranscriptFailed { item_id, error } => {
+                tracing::warn!(item_id, error = ?error.map(|e| e.message), "the caller's words could not be transcribed");
+            }
+            ServerEvent::ResponseDone { response } => self.response_done(response, now, fx),
+            ServerEvent::ItemTruncated {
+                item_id,
+                audio_end_ms,
+                ..
+            } => tracing::debug!(item_id, audio_end_ms, "OpenAI truncated the item"),
+            ServerEvent::Other { kind } => {
+                self.anomalies.unknown_ai_events += 1;
+                tracing::trace!(kind, "ignoring an OpenAI event");
+            }
+        }
+        None
+    }
+}
+
+/// Our stable `error.code` for an OpenAI error code: the same names the handshake and close
+/// classification use, so one failure reads the same however OpenAI reported it.
+fn error_code_for(code: &str) -> String {
+    match code {
+        "invalid_api_key" => "openai_key_rejected".to_owned(),
+        "session_expired" => "openai_session_expired".to_owned(),
+        "beta_api_shape_disabled" => "openai_beta_shape_rejected".to_owned(),
+        other => format!("openai_{other}"),
+    }
+}
+
+/// Errors after which the session cannot go on (the server closes it, or nothing will work).
+fn is_fatal_error(code: &str) -> bool {
+    matches!(
+        code,
+        "session_expired" | "invalid_api_key" | "insufficient_quota" | "beta_api_shape_disabled"
+    )
+}

@@ -1,0 +1,416 @@
+//! The core driven directly, without sockets: early audio, assistant audio, barge-in,
+//! failures, μ-law and malformed frames.
+
+use super::*;
+use crate::audio::tone;
+use crate::bridge::teler_media::CLEAR_MESSAGE;
+use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
+use crate::providers::openai::events::{ApiError, ResponseSummary, ResponseUsage};
+
+fn spec(codec: Codec) -> AssistantSpec {
+    let new: NewAssistant = serde_json::from_value(serde_json::json!({"name": "Test"})).unwrap();
+    let mut spec = AssistantSpec::from_new(new, "gpt-realtime").unwrap();
+    spec.audio = AudioConfig {
+        codec,
+        inbound_rate: InboundRate::Khz8,
+        inbound_chunk_ms: 100,
+        outbound_chunk_ms: 200,
+    };
+    spec.greeting = Some("Hello!".into());
+    spec
+}
+
+fn core(codec: Codec) -> BridgeCore {
+    let spec = spec(codec);
+    BridgeCore::new(
+        CoreConfig {
+            session: SessionConfig::for_assistant(&spec, false),
+            model: spec.model.clone(),
+            inbound_rate: 8_000,
+            outbound_chunk_ms: 200,
+            greeting: spec.greeting.clone(),
+            interrupt_response: false,
+            playout_latency: Duration::ZERO,
+            early_audio_max_ms: 300,
+        },
+        Instant::now(),
+    )
+}
+
+fn audio_frame(samples: &[i16]) -> String {
+    let mut bytes = Vec::new();
+    pcm::encode_s16le(samples, &mut bytes);
+    let mut b64 = String::new();
+    pcm::encode_base64(&bytes, &mut b64);
+    format!(r#"{{"type":"audio","stream_id":"s","message_id":2,"data":{{"audio_b64":"{b64}"}}}}"#)
+}
+
+fn types(events: &[String]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| {
+            let value: serde_json::Value = serde_json::from_str(event).unwrap();
+            value["type"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn delta(response: &str, item: &str, samples_24k: &[i16]) -> ServerEvent {
+    let mut bytes = Vec::new();
+    pcm::encode_s16le(samples_24k, &mut bytes);
+    let mut delta = String::new();
+    pcm::encode_base64(&bytes, &mut delta);
+    ServerEvent::AudioDelta {
+        response_id: response.into(),
+        item_id: item.into(),
+        content_index: 0,
+        delta,
+    }
+}
+
+/// A core whose OpenAI session is ready (greeting already taken out of the effects).
+fn ready(codec: Codec) -> BridgeCore {
+    let mut core = core(codec);
+    let mut fx = Effects::default();
+    core.ai_connected(&mut fx);
+    core.ai_event(
+        ServerEvent::SessionUpdated {
+            session: serde_json::json!({}),
+        },
+        Instant::now(),
+        &mut fx,
+    );
+    core
+}
+
+#[test]
+fn early_audio_waits_for_the_session_update_and_is_bounded() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    core.teler_text(r#"{"type":"start","data":{"sample_rate":8000}}"#, &mut fx);
+    for _ in 0..5 {
+        core.teler_text(&audio_frame(&[100; 800]), &mut fx);
+    }
+    assert!(fx.is_empty(), "nothing is sent before OpenAI is connected");
+    core.ai_connected(&mut fx);
+    let sent = types(&fx.to_ai);
+    assert_eq!(sent[0], "session.update");
+    // 300 ms kept of the 500 ms received: the three newest 100 ms frames.
+    assert_eq!(&sent[1..], ["input_audio_buffer.append"; 3]);
+    let append: serde_json::Value = serde_json::from_str(&fx.to_ai[1]).unwrap();
+    let mut bytes = Vec::new();
+    pcm::decode_base64(append["audio"].as_str().unwrap(), &mut bytes).unwrap();
+    assert!(
+        bytes.len() <= 2_400 * 2 && bytes.len() > 2_000 * 2,
+        "100 ms at 24 kHz"
+    );
+
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::SessionUpdated {
+            session: serde_json::json!({}),
+        },
+        Instant::now(),
+        &mut fx,
+    );
+    assert_eq!(types(&fx.to_ai), ["response.create"], "the greeting");
+    assert!(fx.to_ai[0].contains("Hello!"));
+    let mut fx = Effects::default();
+    core.teler_text(&audio_frame(&[100; 800]), &mut fx);
+    assert_eq!(types(&fx.to_ai), ["input_audio_buffer.append"]);
+    assert_eq!(core.audio_in_ms(), 600);
+}
+
+#[test]
+fn assistant_audio_reaches_the_caller_in_chunks_at_8_khz() {
+    let mut core = ready(Codec::Pcm24k);
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        },
+        now,
+        &mut fx,
+    );
+    // 500 ms of a 1 kHz tone at 24 kHz in 100 ms deltas.
+    let tone = tone::sine(1_000.0, 24_000, 12_000, 8_000.0);
+    for piece in tone.chunks(2_400) {
+        core.ai_event(delta("r1", "item1", piece), now, &mut fx);
+    }
+    assert_eq!(fx.to_teler.len(), 2, "two full 200 ms chunks so far");
+    core.ai_event(
+        ServerEvent::AudioDone {
+            response_id: "r1".into(),
+            item_id: "item1".into(),
+        },
+        now,
+        &mut fx,
+    );
+    assert_eq!(
+        fx.to_teler.len(),
+        3,
+        "the rest is flushed at the end of the item"
+    );
+    let mut received = Vec::new();
+    let mut ids = Vec::new();
+    for message in &fx.to_teler {
+        let value: serde_json::Value = serde_json::from_str(message).unwrap();
+        ids.push(value["chunk_id"].as_u64().unwrap());
+        let mut bytes = Vec::new();
+        pcm::decode_base64(value["audio_b64"].as_str().unwrap(), &mut bytes).unwrap();
+        pcm::decode_s16le(&bytes, &mut received);
+    }
+    assert_eq!(ids, [1, 2, 3]);
+    assert!(
+        (3_990..=4_010).contains(&received.len()),
+        "{}",
+        received.len()
+    );
+    let level = tone::level_dbfs(&received[400..3_600], 1_000.0, 8_000);
+    assert!(
+        level > -13.0,
+        "the tone comes through at 8 kHz: {level} dBFS"
+    );
+    assert_eq!(core.audio_out_ms(), received.len() as u64 / 8);
+    assert!(core.metrics().first_response_ms.is_some());
+}
+
+#[test]
+fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
+    let mut core = ready(Codec::Pcm24k);
+    let start = Instant::now();
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        },
+        start,
+        &mut fx,
+    );
+    core.ai_event(delta("r1", "item1", &[500; 24_000]), start, &mut fx);
+    core.ai_event(
+        ServerEvent::AudioTranscriptDone {
+            response_id: "r1".into(),
+            item_id: "item1".into(),
+            transcript: "A long answer".into(),
+        },
+        start,
+        &mut fx,
+    );
+    let first = core.take_progress().unwrap();
+    assert_eq!(first.new_turns.len(), 1);
+    assert!(!first.new_turns[0].interrupted);
+
+    let mut fx = Effects::default();
+    let at = start + Duration::from_millis(300);
+    core.ai_event(
+        ServerEvent::SpeechStarted {
+            audio_start_ms: 1_000,
+            item_id: Some("u1".into()),
+        },
+        at,
+        &mut fx,
+    );
+    assert_eq!(fx.to_teler, [CLEAR_MESSAGE]);
+    assert_eq!(
+        types(&fx.to_ai),
+        ["response.cancel", "conversation.item.truncate"]
+    );
+    let truncate: serde_json::Value = serde_json::from_str(&fx.to_ai[1]).unwrap();
+    assert_eq!(truncate["item_id"], "item1");
+    assert_eq!(
+        truncate["audio_end_ms"], 300,
+        "heard 300 ms of the 800 ms sent"
+    );
+    let cancel: serde_json::Value = serde_json::from_str(&fx.to_ai[0]).unwrap();
+    assert_eq!(cancel["response_id"], "r1");
+
+    let mut fx = Effects::default();
+    core.ai_event(delta("r1", "item1", &[500; 2_400]), at, &mut fx);
+    assert!(
+        fx.is_empty(),
+        "late audio of the cancelled response is dropped"
+    );
+    core.ai_event(
+        ServerEvent::ResponseDone {
+            response: ResponseSummary {
+                id: "r1".into(),
+                status: "cancelled".into(),
+                usage: Some(ResponseUsage::default()),
+                ..ResponseSummary::default()
+            },
+        },
+        at,
+        &mut fx,
+    );
+    assert!(fx.is_empty());
+    let progress = core.take_progress().unwrap();
+    assert_eq!(
+        progress.interrupted_turns,
+        [0],
+        "the written turn is marked interrupted"
+    );
+    assert_eq!(
+        progress.usage,
+        Some(Usage::default()),
+        "zero counts are kept"
+    );
+    assert_eq!(progress.metrics.unwrap().barge_ins, 1);
+
+    // The caller speaking when nothing plays is an ordinary turn: nothing is sent.
+    let mut fx = Effects::default();
+    let much_later = at + Duration::from_secs(60);
+    core.ai_event(
+        ServerEvent::SpeechStarted {
+            audio_start_ms: 9_000,
+            item_id: None,
+        },
+        much_later,
+        &mut fx,
+    );
+    assert!(fx.is_empty());
+}
+
+#[test]
+fn a_barge_in_before_any_audio_was_sent_cancels_without_truncating() {
+    let mut core = ready(Codec::Pcm24k);
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        },
+        now,
+        &mut fx,
+    );
+    core.ai_event(
+        ServerEvent::SpeechStarted {
+            audio_start_ms: 0,
+            item_id: None,
+        },
+        now,
+        &mut fx,
+    );
+    assert!(fx.to_teler.is_empty(), "nothing to clear");
+    assert_eq!(types(&fx.to_ai), ["response.cancel"]);
+}
+
+#[test]
+fn failures_before_the_session_is_ready_are_connect_failures() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    core.ai_connected(&mut fx);
+    let error = ServerEvent::Error {
+        error: ApiError {
+            kind: "invalid_request_error".into(),
+            code: Some("invalid_value".into()),
+            message: "bad".into(),
+            ..ApiError::default()
+        },
+    };
+    let ending = core
+        .ai_event(error.clone(), Instant::now(), &mut fx)
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::AiConnectFailed);
+    assert_eq!(ending.status(), CallStatus::Failed);
+    assert_eq!(
+        core.ai_closed(Some(3000), "invalid_request_error.invalid_api_key")
+            .reason,
+        EndReason::AiConnectFailed
+    );
+
+    let mut core = ready(Codec::Pcm24k);
+    assert!(
+        core.ai_event(error, Instant::now(), &mut fx).is_none(),
+        "recoverable once ready"
+    );
+    let ending = core.ai_closed(
+        Some(1001),
+        "Your session hit the maximum duration of 60 minutes.",
+    );
+    assert_eq!(ending.reason, EndReason::AiError);
+    assert_eq!(ending.error.unwrap().code, "openai_session_expired");
+}
+
+#[test]
+fn pcmu_needs_no_resampling_either_way() {
+    let mut core = ready(Codec::Pcmu);
+    let mut fx = Effects::default();
+    core.teler_text(
+        &audio_frame(&tone::sine(1_000.0, 8_000, 800, 8_000.0)),
+        &mut fx,
+    );
+    let append: serde_json::Value = serde_json::from_str(&fx.to_ai[0]).unwrap();
+    let mut codes = Vec::new();
+    pcm::decode_base64(append["audio"].as_str().unwrap(), &mut codes).unwrap();
+    assert_eq!(codes.len(), 800, "one μ-law byte per 8 kHz sample");
+
+    let mut fx = Effects::default();
+    let now = Instant::now();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r".into(),
+        },
+        now,
+        &mut fx,
+    );
+    let mut delta = String::new();
+    pcm::encode_base64(&codes, &mut delta);
+    core.ai_event(
+        ServerEvent::AudioDelta {
+            response_id: "r".into(),
+            item_id: "i".into(),
+            content_index: 0,
+            delta,
+        },
+        now,
+        &mut fx,
+    );
+    core.ai_event(
+        ServerEvent::AudioDone {
+            response_id: "r".into(),
+            item_id: "i".into(),
+        },
+        now,
+        &mut fx,
+    );
+    let chunk: serde_json::Value = serde_json::from_str(&fx.to_teler[0]).unwrap();
+    let mut bytes = Vec::new();
+    pcm::decode_base64(chunk["audio_b64"].as_str().unwrap(), &mut bytes).unwrap();
+    assert_eq!(bytes.len(), 1_600, "800 samples back as s16le");
+}
+
+#[test]
+fn bad_frames_are_counted_and_skipped() {
+    let mut core = ready(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    assert!(core.teler_text("{nope", &mut fx).is_none());
+    assert!(
+        core.teler_text(r#"{"type":"audio","data":{"audio_b64":"!!!"}}"#, &mut fx)
+            .is_none()
+    );
+    assert!(core.teler_text(r#"{"type":"mystery"}"#, &mut fx).is_none());
+    core.teler_binary();
+    // Three bytes: one sample and an odd byte.
+    assert!(
+        core.teler_text(r#"{"type":"audio","data":{"audio_b64":"AQID"}}"#, &mut fx)
+            .is_none()
+    );
+    let anomalies = core.anomalies();
+    assert_eq!(anomalies.bad_teler_frames, 3);
+    assert_eq!(anomalies.unknown_teler_types, 1);
+    assert_eq!(anomalies.odd_audio_bytes, 1);
+    assert!(core.ai_text("not json", Instant::now(), &mut fx).is_none());
+    assert_eq!(core.anomalies().bad_ai_events, 1);
+}
+
+#[test]
+fn an_unconvertible_rate_in_start_ends_the_call() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    let ending = core
+        .teler_text(r#"{"type":"start","data":{"sample_rate":3}}"#, &mut fx)
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::TelephonyError);
+}

@@ -1,0 +1,489 @@
+//! A fake FreJun Teler REST API for integration tests, the demo and the load generator, plus the
+//! requests FreJun itself makes (the flow fetch and the lifecycle webhooks).
+//!
+//! It answers the way docs/frejun-setup.md says FreJun does: `POST
+//! /api/v1/voice/calls/initiate` (and the deprecated `/api/v1/calls/initiate`) validates the body
+//! and answers 202 with a `cs_` + ULID call id; `POST /api/v1/voice/calls/{id}/hangup` answers 202,
+//! 404 or 409 `call_not_live`. Errors use FreJun's envelope. Every request is recorded before it
+//! is answered, including refused and malformed ones, so tests can assert on exactly what our
+//! client sent. [`FakeTeler::fail_with`] makes it misbehave the ways the real service can.
+//!
+//! Checks run in FreJun's order: API key first (a gateway concern), then the injected
+//! [`Failure`], then body validation.
+//!
+//! Layout:
+//! - this module: the fake server (its state, the request handlers, injected failures), the
+//!   requests it makes as FreJun, and FreJun's call ids.
+//! - `validation`: FreJun's checks of initiate and hangup bodies (E.164 numbers, URLs) and its
+//!   422 error body for them, and the decoding of path segments.
+//!
+//! The webhook bodies FreJun posts are built by [`frejun_payloads`](super::frejun_payloads).
+
+mod validation;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use url::Url;
+
+use super::frejun_requests::{self, FlowRequest};
+use validation::{
+    NUMBER_PATTERN, percent_decode, validate_hangup, validate_initiate, validation_error,
+};
+
+/// Largest request body the fake reads; larger ones are answered 413 (after being recorded).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long [`FakeTeler::send_webhook`] and [`FakeTeler::fetch_flow`] wait for an answer.
+const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running fake Teler API on `127.0.0.1` (random port). Dropping it stops the server.
+pub struct FakeTeler {
+    address: SocketAddr,
+    state: Arc<Mutex<State>>,
+    handle: ServerHandle,
+    /// The server future, spawned on the caller's runtime; awaited by [`FakeTeler::stop`].
+    server: Option<JoinHandle<io::Result<()>>>,
+    /// For the requests the fake makes as FreJun (webhooks, flow fetch).
+    http: reqwest::Client,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Uppercase, e.g. `POST`.
+    pub method: String,
+    /// The path as sent, still percent-encoded (e.g. `/api/v1/voice/calls/a%2Fb/hangup`).
+    pub path: String,
+    /// Every header in the order the server saw them; names are lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON; `Null` if it was empty, not JSON or over [`BODY_LIMIT`].
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A call created by a successful initiate.
+#[derive(Debug, Clone)]
+pub struct FakeCall {
+    /// `cs_` + 26 Crockford base32 characters (a ULID), as FreJun's current API issues.
+    pub id: String,
+    /// The initiate body's fields, as sent (`record` defaults to `true` when left out).
+    pub from_number: String,
+    /// See `from_number`.
+    pub to_number: String,
+    /// Where a test or the demo should [`FakeTeler::fetch_flow`] for this call.
+    pub flow_url: String,
+    /// Where a test or the demo should [`FakeTeler::send_webhook`] this call's events.
+    pub status_callback_url: String,
+    /// See `from_number`.
+    pub record: bool,
+    /// Set by a successful hangup; a second hangup then answers 409 `call_not_live`.
+    pub hung_up: bool,
+    /// The key that created the call: only that key can hang it up (others get 404, as a call
+    /// of another FreJun account would).
+    pub api_key: String,
+}
+
+/// How the fake misbehaves on initiate and hangup requests (with an accepted key) until
+/// [`FakeTeler::clear_failure`].
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// 401 `{"success":false,"message":"Invalid API Key."}` (the SDKs' other mapping).
+    InvalidKey401,
+    /// 403 `{"success":false,"message":"Invalid API Key."}` (what FreJun documents).
+    InvalidKey403,
+    /// 400 with code `from_number_not_provisioned`, type `invalid_request`.
+    NumberNotProvisioned,
+    /// 422 in FreJun's envelope: `{"success":false,"message":"Validation Error","errors":[...]}`.
+    ValidationErrors,
+    /// 422 in FastAPI's shape: `{"detail":[{"loc","msg","type"}]}`.
+    ValidationDetail,
+    /// 429 with `Retry-After: <retry_after_secs>`.
+    RateLimited { retry_after_secs: u64 },
+    /// This status (e.g. 500, 502, 503) with an error envelope.
+    ServerError(u16),
+    /// Sleeps this long, then handles the request normally (a slow but working FreJun).
+    Stall(Duration),
+    /// 202 with the plain-text body `ok`, and no state change.
+    MalformedSuccess,
+}
+
+/// Everything the handlers share with the test.
+#[derive(Default)]
+struct State {
+    requests: Vec<RecordedRequest>,
+    calls: Vec<FakeCall>,
+    /// `None`: any non-empty key is accepted.
+    accepted_keys: Option<Vec<String>>,
+    failure: Option<Failure>,
+}
+
+/// Locks the state. A test that panicked while holding the lock must not hide its own failure
+/// behind poison errors in every later request, so poisoning is ignored.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FakeTeler {
+    /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime. The port is known
+    /// when this returns, so callers never wait for readiness.
+    pub async fn start() -> io::Result<FakeTeler> {
+        FakeTeler::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Like [`FakeTeler::start`] on a chosen address, for a voxbridge in another process whose
+    /// `VOXBRIDGE__FREJUN__API_BASE_URL` was set before this fake started (`voxbridge call
+    /// outbound`).
+    pub async fn start_on(address: SocketAddr) -> io::Result<FakeTeler> {
+        let listener = TcpListener::bind(address)?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let data = web::Data::from(Arc::clone(&state));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                // One handler for every path, so that even unknown paths and wrong methods are
+                // recorded before they are answered.
+                .default_service(web::to(handle))
+        })
+        .workers(1)
+        // The test or tool owns the process; it stops the fake by dropping it.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let server = tokio::spawn(server);
+        let http = reqwest::Client::builder()
+            .timeout(OUTBOUND_TIMEOUT)
+            .user_agent("fake-teler")
+            .build()
+            .map_err(io::Error::other)?;
+        Ok(FakeTeler {
+            address,
+            state,
+            handle,
+            server: Some(server),
+            http,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>/api/v1/`, the value to give `TelerClient::new`.
+    pub fn base_url(&self) -> Url {
+        Url::parse(&format!("http://{}/api/v1/", self.address))
+            .expect("a socket address always forms a valid URL")
+    }
+
+    /// The address the fake listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Calls created by successful initiates, in creation order.
+    pub fn calls(&self) -> Vec<FakeCall> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Accepts only these API keys from now on; others get 403
+    /// `{"success":false,"message":"Invalid API Key."}`. By default any non-empty key is
+    /// accepted. A missing or empty `x-api-key` is always refused.
+    pub fn accept_only_keys(&self, keys: &[&str]) {
+        lock(&self.state).accepted_keys = Some(keys.iter().map(|&key| key.to_owned()).collect());
+    }
+
+    /// Goes back to accepting any non-empty key.
+    pub fn accept_any_key(&self) {
+        lock(&self.state).accepted_keys = None;
+    }
+
+    /// Makes every following initiate and hangup (with an accepted key) fail this way, until
+    /// [`FakeTeler::clear_failure`].
+    pub fn fail_with(&self, failure: Failure) {
+        lock(&self.state).failure = Some(failure);
+    }
+
+    /// Back to normal answers.
+    pub fn clear_failure(&self) {
+        lock(&self.state).failure = None;
+    }
+
+    /// Plays FreJun delivering a lifecycle webhook: POSTs `payload` as JSON to `url` and returns
+    /// the HTTP status (10 s timeout).
+    pub async fn send_webhook(&self, url: &str, payload: &Value) -> Result<u16, reqwest::Error> {
+        frejun_requests::send_webhook(&self.http, url, payload).await
+    }
+
+    /// Plays FreJun fetching the call flow: POSTs
+    /// `{"call_id","account_id","from_number","to_number","direction"}` to `flow_url` and returns
+    /// the status and the body parsed as JSON (`Null` if it is not JSON).
+    pub async fn fetch_flow(
+        &self,
+        flow_url: &str,
+        call_id: &str,
+        from: &str,
+        to: &str,
+        direction: &str,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let request = FlowRequest {
+            call_id: call_id.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            direction: direction.to_owned(),
+        };
+        frejun_requests::post_flow(&self.http, flow_url, &request).await
+    }
+
+    /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.handle.stop(false).await;
+        if let Some(server) = self.server.take() {
+            // The server's own result does not matter once it is stopped on purpose.
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for FakeTeler {
+    fn drop(&mut self) {
+        // `ServerHandle::stop` sends the stop command when called; the future only waits for
+        // completion. Driving it on the runtime when there is one keeps this correct even if
+        // that detail changes.
+        let stopping = self.handle.stop(false);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(stopping);
+        }
+    }
+}
+
+/// The only handler: records the request, then routes it by hand.
+async fn handle(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let (body, too_large) = match payload.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(body)) => (body, false),
+        // The peer went away mid-body; what arrived is not a request we can judge.
+        Ok(Err(_)) => (web::Bytes::new(), false),
+        Err(_) => (web::Bytes::new(), true),
+    };
+    lock(&state).requests.push(RecordedRequest {
+        method: request.method().as_str().to_owned(),
+        path: request.path().to_owned(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    if too_large {
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    }
+
+    let segments: Vec<String> = match request.path().strip_prefix("/api/v1/") {
+        Some(rest) => rest.split('/').map(percent_decode).collect(),
+        None => Vec::new(),
+    };
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let is_post = request.method() == Method::POST;
+    match segments.as_slice() {
+        ["voice", "calls", "initiate"] | ["calls", "initiate"] if is_post => {
+            initiate(&request, &body, &state).await
+        }
+        ["voice", "calls", call_id, "hangup"] if is_post => {
+            hangup(&request, call_id, &body, &state).await
+        }
+        ["voice", "calls", "initiate"]
+        | ["calls", "initiate"]
+        | ["voice", "calls", _, "hangup"] => {
+            envelope(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        }
+        _ => envelope(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `POST /voice/calls/initiate` and the legacy `POST /calls/initiate`.
+async fn initiate(request: &HttpRequest, body: &[u8], state: &Mutex<State>) -> HttpResponse {
+    let api_key = match admit(request, state).await {
+        Ok(api_key) => api_key,
+        Err(response) => return response,
+    };
+    let call = match validate_initiate(body) {
+        Ok(call) => call,
+        Err(errors) => return validation_error(errors),
+    };
+    let call = FakeCall {
+        id: new_call_id(),
+        api_key,
+        hung_up: false,
+        ..call
+    };
+    let answer = json!({
+        "message": "Call initiated successfully",
+        "data": {
+            "id": call.id,
+            "from_number": call.from_number,
+            "to_number": call.to_number,
+            "status_callback_url": call.status_callback_url,
+            "record": call.record,
+        }
+    });
+    lock(state).calls.push(call);
+    HttpResponse::Accepted().json(answer)
+}
+
+/// `POST /voice/calls/{call_id}/hangup`.
+async fn hangup(
+    request: &HttpRequest,
+    call_id: &str,
+    body: &[u8],
+    state: &Mutex<State>,
+) -> HttpResponse {
+    let api_key = match admit(request, state).await {
+        Ok(api_key) => api_key,
+        Err(response) => return response,
+    };
+    if let Err(errors) = validate_hangup(body) {
+        return validation_error(errors);
+    }
+    let mut state = lock(state);
+    let Some(call) = state
+        .calls
+        .iter_mut()
+        .find(|call| call.id == call_id && call.api_key == api_key)
+    else {
+        return envelope(StatusCode::NOT_FOUND, "Call not found");
+    };
+    if call.hung_up {
+        return HttpResponse::Conflict().json(json!({
+            "success": false,
+            "message": "Call is not live",
+            "code": "call_not_live",
+            "type": "invalid_state",
+        }));
+    }
+    call.hung_up = true;
+    HttpResponse::Accepted().json(json!({ "request_id": format!("req_{}", ulid()) }))
+}
+
+/// The checks before a request's own logic: the API key, then the injected failure. Returns the
+/// accepted key, or the answer to send instead.
+async fn admit(request: &HttpRequest, state: &Mutex<State>) -> Result<String, HttpResponse> {
+    let api_key = request
+        .headers()
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let failure = {
+        let state = lock(state);
+        let accepted = !api_key.is_empty()
+            && state
+                .accepted_keys
+                .as_ref()
+                .is_none_or(|keys| keys.contains(&api_key));
+        if !accepted {
+            return Err(envelope(StatusCode::FORBIDDEN, "Invalid API Key."));
+        }
+        state.failure.clone()
+    };
+    match failure {
+        None => Ok(api_key),
+        Some(Failure::Stall(delay)) => {
+            tokio::time::sleep(delay).await;
+            Ok(api_key)
+        }
+        Some(failure) => Err(failure_response(&failure)),
+    }
+}
+
+/// The answer for an injected failure (other than `Stall`, which only delays).
+fn failure_response(failure: &Failure) -> HttpResponse {
+    let to_number_error = json!({
+        "loc": ["body", "to_number"],
+        "msg": format!("String should match pattern '{NUMBER_PATTERN}'"),
+        "type": "value_error",
+    });
+    match failure {
+        Failure::InvalidKey401 => envelope(StatusCode::UNAUTHORIZED, "Invalid API Key."),
+        Failure::InvalidKey403 => envelope(StatusCode::FORBIDDEN, "Invalid API Key."),
+        Failure::NumberNotProvisioned => HttpResponse::BadRequest().json(json!({
+            "success": false,
+            "message": "The from number is not provisioned on this account",
+            "code": "from_number_not_provisioned",
+            "type": "invalid_request",
+        })),
+        Failure::ValidationErrors => validation_error(vec![to_number_error]),
+        Failure::ValidationDetail => {
+            HttpResponse::UnprocessableEntity().json(json!({ "detail": [to_number_error] }))
+        }
+        Failure::RateLimited { retry_after_secs } => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", retry_after_secs.to_string()))
+            .json(json!({"success": false, "message": "Too many requests"})),
+        Failure::ServerError(status) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            envelope(status, &format!("Simulated HTTP {}", status.as_u16()))
+        }
+        Failure::MalformedSuccess => HttpResponse::Accepted()
+            .content_type("text/plain")
+            .body("ok"),
+        Failure::Stall(_) => HttpResponse::Accepted().finish(),
+    }
+}
+
+/// FreJun's error envelope without a code.
+fn envelope(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"success": false, "message": message}))
+}
+
+/// A fresh FreJun call id: `cs_` + a ULID, as FreJun's current API issues (for calls the
+/// simulators place without this fake, such as `voxbridge call inbound`).
+pub fn new_call_id() -> String {
+    format!("cs_{}", ulid())
+}
+
+/// A ULID: 48 bits of milliseconds then 80 random bits, in 26 Crockford base32 characters
+/// (uppercase letters and digits), like FreJun's `cs_…` ids. Sortable by creation time, which
+/// makes the load generator's logs easier to follow.
+fn ulid() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis())
+        & ((1 << 48) - 1);
+    let random = rand::random::<u128>() & ((1 << 80) - 1);
+    let value = (millis << 80) | random;
+    (0..26)
+        .rev()
+        .map(|index| char::from(ALPHABET[((value >> (index * 5)) & 31) as usize]))
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! FreJun's validation rules, as its OpenAPI describes them: an initiate body needs E.164
+//! numbers and absolute http(s) URLs, a hangup body only string fields; every problem is
+//! reported at once in pydantic's shape inside FreJun's 422 envelope. Also the decoding of the
+//! request path's `%XX` escapes.
+
+use actix_web::HttpResponse;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::FakeCall;
+
+/// FreJun's phone-number pattern for initiate (APIEV), quoted in validation messages.
+pub(super) const NUMBER_PATTERN: &str = r"^\+\d{7,15}$";
+
+/// Longest `flow_url` FreJun accepts (APIEV: URI, ≤ 2083 characters).
+const MAX_URL_CHARS: usize = 2083;
+
+/// 422 in FreJun's documented envelope.
+pub(super) fn validation_error(errors: Vec<Value>) -> HttpResponse {
+    HttpResponse::UnprocessableEntity().json(json!({
+        "success": false,
+        "message": "Validation Error",
+        "errors": errors,
+    }))
+}
+
+/// One validation problem in pydantic's shape.
+fn problem(field: &str, msg: &str, kind: &str) -> Value {
+    let loc = if field.is_empty() {
+        json!(["body"])
+    } else {
+        json!(["body", field])
+    };
+    json!({"loc": loc, "msg": msg, "type": kind})
+}
+
+/// Checks an initiate body the way FreJun's OpenAPI describes it, reporting every problem at
+/// once. The returned call has no id or key yet.
+pub(super) fn validate_initiate(body: &[u8]) -> Result<FakeCall, Vec<Value>> {
+    let root = parse_object(body)?;
+    let mut errors = Vec::new();
+    let mut number = |field: &str| match root.get(field) {
+        None | Some(Value::Null) => {
+            errors.push(problem(field, "Field required", "missing"));
+            String::new()
+        }
+        Some(Value::String(text)) if is_e164(text) => text.clone(),
+        Some(Value::String(_)) => {
+            errors.push(problem(
+                field,
+                &format!("String should match pattern '{NUMBER_PATTERN}'"),
+                "string_pattern_mismatch",
+            ));
+            String::new()
+        }
+        Some(_) => {
+            errors.push(problem(
+                field,
+                "Input should be a valid string",
+                "string_type",
+            ));
+            String::new()
+        }
+    };
+    let from_number = number("from_number");
+    let to_number = number("to_number");
+    let mut url = |field: &str| match root.get(field) {
+        None | Some(Value::Null) => {
+            errors.push(problem(field, "Field required", "missing"));
+            String::new()
+        }
+        Some(Value::String(text)) => match url_problem(text) {
+            None => text.clone(),
+            Some((msg, kind)) => {
+                errors.push(problem(field, msg, kind));
+                String::new()
+            }
+        },
+        Some(_) => {
+            errors.push(problem(
+                field,
+                "Input should be a valid string",
+                "string_type",
+            ));
+            String::new()
+        }
+    };
+    let flow_url = url("flow_url");
+    let status_callback_url = url("status_callback_url");
+    // FreJun records by default.
+    let record = match root.get("record") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(record)) => *record,
+        Some(_) => {
+            errors.push(problem(
+                "record",
+                "Input should be a valid boolean",
+                "bool_parsing",
+            ));
+            true
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(FakeCall {
+        id: String::new(),
+        from_number,
+        to_number,
+        flow_url,
+        status_callback_url,
+        record,
+        hung_up: false,
+        api_key: String::new(),
+    })
+}
+
+/// A hangup body is empty, `{}`, or has string `reason` / `leg_id` fields.
+pub(super) fn validate_hangup(body: &[u8]) -> Result<(), Vec<Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let root = parse_object(body)?;
+    let errors: Vec<Value> = ["reason", "leg_id"]
+        .into_iter()
+        .filter(|field| root.get(*field).is_some_and(|value| !value.is_string()))
+        .map(|field| problem(field, "Input should be a valid string", "string_type"))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The body as a JSON object, or pydantic's error for it.
+fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Vec<Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(root)) => Ok(root),
+        Ok(_) => Err(vec![problem(
+            "",
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        )]),
+        Err(_) => Err(vec![problem("", "JSON decode error", "json_invalid")]),
+    }
+}
+
+/// `^\+\d{7,15}$`.
+pub(super) fn is_e164(text: &str) -> bool {
+    text.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Why `text` is not an absolute http(s) URL of at most [`MAX_URL_CHARS`], as (msg, type).
+fn url_problem(text: &str) -> Option<(&'static str, &'static str)> {
+    if text.chars().count() > MAX_URL_CHARS {
+        return Some(("URL should have at most 2083 characters", "url_too_long"));
+    }
+    match Url::parse(text) {
+        Err(_) => Some((
+            "Input should be a valid URL, relative URL without a base",
+            "url_parsing",
+        )),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            Some(("URL scheme should be 'http' or 'https'", "url_scheme"))
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            Some(("Input should be a valid URL, empty host", "url_parsing"))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Decodes `%XX` escapes of one path segment; malformed escapes are kept as they are.
+pub(super) fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
