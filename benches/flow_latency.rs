@@ -40,13 +40,14 @@ use tempfile::TempDir;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
+use voxbridge::domain::call::record::NewCall;
+use voxbridge::domain::call::status::{ReportSource, StatusReport};
 use voxbridge::domain::call::{CallStatus, CallType};
 use voxbridge::domain::ids::{AssistantId, TenantId};
 use voxbridge::local_mongodb::{self, LocalMongod};
 use voxbridge::settings::{DevSettings, Settings};
 use voxbridge::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
-use voxbridge::storage::call_logs::{CallLogRecord, NewCall};
-use voxbridge::storage::call_status::{StatusReport, source};
+use voxbridge::storage::call_logs::CallLogRecord;
 use voxbridge::storage::collections::CALL_LOGS;
 use voxbridge::storage::{Storage, migrations};
 
@@ -533,8 +534,18 @@ async fn seed_history(storage: &Storage, target: &FlowTarget, count: u64) -> any
                 // One call a minute, the newest a minute before the run.
                 let at = bson::DateTime::from_millis(now - (count - n) as i64 * 60_000);
                 let reports = [
-                    StatusReport::new(CallStatus::Initiated, at, source::FLOW, "flow.received"),
-                    StatusReport::new(CallStatus::NoAnswer, at, source::WEBHOOK, "call.completed"),
+                    StatusReport::new(
+                        CallStatus::Initiated,
+                        at,
+                        ReportSource::Flow,
+                        "flow.received",
+                    ),
+                    StatusReport::new(
+                        CallStatus::NoAnswer,
+                        at,
+                        ReportSource::Webhook,
+                        "call.completed",
+                    ),
                 ];
                 CallLogRecord::new(
                     NewCall {

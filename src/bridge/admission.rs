@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 use bson::DateTime;
 
 use super::Bridge;
+use crate::domain::call::record::CallError;
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
@@ -15,8 +17,7 @@ use crate::domain::tenant::TenantStatus;
 use crate::frejun::media_token::MediaTokenError;
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
-use crate::storage::call_logs::{CallError, CallLogRecord};
-use crate::storage::call_status::{StatusReport, source};
+use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::{Credential, UserRecord, encryption_context};
 
 /// Everything a session needs, loaded and checked.
@@ -167,8 +168,13 @@ impl Bridge {
         error: Option<CallError>,
     ) -> Refusal {
         let now = DateTime::now();
-        let report = StatusReport::new(CallStatus::Failed, now, source::BRIDGE, "media.refused")
-            .ending(reason, error);
+        let report = StatusReport::new(
+            CallStatus::Failed,
+            now,
+            ReportSource::Bridge,
+            "media.refused",
+        )
+        .ending(reason, error);
         if let Err(err) = self
             .storage
             .call_logs()

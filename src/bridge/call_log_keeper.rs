@@ -17,10 +17,10 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::task::TaskTracker;
 
 use super::admission::after;
+use crate::domain::call::record::CallProgress;
+use crate::domain::call::status::StatusReport;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
-use crate::storage::call_progress::CallProgress;
-use crate::storage::call_status::StatusReport;
 use crate::storage::{Storage, StorageError};
 
 /// What a session hands its keeper.
@@ -237,11 +237,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::call_logs::{TranscriptTurn, Usage};
+    use crate::domain::call::record::{TranscriptRole, TranscriptTurn, Usage};
 
     fn turn(text: &str) -> TranscriptTurn {
         TranscriptTurn {
-            role: "assistant".into(),
+            role: TranscriptRole::Assistant,
             text: text.into(),
             at: DateTime::from_millis(0),
             item_id: None,

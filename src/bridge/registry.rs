@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::domain::assistant::Codec;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
@@ -83,8 +84,8 @@ pub struct StreamStartFacts {
     pub stream_id: Option<String>,
     pub encoding: Option<String>,
     pub sample_rate: Option<u32>,
-    /// The codec spoken with OpenAI (`pcm24k` or `pcmu`).
-    pub ai_codec: &'static str,
+    /// The codec spoken with OpenAI.
+    pub ai_codec: Codec,
 }
 
 /// A snapshot of one live call, for the API.

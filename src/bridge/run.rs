@@ -21,10 +21,9 @@ use super::admission::Admitted;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
 use super::core::{BridgeCore, CoreConfig, Effects, Ending};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
-use crate::domain::assistant::Codec;
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
-use crate::storage::call_status::{StatusReport, source};
 
 type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectError>> + Send>>;
 
@@ -70,10 +69,7 @@ impl Bridge {
             assistant_id: admitted.assistant.id,
             started_at: DateTime::now(),
             stream: Mutex::new(StreamStartFacts {
-                ai_codec: match core.codec() {
-                    Codec::Pcm24k => "pcm24k",
-                    Codec::Pcmu => "pcmu",
-                },
+                ai_codec: core.codec(),
                 ..StreamStartFacts::default()
             }),
             audio_in_ms: AtomicU64::new(0),
@@ -100,7 +96,7 @@ impl Bridge {
         keeper.send(KeeperMessage::Status(StatusReport::new(
             CallStatus::InProgress,
             facts.started_at,
-            source::BRIDGE,
+            ReportSource::Bridge,
             "media.started",
         )));
         tracing::info!(%call_id, %user_id, model, "media stream started");
@@ -315,8 +311,9 @@ impl Bridge {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
         }
         let now = DateTime::now();
-        let mut status = StatusReport::new(ending.status(), now, source::BRIDGE, "media.ended")
-            .ending(reason, ending.error);
+        let mut status =
+            StatusReport::new(ending.status(), now, ReportSource::Bridge, "media.ended")
+                .ending(reason, ending.error);
         status.duration = Some(started.elapsed().as_secs_f64().round());
         keeper.send(KeeperMessage::Finish {
             progress: core.final_progress(),

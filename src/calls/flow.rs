@@ -15,16 +15,17 @@ use bson::DateTime;
 
 use super::tenant_key::KeyError;
 use super::{CallService, after};
+use crate::domain::call::record::NewCall;
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::ids::CallId;
+use crate::domain::phone::NumberStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenant::TenantStatus;
 use crate::frejun::flow::{FlowRequest, FlowResponse};
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
-use crate::storage::call_logs::{CallLogRecord, NewCall};
-use crate::storage::call_status::{StatusReport, source};
-use crate::storage::phone_numbers::NumberStatus;
+use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::UserRecord;
 
 /// What we told FreJun, and why.
@@ -118,7 +119,12 @@ impl CallService {
             },
         };
 
-        let received = StatusReport::new(CallStatus::Initiated, now, source::FLOW, "flow.received");
+        let received = StatusReport::new(
+            CallStatus::Initiated,
+            now,
+            ReportSource::Flow,
+            "flow.received",
+        );
         let mut reports = vec![received];
         if let Some(reason) = refusal {
             reports.push(refused(reason, now));
@@ -239,8 +245,12 @@ impl CallService {
             });
         }
         // The flow is fetched when the callee answers.
-        let answered =
-            StatusReport::new(CallStatus::InProgress, now, source::FLOW, "flow.answered");
+        let answered = StatusReport::new(
+            CallStatus::InProgress,
+            now,
+            ReportSource::Flow,
+            "flow.answered",
+        );
         self.storage
             .call_logs()
             .apply_status(tenant.id, call.id, &[answered], now)
@@ -390,7 +400,8 @@ impl CallService {
 
 /// The report of a call refused at flow time.
 fn refused(reason: EndReason, now: DateTime) -> StatusReport {
-    StatusReport::new(CallStatus::Failed, now, source::FLOW, "flow.refused").ending(reason, None)
+    StatusReport::new(CallStatus::Failed, now, ReportSource::Flow, "flow.refused")
+        .ending(reason, None)
 }
 
 /// A caller's number in E.164 when it parses, else as FreJun sent it (caller ids can be

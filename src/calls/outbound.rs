@@ -9,18 +9,19 @@
 use bson::DateTime;
 
 use super::{CallService, CredentialProblem, after};
+use crate::domain::call::record::{CallError, NewCall};
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
+use crate::domain::phone::NumberStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::{InitiateCall, TelerError};
 use crate::storage::StorageError;
-use crate::storage::call_logs::{CallError, CallLogRecord, NewCall};
-use crate::storage::call_status::{StatusReport, source};
-use crate::storage::phone_numbers::NumberStatus;
+use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::{Credential, UserRecord, encryption_context};
 
 /// A tenant's request to place a call.
@@ -130,7 +131,7 @@ impl CallService {
             &[StatusReport::new(
                 CallStatus::Initiated,
                 now,
-                source::API,
+                ReportSource::Api,
                 "api.initiate",
             )],
             now,
@@ -145,8 +146,9 @@ impl CallService {
             .take(tenant.id, call.id, limit, now, lease_until)
             .await?;
         if !admitted {
-            let refused = StatusReport::new(CallStatus::Failed, now, source::API, "api.refused")
-                .ending(EndReason::ConcurrencyLimit, None);
+            let refused =
+                StatusReport::new(CallStatus::Failed, now, ReportSource::Api, "api.refused")
+                    .ending(EndReason::ConcurrencyLimit, None);
             self.storage
                 .call_logs()
                 .apply_status(tenant.id, call.id, &[refused], now)
@@ -219,15 +221,19 @@ impl CallService {
             Err(err) => {
                 let now = DateTime::now();
                 let (reason, code) = teler_failure(&err);
-                let failed =
-                    StatusReport::new(CallStatus::Failed, now, source::API, "api.teler_failed")
-                        .ending(
-                            reason,
-                            Some(CallError {
-                                code: code.to_owned(),
-                                message: err.to_string(),
-                            }),
-                        );
+                let failed = StatusReport::new(
+                    CallStatus::Failed,
+                    now,
+                    ReportSource::Api,
+                    "api.teler_failed",
+                )
+                .ending(
+                    reason,
+                    Some(CallError {
+                        code: code.to_owned(),
+                        message: err.to_string(),
+                    }),
+                );
                 self.storage
                     .call_logs()
                     .apply_status(tenant_id, call.id, &[failed], now)
@@ -272,7 +278,7 @@ impl CallService {
                 .await
                 .map_err(|source| OutboundError::Teler { call_id, source })?;
             let now = DateTime::now();
-            let asked = StatusReport::new(call.call_status, now, source::API, "api.hangup")
+            let asked = StatusReport::new(call.call_status, now, ReportSource::Api, "api.hangup")
                 .ending(EndReason::HungUpByApi, None);
             Ok(service
                 .storage

@@ -10,10 +10,10 @@ use bson::DateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::CallService;
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::storage::StorageError;
 use crate::storage::call_slots::ExpiredSlot;
-use crate::storage::call_status::{StatusReport, source};
 
 /// Leases handled per sweep; the next sweep takes the rest.
 const BATCH: usize = 200;
@@ -63,7 +63,7 @@ impl CallService {
         let streamed = call
             .status_history
             .iter()
-            .any(|event| event.source.as_deref() == Some(source::BRIDGE));
+            .any(|event| event.source == Some(ReportSource::Bridge));
         let reason = if streamed {
             EndReason::InstanceLost
         } else {
@@ -72,7 +72,7 @@ impl CallService {
         let report = StatusReport::new(
             CallStatus::Failed,
             now,
-            source::REAPER,
+            ReportSource::Reaper,
             "reaper.lease_expired",
         )
         .ending(reason, None);

@@ -10,12 +10,12 @@ use bson::oid::ObjectId;
 
 use super::CallService;
 use super::tenant_key::KeyError;
+use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::CallId;
 use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::call_status::{StatusReport, source};
 use crate::storage::frejun_events::{UnmatchedEvent, payload_text};
 use crate::storage::users::UserRecord;
 
@@ -171,7 +171,7 @@ fn report_of(event: &WebhookEvent, now: DateTime) -> Option<StatusReport> {
     let mut report = StatusReport::new(
         status,
         event.occurred_at.unwrap_or(now),
-        source::WEBHOOK,
+        ReportSource::Webhook,
         event.name.clone(),
     );
     report.proves_answered = event.proves_answered();

@@ -202,6 +202,16 @@ pub enum Codec {
     Pcmu,
 }
 
+impl Codec {
+    /// The serialized name (`pcm24k`, `pcmu`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Pcm24k => "pcm24k",
+            Codec::Pcmu => "pcmu",
+        }
+    }
+}
+
 /// The sample rate at which FreJun sends the caller's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 pub enum InboundRate {

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use utoipa::ToSchema;
+
 use super::validation::ValidationError;
 
 /// A phone number in normalised E.164 form. Only [`PhoneNumber::parse`] (and deserialization,
@@ -79,6 +81,21 @@ impl<'de> Deserialize<'de> for PhoneNumber {
         let input = String::deserialize(deserializer)?;
         PhoneNumber::parse(&input).map_err(serde::de::Error::custom)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberStatus {
+    /// Takes calls.
+    Active,
+    /// Kept, but calls to it are refused (hang-up flow).
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capabilities {
+    pub voice: bool,
+    pub sms: bool,
 }
 
 #[cfg(test)]

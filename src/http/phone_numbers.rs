@@ -20,9 +20,10 @@ use super::views::Deleted;
 use super::views::PhoneNumberView;
 use crate::domain::ids::PhoneNumberId;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{Capabilities, NumberStatus};
 use crate::storage::StorageError;
 use crate::storage::assignments::{AssignOutcome, InsertOutcome};
-use crate::storage::phone_numbers::{self, Capabilities, NumberStatus, PhoneNumberRecord};
+use crate::storage::phone_numbers::{self, PhoneNumberRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;

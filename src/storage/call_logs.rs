@@ -8,10 +8,16 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::call_status::{StatusFields, StatusReport};
 use super::collections::CALL_LOGS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
+use crate::domain::call::record::CallError;
+use crate::domain::call::record::CallMetrics;
+use crate::domain::call::record::NewCall;
+use crate::domain::call::record::TranscriptTurn;
+use crate::domain::call::record::Usage;
+use crate::domain::call::status::StatusEvent;
+use crate::domain::call::status::{StatusFields, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
@@ -65,17 +71,6 @@ pub struct CallLogRecord {
     pub schema_version: i32,
 }
 
-/// The facts a call log starts with; the status fields come from its first reports.
-#[derive(Debug, Clone)]
-pub struct NewCall {
-    pub user_id: TenantId,
-    pub assistant_id: Option<AssistantId>,
-    pub frejun_call_id: Option<String>,
-    pub from_number: Option<String>,
-    pub to_number: Option<String>,
-    pub call_type: CallType,
-}
-
 impl CallLogRecord {
     /// A new call log (with a fresh id) whose status fields are `reports` merged.
     pub fn new(call: NewCall, reports: &[StatusReport], now: DateTime) -> Self {
@@ -108,56 +103,6 @@ impl CallLogRecord {
             schema_version: SCHEMA_VERSION,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusEvent {
-    pub status: CallStatus,
-    pub at: DateTime,
-    /// What reported it: `flow`, `webhook`, `api`, `reaper`, `bridge`.
-    pub source: Option<String>,
-    /// The reporter's name for the event, e.g. FreJun's `call.answered`.
-    #[serde(default)]
-    pub event: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TranscriptTurn {
-    /// `user` (the caller) or `assistant`.
-    pub role: String,
-    pub text: String,
-    pub at: DateTime,
-    pub item_id: Option<String>,
-    /// The caller spoke over this assistant turn and it was cut short.
-    #[serde(default)]
-    pub interrupted: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Usage {
-    pub input_audio_tokens: u64,
-    pub output_audio_tokens: u64,
-    pub input_text_tokens: u64,
-    pub output_text_tokens: u64,
-    /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
-    #[serde(default)]
-    pub input_cached_tokens: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CallMetrics {
-    pub first_response_ms: Option<u64>,
-    pub barge_ins: u32,
-    pub audio_in_ms: u64,
-    pub audio_out_ms: u64,
-    pub frame_latency_p50_us: Option<u64>,
-    pub frame_latency_p99_us: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CallError {
-    pub code: String,
-    pub message: String,
 }
 
 /// Which calls a list asks for. Every condition is optional; `user_id` is set for tenants.

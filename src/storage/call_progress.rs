@@ -9,33 +9,10 @@
 use bson::{DateTime, doc};
 
 use super::StorageError;
-use super::call_logs::{CallLogRecord, CallLogs, CallMetrics, TranscriptTurn, Usage};
+use super::call_logs::{CallLogRecord, CallLogs};
+use crate::domain::call::record::CallProgress;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
-
-/// One batch of a live call's progress.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallProgress {
-    /// Turns not yet written, which belong at `first_turn_index` onwards.
-    pub new_turns: Vec<TranscriptTurn>,
-    pub first_turn_index: usize,
-    /// Indexes of turns written earlier that have since been cut short by the caller.
-    pub interrupted_turns: Vec<usize>,
-    /// Running totals for the whole call (not deltas).
-    pub usage: Option<Usage>,
-    pub cost_usd: Option<f64>,
-    pub metrics: Option<CallMetrics>,
-}
-
-impl CallProgress {
-    pub fn is_empty(&self) -> bool {
-        self.new_turns.is_empty()
-            && self.interrupted_turns.is_empty()
-            && self.usage.is_none()
-            && self.cost_usd.is_none()
-            && self.metrics.is_none()
-    }
-}
 
 impl CallLogs {
     /// A call by id alone, for the media stream: its signed token, not a tenant's key, is what

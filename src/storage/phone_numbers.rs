@@ -5,7 +5,6 @@ use bson::{DateTime, doc};
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::collections::PHONE_NUMBERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
@@ -13,23 +12,10 @@ use super::{Storage, StorageError};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::PhoneNumberId;
 use crate::domain::ids::TenantId;
+use crate::domain::phone::Capabilities;
+use crate::domain::phone::NumberStatus;
 
 pub const SCHEMA_VERSION: i32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NumberStatus {
-    /// Takes calls.
-    Active,
-    /// Kept, but calls to it are refused (hang-up flow).
-    Inactive,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Capabilities {
-    pub voice: bool,
-    pub sms: bool,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhoneNumberRecord {

@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use bson::oid::ObjectId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use voxbridge::domain::call::record::{
+    CallError, CallMetrics, TranscriptRole, TranscriptTurn, Usage,
+};
 use voxbridge::domain::call::{CallStatus, CallType, EndReason};
-use voxbridge::storage::call_logs::{CallError, CallLogRecord, CallMetrics, TranscriptTurn, Usage};
+use voxbridge::storage::call_logs::CallLogRecord;
 
 use crate::helpers::{
     TestApp, TestTenant, call_record, error_message, expect_error, expect_status, oid, query_value,
@@ -329,14 +332,14 @@ async fn one_call_with_its_history_and_transcript() {
     call.recording_url = Some("https://recordings.example/fj-call-0001.wav".to_owned());
     call.transcript = vec![
         TranscriptTurn {
-            role: "assistant".to_owned(),
+            role: TranscriptRole::Assistant,
             text: "Hello, how can I help?".to_owned(),
             at: at("2026-03-02T10:00:03Z"),
             item_id: Some("item_1".to_owned()),
             interrupted: true,
         },
         TranscriptTurn {
-            role: "user".to_owned(),
+            role: TranscriptRole::User,
             text: "I'd like to book a table.".to_owned(),
             at: at("2026-03-02T10:00:05Z"),
             item_id: None,

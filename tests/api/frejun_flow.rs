@@ -78,7 +78,10 @@ async fn an_inbound_call_gets_a_stream_flow_with_a_verifiable_token() {
     assert_eq!(call.to_number.as_deref(), Some(acme.number.as_str()));
     assert_eq!(call.end_reason, None);
     assert_eq!(call.status_history.len(), 1);
-    assert_eq!(call.status_history[0].source.as_deref(), Some("flow"));
+    assert_eq!(
+        call.status_history[0].source,
+        Some(voxbridge::domain::call::status::ReportSource::Flow)
+    );
 
     // The call holds one of the tenant's slots.
     let held = app.held_slots(&acme).await;

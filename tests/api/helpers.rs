@@ -8,11 +8,12 @@ use mongodb::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use voxbridge::domain::call::status::{ReportSource, StatusEvent};
 use voxbridge::domain::call::{CallStatus, CallType};
 use voxbridge::domain::ids::{CallId, TenantId};
 use voxbridge::settings::Settings;
 use voxbridge::startup::Application;
-use voxbridge::storage::call_logs::{CallLogRecord, StatusEvent};
+use voxbridge::storage::call_logs::CallLogRecord;
 use voxbridge::storage::{Storage, migrations};
 
 pub fn mongodb_uri() -> String {
@@ -322,7 +323,7 @@ pub fn call_record(
     let mut history = vec![StatusEvent {
         status: CallStatus::Initiated,
         at: created_at,
-        source: Some("flow".to_owned()),
+        source: Some(ReportSource::Flow),
         event: Some("flow.received".to_owned()),
     }];
     let path = match status {
@@ -340,7 +341,7 @@ pub fn call_record(
         history.push(StatusEvent {
             status,
             at: bson::DateTime::from_millis(millis + 1_000 * (step as i64 + 1)),
-            source: Some("webhook".to_owned()),
+            source: Some(ReportSource::Webhook),
             event: Some(format!("status:{status}")),
         });
     }

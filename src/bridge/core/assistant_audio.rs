@@ -9,9 +9,10 @@ use crate::audio::resample::Resampler;
 use crate::audio::{mulaw, pcm};
 use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
 use crate::domain::assistant::Codec;
+use crate::domain::call::record::Usage;
 use crate::providers::openai::ClientEvent;
+use crate::providers::openai::events::ResponseStatus;
 use crate::providers::openai::events::{ResponseParams, ResponseSummary};
-use crate::storage::call_logs::Usage;
 
 impl BridgeCore {
     pub(super) fn greet(&mut self, fx: &mut Effects) {
@@ -126,7 +127,7 @@ impl BridgeCore {
             self.usage.get_or_insert_with(Usage::default);
         }
         self.metrics_dirty = true;
-        if response.status == "failed" {
+        if response.status == ResponseStatus::Failed {
             self.anomalies.ai_errors += 1;
             tracing::warn!(
                 response_id = response.id,

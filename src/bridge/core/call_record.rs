@@ -4,16 +4,17 @@
 use bson::DateTime;
 
 use super::BridgeCore;
+use crate::domain::call::record::CallProgress;
+use crate::domain::call::record::TranscriptRole;
+use crate::domain::call::record::{CallMetrics, TranscriptTurn};
 use crate::domain::pricing::{TokenCounts, estimate_cost_usd};
-use crate::storage::call_logs::{CallMetrics, TranscriptTurn};
-use crate::storage::call_progress::CallProgress;
 
 impl BridgeCore {
     // ----- The call log ----------------------------------------------------------------------
 
     pub(super) fn add_turn(
         &mut self,
-        role: &str,
+        role: TranscriptRole,
         text: String,
         item_id: Option<String>,
         interrupted: bool,
@@ -23,7 +24,7 @@ impl BridgeCore {
             return;
         }
         self.transcript.push(TranscriptTurn {
-            role: role.to_owned(),
+            role,
             text: text.to_owned(),
             at: DateTime::now(),
             item_id,

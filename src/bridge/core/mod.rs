@@ -37,9 +37,9 @@ use super::teler_media::{StreamStart, TelerMessage};
 use crate::audio::pcm;
 use crate::audio::resample::Resampler;
 use crate::domain::assistant::Codec;
+use crate::domain::call::record::{CallError, TranscriptRole, TranscriptTurn, Usage};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ServerEvent, SessionConfig};
-use crate::storage::call_logs::{CallError, TranscriptTurn, Usage};
 
 /// OpenAI's PCM rate (the only one GA accepts).
 const AI_PCM_RATE: u32 = 24_000;
@@ -356,13 +356,18 @@ impl BridgeCore {
                 ..
             } => {
                 let interrupted = self.interrupted_items.contains(&item_id);
-                self.add_turn("assistant", transcript, Some(item_id), interrupted);
+                self.add_turn(
+                    TranscriptRole::Assistant,
+                    transcript,
+                    Some(item_id),
+                    interrupted,
+                );
             }
             ServerEvent::InputTranscriptCompleted {
                 item_id,
                 transcript,
                 ..
-            } => self.add_turn("user", transcript, Some(item_id), false),
+            } => self.add_turn(TranscriptRole::User, transcript, Some(item_id), false),
             ServerEvent::InputTranscriptFailed { item_id, error } => {
                 tracing::warn!(item_id, error = ?error.map(|e| e.message), "the caller's words could not be transcribed");
             }

@@ -5,6 +5,7 @@ use super::*;
 use crate::audio::tone;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
+use crate::providers::openai::events::ResponseStatus;
 use crate::providers::openai::events::{ApiError, ResponseSummary, ResponseUsage};
 
 fn spec(codec: Codec) -> AssistantSpec {
@@ -236,7 +237,7 @@ fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
         ServerEvent::ResponseDone {
             response: ResponseSummary {
                 id: "r1".into(),
-                status: "cancelled".into(),
+                status: ResponseStatus::Cancelled,
                 usage: Some(ResponseUsage::default()),
                 ..ResponseSummary::default()
             },

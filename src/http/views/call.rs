@@ -6,11 +6,10 @@ use utoipa::ToSchema;
 
 use super::{id, time};
 use crate::bridge::registry::LiveCall;
+use crate::domain::call::record::{CallError, CallMetrics, TranscriptTurn, Usage};
+use crate::domain::call::status::StatusEvent;
 use crate::domain::call::{CallStatus, CallType, EndReason};
-use crate::storage::call_logs::{
-    CallError, CallLogRecord, CallMetrics, CallStats, CountBy, GroupTotals, StatusEvent,
-    TranscriptTurn, Usage,
-};
+use crate::storage::call_logs::{CallLogRecord, CallStats, CountBy, GroupTotals};
 
 /// A call in a list: everything but the transcript.
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,7 +86,7 @@ impl From<&StatusEvent> for StatusEventView {
         Self {
             status: event.status,
             at: time(event.at),
-            source: event.source.clone(),
+            source: event.source.map(|source| source.as_str().to_owned()),
             event: event.event.clone(),
         }
     }
@@ -114,12 +113,12 @@ pub struct CallDetail {
     pub status_history: Vec<StatusEventView>,
     pub transcript: Vec<TranscriptTurnView>,
     /// OpenAI token usage.
-    pub usage: Option<Usage>,
+    pub usage: Option<UsageView>,
     /// Latency and audio figures measured by the bridge.
-    pub metrics: Option<CallMetrics>,
+    pub metrics: Option<CallMetricsView>,
     pub recording_url: Option<String>,
     /// What went wrong, for failed calls.
-    pub error: Option<CallError>,
+    pub error: Option<CallErrorView>,
 }
 
 impl From<&CallLogRecord> for CallDetail {
@@ -135,17 +134,83 @@ impl From<&CallLogRecord> for CallDetail {
                 .transcript
                 .iter()
                 .map(|turn: &TranscriptTurn| TranscriptTurnView {
-                    role: turn.role.clone(),
+                    role: turn.role.as_str().to_owned(),
                     text: turn.text.clone(),
                     at: time(turn.at),
                     item_id: turn.item_id.clone(),
                     interrupted: turn.interrupted,
                 })
                 .collect(),
-            usage: call.usage.clone(),
-            metrics: call.metrics.clone(),
+            usage: call.usage.as_ref().map(UsageView::from),
+            metrics: call.metrics.as_ref().map(CallMetricsView::from),
             recording_url: call.recording_url.clone(),
-            error: call.error.clone(),
+            error: call.error.as_ref().map(CallErrorView::from),
+        }
+    }
+}
+
+/// OpenAI token usage over the call.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Usage)]
+pub struct UsageView {
+    pub input_audio_tokens: u64,
+    pub output_audio_tokens: u64,
+    pub input_text_tokens: u64,
+    pub output_text_tokens: u64,
+    /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
+    pub input_cached_tokens: u64,
+}
+
+impl From<&Usage> for UsageView {
+    fn from(usage: &Usage) -> Self {
+        Self {
+            input_audio_tokens: usage.input_audio_tokens,
+            output_audio_tokens: usage.output_audio_tokens,
+            input_text_tokens: usage.input_text_tokens,
+            output_text_tokens: usage.output_text_tokens,
+            input_cached_tokens: usage.input_cached_tokens,
+        }
+    }
+}
+
+/// Latency and audio figures the bridge measured.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CallMetrics)]
+pub struct CallMetricsView {
+    pub first_response_ms: Option<u64>,
+    pub barge_ins: u32,
+    pub audio_in_ms: u64,
+    pub audio_out_ms: u64,
+    pub frame_latency_p50_us: Option<u64>,
+    pub frame_latency_p99_us: Option<u64>,
+}
+
+impl From<&CallMetrics> for CallMetricsView {
+    fn from(metrics: &CallMetrics) -> Self {
+        Self {
+            first_response_ms: metrics.first_response_ms,
+            barge_ins: metrics.barge_ins,
+            audio_in_ms: metrics.audio_in_ms,
+            audio_out_ms: metrics.audio_out_ms,
+            frame_latency_p50_us: metrics.frame_latency_p50_us,
+            frame_latency_p99_us: metrics.frame_latency_p99_us,
+        }
+    }
+}
+
+/// What went wrong, for a failed call.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CallError)]
+pub struct CallErrorView {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&CallError> for CallErrorView {
+    fn from(error: &CallError) -> Self {
+        Self {
+            code: error.code.clone(),
+            message: error.message.clone(),
         }
     }
 }
@@ -268,7 +333,7 @@ impl From<&LiveCall> for LiveStreamView {
             stream_id: call.stream.stream_id.clone(),
             encoding: call.stream.encoding.clone(),
             sample_rate: call.stream.sample_rate,
-            ai_codec: call.stream.ai_codec.to_owned(),
+            ai_codec: call.stream.ai_codec.as_str().to_owned(),
             started_at: time(call.started_at),
             audio_in_ms: call.audio_in_ms,
             audio_out_ms: call.audio_out_ms,

@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{id, time};
-use crate::storage::phone_numbers::{Capabilities, NumberStatus, PhoneNumberRecord};
+use crate::domain::phone::{Capabilities, NumberStatus};
+use crate::storage::phone_numbers::PhoneNumberRecord;
 
 /// One of the tenant's phone numbers.
 #[derive(Debug, Serialize, ToSchema)]

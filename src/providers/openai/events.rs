@@ -11,8 +11,8 @@ mod inbound;
 mod outbound;
 
 pub use inbound::{
-    ApiError, EventParseError, ResponseError, ResponseSummary, ResponseUsage, ServerEvent,
-    TranscriptionUsage,
+    ApiError, EventParseError, ResponseError, ResponseStatus, ResponseSummary, ResponseUsage,
+    ServerEvent, TranscriptionUsage,
 };
 pub use outbound::{
     ClientEvent, ConversationItem, InputContent, MessageRole, ResponseParams, write_append_event,

@@ -110,7 +110,10 @@ async fn barge_in_clears_playback_cancels_truncates_and_marks_the_turn_interrupt
     let interrupted: Vec<_> = call
         .transcript
         .iter()
-        .filter(|turn| turn.role == "assistant" && turn.interrupted)
+        .filter(|turn| {
+            turn.role == voxbridge::domain::call::record::TranscriptRole::Assistant
+                && turn.interrupted
+        })
         .collect();
     assert_eq!(interrupted.len(), 1, "{:#?}", call.transcript);
 }

@@ -108,7 +108,9 @@ async fn a_call_log_is_complete_after_sigterm_mid_call() {
     assert!(call.ended_at.is_some());
     assert!(call.duration.is_some());
     assert!(
-        call.transcript.iter().any(|turn| turn.role == "assistant"),
+        call.transcript
+            .iter()
+            .any(|turn| turn.role == voxbridge::domain::call::record::TranscriptRole::Assistant),
         "{:#?}",
         call.transcript
     );

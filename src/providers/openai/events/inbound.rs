@@ -125,12 +125,38 @@ impl ApiError {
     }
 }
 
+/// How a response ended (`response.status` in `response.done`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ResponseStatus {
+    Completed,
+    Cancelled,
+    Failed,
+    Incomplete,
+    /// No status was sent.
+    #[default]
+    Missing,
+    /// A status this client does not know (kept for the log).
+    Other(String),
+}
+
+impl ResponseStatus {
+    fn parse(status: Option<String>) -> Self {
+        match status.as_deref() {
+            None => ResponseStatus::Missing,
+            Some("completed") => ResponseStatus::Completed,
+            Some("cancelled") => ResponseStatus::Cancelled,
+            Some("failed") => ResponseStatus::Failed,
+            Some("incomplete") => ResponseStatus::Incomplete,
+            Some(_) => ResponseStatus::Other(status.unwrap_or_default()),
+        }
+    }
+}
+
 /// The outcome of a response, from `response.done`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseSummary {
     pub id: String,
-    /// `completed`, `cancelled`, `failed` or `incomplete`.
-    pub status: String,
+    pub status: ResponseStatus,
     /// Why it was cancelled (`turn_detected`, `client_cancelled`) or incomplete
     /// (`max_output_tokens`, `content_filter`).
     pub status_reason: Option<String>,
@@ -665,7 +691,7 @@ impl ResponseWire {
         };
         ResponseSummary {
             id: self.id.unwrap_or_default(),
-            status: self.status.unwrap_or_default(),
+            status: ResponseStatus::parse(self.status),
             status_reason,
             error,
             usage: self.usage.map(ResponseUsageWire::flatten),

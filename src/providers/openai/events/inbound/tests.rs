@@ -281,7 +281,7 @@ fn response_done_flattens_usage() {
         ServerEvent::ResponseDone {
             response: ResponseSummary {
                 id: "resp_CCXHw0UJld10EzIUXQCNh".to_owned(),
-                status: "completed".to_owned(),
+                status: ResponseStatus::Completed,
                 status_reason: None,
                 error: None,
                 usage: Some(ResponseUsage {
@@ -309,7 +309,7 @@ fn response_done_without_details_or_usage() {
         ServerEvent::ResponseDone {
             response: ResponseSummary {
                 id: "resp_2".to_owned(),
-                status: "cancelled".to_owned(),
+                status: ResponseStatus::Cancelled,
                 status_reason: Some("turn_detected".to_owned()),
                 error: None,
                 usage: Some(ResponseUsage::default()),
@@ -339,7 +339,7 @@ fn response_done_without_details_or_usage() {
         ServerEvent::ResponseDone {
             response: ResponseSummary {
                 id: "resp_4".to_owned(),
-                status: "completed".to_owned(),
+                status: ResponseStatus::Completed,
                 ..ResponseSummary::default()
             }
         }
@@ -356,7 +356,7 @@ fn response_done_failed_carries_the_error() {
         ServerEvent::ResponseDone {
             response: ResponseSummary {
                 id: "resp_5".to_owned(),
-                status: "failed".to_owned(),
+                status: ResponseStatus::Failed,
                 status_reason: None,
                 error: Some(ResponseError {
                     kind: "invalid_request_error".to_owned(),

@@ -1,8 +1,12 @@
 //! The vocabulary of a phone call: its status as FreJun reports it, its direction, and why it
-//! ended.
+//! ended; with [`status`], the merge of status reports, and [`record`], the rest of what a
+//! call log records.
 //!
 //! The serialized names are stored in `call_logs` and returned by the API, so they are a public
 //! contract: `call_status` uses FreJun's own spelling ("in-progress", "no-answer").
+
+pub mod record;
+pub mod status;
 
 use std::fmt;
 use std::str::FromStr;

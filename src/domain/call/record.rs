@@ -1,0 +1,123 @@
+//! What a call log records besides its status: the transcript, the AI's usage and our
+//! measurements, what went wrong, the facts a call starts with, and the batches of progress a
+//! live call adds.
+
+use bson::DateTime;
+use serde::{Deserialize, Serialize};
+
+use super::CallType;
+use crate::domain::ids::{AssistantId, TenantId};
+
+/// The facts a call log starts with; the status fields come from its first reports.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub user_id: TenantId,
+    pub assistant_id: Option<AssistantId>,
+    pub frejun_call_id: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub call_type: CallType,
+}
+
+/// Who spoke a transcript turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptRole {
+    /// The caller.
+    User,
+    /// The AI assistant.
+    Assistant,
+}
+
+impl TranscriptRole {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TranscriptRole::User => "user",
+            TranscriptRole::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of the conversation, as the call log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptTurn {
+    pub role: TranscriptRole,
+    pub text: String,
+    pub at: DateTime,
+    pub item_id: Option<String>,
+    /// The caller spoke over this assistant turn and it was cut short.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// The AI's token usage over a whole call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_audio_tokens: u64,
+    pub output_audio_tokens: u64,
+    pub input_text_tokens: u64,
+    pub output_text_tokens: u64,
+    /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
+    #[serde(default)]
+    pub input_cached_tokens: u64,
+}
+
+/// Latency and audio figures the bridge measured over a call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallMetrics {
+    pub first_response_ms: Option<u64>,
+    pub barge_ins: u32,
+    pub audio_in_ms: u64,
+    pub audio_out_ms: u64,
+    pub frame_latency_p50_us: Option<u64>,
+    pub frame_latency_p99_us: Option<u64>,
+}
+
+/// What went wrong, for a failed call: a stable code and a message safe to show the tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallError {
+    pub code: String,
+    pub message: String,
+}
+
+/// One batch of a live call's progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallProgress {
+    /// Turns not yet written, which belong at `first_turn_index` onwards.
+    pub new_turns: Vec<TranscriptTurn>,
+    pub first_turn_index: usize,
+    /// Indexes of turns written earlier that have since been cut short by the caller.
+    pub interrupted_turns: Vec<usize>,
+    /// Running totals for the whole call (not deltas).
+    pub usage: Option<Usage>,
+    pub cost_usd: Option<f64>,
+    pub metrics: Option<CallMetrics>,
+}
+
+impl CallProgress {
+    pub fn is_empty(&self) -> bool {
+        self.new_turns.is_empty()
+            && self.interrupted_turns.is_empty()
+            && self.usage.is_none()
+            && self.cost_usd.is_none()
+            && self.metrics.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_roles_store_by_name() {
+        for role in [TranscriptRole::User, TranscriptRole::Assistant] {
+            assert_eq!(
+                bson::to_bson(&role).unwrap(),
+                bson::Bson::String(role.as_str().to_owned())
+            );
+            let json = serde_json::to_string(&role).unwrap();
+            assert_eq!(serde_json::from_str::<TranscriptRole>(&json).unwrap(), role);
+        }
+    }
+}
