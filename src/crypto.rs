@@ -27,6 +27,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
+use crate::domain::ids::TenantId;
 use crate::domain::secret::{MasterKey, SecretString};
 
 /// Length of an AES-GCM nonce in bytes (96 bits, the size GCM is designed for).
@@ -206,6 +207,65 @@ impl fmt::Debug for Keyring {
             .field("current_version", &self.current_version)
             .field("previous_versions", &previous)
             .finish()
+    }
+}
+
+/// Which of a tenant's secrets a ciphertext holds; part of what the ciphertext is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantSecret {
+    OpenAiApiKey,
+    FrejunApiKey,
+    /// The secret in the FreJun URLs (`key=`); encrypted so `/api/me` can show the URLs.
+    FrejunUrlSecret,
+}
+
+impl TenantSecret {
+    /// The field's name, as stored and in the encryption context.
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantSecret::OpenAiApiKey => "openai_api_key",
+            TenantSecret::FrejunApiKey => "frejun_api_key",
+            TenantSecret::FrejunUrlSecret => "frejun_url_secret",
+        }
+    }
+}
+
+/// The encryption context of a tenant's secret, `user:<tenant id>:<field>`: the one place this
+/// convention is written. A ciphertext copied into another tenant's document, or into another
+/// field, does not decrypt.
+pub fn tenant_context(tenant: TenantId, secret: TenantSecret) -> Vec<u8> {
+    format!("user:{}:{}", tenant.to_hex(), secret.name()).into_bytes()
+}
+
+impl Keyring {
+    /// Encrypts one of `tenant`'s secrets, bound to the tenant and the field.
+    pub fn encrypt_tenant_secret(
+        &self,
+        tenant: TenantId,
+        secret: TenantSecret,
+        plaintext: &str,
+    ) -> EncryptedSecret {
+        self.encrypt(plaintext, &tenant_context(tenant, secret))
+    }
+
+    /// Decrypts one of `tenant`'s secrets; fails if it was made for another tenant or field.
+    pub fn decrypt_tenant_secret(
+        &self,
+        tenant: TenantId,
+        secret: TenantSecret,
+        encrypted: &EncryptedSecret,
+    ) -> Result<SecretString, CryptoError> {
+        self.decrypt(encrypted, &tenant_context(tenant, secret))
+    }
+
+    /// Re-encrypts one of `tenant`'s secrets under the current key (master-key rotation).
+    pub fn reencrypt_tenant_secret(
+        &self,
+        tenant: TenantId,
+        secret: TenantSecret,
+        encrypted: &EncryptedSecret,
+    ) -> Result<EncryptedSecret, CryptoError> {
+        self.reencrypt(encrypted, &tenant_context(tenant, secret))
     }
 }
 

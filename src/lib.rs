@@ -42,6 +42,7 @@ pub mod http;
 pub mod local_mongodb;
 pub mod providers;
 pub mod settings;
+pub mod shared;
 pub mod sim;
 pub mod startup;
 pub mod storage;

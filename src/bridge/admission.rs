@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use bson::DateTime;
 
 use super::Bridge;
+use crate::crypto::TenantSecret;
 use crate::domain::call::record::CallError;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
@@ -18,7 +19,7 @@ use crate::frejun::media_token::MediaTokenError;
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord, encryption_context};
+use crate::storage::users::{Credential, UserRecord};
 
 /// Everything a session needs, loaded and checked.
 #[derive(Debug)]
@@ -66,7 +67,8 @@ impl Bridge {
         let (Some(call_hex), Some(token)) = (call_id, token) else {
             return Err(Refusal::Token("missing"));
         };
-        self.media_tokens
+        self.shared
+            .media_tokens
             .verify(token, call_hex, assistant_id, SystemTime::now())
             .map_err(|err| {
                 Refusal::Token(match err {
@@ -83,7 +85,7 @@ impl Bridge {
             .parse::<AssistantId>()
             .map_err(|_| Refusal::Token("invalid"))?;
 
-        let calls = self.storage.call_logs();
+        let calls = self.shared.storage.call_logs();
         let call = match calls.get_for_media_stream(call_id).await {
             Err(StorageError::NotFound) => return Err(Refusal::UnknownCall),
             other => other?,
@@ -97,11 +99,17 @@ impl Bridge {
         if self.live.get(call.user_id, call.id).is_some() {
             return Err(Refusal::NotLive("the call's media stream is already open"));
         }
-        let user = self.storage.users().get(call.user_id).await?;
+        let user = self.shared.storage.users().get(call.user_id).await?;
         if user.status == TenantStatus::Suspended {
             return Err(self.end(&call, EndReason::TenantSuspended, None).await);
         }
-        let assistant = match self.storage.assistants().get(user.id, assistant_id).await {
+        let assistant = match self
+            .shared
+            .storage
+            .assistants()
+            .get(user.id, assistant_id)
+            .await
+        {
             Err(StorageError::NotFound) => {
                 return Err(self.end(&call, EndReason::AssistantDeleted, None).await);
             }
@@ -117,8 +125,9 @@ impl Bridge {
                 .await);
         };
         let now = DateTime::now();
-        let lease_until = after(now, self.settings.bridge.slot_lease());
+        let lease_until = after(now, self.shared.settings.bridge.slot_lease());
         let admitted = self
+            .shared
             .storage
             .call_slots()
             .take(
@@ -135,12 +144,12 @@ impl Bridge {
         let max_call_seconds = [
             assistant.spec.max_call_seconds.map(u64::from),
             Some(u64::from(user.limits.max_call_seconds)),
-            Some(self.settings.bridge.default_max_call_seconds),
+            Some(self.shared.settings.bridge.default_max_call_seconds),
         ]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(self.settings.bridge.default_max_call_seconds);
+        .unwrap_or(self.shared.settings.bridge.default_max_call_seconds);
         Ok(Admitted {
             call,
             user,
@@ -152,11 +161,9 @@ impl Bridge {
 
     fn openai_key(&self, user: &UserRecord) -> Option<SecretString> {
         let stored = Credential::OpenAiApiKey.stored(&user.secrets)?;
-        self.keyring
-            .decrypt(
-                &stored.encrypted(),
-                &encryption_context(user.id, Credential::OpenAiApiKey.name()),
-            )
+        self.shared
+            .keyring
+            .decrypt_tenant_secret(user.id, TenantSecret::OpenAiApiKey, &stored.encrypted())
             .ok()
     }
 
@@ -176,6 +183,7 @@ impl Bridge {
         )
         .ending(reason, error);
         if let Err(err) = self
+            .shared
             .storage
             .call_logs()
             .apply_status(call.user_id, call.id, &[report], now)
@@ -184,6 +192,7 @@ impl Bridge {
             tracing::error!(call_id = %call.id, error = %err, "cannot record a refused media stream");
         }
         if let Err(err) = self
+            .shared
             .storage
             .call_slots()
             .release(call.user_id, call.id)

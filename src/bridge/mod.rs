@@ -27,20 +27,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::crypto::Keyring;
-use crate::frejun::media_token::MediaTokens;
 use crate::providers::openai::RealtimeClient;
-use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::shared::Shared;
 use registry::LiveCalls;
 
 /// What every media-stream session shares.
 #[derive(Clone)]
 pub struct Bridge {
-    pub settings: Arc<Settings>,
-    pub storage: Storage,
-    pub keyring: Arc<Keyring>,
-    pub media_tokens: MediaTokens,
+    pub shared: Arc<Shared>,
     pub openai: RealtimeClient,
     pub live: LiveCalls,
     /// Cancelled at shutdown: every live call ends with `shutdown`.
@@ -60,21 +54,13 @@ impl std::fmt::Debug for Bridge {
 
 impl Bridge {
     /// Call from the main runtime (the keepers are spawned on it).
-    pub fn new(
-        settings: Arc<Settings>,
-        storage: Storage,
-        keyring: Arc<Keyring>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
         Self {
-            media_tokens: MediaTokens::new(settings.security.url_signing_key.clone()),
             openai: RealtimeClient::new(
-                settings.openai.realtime_url.clone(),
-                settings.openai.connect_timeout(),
+                shared.settings.openai.realtime_url.clone(),
+                shared.settings.openai.connect_timeout(),
             ),
-            settings,
-            storage,
-            keyring,
+            shared,
             live: LiveCalls::default(),
             shutdown,
             keepers: TaskTracker::new(),

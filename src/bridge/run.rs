@@ -39,13 +39,13 @@ impl Bridge {
         mut teler: actix_ws::Session,
         stream: actix_ws::MessageStream,
     ) {
-        let settings = self.settings.bridge.clone();
+        let settings = self.shared.settings.bridge.clone();
         let started = Instant::now();
         let call_id = admitted.call.id;
         let user_id = admitted.user.id;
         let spec = &admitted.assistant.spec;
         let model = if spec.model.trim().is_empty() {
-            self.settings.openai.default_model.clone()
+            self.shared.settings.openai.default_model.clone()
         } else {
             spec.model.clone()
         };
@@ -84,7 +84,7 @@ impl Bridge {
             return;
         };
         let keeper = spawn_keeper(
-            self.storage.clone(),
+            self.shared.storage.clone(),
             KeeperConfig {
                 user_id,
                 call_id,

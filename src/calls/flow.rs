@@ -92,7 +92,13 @@ impl CallService {
             .as_deref()
             .and_then(|number| PhoneNumber::parse(number).ok());
         let number = match &to {
-            Some(to) => self.storage.phone_numbers().route(to.as_str()).await?,
+            Some(to) => {
+                self.shared
+                    .storage
+                    .phone_numbers()
+                    .route(to.as_str())
+                    .await?
+            }
             None => None,
         };
         if number.as_ref().is_some_and(|n| n.user_id != tenant.id) {
@@ -108,7 +114,7 @@ impl CallService {
             }
             Some(number) => match number.assigned_assistant_id {
                 None => Some(EndReason::NumberUnassigned),
-                Some(id) => match self.storage.assistants().get(tenant.id, id).await {
+                Some(id) => match self.shared.storage.assistants().get(tenant.id, id).await {
                     Ok(found) => {
                         assistant = Some(found);
                         self.missing_openai_key(tenant)
@@ -143,7 +149,7 @@ impl CallService {
             &reports,
             now,
         );
-        let calls = self.storage.call_logs();
+        let calls = self.shared.storage.call_logs();
         let (Some(assistant), None) = (assistant, refusal) else {
             let reason = refusal.unwrap_or(EndReason::NumberUnassigned);
             return match calls.insert(&call).await {
@@ -162,8 +168,8 @@ impl CallService {
         // The call log and the slot are written together: the flow's latency is one write, not
         // two. A refused slot then marks the log failed; a log that cannot be written gives
         // its slot back.
-        let lease_until = after(now, self.settings.frejun.media_arrival_timeout());
-        let slots = self.storage.call_slots();
+        let lease_until = after(now, self.shared.settings.frejun.media_arrival_timeout());
+        let slots = self.shared.storage.call_slots();
         let limit = tenant.limits.max_concurrent_calls;
         let (inserted, admitted) = tokio::join!(
             calls.insert(&call),
@@ -199,6 +205,7 @@ impl CallService {
     ) -> Result<FlowOutcome, StorageError> {
         let frejun_call_id = call.frejun_call_id.as_deref().unwrap_or_default();
         match self
+            .shared
             .storage
             .call_logs()
             .find_by_frejun_call_id(tenant.id, frejun_call_id)
@@ -219,13 +226,20 @@ impl CallService {
         let Ok(call_id) = our_call.parse::<CallId>() else {
             return Ok(FlowOutcome::UnknownCall);
         };
-        let call = match self.storage.call_logs().get(tenant.id, call_id).await {
+        let call = match self
+            .shared
+            .storage
+            .call_logs()
+            .get(tenant.id, call_id)
+            .await
+        {
             Ok(call) => call,
             Err(StorageError::NotFound) => return Ok(FlowOutcome::UnknownCall),
             Err(err) => return Err(err),
         };
         if let (None, Some(frejun_call_id)) = (&call.frejun_call_id, &request.call_id) {
             match self
+                .shared
                 .storage
                 .call_logs()
                 .set_frejun_call_id(tenant.id, call.id, frejun_call_id, now)
@@ -251,7 +265,8 @@ impl CallService {
             ReportSource::Flow,
             "flow.answered",
         );
-        self.storage
+        self.shared
+            .storage
             .call_logs()
             .apply_status(tenant.id, call.id, &[answered], now)
             .await?;
@@ -273,7 +288,7 @@ impl CallService {
             });
         }
         let assistant = match call.assistant_id {
-            Some(id) => match self.storage.assistants().get(tenant.id, id).await {
+            Some(id) => match self.shared.storage.assistants().get(tenant.id, id).await {
                 Ok(assistant) => Some(assistant),
                 Err(StorageError::NotFound) => None,
                 Err(err) => return Err(err),
@@ -309,8 +324,9 @@ impl CallService {
         assistant: &AssistantRecord,
         now: DateTime,
     ) -> Result<FlowOutcome, StorageError> {
-        let lease_until = after(now, self.settings.frejun.media_arrival_timeout());
+        let lease_until = after(now, self.shared.settings.frejun.media_arrival_timeout());
         let admitted = self
+            .shared
             .storage
             .call_slots()
             .take(
@@ -353,11 +369,16 @@ impl CallService {
         reason: EndReason,
         now: DateTime,
     ) -> Result<(), StorageError> {
-        self.storage
+        self.shared
+            .storage
             .call_logs()
             .apply_status(tenant.id, call_id, &[refused(reason, now)], now)
             .await?;
-        self.storage.call_slots().release(tenant.id, call_id).await
+        self.shared
+            .storage
+            .call_slots()
+            .release(tenant.id, call_id)
+            .await
     }
 
     fn missing_openai_key(&self, tenant: &UserRecord) -> Option<EndReason> {
@@ -374,16 +395,17 @@ impl CallService {
         let call_id = call_id.to_hex();
         let assistant_id = assistant.id.to_hex();
         let mut url = self
+            .shared
             .settings
             .public_url(&format!("api/frejun/media-stream/{assistant_id}"));
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         // http(s) → ws(s) is always allowed: all four are "special" schemes.
         let _ = url.set_scheme(scheme);
-        let token = self.media_tokens.sign(
+        let token = self.shared.media_tokens.sign(
             &call_id,
             &assistant_id,
             SystemTime::now(),
-            self.settings.frejun.media_token_ttl(),
+            self.shared.settings.frejun.media_token_ttl(),
         );
         url.query_pairs_mut()
             .append_pair("call_id", &call_id)

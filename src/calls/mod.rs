@@ -23,36 +23,29 @@ use std::time::Duration;
 use bson::DateTime;
 use url::Url;
 
-use crate::crypto::Keyring;
+use crate::crypto::TenantSecret;
 use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
-use crate::frejun::media_token::MediaTokens;
 use crate::providers::teler::TelerClient;
-use crate::settings::Settings;
-use crate::storage::Storage;
-use crate::storage::users::{FREJUN_URL_SECRET, UserRecord, encryption_context};
+use crate::shared::Shared;
+use crate::storage::users::UserRecord;
 
-/// What the control plane needs: storage, secrets, the media-token signer and Teler.
+/// What the control plane needs: what the service shares (storage, secrets, the media-token
+/// signer) and Teler.
 #[derive(Clone, Debug)]
 pub struct CallService {
-    pub settings: Arc<Settings>,
-    pub storage: Storage,
-    pub keyring: Arc<Keyring>,
-    pub media_tokens: MediaTokens,
+    pub shared: Arc<Shared>,
     pub teler: TelerClient,
 }
 
 impl CallService {
-    pub fn new(settings: Arc<Settings>, storage: Storage, keyring: Arc<Keyring>) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Self {
         Self {
-            media_tokens: MediaTokens::new(settings.security.url_signing_key.clone()),
             teler: TelerClient::new(
-                settings.frejun.api_base_url.clone(),
-                settings.frejun.api_timeout(),
+                shared.settings.frejun.api_base_url.clone(),
+                shared.settings.frejun.api_timeout(),
             ),
-            settings,
-            storage,
-            keyring,
+            shared,
         }
     }
 
@@ -63,15 +56,16 @@ impl CallService {
             .frejun_url_secret
             .as_ref()
             .ok_or(CredentialProblem::Missing)?;
-        self.keyring
-            .decrypt(encrypted, &encryption_context(user.id, FREJUN_URL_SECRET))
+        self.shared
+            .keyring
+            .decrypt_tenant_secret(user.id, TenantSecret::FrejunUrlSecret, encrypted)
             .map_err(|_| CredentialProblem::Unreadable)
     }
 
     /// `path` under the public base URL with the tenant's `key` and, for a call we place, our
     /// call id: the URLs `GET /api/me` shows and the `flow_url` of an outbound call.
     pub fn frejun_url(&self, path: &str, secret: &SecretString, call_id: Option<CallId>) -> Url {
-        let mut url = self.settings.public_url(path);
+        let mut url = self.shared.settings.public_url(path);
         url.query_pairs_mut().append_pair("key", secret.expose());
         if let Some(call_id) = call_id {
             url.query_pairs_mut().append_pair("call", &call_id.to_hex());

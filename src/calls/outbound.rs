@@ -22,7 +22,7 @@ use crate::domain::validation::ValidationError;
 use crate::providers::teler::{InitiateCall, TelerError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord, encryption_context};
+use crate::storage::users::{Credential, UserRecord};
 
 /// A tenant's request to place a call.
 #[derive(Debug, Clone)]
@@ -83,6 +83,7 @@ impl CallService {
         let from = PhoneNumber::parse_field("from_number", &request.from_number)?;
         let to = PhoneNumber::parse_field("to_number", &request.to_number)?;
         let number = self
+            .shared
             .storage
             .phone_numbers()
             .find_by_number(tenant.id, from.as_str())
@@ -104,7 +105,13 @@ impl CallService {
                 )
             })?,
         };
-        let assistant = match self.storage.assistants().get(tenant.id, assistant_id).await {
+        let assistant = match self
+            .shared
+            .storage
+            .assistants()
+            .get(tenant.id, assistant_id)
+            .await
+        {
             Ok(assistant) => assistant,
             Err(StorageError::NotFound) => return Err(OutboundError::AssistantNotFound),
             Err(err) => return Err(err.into()),
@@ -136,11 +143,12 @@ impl CallService {
             )],
             now,
         );
-        self.storage.call_logs().insert(&call).await?;
+        self.shared.storage.call_logs().insert(&call).await?;
 
         let limit = tenant.limits.max_concurrent_calls;
-        let lease_until = after(now, self.settings.frejun.outbound_ring_timeout());
+        let lease_until = after(now, self.shared.settings.frejun.outbound_ring_timeout());
         let admitted = self
+            .shared
             .storage
             .call_slots()
             .take(tenant.id, call.id, limit, now, lease_until)
@@ -149,7 +157,8 @@ impl CallService {
             let refused =
                 StatusReport::new(CallStatus::Failed, now, ReportSource::Api, "api.refused")
                     .ending(EndReason::ConcurrencyLimit, None);
-            self.storage
+            self.shared
+                .storage
                 .call_logs()
                 .apply_status(tenant.id, call.id, &[refused], now)
                 .await?;
@@ -188,7 +197,7 @@ impl CallService {
         match self.teler.initiate_call(&frejun_key, &dial).await {
             Ok(placed) => {
                 let now = DateTime::now();
-                let calls = self.storage.call_logs();
+                let calls = self.shared.storage.call_logs();
                 // The call is being dialled whatever happens next, so a failure to record
                 // FreJun's id must not turn into an error (the tenant would place it again).
                 // FreJun's flow fetch and webhooks carry our id and record it later.
@@ -234,11 +243,13 @@ impl CallService {
                         message: err.to_string(),
                     }),
                 );
-                self.storage
+                self.shared
+                    .storage
                     .call_logs()
                     .apply_status(tenant_id, call.id, &[failed], now)
                     .await?;
-                self.storage
+                self.shared
+                    .storage
                     .call_slots()
                     .release(tenant_id, call.id)
                     .await?;
@@ -258,7 +269,12 @@ impl CallService {
         tenant: &UserRecord,
         call_id: CallId,
     ) -> Result<CallLogRecord, OutboundError> {
-        let call = self.storage.call_logs().get(tenant.id, call_id).await?;
+        let call = self
+            .shared
+            .storage
+            .call_logs()
+            .get(tenant.id, call_id)
+            .await?;
         if call.call_status.is_terminal() {
             return Err(OutboundError::NotLive {
                 status: call.call_status,
@@ -281,6 +297,7 @@ impl CallService {
             let asked = StatusReport::new(call.call_status, now, ReportSource::Api, "api.hangup")
                 .ending(EndReason::HungUpByApi, None);
             Ok(service
+                .shared
                 .storage
                 .call_logs()
                 .apply_status(tenant_id, call_id, &[asked], now)
@@ -303,11 +320,9 @@ impl CallService {
         let stored = credential
             .stored(&tenant.secrets)
             .ok_or_else(|| problem(CredentialProblem::Missing))?;
-        self.keyring
-            .decrypt(
-                &stored.encrypted(),
-                &encryption_context(tenant.id, credential.name()),
-            )
+        self.shared
+            .keyring
+            .decrypt_tenant_secret(tenant.id, credential.secret(), &stored.encrypted())
             .map_err(|_| problem(CredentialProblem::Unreadable))
     }
 }

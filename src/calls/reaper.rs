@@ -21,7 +21,7 @@ const BATCH: usize = 200;
 impl CallService {
     /// Sweeps every `frejun.reaper_interval_secs` until `shutdown` is cancelled.
     pub async fn run_reaper(self, shutdown: CancellationToken) {
-        let mut interval = tokio::time::interval(self.settings.frejun.reaper_interval());
+        let mut interval = tokio::time::interval(self.shared.settings.frejun.reaper_interval());
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -39,11 +39,17 @@ impl CallService {
     /// One sweep: closes the calls whose lease expired before `now` and frees their slots.
     /// Returns how many slots it freed.
     pub async fn reap_expired(&self, now: DateTime) -> Result<usize, StorageError> {
-        let expired = self.storage.call_slots().expired(now, BATCH).await?;
+        let expired = self.shared.storage.call_slots().expired(now, BATCH).await?;
         let mut freed = 0;
         for slot in expired {
             self.close_expired(&slot, now).await?;
-            if self.storage.call_slots().remove_expired(&slot).await? {
+            if self
+                .shared
+                .storage
+                .call_slots()
+                .remove_expired(&slot)
+                .await?
+            {
                 freed += 1;
             }
         }
@@ -51,7 +57,7 @@ impl CallService {
     }
 
     async fn close_expired(&self, slot: &ExpiredSlot, now: DateTime) -> Result<(), StorageError> {
-        let calls = self.storage.call_logs();
+        let calls = self.shared.storage.call_logs();
         let call = match calls.get(slot.user_id, slot.lease.call_id).await {
             Ok(call) => call,
             Err(StorageError::NotFound) => return Ok(()),

@@ -27,7 +27,8 @@ impl CallService {
         if key.len() > MAX_KEY_CHARS {
             return Err(KeyError::Unknown);
         }
-        self.storage
+        self.shared
+            .storage
             .users()
             .find_by_url_secret_hash(&hash_url_secret(key))
             .await?

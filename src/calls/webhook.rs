@@ -80,6 +80,7 @@ impl CallService {
 
         if let (None, Some(frejun_call_id)) = (&call.frejun_call_id, &event.frejun_call_id) {
             match self
+                .shared
                 .storage
                 .call_logs()
                 .set_frejun_call_id(tenant.id, call.id, frejun_call_id, now)
@@ -97,12 +98,14 @@ impl CallService {
             });
         };
         let call = self
+            .shared
             .storage
             .call_logs()
             .apply_status(tenant.id, call.id, &[report], now)
             .await?;
         if call.call_status.is_terminal() {
-            self.storage
+            self.shared
+                .storage
                 .call_slots()
                 .release(tenant.id, call.id)
                 .await?;
@@ -119,7 +122,7 @@ impl CallService {
         our_call_id: Option<CallId>,
         event: &WebhookEvent,
     ) -> Result<Option<CallLogRecord>, StorageError> {
-        let calls = self.storage.call_logs();
+        let calls = self.shared.storage.call_logs();
         if let Some(id) = our_call_id {
             match calls.get(tenant.id, id).await {
                 Ok(call) => return Ok(Some(call)),
@@ -148,7 +151,8 @@ impl CallService {
         body: &[u8],
         now: DateTime,
     ) -> Result<(), StorageError> {
-        self.storage
+        self.shared
+            .storage
             .frejun_events()
             .insert(&UnmatchedEvent {
                 id: ObjectId::new(),

@@ -18,15 +18,14 @@ use super::extract::parse_id;
 use super::extract::{Json, Query};
 use super::views::{ApiKeyView, UserView};
 use crate::auth::{generate_api_key, hash_url_secret, random_url_secret};
+use crate::crypto::TenantSecret;
 use crate::domain::email::Email;
 use crate::domain::ids::ApiKeyId;
 use crate::domain::ids::TenantId;
 use crate::domain::tenant::API_KEY_NAME_MAX_CHARS;
 use crate::domain::tenant::{Limits, TenantStatus, validate_tenant_name};
 use crate::storage::api_keys::{self, ApiKeyRecord};
-use crate::storage::users::{
-    self, FREJUN_URL_SECRET, UserRecord, UserSecrets, UserUpdate, encryption_context,
-};
+use crate::storage::users::{self, UserRecord, UserSecrets, UserUpdate};
 use crate::storage::{Storage, StorageError};
 
 /// Name of the key created with a tenant.
@@ -134,9 +133,10 @@ async fn create_user(
         status: TenantStatus::Active,
         limits,
         secrets: UserSecrets {
-            frejun_url_secret: Some(state.keyring.encrypt(
+            frejun_url_secret: Some(state.shared.keyring.encrypt_tenant_secret(
+                id,
+                TenantSecret::FrejunUrlSecret,
                 url_secret.expose(),
-                &encryption_context(id, FREJUN_URL_SECRET),
             )),
             frejun_url_secret_hash: Some(hash_url_secret(url_secret.expose())),
             ..UserSecrets::default()
@@ -146,12 +146,13 @@ async fn create_user(
         schema_version: users::SCHEMA_VERSION,
     };
     state
+        .shared
         .storage
         .users()
         .insert(&user)
         .await
         .map_err(email_conflict)?;
-    let (key, secret) = issue_api_key(&state.storage, id, FIRST_KEY_NAME).await?;
+    let (key, secret) = issue_api_key(&state.shared.storage, id, FIRST_KEY_NAME).await?;
     tracing::info!(user_id = %id, "tenant created");
     Ok(envelope::created(CreatedUser {
         user: UserView::from(&user),
@@ -214,6 +215,7 @@ async fn list_users(
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
+        .shared
         .storage
         .users()
         .list(&query.into_inner()?.page()?)
@@ -244,6 +246,7 @@ async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "user")?;
     let user = state
+        .shared
         .storage
         .users()
         .get(id)
@@ -298,6 +301,7 @@ async fn update_user(
     let id = parse_id(&path, "user")?;
     let body = body.into_inner()?;
     let current = state
+        .shared
         .storage
         .users()
         .get(id)
@@ -324,6 +328,7 @@ async fn update_user(
     }
     .validate()?;
     let user = state
+        .shared
         .storage
         .users()
         .update(id, &update, bson::DateTime::now())
@@ -390,6 +395,7 @@ async fn set_status(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(id, "user")?;
     let user = state
+        .shared
         .storage
         .users()
         .set_status(id, status, bson::DateTime::now())
@@ -448,6 +454,7 @@ async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = parse_id(&path, "user")?;
     state
+        .shared
         .storage
         .users()
         .get(user_id)
@@ -465,7 +472,7 @@ async fn create_api_key(
         )
         .into());
     }
-    let (key, secret) = issue_api_key(&state.storage, user_id, name).await?;
+    let (key, secret) = issue_api_key(&state.shared.storage, user_id, name).await?;
     Ok(envelope::created(CreatedApiKey {
         key: ApiKeyView::from(&key),
         api_key: secret,
@@ -495,12 +502,13 @@ async fn list_api_keys(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = parse_id(&path, "user")?;
     state
+        .shared
         .storage
         .users()
         .get(user_id)
         .await
         .map_err(not_found_as("user"))?;
-    let keys = state.storage.api_keys().list(user_id).await?;
+    let keys = state.shared.storage.api_keys().list(user_id).await?;
     Ok(envelope::list(
         keys.iter().map(ApiKeyView::from).collect(),
         None,
@@ -535,6 +543,7 @@ async fn revoke_api_key(
     let user_id = parse_id(&path.0, "user")?;
     let key_id = parse_id(&path.1, "API key")?;
     let key = state
+        .shared
         .storage
         .api_keys()
         .revoke(user_id, key_id, bson::DateTime::now())

@@ -60,7 +60,10 @@ async fn create(
     state: web::Data<AppState>,
     body: Json<NewAssistant>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = AssistantSpec::from_new(body.into_inner()?, &state.settings.openai.default_model)?;
+    let spec = AssistantSpec::from_new(
+        body.into_inner()?,
+        &state.shared.settings.openai.default_model,
+    )?;
     let now = bson::DateTime::now();
     let record = AssistantRecord {
         id: AssistantId::new(),
@@ -70,7 +73,7 @@ async fn create(
         updated_at: now,
         schema_version: assistants::SCHEMA_VERSION,
     };
-    state.storage.assistants().insert(&record).await?;
+    state.shared.storage.assistants().insert(&record).await?;
     Ok(envelope::created(AssistantView::from(record)))
 }
 
@@ -96,6 +99,7 @@ async fn list(
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
+        .shared
         .storage
         .assistants()
         .list(tenant.id(), &query.into_inner()?.page()?)
@@ -127,6 +131,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "assistant")?;
     let record = state
+        .shared
         .storage
         .assistants()
         .get(tenant.id(), id)
@@ -164,7 +169,7 @@ async fn update(
     body: Json<AssistantPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "assistant")?;
-    let repository = state.storage.assistants();
+    let repository = state.shared.storage.assistants();
     let current = repository
         .get(tenant.id(), id)
         .await
@@ -205,7 +210,12 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "assistant")?;
-    match state.storage.delete_assistant(tenant.id(), id).await? {
+    match state
+        .shared
+        .storage
+        .delete_assistant(tenant.id(), id)
+        .await?
+    {
         DeleteOutcome::Deleted => {}
         DeleteOutcome::NotFound => return Err(ApiError::not_found("assistant not found")),
         DeleteOutcome::InUse(assigned) => {

@@ -87,7 +87,7 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 fn authenticate_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     let state = app_state(req)?;
     let token = bearer_token(req)?;
-    if token_matches(token, &state.settings.security.admin_token) {
+    if token_matches(token, &state.shared.settings.security.admin_token) {
         Ok(Admin)
     } else {
         Err(unauthorized(ErrorCode::Unauthorized, "invalid admin token"))
@@ -98,6 +98,7 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
     let state = app_state(req)?;
     let key_hash = hash_api_key(bearer_token(req)?);
     let key = state
+        .shared
         .storage
         .api_keys()
         .find_by_hash(&key_hash)
@@ -110,6 +111,7 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
         ));
     }
     let user = state
+        .shared
         .storage
         .users()
         .get(key.user_id)
@@ -128,7 +130,7 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
         ));
     }
     if state.key_usage.should_record(key.id) {
-        let api_keys = state.storage.api_keys();
+        let api_keys = state.shared.storage.api_keys();
         // Off the request path: the answer does not wait for this write.
         tokio::spawn(async move {
             if let Err(err) = api_keys

@@ -168,7 +168,7 @@ async fn page_of(
     filter: &CallFilter,
     page: &PageRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state.storage.call_logs().list(filter, page).await?;
+    let page = state.shared.storage.call_logs().list(filter, page).await?;
     let items = page.items.iter().map(CallSummary::from).collect();
     Ok(envelope::list(items, page.next_cursor))
 }
@@ -227,6 +227,7 @@ async fn active(
     let mut filter = query.for_tenant(&tenant)?;
     filter.statuses = restrict(&filter.statuses, |status| !status.is_terminal());
     let page = state
+        .shared
         .storage
         .call_logs()
         .list(&filter, &query.page()?)
@@ -316,6 +317,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "call")?;
     let call = state
+        .shared
         .storage
         .call_logs()
         .get(tenant.id(), id)
@@ -347,6 +349,7 @@ async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "call")?;
     let call = state
+        .shared
         .storage
         .call_logs()
         .get(tenant.id(), id)
@@ -476,7 +479,7 @@ async fn stats(
         created_before: Some(bson::DateTime::from_chrono(before)),
         ..CallFilter::default()
     };
-    let stats = state.storage.call_logs().stats(&filter).await?;
+    let stats = state.shared.storage.call_logs().stats(&filter).await?;
     Ok(envelope::ok(StatsView::new(after, before, stats)))
 }
 

@@ -48,7 +48,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let limit = req
             .app_data::<web::Data<AppState>>()
             .map_or(1024 * 1024, |state| {
-                state.settings.server.json_body_limit_bytes
+                state.shared.settings.server.json_body_limit_bytes
             });
         let is_json = req
             .headers()

@@ -96,8 +96,8 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             "this instance is shutting down",
         ));
     }
-    let timeout = state.settings.mongodb.ping_timeout();
-    match state.storage.ping(timeout).await {
+    let timeout = state.shared.settings.mongodb.ping_timeout();
+    match state.shared.storage.ping(timeout).await {
         Ok(()) => Ok(envelope::ok(ReadyView {
             status: "ready",
             checks: ReadyChecks { database: "ok" },

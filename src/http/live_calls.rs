@@ -260,6 +260,7 @@ async fn outcome_or_error(
         Ok(outcome) => Ok(outcome),
         Err(_) => {
             state
+                .shared
                 .storage
                 .call_logs()
                 .get(tenant.user.id, call_id)

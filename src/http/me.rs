@@ -19,7 +19,7 @@ use crate::calls::CredentialProblem;
 use crate::domain::secret::PROVIDER_KEY_MAX_CHARS;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
-use crate::storage::users::{Credential, StoredCredential, encryption_context};
+use crate::storage::users::{Credential, StoredCredential};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -153,9 +153,11 @@ async fn put_credentials(
     let mut user = tenant.user;
     for (credential, value) in given {
         let plain = value.expose();
-        let encrypted = state
-            .keyring
-            .encrypt(plain, &encryption_context(user.id, credential.name()));
+        let encrypted =
+            state
+                .shared
+                .keyring
+                .encrypt_tenant_secret(user.id, credential.secret(), plain);
         let last4: String = plain
             .chars()
             .rev()
@@ -167,6 +169,7 @@ async fn put_credentials(
         let now = bson::DateTime::now();
         let stored = StoredCredential::new(encrypted, last4, now);
         user = state
+            .shared
             .storage
             .users()
             .set_credential(user.id, credential, &stored, now)

@@ -47,18 +47,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridge;
 use crate::calls::CallService;
-use crate::crypto::Keyring;
 use crate::settings::Settings;
+use crate::shared::Shared;
 use crate::storage::Storage;
 use error::ApiError;
 
 /// Shared state handed to every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub storage: Storage,
-    /// Encrypts and decrypts tenants' credentials.
-    pub keyring: Arc<Keyring>,
+    /// Settings, storage, keyring and media-token signer, owned once for the process.
+    pub shared: Arc<Shared>,
     /// Cancelled when the process begins shutting down; long-lived work (live calls) observes it.
     pub shutdown: CancellationToken,
     pub key_usage: Arc<auth::KeyUsageThrottle>,
@@ -70,19 +68,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
-        let keyring = Arc::new(settings.security.keyring());
-        let settings = Arc::new(settings);
+        let shared = Shared::new(settings, storage);
         Self {
-            calls: CallService::new(settings.clone(), storage.clone(), keyring.clone()),
-            bridge: Bridge::new(
-                settings.clone(),
-                storage.clone(),
-                keyring.clone(),
-                shutdown.clone(),
-            ),
-            keyring,
-            settings,
-            storage,
+            calls: CallService::new(shared.clone()),
+            bridge: Bridge::new(shared.clone(), shutdown.clone()),
+            shared,
             shutdown,
             key_usage: Arc::default(),
         }
@@ -101,7 +91,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let json_limit = state.settings.server.json_body_limit_bytes;
+    let json_limit = state.shared.settings.server.json_body_limit_bytes;
     App::new()
         .app_data(web::Data::new(state))
         .app_data(

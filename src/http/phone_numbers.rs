@@ -106,6 +106,7 @@ async fn create(
         schema_version: phone_numbers::SCHEMA_VERSION,
     };
     let outcome = state
+        .shared
         .storage
         .insert_number(&record)
         .await
@@ -146,6 +147,7 @@ async fn list(
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
+        .shared
         .storage
         .phone_numbers()
         .list(tenant.id(), &query.into_inner()?.page()?)
@@ -177,6 +179,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "phone number")?;
     let record = state
+        .shared
         .storage
         .phone_numbers()
         .get(tenant.id(), id)
@@ -223,6 +226,7 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "phone number")?;
     let record = state
+        .shared
         .storage
         .phone_numbers()
         .set_status(
@@ -277,6 +281,7 @@ async fn assign(
     let assistant_id = parse_id(&body.assistant_id, "assistant")?;
     // The number is looked at first: a foreign number is 404 whatever the assistant.
     match state
+        .shared
         .storage
         .assign_number(tenant.id(), id, assistant_id, bson::DateTime::now())
         .await?
@@ -311,6 +316,7 @@ async fn unassign(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "phone number")?;
     let record = state
+        .shared
         .storage
         .phone_numbers()
         .unassign(tenant.id(), id, bson::DateTime::now())
@@ -342,6 +348,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "phone number")?;
     state
+        .shared
         .storage
         .phone_numbers()
         .delete(tenant.id(), id)

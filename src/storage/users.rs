@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::collections::USERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
+use crate::crypto::TenantSecret;
 use crate::crypto::{CryptoError, EncryptedSecret, Keyring};
 use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
@@ -103,11 +104,16 @@ pub enum Credential {
 impl Credential {
     pub const ALL: [Credential; 2] = [Credential::OpenAiApiKey, Credential::FrejunApiKey];
 
-    pub fn name(self) -> &'static str {
+    /// Which tenant secret the credential is, for encrypting it.
+    pub fn secret(self) -> TenantSecret {
         match self {
-            Credential::OpenAiApiKey => "openai_api_key",
-            Credential::FrejunApiKey => "frejun_api_key",
+            Credential::OpenAiApiKey => TenantSecret::OpenAiApiKey,
+            Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.secret().name()
     }
 
     pub fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
@@ -117,15 +123,6 @@ impl Credential {
         }
     }
 }
-
-/// Associated data binding a ciphertext to its tenant and purpose: a ciphertext copied into
-/// another tenant's document, or into another field, does not decrypt.
-pub fn encryption_context(user_id: TenantId, purpose: &str) -> Vec<u8> {
-    format!("user:{}:{purpose}", user_id.to_hex()).into_bytes()
-}
-
-/// Purpose name of the FreJun URL secret in [`encryption_context`].
-pub const FREJUN_URL_SECRET: &str = "frejun_url_secret";
 
 /// Changes to a tenant's profile and limits; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -201,7 +198,7 @@ impl Users {
                 continue;
             };
             let secret = keyring
-                .decrypt(encrypted, &encryption_context(user.id, FREJUN_URL_SECRET))
+                .decrypt_tenant_secret(user.id, TenantSecret::FrejunUrlSecret, encrypted)
                 .map_err(|source| RotationError::Crypto {
                     user_id: user.id,
                     source,
@@ -301,13 +298,12 @@ impl Users {
                         report.already_current += 1;
                         continue;
                     }
-                    let context = encryption_context(user.id, credential.name());
-                    let fresh = keyring.reencrypt(&encrypted, &context).map_err(|source| {
-                        RotationError::Crypto {
+                    let fresh = keyring
+                        .reencrypt_tenant_secret(user.id, credential.secret(), &encrypted)
+                        .map_err(|source| RotationError::Crypto {
                             user_id: user.id,
                             source,
-                        }
-                    })?;
+                        })?;
                     *stored = StoredCredential::new(fresh, stored.last4.clone(), stored.updated_at);
                     report.reencrypted += 1;
                     changed = true;
@@ -317,13 +313,12 @@ impl Users {
                 if keyring.is_current(url_secret) {
                     report.already_current += 1;
                 } else {
-                    let context = encryption_context(user.id, FREJUN_URL_SECRET);
-                    *url_secret = keyring.reencrypt(url_secret, &context).map_err(|source| {
-                        RotationError::Crypto {
+                    *url_secret = keyring
+                        .reencrypt_tenant_secret(user.id, TenantSecret::FrejunUrlSecret, url_secret)
+                        .map_err(|source| RotationError::Crypto {
                             user_id: user.id,
                             source,
-                        }
-                    })?;
+                        })?;
                     report.reencrypted += 1;
                     changed = true;
                 }

@@ -8,8 +8,9 @@ use bson::{Bson, Document};
 use reqwest::StatusCode;
 use serde_json::json;
 use voxbridge::crypto::{EncryptedSecret, Keyring};
+use voxbridge::crypto::{TenantSecret, tenant_context};
 use voxbridge::domain::secret::MasterKey;
-use voxbridge::storage::users::{RotationReport, encryption_context};
+use voxbridge::storage::users::RotationReport;
 
 use crate::helpers::{TestApp, TestTenant, error_message, expect_error, expect_status};
 
@@ -121,7 +122,7 @@ async fn credentials_are_stored_encrypted_and_shown_by_their_last_four_only() {
     assert!(matches!(stored.get("updated_at"), Some(Bson::DateTime(_))));
     // It is the key, encrypted for this tenant and this field.
     let keyring = app.settings.security.keyring();
-    let context = encryption_context(tenant.object_id(), "openai_api_key");
+    let context = tenant_context(tenant.object_id(), TenantSecret::OpenAiApiKey);
     assert_eq!(
         keyring
             .decrypt(&encrypted(stored), &context)
@@ -129,7 +130,7 @@ async fn credentials_are_stored_encrypted_and_shown_by_their_last_four_only() {
             .expose(),
         OPENAI_KEY
     );
-    let other_field = encryption_context(tenant.object_id(), "frejun_api_key");
+    let other_field = tenant_context(tenant.object_id(), TenantSecret::FrejunApiKey);
     assert!(keyring.decrypt(&encrypted(stored), &other_field).is_err());
 
     // The second credential, on its own, leaves the first as it is.
@@ -204,7 +205,7 @@ async fn credentials_are_stored_encrypted_and_shown_by_their_last_four_only() {
         keyring
             .decrypt(
                 &encrypted(url_secret),
-                &encryption_context(tenant.object_id(), "frejun_url_secret")
+                &tenant_context(tenant.object_id(), TenantSecret::FrejunUrlSecret)
             )
             .unwrap()
             .expose(),
@@ -329,15 +330,16 @@ async fn rotation_re_encrypts_every_secret_under_the_new_key() {
     // Every stored secret is now under version 2 and decrypts with the new key alone.
     let only_new = Keyring::new(2, new_master_key(), BTreeMap::new());
     let expected_plaintexts = [
-        (&both, "openai_api_key", Some(OPENAI_KEY)),
-        (&both, "frejun_api_key", Some(FREJUN_KEY)),
-        (&openai_only, "openai_api_key", Some(other_openai)),
+        (&both, TenantSecret::OpenAiApiKey, Some(OPENAI_KEY)),
+        (&both, TenantSecret::FrejunApiKey, Some(FREJUN_KEY)),
+        (&openai_only, TenantSecret::OpenAiApiKey, Some(other_openai)),
     ];
-    for (tenant, field, plaintext) in expected_plaintexts {
+    for (tenant, secret, plaintext) in expected_plaintexts {
+        let field = secret.name();
         let document = users_document(&app, tenant).await;
         let stored = secrets(&document).get_document(field).unwrap();
         assert_eq!(integer(stored, "key_version"), 2, "{} {field}", tenant.name);
-        let context = encryption_context(tenant.object_id(), field);
+        let context = tenant_context(tenant.object_id(), secret);
         assert_eq!(
             only_new
                 .decrypt(&encrypted(stored), &context)
@@ -353,7 +355,7 @@ async fn rotation_re_encrypts_every_secret_under_the_new_key() {
             .get_document("frejun_url_secret")
             .unwrap();
         assert_eq!(integer(url_secret, "key_version"), 2, "{}", tenant.name);
-        let context = encryption_context(tenant.object_id(), "frejun_url_secret");
+        let context = tenant_context(tenant.object_id(), TenantSecret::FrejunUrlSecret);
         only_new
             .decrypt(&encrypted(url_secret), &context)
             .expect("the URL secret decrypts with the new key");

@@ -3,7 +3,6 @@
 //! foreign key, and the concurrency limit counted atomically.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::{Method, StatusCode};
@@ -12,6 +11,7 @@ use voxbridge::calls::CallService;
 use voxbridge::domain::call::{CallStatus, CallType, EndReason};
 use voxbridge::domain::secret::SecretString;
 use voxbridge::frejun::media_token::{MediaTokenError, MediaTokens};
+use voxbridge::shared::Shared;
 
 use crate::helpers::{TestApp, call_record, expect_error, expect_status, flow_body, oid};
 
@@ -410,11 +410,7 @@ async fn a_call_whose_media_never_arrives_is_closed_and_frees_its_slot() {
     .await;
     let (call_id, _) = ws_url_parts(&app, &flow, &acme.assistant_id);
 
-    let service = CallService::new(
-        Arc::new(app.settings.clone()),
-        app.storage.clone(),
-        Arc::new(app.settings.security.keyring()),
-    );
+    let service = CallService::new(Shared::new(app.settings.clone(), app.storage.clone()));
     // Before the lease runs out, nothing happens.
     assert_eq!(
         service.reap_expired(bson::DateTime::now()).await.unwrap(),
