@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::bridge::Bridge;
 use crate::calls::CallService;
@@ -76,7 +77,12 @@ impl Application {
     /// Also runs the reaper that closes calls whose slot lease expired, and at the end waits
     /// (up to the same timeout) for live calls' final call-log writes.
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        let reaper = tokio::spawn(self.calls.clone().run_reaper(self.shutdown.clone()));
+        let reaper = tokio::spawn(
+            self.calls
+                .clone()
+                .run_reaper(self.shutdown.clone())
+                .instrument(tracing::info_span!(parent: None, "reaper")),
+        );
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         let stopper = tokio::spawn(async move {

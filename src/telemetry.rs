@@ -1,11 +1,46 @@
 //! Logging: a `tracing` subscriber that prints human-readable lines locally and one JSON object
-//! per line in production (`log.format`), filtered by `log.level`.
+//! per line in production (`log.format`), filtered by `log.level`; and the span every line of
+//! one call is written in ([`call_span`]).
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
+use crate::domain::ids::{AssistantId, CallId, TenantId};
 use crate::settings::{LogFormat, LogSettings};
+
+/// The span of one call: every log line written while it is entered names the call, its
+/// tenant, its assistant and FreJun's call id (recorded later with [`record_frejun_call_id`]
+/// when it is not known yet). A root span: a call outlives the request that started it, and
+/// its keeper outlives the call.
+pub fn call_span(
+    call_id: CallId,
+    tenant_id: TenantId,
+    assistant_id: Option<AssistantId>,
+    frejun_call_id: Option<&str>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "call",
+        %call_id,
+        %tenant_id,
+        assistant_id = tracing::field::Empty,
+        frejun_call_id = tracing::field::Empty,
+    );
+    if let Some(assistant_id) = assistant_id {
+        span.record("assistant_id", tracing::field::display(assistant_id));
+    }
+    if let Some(frejun_call_id) = frejun_call_id {
+        record_frejun_call_id(&span, frejun_call_id);
+    }
+    span
+}
+
+/// Names FreJun's call id on a call's span once FreJun has told us (its `start` message, the
+/// answer to an outbound dial).
+pub fn record_frejun_call_id(span: &tracing::Span, frejun_call_id: &str) {
+    span.record("frejun_call_id", frejun_call_id);
+}
 
 /// Installs the global subscriber. Call once, from `main`, after settings are loaded (the level
 /// was validated there, so a bad filter cannot reach this point).

@@ -15,6 +15,7 @@ use bson::DateTime;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use super::admission::after;
 use crate::domain::call::record::CallProgress;
@@ -59,7 +60,8 @@ pub struct KeeperConfig {
     pub slot_lease: Duration,
 }
 
-/// Starts the keeper of one call on `runtime`, tracked by `tracker`.
+/// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
+/// call's), which it keeps after the session ends.
 pub fn spawn_keeper(
     storage: Storage,
     config: KeeperConfig,
@@ -67,7 +69,8 @@ pub fn spawn_keeper(
     tracker: &TaskTracker,
 ) -> KeeperHandle {
     let (sender, receiver) = mpsc::unbounded_channel();
-    runtime.spawn(tracker.track_future(run(storage, config, receiver)));
+    let keeper = run(storage, config, receiver).instrument(tracing::Span::current());
+    runtime.spawn(tracker.track_future(keeper));
     KeeperHandle { sender }
 }
 

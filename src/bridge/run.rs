@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep};
 use tokio_tungstenite::tungstenite::Message as AiMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tracing::Instrument as _;
 
 use super::Bridge;
 use super::admission::Admitted;
@@ -24,6 +25,8 @@ use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFa
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
+use crate::telemetry::call_span;
+use crate::telemetry::record_frejun_call_id;
 
 type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectError>> + Send>>;
 
@@ -32,8 +35,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Bridge {
     /// Runs one call from the upgrade to the final call-log write (which continues in the
-    /// keeper after this returns).
+    /// keeper after this returns), inside the call's span.
     pub async fn run_session(
+        self,
+        admitted: Admitted,
+        teler: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+    ) {
+        let call = &admitted.call;
+        let span = call_span(
+            call.id,
+            call.user_id,
+            Some(admitted.assistant.id),
+            call.frejun_call_id.as_deref(),
+        );
+        self.session(admitted, teler, stream).instrument(span).await
+    }
+
+    async fn session(
         self,
         admitted: Admitted,
         mut teler: actix_ws::Session,
@@ -272,6 +291,9 @@ impl Bridge {
                     start_recorded = true;
                     let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
                     stream_facts.frejun_call_id = start.call_id.clone();
+                    if let Some(frejun_call_id) = &start.call_id {
+                        record_frejun_call_id(&tracing::Span::current(), frejun_call_id);
+                    }
                     stream_facts.stream_id = start.stream_id.clone();
                     stream_facts.encoding = start.encoding.clone();
                     stream_facts.sample_rate = start.sample_rate;

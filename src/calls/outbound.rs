@@ -7,6 +7,7 @@
 //! no FreJun id, or a failed one still holding its slot).
 
 use bson::DateTime;
+use tracing::Instrument as _;
 
 use super::{CallService, CredentialProblem, after};
 use crate::domain::call::record::{CallError, NewCall};
@@ -23,6 +24,8 @@ use crate::providers::teler::{InitiateCall, TelerError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::{Credential, UserRecord};
+use crate::telemetry::call_span;
+use crate::telemetry::record_frejun_call_id;
 
 /// A tenant's request to place a call.
 #[derive(Debug, Clone)]
@@ -181,9 +184,12 @@ impl CallService {
         };
         let service = self.clone();
         let tenant_id = tenant.id;
-        tokio::spawn(async move { service.dial(tenant_id, call, frejun_key, dial).await })
-            .await
-            .map_err(|err| StorageError::Unavailable(format!("dial task failed: {err}")))?
+        let span = call_span(call.id, tenant_id, call.assistant_id, None);
+        tokio::spawn(
+            async move { service.dial(tenant_id, call, frejun_key, dial).await }.instrument(span),
+        )
+        .await
+        .map_err(|err| StorageError::Unavailable(format!("dial task failed: {err}")))?
     }
 
     /// Asks Teler to dial and records the outcome on the call log.
@@ -218,6 +224,7 @@ impl CallService {
                         ..call
                     },
                 };
+                record_frejun_call_id(&tracing::Span::current(), &placed.id);
                 tracing::info!(call_id = %call.id, frejun_call_id = %placed.id, "outbound call placed");
                 Ok(PlacedCall {
                     call,
@@ -287,22 +294,32 @@ impl CallService {
         let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
         let service = self.clone();
         let tenant_id = tenant.id;
-        tokio::spawn(async move {
-            service
-                .teler
-                .hangup(&frejun_key, &frejun_call_id, None)
-                .await
-                .map_err(|source| OutboundError::Teler { call_id, source })?;
-            let now = DateTime::now();
-            let asked = StatusReport::new(call.call_status, now, ReportSource::Api, "api.hangup")
-                .ending(EndReason::HungUpByApi, None);
-            Ok(service
-                .shared
-                .storage
-                .call_logs()
-                .apply_status(tenant_id, call_id, &[asked], now)
-                .await?)
-        })
+        let span = call_span(
+            call_id,
+            tenant_id,
+            call.assistant_id,
+            Some(frejun_call_id.as_str()),
+        );
+        tokio::spawn(
+            async move {
+                service
+                    .teler
+                    .hangup(&frejun_key, &frejun_call_id, None)
+                    .await
+                    .map_err(|source| OutboundError::Teler { call_id, source })?;
+                let now = DateTime::now();
+                let asked =
+                    StatusReport::new(call.call_status, now, ReportSource::Api, "api.hangup")
+                        .ending(EndReason::HungUpByApi, None);
+                Ok(service
+                    .shared
+                    .storage
+                    .call_logs()
+                    .apply_status(tenant_id, call_id, &[asked], now)
+                    .await?)
+            }
+            .instrument(span),
+        )
         .await
         .map_err(|err| StorageError::Unavailable(format!("hang-up task failed: {err}")))?
     }

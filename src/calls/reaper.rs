@@ -8,12 +8,14 @@
 
 use bson::DateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::CallService;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::storage::StorageError;
 use crate::storage::call_slots::ExpiredSlot;
+use crate::telemetry::call_span;
 
 /// Leases handled per sweep; the next sweep takes the rest.
 const BATCH: usize = 200;
@@ -42,7 +44,8 @@ impl CallService {
         let expired = self.shared.storage.call_slots().expired(now, BATCH).await?;
         let mut freed = 0;
         for slot in expired {
-            self.close_expired(&slot, now).await?;
+            let span = call_span(slot.lease.call_id, slot.user_id, None, None);
+            self.close_expired(&slot, now).instrument(span).await?;
             if self
                 .shared
                 .storage

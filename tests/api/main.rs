@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod loadtest_command;
+mod logs;
 mod migrations;
 mod outage;
 mod pagination;

@@ -324,3 +324,33 @@ async fn a_call_ends_at_its_maximum_duration() {
     assert_eq!(call.end_reason, Some(EndReason::MaxDuration));
     drop(fake);
 }
+
+/// A warning from deep inside the bridge names its call: every line of a call is written in the
+/// call's span (call, tenant, assistant and FreJun call ids).
+#[tokio::test]
+async fn the_bridge_logs_inside_the_calls_span() {
+    crate::logs::capture();
+    let (app, _fake) = bridge_app(Behaviour::with_mode(Mode::Echo)).await;
+    let tenant = app.calling_tenant("Spans", "+14155550409", 5).await;
+    configure_assistant(&app, &tenant, "pcm24k", "8k", None).await;
+    let (call_id, mut caller) = place_call(&app, &tenant, "fj-spans").await;
+    caller.send_text("{not json").await.unwrap();
+    caller.send_silence(200, false).await.unwrap();
+    caller.hang_up().await.unwrap();
+    ended_call(&app, &call_id, Duration::from_secs(10)).await;
+
+    let ours = |message: &str| -> Vec<serde_json::Value> {
+        crate::logs::lines_with_message(message)
+            .into_iter()
+            .filter(|line| line["span"]["call_id"] == call_id.as_str())
+            .collect()
+    };
+    let warnings = ours("skipping a malformed media-stream message");
+    assert_eq!(warnings.len(), 1, "the warning names the call");
+    let span = &warnings[0]["span"];
+    assert_eq!(span["name"], "call");
+    assert_eq!(span["tenant_id"], tenant.tenant.id.as_str());
+    assert_eq!(span["assistant_id"], tenant.assistant_id.as_str());
+    assert_eq!(span["frejun_call_id"], "fj-spans");
+    assert_eq!(ours("media stream ended").len(), 1);
+}
