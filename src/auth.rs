@@ -9,13 +9,13 @@ use sha2::{Digest as _, Sha256};
 use crate::domain::secret::SecretString;
 
 /// Every tenant API key starts with this, so leaked keys are recognisable by secret scanners.
-pub const API_KEY_PREFIX: &str = "vxb_";
+pub(crate) const API_KEY_PREFIX: &str = "vxb_";
 /// Characters after [`API_KEY_PREFIX`] that are kept visible (the key's public "prefix").
 const VISIBLE_CHARS: usize = 8;
 
 /// A freshly generated API key: the whole secret (shown to the client once) and what is stored.
 #[derive(Debug)]
-pub struct NewApiKey {
+pub(crate) struct NewApiKey {
     pub secret: SecretString,
     /// Visible start of the key, e.g. `vxb_3f9a1c2e`.
     pub prefix: String,
@@ -24,7 +24,7 @@ pub struct NewApiKey {
 
 /// `vxb_` + 8 hex characters (visible prefix) + `_` + 43 characters of base64url (32 random
 /// bytes). Only the prefix and the SHA-256 of the whole key are stored.
-pub fn generate_api_key() -> NewApiKey {
+pub(crate) fn generate_api_key() -> NewApiKey {
     let mut visible = [0u8; VISIBLE_CHARS / 2];
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut visible);
@@ -46,12 +46,12 @@ pub fn hash_api_key(key: &str) -> String {
 
 /// Compares a presented token with the expected one. Both are hashed first, so the comparison
 /// time does not depend on how much of the secret matched.
-pub fn token_matches(presented: &str, expected: &SecretString) -> bool {
+pub(crate) fn token_matches(presented: &str, expected: &SecretString) -> bool {
     Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.expose().as_bytes())
 }
 
 /// A random URL-safe secret of 32 bytes (e.g. a tenant's FreJun URL secret).
-pub fn random_url_secret() -> SecretString {
+pub(crate) fn random_url_secret() -> SecretString {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     SecretString::new(URL_SAFE_NO_PAD.encode(bytes))
@@ -60,7 +60,7 @@ pub fn random_url_secret() -> SecretString {
 /// Hex SHA-256 of a tenant's FreJun URL secret: the lookup value in
 /// `users.secrets.frejun_url_secret_hash`. Like API keys, a 256-bit random secret needs no slow
 /// hash.
-pub fn hash_url_secret(secret: &str) -> String {
+pub(crate) fn hash_url_secret(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 

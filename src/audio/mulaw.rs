@@ -37,7 +37,7 @@ const fn decode_computed(code: u8) -> i16 {
 
 /// μ-law code of one linear sample.
 #[inline]
-pub fn encode_sample(sample: i16) -> u8 {
+pub(crate) fn encode_sample(sample: i16) -> u8 {
     let mut magnitude = i32::from(sample);
     let sign = if magnitude < 0 {
         magnitude = -magnitude;
@@ -54,7 +54,7 @@ pub fn encode_sample(sample: i16) -> u8 {
 
 /// Linear sample of one μ-law code.
 #[inline]
-pub fn decode_sample(code: u8) -> i16 {
+pub(crate) fn decode_sample(code: u8) -> i16 {
     DECODE[usize::from(code)]
 }
 

@@ -10,7 +10,7 @@ pub use base64::DecodeError;
 
 /// Appends the samples of `bytes` (s16le) to `out`. A trailing odd byte cannot be a sample and
 /// is ignored; returns how many bytes were ignored (0 or 1) so the caller can count it.
-pub fn decode_s16le(bytes: &[u8], out: &mut Vec<i16>) -> usize {
+pub(crate) fn decode_s16le(bytes: &[u8], out: &mut Vec<i16>) -> usize {
     let whole = bytes.chunks_exact(2);
     let ignored = whole.remainder().len();
     out.reserve(bytes.len() / 2);
@@ -27,7 +27,7 @@ pub fn encode_s16le(samples: &[i16], out: &mut Vec<u8>) {
 }
 
 /// Appends the bytes of standard, padded base64 `text` to `out`.
-pub fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     STANDARD.decode_vec(text.as_bytes(), out)
 }
 
@@ -38,12 +38,12 @@ pub fn encode_base64(bytes: &[u8], out: &mut String) {
 }
 
 /// Milliseconds of audio in `samples` samples at `rate_hz`, rounded down.
-pub fn samples_to_ms(samples: u64, rate_hz: u32) -> u64 {
+pub(crate) fn samples_to_ms(samples: u64, rate_hz: u32) -> u64 {
     samples * 1_000 / u64::from(rate_hz)
 }
 
 /// Samples in `ms` milliseconds at `rate_hz`.
-pub fn ms_to_samples(ms: u64, rate_hz: u32) -> u64 {
+pub(crate) fn ms_to_samples(ms: u64, rate_hz: u32) -> u64 {
     ms * u64::from(rate_hz) / 1_000
 }
 

@@ -212,13 +212,15 @@ impl Resampler {
         })
     }
 
+    #[cfg(test)]
     /// The input sample rate.
-    pub fn from_hz(&self) -> u32 {
+    pub(crate) fn input_hz(&self) -> u32 {
         self.from_hz
     }
 
+    #[cfg(test)]
     /// The output sample rate.
-    pub fn to_hz(&self) -> u32 {
+    pub(crate) fn output_hz(&self) -> u32 {
         self.to_hz
     }
 
@@ -243,7 +245,7 @@ impl Resampler {
 
     /// Forgets all state (e.g. after a barge-in drops queued audio): the next input starts a
     /// new stream.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         if let Engine::Sinc(engine) = &mut self.engine {
             engine.reset();
         }
@@ -252,7 +254,7 @@ impl Resampler {
     /// The latency the resampler adds, in milliseconds: the output for an input instant is
     /// released at the latest once input this much later has been processed (the filter's
     /// look-ahead: half its length plus up to two samples). 0 when the rates are equal.
-    pub fn delay_ms(&self) -> f64 {
+    pub(crate) fn delay_ms(&self) -> f64 {
         match &self.engine {
             Engine::PassThrough => 0.0,
             Engine::Sinc(engine) => engine.delay_ms,
@@ -392,7 +394,11 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 
 /// One-shot conversion of a whole buffer (WAV files, tests): the output is aligned with the
 /// input and `round(input.len() × to / from)` samples long.
-pub fn resample_all(input: &[i16], from_hz: u32, to_hz: u32) -> Result<Vec<i16>, ResampleError> {
+pub(crate) fn resample_all(
+    input: &[i16],
+    from_hz: u32,
+    to_hz: u32,
+) -> Result<Vec<i16>, ResampleError> {
     let mut resampler = Resampler::new(from_hz, to_hz)?;
     let mut out = Vec::with_capacity(
         usize::try_from(rounded_output_len(input.len() as u64, from_hz, to_hz)).unwrap_or(0),

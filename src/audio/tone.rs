@@ -22,11 +22,12 @@ pub fn level_dbfs(samples: &[i16], freq_hz: f64, rate_hz: u32) -> f64 {
     20.0 * (amplitude / 32_768.0).max(1e-12).log10()
 }
 
+#[cfg(test)]
 /// Phase in radians (in (-π, π]) of `freq_hz` in `samples`, relative to a cosine that peaks at
 /// the first sample: `sine(...)` measures -π/2. Comparing the phases of a tone before and
 /// after a conversion gives the conversion's delay. Hann-windowed like [`level_dbfs`]; use
 /// many periods of the tone so that its negative-frequency half does not leak in.
-pub fn phase_rad(samples: &[i16], freq_hz: f64, rate_hz: u32) -> f64 {
+pub(crate) fn phase_rad(samples: &[i16], freq_hz: f64, rate_hz: u32) -> f64 {
     hann_bin(samples, freq_hz, rate_hz).map_or(0.0, |bin| bin.im.atan2(bin.re))
 }
 

@@ -15,6 +15,7 @@ use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
 use crate::domain::tenant::TenantStatus;
+use crate::domain::time::after;
 use crate::frejun::media_token::MediaTokenError;
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
@@ -23,7 +24,7 @@ use crate::storage::users::{Credential, UserRecord};
 
 /// Everything a session needs, loaded and checked.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     pub call: CallLogRecord,
     pub user: UserRecord,
     pub assistant: AssistantRecord,
@@ -33,7 +34,7 @@ pub struct Admitted {
 
 /// Why a media stream is refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Token missing, malformed, forged, expired, or for another call or assistant.
     #[error("media token refused: {0}")]
     Token(&'static str),
@@ -58,7 +59,7 @@ impl From<StorageError> for Refusal {
 impl Bridge {
     /// Checks a media-stream request (`assistant_id` from the path, `call_id` and `token` from
     /// the query). The token is verified before anything is read from the database.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         assistant_id: &str,
         call_id: Option<&str>,
@@ -202,10 +203,4 @@ impl Bridge {
         }
         Refusal::Ended(reason)
     }
-}
-
-/// `now + duration` as a BSON date.
-pub(super) fn after(now: DateTime, duration: Duration) -> DateTime {
-    let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-    DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
 }

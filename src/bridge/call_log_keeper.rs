@@ -17,16 +17,16 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use super::admission::after;
 use crate::domain::call::record::CallProgress;
 use crate::domain::call::status::StatusReport;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
+use crate::domain::time::after;
 use crate::storage::{Storage, StorageError};
 
 /// What a session hands its keeper.
 #[derive(Debug)]
-pub enum KeeperMessage {
+pub(crate) enum KeeperMessage {
     Status(StatusReport),
     Progress(CallProgress),
     /// The call is over: the last progress, the terminal status; then the slot is freed.
@@ -38,14 +38,14 @@ pub enum KeeperMessage {
 
 /// The session's end of the keeper.
 #[derive(Debug, Clone)]
-pub struct KeeperHandle {
+pub(crate) struct KeeperHandle {
     sender: mpsc::UnboundedSender<KeeperMessage>,
 }
 
 impl KeeperHandle {
     /// Queues a message; never blocks. (If the keeper is gone the process is shutting down
     /// hard; nothing more can be done for this call.)
-    pub fn send(&self, message: KeeperMessage) {
+    pub(crate) fn send(&self, message: KeeperMessage) {
         if self.sender.send(message).is_err() {
             tracing::error!("call-log keeper is gone; a call-log write was dropped");
         }
@@ -54,7 +54,7 @@ impl KeeperHandle {
 
 /// Who the keeper writes for and how.
 #[derive(Debug, Clone)]
-pub struct KeeperConfig {
+pub(crate) struct KeeperConfig {
     pub user_id: TenantId,
     pub call_id: CallId,
     pub slot_lease: Duration,
@@ -62,7 +62,7 @@ pub struct KeeperConfig {
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
 /// call's), which it keeps after the session ends.
-pub fn spawn_keeper(
+pub(crate) fn spawn_keeper(
     storage: Storage,
     config: KeeperConfig,
     runtime: &tokio::runtime::Handle,

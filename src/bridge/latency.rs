@@ -6,7 +6,7 @@ const SUB_BUCKETS: usize = 8;
 const POWERS: usize = 32;
 
 #[derive(Debug, Clone)]
-pub struct LatencyHistogram {
+pub(crate) struct LatencyHistogram {
     counts: Box<[u32; SUB_BUCKETS * POWERS]>,
     total: u64,
 }
@@ -21,18 +21,19 @@ impl Default for LatencyHistogram {
 }
 
 impl LatencyHistogram {
-    pub fn record(&mut self, micros: u64) {
+    pub(crate) fn record(&mut self, micros: u64) {
         let index = bucket_of(micros);
         self.counts[index] = self.counts[index].saturating_add(1);
         self.total += 1;
     }
 
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
         self.total
     }
 
     /// The `q` quantile (0.0 to 1.0) as the upper bound of its bucket; `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
         if self.total == 0 {
             return None;
         }

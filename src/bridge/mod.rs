@@ -13,14 +13,14 @@
 //! - [`call_log_keeper`]: the per-call task that owns the call's MongoDB writes.
 //! - [`registry`]: this instance's live calls, for the live-control API.
 
-pub mod admission;
-pub mod call_log_keeper;
+pub(crate) mod admission;
+pub(crate) mod call_log_keeper;
 pub mod core;
-pub mod latency;
-pub mod playback;
-pub mod registry;
-pub mod run;
-pub mod teler_media;
+pub(crate) mod latency;
+pub(crate) mod playback;
+pub(crate) mod registry;
+pub(crate) mod run;
+pub(crate) mod teler_media;
 
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ impl std::fmt::Debug for Bridge {
 
 impl Bridge {
     /// Call from the main runtime (the keepers are spawned on it).
-    pub fn new(shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
         Self {
             openai: RealtimeClient::new(
                 shared.settings.openai.realtime_url.clone(),

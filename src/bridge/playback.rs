@@ -13,12 +13,12 @@ use super::teler_media::write_audio_message;
 use crate::audio::pcm;
 
 /// The rate of everything sent to FreJun (every reference bridge sends 8 kHz).
-pub const OUTBOUND_RATE: u32 = 8_000;
+pub(crate) const OUTBOUND_RATE: u32 = 8_000;
 const SAMPLES_PER_MS: u64 = OUTBOUND_RATE as u64 / 1_000;
 
 /// Which output of OpenAI a piece of audio belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemKey {
+pub(crate) struct ItemKey {
     pub response_id: String,
     pub item_id: String,
     pub content_index: u32,
@@ -26,7 +26,7 @@ pub struct ItemKey {
 
 /// One assistant item's audio as sent to the caller.
 #[derive(Debug, Clone)]
-pub struct PlayedItem {
+pub(crate) struct PlayedItem {
     pub key: ItemKey,
     /// Samples sent to FreJun.
     pub sent_samples: u64,
@@ -35,12 +35,12 @@ pub struct PlayedItem {
 }
 
 impl PlayedItem {
-    pub fn sent_ms(&self) -> u64 {
+    pub(crate) fn sent_ms(&self) -> u64 {
         self.sent_samples / SAMPLES_PER_MS
     }
 
     /// Milliseconds of this item the caller has heard at `now`, clamped to what was sent.
-    pub fn heard_ms(&self, now: Instant, playout_latency: Duration) -> u64 {
+    pub(crate) fn heard_ms(&self, now: Instant, playout_latency: Duration) -> u64 {
         let Some(starts_at) = self.starts_at else {
             return 0;
         };
@@ -53,14 +53,17 @@ impl PlayedItem {
 
 /// A chunk ready for FreJun.
 #[derive(Debug)]
-pub struct OutboundChunk {
+pub(crate) struct OutboundChunk {
+    // The id and length travel in `message`; the fields are what the tests read.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub chunk_id: u64,
     pub message: String,
+    #[cfg_attr(not(test), allow(dead_code))]
     pub samples: usize,
 }
 
 #[derive(Debug)]
-pub struct Playback {
+pub(crate) struct Playback {
     chunk_samples: usize,
     /// Audio of `pending_item` not yet sent (less than one chunk).
     pending: Vec<i16>,
@@ -78,7 +81,7 @@ impl Playback {
     /// Keep only the most recent items: older ones have long finished playing.
     const MAX_ITEMS: usize = 16;
 
-    pub fn new(chunk_ms: u32) -> Self {
+    pub(crate) fn new(chunk_ms: u32) -> Self {
         let chunk_samples = (u64::from(chunk_ms.max(20)) * SAMPLES_PER_MS) as usize;
         Self {
             chunk_samples,
@@ -94,7 +97,7 @@ impl Playback {
 
     /// Adds 8 kHz `samples` of `item`; returns the chunks that are now complete. Audio of a new
     /// item first flushes what is left of the previous one, so a chunk never spans two items.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         item: &ItemKey,
         mut samples: &[i16],
@@ -118,7 +121,7 @@ impl Playback {
     }
 
     /// Sends what is pending even if it is shorter than a chunk (end of an item or response).
-    pub fn flush(&mut self, now: Instant) -> Option<OutboundChunk> {
+    pub(crate) fn flush(&mut self, now: Instant) -> Option<OutboundChunk> {
         if self.pending.is_empty() {
             return None;
         }
@@ -164,13 +167,17 @@ impl Playback {
     }
 
     /// Audio sent or pending that the caller has not heard yet.
-    pub fn has_unplayed(&self, now: Instant) -> bool {
+    pub(crate) fn has_unplayed(&self, now: Instant) -> bool {
         !self.pending.is_empty() || self.queue_end.is_some_and(|end| end > now)
     }
 
     /// Items the caller was hearing or about to hear at `now`, with how much was heard: what a
     /// barge-in truncates. Fully played items are left alone.
-    pub fn unfinished(&self, now: Instant, playout_latency: Duration) -> Vec<(ItemKey, u64)> {
+    pub(crate) fn unfinished(
+        &self,
+        now: Instant,
+        playout_latency: Duration,
+    ) -> Vec<(ItemKey, u64)> {
         self.items
             .iter()
             .filter(|item| item.heard_ms(now, playout_latency) < item.sent_ms())
@@ -179,7 +186,7 @@ impl Playback {
     }
 
     /// Forgets unsent audio and the playback queue (FreJun was told to clear its queue).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.pending.clear();
         self.pending_item = None;
         self.items.clear();
@@ -187,11 +194,11 @@ impl Playback {
     }
 
     /// The id the next chunk will get (ids are never reused, even across clears).
-    pub fn next_chunk_id(&self) -> u64 {
+    pub(crate) fn next_chunk_id(&self) -> u64 {
         self.next_chunk_id
     }
 
-    pub fn sent_ms(&self) -> u64 {
+    pub(crate) fn sent_ms(&self) -> u64 {
         self.total_sent_samples / SAMPLES_PER_MS
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What a tenant can ask a live call to do.
 #[derive(Debug)]
-pub enum ControlCommand {
+pub(crate) enum ControlCommand {
     /// Stop the assistant's speech as a barge-in would (clear, cancel, truncate).
     Interrupt {
         reply: oneshot::Sender<ControlOutcome>,
@@ -35,7 +35,7 @@ pub enum ControlCommand {
 
 /// What a control command did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct ControlOutcome {
+pub(crate) struct ControlOutcome {
     /// The message sent to FreJun (`clear` or `interrupt`), if any.
     pub sent_to_frejun: Option<String>,
     /// Whether the assistant's response was cancelled at OpenAI.
@@ -47,7 +47,7 @@ pub struct ControlOutcome {
 
 impl ControlOutcome {
     /// Nothing was sent anywhere.
-    pub fn nothing() -> Self {
+    pub(crate) fn nothing() -> Self {
         Self {
             sent_to_frejun: None,
             response_cancelled: false,
@@ -57,7 +57,7 @@ impl ControlOutcome {
     }
 
     /// Only FreJun was sent `message` (`clear` or `interrupt`).
-    pub fn sent_to_frejun(message: &str) -> Self {
+    pub(crate) fn sent_to_frejun(message: &str) -> Self {
         Self {
             sent_to_frejun: Some(message.to_owned()),
             ..Self::nothing()
@@ -67,7 +67,7 @@ impl ControlOutcome {
 
 /// Facts about a live stream, updated by its session.
 #[derive(Debug)]
-pub struct StreamFacts {
+pub(crate) struct StreamFacts {
     pub call_id: CallId,
     pub user_id: TenantId,
     pub assistant_id: AssistantId,
@@ -79,7 +79,7 @@ pub struct StreamFacts {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct StreamStartFacts {
+pub(crate) struct StreamStartFacts {
     pub frejun_call_id: Option<String>,
     pub stream_id: Option<String>,
     pub encoding: Option<String>,
@@ -90,9 +90,8 @@ pub struct StreamStartFacts {
 
 /// A snapshot of one live call, for the API.
 #[derive(Debug, Clone)]
-pub struct LiveCall {
+pub(crate) struct LiveCall {
     pub call_id: CallId,
-    pub user_id: TenantId,
     pub assistant_id: AssistantId,
     pub started_at: DateTime,
     pub stream: StreamStartFacts,
@@ -107,7 +106,7 @@ struct Entry {
 
 /// Why a control command did not reach a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// Not bridged here (ended, not started, another tenant's, or on another instance).
     NotLive,
     /// The call ended while the command was on its way.
@@ -128,7 +127,7 @@ impl std::fmt::Debug for LiveCalls {
 }
 
 /// Removes its call from the registry when the session ends, however it ends.
-pub struct Registration {
+pub(crate) struct Registration {
     calls: LiveCalls,
     call_id: CallId,
 }
@@ -150,7 +149,7 @@ impl LiveCalls {
 
     /// Registers a live call; `None` if it is already bridged here (a second media stream for
     /// the same call).
-    pub fn register(
+    pub(crate) fn register(
         &self,
         facts: Arc<StreamFacts>,
         control: mpsc::Sender<ControlCommand>,
@@ -167,16 +166,17 @@ impl LiveCalls {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The tenant's live calls on this instance, oldest first.
-    pub fn list(&self, user_id: TenantId) -> Vec<LiveCall> {
+    pub(crate) fn list(&self, user_id: TenantId) -> Vec<LiveCall> {
         let mut calls: Vec<LiveCall> = self
             .lock()
             .values()
@@ -188,7 +188,7 @@ impl LiveCalls {
     }
 
     /// The tenant's live call `call_id`, if bridged here.
-    pub fn get(&self, user_id: TenantId, call_id: CallId) -> Option<LiveCall> {
+    pub(crate) fn get(&self, user_id: TenantId, call_id: CallId) -> Option<LiveCall> {
         self.lock()
             .get(&call_id)
             .filter(|entry| entry.facts.user_id == user_id)
@@ -196,7 +196,7 @@ impl LiveCalls {
     }
 
     /// Sends a command to the tenant's live call and waits for what it did.
-    pub async fn control(
+    pub(crate) async fn control(
         &self,
         user_id: TenantId,
         call_id: CallId,
@@ -220,7 +220,6 @@ impl LiveCalls {
 fn snapshot(facts: &StreamFacts) -> LiveCall {
     LiveCall {
         call_id: facts.call_id,
-        user_id: facts.user_id,
         assistant_id: facts.assistant_id,
         started_at: facts.started_at,
         stream: facts

@@ -36,7 +36,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 impl Bridge {
     /// Runs one call from the upgrade to the final call-log write (which continues in the
     /// keeper after this returns), inside the call's span.
-    pub async fn run_session(
+    pub(crate) async fn run_session(
         self,
         admitted: Admitted,
         teler: actix_ws::Session,

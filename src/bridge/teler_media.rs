@@ -13,7 +13,7 @@ use crate::audio::pcm;
 
 /// One text frame from FreJun.
 #[derive(Debug, PartialEq)]
-pub enum TelerMessage<'a> {
+pub(crate) enum TelerMessage<'a> {
     Start(StreamStart),
     /// Base64 of s16le mono PCM at the stream's sample rate (borrowed unless the JSON string
     /// had escapes).
@@ -28,7 +28,7 @@ pub enum TelerMessage<'a> {
 
 /// The facts of FreJun's `start` message.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct StreamStart {
+pub(crate) struct StreamStart {
     pub call_id: Option<String>,
     pub stream_id: Option<String>,
     pub account_id: Option<String>,
@@ -38,7 +38,7 @@ pub struct StreamStart {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum TelerMessageError {
+pub(crate) enum TelerMessageError {
     #[error("not a JSON object: {0}")]
     NotJson(String),
     #[error("no `type` field")]
@@ -104,7 +104,7 @@ fn parse_rate(text: &str) -> Option<u32> {
 }
 
 impl<'a> TelerMessage<'a> {
-    pub fn parse(text: &'a str) -> Result<Self, TelerMessageError> {
+    pub(crate) fn parse(text: &'a str) -> Result<Self, TelerMessageError> {
         let envelope: Envelope<'a> = serde_json::from_str(text)
             .map_err(|err| TelerMessageError::NotJson(err.to_string()))?;
         let kind = envelope.kind.ok_or(TelerMessageError::MissingType)?;
@@ -139,7 +139,7 @@ impl<'a> TelerMessage<'a> {
 /// Writes `{"type":"audio","audio_b64":"<base64 of pcm>","chunk_id":<id>}` into `out`
 /// (cleared first): the flat shape every reference bridge sends, base64 computed once over the
 /// whole chunk.
-pub fn write_audio_message(pcm_s16le: &[u8], chunk_id: u64, out: &mut String) {
+pub(crate) fn write_audio_message(pcm_s16le: &[u8], chunk_id: u64, out: &mut String) {
     out.clear();
     out.reserve(pcm_s16le.len().div_ceil(3) * 4 + 64);
     out.push_str(r#"{"type":"audio","audio_b64":""#);
@@ -150,10 +150,10 @@ pub fn write_audio_message(pcm_s16le: &[u8], chunk_id: u64, out: &mut String) {
 }
 
 /// Drops everything FreJun has queued for playback.
-pub const CLEAR_MESSAGE: &str = r#"{"type":"clear"}"#;
+pub(crate) const CLEAR_MESSAGE: &str = r#"{"type":"clear"}"#;
 
 /// Drops one queued chunk.
-pub fn interrupt_message(chunk_id: u64) -> String {
+pub(crate) fn interrupt_message(chunk_id: u64) -> String {
     format!(r#"{{"type":"interrupt","chunk_id":{chunk_id}}}"#)
 }
 

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use bson::DateTime;
 
+use super::CallService;
 use super::tenant_key::KeyError;
-use super::{CallService, after};
 use crate::domain::call::record::NewCall;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
@@ -22,6 +22,7 @@ use crate::domain::ids::CallId;
 use crate::domain::phone::NumberStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenant::TenantStatus;
+use crate::domain::time::after;
 use crate::frejun::flow::{FlowRequest, FlowResponse};
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
@@ -30,7 +31,7 @@ use crate::storage::users::UserRecord;
 
 /// What we told FreJun, and why.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FlowOutcome {
+pub(crate) enum FlowOutcome {
     /// Stream the call to us.
     Stream {
         call_id: CallId,
@@ -47,7 +48,7 @@ pub enum FlowOutcome {
 
 impl FlowOutcome {
     /// The JSON FreJun receives.
-    pub fn response(&self) -> FlowResponse {
+    pub(crate) fn response(&self) -> FlowResponse {
         match self {
             FlowOutcome::Stream { response, .. } => response.clone(),
             FlowOutcome::Refused { .. } | FlowOutcome::UnknownCall => FlowResponse::Hangup,
@@ -56,7 +57,7 @@ impl FlowOutcome {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FlowError {
+pub(crate) enum FlowError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// The dialled number belongs to another tenant than the key's.
@@ -68,7 +69,7 @@ pub enum FlowError {
 
 impl CallService {
     /// Answers a flow request. `our_call` is the `call` query parameter (outbound calls).
-    pub async fn answer_flow(
+    pub(crate) async fn answer_flow(
         &self,
         key: Option<&str>,
         our_call: Option<&str>,
@@ -391,7 +392,7 @@ impl CallService {
 
     /// `{"action":"stream", ...}` with a `ws_url` to our media endpoint carrying a token bound
     /// to this call and assistant.
-    pub fn stream_flow(&self, call_id: CallId, assistant: &AssistantRecord) -> FlowResponse {
+    pub(crate) fn stream_flow(&self, call_id: CallId, assistant: &AssistantRecord) -> FlowResponse {
         let call_id = call_id.to_hex();
         let assistant_id = assistant.id.to_hex();
         let mut url = self

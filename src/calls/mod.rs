@@ -11,16 +11,14 @@
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
 
-pub mod flow;
-pub mod outbound;
-pub mod reaper;
-pub mod tenant_key;
-pub mod webhook;
+pub(crate) mod flow;
+pub(crate) mod outbound;
+pub(crate) mod reaper;
+pub(crate) mod tenant_key;
+pub(crate) mod webhook;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bson::DateTime;
 use url::Url;
 
 use crate::crypto::TenantSecret;
@@ -50,7 +48,7 @@ impl CallService {
     }
 
     /// The tenant's FreJun URL secret in clear, to put in URLs we hand to FreJun.
-    pub fn url_secret(&self, user: &UserRecord) -> Result<SecretString, CredentialProblem> {
+    pub(crate) fn url_secret(&self, user: &UserRecord) -> Result<SecretString, CredentialProblem> {
         let encrypted = user
             .secrets
             .frejun_url_secret
@@ -64,7 +62,12 @@ impl CallService {
 
     /// `path` under the public base URL with the tenant's `key` and, for a call we place, our
     /// call id: the URLs `GET /api/me` shows and the `flow_url` of an outbound call.
-    pub fn frejun_url(&self, path: &str, secret: &SecretString, call_id: Option<CallId>) -> Url {
+    pub(crate) fn frejun_url(
+        &self,
+        path: &str,
+        secret: &SecretString,
+        call_id: Option<CallId>,
+    ) -> Url {
         let mut url = self.shared.settings.public_url(path);
         url.query_pairs_mut().append_pair("key", secret.expose());
         if let Some(call_id) = call_id {
@@ -76,15 +79,9 @@ impl CallService {
 
 /// Why a stored secret cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialProblem {
+pub(crate) enum CredentialProblem {
     /// The tenant never stored it.
     Missing,
     /// It does not decrypt with the configured master keys.
     Unreadable,
-}
-
-/// `now + duration` as a BSON date.
-pub(crate) fn after(now: DateTime, duration: Duration) -> DateTime {
-    let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-    DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
 }

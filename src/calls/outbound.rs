@@ -9,7 +9,7 @@
 use bson::DateTime;
 use tracing::Instrument as _;
 
-use super::{CallService, CredentialProblem, after};
+use super::{CallService, CredentialProblem};
 use crate::domain::call::record::{CallError, NewCall};
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
@@ -19,6 +19,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::phone::NumberStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::secret::SecretString;
+use crate::domain::time::after;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::{InitiateCall, TelerError};
 use crate::storage::StorageError;
@@ -29,7 +30,7 @@ use crate::telemetry::record_frejun_call_id;
 
 /// A tenant's request to place a call.
 #[derive(Debug, Clone)]
-pub struct OutboundRequest {
+pub(crate) struct OutboundRequest {
     /// The assistant to talk; `None`: the one assigned to the from-number.
     pub assistant_id: Option<String>,
     pub from_number: String,
@@ -38,14 +39,14 @@ pub struct OutboundRequest {
 
 /// A call Teler accepted.
 #[derive(Debug, Clone)]
-pub struct PlacedCall {
+pub(crate) struct PlacedCall {
     pub call: CallLogRecord,
     pub frejun_call_id: String,
     pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
+pub(crate) enum OutboundError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("no such assistant")]
@@ -78,7 +79,7 @@ pub enum OutboundError {
 
 impl CallService {
     /// Places an outbound call for `tenant` (see the module docs).
-    pub async fn initiate(
+    pub(crate) async fn initiate(
         &self,
         tenant: &UserRecord,
         request: &OutboundRequest,
@@ -271,7 +272,7 @@ impl CallService {
 
     /// Ends the tenant's live call through Teler's hang-up endpoint. FreJun's status webhook
     /// then closes the call log; the log records at once that the tenant asked.
-    pub async fn hang_up(
+    pub(crate) async fn hang_up(
         &self,
         tenant: &UserRecord,
         call_id: CallId,
@@ -345,7 +346,7 @@ impl CallService {
 }
 
 /// The end reason and error code recorded when Teler does not place a call.
-pub fn teler_failure(err: &TelerError) -> (EndReason, &'static str) {
+pub(crate) fn teler_failure(err: &TelerError) -> (EndReason, &'static str) {
     match err {
         TelerError::Unauthorized { .. } => (EndReason::TelerRejected, "frejun_key_invalid"),
         TelerError::NumberNotProvisioned { .. } => {

@@ -22,7 +22,7 @@ const BATCH: usize = 200;
 
 impl CallService {
     /// Sweeps every `frejun.reaper_interval_secs` until `shutdown` is cancelled.
-    pub async fn run_reaper(self, shutdown: CancellationToken) {
+    pub(crate) async fn run_reaper(self, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(self.shared.settings.frejun.reaper_interval());
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

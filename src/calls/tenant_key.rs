@@ -8,7 +8,7 @@ use crate::storage::users::UserRecord;
 
 /// Why a FreJun request's key was refused. Both answer 401 and write nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("the request has no `key` query parameter")]
     Missing,
     #[error("the `key` query parameter matches no tenant")]
@@ -22,7 +22,7 @@ const MAX_KEY_CHARS: usize = 256;
 
 impl CallService {
     /// The tenant whose URL secret is `key`: one indexed read of its SHA-256.
-    pub async fn tenant_for_key(&self, key: Option<&str>) -> Result<UserRecord, KeyError> {
+    pub(crate) async fn tenant_for_key(&self, key: Option<&str>) -> Result<UserRecord, KeyError> {
         let key = key.filter(|key| !key.is_empty()).ok_or(KeyError::Missing)?;
         if key.len() > MAX_KEY_CHARS {
             return Err(KeyError::Unknown);

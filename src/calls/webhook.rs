@@ -21,7 +21,7 @@ use crate::storage::users::UserRecord;
 
 /// What became of a webhook.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WebhookOutcome {
+pub(crate) enum WebhookOutcome {
     /// Merged into the call; its status afterwards.
     Applied { call_id: CallId, status: CallStatus },
     /// Matched no call of the tenant; kept for diagnosis.
@@ -29,7 +29,7 @@ pub enum WebhookOutcome {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// Not a JSON object. Kept for diagnosis all the same.
@@ -41,7 +41,7 @@ pub enum WebhookError {
 
 impl CallService {
     /// Applies one webhook body. `our_call` is the `call` query parameter, when present.
-    pub async fn apply_webhook(
+    pub(crate) async fn apply_webhook(
         &self,
         key: Option<&str>,
         our_call: Option<&str>,

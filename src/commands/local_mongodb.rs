@@ -14,7 +14,7 @@ use tokio::process::Command;
 use crate::local_mongodb::{self as local, LocalMongod};
 
 /// Environment variable the tests (and any wrapped command) read the connection string from.
-pub const URI_ENV: &str = "MONGODB_URI";
+pub(crate) const URI_ENV: &str = "MONGODB_URI";
 
 /// Runs `command` with a database; returns its exit status.
 pub async fn exec(state_dir: &Path, command: &[String]) -> anyhow::Result<ExitStatus> {

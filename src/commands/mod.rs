@@ -24,7 +24,9 @@ use crate::storage::Storage;
 
 /// The database the settings point at. In development without `mongodb.uri`, a local `mongod`
 /// under the state directory is started (or reused); the caller stops it when done.
-pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Option<LocalMongod>)> {
+pub(crate) async fn open_storage(
+    settings: &Settings,
+) -> anyhow::Result<(Storage, Option<LocalMongod>)> {
     let (uri, local_server) = match &settings.mongodb.uri {
         Some(uri) => (uri.clone(), None),
         None => {

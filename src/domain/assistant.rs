@@ -70,24 +70,6 @@ pub enum Voice {
     Cedar,
 }
 
-impl Voice {
-    /// The serialized name, which is also OpenAI's.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Voice::Alloy => "alloy",
-            Voice::Ash => "ash",
-            Voice::Ballad => "ballad",
-            Voice::Coral => "coral",
-            Voice::Echo => "echo",
-            Voice::Sage => "sage",
-            Voice::Shimmer => "shimmer",
-            Voice::Verse => "verse",
-            Voice::Marin => "marin",
-            Voice::Cedar => "cedar",
-        }
-    }
-}
-
 /// How OpenAI decides that the caller has finished speaking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -13,18 +13,18 @@ use super::validation::ValidationError;
 
 /// A trimmed, lowercased email address that passed [`Email::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Email(String);
+pub(crate) struct Email(String);
 
 impl Email {
     /// The `users.email` schema's lower bound; the other rules already need five (`a@b.c`).
-    pub const MIN_CHARS: usize = 3;
+    pub(crate) const MIN_CHARS: usize = 3;
     /// Longest address (RFC 3696's 64 + 1 + 255), also the `users.email` schema bound.
-    pub const MAX_CHARS: usize = 320;
+    pub(crate) const MAX_CHARS: usize = 320;
 
     /// Trims and lowercases `input`, then requires 3 to 320 characters, exactly one `@`, a
     /// non-empty local part, a domain with a `.` that is neither its first nor its last
     /// character, and no whitespace or control characters. Errors name the field "email".
-    pub fn parse(input: &str) -> Result<Email, ValidationError> {
+    pub(crate) fn parse(input: &str) -> Result<Email, ValidationError> {
         const FIELD: &str = "email";
         let fail = |message: &str| ValidationError::new(FIELD, message);
 
@@ -55,7 +55,7 @@ impl Email {
     }
 
     /// The normalised address.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -15,10 +15,12 @@
 
 pub mod assistant;
 pub mod call;
-pub mod email;
+pub(crate) mod email;
+pub(crate) mod error_chain;
 pub mod ids;
-pub mod phone;
-pub mod pricing;
+pub(crate) mod phone;
+pub(crate) mod pricing;
 pub mod secret;
-pub mod tenant;
-pub mod validation;
+pub(crate) mod tenant;
+pub(crate) mod time;
+pub(crate) mod validation;

@@ -15,26 +15,26 @@ use super::validation::ValidationError;
 /// A phone number in normalised E.164 form. Only [`PhoneNumber::parse`] (and deserialization,
 /// which calls it) can build one, so holding a `PhoneNumber` means the shape was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PhoneNumber(String);
+pub(crate) struct PhoneNumber(String);
 
 /// Why a phone number was refused. The message is safe to show a client: it never repeats the
 /// input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be an E.164 number such as +14155550100")]
-pub struct InvalidPhoneNumber;
+pub(crate) struct InvalidPhoneNumber;
 
 impl PhoneNumber {
     /// Fewest digits after the `+` (short national numbers in the smallest plans).
-    pub const MIN_DIGITS: usize = 7;
+    pub(crate) const MIN_DIGITS: usize = 7;
     /// Most digits after the `+` (the E.164 maximum).
-    pub const MAX_DIGITS: usize = 15;
+    pub(crate) const MAX_DIGITS: usize = 15;
 
     /// Parses and normalises a number as people write it: surrounding whitespace is trimmed;
     /// spaces, `-`, `.`, `(` and `)` are removed; a leading international `00` becomes `+`.
     /// What remains must be `+` followed by 7 to 15 digits, the first of them 1–9. Anything
     /// else (letters, a national number without `+`, a leading `+0`) is refused rather than
     /// guessed at, because a wrong guess would route a call to someone else.
-    pub fn parse(input: &str) -> Result<PhoneNumber, InvalidPhoneNumber> {
+    pub(crate) fn parse(input: &str) -> Result<PhoneNumber, InvalidPhoneNumber> {
         let compact: String = input
             .trim()
             .chars()
@@ -54,12 +54,12 @@ impl PhoneNumber {
     }
 
     /// [`PhoneNumber::parse`], reporting a failure against the request field `field`.
-    pub fn parse_field(field: &str, input: &str) -> Result<PhoneNumber, ValidationError> {
+    pub(crate) fn parse_field(field: &str, input: &str) -> Result<PhoneNumber, ValidationError> {
         Self::parse(input).map_err(|err| ValidationError::new(field, err.to_string()))
     }
 
     /// The normalised number, e.g. `+14155550100`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum NumberStatus {
+pub(crate) enum NumberStatus {
     /// Takes calls.
     Active,
     /// Kept, but calls to it are refused (hang-up flow).
@@ -93,7 +93,7 @@ pub enum NumberStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     pub voice: bool,
     pub sms: bool,
 }

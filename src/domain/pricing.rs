@@ -4,7 +4,7 @@
 
 /// US dollars per million tokens of each kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TokenPrices {
+pub(crate) struct TokenPrices {
     pub audio_input: f64,
     pub audio_input_cached: f64,
     pub audio_output: f64,
@@ -35,7 +35,7 @@ const REALTIME_MINI: TokenPrices = TokenPrices {
 
 /// The prices for `model`: the mini family by name, every other realtime model at the full
 /// model's prices (the conservative choice for an unknown model).
-pub fn prices_for(model: &str) -> TokenPrices {
+pub(crate) fn prices_for(model: &str) -> TokenPrices {
     if model.contains("mini") {
         REALTIME_MINI
     } else {
@@ -46,7 +46,7 @@ pub fn prices_for(model: &str) -> TokenPrices {
 /// Token counts of a call, by kind. Cached tokens are a subset of the input tokens and are
 /// attributed to audio first (realtime context is mostly audio).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenCounts {
+pub(crate) struct TokenCounts {
     pub input_audio: u64,
     pub input_text: u64,
     pub input_cached: u64,
@@ -55,7 +55,7 @@ pub struct TokenCounts {
 }
 
 /// Estimated cost in US dollars, rounded to a millionth of a dollar.
-pub fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
+pub(crate) fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
     let prices = prices_for(model);
     let cached_audio = tokens.input_cached.min(tokens.input_audio);
     let cached_text = (tokens.input_cached - cached_audio).min(tokens.input_text);

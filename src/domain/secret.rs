@@ -11,10 +11,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest provider key (OpenAI, FreJun) accepted; real ones are far shorter.
-pub const PROVIDER_KEY_MAX_CHARS: usize = 512;
+pub(crate) const PROVIDER_KEY_MAX_CHARS: usize = 512;
 
 /// What every secret prints as, in `Debug`, `Display` and serialized form.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// A secret string. `Debug`, `Display` and `Serialize` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -59,7 +59,7 @@ pub struct MasterKey([u8; MasterKey::LEN]);
 
 /// Why a master key was refused. The message never contains the key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MasterKeyError {
+pub(crate) enum MasterKeyError {
     #[error("must be base64 (standard alphabet)")]
     NotBase64,
     #[error("must decode to exactly 32 bytes, got {0}")]
@@ -69,7 +69,7 @@ pub enum MasterKeyError {
 impl MasterKey {
     pub const LEN: usize = 32;
 
-    pub fn from_base64(encoded: &str) -> Result<Self, MasterKeyError> {
+    pub(crate) fn from_base64(encoded: &str) -> Result<Self, MasterKeyError> {
         let bytes = BASE64
             .decode(encoded.trim())
             .map_err(|_| MasterKeyError::NotBase64)?;
@@ -85,7 +85,7 @@ impl MasterKey {
     }
 
     /// The raw key, for the cipher only.
-    pub fn expose(&self) -> &[u8; Self::LEN] {
+    pub(crate) fn expose(&self) -> &[u8; Self::LEN] {
         &self.0
     }
 

@@ -9,14 +9,14 @@ use super::validation::{ValidationError, check_chars, check_range};
 /// inbound calls are rejected (end reason `tenant_suspended`), but its data is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum TenantStatus {
+pub(crate) enum TenantStatus {
     Active,
     Suspended,
 }
 
 /// Per-tenant limits, set by an operator through the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Calls (inbound and outbound) that may be live at once; the next one is refused with end
     /// reason `concurrency_limit`.
     #[schema(minimum = 1, maximum = 10_000)]
@@ -31,18 +31,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const MIN_CONCURRENT_CALLS: u32 = 1;
+    pub(crate) const MIN_CONCURRENT_CALLS: u32 = 1;
     /// Far above any single tenant's need; it bounds the damage of a typo.
-    pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
-    pub const MIN_CALL_SECONDS: u32 = 1;
+    pub(crate) const MAX_CONCURRENT_CALLS: u32 = 10_000;
+    pub(crate) const MIN_CALL_SECONDS: u32 = 1;
     /// One day: no legitimate call lasts longer, and a stuck one must end eventually.
-    pub const MAX_CALL_SECONDS: u32 = 86_400;
+    pub(crate) const MAX_CALL_SECONDS: u32 = 86_400;
 
-    pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 10;
-    pub const DEFAULT_MAX_CALL_SECONDS: u32 = 3_600;
+    pub(crate) const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 10;
+    pub(crate) const DEFAULT_MAX_CALL_SECONDS: u32 = 3_600;
 
     /// Checks every bound; the error names the offending field.
-    pub fn validate(&self) -> Result<(), ValidationError> {
+    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
         check_range(
             "max_concurrent_calls",
             self.max_concurrent_calls,
@@ -77,14 +77,14 @@ impl Default for Limits {
 }
 
 /// Longest name of a tenant API key, in characters.
-pub const API_KEY_NAME_MAX_CHARS: usize = 200;
+pub(crate) const API_KEY_NAME_MAX_CHARS: usize = 200;
 
 /// Longest tenant name, in characters (the `users.name` schema bound).
-pub const TENANT_NAME_MAX_CHARS: usize = 200;
+pub(crate) const TENANT_NAME_MAX_CHARS: usize = 200;
 
 /// Trims `name` and requires 1 to 200 characters; returns the trimmed name, which is what
 /// should be stored. Errors name the field "name".
-pub fn validate_tenant_name(name: &str) -> Result<String, ValidationError> {
+pub(crate) fn validate_tenant_name(name: &str) -> Result<String, ValidationError> {
     let trimmed = name.trim();
     check_chars("name", trimmed, 1, TENANT_NAME_MAX_CHARS)?;
     Ok(trimmed.to_owned())

@@ -27,7 +27,7 @@ const DIRECTION_KEYS: &[&str] = &["direction"];
 /// the direction is not yet a [`crate::domain::call::CallType`], because the handler decides
 /// what to do when they are malformed (usually: look the call up by its id instead).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FlowRequest {
+pub(crate) struct FlowRequest {
     /// FreJun's call id (`call_id`, `callId` or `id`).
     pub call_id: Option<String>,
     /// FreJun's account id (`account_id` or `accountId`).
@@ -44,7 +44,7 @@ pub struct FlowRequest {
 /// fixed (it never echoes the body), so it is safe to log and to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct FlowParseError(&'static str);
+pub(crate) struct FlowParseError(&'static str);
 
 impl FlowRequest {
     /// Tolerant parse from raw bytes.
@@ -57,7 +57,7 @@ impl FlowRequest {
     /// - A `key=value&...` form-encoded body is read with the same keys and rules.
     /// - A JSON value that is not an object, or a body that is neither JSON nor form-encoded,
     ///   is an error.
-    pub fn parse(body: &[u8]) -> Result<FlowRequest, FlowParseError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<FlowRequest, FlowParseError> {
         let trimmed = body.trim_ascii();
         if trimmed.is_empty() {
             return Ok(FlowRequest::default());
@@ -110,7 +110,7 @@ impl FlowRequest {
 /// send; CONVIS's `type` and the old docs' `"Stream"` are not used.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
-pub enum FlowResponse {
+pub(crate) enum FlowResponse {
     /// Open a media-stream WebSocket to `ws_url` and bridge the call's audio over it.
     Stream {
         /// The `wss://` URL FreJun dials; it carries the call's media token in its query.
@@ -145,12 +145,12 @@ pub(super) fn text_field(object: &Map<String, Value>, keys: &[&str]) -> Option<S
 
 /// Longest text value kept from FreJun's payloads, in bytes: room for any URL (browsers stop at
 /// about 2,000 characters); anything longer is garbage that must not reach the database.
-pub const MAX_FIELD_BYTES: usize = 2_048;
+pub(crate) const MAX_FIELD_BYTES: usize = 2_048;
 
 /// Longest FreJun call id kept, in bytes. Real ones are 29 (`cs_` + ULID) or 36 (UUID); the
 /// call log's schema allows 200, so a longer one is treated as absent rather than failing the
 /// write.
-pub const MAX_CALL_ID_BYTES: usize = 200;
+pub(crate) const MAX_CALL_ID_BYTES: usize = 200;
 
 /// A call id within [`MAX_CALL_ID_BYTES`].
 pub(super) fn bounded_call_id(id: Option<String>) -> Option<String> {

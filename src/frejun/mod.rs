@@ -9,6 +9,6 @@
 //! - [`webhook`]: call and stream lifecycle events from the status webhook.
 //! - [`media_token`]: the signed, expiring token in a stream flow's `ws_url`.
 
-pub mod flow;
+pub(crate) mod flow;
 pub mod media_token;
-pub mod webhook;
+pub(crate) mod webhook;

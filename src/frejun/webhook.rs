@@ -52,7 +52,7 @@ const MAX_EPOCH_MILLIS: f64 = 253_402_300_799_999.0;
 
 /// One status-webhook delivery, normalised from either shape.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WebhookEvent {
+pub(crate) struct WebhookEvent {
     /// The event name as received (`call.answered`), or for the flat shape `status:<status>`
     /// (e.g. `status:in-progress`), with the status as received. Empty when the body names
     /// neither an event nor a status. Kept for logs and diagnosis; decisions use [`Self::kind`].
@@ -83,7 +83,7 @@ pub struct WebhookEvent {
 
 /// What an event means for the call's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// A lifecycle status: initiated, ringing, answered (→ InProgress), stream started
     /// (→ InProgress).
     Progress(CallStatus),
@@ -104,7 +104,7 @@ pub enum EventKind {
 /// the body), so it is safe to log and to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct WebhookParseError(&'static str);
+pub(crate) struct WebhookParseError(&'static str);
 
 impl WebhookEvent {
     /// Parses a webhook body. `Err` only for non-JSON or non-object bodies; a missing call id is
@@ -114,7 +114,7 @@ impl WebhookEvent {
     /// without a dot, e.g. `"outbound"`, is some other attribute), else by a `status` (flat
     /// shape). When an event name is present a `status` is ignored: an unknown event such as a
     /// recording's `*.completed` must not be misread as the call's status.
-    pub fn parse(body: &[u8]) -> Result<WebhookEvent, WebhookParseError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<WebhookEvent, WebhookParseError> {
         let top = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(top)) => top,
             Ok(_) => return Err(WebhookParseError("webhook body is JSON but not an object")),
@@ -154,7 +154,7 @@ impl WebhookEvent {
     /// The status this event implies on its own: `Progress(s)` → `Some(s)`;
     /// `Ended { explicit: Some(s) }` → `Some(s)`; `Ended { explicit: None }` → `Some(Completed)`
     /// (the caller downgrades it to no-answer when the call was never answered); others `None`.
-    pub fn implied_status(&self) -> Option<CallStatus> {
+    pub(crate) fn implied_status(&self) -> Option<CallStatus> {
         match self.kind {
             EventKind::Progress(status) => Some(status),
             EventKind::Ended { explicit } => Some(explicit.unwrap_or(CallStatus::Completed)),
@@ -168,7 +168,7 @@ impl WebhookEvent {
     ///
     /// `call.completed`'s duration proves nothing: the docs do not say whether it counts ringing
     /// time, so an unanswered call may report a positive duration.
-    pub fn proves_answered(&self) -> bool {
+    pub(crate) fn proves_answered(&self) -> bool {
         match self.kind {
             EventKind::Progress(CallStatus::InProgress) => true,
             EventKind::Ended {

@@ -30,7 +30,7 @@ use crate::storage::{Storage, StorageError};
 
 /// Name of the key created with a tenant.
 const FIRST_KEY_NAME: &str = "default";
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(
         resource("/api/admin/users")
@@ -60,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// A new tenant.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
+pub(crate) struct CreateUserRequest {
     /// 1 to 200 characters; trimmed.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
@@ -77,7 +77,7 @@ pub struct CreateUserRequest {
 
 /// The created tenant and its first API key.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedUser {
+pub(crate) struct CreatedUser {
     #[serde(flatten)]
     pub user: UserView,
     /// The tenant's first API key. Shown once: only its hash is stored.
@@ -258,7 +258,7 @@ async fn get_user(
 /// Changes to a tenant; absent fields are kept.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateUserRequest {
+pub(crate) struct UpdateUserRequest {
     /// 1 to 200 characters; trimmed.
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
@@ -408,7 +408,7 @@ async fn set_status(
 /// A new API key. The whole body is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateApiKeyRequest {
+pub(crate) struct CreateApiKeyRequest {
     /// A label to tell keys apart: 1 to 200 characters after trimming; default `unnamed`.
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
@@ -416,7 +416,7 @@ pub struct CreateApiKeyRequest {
 
 /// The created key, with its secret.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedApiKey {
+pub(crate) struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,
     /// Shown once: only its hash is stored.

@@ -20,7 +20,7 @@ use crate::domain::ids::AssistantId;
 use crate::storage::assignments::DeleteOutcome;
 use crate::storage::assistants::{self, AssistantRecord};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(
         resource("/api/assistants")

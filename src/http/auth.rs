@@ -31,20 +31,20 @@ use crate::storage::users::UserRecord;
 
 /// `last_used_at` is kept to this resolution, so that a busy key does not cost a write per
 /// request.
-pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
+pub(crate) const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 
 /// The platform administrator.
 #[derive(Debug, Clone, Copy)]
-pub struct Admin;
+pub(crate) struct Admin;
 
 /// The tenant a request acts for, resolved from its API key.
 #[derive(Debug, Clone)]
-pub struct Tenant {
+pub(crate) struct Tenant {
     pub user: UserRecord,
 }
 
 impl Tenant {
-    pub fn id(&self) -> TenantId {
+    pub(crate) fn id(&self) -> TenantId {
         self.user.id
     }
 }
@@ -175,7 +175,7 @@ const MAX_REMEMBERED_KEYS: usize = 100_000;
 
 impl KeyUsageThrottle {
     /// Whether a use of `key` should be written now (and notes that it will be).
-    pub fn should_record(&self, key: ApiKeyId) -> bool {
+    pub(crate) fn should_record(&self, key: ApiKeyId) -> bool {
         let now = Instant::now();
         let mut recorded = self
             .recorded

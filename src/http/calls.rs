@@ -41,7 +41,7 @@ const MAX_STATS_DAYS: i64 = 366;
 /// Period of a stats request that names no start.
 const DEFAULT_STATS_DAYS: i64 = 30;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     // The fixed paths come before `{call_id}`, which would match them too.
     cfg.service(resource("/api/calls").route(web::get().to(list)))
@@ -59,7 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct CallsQuery {
+pub(crate) struct CallsQuery {
     /// Only calls with this status.
     #[param(value_type = Option<CallStatus>)]
     pub status: Option<String>,
@@ -413,7 +413,7 @@ async fn hangup(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct StatsQuery {
+pub(crate) struct StatsQuery {
     /// Start of the period (RFC 3339, inclusive). Default: 30 days before its end. The period
     /// may cover at most 366 days.
     #[param(value_type = Option<DateTime<Utc>>)]

@@ -18,13 +18,13 @@ pub fn ok<T: Serialize>(data: T) -> HttpResponse {
 }
 
 /// 201 with `{"success":true,"data":data}`.
-pub fn created<T: Serialize>(data: T) -> HttpResponse {
+pub(crate) fn created<T: Serialize>(data: T) -> HttpResponse {
     with_status(StatusCode::CREATED, data)
 }
 
 /// 200 with a page of a list: `{"success":true,"data":[…],"count":n,"next_cursor":…}`.
 /// `next_cursor` is `null` on the last page.
-pub fn list<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> HttpResponse {
+pub(crate) fn list<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "success": true,
         "count": items.len(),
@@ -38,13 +38,13 @@ fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
 }
 
 /// The error body. Kept in one place so every error path writes the same shape.
-pub fn error_body(code: &str, message: &str) -> Value {
+pub(crate) fn error_body(code: &str, message: &str) -> Value {
     json!({ "success": false, "error": { "code": code, "message": message } })
 }
 
 /// A successful answer: `data` holds the result.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Envelope<T> {
+pub(crate) struct Envelope<T> {
     /// Always `true`.
     pub success: bool,
     pub data: T,
@@ -52,7 +52,7 @@ pub struct Envelope<T> {
 
 /// One page of a list, newest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListEnvelope<T> {
+pub(crate) struct ListEnvelope<T> {
     /// Always `true`.
     pub success: bool,
     pub data: Vec<T>,

@@ -14,6 +14,7 @@ use utoipa::ToResponse;
 
 use crate::calls::CredentialProblem;
 use crate::calls::outbound::OutboundError;
+use crate::domain::error_chain::ErrorChain;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::TelerError;
 use crate::storage::StorageError;
@@ -29,7 +30,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -38,27 +39,27 @@ impl ApiError {
     }
 
     /// Attaches the underlying error, which is logged (for 5xx answers) but not shown.
-    pub fn with_cause(mut self, cause: impl Into<Cause>) -> Self {
+    pub(crate) fn with_cause(mut self, cause: impl Into<Cause>) -> Self {
         self.cause = Some(cause.into());
         self
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
 
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             ErrorCode::MethodNotAllowed,
             "this method is not allowed on this path",
         )
     }
 
-    pub fn database_unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn database_unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::DatabaseUnavailable, message)
     }
 
-    pub fn internal(cause: impl Into<Cause>) -> Self {
+    pub(crate) fn internal(cause: impl Into<Cause>) -> Self {
         Self::new(
             ErrorCode::InternalError,
             "internal error; the request id in the x-request-id header identifies it in our logs",
@@ -116,7 +117,7 @@ impl From<StorageError> for ApiError {
 
 /// Maps a storage error, naming the missing resource: `.map_err(not_found_as("assistant"))`
 /// answers 404 "assistant not found" (for a foreign id too), anything else as usual.
-pub fn not_found_as(what: &'static str) -> impl Fn(StorageError) -> ApiError {
+pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StorageError) -> ApiError {
     move |err| match err {
         StorageError::NotFound => ApiError::not_found(format!("{what} not found")),
         other => other.into(),
@@ -183,7 +184,7 @@ impl From<PathError> for ApiError {
 }
 
 /// A stored secret that does not decrypt: fail closed, say so plainly, log the detail.
-pub fn credentials_unreadable(cause: String) -> ApiError {
+pub(crate) fn credentials_unreadable(cause: String) -> ApiError {
     ApiError::new(
         ErrorCode::CredentialsUnreadable,
         "stored credentials cannot be decrypted with the configured master key",
@@ -235,8 +236,8 @@ impl From<OutboundError> for ApiError {
 }
 
 /// The code and message for a Teler failure. The codes are the ones the call log records in
-/// `error.code` ([`teler_failure`]); a test keeps the two in step.
-pub fn teler_error(err: &TelerError) -> (ErrorCode, String) {
+/// `error.code` ([`crate::calls::outbound::teler_failure`]); a test keeps the two in step.
+pub(crate) fn teler_error(err: &TelerError) -> (ErrorCode, String) {
     let detail = match err {
         TelerError::Unauthorized { .. } => {
             "FreJun refused your FreJun API key; update it with PUT /api/me/credentials".to_owned()
@@ -284,32 +285,8 @@ pub fn teler_error(err: &TelerError) -> (ErrorCode, String) {
     (code, detail)
 }
 
-/// Error handlers for actix's extractor configurations, so extractor failures use the envelope.
-pub fn json_error_handler(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub(crate) fn path_error_handler(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::from(err).into()
-}
-
-pub fn query_error_handler(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::from(err).into()
-}
-
-pub fn path_error_handler(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::from(err).into()
-}
-
-/// Displays an error with its whole `source()` chain on one line, for logs.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
-    }
 }
 
 // Error answers shared by many operations, as reusable responses. Operation-specific ones

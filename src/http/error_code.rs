@@ -323,7 +323,7 @@ impl ErrorCode {
 
     /// The code for an error answer that did not come from our handlers (the framework's own
     /// refusals), so even those carry a code from this table.
-    pub fn for_framework_status(status: u16) -> ErrorCode {
+    pub(crate) fn for_framework_status(status: u16) -> ErrorCode {
         match status {
             401 => Unauthorized,
             403 => Forbidden,

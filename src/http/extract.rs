@@ -31,11 +31,11 @@ use std::str::FromStr;
 use crate::domain::ids::ParseIdError;
 
 /// A JSON request body; see the module documentation.
-pub struct Json<T>(Result<T, ApiError>);
+pub(crate) struct Json<T>(Result<T, ApiError>);
 
 impl<T> Json<T> {
     /// The parsed body, or the error to answer with.
-    pub fn into_inner(self) -> Result<T, ApiError> {
+    pub(crate) fn into_inner(self) -> Result<T, ApiError> {
         self.0
     }
 }
@@ -113,7 +113,7 @@ fn payload_too_large(limit: usize) -> ApiError {
 }
 
 /// Parses JSON into `T`; on failure the message carries the path of the offending field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid_json = |err: serde_json::Error| {
         ApiError::new(
             ErrorCode::InvalidJson,
@@ -136,10 +136,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Query-string parameters; see the module documentation.
-pub struct Query<T>(Result<T, ApiError>);
+pub(crate) struct Query<T>(Result<T, ApiError>);
 
 impl<T> Query<T> {
-    pub fn into_inner(self) -> Result<T, ApiError> {
+    pub(crate) fn into_inner(self) -> Result<T, ApiError> {
         self.0
     }
 }
@@ -172,7 +172,7 @@ fn with_path(path: &str, message: &str) -> String {
 }
 
 /// Path ids that do not parse name nothing that exists: 404, like any unknown id.
-pub fn parse_id<Id>(text: &str, what: &str) -> Result<Id, ApiError>
+pub(crate) fn parse_id<Id>(text: &str, what: &str) -> Result<Id, ApiError>
 where
     Id: FromStr<Err = ParseIdError>,
 {
@@ -184,7 +184,7 @@ where
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Items per page: default 50; values outside 1 to 200 are clamped.
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; absent for the first page.
@@ -192,7 +192,7 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    pub fn page(&self) -> Result<PageRequest, ApiError> {
+    pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
         PageRequest::new(self.limit, self.cursor.as_deref()).map_err(|_| {
             ApiError::new(
                 ErrorCode::InvalidCursor,

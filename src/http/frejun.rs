@@ -27,7 +27,7 @@ use crate::calls::tenant_key::KeyError;
 use crate::calls::webhook::{WebhookError, WebhookOutcome};
 use crate::frejun::flow::FlowRequest;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/api/frejun/flow").route(web::post().to(flow)))
         .service(resource("/api/frejun/webhook").route(web::post().to(webhook)))
@@ -37,7 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The query parameters of the URLs we give FreJun.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct FrejunQuery {
+pub(crate) struct FrejunQuery {
     /// The tenant's FreJun URL secret, as in the URLs shown by `GET /api/me`.
     pub key: Option<String>,
     /// Our call id: present in the URLs of outbound calls placed through voxbridge.
@@ -99,7 +99,7 @@ fn frejun_unauthorized() -> ApiError {
     ),
     security(("frejun_key" = [])),
 )]
-pub async fn flow(
+pub(crate) async fn flow(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -156,7 +156,7 @@ pub async fn flow(
     ),
     security(("frejun_key" = [])),
 )]
-pub async fn webhook(
+pub(crate) async fn webhook(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -187,7 +187,7 @@ pub async fn webhook(
 /// Body of `POST /api/frejun/initiate-call`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InitiateCallBody {
+pub(crate) struct InitiateCallBody {
     /// The assistant to talk. Optional when the from-number has one assigned.
     pub assistant_id: Option<String>,
     /// One of the tenant's active numbers, E.164.
@@ -201,7 +201,7 @@ pub struct InitiateCallBody {
 /// The answer to `POST /api/frejun/initiate-call`: the seed's shape (`success`, FreJun's
 /// `call_id`, `message`) plus our call id and the call log.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct InitiatedCallView {
+pub(crate) struct InitiatedCallView {
     /// Always `true`.
     pub success: bool,
     /// FreJun's id for the call.
@@ -240,7 +240,7 @@ pub struct InitiatedCallView {
     ),
     security(("api_key" = [])),
 )]
-pub async fn initiate_call(
+pub(crate) async fn initiate_call(
     tenant: Tenant,
     body: Json<InitiateCallBody>,
     state: web::Data<AppState>,

@@ -7,11 +7,11 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::envelope::{self, Envelope, ErrorEnvelope};
 use super::error::ApiError;
-use super::error::ErrorChain;
 use super::error::ErrorCode;
+use crate::domain::error_chain::ErrorChain;
 use crate::storage::{PingFailure, StorageError};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/health").route(web::get().to(health)))
         .service(resource("/ready").route(web::get().to(ready)))
@@ -20,7 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The answer of `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HealthView {
+pub(crate) struct HealthView {
     /// Always `alive`.
     #[schema(example = "alive")]
     pub status: &'static str,
@@ -30,7 +30,7 @@ pub struct HealthView {
 
 /// The answer of `GET /ready`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReadyView {
+pub(crate) struct ReadyView {
     /// Always `ready`.
     #[schema(example = "ready")]
     pub status: &'static str,
@@ -38,7 +38,7 @@ pub struct ReadyView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReadyChecks {
+pub(crate) struct ReadyChecks {
     /// Always `ok` (a failed check answers 503 instead).
     #[schema(example = "ok")]
     pub database: &'static str,
@@ -46,7 +46,7 @@ pub struct ReadyChecks {
 
 /// The answer of `GET /api/frejun/health`: bare JSON, not in the envelope.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct FrejunHealth {
+pub(crate) struct FrejunHealth {
     /// Always `healthy`.
     #[schema(example = "healthy")]
     pub status: &'static str,
@@ -69,7 +69,7 @@ pub struct FrejunHealth {
         (status = 200, description = "The process is serving HTTP", body = Envelope<HealthView>),
     ),
 )]
-pub async fn health() -> HttpResponse {
+pub(crate) async fn health() -> HttpResponse {
     envelope::ok(HealthView {
         status: "alive",
         version: env!("CARGO_PKG_VERSION"),
@@ -89,7 +89,7 @@ pub async fn health() -> HttpResponse {
         (status = 503, description = "`database_unavailable` (MongoDB did not answer a ping) or `shutting_down`", body = ErrorEnvelope),
     ),
 )]
-pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,
@@ -133,7 +133,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         (status = 200, description = "The FreJun integration is up; bare JSON, not in the envelope", body = FrejunHealth),
     ),
 )]
-pub async fn frejun_health() -> HttpResponse {
+pub(crate) async fn frejun_health() -> HttpResponse {
     HttpResponse::Ok().json(FrejunHealth {
         status: "healthy",
         service: "frejun-integration",

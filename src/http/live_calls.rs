@@ -21,7 +21,7 @@ use super::views::LiveStreamView;
 use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome};
 use crate::domain::ids::CallId;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/api/calls/{call_id}/interrupt").route(web::post().to(interrupt)))
         .service(resource("/api/calls/{call_id}/clear").route(web::post().to(clear)))
@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Optional body of `POST /api/calls/{call_id}/interrupt`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InterruptRequest {
+pub(crate) struct InterruptRequest {
     /// Drop only this chunk (FreJun's `interrupt`), instead of stopping the assistant.
     pub chunk_id: Option<u64>,
 }

@@ -21,7 +21,7 @@ use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
 use crate::storage::users::{Credential, StoredCredential};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/api/me").route(web::get().to(me)))
         .service(resource("/api/me/credentials").route(web::put().to(put_credentials)));
@@ -29,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The tenant's account and its FreJun URLs.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MeView {
+pub(crate) struct MeView {
     #[serde(flatten)]
     pub user: UserView,
     pub frejun: FrejunUrls,
@@ -38,7 +38,7 @@ pub struct MeView {
 /// The URLs to paste into the tenant's FreJun app. They carry the tenant's URL secret (`key`),
 /// which is how voxbridge knows a FreJun request is for this tenant.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct FrejunUrls {
+pub(crate) struct FrejunUrls {
     /// FreJun's "incoming call" URL (`/api/frejun/flow?key=…`).
     #[schema(format = "uri")]
     pub incoming_call_url: String,
@@ -91,7 +91,7 @@ async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, 
 /// write-only: they are never returned, only whether each is set and its last four characters.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PutCredentialsRequest {
+pub(crate) struct PutCredentialsRequest {
     /// The tenant's OpenAI API key: 8 to 512 characters, no spaces or control characters.
     #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
     pub openai_api_key: Option<SecretString>,
@@ -102,7 +102,7 @@ pub struct PutCredentialsRequest {
 
 /// The credentials' status after the update.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CredentialsAnswer {
+pub(crate) struct CredentialsAnswer {
     pub credentials: CredentialsView,
 }
 

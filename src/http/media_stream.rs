@@ -14,7 +14,7 @@ use super::error::ErrorCode;
 use crate::bridge::admission::Refusal;
 use crate::domain::call::EndReason;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         super::resource("/api/frejun/media-stream/{assistant_id}")
             .route(web::get().to(media_stream)),
@@ -24,7 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The query of the `ws_url` handed to FreJun in the stream flow.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct MediaStreamQuery {
+pub(crate) struct MediaStreamQuery {
     /// Our call id.
     pub call_id: Option<String>,
     /// The signed, expiring token bound to the call and the assistant.
@@ -58,7 +58,7 @@ pub struct MediaStreamQuery {
     ),
     security(("media_token" = [])),
 )]
-pub async fn media_stream(
+pub(crate) async fn media_stream(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

@@ -11,13 +11,13 @@ use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage as _, HttpResponse};
+use actix_web::{Error, HttpResponse};
 use tracing::Instrument as _;
 
 use super::envelope::error_body;
 use super::error::ErrorCode;
 
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-supplied request id we accept; longer ones are replaced, not truncated.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -26,11 +26,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// rest.
 const HEALTH_PATHS: &[&str] = &["/health", "/ready", "/api/frejun/health"];
 
-/// The request id of the current request, stored in request extensions for handlers.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-pub async fn trace_request(
+pub(crate) async fn trace_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
@@ -41,7 +37,6 @@ pub async fn trace_request(
         .filter(|id| is_acceptable_request_id(id))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let method = req.method().to_string();
     let route = req
@@ -87,7 +82,7 @@ fn is_acceptable_request_id(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
 }
 
-pub async fn envelope_errors(
+pub(crate) async fn envelope_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, Error> {

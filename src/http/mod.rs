@@ -3,7 +3,9 @@
 //! Layout:
 //! - [`auth`]: the `Admin` and `Tenant` extractors.
 //! - [`envelope`]: the `{"success":…}` JSON envelope of the product's API.
-//! - [`error`]: [`error::ApiError`], the one error type of the layer, and extractor error handlers.
+//! - [`error`]: [`error::ApiError`], the one error type of the layer, its mappings from the
+//!   layers below, the shared error responses of the OpenAPI document, and the path-extractor
+//!   error handler.
 //! - [`middleware`]: request id + root span per request; error-shape normalisation.
 //! - [`extract`]: `Json` and `Query` extractors: errors name the field and surface only after
 //!   authentication.
@@ -19,23 +21,23 @@
 //! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
 //!   `/api/openapi.json`, and the tests that keep it in step with the routes.
 
-pub mod admin;
-pub mod assistants;
-pub mod auth;
-pub mod calls;
+pub(crate) mod admin;
+pub(crate) mod assistants;
+pub(crate) mod auth;
+pub(crate) mod calls;
 pub mod envelope;
 pub mod error;
 pub mod error_code;
-pub mod extract;
-pub mod frejun;
-pub mod health;
-pub mod live_calls;
-pub mod me;
-pub mod media_stream;
-pub mod middleware;
-pub mod openapi;
-pub mod phone_numbers;
-pub mod views;
+pub(crate) mod extract;
+pub(crate) mod frejun;
+pub(crate) mod health;
+pub(crate) mod live_calls;
+pub(crate) mod me;
+pub(crate) mod media_stream;
+pub(crate) mod middleware;
+pub(crate) mod openapi;
+pub(crate) mod phone_numbers;
+pub(crate) mod views;
 
 use std::sync::Arc;
 
@@ -94,14 +96,8 @@ pub fn app(
     let json_limit = state.shared.settings.server.json_body_limit_bytes;
     App::new()
         .app_data(web::Data::new(state))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(json_limit)
-                .error_handler(error::json_error_handler),
-        )
         // Bodies read raw (e.g. FreJun webhooks parsed tolerantly) get the same limit.
         .app_data(web::PayloadConfig::default().limit(json_limit))
-        .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
         .configure(health::routes)
         .service(resource("/api/openapi.json").route(web::get().to(openapi::openapi_json)))

@@ -107,7 +107,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         (name = "calls", description = "The tenant's call logs and statistics. Tenant API key."),
     ),
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Adds the security schemes that operations name in their `security`.
 struct SecuritySchemes;
@@ -220,7 +220,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
         (status = 200, description = "The OpenAPI document (bare JSON, not in the envelope)", body = Object, content_type = "application/json"),
     ),
 )]
-pub async fn openapi_json() -> HttpResponse {
+pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ContentType::json())
         .body(DOCUMENT.as_str())

@@ -25,7 +25,7 @@ use crate::storage::StorageError;
 use crate::storage::assignments::{AssignOutcome, InsertOutcome};
 use crate::storage::phone_numbers::{self, PhoneNumberRecord};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(
         resource("/api/phone-numbers")
@@ -46,7 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = PhoneNumberCreate)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRequest {
+pub(crate) struct CreateRequest {
     /// The number, E.164 or a common way of writing it; stored normalised to E.164. Unique
     /// across the platform.
     #[schema(example = "+14155550123")]
@@ -192,7 +192,7 @@ async fn get(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = PhoneNumberUpdate)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateRequest {
+pub(crate) struct UpdateRequest {
     pub status: NumberStatus,
 }
 
@@ -244,7 +244,7 @@ async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = PhoneNumberAssign)]
 #[serde(deny_unknown_fields)]
-pub struct AssignRequest {
+pub(crate) struct AssignRequest {
     /// One of the tenant's assistants.
     pub assistant_id: String,
 }

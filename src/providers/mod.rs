@@ -5,4 +5,4 @@
 //! - [`teler`]: the FreJun Teler REST API (start an outbound call, hang a call up).
 
 pub mod openai;
-pub mod teler;
+pub(crate) mod teler;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::domain::error_chain::ErrorChain;
 use crate::domain::secret::{REDACTED, SecretString};
 
 /// The connect phase never waits longer than this, even with a long overall timeout: a host that
@@ -28,11 +29,11 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest response body we read. FreJun's answers are a few hundred bytes; the cap protects us
 /// from a misbehaving proxy streaming an endless page.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Longest message taken from a response body, in characters. Messages end up in logs and in our
 /// own API's errors, so they are kept to a readable size.
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
 
 /// At most this many validation details are kept; FreJun reports one per field, so more would
 /// only mean a runaway body.
@@ -56,7 +57,7 @@ pub struct TelerClient {
 
 /// The body of `POST /voice/calls/initiate`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct InitiateCall {
+pub(crate) struct InitiateCall {
     /// E.164 with '+'; must be a number provisioned on the FreJun account.
     pub from_number: String,
     /// E.164 with '+'.
@@ -72,7 +73,7 @@ pub struct InitiateCall {
 /// What FreJun answered to a successful initiate. The call is only queued at this point; nobody
 /// has answered yet.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InitiatedCall {
+pub(crate) struct InitiatedCall {
     /// FreJun's call id: an opaque string (a UUID or `cs_` + ULID; a numeric id is stringified).
     pub id: String,
     /// The call's state if FreJun reported one (e.g. `initiated`).
@@ -84,7 +85,7 @@ pub struct InitiatedCall {
 /// Why a Teler request failed. Messages come from FreJun's answer, cut to
 /// [`MAX_MESSAGE_CHARS`], and never contain the API key.
 #[derive(Debug, thiserror::Error)]
-pub enum TelerError {
+pub(crate) enum TelerError {
     /// 401 or 403: FreJun refused the API key. Also returned without a request when the key
     /// contains characters an HTTP header cannot carry (FreJun would refuse such a key with 403).
     #[error("Teler refused the API key (HTTP {status}): {message}")]
@@ -93,7 +94,7 @@ pub enum TelerError {
     /// number of this FreJun account.
     #[error("the from number is not provisioned on the FreJun account: {message}")]
     NumberNotProvisioned { message: String },
-    /// 400 (other codes) or 422. `details` are one line per problem, "<field path>: <problem>".
+    /// 400 (other codes) or 422. `details` are one line per problem, `"<field path>: <problem>"`.
     #[error(
         "Teler rejected the request (HTTP {status}): {}",
         with_details(message, details)
@@ -136,6 +137,7 @@ pub enum TelerError {
 }
 
 impl TelerError {
+    #[cfg(test)]
     /// The HTTP status FreJun answered with, if there was an answer. For
     /// [`TelerError::NumberNotProvisioned`], [`TelerError::NotFound`],
     /// [`TelerError::Conflict`] and [`TelerError::RateLimited`] this is the status that variant
@@ -206,7 +208,7 @@ impl TelerClient {
     /// `base_url` like `https://api.frejun.ai/api/v1`, with or without a trailing '/'. `timeout`
     /// bounds each whole request (connect, send, answer); the connect phase alone is also capped
     /// at 5 s.
-    pub fn new(base_url: Url, timeout: Duration) -> Self {
+    pub(crate) fn new(base_url: Url, timeout: Duration) -> Self {
         let mut base = base_url;
         base.set_query(None);
         base.set_fragment(None);
@@ -228,15 +230,10 @@ impl TelerClient {
         Self { http, base }
     }
 
-    /// The base URL requests are sent under (always ends with '/').
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
     /// Starts an outbound call: `POST {base}/voice/calls/initiate`. Never retried: FreJun has no
     /// idempotency key for initiate, so a retry after a lost answer could place a second call.
     #[tracing::instrument(name = "teler.initiate_call", skip_all)]
-    pub async fn initiate_call(
+    pub(crate) async fn initiate_call(
         &self,
         api_key: &SecretString,
         request: &InitiateCall,
@@ -264,7 +261,7 @@ impl TelerClient {
     /// `{"reason": ...}` (FreJun expects UPPER_SNAKE reasons). Any 2xx is success. Sent with a
     /// fresh `Idempotency-Key`, as FreJun's SDKs do, but not retried here.
     #[tracing::instrument(name = "teler.hangup", skip_all, fields(call_id = frejun_call_id))]
-    pub async fn hangup(
+    pub(crate) async fn hangup(
         &self,
         api_key: &SecretString,
         frejun_call_id: &str,
@@ -345,7 +342,9 @@ impl TelerClient {
         tracing::debug!(%path, status = status.as_u16(), elapsed_ms, "Teler answered");
 
         if status.is_success() {
-            let body = read_capped(response).await.map_err(|err| error_chain(&err));
+            let body = read_capped(response)
+                .await
+                .map_err(|err| ErrorChain(&err).to_string());
             return Ok(Success {
                 status: status.as_u16(),
                 body,
@@ -403,21 +402,8 @@ fn transport_error(err: &reqwest::Error) -> TelerError {
     };
     TelerError::Unavailable {
         status: None,
-        message: clip(&format!("{what}: {}", error_chain(err))),
+        message: clip(&format!("{what}: {}", ErrorChain(err))),
     }
-}
-
-/// The error and its sources on one line: reqwest's own message ("error sending request") hides
-/// the useful part ("Connection refused") in the source chain.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Maps a non-2xx answer to its [`TelerError`].
@@ -471,7 +457,7 @@ struct ErrorBody {
 
 /// Reads FreJun's envelope `{"success":false,"message","code","type","errors"}`, FastAPI's
 /// `{"detail": [...] | "..."}`, or a nested `{"error": {"message","code"}}`. Anything else
-/// (HTML, empty) gives "HTTP <status> from Teler".
+/// (HTML, empty) gives `"HTTP <status> from Teler"`.
 fn parse_error_body(status: u16, body: &[u8]) -> ErrorBody {
     let fallback = || format!("HTTP {status} from Teler");
     let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
@@ -512,7 +498,7 @@ fn parse_error_body(status: u16, body: &[u8]) -> ErrorBody {
     }
 }
 
-/// One validation problem as "<loc joined by '.'>: <msg>", with the leading "body" element of
+/// One validation problem as `"<loc joined by '.'>: <msg>"`, with the leading "body" element of
 /// FastAPI's `loc` left out (the caller knows it sent a body).
 fn detail_line(item: &Value) -> Option<String> {
     let item = match item {

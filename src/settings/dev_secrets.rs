@@ -15,13 +15,13 @@ use super::load::{GENERATED_SECRET_KEYS, SettingsError};
 
 const FILE_NAME: &str = "dev-secrets.toml";
 
-pub fn path(state_dir: &Path) -> PathBuf {
+pub(crate) fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE_NAME)
 }
 
 /// Adds a fresh random value for each missing key to the secrets file, keeping the values it
 /// already has. The file is written with mode 0600 and replaced atomically.
-pub fn generate_missing(file: &Path, missing: &[String]) -> Result<(), SettingsError> {
+pub(crate) fn generate_missing(file: &Path, missing: &[String]) -> Result<(), SettingsError> {
     let io_error = |error| SettingsError::DevSecrets {
         path: file.to_owned(),
         error,

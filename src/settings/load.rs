@@ -11,7 +11,7 @@ use config::{
 use super::{Environment, Settings, dev_secrets};
 
 /// Prefix of every environment variable the service reads; sections are separated by `__`.
-pub const ENV_PREFIX: &str = "VOXBRIDGE";
+pub(crate) const ENV_PREFIX: &str = "VOXBRIDGE";
 const ENV_SEPARATOR: &str = "__";
 
 /// Settings that hold secrets: their values never appear in an error message.
@@ -93,7 +93,7 @@ impl SettingsError {
 }
 
 /// `server.port` → `VOXBRIDGE__SERVER__PORT`.
-pub fn env_var_name(key: &str) -> String {
+pub(crate) fn env_var_name(key: &str) -> String {
     format!(
         "{ENV_PREFIX}{ENV_SEPARATOR}{}",
         key.replace('.', ENV_SEPARATOR).to_uppercase()

@@ -6,7 +6,7 @@
 //! `VOXBRIDGE__SERVER__PORT`). Loading is in [`load`]; a bad value stops startup with one line
 //! that names the key and its environment variable.
 
-pub mod dev_secrets;
+pub(crate) mod dev_secrets;
 pub mod load;
 
 use std::collections::BTreeMap;
@@ -111,15 +111,15 @@ impl Default for MongoSettings {
 }
 
 impl MongoSettings {
-    pub fn server_selection_timeout(&self) -> Duration {
+    pub(crate) fn server_selection_timeout(&self) -> Duration {
         Duration::from_millis(self.server_selection_timeout_ms)
     }
 
-    pub fn connect_timeout(&self) -> Duration {
+    pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
-    pub fn ping_timeout(&self) -> Duration {
+    pub(crate) fn ping_timeout(&self) -> Duration {
         Duration::from_millis(self.ping_timeout_ms)
     }
 }
@@ -207,23 +207,23 @@ pub struct FrejunSettings {
 }
 
 impl FrejunSettings {
-    pub fn api_timeout(&self) -> Duration {
+    pub(crate) fn api_timeout(&self) -> Duration {
         Duration::from_secs(self.api_timeout_secs)
     }
 
-    pub fn media_token_ttl(&self) -> Duration {
+    pub(crate) fn media_token_ttl(&self) -> Duration {
         Duration::from_secs(self.media_token_ttl_secs)
     }
 
-    pub fn media_arrival_timeout(&self) -> Duration {
+    pub(crate) fn media_arrival_timeout(&self) -> Duration {
         Duration::from_secs(self.media_arrival_timeout_secs)
     }
 
-    pub fn outbound_ring_timeout(&self) -> Duration {
+    pub(crate) fn outbound_ring_timeout(&self) -> Duration {
         Duration::from_secs(self.outbound_ring_timeout_secs)
     }
 
-    pub fn reaper_interval(&self) -> Duration {
+    pub(crate) fn reaper_interval(&self) -> Duration {
         Duration::from_secs(self.reaper_interval_secs)
     }
 }
@@ -254,7 +254,7 @@ pub struct OpenAiSettings {
 }
 
 impl OpenAiSettings {
-    pub fn connect_timeout(&self) -> Duration {
+    pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
 }
@@ -300,23 +300,23 @@ pub struct BridgeSettings {
 }
 
 impl BridgeSettings {
-    pub fn heartbeat_interval(&self) -> Duration {
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs(self.heartbeat_interval_secs)
     }
 
-    pub fn peer_timeout(&self) -> Duration {
+    pub(crate) fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout_secs)
     }
 
-    pub fn start_timeout(&self) -> Duration {
+    pub(crate) fn start_timeout(&self) -> Duration {
         Duration::from_secs(self.start_timeout_secs)
     }
 
-    pub fn log_flush_interval(&self) -> Duration {
+    pub(crate) fn log_flush_interval(&self) -> Duration {
         Duration::from_millis(self.log_flush_interval_ms)
     }
 
-    pub fn slot_lease(&self) -> Duration {
+    pub(crate) fn slot_lease(&self) -> Duration {
         Duration::from_secs(self.slot_lease_secs)
     }
 }
@@ -382,7 +382,7 @@ impl Default for DevSettings {
 
 impl Settings {
     /// The public origin FreJun uses to reach us.
-    pub fn public_base_url(&self) -> Url {
+    pub(crate) fn public_base_url(&self) -> Url {
         if let Some(url) = &self.server.public_base_url {
             return url.clone();
         }

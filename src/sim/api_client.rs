@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::domain::error_chain::ErrorChain;
 use reqwest::Method;
 use serde_json::Value;
 use url::Url;
@@ -18,7 +19,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// No HTTP answer: refused, unresolvable, timed out, TLS failure.
     #[error("cannot reach voxbridge at {url}: {reason}")]
     Unreachable { url: String, reason: String },
@@ -40,19 +41,9 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
-    /// The API's error code (`not_found`, `concurrency_limit`, …), if the server gave one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ApiError::Status { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-}
-
 /// A client for one server and one bearer token (an admin token or a tenant API key).
 #[derive(Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     http: reqwest::Client,
     base_url: Url,
     bearer: String,
@@ -60,7 +51,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// `base_url` is the server's origin (a path prefix is kept: `https://host/voxbridge`).
-    pub fn new(base_url: &Url, bearer: impl Into<String>) -> Self {
+    pub(crate) fn new(base_url: &Url, bearer: impl Into<String>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("voxbridge-sim/", env!("CARGO_PKG_VERSION")))
@@ -80,7 +71,7 @@ impl ApiClient {
     }
 
     /// The same server with another bearer token.
-    pub fn with_bearer(&self, bearer: impl Into<String>) -> Self {
+    pub(crate) fn with_bearer(&self, bearer: impl Into<String>) -> Self {
         ApiClient {
             http: self.http.clone(),
             base_url: self.base_url.clone(),
@@ -88,13 +79,8 @@ impl ApiClient {
         }
     }
 
-    /// The server's origin, ending in `/`.
-    pub fn base_url(&self) -> &Url {
-        &self.base_url
-    }
-
     /// `path` (without a leading `/`, may carry a query) resolved against the base URL.
-    pub fn url(&self, path: &str) -> Result<Url, ApiError> {
+    pub(crate) fn url(&self, path: &str) -> Result<Url, ApiError> {
         self.base_url
             .join(path.trim_start_matches('/'))
             .map_err(|error| ApiError::BadAnswer {
@@ -105,35 +91,35 @@ impl ApiClient {
     }
 
     /// GET `path`; the whole answer body (envelope included).
-    pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
+    pub(crate) async fn get(&self, path: &str) -> Result<Value, ApiError> {
         self.send(Method::GET, path, None).await
     }
 
     /// POST `body` as JSON to `path`; the whole answer body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.send(Method::POST, path, Some(body)).await
     }
 
     /// PUT `body` as JSON to `path`; the whole answer body.
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.send(Method::PUT, path, Some(body)).await
     }
 
     /// GET `path` and return the envelope's `data`.
-    pub async fn get_data(&self, path: &str) -> Result<Value, ApiError> {
+    pub(crate) async fn get_data(&self, path: &str) -> Result<Value, ApiError> {
         let answer = self.get(path).await?;
         data_of(answer, "GET", path)
     }
 
     /// POST to `path` and return the envelope's `data`.
-    pub async fn post_data(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn post_data(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         let answer = self.post(path, body).await?;
         data_of(answer, "POST", path)
     }
 
     /// Waits until `GET /ready` answers 200 (MongoDB reachable), polling every 100 ms, for at
     /// most `timeout`. The last failure is returned when it never does.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ApiError> {
+    pub(crate) async fn wait_ready(&self, timeout: Duration) -> Result<(), ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let outcome = self.get("ready").await;
@@ -165,7 +151,7 @@ impl ApiClient {
             .map_err(|error| ApiError::Unreachable {
                 url: url.to_string(),
                 // `url` names it once; reqwest's own message would repeat it.
-                reason: error_chain(&error.without_url()),
+                reason: ErrorChain(&error.without_url()).to_string(),
             })?;
         let status = response.status();
         let bytes = response
@@ -174,7 +160,7 @@ impl ApiClient {
             .map_err(|error| ApiError::Unreachable {
                 url: url.to_string(),
                 // `url` names it once; reqwest's own message would repeat it.
-                reason: error_chain(&error.without_url()),
+                reason: ErrorChain(&error.without_url()).to_string(),
             })?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {
@@ -213,19 +199,6 @@ fn data_of(mut answer: Value, method: &str, path: &str) -> Result<Value, ApiErro
             reason: "no {\"success\":true,\"data\":…} envelope".into(),
         }),
     }
-}
-
-/// `error: cause: cause`, since reqwest's own message ("error sending request") hides the cause
-/// (connection refused, DNS) a user needs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! `phone_call`'s webhooks take them from here, so none of them depends on the fake Teler.
 
 /// The `account_id` the fake puts in flow fetches and webhooks.
-pub const FAKE_ACCOUNT_ID: &str = "acc_01JQ8Z0000FAKEACC0UNT0000";
+pub(crate) const FAKE_ACCOUNT_ID: &str = "acc_01JQ8Z0000FAKEACC0UNT0000";
 
 /// The `call_app_id` the fake puts in webhooks.
-pub const FAKE_CALL_APP_ID: &str = "va_01JQ8Z0000FAKEVAPP0000000";
+pub(crate) const FAKE_CALL_APP_ID: &str = "va_01JQ8Z0000FAKEVAPP0000000";
 
 /// Builders for FreJun's lifecycle webhooks, in the documented envelope
 /// `{"event","account_id","call_app_id","data":{...}}`. Note that `data` names the numbers
@@ -27,7 +27,7 @@ pub mod events {
     }
 
     /// `call.initiated`: FreJun has started placing the call.
-    pub fn call_initiated(call_id: &str, from: &str, to: &str, start_time: &str) -> Value {
+    pub(crate) fn call_initiated(call_id: &str, from: &str, to: &str, start_time: &str) -> Value {
         envelope(
             "call.initiated",
             json!({"call_id": call_id, "from": from, "to": to, "start_time": start_time}),
@@ -71,7 +71,7 @@ pub mod events {
     }
 
     /// `stream.initiated`: FreJun opened the media WebSocket.
-    pub fn stream_initiated(call_id: &str, stream_id: &str, start_time: &str) -> Value {
+    pub(crate) fn stream_initiated(call_id: &str, stream_id: &str, start_time: &str) -> Value {
         envelope(
             "stream.initiated",
             json!({"call_id": call_id, "stream_id": stream_id, "start_time": start_time}),
@@ -79,7 +79,7 @@ pub mod events {
     }
 
     /// `stream.completed`: the media WebSocket closed.
-    pub fn stream_completed(call_id: &str, stream_id: &str, end_time: &str) -> Value {
+    pub(crate) fn stream_completed(call_id: &str, stream_id: &str, end_time: &str) -> Value {
         envelope(
             "stream.completed",
             json!({"call_id": call_id, "stream_id": stream_id, "end_time": end_time}),

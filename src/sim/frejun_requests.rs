@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::api_client::error_chain;
 use super::caller::{CallerConfig, CallerError};
 use super::frejun_payloads::FAKE_ACCOUNT_ID;
+use crate::domain::error_chain::ErrorChain;
 
 /// How long FreJun waits for a flow or a webhook answer.
-pub const FREJUN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FREJUN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client configured as FreJun's (timeout, user agent).
-pub fn frejun_http_client() -> reqwest::Client {
+pub(crate) fn frejun_http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(FREJUN_TIMEOUT)
         .user_agent("frejun-sim")
@@ -26,7 +26,7 @@ pub fn frejun_http_client() -> reqwest::Client {
 
 /// The call FreJun asks about.
 #[derive(Debug, Clone)]
-pub struct FlowRequest {
+pub(crate) struct FlowRequest {
     /// FreJun's call id.
     pub call_id: String,
     pub from: String,
@@ -37,7 +37,7 @@ pub struct FlowRequest {
 
 impl FlowRequest {
     /// `{"call_id","account_id","from_number","to_number","direction"}`, as FreJun posts it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "call_id": self.call_id,
             "account_id": FAKE_ACCOUNT_ID,
@@ -50,7 +50,7 @@ impl FlowRequest {
 
 /// Why a call got no media stream.
 #[derive(Debug, thiserror::Error)]
-pub enum FlowError {
+pub(crate) enum FlowError {
     #[error("cannot reach the flow URL {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// voxbridge answered the flow request with an error status (a wrong `key` is 401).
@@ -68,16 +68,14 @@ pub enum FlowError {
 
 /// A stream flow answer, ready to dial.
 #[derive(Debug, Clone)]
-pub struct StreamFlow {
-    /// The flow JSON as voxbridge sent it.
-    pub flow: Value,
+pub(crate) struct StreamFlow {
     /// The caller configuration it implies (`ws_url`, rate, chunk size).
     pub caller: CallerConfig,
 }
 
 /// POSTs the flow request to `flow_url`; the status and the body parsed as JSON (`Null` if it
 /// is not JSON).
-pub async fn post_flow(
+pub(crate) async fn post_flow(
     http: &reqwest::Client,
     flow_url: &str,
     request: &FlowRequest,
@@ -89,7 +87,7 @@ pub async fn post_flow(
 }
 
 /// Asks for the flow and insists on a stream: the caller configuration to open it with.
-pub async fn request_stream_flow(
+pub(crate) async fn request_stream_flow(
     http: &reqwest::Client,
     flow_url: &str,
     request: &FlowRequest,
@@ -100,7 +98,7 @@ pub async fn request_stream_flow(
             .map_err(|error| FlowError::Unreachable {
                 url: redact_key(flow_url),
                 // reqwest's message repeats the URL, `key` included: `url` names it redacted.
-                reason: error_chain(&error.without_url()),
+                reason: ErrorChain(&error.without_url()).to_string(),
             })?;
     if !(200..300).contains(&status) {
         let body = flow
@@ -118,11 +116,11 @@ pub async fn request_stream_flow(
             CallerError::BadFlow(reason) => FlowError::Unusable(reason),
             other => FlowError::Unusable(other.to_string()),
         })?;
-    Ok(StreamFlow { flow, caller })
+    Ok(StreamFlow { caller })
 }
 
 /// POSTs one lifecycle webhook (built with `frejun_payloads::events`); the HTTP status.
-pub async fn send_webhook(
+pub(crate) async fn send_webhook(
     http: &reqwest::Client,
     webhook_url: &str,
     payload: &Value,
@@ -133,7 +131,7 @@ pub async fn send_webhook(
 
 /// POSTs one lifecycle webhook; the HTTP status and voxbridge's answer parsed as JSON (`Null`
 /// if it is not JSON), which says whether the event was applied or ignored.
-pub async fn post_webhook(
+pub(crate) async fn post_webhook(
     http: &reqwest::Client,
     webhook_url: &str,
     payload: &Value,
@@ -146,7 +144,7 @@ pub async fn post_webhook(
 
 /// The URL with its `key` query value hidden: the tenant's FreJun URL secret must not end up
 /// in error messages or logs.
-pub fn redact_key(url: &str) -> String {
+pub(crate) fn redact_key(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             let pairs: Vec<(String, String)> = parsed

@@ -19,13 +19,13 @@
 //! - [`phone_call`]: one call placed as FreJun places it (webhooks, flow, stream, call log),
 //!   for `voxbridge call` and the demo.
 
-pub mod api_client;
+pub(crate) mod api_client;
 pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
 pub mod frejun_payloads;
-pub mod frejun_requests;
-pub mod phone_call;
-pub mod provision;
-pub mod voices;
+pub(crate) mod frejun_requests;
+pub(crate) mod phone_call;
+pub(crate) mod provision;
+pub(crate) mod voices;
 pub mod wav;

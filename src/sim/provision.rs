@@ -10,7 +10,7 @@ use super::api_client::{ApiClient, ApiError};
 
 /// What a new tenant needs.
 #[derive(Debug, Clone)]
-pub struct TenantSpec {
+pub(crate) struct TenantSpec {
     pub name: String,
     /// Must be unique on the server.
     pub email: String,
@@ -22,7 +22,7 @@ pub struct TenantSpec {
 
 /// An assistant's settings, in the API's terms.
 #[derive(Debug, Clone)]
-pub struct AssistantSpec {
+pub(crate) struct AssistantSpec {
     pub name: String,
     pub instructions: String,
     /// Spoken first when set.
@@ -39,7 +39,7 @@ pub struct AssistantSpec {
 
 impl AssistantSpec {
     /// The `POST /api/assistants` body.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "name": self.name,
             "instructions": self.instructions,
@@ -57,8 +57,7 @@ impl AssistantSpec {
 
 /// A tenant ready to take calls, and a client acting as it.
 #[derive(Clone)]
-pub struct ProvisionedTenant {
-    pub id: String,
+pub(crate) struct ProvisionedTenant {
     /// The tenant's API key (shown once at creation).
     pub api_key: String,
     /// FreJun's incoming-call URL for this tenant (`…/api/frejun/flow?key=…`).
@@ -71,7 +70,7 @@ pub struct ProvisionedTenant {
 
 /// Creates the tenant (admin token in `admin`), stores its provider keys and reads its FreJun
 /// URLs.
-pub async fn create_tenant(
+pub(crate) async fn create_tenant(
     admin: &ApiClient,
     spec: &TenantSpec,
 ) -> Result<ProvisionedTenant, ApiError> {
@@ -85,7 +84,6 @@ pub async fn create_tenant(
             }),
         )
         .await?;
-    let id = string_field(&created, "id", "POST api/admin/users")?;
     let api_key = string_field(&created, "api_key", "POST api/admin/users")?;
     let api = admin.with_bearer(api_key.clone());
     api.put(
@@ -112,7 +110,6 @@ pub async fn create_tenant(
     Ok(ProvisionedTenant {
         flow_url: url_at("incoming_call_url")?,
         webhook_url: url_at("status_callback_url")?,
-        id,
         api_key,
         api,
     })
@@ -120,7 +117,7 @@ pub async fn create_tenant(
 
 impl ProvisionedTenant {
     /// Creates an assistant; returns its id.
-    pub async fn create_assistant(&self, spec: &AssistantSpec) -> Result<String, ApiError> {
+    pub(crate) async fn create_assistant(&self, spec: &AssistantSpec) -> Result<String, ApiError> {
         let created = self
             .api
             .post_data("api/assistants", &spec.to_json())
@@ -130,7 +127,11 @@ impl ProvisionedTenant {
 
     /// Registers `number` (E.164) for the tenant, assigned to `assistant_id`; returns the
     /// number's id.
-    pub async fn add_number(&self, number: &str, assistant_id: &str) -> Result<String, ApiError> {
+    pub(crate) async fn add_number(
+        &self,
+        number: &str,
+        assistant_id: &str,
+    ) -> Result<String, ApiError> {
         let created = self
             .api
             .post_data(
@@ -155,12 +156,12 @@ fn string_field(data: &Value, field: &str, request: &str) -> Result<String, ApiE
 
 /// A random E.164 number in a block no real subscriber has (`+1 555 01xx xxxx`-style fictional
 /// numbers are too few for a load test, so `+99` — an unassigned country code — is used).
-pub fn fictional_number() -> String {
+pub(crate) fn fictional_number() -> String {
     format!("+99{:010}", rand::random::<u32>())
 }
 
 /// A unique email for a throwaway tenant.
-pub fn unique_email(label: &str) -> String {
+pub(crate) fn unique_email(label: &str) -> String {
     format!(
         "{label}-{}@voxbridge-sim.example",
         uuid::Uuid::new_v4().simple()

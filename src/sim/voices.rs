@@ -11,14 +11,15 @@ use super::wav::{WavAudio, WavError, parse_wav};
 use crate::audio::resample::resample_all;
 
 /// "Hi, I would like to book a table for two tonight." (about 3.2 s).
-pub const CALLER_TEXT: &str = "Hi, I would like to book a table for two tonight.";
+pub(crate) const CALLER_TEXT: &str = "Hi, I would like to book a table for two tonight.";
 /// The assistant's greeting (about 4.3 s).
-pub const GREETING_TEXT: &str = "Hello, thanks for calling Acme Bistro. How can I help you today?";
+pub(crate) const GREETING_TEXT: &str =
+    "Hello, thanks for calling Acme Bistro. How can I help you today?";
 /// The assistant's greeting on an outbound call (about 4.2 s).
-pub const OUTBOUND_GREETING_TEXT: &str =
+pub(crate) const OUTBOUND_GREETING_TEXT: &str =
     "Hi, this is Acme Bistro, returning your call. How can I help?";
 /// The assistant's answer (about 4.3 s).
-pub const ANSWER_TEXT: &str =
+pub(crate) const ANSWER_TEXT: &str =
     "Of course. A table for two at eight tonight is booked. See you then!";
 
 const CALLER_WAV: &[u8] = include_bytes!("voices/caller.wav");
@@ -27,22 +28,22 @@ const OUTBOUND_GREETING_WAV: &[u8] = include_bytes!("voices/assistant-outbound-g
 const ANSWER_WAV: &[u8] = include_bytes!("voices/assistant-answer.wav");
 
 /// The caller's line as recorded (8 kHz mono).
-pub fn caller() -> Result<WavAudio, WavError> {
+pub(crate) fn caller() -> Result<WavAudio, WavError> {
     parse_wav(CALLER_WAV)
 }
 
 /// The assistant's greeting as recorded (8 kHz mono).
-pub fn greeting() -> Result<WavAudio, WavError> {
+pub(crate) fn greeting() -> Result<WavAudio, WavError> {
     parse_wav(GREETING_WAV)
 }
 
 /// The assistant's outbound greeting as recorded (8 kHz mono).
-pub fn outbound_greeting() -> Result<WavAudio, WavError> {
+pub(crate) fn outbound_greeting() -> Result<WavAudio, WavError> {
     parse_wav(OUTBOUND_GREETING_WAV)
 }
 
 /// The assistant's answer as recorded (8 kHz mono).
-pub fn answer() -> Result<WavAudio, WavError> {
+pub(crate) fn answer() -> Result<WavAudio, WavError> {
     parse_wav(ANSWER_WAV)
 }
 
@@ -56,24 +57,25 @@ pub struct Voice {
 }
 
 impl Voice {
-    pub fn caller() -> Result<Voice, VoiceError> {
+    pub(crate) fn caller() -> Result<Voice, VoiceError> {
         Voice::new(CALLER_TEXT, caller())
     }
 
-    pub fn greeting() -> Result<Voice, VoiceError> {
+    pub(crate) fn greeting() -> Result<Voice, VoiceError> {
         Voice::new(GREETING_TEXT, greeting())
     }
 
-    pub fn outbound_greeting() -> Result<Voice, VoiceError> {
+    pub(crate) fn outbound_greeting() -> Result<Voice, VoiceError> {
         Voice::new(OUTBOUND_GREETING_TEXT, outbound_greeting())
     }
 
-    pub fn answer() -> Result<Voice, VoiceError> {
+    pub(crate) fn answer() -> Result<Voice, VoiceError> {
         Voice::new(ANSWER_TEXT, answer())
     }
 
+    #[cfg(test)]
     /// How long the line lasts, in milliseconds.
-    pub fn duration_ms(&self) -> u64 {
+    pub(crate) fn duration_ms(&self) -> u64 {
         self.samples_8k.len() as u64 / 8
     }
 
@@ -93,7 +95,7 @@ impl Voice {
 /// An embedded recording that cannot be used (only possible if the committed files were
 /// replaced by broken ones).
 #[derive(Debug, thiserror::Error)]
-pub enum VoiceError {
+pub(crate) enum VoiceError {
     #[error("an embedded voice sample is not a usable WAV: {0}")]
     Wav(#[from] WavError),
     #[error("an embedded voice sample cannot be converted: {0}")]
@@ -101,7 +103,7 @@ pub enum VoiceError {
 }
 
 /// A recording at `rate_hz` (the fake OpenAI's scripted turns want 24 kHz).
-pub fn at_rate(audio: &WavAudio, rate_hz: u32) -> Result<Arc<Vec<i16>>, String> {
+pub(crate) fn at_rate(audio: &WavAudio, rate_hz: u32) -> Result<Arc<Vec<i16>>, String> {
     resample_all(&audio.samples, audio.sample_rate, rate_hz)
         .map(Arc::new)
         .map_err(|error| error.to_string())

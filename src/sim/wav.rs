@@ -69,13 +69,13 @@ pub fn read_wav(path: &Path) -> Result<WavAudio, WavError> {
 }
 
 /// Writes `samples` to `path` as a 16-bit mono PCM WAV file at `sample_rate`.
-pub fn write_wav(path: &Path, sample_rate: u32, samples: &[i16]) -> Result<(), WavError> {
+pub(crate) fn write_wav(path: &Path, sample_rate: u32, samples: &[i16]) -> Result<(), WavError> {
     std::fs::write(path, encode_wav(sample_rate, samples))?;
     Ok(())
 }
 
 /// A complete 16-bit mono PCM WAV file holding `samples` at `sample_rate`.
-pub fn encode_wav(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
+pub(crate) fn encode_wav(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
     const HEADER_LEN: usize = 44;
     let data_len = samples.len().saturating_mul(2);
     // A file over 4 GiB cannot state its size; the streamed marker still lets readers
@@ -106,7 +106,7 @@ pub fn encode_wav(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
 }
 
 /// Decodes a WAV file held in memory.
-pub fn parse_wav(bytes: &[u8]) -> Result<WavAudio, WavError> {
+pub(crate) fn parse_wav(bytes: &[u8]) -> Result<WavAudio, WavError> {
     let riff = bytes.get(0..4).ok_or(WavError::NotWav)?;
     // RF64 is RIFF for files over 4 GiB: same layout, sizes moved to a `ds64` chunk (skipped
     // here as unknown) and the data size left as 0xFFFFFFFF, which is read to the end.

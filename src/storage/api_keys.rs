@@ -13,10 +13,10 @@ use super::{Storage, StorageError};
 use crate::domain::ids::ApiKeyId;
 use crate::domain::ids::TenantId;
 
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
+pub(crate) struct ApiKeyRecord {
     #[serde(rename = "_id")]
     pub id: ApiKeyId,
     pub user_id: TenantId,
@@ -32,12 +32,12 @@ pub struct ApiKeyRecord {
 }
 
 #[derive(Clone, Debug)]
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     collection: Collection<ApiKeyRecord>,
 }
 
 impl Storage {
-    pub fn api_keys(&self) -> ApiKeys {
+    pub(crate) fn api_keys(&self) -> ApiKeys {
         ApiKeys {
             collection: self.collection(API_KEYS),
         }
@@ -45,13 +45,16 @@ impl Storage {
 }
 
 impl ApiKeys {
-    pub async fn insert(&self, key: &ApiKeyRecord) -> Result<(), StorageError> {
+    pub(crate) async fn insert(&self, key: &ApiKeyRecord) -> Result<(), StorageError> {
         self.collection.insert_one(key).await?;
         Ok(())
     }
 
     /// The key with this hash, revoked or not (the caller tells the two apart).
-    pub async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StorageError> {
+    pub(crate) async fn find_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
         Ok(self
             .collection
             .find_one(doc! { "key_hash": key_hash })
@@ -59,7 +62,7 @@ impl ApiKeys {
     }
 
     /// All of a tenant's keys, newest first.
-    pub async fn list(&self, user_id: TenantId) -> Result<Vec<ApiKeyRecord>, StorageError> {
+    pub(crate) async fn list(&self, user_id: TenantId) -> Result<Vec<ApiKeyRecord>, StorageError> {
         Ok(self
             .collection
             .find(doc! { "user_id": user_id })
@@ -71,7 +74,7 @@ impl ApiKeys {
 
     /// Revokes one of the tenant's keys. Revoking twice keeps the first revocation time; a key
     /// of another tenant is `NotFound`.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         user_id: TenantId,
         key_id: ApiKeyId,
@@ -96,7 +99,7 @@ impl ApiKeys {
     }
 
     /// Records use, unless it was recorded less than `min_interval` ago (by any instance).
-    pub async fn touch(
+    pub(crate) async fn touch(
         &self,
         key_id: ApiKeyId,
         now: DateTime,

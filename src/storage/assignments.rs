@@ -25,20 +25,20 @@ use crate::domain::ids::TenantId;
 const MAX_ATTEMPTS: usize = 10;
 
 #[derive(Debug)]
-pub enum AssignOutcome {
+pub(crate) enum AssignOutcome {
     Assigned(PhoneNumberRecord),
     NumberNotFound,
     AssistantNotFound,
 }
 
 #[derive(Debug)]
-pub enum InsertOutcome {
+pub(crate) enum InsertOutcome {
     Inserted,
     AssistantNotFound,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum DeleteOutcome {
+pub(crate) enum DeleteOutcome {
     Deleted,
     NotFound,
     /// This many of the tenant's numbers are assigned to it.
@@ -47,7 +47,7 @@ pub enum DeleteOutcome {
 
 impl Storage {
     /// Points one of the tenant's numbers at one of the tenant's assistants.
-    pub async fn assign_number(
+    pub(crate) async fn assign_number(
         &self,
         user_id: TenantId,
         number_id: PhoneNumberId,
@@ -82,7 +82,7 @@ impl Storage {
 
     /// Adds a number, assigned to `number.assigned_assistant_id` if set (which must be one of
     /// the tenant's assistants). `Conflict` when any tenant holds the number already.
-    pub async fn insert_number(
+    pub(crate) async fn insert_number(
         &self,
         number: &PhoneNumberRecord,
     ) -> Result<InsertOutcome, StorageError> {
@@ -103,7 +103,7 @@ impl Storage {
     }
 
     /// Deletes one of the tenant's assistants unless a number is assigned to it.
-    pub async fn delete_assistant(
+    pub(crate) async fn delete_assistant(
         &self,
         user_id: TenantId,
         assistant_id: AssistantId,

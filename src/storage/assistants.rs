@@ -14,10 +14,10 @@ use crate::domain::assistant::AssistantSpec;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
 
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AssistantRecord {
+pub(crate) struct AssistantRecord {
     #[serde(rename = "_id")]
     pub id: AssistantId,
     pub user_id: TenantId,
@@ -31,12 +31,12 @@ pub struct AssistantRecord {
 }
 
 #[derive(Clone, Debug)]
-pub struct Assistants {
+pub(crate) struct Assistants {
     collection: Collection<AssistantRecord>,
 }
 
 impl Storage {
-    pub fn assistants(&self) -> Assistants {
+    pub(crate) fn assistants(&self) -> Assistants {
         Assistants {
             collection: self.collection(ASSISTANTS),
         }
@@ -44,12 +44,12 @@ impl Storage {
 }
 
 impl Assistants {
-    pub async fn insert(&self, assistant: &AssistantRecord) -> Result<(), StorageError> {
+    pub(crate) async fn insert(&self, assistant: &AssistantRecord) -> Result<(), StorageError> {
         self.collection.insert_one(assistant).await?;
         Ok(())
     }
 
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         user_id: TenantId,
         id: AssistantId,
@@ -60,7 +60,7 @@ impl Assistants {
             .ok_or(StorageError::NotFound)
     }
 
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         user_id: TenantId,
         page: &PageRequest,
@@ -78,7 +78,7 @@ impl Assistants {
     }
 
     /// Replaces the configuration (the caller has merged and validated it).
-    pub async fn replace_spec(
+    pub(crate) async fn replace_spec(
         &self,
         user_id: TenantId,
         id: AssistantId,

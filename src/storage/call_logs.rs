@@ -23,7 +23,7 @@ use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallLogRecord {
@@ -107,7 +107,7 @@ impl CallLogRecord {
 
 /// Which calls a list asks for. Every condition is optional; `user_id` is set for tenants.
 #[derive(Debug, Clone, Default)]
-pub struct CallFilter {
+pub(crate) struct CallFilter {
     pub user_id: Option<TenantId>,
     /// `None`: any status. `Some(list)`: one of these (an empty list matches nothing).
     pub statuses: Option<Vec<CallStatus>>,
@@ -165,7 +165,7 @@ impl CallFilter {
 
 /// Call counts and totals over a period, from one aggregation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CallStats {
+pub(crate) struct CallStats {
     pub total_calls: u64,
     pub total_duration_seconds: f64,
     pub average_duration_seconds: Option<f64>,
@@ -177,13 +177,13 @@ pub struct CallStats {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CountBy {
+pub(crate) struct CountBy {
     pub key: String,
     pub calls: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct GroupTotals {
+pub(crate) struct GroupTotals {
     /// Assistant id (or `null` for calls without one), or the UTC day `YYYY-MM-DD`.
     pub key: Option<String>,
     pub calls: u64,
@@ -214,7 +214,11 @@ impl CallLogs {
         Ok(())
     }
 
-    pub async fn get(&self, user_id: TenantId, id: CallId) -> Result<CallLogRecord, StorageError> {
+    pub(crate) async fn get(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+    ) -> Result<CallLogRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id, "user_id": user_id })
             .await?
@@ -222,7 +226,7 @@ impl CallLogs {
     }
 
     /// The tenant's call that FreJun knows as `frejun_call_id`.
-    pub async fn find_by_frejun_call_id(
+    pub(crate) async fn find_by_frejun_call_id(
         &self,
         user_id: TenantId,
         frejun_call_id: &str,
@@ -263,7 +267,7 @@ impl CallLogs {
 
     /// A page of calls matching `filter`, newest first. Tenants' callers always set
     /// `filter.user_id`; only the admin API leaves it empty.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         filter: &CallFilter,
         page: &PageRequest,
@@ -279,7 +283,7 @@ impl CallLogs {
 
     /// Counts and totals for the calls matching `filter` (by status, type, assistant and UTC
     /// day), computed by MongoDB in one `$facet` aggregation.
-    pub async fn stats(&self, filter: &CallFilter) -> Result<CallStats, StorageError> {
+    pub(crate) async fn stats(&self, filter: &CallFilter) -> Result<CallStats, StorageError> {
         let totals = |key: bson::Bson| {
             doc! { "$group": {
                 "_id": key,

@@ -17,7 +17,10 @@ use crate::domain::ids::TenantId;
 impl CallLogs {
     /// A call by id alone, for the media stream: its signed token, not a tenant's key, is what
     /// authorises the read, and the record names the tenant every later access uses.
-    pub async fn get_for_media_stream(&self, id: CallId) -> Result<CallLogRecord, StorageError> {
+    pub(crate) async fn get_for_media_stream(
+        &self,
+        id: CallId,
+    ) -> Result<CallLogRecord, StorageError> {
         self.collection()
             .find_one(doc! { "_id": id })
             .await?
@@ -25,7 +28,7 @@ impl CallLogs {
     }
 
     /// Writes one batch of the tenant's call `id` (see the module docs for why retrying is safe).
-    pub async fn record_progress(
+    pub(crate) async fn record_progress(
         &self,
         user_id: TenantId,
         id: CallId,

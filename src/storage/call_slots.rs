@@ -38,7 +38,7 @@ struct TenantSlots {
 
 /// A slot whose lease ran out, found by [`CallSlots::expired`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExpiredSlot {
+pub(crate) struct ExpiredSlot {
     pub user_id: TenantId,
     pub lease: SlotLease,
 }
@@ -60,7 +60,7 @@ impl CallSlots {
     /// Takes a slot for `call_id` if the tenant holds fewer than `max` unexpired slots at `now`;
     /// the lease lasts until `lease_until`. Returns whether the call holds a slot afterwards
     /// (taking again for a call that already holds one extends it and answers `true`).
-    pub async fn take(
+    pub(crate) async fn take(
         &self,
         user_id: TenantId,
         call_id: CallId,
@@ -119,7 +119,7 @@ impl CallSlots {
 
     /// Moves the lease of a held slot to `lease_until`. Returns `false` when the call holds no
     /// slot (released, or removed by the reaper after it expired).
-    pub async fn extend(
+    pub(crate) async fn extend(
         &self,
         user_id: TenantId,
         call_id: CallId,
@@ -136,7 +136,11 @@ impl CallSlots {
     }
 
     /// Frees the call's slot. Releasing a slot that is not held is a no-op.
-    pub async fn release(&self, user_id: TenantId, call_id: CallId) -> Result<(), StorageError> {
+    pub(crate) async fn release(
+        &self,
+        user_id: TenantId,
+        call_id: CallId,
+    ) -> Result<(), StorageError> {
         self.collection
             .update_one(
                 doc! { "_id": user_id },
@@ -148,7 +152,7 @@ impl CallSlots {
 
     /// Removes an expired lease, but only if it was not extended since it was read: a call that
     /// came back to life keeps its slot. Returns whether it was removed.
-    pub async fn remove_expired(&self, slot: &ExpiredSlot) -> Result<bool, StorageError> {
+    pub(crate) async fn remove_expired(&self, slot: &ExpiredSlot) -> Result<bool, StorageError> {
         let result = self
             .collection
             .update_one(
@@ -172,7 +176,7 @@ impl CallSlots {
     }
 
     /// Up to `limit` leases that expired before `now`, across tenants.
-    pub async fn expired(
+    pub(crate) async fn expired(
         &self,
         now: DateTime,
         limit: usize,

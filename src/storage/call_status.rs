@@ -12,7 +12,7 @@ use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 
 /// The fields of a stored call log that status reports decide.
-pub fn status_fields(call: &CallLogRecord) -> StatusFields {
+pub(crate) fn status_fields(call: &CallLogRecord) -> StatusFields {
     StatusFields {
         status_history: call.status_history.clone(),
         call_status: call.call_status,
@@ -31,7 +31,7 @@ const MAX_ATTEMPTS: usize = 20;
 impl CallLogs {
     /// Merges `reports` into the tenant's call `id` and returns the call as stored afterwards.
     /// A report that changes nothing writes nothing.
-    pub async fn apply_status(
+    pub(crate) async fn apply_status(
         &self,
         user_id: TenantId,
         id: CallId,

@@ -1,14 +1,14 @@
 //! Names of the collections of the data model (see ARCHITECTURE.md and `migrations/`). Code
 //! refers to these constants so that a rename is one change.
 
-pub const USERS: &str = "users";
-pub const API_KEYS: &str = "api_keys";
-pub const ASSISTANTS: &str = "assistants";
+pub(crate) const USERS: &str = "users";
+pub(crate) const API_KEYS: &str = "api_keys";
+pub(crate) const ASSISTANTS: &str = "assistants";
 pub const PHONE_NUMBERS: &str = "phone_numbers";
 pub const CALL_LOGS: &str = "call_logs";
 /// Per-tenant concurrency slots: one document per tenant listing its admitted calls.
-pub const CALL_SLOTS: &str = "call_slots";
+pub(crate) const CALL_SLOTS: &str = "call_slots";
 /// FreJun webhooks that matched no call, kept 30 days for diagnosis.
-pub const FREJUN_EVENTS: &str = "frejun_events";
+pub(crate) const FREJUN_EVENTS: &str = "frejun_events";
 /// Applied migration versions, written by the migration runner.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

@@ -15,7 +15,7 @@ use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 
 /// Longest payload kept, in bytes (the collection's validator allows 64 KiB).
-pub const MAX_PAYLOAD_BYTES: usize = 65_536;
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnmatchedEvent {
@@ -47,7 +47,7 @@ impl Storage {
 }
 
 impl FrejunEvents {
-    pub async fn insert(&self, event: &UnmatchedEvent) -> Result<(), StorageError> {
+    pub(crate) async fn insert(&self, event: &UnmatchedEvent) -> Result<(), StorageError> {
         self.collection.insert_one(event).await?;
         Ok(())
     }
@@ -71,7 +71,7 @@ impl FrejunEvents {
 }
 
 /// `body` as text, cut at a character boundary to fit [`MAX_PAYLOAD_BYTES`].
-pub fn payload_text(body: &[u8]) -> String {
+pub(crate) fn payload_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if text.len() <= MAX_PAYLOAD_BYTES {
         return text.into_owned();

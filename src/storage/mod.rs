@@ -17,19 +17,19 @@
 //! a connection in an unknown state). Where a caller needs a deadline, the operation runs in its
 //! own task and the caller stops waiting on the task's handle instead.
 
-pub mod api_keys;
-pub mod assignments;
-pub mod assistants;
+pub(crate) mod api_keys;
+pub(crate) mod assignments;
+pub(crate) mod assistants;
 pub mod call_logs;
-pub mod call_progress;
+pub(crate) mod call_progress;
 pub mod call_slots;
-pub mod call_status;
+pub(crate) mod call_status;
 pub mod collections;
 pub mod error;
-pub mod frejun_events;
+pub(crate) mod frejun_events;
 pub mod migrations;
-pub mod pagination;
-pub mod phone_numbers;
+pub(crate) mod pagination;
+pub(crate) mod phone_numbers;
 pub mod users;
 
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub use error::StorageError;
 
 /// Why a [`Storage::ping`] did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum PingFailure {
+pub(crate) enum PingFailure {
     #[error("no answer within {} ms", .0.as_millis())]
     TimedOut(Duration),
     #[error(transparent)]
@@ -88,7 +88,7 @@ impl Storage {
 
     /// Runs `ping` against the database, giving up waiting after `timeout`. The ping itself
     /// finishes in its own task (bounded by the server selection timeout).
-    pub async fn ping(&self, timeout: Duration) -> Result<(), PingFailure> {
+    pub(crate) async fn ping(&self, timeout: Duration) -> Result<(), PingFailure> {
         let database = self.database.clone();
         let task = tokio::spawn(async move { database.run_command(doc! { "ping": 1 }).await });
         match tokio::time::timeout(timeout, task).await {

@@ -15,13 +15,13 @@ use serde::de::DeserializeOwned;
 use super::StorageError;
 
 /// Items per page when the client does not say.
-pub const DEFAULT_LIMIT: u32 = 50;
+pub(crate) const DEFAULT_LIMIT: u32 = 50;
 /// Most items per page a client can ask for.
-pub const MAX_LIMIT: u32 = 200;
+pub(crate) const MAX_LIMIT: u32 = 200;
 
 /// Position after which the next page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pub created_at: bson::DateTime,
     pub id: ObjectId,
 }
@@ -29,11 +29,11 @@ pub struct Cursor {
 /// A cursor the client sent that we did not issue (or that was altered).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid cursor")]
-pub struct InvalidCursor;
+pub(crate) struct InvalidCursor;
 
 impl Cursor {
     /// Opaque to clients: base64url of `<created_at millis>.<id hex>`.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!(
             "{}.{}",
             self.created_at.timestamp_millis(),
@@ -41,7 +41,7 @@ impl Cursor {
         ))
     }
 
-    pub fn decode(text: &str) -> Result<Self, InvalidCursor> {
+    pub(crate) fn decode(text: &str) -> Result<Self, InvalidCursor> {
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
         let (millis, id) = text.split_once('.').ok_or(InvalidCursor)?;
@@ -54,14 +54,14 @@ impl Cursor {
 
 /// What a list request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
+pub(crate) struct PageRequest {
     pub limit: u32,
     pub after: Option<Cursor>,
 }
 
 impl PageRequest {
     /// Clamps `limit` to 1..=[`MAX_LIMIT`] (absent: [`DEFAULT_LIMIT`]) and decodes the cursor.
-    pub fn new(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, InvalidCursor> {
+    pub(crate) fn new(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, InvalidCursor> {
         Ok(Self {
             limit: limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
             after: cursor
@@ -72,7 +72,7 @@ impl PageRequest {
     }
 
     /// Adds the "strictly after the cursor" condition to `filter`.
-    pub fn constrain(&self, filter: &mut Document) {
+    pub(crate) fn constrain(&self, filter: &mut Document) {
         if let Some(after) = self.after {
             let position = doc! {
                 "$or": [
@@ -91,19 +91,19 @@ impl PageRequest {
     }
 
     /// The sort order every paginated list uses (an index serves it for each collection).
-    pub fn sort() -> Document {
+    pub(crate) fn sort() -> Document {
         doc! { "created_at": -1, "_id": -1 }
     }
 
     /// How many to fetch: one more than the page, to learn whether another page follows.
-    pub fn fetch_limit(&self) -> i64 {
+    pub(crate) fn fetch_limit(&self) -> i64 {
         i64::from(self.limit) + 1
     }
 }
 
 /// One page of a list.
 #[derive(Debug, Clone)]
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     pub items: Vec<T>,
     /// `None` on the last page.
     pub next_cursor: Option<String>,
@@ -111,7 +111,7 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds the page from up to `limit + 1` fetched items; `position` gives an item's place.
-    pub fn from_fetched(
+    pub(crate) fn from_fetched(
         mut items: Vec<T>,
         request: &PageRequest,
         position: impl Fn(&T) -> Cursor,
@@ -126,7 +126,7 @@ impl<T> Page<T> {
         Self { items, next_cursor }
     }
 
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             next_cursor: self.next_cursor,
@@ -136,7 +136,7 @@ impl<T> Page<T> {
 
 /// One page of `collection` matching `filter`, in the shared order; `position` gives an item's
 /// place (its `created_at` and `_id`) for the next cursor.
-pub async fn fetch_page<T>(
+pub(crate) async fn fetch_page<T>(
     collection: &Collection<T>,
     mut filter: Document,
     page: &PageRequest,

@@ -15,10 +15,10 @@ use crate::domain::ids::TenantId;
 use crate::domain::phone::Capabilities;
 use crate::domain::phone::NumberStatus;
 
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PhoneNumberRecord {
+pub(crate) struct PhoneNumberRecord {
     #[serde(rename = "_id")]
     pub id: PhoneNumberId,
     /// E.164, normalised.
@@ -35,12 +35,12 @@ pub struct PhoneNumberRecord {
 }
 
 #[derive(Clone, Debug)]
-pub struct PhoneNumbers {
+pub(crate) struct PhoneNumbers {
     collection: Collection<PhoneNumberRecord>,
 }
 
 impl Storage {
-    pub fn phone_numbers(&self) -> PhoneNumbers {
+    pub(crate) fn phone_numbers(&self) -> PhoneNumbers {
         PhoneNumbers {
             collection: self.collection(PHONE_NUMBERS),
         }
@@ -48,7 +48,7 @@ impl Storage {
 }
 
 impl PhoneNumbers {
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         user_id: TenantId,
         id: PhoneNumberId,
@@ -60,7 +60,7 @@ impl PhoneNumbers {
     }
 
     /// The tenant's number `phone_number` (E.164), if it holds it.
-    pub async fn find_by_number(
+    pub(crate) async fn find_by_number(
         &self,
         user_id: TenantId,
         phone_number: &str,
@@ -74,7 +74,7 @@ impl PhoneNumbers {
     /// Whoever holds `phone_number`, across tenants. Only for routing FreJun's incoming calls,
     /// which name a number, not a tenant: the caller must check the owner against the tenant
     /// whose URL secret came with the request before acting on the record.
-    pub async fn route(
+    pub(crate) async fn route(
         &self,
         phone_number: &str,
     ) -> Result<Option<PhoneNumberRecord>, StorageError> {
@@ -84,7 +84,7 @@ impl PhoneNumbers {
             .await?)
     }
 
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         user_id: TenantId,
         page: &PageRequest,
@@ -101,7 +101,7 @@ impl PhoneNumbers {
         .await
     }
 
-    pub async fn set_status(
+    pub(crate) async fn set_status(
         &self,
         user_id: TenantId,
         id: PhoneNumberId,
@@ -120,7 +120,7 @@ impl PhoneNumbers {
 
     /// Removes the number's assistant. (Assigning one is `Storage::assign_number`, which must
     /// check the assistant in the same transaction.)
-    pub async fn unassign(
+    pub(crate) async fn unassign(
         &self,
         user_id: TenantId,
         id: PhoneNumberId,
@@ -134,7 +134,11 @@ impl PhoneNumbers {
         .await
     }
 
-    pub async fn delete(&self, user_id: TenantId, id: PhoneNumberId) -> Result<(), StorageError> {
+    pub(crate) async fn delete(
+        &self,
+        user_id: TenantId,
+        id: PhoneNumberId,
+    ) -> Result<(), StorageError> {
         let result = self
             .collection
             .delete_one(doc! { "_id": id, "user_id": user_id })

@@ -20,10 +20,10 @@ use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
 
 /// Version of the document layout; bump with a migration when it changes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserRecord {
+pub(crate) struct UserRecord {
     #[serde(rename = "_id")]
     pub id: TenantId,
     pub name: String,
@@ -40,7 +40,7 @@ pub struct UserRecord {
 
 /// Secrets never leave the server: no view type exposes these fields.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct UserSecrets {
+pub(crate) struct UserSecrets {
     pub openai_api_key: Option<StoredCredential>,
     pub frejun_api_key: Option<StoredCredential>,
     /// The tenant's FreJun URL secret (`key=` in the flow and status URLs it pastes into
@@ -55,7 +55,7 @@ pub struct UserSecrets {
 /// A provider key as stored: the encrypted envelope plus its last four characters, which is all
 /// any read shows.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct StoredCredential {
+pub(crate) struct StoredCredential {
     pub key_version: u32,
     #[serde(with = "serde_bytes")]
     pub nonce: Vec<u8>,
@@ -75,7 +75,7 @@ impl fmt::Debug for StoredCredential {
 }
 
 impl StoredCredential {
-    pub fn new(encrypted: EncryptedSecret, last4: String, now: DateTime) -> Self {
+    pub(crate) fn new(encrypted: EncryptedSecret, last4: String, now: DateTime) -> Self {
         Self {
             key_version: encrypted.key_version,
             nonce: encrypted.nonce,
@@ -85,7 +85,7 @@ impl StoredCredential {
         }
     }
 
-    pub fn encrypted(&self) -> EncryptedSecret {
+    pub(crate) fn encrypted(&self) -> EncryptedSecret {
         EncryptedSecret {
             key_version: self.key_version,
             nonce: self.nonce.clone(),
@@ -96,27 +96,27 @@ impl StoredCredential {
 
 /// The provider credentials a tenant can store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
+pub(crate) enum Credential {
     OpenAiApiKey,
     FrejunApiKey,
 }
 
 impl Credential {
-    pub const ALL: [Credential; 2] = [Credential::OpenAiApiKey, Credential::FrejunApiKey];
+    pub(crate) const ALL: [Credential; 2] = [Credential::OpenAiApiKey, Credential::FrejunApiKey];
 
     /// Which tenant secret the credential is, for encrypting it.
-    pub fn secret(self) -> TenantSecret {
+    pub(crate) fn secret(self) -> TenantSecret {
         match self {
             Credential::OpenAiApiKey => TenantSecret::OpenAiApiKey,
             Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.secret().name()
     }
 
-    pub fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
+    pub(crate) fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
         match self {
             Credential::OpenAiApiKey => secrets.openai_api_key.as_ref(),
             Credential::FrejunApiKey => secrets.frejun_api_key.as_ref(),
@@ -126,7 +126,7 @@ impl Credential {
 
 /// Changes to a tenant's profile and limits; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
-pub struct UserUpdate {
+pub(crate) struct UserUpdate {
     pub name: Option<String>,
     pub email: Option<String>,
     pub max_concurrent_calls: Option<u32>,
@@ -155,12 +155,12 @@ impl Storage {
 }
 
 impl Users {
-    pub async fn insert(&self, user: &UserRecord) -> Result<(), StorageError> {
+    pub(crate) async fn insert(&self, user: &UserRecord) -> Result<(), StorageError> {
         self.collection.insert_one(user).await?;
         Ok(())
     }
 
-    pub async fn get(&self, id: TenantId) -> Result<UserRecord, StorageError> {
+    pub(crate) async fn get(&self, id: TenantId) -> Result<UserRecord, StorageError> {
         self.collection
             .find_one(doc! { "_id": id })
             .await?
@@ -168,7 +168,7 @@ impl Users {
     }
 
     /// The tenant whose FreJun URL secret hashes to `hash` (see [`crate::auth::hash_url_secret`]).
-    pub async fn find_by_url_secret_hash(
+    pub(crate) async fn find_by_url_secret_hash(
         &self,
         hash: &str,
     ) -> Result<Option<UserRecord>, StorageError> {
@@ -217,7 +217,7 @@ impl Users {
         Ok(filled)
     }
 
-    pub async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {
+    pub(crate) async fn list(&self, page: &PageRequest) -> Result<Page<UserRecord>, StorageError> {
         fetch_page(&self.collection, doc! {}, page, |user| Cursor {
             created_at: user.created_at,
             id: user.id.object_id(),
@@ -225,7 +225,7 @@ impl Users {
         .await
     }
 
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         id: TenantId,
         update: &UserUpdate,
@@ -247,7 +247,7 @@ impl Users {
         self.update_one(id, doc! { "$set": set }).await
     }
 
-    pub async fn set_status(
+    pub(crate) async fn set_status(
         &self,
         id: TenantId,
         status: TenantStatus,
@@ -259,7 +259,7 @@ impl Users {
             .await
     }
 
-    pub async fn set_credential(
+    pub(crate) async fn set_credential(
         &self,
         id: TenantId,
         credential: Credential,

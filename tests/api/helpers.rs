@@ -402,13 +402,13 @@ pub async fn connect(settings: &Settings) -> Storage {
 }
 
 /// Reads a response body as JSON, failing the test with the body text when it is not JSON.
-pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+pub async fn json_body(response: reqwest::Response) -> Value {
     let text = response.text().await.expect("body read");
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
 }
 
 /// Asserts the error envelope `{"success":false,"error":{"code","message"}}` with `code`.
-pub fn assert_error_envelope(body: &serde_json::Value, code: &str) {
+pub fn assert_error_envelope(body: &Value, code: &str) {
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();

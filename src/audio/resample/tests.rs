@@ -514,7 +514,10 @@ fn accessors_report_the_rates_and_a_resampler_can_move_between_tasks() {
     fn assert_send<T: Send>(_: &T) {}
     let resampler = resampler(24_000, 8_000);
     assert_send(&resampler);
-    assert_eq!((resampler.from_hz(), resampler.to_hz()), (24_000, 8_000));
+    assert_eq!(
+        (resampler.input_hz(), resampler.output_hz()),
+        (24_000, 8_000)
+    );
 }
 
 /// The filter as rubato applies it, without the 16-bit rounding: its impulse response sampled

@@ -15,7 +15,7 @@ impl BridgeCore {
     /// The caller spoke over the assistant (or the tenant asked us to stop it): stop playback,
     /// cancel generation, tell OpenAI what was heard. Does nothing when nothing is playing or
     /// being generated (the caller simply took their turn).
-    pub fn barge_in(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
+    pub(crate) fn barge_in(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
         let mut outcome = ControlOutcome::nothing();
         let unplayed = self.playback.has_unplayed(now);
         if !unplayed && self.active_response.is_none() {
@@ -69,14 +69,14 @@ impl BridgeCore {
     }
 
     /// FreJun's `clear`: drop everything queued, and our unsent audio with it.
-    pub fn clear_playback(&mut self, fx: &mut Effects) -> ControlOutcome {
+    pub(crate) fn clear_playback(&mut self, fx: &mut Effects) -> ControlOutcome {
         fx.to_teler.push(CLEAR_MESSAGE.to_owned());
         self.playback.clear();
         ControlOutcome::sent_to_frejun("clear")
     }
 
     /// FreJun's `interrupt` for one chunk we sent.
-    pub fn interrupt_chunk(
+    pub(crate) fn interrupt_chunk(
         &mut self,
         chunk_id: u64,
         fx: &mut Effects,

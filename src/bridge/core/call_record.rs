@@ -45,7 +45,7 @@ impl BridgeCore {
     }
 
     /// What changed since the last call, for the call-log keeper; `None` when nothing did.
-    pub fn take_progress(&mut self) -> Option<CallProgress> {
+    pub(crate) fn take_progress(&mut self) -> Option<CallProgress> {
         let new_turns = self.transcript[self.flushed_turns..].to_vec();
         if new_turns.is_empty() && self.interrupted_flushed.is_empty() && !self.metrics_dirty {
             return None;
@@ -64,12 +64,12 @@ impl BridgeCore {
     }
 
     /// Everything not yet written, for the final write.
-    pub fn final_progress(&mut self) -> CallProgress {
+    pub(crate) fn final_progress(&mut self) -> CallProgress {
         self.metrics_dirty = true;
         self.take_progress().unwrap_or_default()
     }
 
-    pub fn metrics(&self) -> CallMetrics {
+    pub(crate) fn metrics(&self) -> CallMetrics {
         CallMetrics {
             first_response_ms: self.first_response_ms,
             barge_ins: self.barge_ins,

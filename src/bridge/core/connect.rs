@@ -20,12 +20,12 @@ impl BridgeCore {
         self.phase = AiPhase::Configuring;
     }
 
-    pub fn ai_connect_failed(&self, err: &ConnectError) -> Ending {
+    pub(crate) fn ai_connect_failed(&self, err: &ConnectError) -> Ending {
         Ending::failed(EndReason::AiConnectFailed, err.code(), err.to_string())
     }
 
     /// OpenAI closed the socket (or it broke: `code` None).
-    pub fn ai_closed(&self, code: Option<u16>, reason: &str) -> Ending {
+    pub(crate) fn ai_closed(&self, code: Option<u16>, reason: &str) -> Ending {
         let (error_code, message) = match code {
             Some(code) => (
                 classify_close(code, reason).error_code(),

@@ -68,7 +68,8 @@ pub struct Effects {
 }
 
 impl Effects {
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.to_teler.is_empty() && self.to_ai.is_empty()
     }
 }
@@ -81,14 +82,14 @@ pub struct Ending {
 }
 
 impl Ending {
-    pub fn new(reason: EndReason) -> Self {
+    pub(crate) fn new(reason: EndReason) -> Self {
         Self {
             reason,
             error: None,
         }
     }
 
-    pub fn failed(reason: EndReason, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn failed(reason: EndReason, code: &str, message: impl Into<String>) -> Self {
         Self {
             reason,
             error: Some(CallError {
@@ -100,7 +101,7 @@ impl Ending {
 
     /// The terminal status the bridge reports: AI and telephony failures are `failed`;
     /// everything else is a call that happened and is over.
-    pub fn status(&self) -> CallStatus {
+    pub(crate) fn status(&self) -> CallStatus {
         match self.reason {
             EndReason::AiConnectFailed | EndReason::AiError | EndReason::TelephonyError => {
                 CallStatus::Failed
@@ -131,7 +132,7 @@ enum InboundPath {
 
 /// Counters of things that were skipped rather than fatal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Anomalies {
+pub(crate) struct Anomalies {
     pub bad_teler_frames: u64,
     pub odd_audio_bytes: u64,
     pub unknown_teler_types: u64,
@@ -215,32 +216,28 @@ impl BridgeCore {
         }
     }
 
-    pub fn codec(&self) -> Codec {
+    pub(crate) fn codec(&self) -> Codec {
         self.codec
     }
 
-    pub fn start(&self) -> Option<&StreamStart> {
+    pub(crate) fn start(&self) -> Option<&StreamStart> {
         self.start.as_ref()
     }
 
-    pub fn anomalies(&self) -> Anomalies {
+    pub(crate) fn anomalies(&self) -> Anomalies {
         self.anomalies
     }
 
-    pub fn ai_ready(&self) -> bool {
-        self.phase == AiPhase::Ready
-    }
-
-    pub fn audio_in_ms(&self) -> u64 {
+    pub(crate) fn audio_in_ms(&self) -> u64 {
         pcm::samples_to_ms(self.inbound_samples, self.inbound_rate)
     }
 
-    pub fn audio_out_ms(&self) -> u64 {
+    pub(crate) fn audio_out_ms(&self) -> u64 {
         self.playback.sent_ms()
     }
 
     /// Time spent on one frame, from receipt to the last send it caused.
-    pub fn record_frame_latency(&mut self, elapsed: Duration) {
+    pub(crate) fn record_frame_latency(&mut self, elapsed: Duration) {
         self.latency.record(elapsed.as_micros() as u64);
     }
 
@@ -269,7 +266,7 @@ impl BridgeCore {
     }
 
     /// A binary frame: FreJun sends none; skipped.
-    pub fn teler_binary(&mut self) {
+    pub(crate) fn teler_binary(&mut self) {
         self.anomalies.bad_teler_frames += 1;
         tracing::warn!("skipping a binary media-stream frame");
     }
@@ -288,7 +285,7 @@ impl BridgeCore {
         }
     }
 
-    pub fn ai_event(
+    pub(crate) fn ai_event(
         &mut self,
         event: ServerEvent,
         now: Instant,

@@ -21,8 +21,8 @@ use super::narrate::Narrator;
 use super::stack::{DemoStack, script};
 
 /// The caller on the inbound call, and the customer the outbound call dials.
-pub const CALLER_NUMBER: &str = "+14155550100";
-pub const CUSTOMER_NUMBER: &str = "+14155550199";
+pub(crate) const CALLER_NUMBER: &str = "+14155550100";
+pub(crate) const CUSTOMER_NUMBER: &str = "+14155550199";
 
 /// How long the caller listens to the greeting before talking over it.
 const BARGE_IN_AFTER_MS: u64 = 1_200;
@@ -36,7 +36,7 @@ const CALL_LOG_TIMEOUT: Duration = Duration::from_secs(10);
 const TRAILING_SILENCE_MS: u64 = 500;
 
 /// One finished call, for the account and the WAV files.
-pub struct PlayedCall {
+pub(crate) struct PlayedCall {
     pub direction: Direction,
     pub frejun_call_id: String,
     pub voxbridge_call_id: String,
@@ -54,7 +54,7 @@ pub struct PlayedCall {
 }
 
 /// An inbound call to `number`: the caller talks over the greeting, then hears the answer.
-pub async fn inbound(
+pub(crate) async fn inbound(
     stack: &DemoStack,
     tenant: &ProvisionedTenant,
     number: &str,
@@ -92,7 +92,7 @@ pub async fn inbound(
 
 /// An outbound call the tenant places through the API; the customer waits for the greeting,
 /// then answers.
-pub async fn outbound(
+pub(crate) async fn outbound(
     stack: &DemoStack,
     tenant: &ProvisionedTenant,
     assistant_id: &str,
@@ -339,7 +339,7 @@ fn playback_over(caller: &SimulatedCaller, margin_ms: u64) -> bool {
 }
 
 /// When the caller's playback queue runs dry, given what arrived.
-pub fn playback_end(events: &[ReceivedEvent]) -> Option<Instant> {
+pub(crate) fn playback_end(events: &[ReceivedEvent]) -> Option<Instant> {
     let mut end: Option<Instant> = None;
     for event in events {
         match event {

@@ -11,28 +11,28 @@ use crate::sim::fake_openai::ResponseStatus;
 use super::calls::{PlayedCall, playback_end};
 
 /// Prints numbered steps with the time since the demo began.
-pub struct Narrator {
+pub(crate) struct Narrator {
     began: Instant,
 }
 
 impl Narrator {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Narrator {
             began: Instant::now(),
         }
     }
 
-    pub fn heading(&self, text: &str) {
+    pub(crate) fn heading(&self, text: &str) {
         println!("\n== {text}");
     }
 
-    pub fn step(&self, text: &str) {
+    pub(crate) fn step(&self, text: &str) {
         println!("[{:6.2} s] {text}", self.began.elapsed().as_secs_f64());
     }
 }
 
 /// The timeline of one call, relative to the media stream opening.
-pub fn timeline(call: &PlayedCall) -> Vec<String> {
+pub(crate) fn timeline(call: &PlayedCall) -> Vec<String> {
     let at = |instant: Instant| {
         instant
             .saturating_duration_since(call.opened_at)
@@ -84,7 +84,7 @@ pub fn timeline(call: &PlayedCall) -> Vec<String> {
 }
 
 /// What the caller heard and what the model did, in a few lines.
-pub fn heard(call: &PlayedCall) -> Vec<String> {
+pub(crate) fn heard(call: &PlayedCall) -> Vec<String> {
     let received = &call.summary.received;
     let mut lines = vec![format!(
         "  heard: {:.1} s of assistant audio in {} chunks (8 kHz), {} clear, {} protocol problems",

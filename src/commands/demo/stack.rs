@@ -21,10 +21,10 @@ use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
 use crate::storage::{Storage, migrations};
 
 /// The demo's own database, emptied at the start of every run so each run tells the same story.
-pub const DEMO_DATABASE: &str = "voxbridge_demo";
+pub(crate) const DEMO_DATABASE: &str = "voxbridge_demo";
 
 /// The running pieces.
-pub struct DemoStack {
+pub(crate) struct DemoStack {
     pub storage: Storage,
     /// The MongoDB this process started (stopped at the end), if it did not reuse one.
     local_mongod: Option<LocalMongod>,
@@ -42,7 +42,7 @@ pub struct DemoStack {
 /// What the fake model says on every call: greeting, then the answer. Inbound and outbound
 /// greet differently; the fake reads its behaviour when a session opens, so the demo switches
 /// it between calls.
-pub fn script(greeting: &voices::Voice) -> anyhow::Result<Behaviour> {
+pub(crate) fn script(greeting: &voices::Voice) -> anyhow::Result<Behaviour> {
     let answer = voices::Voice::answer()?;
     Ok(Behaviour {
         pace: Pace::Realtime(4.0),
@@ -59,7 +59,7 @@ pub fn script(greeting: &voices::Voice) -> anyhow::Result<Behaviour> {
 impl DemoStack {
     /// Starts everything; `settings` are the loaded development settings (their secrets are
     /// reused, their addresses replaced by loopback ones).
-    pub async fn start(mut settings: Settings) -> anyhow::Result<DemoStack> {
+    pub(crate) async fn start(mut settings: Settings) -> anyhow::Result<DemoStack> {
         if settings.environment == Environment::Production {
             bail!(
                 "the demo only runs in development (VOXBRIDGE__ENVIRONMENT is production): it creates \
@@ -143,7 +143,7 @@ impl DemoStack {
 
     /// Stops the server (waiting for its call logs to be written), the fakes and, if this
     /// process started it, MongoDB.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         // Idle keep-alive connections would hold the graceful shutdown for their keep-alive
         // timeout; dropping the client closes them.
         drop(self.admin);

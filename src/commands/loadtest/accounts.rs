@@ -22,7 +22,7 @@ const NUMBER_ATTEMPTS: usize = 3;
 
 /// The audio settings every call's assistant gets.
 #[derive(Debug, Clone)]
-pub struct AssistantAudio {
+pub(crate) struct AssistantAudio {
     /// `pcm24k` or `pcmu`.
     pub codec: String,
     pub inbound_rate_hz: u32,
@@ -31,27 +31,27 @@ pub struct AssistantAudio {
 }
 
 /// The instructions of call `index`'s assistant, which identify its OpenAI session.
-pub fn instructions_for(index: usize) -> String {
+pub(crate) fn instructions_for(index: usize) -> String {
     format!("loadtest call {index}")
 }
 
 /// What call `index` dials.
 #[derive(Debug, Clone)]
-pub struct CallAccount {
+pub(crate) struct CallAccount {
     pub index: usize,
     /// The number assigned to the call's own assistant (E.164).
     pub number: String,
 }
 
 /// The provisioned tenant and one account per call, in call order.
-pub struct Accounts {
+pub(crate) struct Accounts {
     pub tenant: ProvisionedTenant,
     pub calls: Vec<CallAccount>,
 }
 
 /// Creates the tenant and `calls` assistants with their numbers, `concurrency` requests at a
 /// time; `on_progress` is told how many calls are ready after each one.
-pub async fn provision(
+pub(crate) async fn provision(
     admin: &ApiClient,
     label: &str,
     calls: usize,

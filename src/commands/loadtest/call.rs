@@ -29,13 +29,13 @@ pub const TONE_AMPLITUDE: f64 = 3_277.0;
 
 /// The tone of call `index`: 300–1000 Hz in 50 Hz steps, so that every 20 ms chunk holds whole
 /// periods and one chunk repeated is a continuous tone.
-pub fn tone_hz(index: usize) -> f64 {
+pub(crate) fn tone_hz(index: usize) -> f64 {
     300.0 + 50.0 * (index % 15) as f64
 }
 
 /// Everything one call needs.
 #[derive(Debug, Clone)]
-pub struct CallPlan {
+pub(crate) struct CallPlan {
     pub index: usize,
     /// After the first call's start.
     pub starts_after: Duration,
@@ -48,7 +48,7 @@ pub struct CallPlan {
 
 /// Calls in each state, for the progress line and the resource samples.
 #[derive(Debug, Default)]
-pub struct CallCounters {
+pub(crate) struct CallCounters {
     /// Calls streaming now.
     pub live: Arc<AtomicUsize>,
     pub ok: AtomicUsize,
@@ -73,7 +73,7 @@ impl Drop for LiveGuard<'_> {
 
 /// Why a call failed: a short reason to group by, and the full message of one example.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub reason: String,
     pub detail: String,
 }
@@ -89,7 +89,7 @@ impl Failure {
 
 /// What one call did.
 #[derive(Debug, Clone, Default)]
-pub struct CallOutcome {
+pub(crate) struct CallOutcome {
     pub index: usize,
     pub failure: Option<Failure>,
     /// Samples sent, at the inbound rate.
@@ -110,13 +110,13 @@ pub struct CallOutcome {
 
 impl CallOutcome {
     /// When the caller sent its last chunk.
-    pub fn last_send_at(&self) -> Option<Instant> {
+    pub(crate) fn last_send_at(&self) -> Option<Instant> {
         self.send_timings.last().map(|(_, at)| *at)
     }
 }
 
 /// Runs the call at its start time and counts the result.
-pub async fn run(
+pub(crate) async fn run(
     plan: CallPlan,
     http: reqwest::Client,
     counters: Arc<CallCounters>,

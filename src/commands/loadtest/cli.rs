@@ -52,11 +52,11 @@ pub struct LoadtestArgs {
     /// under --state-dir, started or reused].
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     mongodb_uri: Option<String>,
-    /// Keep the run's database (voxbridge_loadtest_<run id>) instead of dropping it.
+    /// Keep the run's database (`voxbridge_loadtest_<run id>`) instead of dropping it.
     #[arg(long, conflicts_with = "server_url")]
     keep_database: bool,
     /// Development state directory: the local MongoDB and each run's directory
-    /// (loadtest/<run id>/server.log).
+    /// (`loadtest/<run id>/server.log`).
     #[arg(long, default_value = ".voxbridge")]
     state_dir: PathBuf,
     /// Test a running voxbridge instead of starting one. Its OpenAI Realtime URL must be

@@ -32,14 +32,14 @@ use crate::audio::resample::Resampler;
 
 /// One point of a stream: `(cumulative samples after a chunk, when it passed)`, as the
 /// simulated caller and the fake OpenAI record them.
-pub type Timing = (u64, Instant);
+pub(crate) type Timing = (u64, Instant);
 
 /// The rate of everything voxbridge sends FreJun.
-pub const CALLER_OUTBOUND_RATE_HZ: u32 = 8_000;
+pub(crate) const CALLER_OUTBOUND_RATE_HZ: u32 = 8_000;
 
 /// How one direction's audio maps from the sending end's timeline to the receiving end's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// The rate of the caller's cumulative counts.
     pub caller_rate_hz: u32,
     /// The rate of the fake's cumulative counts (24 kHz for `audio/pcm`, 8 kHz for
@@ -51,7 +51,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// Caller audio at `caller_rate_hz` resampled by the bridge to the fake's `fake_rate_hz`.
-    pub fn inbound(caller_rate_hz: u32, fake_rate_hz: u32) -> Geometry {
+    pub(crate) fn inbound(caller_rate_hz: u32, fake_rate_hz: u32) -> Geometry {
         Geometry {
             caller_rate_hz,
             fake_rate_hz,
@@ -60,7 +60,7 @@ impl Geometry {
     }
 
     /// The fake's output at `fake_rate_hz` resampled by the bridge to 8 kHz for FreJun.
-    pub fn outbound(fake_rate_hz: u32) -> Geometry {
+    pub(crate) fn outbound(fake_rate_hz: u32) -> Geometry {
         Geometry {
             caller_rate_hz: CALLER_OUTBOUND_RATE_HZ,
             fake_rate_hz,
@@ -69,7 +69,7 @@ impl Geometry {
     }
 
     /// The look-ahead in milliseconds (for the report).
-    pub fn lookahead_ms(&self) -> f64 {
+    pub(crate) fn lookahead_ms(&self) -> f64 {
         self.lookahead as f64 * 1_000.0 / f64::from(self.fake_rate_hz.max(1))
     }
 
@@ -91,7 +91,7 @@ impl Geometry {
 /// The look-ahead of voxbridge's `from_hz → to_hz` resampler counted in samples at
 /// `counted_at_hz`, rounded up; 0 when the rates are equal (or the pair is unsupported, which
 /// the bridge would not use either).
-pub fn lookahead_samples(from_hz: u32, to_hz: u32, counted_at_hz: u32) -> u64 {
+pub(crate) fn lookahead_samples(from_hz: u32, to_hz: u32, counted_at_hz: u32) -> u64 {
     let delay_ms = Resampler::new(from_hz, to_hz).map_or(0.0, |resampler| resampler.delay_ms());
     (delay_ms * f64::from(counted_at_hz) / 1_000.0)
         .ceil()
@@ -100,7 +100,7 @@ pub fn lookahead_samples(from_hz: u32, to_hz: u32, counted_at_hz: u32) -> u64 {
 
 /// Latencies of one direction, gathered over many calls.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LatencyTally {
+pub(crate) struct LatencyTally {
     /// Matched, non-negative latencies in milliseconds.
     pub millis: Vec<f64>,
     /// Chunks whose audio never (fully) showed up at the other end.
@@ -125,7 +125,7 @@ fn first_reaching(timeline: &[Timing], samples: u64) -> Option<&Timing> {
 }
 
 /// Matches every caller send of one call to the fake's appends (see the module docs).
-pub fn match_inbound(
+pub(crate) fn match_inbound(
     sends: &[Timing],
     appends: &[Timing],
     geometry: Geometry,
@@ -143,7 +143,7 @@ pub fn match_inbound(
 }
 
 /// Matches every chunk one caller received to the fake's deltas (see the module docs).
-pub fn match_outbound(
+pub(crate) fn match_outbound(
     received: &[Timing],
     deltas: &[Timing],
     geometry: Geometry,
@@ -172,7 +172,7 @@ pub fn match_outbound(
 
 /// Percentiles of a set of latencies, in milliseconds (`None` when there are none).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Distribution {
+pub(crate) struct Distribution {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
@@ -186,7 +186,7 @@ pub struct Distribution {
 }
 
 /// Summarises a tally (sorting its values).
-pub fn distribution(mut tally: LatencyTally) -> Distribution {
+pub(crate) fn distribution(mut tally: LatencyTally) -> Distribution {
     tally.millis.sort_by(f64::total_cmp);
     let sorted = &tally.millis;
     Distribution {
@@ -201,7 +201,7 @@ pub fn distribution(mut tally: LatencyTally) -> Distribution {
 }
 
 /// Nearest-rank percentile `p` (0–100) of ascending `sorted` values.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -210,7 +210,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Milliseconds to two decimals: finer digits are noise at these scales.
-pub fn round_ms(ms: f64) -> f64 {
+pub(crate) fn round_ms(ms: f64) -> f64 {
     (ms * 100.0).round() / 100.0
 }
 

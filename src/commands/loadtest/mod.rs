@@ -24,7 +24,7 @@
 //! - `latency`: matching both ends' timings into latencies; percentiles.
 //! - `pacing`: the generator's send lag and outbound stalls.
 //! - `progress`: the progress line.
-//! - `summary`: everything above into a [`Report`](report::Report).
+//! - `summary`: everything above into a [`report::Report`].
 //! - `report`: the report's table and JSON forms.
 
 mod accounts;
@@ -34,7 +34,7 @@ mod latency;
 mod pacing;
 mod proc_stats;
 mod progress;
-pub mod report;
+pub(crate) mod report;
 mod server_process;
 mod summary;
 mod usage;
@@ -62,10 +62,10 @@ pub use cli::LoadtestArgs;
 pub use server_process::{ExternalServer, SpawnOptions};
 
 /// Most calls in one run: the most concurrent calls the API allows a tenant.
-pub const MAX_CALLS: usize = 10_000;
+pub(crate) const MAX_CALLS: usize = 10_000;
 
 /// Longest call: under the default per-call limit of an hour, with room for the ramp-up.
-pub const MAX_DURATION_SECS: u64 = 3_500;
+pub(crate) const MAX_DURATION_SECS: u64 = 3_500;
 
 /// File descriptors a call needs at once, roughly: the caller's socket and the fake OpenAI's
 /// (the server, a child process, has its own limit) plus HTTP connections.
@@ -126,7 +126,7 @@ impl Verdict {
 }
 
 /// `pcm24k` or `pcmu`, for the command line.
-pub fn parse_codec(text: &str) -> Result<Codec, String> {
+pub(crate) fn parse_codec(text: &str) -> Result<Codec, String> {
     match text {
         "pcm24k" => Ok(Codec::Pcm24k),
         "pcmu" => Ok(Codec::Pcmu),
@@ -152,7 +152,7 @@ fn fake_rate_hz(codec: Codec) -> u32 {
 
 impl LoadtestOptions {
     /// Checks the options (the audio ones by the API's own assistant rules).
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_CALLS).contains(&self.calls) {
             return Err(format!("--calls must be between 1 and {MAX_CALLS}"));
         }

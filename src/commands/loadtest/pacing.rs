@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use super::latency::Timing;
 
 /// Send-lag 99th percentile above which latency figures are flagged as untrustworthy.
-pub const SEND_LAG_WARN_MS: f64 = 20.0;
+pub(crate) const SEND_LAG_WARN_MS: f64 = 20.0;
 
 /// How late each chunk of one call was sent, in milliseconds (never negative), given the
 /// caller's send timings at `rate_hz`. The ideal clock starts at the first chunk, which is
 /// therefore never late.
-pub fn send_lags_ms(sends: &[Timing], rate_hz: u32, out: &mut Vec<f64>) {
+pub(crate) fn send_lags_ms(sends: &[Timing], rate_hz: u32, out: &mut Vec<f64>) {
     let Some(&(_, first_at)) = sends.first() else {
         return;
     };
@@ -35,13 +35,17 @@ pub fn send_lags_ms(sends: &[Timing], rate_hz: u32, out: &mut Vec<f64>) {
 
 /// The longest gap between two received chunks that is not a stall: two chunks' worth of
 /// audio plus 100 ms of scheduling slack.
-pub fn stall_threshold(outbound_chunk_ms: u32) -> Duration {
+pub(crate) fn stall_threshold(outbound_chunk_ms: u32) -> Duration {
     Duration::from_millis(2 * u64::from(outbound_chunk_ms) + 100)
 }
 
 /// Gaps longer than `threshold` between consecutive received chunks that ended before
 /// `streaming_until` (the caller's last send: after it, silence is expected).
-pub fn outbound_stalls(received: &[Timing], threshold: Duration, streaming_until: Instant) -> u64 {
+pub(crate) fn outbound_stalls(
+    received: &[Timing],
+    threshold: Duration,
+    streaming_until: Instant,
+) -> u64 {
     received
         .windows(2)
         .filter(|pair| match pair {

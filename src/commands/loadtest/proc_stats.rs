@@ -25,14 +25,14 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// How often the sampler reads `/proc`.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Clock ticks per second assumed when `getconf CLK_TCK` cannot be run (Linux's usual value).
 const FALLBACK_CLOCK_TICKS: u64 = 100;
 
 /// Which process to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Process {
+pub(crate) enum Process {
     /// The load generator itself.
     Current,
     Pid(u32),
@@ -49,7 +49,7 @@ impl Process {
 
 /// One reading of one process.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProcSnapshot {
+pub(crate) struct ProcSnapshot {
     /// User plus system CPU time since the process started.
     pub cpu_seconds: f64,
     /// Resident memory now.
@@ -60,20 +60,20 @@ pub struct ProcSnapshot {
 
 /// Reads [`ProcSnapshot`]s, knowing the clock-tick rate.
 #[derive(Debug, Clone, Copy)]
-pub struct ProcReader {
+pub(crate) struct ProcReader {
     ticks_per_second: u64,
 }
 
 impl ProcReader {
     /// Asks `getconf CLK_TCK` once.
-    pub fn new() -> ProcReader {
+    pub(crate) fn new() -> ProcReader {
         ProcReader {
             ticks_per_second: clock_ticks_per_second(),
         }
     }
 
     /// `None` when the process is gone or `/proc` is not there (not Linux).
-    pub fn read(&self, process: Process) -> Option<ProcSnapshot> {
+    pub(crate) fn read(&self, process: Process) -> Option<ProcSnapshot> {
         let dir = process.dir();
         let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
         let status = std::fs::read_to_string(dir.join("status")).ok()?;
@@ -92,7 +92,7 @@ impl Default for ProcReader {
 }
 
 /// `getconf CLK_TCK`, or 100.
-pub fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -107,7 +107,7 @@ pub fn clock_ticks_per_second() -> u64 {
 /// `utime + stime` from the text of `/proc/<pid>/stat`. The command name (field 2) is in
 /// parentheses and may itself contain spaces and parentheses, so fields are counted from the
 /// last `)`.
-pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     // After the name: field 3 (state) is index 0, so utime (14) is index 11, stime (15) 12.
@@ -117,7 +117,7 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// A `Key:   <n> kB` line of `/proc/<pid>/status`, in KiB.
-pub fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+pub(crate) fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     status_value(status, key)?
         .split_whitespace()
         .next()?
@@ -126,7 +126,7 @@ pub fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
 }
 
 /// The text after `Key:` on a `/proc/<pid>/status` line, trimmed.
-pub fn status_value<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn status_value<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
         (name == key).then(|| value.trim())
@@ -134,14 +134,14 @@ pub fn status_value<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The CPUs a process may run on (`Cpus_allowed_list`, e.g. `0` or `0-1`).
-pub fn cpus_allowed(process: Process) -> Option<String> {
+pub(crate) fn cpus_allowed(process: Process) -> Option<String> {
     let status = std::fs::read_to_string(process.dir().join("status")).ok()?;
     status_value(&status, "Cpus_allowed_list").map(str::to_owned)
 }
 
 /// The soft "Max open files" limit from the text of `/proc/<pid>/limits` (`None` when
 /// unlimited or unreadable).
-pub fn parse_max_open_files(limits: &str) -> Option<u64> {
+pub(crate) fn parse_max_open_files(limits: &str) -> Option<u64> {
     limits
         .lines()
         .find_map(|line| line.strip_prefix("Max open files"))?
@@ -152,13 +152,13 @@ pub fn parse_max_open_files(limits: &str) -> Option<u64> {
 }
 
 /// This process's soft open-files limit.
-pub fn max_open_files() -> Option<u64> {
+pub(crate) fn max_open_files() -> Option<u64> {
     parse_max_open_files(&std::fs::read_to_string("/proc/self/limits").ok()?)
 }
 
 /// One core's time since boot, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreTicks {
+pub(crate) struct CoreTicks {
     /// The core's number (`cpu3` is 3).
     pub cpu: usize,
     /// Everything but idle and iowait (user, nice, system, irq, softirq, steal).
@@ -167,7 +167,7 @@ pub struct CoreTicks {
 }
 
 /// The per-core lines (`cpuN …`) of the text of `/proc/stat`; the all-cores line is skipped.
-pub fn parse_core_ticks(stat: &str) -> Vec<CoreTicks> {
+pub(crate) fn parse_core_ticks(stat: &str) -> Vec<CoreTicks> {
     stat.lines()
         .filter_map(|line| {
             let (name, fields) = line.split_once(' ')?;
@@ -189,7 +189,7 @@ pub fn parse_core_ticks(stat: &str) -> Vec<CoreTicks> {
 }
 
 /// Every core's ticks now (empty when `/proc/stat` cannot be read).
-pub fn read_core_ticks() -> Vec<CoreTicks> {
+pub(crate) fn read_core_ticks() -> Vec<CoreTicks> {
     std::fs::read_to_string("/proc/stat")
         .map(|stat| parse_core_ticks(&stat))
         .unwrap_or_default()
@@ -198,7 +198,7 @@ pub fn read_core_ticks() -> Vec<CoreTicks> {
 /// The PID of the `mongod` serving `uri`, when the URI names one server on this machine and a
 /// `mongod` started with `--port <its port>` runs here (as the local development MongoDB and
 /// the test suite's do). `None` for anything else.
-pub fn find_local_mongod(uri: &str) -> Option<u32> {
+pub(crate) fn find_local_mongod(uri: &str) -> Option<u32> {
     let url = Url::parse(uri).ok()?;
     let host = url.host_str()?;
     if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
@@ -214,7 +214,7 @@ pub fn find_local_mongod(uri: &str) -> Option<u32> {
 }
 
 /// Whether a `/proc/<pid>/cmdline` (arguments separated by NUL) is a `mongod` on `port`.
-pub fn is_mongod_on_port(cmdline: &str, port: u16) -> bool {
+pub(crate) fn is_mongod_on_port(cmdline: &str, port: u16) -> bool {
     let mut args = cmdline.split('\0');
     let is_mongod = args
         .next()
@@ -233,7 +233,7 @@ pub fn is_mongod_on_port(cmdline: &str, port: u16) -> bool {
 
 /// One sampling instant.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub at: Instant,
     /// Calls streaming at that instant.
     pub live_calls: usize,
@@ -244,7 +244,7 @@ pub struct Sample {
 }
 
 /// Samples the processes and the cores in the background until stopped.
-pub struct Sampler {
+pub(crate) struct Sampler {
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -276,7 +276,7 @@ impl Targets {
 
 impl Sampler {
     /// Starts sampling now (the first sample is taken at once).
-    pub fn start(
+    pub(crate) fn start(
         reader: ProcReader,
         server_pid: Option<u32>,
         mongodb_pid: Option<u32>,
@@ -304,19 +304,19 @@ impl Sampler {
     }
 
     /// A sample taken now (also kept).
-    pub fn sample_now(&self) -> Sample {
+    pub(crate) fn sample_now(&self) -> Sample {
         let sample = self.targets.sample();
         push(&self.samples, sample.clone());
         sample
     }
 
     /// A read-only handle on the samples so far (for the progress line).
-    pub fn view(&self) -> SampleView {
+    pub(crate) fn view(&self) -> SampleView {
         SampleView(Arc::clone(&self.samples))
     }
 
     /// Stops sampling (after one final sample) and returns every sample in time order.
-    pub async fn finish(self) -> Vec<Sample> {
+    pub(crate) async fn finish(self) -> Vec<Sample> {
         self.sample_now();
         self.stop.cancel();
         let _ = self.task.await;
@@ -329,11 +329,11 @@ impl Sampler {
 
 /// Reads the samples a [`Sampler`] has taken so far.
 #[derive(Clone)]
-pub struct SampleView(Arc<Mutex<Vec<Sample>>>);
+pub(crate) struct SampleView(Arc<Mutex<Vec<Sample>>>);
 
 impl SampleView {
     /// The latest two samples, oldest first.
-    pub fn last_two(&self) -> Option<(Sample, Sample)> {
+    pub(crate) fn last_two(&self) -> Option<(Sample, Sample)> {
         let samples = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match samples.as_slice() {
             [.., earlier, later] => Some((earlier.clone(), later.clone())),

@@ -21,14 +21,18 @@ const TERMINAL_EVERY: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Prints progress until stopped.
-pub struct Progress {
+pub(crate) struct Progress {
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl Progress {
     /// Starts printing; `calls` is the number of calls in the run.
-    pub fn start(calls: usize, counters: Arc<CallCounters>, samples: SampleView) -> Progress {
+    pub(crate) fn start(
+        calls: usize,
+        counters: Arc<CallCounters>,
+        samples: SampleView,
+    ) -> Progress {
         let stop = CancellationToken::new();
         let terminal = std::io::stderr().is_terminal();
         let task = tokio::spawn(print_until_stopped(
@@ -42,7 +46,7 @@ impl Progress {
     }
 
     /// Stops and ends the line.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }

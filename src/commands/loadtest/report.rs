@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::latency::Distribution;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub run_id: String,
     pub config: ConfigReport,
     pub calls: CallsReport,
@@ -52,7 +52,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigReport {
+pub(crate) struct ConfigReport {
     pub calls: usize,
     pub ramp_up_secs: f64,
     pub duration_secs: u64,
@@ -67,7 +67,7 @@ pub struct ConfigReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CallsReport {
+pub(crate) struct CallsReport {
     pub attempted: usize,
     pub ok: usize,
     pub failed: usize,
@@ -75,7 +75,7 @@ pub struct CallsReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailureCount {
+pub(crate) struct FailureCount {
     pub reason: String,
     pub count: usize,
     /// The full message of one such failure.
@@ -83,7 +83,7 @@ pub struct FailureCount {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyReport {
+pub(crate) struct LatencyReport {
     pub inbound_ms: Distribution,
     pub outbound_ms: Distribution,
     pub inbound_lookahead_ms: f64,
@@ -92,7 +92,7 @@ pub struct LatencyReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ViolationsReport {
+pub(crate) struct ViolationsReport {
     pub chunk_id: u64,
     pub caller_other: u64,
     pub pacing: PacingReport,
@@ -102,13 +102,13 @@ pub struct ViolationsReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PacingReport {
+pub(crate) struct PacingReport {
     pub late_sends: u64,
     pub outbound_stalls: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerReport {
+pub(crate) struct ServerReport {
     pub pid: Option<u32>,
     pub cores_pinned: Option<String>,
     pub cpu_seconds: Option<f64>,
@@ -124,14 +124,14 @@ pub struct ServerReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CpuPerCallMinute {
+pub(crate) struct CpuPerCallMinute {
     pub steady: Option<f64>,
     pub whole_run: Option<f64>,
     pub steady_window_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GeneratorReport {
+pub(crate) struct GeneratorReport {
     pub cpu_seconds: Option<f64>,
     pub cpu_percent: Option<f64>,
     pub cores_allowed: Option<String>,
@@ -140,25 +140,25 @@ pub struct GeneratorReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MongodbReport {
+pub(crate) struct MongodbReport {
     pub pid: Option<u32>,
     pub cpu_seconds: Option<f64>,
     pub cpu_s_per_call_minute: CpuPerCallMinute,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MachineReport {
+pub(crate) struct MachineReport {
     pub cores_busy_percent: Vec<CoreBusy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CoreBusy {
+pub(crate) struct CoreBusy {
     pub cpu: usize,
     pub busy_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DurationsReport {
+pub(crate) struct DurationsReport {
     pub provisioning_secs: f64,
     pub calls_secs: f64,
     pub total_secs: f64,
@@ -166,13 +166,13 @@ pub struct DurationsReport {
 
 impl Report {
     /// The JSON form (pretty-printed).
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // A tree of plain structs, strings and numbers always serializes.
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// The readable form.
-    pub fn to_table(&self) -> String {
+    pub(crate) fn to_table(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = self.write_table(&mut out);
@@ -364,7 +364,7 @@ pub(super) mod tests {
 
     use super::*;
 
-    pub fn sample_report() -> Report {
+    pub(crate) fn sample_report() -> Report {
         let latency = Distribution {
             p50: Some(1.5),
             p95: Some(2.5),

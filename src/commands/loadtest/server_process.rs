@@ -62,7 +62,7 @@ pub struct ExternalServer {
 }
 
 /// The server under test.
-pub struct Server {
+pub(crate) struct Server {
     pub base_url: Url,
     pub admin_token: String,
     pub pid: Option<u32>,
@@ -83,7 +83,7 @@ struct Started {
 
 impl Server {
     /// A server started elsewhere.
-    pub fn external(server: ExternalServer) -> Server {
+    pub(crate) fn external(server: ExternalServer) -> Server {
         Server {
             base_url: server.url,
             admin_token: server.admin_token,
@@ -95,7 +95,7 @@ impl Server {
 
     /// Starts `voxbridge serve` against the fake OpenAI at `openai_url`, writing its log into
     /// `run_dir`, and waits until it is ready.
-    pub async fn spawn(
+    pub(crate) async fn spawn(
         options: &SpawnOptions,
         openai_url: &Url,
         run_id: &str,
@@ -180,19 +180,19 @@ impl Server {
     }
 
     /// A client with the admin token.
-    pub fn admin(&self) -> ApiClient {
+    pub(crate) fn admin(&self) -> ApiClient {
         ApiClient::new(&self.base_url, self.admin_token.clone())
     }
 
     /// The MongoDB a started server uses.
-    pub fn mongodb_uri(&self) -> Option<&str> {
+    pub(crate) fn mongodb_uri(&self) -> Option<&str> {
         self.started
             .as_ref()
             .map(|started| started.mongodb_uri.as_str())
     }
 
     /// The run's database, when this command created it.
-    pub fn database(&self) -> Option<&str> {
+    pub(crate) fn database(&self) -> Option<&str> {
         self.started
             .as_ref()
             .map(|started| started.database.as_str())
@@ -247,7 +247,7 @@ impl Server {
     /// its database unless kept, and stops the local MongoDB if this command started it.
     /// Problems are reported on stderr: the run's results stand regardless. Does nothing for an
     /// external server.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let Some(mut started) = self.started.take() else {
             return;
         };

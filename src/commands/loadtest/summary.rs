@@ -30,12 +30,12 @@ const FAKE_VIOLATION_EXAMPLES: usize = 5;
 const SATURATED_CORE_PERCENT: f64 = 90.0;
 
 /// What the latency section says it measured.
-pub const LATENCY_METHOD: &str = "inbound: caller send → fake OpenAI append; outbound: the \
+pub(crate) const LATENCY_METHOD: &str = "inbound: caller send → fake OpenAI append; outbound: the \
     fake's delta that completed a chunk → the caller's receipt (the bridge's outbound chunk \
     accumulation is excluded by construction)";
 
 /// Everything the report is made from.
-pub struct RunFacts<'a> {
+pub(crate) struct RunFacts<'a> {
     pub run_id: &'a str,
     pub config: ConfigReport,
     /// The rate the fake counts appends and deltas in (24 kHz `audio/pcm`, 8 kHz
@@ -63,7 +63,7 @@ pub struct RunFacts<'a> {
 }
 
 /// Builds the report.
-pub fn build(facts: RunFacts<'_>) -> Report {
+pub(crate) fn build(facts: RunFacts<'_>) -> Report {
     let mut warnings = facts.warnings.clone();
     let calls = calls_report(facts.outcomes);
     let (latency, sessions_missing) = latency_report(&facts);
@@ -414,7 +414,7 @@ fn generator_report(facts: &RunFacts<'_>, send_lags: LatencyTally) -> GeneratorR
 }
 
 /// CPUs in a `Cpus_allowed_list` such as `0-3,6`.
-pub fn count_cpus(list: &str) -> Option<usize> {
+pub(crate) fn count_cpus(list: &str) -> Option<usize> {
     list.split(',')
         .map(|range| match range.trim().split_once('-') {
             Some((low, high)) => {

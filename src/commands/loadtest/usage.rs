@@ -17,14 +17,14 @@ use super::proc_stats::{ProcSnapshot, Sample};
 
 /// A time window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: Instant,
     pub end: Instant,
 }
 
 /// CPU seconds of `process` per minute of live calls over the samples inside `window`.
 /// `None` with fewer than two samples in the window, no calls live, or no readings.
-pub fn cpu_per_call_minute(
+pub(crate) fn cpu_per_call_minute(
     samples: &[Sample],
     window: Window,
     process: fn(&Sample) -> Option<ProcSnapshot>,
@@ -54,7 +54,7 @@ fn live_call_seconds(samples: &[&Sample]) -> f64 {
 }
 
 /// CPU seconds `process` used between two samples.
-pub fn cpu_between(
+pub(crate) fn cpu_between(
     from: &Sample,
     to: &Sample,
     process: fn(&Sample) -> Option<ProcSnapshot>,
@@ -63,7 +63,7 @@ pub fn cpu_between(
 }
 
 /// CPU use between two samples as a percentage of one core.
-pub fn cpu_percent(
+pub(crate) fn cpu_percent(
     from: &Sample,
     to: &Sample,
     process: fn(&Sample) -> Option<ProcSnapshot>,
@@ -74,22 +74,22 @@ pub fn cpu_percent(
 }
 
 /// The server's reading of a sample.
-pub fn server(sample: &Sample) -> Option<ProcSnapshot> {
+pub(crate) fn server(sample: &Sample) -> Option<ProcSnapshot> {
     sample.server
 }
 
 /// The generator's reading of a sample.
-pub fn generator(sample: &Sample) -> Option<ProcSnapshot> {
+pub(crate) fn generator(sample: &Sample) -> Option<ProcSnapshot> {
     sample.generator
 }
 
 /// MongoDB's reading of a sample.
-pub fn mongodb(sample: &Sample) -> Option<ProcSnapshot> {
+pub(crate) fn mongodb(sample: &Sample) -> Option<ProcSnapshot> {
     sample.mongodb
 }
 
 /// Each core's busy share (percent) between the first and last samples inside `window`.
-pub fn core_busy_percent(samples: &[Sample], window: Window) -> Vec<(usize, f64)> {
+pub(crate) fn core_busy_percent(samples: &[Sample], window: Window) -> Vec<(usize, f64)> {
     let mut inside = samples
         .iter()
         .filter(|sample| sample.at >= window.start && sample.at <= window.end);
@@ -109,7 +109,7 @@ pub fn core_busy_percent(samples: &[Sample], window: Window) -> Vec<(usize, f64)
 
 /// Server memory over a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Memory {
+pub(crate) struct Memory {
     pub baseline_kib: u64,
     pub peak_kib: u64,
     pub peak_live_calls: usize,
@@ -119,7 +119,7 @@ pub struct Memory {
 
 /// The server's memory figures, from the sample taken just before the first call and all
 /// samples of the run.
-pub fn server_memory(baseline: &Sample, samples: &[Sample]) -> Option<Memory> {
+pub(crate) fn server_memory(baseline: &Sample, samples: &[Sample]) -> Option<Memory> {
     let baseline_kib = baseline.server?.rss_kib;
     let peak_kib = samples
         .iter()

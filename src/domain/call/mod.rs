@@ -37,7 +37,7 @@ pub enum CallStatus {
 
 impl CallStatus {
     /// Every status, in rank order.
-    pub const ALL: [CallStatus; 7] = [
+    pub(crate) const ALL: [CallStatus; 7] = [
         CallStatus::Initiated,
         CallStatus::Ringing,
         CallStatus::InProgress,
@@ -50,7 +50,7 @@ impl CallStatus {
     /// Position in the lifecycle: initiated 0 < ringing 1 < in-progress 2 < any terminal
     /// status 3. An update is applied only when it does not lower the rank; the terminal
     /// statuses share a rank because none of them follows another.
-    pub fn rank(self) -> u8 {
+    pub(crate) fn rank(self) -> u8 {
         match self {
             CallStatus::Initiated => 0,
             CallStatus::Ringing => 1,
@@ -193,7 +193,7 @@ pub enum EndReason {
 
 impl EndReason {
     /// The serialized name, as stored in `call_logs.end_reason`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EndReason::CallerHungUp => "caller_hung_up",
             EndReason::AssistantEnded => "assistant_ended",

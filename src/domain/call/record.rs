@@ -83,7 +83,7 @@ pub struct CallError {
 
 /// One batch of a live call's progress.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallProgress {
+pub(crate) struct CallProgress {
     /// Turns not yet written, which belong at `first_turn_index` onwards.
     pub new_turns: Vec<TranscriptTurn>,
     pub first_turn_index: usize,
@@ -96,7 +96,7 @@ pub struct CallProgress {
 }
 
 impl CallProgress {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.new_turns.is_empty()
             && self.interrupted_turns.is_empty()
             && self.usage.is_none()

@@ -56,7 +56,7 @@ pub enum ReportSource {
 
 impl ReportSource {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReportSource::Api => "api",
             ReportSource::Bridge => "bridge",
@@ -107,7 +107,7 @@ impl StatusReport {
     }
 
     /// This report with an end reason (and, for failures, what went wrong).
-    pub fn ending(mut self, reason: EndReason, error: Option<CallError>) -> Self {
+    pub(crate) fn ending(mut self, reason: EndReason, error: Option<CallError>) -> Self {
         self.end_reason = Some(reason);
         self.error = error;
         self
@@ -116,7 +116,7 @@ impl StatusReport {
 
 /// The fields of a call log that status reports decide.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatusFields {
+pub(crate) struct StatusFields {
     pub status_history: Vec<StatusEvent>,
     pub call_status: CallStatus,
     pub answered_at: Option<DateTime>,
@@ -129,7 +129,7 @@ pub struct StatusFields {
 
 impl StatusFields {
     /// The fields of a new call log whose first reports are `reports`.
-    pub fn from_reports(reports: &[StatusReport]) -> Self {
+    pub(crate) fn from_reports(reports: &[StatusReport]) -> Self {
         let mut fields = Self {
             status_history: Vec::new(),
             call_status: CallStatus::Initiated,
@@ -147,7 +147,7 @@ impl StatusFields {
     }
 
     /// Merges one report. Merging is commutative and idempotent (see the module docs).
-    pub fn merge(&mut self, report: &StatusReport) {
+    pub(crate) fn merge(&mut self, report: &StatusReport) {
         let key = |event: &StatusEvent| {
             event.source == Some(report.source)
                 && event.event.as_deref() == Some(report.event.as_str())
@@ -212,7 +212,7 @@ impl StatusFields {
 }
 
 /// The call's status given every report so far (see the module docs for the rules).
-pub fn derive_status(history: &[StatusEvent], answered: bool) -> CallStatus {
+pub(crate) fn derive_status(history: &[StatusEvent], answered: bool) -> CallStatus {
     let has = |status: CallStatus| history.iter().any(|event| event.status == status);
     let any_terminal = history.iter().any(|event| event.status.is_terminal());
     if !any_terminal {

@@ -152,7 +152,7 @@ impl From<&CallLogRecord> for CallDetail {
 /// OpenAI token usage over the call.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Usage)]
-pub struct UsageView {
+pub(crate) struct UsageView {
     pub input_audio_tokens: u64,
     pub output_audio_tokens: u64,
     pub input_text_tokens: u64,
@@ -176,7 +176,7 @@ impl From<&Usage> for UsageView {
 /// Latency and audio figures the bridge measured.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = CallMetrics)]
-pub struct CallMetricsView {
+pub(crate) struct CallMetricsView {
     pub first_response_ms: Option<u64>,
     pub barge_ins: u32,
     pub audio_in_ms: u64,
@@ -201,7 +201,7 @@ impl From<&CallMetrics> for CallMetricsView {
 /// What went wrong, for a failed call.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = CallError)]
-pub struct CallErrorView {
+pub(crate) struct CallErrorView {
     pub code: String,
     pub message: String,
 }
@@ -243,7 +243,7 @@ pub struct StatsView {
 }
 
 impl StatsView {
-    pub fn new(
+    pub(crate) fn new(
         created_after: DateTime<Utc>,
         created_before: DateTime<Utc>,
         stats: CallStats,

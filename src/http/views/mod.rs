@@ -7,10 +7,7 @@ mod call;
 mod phone_number;
 
 pub use assistant::AssistantView;
-pub use call::{
-    CallDetail, CallStatusView, CallSummary, CountByView, GroupTotalsView, LiveStreamView,
-    StatsView, StatusEventView, TranscriptTurnView,
-};
+pub use call::{CallDetail, CallStatusView, CallSummary, LiveStreamView, StatsView};
 pub use phone_number::PhoneNumberView;
 
 use std::fmt;
@@ -23,18 +20,18 @@ use crate::domain::tenant::{Limits, TenantStatus};
 use crate::storage::api_keys::ApiKeyRecord;
 use crate::storage::users::{Credential, UserRecord};
 
-pub fn time(value: bson::DateTime) -> DateTime<Utc> {
+pub(crate) fn time(value: bson::DateTime) -> DateTime<Utc> {
     value.to_chrono()
 }
 
 /// An id as the API shows it: 24 hexadecimal digits.
-pub fn id(value: impl fmt::Display) -> String {
+pub(crate) fn id(value: impl fmt::Display) -> String {
     value.to_string()
 }
 
 /// A tenant.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
+pub(crate) struct UserView {
     /// The tenant's id (24 hex digits).
     pub id: String,
     pub name: String,
@@ -48,13 +45,13 @@ pub struct UserView {
 
 /// Whether each provider key is set, and its last four characters: never more.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CredentialsView {
+pub(crate) struct CredentialsView {
     pub openai_api_key: CredentialStatus,
     pub frejun_api_key: CredentialStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CredentialStatus {
+pub(crate) struct CredentialStatus {
     /// Whether the key is stored.
     pub set: bool,
     /// The key's last four characters; `null` when not set.
@@ -64,7 +61,7 @@ pub struct CredentialStatus {
 }
 
 impl CredentialsView {
-    pub fn of(user: &UserRecord) -> Self {
+    pub(crate) fn of(user: &UserRecord) -> Self {
         let status = |credential: Credential| {
             let stored = credential.stored(&user.secrets);
             CredentialStatus {
@@ -97,7 +94,7 @@ impl From<&UserRecord> for UserView {
 
 /// A tenant API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKeyView {
+pub(crate) struct ApiKeyView {
     pub id: String,
     /// The tenant the key belongs to.
     pub user_id: String,
@@ -127,7 +124,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
 
 /// The answer to a successful delete.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
+pub(crate) struct Deleted {
     /// The id of the deleted record.
     pub id: String,
     /// Always `true`.
@@ -135,7 +132,7 @@ pub struct Deleted {
 }
 
 impl Deleted {
-    pub fn of(value: impl fmt::Display) -> Self {
+    pub(crate) fn of(value: impl fmt::Display) -> Self {
         Self {
             id: id(value),
             deleted: true,

@@ -21,12 +21,9 @@ use crate::domain::secret::{REDACTED, SecretString};
 /// An open Realtime socket.
 pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// OpenAI's Realtime endpoint.
-pub const OPENAI_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
-
 /// Largest message (and frame) accepted from the server. OpenAI's appends are capped at 15 MiB
 /// and its own events are far smaller; the cap keeps a runaway peer from exhausting memory.
-pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Read buffer per socket. tungstenite allocates it up front (128 KiB by default); with
 /// thousands of calls that adds up, and a 16 KiB buffer holds several audio deltas at once.
@@ -34,7 +31,7 @@ const READ_BUFFER_BYTES: usize = 16 << 10;
 
 /// Longest message kept from an HTTP error body, in characters: enough for OpenAI's messages,
 /// short enough for a log line.
-pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
+pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 200;
 
 /// Opens Realtime sockets. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -44,8 +41,8 @@ pub struct RealtimeClient {
 }
 
 impl RealtimeClient {
-    /// `url` is the endpoint, normally [`OPENAI_REALTIME_URL`] (`ws://` for tests and fakes).
-    pub fn new(url: Url, connect_timeout: Duration) -> Self {
+    /// `url` is the endpoint, normally `wss://api.openai.com/v1/realtime` (`ws://` for tests and fakes).
+    pub(crate) fn new(url: Url, connect_timeout: Duration) -> Self {
         Self {
             url,
             connect_timeout,
@@ -54,7 +51,7 @@ impl RealtimeClient {
 
     /// `url` with `model=<model>` set in the query (replacing any existing model param). Other
     /// query parameters are kept.
-    pub fn url_for(&self, model: &str) -> Url {
+    pub(crate) fn url_for(&self, model: &str) -> Url {
         let mut url = self.url.clone();
         let kept: Vec<(String, String)> = url
             .query_pairs()
@@ -68,16 +65,11 @@ impl RealtimeClient {
         url
     }
 
-    /// The configured connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// Opens the socket: `GET <url>?model=<model>`, header `Authorization: Bearer <key>` and
     /// nothing OpenAI-specific (never `OpenAI-Beta`). TCP_NODELAY on, since every event is a
     /// small latency-sensitive frame. The whole connect (DNS, TCP, TLS, HTTP upgrade) is bounded
     /// by the connect timeout. `ws://` and `wss://` both work (rustls, webpki roots).
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         api_key: &SecretString,
         model: &str,
@@ -134,7 +126,7 @@ fn fmt_message(message: &Option<String>) -> String {
 
 impl ConnectError {
     /// A stable snake_case code for the call log's `error.code`.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ConnectError::Timeout => "openai_connect_timeout",
             ConnectError::Rejected { status: 401, .. } | ConnectError::InvalidKey => {
@@ -239,7 +231,7 @@ pub fn classify_close(code: u16, reason: &str) -> CloseKind {
 
 impl CloseKind {
     /// A stable snake_case code for the call log's `error.code`.
-    pub fn error_code(self) -> &'static str {
+    pub(crate) fn error_code(self) -> &'static str {
         match self {
             CloseKind::Normal => "openai_closed",
             CloseKind::AuthRejected => "openai_key_rejected",
@@ -248,12 +240,6 @@ impl CloseKind {
             CloseKind::ServerGoingAway => "openai_going_away",
             CloseKind::Abnormal => "openai_connection_lost",
         }
-    }
-
-    /// Whether reconnecting could help: transport trouble, not a refusal of who we are or
-    /// what we sent. (An expired session needs a new session, not a plain retry.)
-    pub fn is_retryable(self) -> bool {
-        matches!(self, CloseKind::ServerGoingAway | CloseKind::Abnormal)
     }
 }
 
@@ -523,7 +509,10 @@ mod tests {
 
     #[test]
     fn url_for_sets_the_model_and_keeps_other_parameters() {
-        let client = RealtimeClient::new(Url::parse(OPENAI_REALTIME_URL).unwrap(), TIMEOUT);
+        let client = RealtimeClient::new(
+            Url::parse("wss://api.openai.com/v1/realtime").unwrap(),
+            TIMEOUT,
+        );
         assert_eq!(
             client.url_for("gpt-realtime").as_str(),
             "wss://api.openai.com/v1/realtime?model=gpt-realtime"
@@ -540,7 +529,6 @@ mod tests {
             client.url_for("a b&c").query(),
             Some("region=eu&model=a+b%26c")
         );
-        assert_eq!(client.connect_timeout(), TIMEOUT);
     }
 
     #[test]
@@ -599,20 +587,15 @@ mod tests {
     #[test]
     fn close_kinds_have_stable_codes() {
         let codes = [
-            (CloseKind::Normal, "openai_closed", false),
-            (CloseKind::AuthRejected, "openai_key_rejected", false),
-            (
-                CloseKind::BetaShapeRejected,
-                "openai_beta_shape_rejected",
-                false,
-            ),
-            (CloseKind::SessionExpired, "openai_session_expired", false),
-            (CloseKind::ServerGoingAway, "openai_going_away", true),
-            (CloseKind::Abnormal, "openai_connection_lost", true),
+            (CloseKind::Normal, "openai_closed"),
+            (CloseKind::AuthRejected, "openai_key_rejected"),
+            (CloseKind::BetaShapeRejected, "openai_beta_shape_rejected"),
+            (CloseKind::SessionExpired, "openai_session_expired"),
+            (CloseKind::ServerGoingAway, "openai_going_away"),
+            (CloseKind::Abnormal, "openai_connection_lost"),
         ];
-        for (kind, code, retryable) in codes {
+        for (kind, code) in codes {
             assert_eq!(kind.error_code(), code);
-            assert_eq!(kind.is_retryable(), retryable, "{kind:?}");
         }
     }
 }

@@ -10,10 +10,7 @@
 mod inbound;
 mod outbound;
 
-pub use inbound::{
-    ApiError, EventParseError, ResponseError, ResponseStatus, ResponseSummary, ResponseUsage,
-    ServerEvent, TranscriptionUsage,
-};
-pub use outbound::{
-    ClientEvent, ConversationItem, InputContent, MessageRole, ResponseParams, write_append_event,
-};
+#[cfg(test)]
+pub use inbound::{ApiError, ResponseUsage};
+pub use inbound::{EventParseError, ResponseStatus, ResponseSummary, ServerEvent};
+pub use outbound::{ClientEvent, ResponseParams, write_append_event};

@@ -8,8 +8,8 @@
 //!
 //! This module only speaks the protocol; the call bridge decides what to do with each event.
 
-pub mod client;
-pub mod events;
+pub(crate) mod client;
+pub(crate) mod events;
 pub mod session;
 
 pub use client::{CloseKind, ConnectError, RealtimeClient, RealtimeSocket, classify_close};

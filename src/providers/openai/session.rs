@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 use crate::domain::assistant::{AssistantSpec, Codec, TurnDetectionType, Voice};
 
 /// The only sample rate GA accepts for `audio/pcm`.
-pub const PCM_RATE_HZ: u32 = 24_000;
+pub(crate) const PCM_RATE_HZ: u32 = 24_000;
 
 /// The `session` of a `session.update`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,7 +81,7 @@ impl SessionConfig {
     }
 
     /// The codec of the audio exchanged with OpenAI (input and output always match).
-    pub fn codec(&self) -> Codec {
+    pub(crate) fn codec(&self) -> Codec {
         self.audio.input.format.codec()
     }
 }
@@ -122,7 +122,7 @@ pub enum AudioFormat {
 }
 
 impl AudioFormat {
-    pub fn codec(self) -> Codec {
+    pub(crate) fn codec(self) -> Codec {
         match self {
             AudioFormat::Pcm24k => Codec::Pcm24k,
             AudioFormat::Pcmu => Codec::Pcmu,

@@ -44,7 +44,7 @@ pub use receive::{ABNORMAL_CLOSE, CloseInfo, NO_STATUS_CLOSE, Received, Received
 pub const HANG_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// FreJun's default `chunk_size` (ms) when a flow leaves it out.
-pub const DEFAULT_CHUNK_MS: u32 = 400;
+pub(crate) const DEFAULT_CHUNK_MS: u32 = 400;
 
 /// Read buffer per socket. tungstenite allocates it up front; its 128 KiB default would cost
 /// 256 MiB across 2,000 callers, while voxbridge's messages are around 10 KiB (the buffer
@@ -144,7 +144,7 @@ impl CallerConfig {
     }
 
     /// Samples in one inbound chunk (at least one, so odd settings still make progress).
-    pub fn chunk_samples(&self) -> usize {
+    pub(crate) fn chunk_samples(&self) -> usize {
         (pcm::ms_to_samples(u64::from(self.chunk_ms), self.sample_rate) as usize).max(1)
     }
 }
@@ -267,7 +267,7 @@ impl SimulatedCaller {
     }
 
     /// The configuration this caller was made with.
-    pub fn config(&self) -> &CallerConfig {
+    pub(crate) fn config(&self) -> &CallerConfig {
         &self.config
     }
 
@@ -389,20 +389,14 @@ impl SimulatedCaller {
     }
 
     /// Samples sent in `audio` messages so far, at the inbound rate.
-    pub fn sent_samples(&self) -> u64 {
+    pub(crate) fn sent_samples(&self) -> u64 {
         self.sent_samples
     }
 
     /// When each inbound chunk was handed to the socket, keyed by the cumulative samples sent
     /// after it (inbound rate). Empty unless `record_timings`.
-    pub fn send_timings(&self) -> Vec<(u64, Instant)> {
+    pub(crate) fn send_timings(&self) -> Vec<(u64, Instant)> {
         self.send_timings.clone()
-    }
-
-    /// When each outbound chunk arrived, keyed by the cumulative samples received after it
-    /// (8 kHz). Empty unless `record_timings`.
-    pub fn receive_timings(&self) -> Vec<(u64, Instant)> {
-        self.shared.lock().receive_timings()
     }
 
     async fn send_pcm(&mut self, pcm: Pcm<'_>, paced: bool) -> Result<(), CallerError> {

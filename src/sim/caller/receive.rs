@@ -88,7 +88,7 @@ pub struct Received {
 impl Received {
     /// When each outbound chunk arrived, keyed by the cumulative samples received after it
     /// (8 kHz). Empty unless the caller kept timings (`record_timings`).
-    pub fn receive_timings(&self) -> Vec<(u64, Instant)> {
+    pub(crate) fn receive_timings(&self) -> Vec<(u64, Instant)> {
         let mut total = 0;
         self.events
             .iter()
@@ -157,7 +157,7 @@ pub(super) struct Shared {
 impl Shared {
     /// Locks the received state. A test that panicked while holding the lock must not hide its
     /// own failure behind poison errors, so poisoning is ignored.
-    pub fn lock(&self) -> MutexGuard<'_, Received> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Received> {
         self.received.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

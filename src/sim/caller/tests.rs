@@ -354,7 +354,7 @@ async fn flat_audio_clear_interrupt_and_other_messages_are_recorded() {
         received.last_audio_at.unwrap(),
     );
     assert!(first <= last);
-    let timings = caller.receive_timings();
+    let timings = caller.shared.lock().receive_timings();
     assert_eq!(timings.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [3, 5]);
     assert!(received.closed.is_none());
 }

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use crate::audio::{mulaw, pcm};
 
 /// The rate of `audio/pcm`, the only linear PCM rate GA accepts.
-pub const PCM_RATE_HZ: u32 = 24_000;
+pub(crate) const PCM_RATE_HZ: u32 = 24_000;
 
 /// The rate of the G.711 formats.
-pub const G711_RATE_HZ: u32 = 8_000;
+pub(crate) const G711_RATE_HZ: u32 = 8_000;
 
 /// A session's input or output audio format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum AudioFormat {
 
 impl AudioFormat {
     /// The format a GA format object names; `None` for anything else (validation reports why).
-    pub fn from_json(format: &Value) -> Option<AudioFormat> {
+    pub(crate) fn from_json(format: &Value) -> Option<AudioFormat> {
         match format.get("type").and_then(Value::as_str)? {
             "audio/pcm" => Some(AudioFormat::Pcm24k),
             "audio/pcmu" => Some(AudioFormat::Pcmu),
@@ -38,7 +38,7 @@ impl AudioFormat {
     }
 
     /// The GA format object.
-    pub fn to_json(self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         match self {
             AudioFormat::Pcm24k => json!({"type": "audio/pcm", "rate": PCM_RATE_HZ}),
             AudioFormat::Pcmu => json!({"type": "audio/pcmu"}),
@@ -47,7 +47,7 @@ impl AudioFormat {
     }
 
     /// Sample rate.
-    pub fn rate_hz(self) -> u32 {
+    pub(crate) fn rate_hz(self) -> u32 {
         match self {
             AudioFormat::Pcm24k => PCM_RATE_HZ,
             AudioFormat::Pcmu | AudioFormat::Pcma => G711_RATE_HZ,
@@ -55,7 +55,7 @@ impl AudioFormat {
     }
 
     /// Bytes per sample on the wire.
-    pub fn bytes_per_sample(self) -> usize {
+    pub(crate) fn bytes_per_sample(self) -> usize {
         match self {
             AudioFormat::Pcm24k => 2,
             AudioFormat::Pcmu | AudioFormat::Pcma => 1,
@@ -63,7 +63,7 @@ impl AudioFormat {
     }
 
     /// Appends the linear samples of `bytes` to `out` (a trailing odd byte of PCM is ignored).
-    pub fn decode(self, bytes: &[u8], out: &mut Vec<i16>) {
+    pub(crate) fn decode(self, bytes: &[u8], out: &mut Vec<i16>) {
         match self {
             AudioFormat::Pcm24k => {
                 pcm::decode_s16le(bytes, out);
@@ -77,7 +77,7 @@ impl AudioFormat {
     }
 
     /// Appends `samples` to `out` in this format.
-    pub fn encode(self, samples: &[i16], out: &mut Vec<u8>) {
+    pub(crate) fn encode(self, samples: &[i16], out: &mut Vec<u8>) {
         match self {
             AudioFormat::Pcm24k => pcm::encode_s16le(samples, out),
             AudioFormat::Pcmu => mulaw::encode_into(samples, out),
@@ -91,7 +91,7 @@ impl AudioFormat {
 
 /// Appends `samples` taken at `from_hz` to `out`, converted to `to_hz` with the crate's
 /// resampler (one-shot: each call stands alone, which is all the fake needs).
-pub fn resample(samples: &[i16], from_hz: u32, to_hz: u32, out: &mut Vec<i16>) {
+pub(crate) fn resample(samples: &[i16], from_hz: u32, to_hz: u32, out: &mut Vec<i16>) {
     match crate::audio::resample::resample_all(samples, from_hz, to_hz) {
         Ok(converted) => out.extend_from_slice(&converted),
         // Rates outside what the resampler handles never come from GA formats; keep the audio.
@@ -105,7 +105,7 @@ mod alaw {
     const SEGMENT_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
 
     /// A-law code of one linear sample.
-    pub fn encode_sample(sample: i16) -> u8 {
+    pub(crate) fn encode_sample(sample: i16) -> u8 {
         let mut magnitude = i32::from(sample) >> 3;
         // Positive values carry the sign bit; A-law inverts the even bits (0x55).
         let mask = if magnitude >= 0 {
@@ -126,7 +126,7 @@ mod alaw {
     }
 
     /// Linear sample of one A-law code.
-    pub fn decode_sample(code: u8) -> i16 {
+    pub(crate) fn decode_sample(code: u8) -> i16 {
         let bits = i32::from(code ^ 0x55);
         let segment = (bits & 0x70) >> 4;
         let mut magnitude = (bits & 0x0F) << 4;

@@ -99,13 +99,13 @@ pub enum Mode {
 
 /// The greeting [`Mode::Echo`] plays on a `response.create` with nothing to echo: this many ms of
 /// a 440 Hz tone at [`ECHO_GREETING_AMPLITUDE`].
-pub const ECHO_GREETING_MS: u32 = 400;
+pub(crate) const ECHO_GREETING_MS: u32 = 400;
 
 /// Peak amplitude (sample units) of the Echo greeting, about -12 dBFS.
-pub const ECHO_GREETING_AMPLITUDE: f64 = 8_000.0;
+pub(crate) const ECHO_GREETING_AMPLITUDE: f64 = 8_000.0;
 
 /// Frequency of the Echo greeting.
-pub const ECHO_GREETING_HZ: f64 = 440.0;
+pub(crate) const ECHO_GREETING_HZ: f64 = 440.0;
 
 /// One scripted turn of the model.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ impl ScriptedTurn {
     }
 
     /// A turn of recorded 24 kHz audio (e.g. read from a WAV file).
-    pub fn samples(transcript: &str, samples_24k: Arc<Vec<i16>>) -> ScriptedTurn {
+    pub(crate) fn samples(transcript: &str, samples_24k: Arc<Vec<i16>>) -> ScriptedTurn {
         ScriptedTurn {
             transcript: transcript.to_owned(),
             audio: ScriptAudio::Samples24k(samples_24k),

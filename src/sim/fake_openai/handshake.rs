@@ -13,11 +13,11 @@ use super::behaviour::Failure;
 use super::record::RejectedHandshake;
 
 /// The only path the fake serves.
-pub const REALTIME_PATH: &str = "/v1/realtime";
+pub(crate) const REALTIME_PATH: &str = "/v1/realtime";
 
 /// What an accepted upgrade asked for.
 #[derive(Debug, Clone)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The `model` query parameter.
     pub model: String,
     /// The bearer token.
@@ -27,7 +27,10 @@ pub struct Accepted {
 }
 
 /// Decides an upgrade request.
-pub fn check(request: &Request, failure: Option<&Failure>) -> Result<Accepted, RejectedHandshake> {
+pub(crate) fn check(
+    request: &Request,
+    failure: Option<&Failure>,
+) -> Result<Accepted, RejectedHandshake> {
     let path_and_query = request.uri().path_and_query().map_or_else(
         || request.uri().path().to_owned(),
         |pq| pq.as_str().to_owned(),
@@ -116,7 +119,7 @@ pub fn check(request: &Request, failure: Option<&Failure>) -> Result<Accepted, R
 }
 
 /// The HTTP response for a refusal.
-pub fn error_response(rejected: &RejectedHandshake) -> ErrorResponse {
+pub(crate) fn error_response(rejected: &RejectedHandshake) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(rejected.body.clone()));
     *response.status_mut() =
         StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -128,7 +131,12 @@ pub fn error_response(rejected: &RejectedHandshake) -> ErrorResponse {
 }
 
 /// `{"error":{"message","type","param","code"}}`, OpenAI's error envelope.
-pub fn error_body(kind: &str, code: Option<&str>, message: &str, param: Option<&str>) -> Value {
+pub(crate) fn error_body(
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    param: Option<&str>,
+) -> Value {
     json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
 }
 

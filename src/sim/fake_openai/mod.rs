@@ -21,8 +21,8 @@
 //! - `audio_format`: `audio/pcm`, `audio/pcmu`, `audio/pcma` and rate conversion.
 //! - [`record`]: what each session saw, for assertions.
 
-pub mod behaviour;
-pub mod record;
+pub(crate) mod behaviour;
+pub(crate) mod record;
 
 mod audio_format;
 mod connection;
@@ -154,7 +154,10 @@ impl FakeOpenAi {
 
     /// Like [`FakeOpenAi::start`], on a given address: for a voxbridge started elsewhere whose
     /// `openai.realtime_url` already names it (the load generator's `--openai-listen`).
-    pub async fn start_on(address: SocketAddr, behaviour: Behaviour) -> io::Result<FakeOpenAi> {
+    pub(crate) async fn start_on(
+        address: SocketAddr,
+        behaviour: Behaviour,
+    ) -> io::Result<FakeOpenAi> {
         let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -178,13 +181,8 @@ impl FakeOpenAi {
         Url::parse(&text).expect("a socket address and a fixed path always form a valid URL")
     }
 
-    /// The address the fake listens on.
-    pub fn address(&self) -> SocketAddr {
-        self.inner.address
-    }
-
     /// The behaviour of sessions opened after this call (open sessions keep theirs).
-    pub fn set_behaviour(&self, behaviour: Behaviour) {
+    pub(crate) fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.inner.shared.behaviour) = Arc::new(behaviour);
     }
 
@@ -212,13 +210,15 @@ impl FakeOpenAi {
         all
     }
 
+    #[cfg(test)]
     /// Upgrades refused with an HTTP error, in order.
-    pub fn rejected_handshakes(&self) -> Vec<RejectedHandshake> {
+    pub(crate) fn rejected_handshakes(&self) -> Vec<RejectedHandshake> {
         lock(&self.inner.shared.rejected).clone()
     }
 
     /// Waits until at least `n` sessions have opened; `false` on timeout.
-    pub async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
+    #[cfg(test)]
+    pub(crate) async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
         self.wait_for(timeout, || lock(&self.inner.shared.sessions).len() >= n)
             .await
     }
@@ -256,13 +256,14 @@ impl FakeOpenAi {
         }
     }
 
+    #[cfg(test)]
     /// Sessions whose task is still running.
-    pub fn live_sessions(&self) -> usize {
+    pub(crate) fn live_sessions(&self) -> usize {
         self.inner.shared.live.load(Ordering::SeqCst)
     }
 
     /// Stops accepting and closes every session with 1001 (stalled ones are dropped).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.inner.shared.shutdown.cancel();
     }
 }

@@ -62,7 +62,7 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     /// An empty record, as a session starts (also for tests that judge records).
-    pub fn new(id: String, model: String, api_key: String, beta_header: bool) -> Self {
+    pub(crate) fn new(id: String, model: String, api_key: String, beta_header: bool) -> Self {
         SessionRecord {
             id,
             model,
@@ -91,8 +91,9 @@ impl SessionRecord {
         self.events.iter().filter(move |event| event.kind == kind)
     }
 
+    #[cfg(test)]
     /// The `error.code`s the fake sent, in order.
-    pub fn error_codes(&self) -> Vec<String> {
+    pub(crate) fn error_codes(&self) -> Vec<String> {
         self.errors_sent
             .iter()
             .filter_map(|error| error["error"]["code"].as_str().map(str::to_owned))
@@ -140,7 +141,7 @@ pub enum ResponseStatus {
 
 impl ResponseStatus {
     /// The wire value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ResponseStatus::InProgress => "in_progress",
             ResponseStatus::Completed => "completed",

@@ -23,7 +23,7 @@ use crate::audio::tone;
 
 /// What a response will say, decided when it starts.
 #[derive(Debug)]
-pub struct ResponsePlan {
+pub(crate) struct ResponsePlan {
     /// The whole audio in `format` (empty for streaming and text-only responses).
     pub audio: Vec<u8>,
     /// The output format of this response.
@@ -38,7 +38,7 @@ pub struct ResponsePlan {
 
 /// The conversation so far, as far as usage needs it.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct History {
+pub(crate) struct History {
     /// User audio committed.
     pub user_audio_ms: u64,
     /// Assistant audio sent (after truncation).
@@ -53,7 +53,7 @@ pub struct History {
 
 /// Token counts of one response.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// Input text tokens.
     pub input_text: u64,
     /// Input audio tokens.
@@ -70,7 +70,7 @@ pub struct Usage {
 
 impl Usage {
     /// The input side, fixed when the response starts.
-    pub fn input(history: &History, instructions_chars: u64) -> Usage {
+    pub(crate) fn input(history: &History, instructions_chars: u64) -> Usage {
         let input_text = (instructions_chars + history.text_chars).div_ceil(4) + 4 * history.items;
         let input_audio = history.user_audio_ms / 100 + history.assistant_audio_ms / 50;
         let cached = if history.last_input_tokens >= 1_024 {
@@ -90,12 +90,12 @@ impl Usage {
     }
 
     /// Total input tokens.
-    pub fn input_tokens(&self) -> u64 {
+    pub(crate) fn input_tokens(&self) -> u64 {
         self.input_text + self.input_audio
     }
 
     /// `response.usage`.
-    pub fn to_json(self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         let input = self.input_tokens();
         let output = self.output_text + self.output_audio;
         json!({
@@ -123,7 +123,7 @@ impl Usage {
 
 /// The response being streamed.
 #[derive(Debug)]
-pub struct ActiveResponse {
+pub(crate) struct ActiveResponse {
     /// `resp_…`.
     pub id: String,
     /// The assistant item.
@@ -160,27 +160,27 @@ pub struct ActiveResponse {
 
 impl ActiveResponse {
     /// Audio sent, in samples of the output format.
-    pub fn sent_samples(&self) -> u64 {
+    pub(crate) fn sent_samples(&self) -> u64 {
         self.sent_bytes / self.format.bytes_per_sample() as u64
     }
 
     /// Audio sent, in milliseconds (rounded down).
-    pub fn sent_ms(&self) -> u64 {
+    pub(crate) fn sent_ms(&self) -> u64 {
         self.sent_samples() * 1_000 / u64::from(self.format.rate_hz())
     }
 
     /// Audio sent, in fractional milliseconds (for pacing).
-    pub fn sent_ms_exact(&self) -> f64 {
+    pub(crate) fn sent_ms_exact(&self) -> f64 {
         self.sent_samples() as f64 * 1_000.0 / f64::from(self.format.rate_hz())
     }
 
     /// Whether rendered audio remains to be sent.
-    pub fn audio_remaining(&self) -> bool {
+    pub(crate) fn audio_remaining(&self) -> bool {
         !self.streaming && (self.sent_bytes as usize) < self.audio.len()
     }
 
     /// The next piece of transcript to send with an audio delta (`all`: everything left).
-    pub fn next_transcript_piece(&mut self, all: bool) -> Option<String> {
+    pub(crate) fn next_transcript_piece(&mut self, all: bool) -> Option<String> {
         let rest = self.transcript.get(self.transcript_sent..)?;
         if rest.is_empty() {
             return None;
@@ -211,12 +211,12 @@ impl ActiveResponse {
     }
 
     /// The transcript sent so far.
-    pub fn transcript_so_far(&self) -> &str {
+    pub(crate) fn transcript_so_far(&self) -> &str {
         self.transcript.get(..self.transcript_sent).unwrap_or("")
     }
 
     /// `response.created`'s (or `response.done`'s) response object.
-    pub fn to_json(
+    pub(crate) fn to_json(
         &self,
         status: ResponseStatus,
         reason: Option<&str>,
@@ -246,7 +246,7 @@ impl ActiveResponse {
     }
 
     /// The assistant item (`content` empty while it is being added).
-    pub fn item_json(&self, status: &str, with_content: bool) -> Value {
+    pub(crate) fn item_json(&self, status: &str, with_content: bool) -> Value {
         let content = if !with_content {
             json!([])
         } else if self.text_only {
@@ -266,12 +266,12 @@ impl ActiveResponse {
 }
 
 /// Words in `text`.
-pub fn word_count(text: &str) -> usize {
+pub(crate) fn word_count(text: &str) -> usize {
     text.split_whitespace().count()
 }
 
 /// The audio of a scripted turn, in `format`.
-pub fn render_turn(turn: &ScriptedTurn, format: AudioFormat) -> Vec<u8> {
+pub(crate) fn render_turn(turn: &ScriptedTurn, format: AudioFormat) -> Vec<u8> {
     let rate = format.rate_hz();
     let samples = match &turn.audio {
         ScriptAudio::Tone {
@@ -296,7 +296,7 @@ pub fn render_turn(turn: &ScriptedTurn, format: AudioFormat) -> Vec<u8> {
 }
 
 /// `samples` at `rate_hz`, in `format`.
-pub fn render_samples(samples: &[i16], rate_hz: u32, format: AudioFormat) -> Vec<u8> {
+pub(crate) fn render_samples(samples: &[i16], rate_hz: u32, format: AudioFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
     if rate_hz == format.rate_hz() {
         format.encode(samples, &mut bytes);
@@ -310,7 +310,12 @@ pub fn render_samples(samples: &[i16], rate_hz: u32, format: AudioFormat) -> Vec
 
 /// The text of a `response.output_audio.delta`, written by hand: it is the hottest event
 /// (every ids is ASCII without quotes and base64 needs no escaping).
-pub fn audio_delta_text(event_id: &str, response_id: &str, item_id: &str, delta: &str) -> String {
+pub(crate) fn audio_delta_text(
+    event_id: &str,
+    response_id: &str,
+    item_id: &str,
+    delta: &str,
+) -> String {
     let mut text = String::with_capacity(delta.len() + 190);
     text.push_str("{\"type\":\"response.output_audio.delta\",\"event_id\":\"");
     text.push_str(event_id);

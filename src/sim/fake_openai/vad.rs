@@ -13,14 +13,14 @@
 use serde_json::Value;
 
 /// Frame length of the detector.
-pub const FRAME_MS: u64 = 20;
+pub(crate) const FRAME_MS: u64 = 20;
 
 /// Defaults of `server_vad`, also used for `semantic_vad`.
-pub const DEFAULT_THRESHOLD: f64 = 0.5;
+pub(crate) const DEFAULT_THRESHOLD: f64 = 0.5;
 /// See [`DEFAULT_THRESHOLD`].
-pub const DEFAULT_PREFIX_PADDING_MS: u64 = 300;
+pub(crate) const DEFAULT_PREFIX_PADDING_MS: u64 = 300;
 /// See [`DEFAULT_THRESHOLD`].
-pub const DEFAULT_SILENCE_DURATION_MS: u64 = 500;
+pub(crate) const DEFAULT_SILENCE_DURATION_MS: u64 = 500;
 
 /// The speech threshold in dBFS (RMS) for an OpenAI `threshold` (clamped to 0..=1).
 pub fn threshold_dbfs(threshold: f64) -> f64 {
@@ -46,7 +46,7 @@ impl TurnDetection {
     /// Reads an effective `turn_detection` value; `None` when it is null or absent (the client
     /// then commits and asks for responses itself). `semantic_vad` gets the `server_vad`
     /// defaults. Absent flags count as `true`, OpenAI's observed default.
-    pub fn from_json(value: Option<&Value>) -> Option<TurnDetection> {
+    pub(crate) fn from_json(value: Option<&Value>) -> Option<TurnDetection> {
         let value = value.filter(|value| value.is_object())?;
         let semantic = value.get("type").and_then(Value::as_str) == Some("semantic_vad");
         let number = |key: &str| value.get(key).and_then(Value::as_f64);
@@ -74,7 +74,7 @@ impl TurnDetection {
 
 /// What the detector saw in a chunk of audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VadEvent {
+pub(crate) enum VadEvent {
     /// Speech began; `audio_start_ms` includes the prefix padding.
     SpeechStarted {
         /// On the input-buffer timeline.
@@ -89,7 +89,7 @@ pub enum VadEvent {
 
 /// The detector's state for one session.
 #[derive(Debug, Clone)]
-pub struct Vad {
+pub(crate) struct Vad {
     config: TurnDetection,
     /// Mean square level above which a frame is speech.
     threshold_power: f64,
@@ -108,7 +108,7 @@ pub struct Vad {
 impl Vad {
     /// A detector for audio at `rate_hz` whose first frame starts at `position_ms` on the
     /// input-buffer timeline.
-    pub fn new(config: TurnDetection, rate_hz: u32, position_ms: u64) -> Vad {
+    pub(crate) fn new(config: TurnDetection, rate_hz: u32, position_ms: u64) -> Vad {
         let amplitude = 32_768.0 * 10f64.powf(threshold_dbfs(config.threshold) / 20.0);
         Vad {
             config,
@@ -124,17 +124,17 @@ impl Vad {
     }
 
     /// The configuration it runs with.
-    pub fn config(&self) -> TurnDetection {
+    pub(crate) fn config(&self) -> TurnDetection {
         self.config
     }
 
     /// Whether a turn is in progress.
-    pub fn speaking(&self) -> bool {
+    pub(crate) fn speaking(&self) -> bool {
         self.speaking
     }
 
     /// Feeds appended audio; pushes what it detected to `events`, in order.
-    pub fn push(&mut self, samples: &[i16], events: &mut Vec<VadEvent>) {
+    pub(crate) fn push(&mut self, samples: &[i16], events: &mut Vec<VadEvent>) {
         for &sample in samples {
             let value = i64::from(sample);
             self.partial_energy += (value * value) as u64;

@@ -13,11 +13,11 @@ use super::audio_format::AudioFormat;
 use crate::audio::pcm;
 
 /// Largest decoded append OpenAI accepts.
-pub const MAX_APPEND_BYTES: usize = 15 * 1024 * 1024;
+pub(crate) const MAX_APPEND_BYTES: usize = 15 * 1024 * 1024;
 
 /// Every client event type of the GA protocol (WebRTC-only ones are listed so that they get a
 /// precise message).
-pub const CLIENT_EVENTS: &[&str] = &[
+pub(crate) const CLIENT_EVENTS: &[&str] = &[
     "session.update",
     "input_audio_buffer.append",
     "input_audio_buffer.commit",
@@ -71,7 +71,7 @@ const SESSION_KEYS: &[&str] = &[
 
 /// One breach of the GA shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// `error.code` of the answer, as OpenAI names these (`invalid_value`, `unknown_parameter`,
     /// `missing_required_parameter`, `invalid_type`).
     pub code: &'static str,
@@ -117,7 +117,7 @@ impl Violation {
 
 /// The shape checks of one client event (not the append payload: see [`decode_append`]).
 /// Returns no violations for a valid event.
-pub fn check_event(event: &Value) -> Vec<Violation> {
+pub(crate) fn check_event(event: &Value) -> Vec<Violation> {
     let mut found = Vec::new();
     let Some(object) = event.as_object() else {
         found.push(Violation::new(
@@ -193,7 +193,11 @@ pub fn check_event(event: &Value) -> Vec<Violation> {
 
 /// Decodes an append's `audio` into `out` (cleared first), checking that it is non-empty,
 /// standard padded base64, at most [`MAX_APPEND_BYTES`] and whole samples of `format`.
-pub fn decode_append(audio: &str, format: AudioFormat, out: &mut Vec<u8>) -> Result<(), Violation> {
+pub(crate) fn decode_append(
+    audio: &str,
+    format: AudioFormat,
+    out: &mut Vec<u8>,
+) -> Result<(), Violation> {
     out.clear();
     if audio.is_empty() {
         return Err(Violation::new(

@@ -42,7 +42,7 @@ use validation::{
 };
 
 /// Largest request body the fake reads; larger ones are answered 413 (after being recorded).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// How long [`FakeTeler::send_webhook`] and [`FakeTeler::fetch_flow`] wait for an answer.
 const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,7 +153,7 @@ impl FakeTeler {
     /// Like [`FakeTeler::start`] on a chosen address, for a voxbridge in another process whose
     /// `VOXBRIDGE__FREJUN__API_BASE_URL` was set before this fake started (`voxbridge call
     /// outbound`).
-    pub async fn start_on(address: SocketAddr) -> io::Result<FakeTeler> {
+    pub(crate) async fn start_on(address: SocketAddr) -> io::Result<FakeTeler> {
         let listener = TcpListener::bind(address)?;
         let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
@@ -192,11 +192,6 @@ impl FakeTeler {
             .expect("a socket address always forms a valid URL")
     }
 
-    /// The address the fake listens on.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
@@ -207,15 +202,17 @@ impl FakeTeler {
         lock(&self.state).calls.clone()
     }
 
+    #[cfg(test)]
     /// Accepts only these API keys from now on; others get 403
     /// `{"success":false,"message":"Invalid API Key."}`. By default any non-empty key is
     /// accepted. A missing or empty `x-api-key` is always refused.
-    pub fn accept_only_keys(&self, keys: &[&str]) {
+    pub(crate) fn accept_only_keys(&self, keys: &[&str]) {
         lock(&self.state).accepted_keys = Some(keys.iter().map(|&key| key.to_owned()).collect());
     }
 
+    #[cfg(test)]
     /// Goes back to accepting any non-empty key.
-    pub fn accept_any_key(&self) {
+    pub(crate) fn accept_any_key(&self) {
         lock(&self.state).accepted_keys = None;
     }
 
@@ -467,7 +464,7 @@ fn envelope(status: StatusCode, message: &str) -> HttpResponse {
 
 /// A fresh FreJun call id: `cs_` + a ULID, as FreJun's current API issues (for calls the
 /// simulators place without this fake, such as `voxbridge call inbound`).
-pub fn new_call_id() -> String {
+pub(crate) fn new_call_id() -> String {
     format!("cs_{}", ulid())
 }
 

@@ -30,7 +30,7 @@ pub struct Heard {
 }
 
 impl Heard {
-    pub fn from_received(received: &Received) -> Heard {
+    pub(crate) fn from_received(received: &Received) -> Heard {
         Heard {
             audio_ms: pcm::samples_to_ms(received.audio_samples, RECEIVED_RATE_HZ),
             chunks: received.audio_chunks,
@@ -46,8 +46,9 @@ impl Heard {
         }
     }
 
+    #[cfg(test)]
     /// voxbridge closed the stream before the caller hung up.
-    pub fn closed_by_server(&self) -> bool {
+    pub(crate) fn closed_by_server(&self) -> bool {
         self.closed.as_ref().is_some_and(|closed| closed.by_server)
     }
 }

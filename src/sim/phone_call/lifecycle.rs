@@ -25,7 +25,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::Direction;
-use crate::sim::api_client::error_chain;
+use crate::domain::error_chain::ErrorChain;
 use crate::sim::frejun_payloads::events;
 use crate::sim::frejun_requests::{post_webhook, redact_key};
 
@@ -51,7 +51,7 @@ pub struct WebhookReport {
 
 impl WebhookReport {
     /// The webhook was not accepted.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         !matches!(self.result, WebhookResult::Delivered { .. })
     }
 }
@@ -102,7 +102,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// `from` and `to` as FreJun reports them: the caller and the dialled number (for outbound
     /// calls the tenant's number and the callee).
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         webhook_url: Option<String>,
         frejun_call_id: impl Into<String>,
@@ -120,17 +120,18 @@ impl Lifecycle {
     }
 
     /// Where the webhooks go, with the secret `key` hidden.
-    pub fn redacted_url(&self) -> Option<String> {
+    pub(crate) fn redacted_url(&self) -> Option<String> {
         self.webhook_url.as_deref().map(redact_key)
     }
 
+    #[cfg(test)]
     /// Every webhook sent so far, in order.
-    pub fn reports(&self) -> &[WebhookReport] {
+    pub(crate) fn reports(&self) -> &[WebhookReport] {
         &self.reports
     }
 
     /// The webhooks that were not accepted, as lines for a person.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         self.reports
             .iter()
             .filter(|report| report.failed())
@@ -140,7 +141,7 @@ impl Lifecycle {
 
     /// The events FreJun sends before it fetches the flow: inbound `call.initiated`; outbound
     /// `call.initiated`, `call.ringing`, `call.answered`. The reports of those sent.
-    pub async fn before_flow(&mut self, direction: Direction) -> Vec<WebhookReport> {
+    pub(crate) async fn before_flow(&mut self, direction: Direction) -> Vec<WebhookReport> {
         let first = self.reports.len();
         self.initiated().await;
         if direction == Direction::Outbound {
@@ -152,7 +153,7 @@ impl Lifecycle {
 
     /// The events FreJun sends once a stream flow is answered, before the stream opens:
     /// inbound `call.answered`; nothing more for outbound (answered before the flow).
-    pub async fn after_flow(&mut self, direction: Direction) -> Option<WebhookReport> {
+    pub(crate) async fn after_flow(&mut self, direction: Direction) -> Option<WebhookReport> {
         match direction {
             Direction::Inbound => self.answered().await,
             Direction::Outbound => None,
@@ -160,37 +161,37 @@ impl Lifecycle {
     }
 
     /// `call.initiated`.
-    pub async fn initiated(&mut self) -> Option<WebhookReport> {
+    pub(crate) async fn initiated(&mut self) -> Option<WebhookReport> {
         let payload = events::call_initiated(&self.frejun_call_id, &self.from, &self.to, &now());
         self.send("call.initiated", payload).await
     }
 
     /// `call.ringing`.
-    pub async fn ringing(&mut self) -> Option<WebhookReport> {
+    pub(crate) async fn ringing(&mut self) -> Option<WebhookReport> {
         let payload = events::call_ringing(&self.frejun_call_id, &self.from, &self.to);
         self.send("call.ringing", payload).await
     }
 
     /// `call.answered`.
-    pub async fn answered(&mut self) -> Option<WebhookReport> {
+    pub(crate) async fn answered(&mut self) -> Option<WebhookReport> {
         let payload = events::call_answered(&self.frejun_call_id, &self.from, &self.to, &now());
         self.send("call.answered", payload).await
     }
 
     /// `stream.initiated` for the media stream `stream_id`.
-    pub async fn stream_initiated(&mut self, stream_id: &str) -> Option<WebhookReport> {
+    pub(crate) async fn stream_initiated(&mut self, stream_id: &str) -> Option<WebhookReport> {
         let payload = events::stream_initiated(&self.frejun_call_id, stream_id, &now());
         self.send("stream.initiated", payload).await
     }
 
     /// `stream.completed` for the media stream `stream_id`.
-    pub async fn stream_completed(&mut self, stream_id: &str) -> Option<WebhookReport> {
+    pub(crate) async fn stream_completed(&mut self, stream_id: &str) -> Option<WebhookReport> {
         let payload = events::stream_completed(&self.frejun_call_id, stream_id, &now());
         self.send("stream.completed", payload).await
     }
 
     /// `call.completed`; `duration` is sent in whole seconds, as FreJun does.
-    pub async fn completed(&mut self, duration: Duration) -> Option<WebhookReport> {
+    pub(crate) async fn completed(&mut self, duration: Duration) -> Option<WebhookReport> {
         let seconds = duration.as_secs() + u64::from(duration.subsec_millis() >= 500);
         let payload =
             events::call_completed(&self.frejun_call_id, &self.from, &self.to, seconds, &now());
@@ -205,7 +206,7 @@ impl Lifecycle {
             }
             Ok((status, answer)) => WebhookResult::Refused { status, answer },
             // reqwest's message repeats the URL, whose `key` is the tenant's secret.
-            Err(error) => WebhookResult::Unreachable(error_chain(&error.without_url())),
+            Err(error) => WebhookResult::Unreachable(ErrorChain(&error.without_url()).to_string()),
         };
         let report = WebhookReport { event, result };
         self.reports.push(report.clone());

@@ -2,7 +2,7 @@
 //! `voxbridge call` is made of, public so that the demo can place its calls with them too.
 //!
 //! A call, as FreJun makes it: lifecycle webhooks ([`Lifecycle`]), the flow fetch, the media
-//! stream opened with `start` ([`dial`], or [`open_stream`] after
+//! stream opened with `start` ([`open_stream`] after
 //! `frejun_requests::request_stream_flow`), audio streamed in real time ([`play_script`], with
 //! audio from [`load_audio`]), the hang-up, and then what the caller heard ([`Heard`]) and
 //! what voxbridge wrote in its call log ([`wait_for_call_log`], [`describe_call_log`]).
@@ -27,19 +27,19 @@ use serde_json::Value;
 use url::Url;
 
 use super::caller::{CallerError, SimulatedCaller};
-use super::frejun_requests::{FlowError, FlowRequest, StreamFlow, request_stream_flow};
+use super::frejun_requests::StreamFlow;
 use crate::audio::pcm;
 
-pub use audio_source::{AudioError, AudioSource, TONE_AMPLITUDE, load_audio};
+pub use audio_source::{AudioSource, load_audio};
 pub use call_log::{
     call_log_is_final, describe_call_log, find_call_by_frejun_id, wait_for_call_log,
 };
 pub use heard::Heard;
-pub use lifecycle::{Lifecycle, WebhookReport, WebhookResult};
+pub use lifecycle::{Lifecycle, WebhookReport};
 
 /// Which way the call goes, as FreJun names it in the flow request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Someone calls the tenant's number.
     Inbound,
     /// voxbridge asked FreJun to dial out (`POST /api/frejun/initiate-call`).
@@ -48,7 +48,7 @@ pub enum Direction {
 
 impl Direction {
     /// `inbound` or `outbound`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
@@ -58,7 +58,7 @@ impl Direction {
 
 /// voxbridge's call id (its call log's id): the `call_id` query value of a stream flow's
 /// `ws_url`.
-pub fn voxbridge_call_id(ws_url: &Url) -> Option<String> {
+pub(crate) fn voxbridge_call_id(ws_url: &Url) -> Option<String> {
     ws_url
         .query_pairs()
         .find(|(name, _)| name == "call_id")
@@ -69,7 +69,7 @@ pub fn voxbridge_call_id(ws_url: &Url) -> Option<String> {
 /// The status-webhook URL that goes with a tenant's flow URL: the same origin, path prefix and
 /// `key`, with the path's last segment `webhook` instead of `flow` (the two URLs `GET /api/me`
 /// shows). `None` when the flow URL does not end in `/flow`.
-pub fn webhook_url_for(flow_url: &Url) -> Option<Url> {
+pub(crate) fn webhook_url_for(flow_url: &Url) -> Option<Url> {
     let prefix = flow_url.path().strip_suffix("/flow")?;
     let mut webhook = flow_url.clone();
     webhook.set_path(&format!("{prefix}/webhook"));
@@ -79,7 +79,7 @@ pub fn webhook_url_for(flow_url: &Url) -> Option<Url> {
 
 /// The server's base URL behind a flow URL: its origin and any path prefix before
 /// `/api/frejun/flow`. `None` when the path is not voxbridge's flow path.
-pub fn server_url_for(flow_url: &Url) -> Option<Url> {
+pub(crate) fn server_url_for(flow_url: &Url) -> Option<Url> {
     let prefix = flow_url.path().strip_suffix("/api/frejun/flow")?;
     let mut server = flow_url.clone();
     server.set_path(&format!("{prefix}/"));
@@ -91,7 +91,7 @@ pub fn server_url_for(flow_url: &Url) -> Option<Url> {
 /// `code: message` from one of voxbridge's error answers: the envelope
 /// `{"success":false,"error":{"code","message"}}`, or the bare `error` object
 /// (`FlowError::Refused` keeps only that). `None` when the text is neither.
-pub fn api_error_text(body: &str) -> Option<String> {
+pub(crate) fn api_error_text(body: &str) -> Option<String> {
     let parsed: Value = serde_json::from_str(body).ok()?;
     let error = parsed.get("error").unwrap_or(&parsed);
     let code = error.get("code").and_then(Value::as_str)?;
@@ -103,19 +103,8 @@ pub fn api_error_text(body: &str) -> Option<String> {
     })
 }
 
-/// Why a call did not get as far as a live media stream.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The flow fetch failed or was not a stream flow.
-    #[error(transparent)]
-    Flow(#[from] FlowError),
-    /// The media WebSocket could not be opened (or `start` not sent).
-    #[error("{}", describe_media_error(.0))]
-    Media(#[from] CallerError),
-}
-
 /// A media-stream error in words, with voxbridge's error code when it refused the upgrade.
-pub fn describe_media_error(error: &CallerError) -> String {
+pub(crate) fn describe_media_error(error: &CallerError) -> String {
     match error {
         CallerError::Rejected { status, body } => {
             let detail = api_error_text(body).unwrap_or_else(|| body.trim().to_owned());
@@ -126,7 +115,7 @@ pub fn describe_media_error(error: &CallerError) -> String {
 }
 
 /// Opens the flow's media stream and sends FreJun's `start`.
-pub async fn open_stream(
+pub(crate) async fn open_stream(
     flow: &StreamFlow,
     connect_timeout: Duration,
 ) -> Result<SimulatedCaller, CallerError> {
@@ -135,24 +124,11 @@ pub async fn open_stream(
     Ok(caller)
 }
 
-/// Everything between "the call connects" and "audio flows": the flow fetch, the media
-/// WebSocket, `start`. Webhooks are the caller's business ([`Lifecycle`]).
-pub async fn dial(
-    http: &reqwest::Client,
-    flow_url: &str,
-    request: &FlowRequest,
-    connect_timeout: Duration,
-) -> Result<(StreamFlow, SimulatedCaller), CallError> {
-    let flow = request_stream_flow(http, flow_url, request).await?;
-    let caller = open_stream(&flow, connect_timeout).await?;
-    Ok((flow, caller))
-}
-
 /// What the caller does once the stream is open. FreJun streams continuously, so every part is
 /// audio on the wire: silence while the assistant greets, the speech, then silence while it
 /// answers.
 #[derive(Debug, Clone, Default)]
-pub struct Script {
+pub(crate) struct Script {
     /// Silence before speaking.
     pub silence_before_ms: u32,
     /// What the caller says, at the stream's inbound rate.
@@ -163,7 +139,7 @@ pub struct Script {
 
 /// How much of a [`Script`] was streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Played {
+pub(crate) struct Played {
     /// Audio sent, silence included, in milliseconds.
     pub sent_ms: u64,
     /// voxbridge closed the stream before the script was over.
@@ -172,7 +148,7 @@ pub struct Played {
 
 /// Streams `script` in real time at the flow's chunk size. A stream voxbridge closes part-way
 /// is not an error (the caller reads why from `received().closed`); other send failures are.
-pub async fn play_script(
+pub(crate) async fn play_script(
     caller: &mut SimulatedCaller,
     script: &Script,
 ) -> Result<Played, CallerError> {

@@ -5,6 +5,8 @@ use serde_json::json;
 use super::*;
 use crate::audio::tone::{level_dbfs, sine};
 use crate::sim::caller::{CloseInfo, Received, ReceivedEvent};
+use crate::sim::phone_call::audio_source::AudioError;
+use crate::sim::phone_call::lifecycle::WebhookResult;
 
 fn url(text: &str) -> Url {
     Url::parse(text).unwrap()

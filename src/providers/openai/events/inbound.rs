@@ -116,11 +116,11 @@ pub struct ApiError {
 
 impl ApiError {
     /// The code OpenAI returns for a `response.cancel` with no response in progress.
-    pub const CANCEL_NOT_ACTIVE: &str = "response_cancel_not_active";
+    pub(crate) const CANCEL_NOT_ACTIVE: &str = "response_cancel_not_active";
 
     /// Whether this is the harmless answer to a cancel that came too late (the response had
     /// already finished or been cancelled by the server).
-    pub fn is_cancel_not_active(&self) -> bool {
+    pub(crate) fn is_cancel_not_active(&self) -> bool {
         self.code.as_deref() == Some(Self::CANCEL_NOT_ACTIVE)
     }
 }
@@ -221,7 +221,7 @@ const MAX_PARSE_MESSAGE_CHARS: usize = 200;
 
 impl ServerEvent {
     /// Reads one text frame from OpenAI.
-    pub fn parse(text: &str) -> Result<ServerEvent, EventParseError> {
+    pub(crate) fn parse(text: &str) -> Result<ServerEvent, EventParseError> {
         let mut failure = Failure::None;
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let result = EventSeed {
@@ -245,6 +245,7 @@ impl ServerEvent {
         }
     }
 
+    #[cfg(test)]
     /// The event's `type`. Known events give their GA name, also when they arrived under the
     /// legacy one.
     pub fn kind(&self) -> &str {
@@ -269,23 +270,24 @@ impl ServerEvent {
 
 /// The `type` strings of the events we decode.
 mod kinds {
-    pub const SESSION_CREATED: &str = "session.created";
-    pub const SESSION_UPDATED: &str = "session.updated";
-    pub const ERROR: &str = "error";
-    pub const SPEECH_STARTED: &str = "input_audio_buffer.speech_started";
-    pub const SPEECH_STOPPED: &str = "input_audio_buffer.speech_stopped";
-    pub const RESPONSE_CREATED: &str = "response.created";
-    pub const AUDIO_DELTA: &str = "response.output_audio.delta";
-    pub const LEGACY_AUDIO_DELTA: &str = "response.audio.delta";
-    pub const AUDIO_DONE: &str = "response.output_audio.done";
-    pub const LEGACY_AUDIO_DONE: &str = "response.audio.done";
-    pub const AUDIO_TRANSCRIPT_DONE: &str = "response.output_audio_transcript.done";
-    pub const LEGACY_AUDIO_TRANSCRIPT_DONE: &str = "response.audio_transcript.done";
-    pub const INPUT_TRANSCRIPT_COMPLETED: &str =
+    pub(crate) const SESSION_CREATED: &str = "session.created";
+    pub(crate) const SESSION_UPDATED: &str = "session.updated";
+    pub(crate) const ERROR: &str = "error";
+    pub(crate) const SPEECH_STARTED: &str = "input_audio_buffer.speech_started";
+    pub(crate) const SPEECH_STOPPED: &str = "input_audio_buffer.speech_stopped";
+    pub(crate) const RESPONSE_CREATED: &str = "response.created";
+    pub(crate) const AUDIO_DELTA: &str = "response.output_audio.delta";
+    pub(crate) const LEGACY_AUDIO_DELTA: &str = "response.audio.delta";
+    pub(crate) const AUDIO_DONE: &str = "response.output_audio.done";
+    pub(crate) const LEGACY_AUDIO_DONE: &str = "response.audio.done";
+    pub(crate) const AUDIO_TRANSCRIPT_DONE: &str = "response.output_audio_transcript.done";
+    pub(crate) const LEGACY_AUDIO_TRANSCRIPT_DONE: &str = "response.audio_transcript.done";
+    pub(crate) const INPUT_TRANSCRIPT_COMPLETED: &str =
         "conversation.item.input_audio_transcription.completed";
-    pub const INPUT_TRANSCRIPT_FAILED: &str = "conversation.item.input_audio_transcription.failed";
-    pub const RESPONSE_DONE: &str = "response.done";
-    pub const ITEM_TRUNCATED: &str = "conversation.item.truncated";
+    pub(crate) const INPUT_TRANSCRIPT_FAILED: &str =
+        "conversation.item.input_audio_transcription.failed";
+    pub(crate) const RESPONSE_DONE: &str = "response.done";
+    pub(crate) const ITEM_TRUNCATED: &str = "conversation.item.truncated";
 }
 
 /// Decodes the fields of an event of type `kind` from `deserializer`, which yields the event's

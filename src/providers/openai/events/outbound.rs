@@ -14,12 +14,12 @@ use crate::providers::openai::session::SessionConfig;
 pub enum ClientEvent {
     #[serde(rename = "session.update")]
     SessionUpdate { session: SessionConfig },
-    /// `audio` is the standard, padded base64 of audio in the session's input format. For a
-    /// raw buffer prefer [`write_append_event`], which skips the intermediate `String`.
+    /// `audio` is the standard, padded base64 of audio in the session's input format. The
+    /// bridge writes appends with [`write_append_event`], which skips the intermediate
+    /// `String`; this variant is the reference shape that fast path is tested against.
+    #[cfg(test)]
     #[serde(rename = "input_audio_buffer.append")]
     InputAudioBufferAppend { audio: String },
-    #[serde(rename = "conversation.item.create")]
-    ConversationItemCreate { item: ConversationItem },
     /// `audio_end_ms` must be an integer no larger than the audio received for the item; the
     /// server rejects fractions and overshoots.
     #[serde(rename = "conversation.item.truncate")]
@@ -44,27 +44,10 @@ pub enum ClientEvent {
 
 impl ClientEvent {
     /// The event as a JSON text frame.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // Cannot fail: every field is a string, a number, a bool or a struct of those, and no
         // map has non-string keys (serde_json writes non-finite floats as null).
         serde_json::to_string(self).expect("client events always serialize")
-    }
-
-    /// The event with a client `event_id`, which OpenAI echoes in `error.event_id` if the event
-    /// fails, so that an error can be matched to, say, our `session.update`.
-    pub fn to_json_with_id(&self, event_id: &str) -> String {
-        #[derive(Serialize)]
-        struct Identified<'a> {
-            event_id: &'a str,
-            #[serde(flatten)]
-            event: &'a ClientEvent,
-        }
-        // Cannot fail, for the reason given in `to_json`.
-        serde_json::to_string(&Identified {
-            event_id,
-            event: self,
-        })
-        .expect("client events always serialize")
     }
 }
 
@@ -74,7 +57,7 @@ const APPEND_PREFIX: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
 const APPEND_SUFFIX: &str = r#""}"#;
 
 /// Clears `out` and writes `{"type":"input_audio_buffer.append","audio":"<base64>"}` into it:
-/// the same text as [`ClientEvent::InputAudioBufferAppend`] serializes to, without building the
+/// the same text as `ClientEvent::InputAudioBufferAppend` (a test-only reference) serializes to, without building the
 /// base64 `String` first. Reusing `out` across calls makes an append allocation-free once the
 /// buffer has grown. Base64 needs no JSON escaping, so it is written as it is.
 pub fn write_append_event(audio: &[u8], out: &mut String) {
@@ -93,55 +76,9 @@ pub struct ResponseParams {
     pub instructions: Option<String>,
 }
 
-/// An item added to the conversation with `conversation.item.create`. The server cannot take
-/// assistant audio, so only text messages and tool results are offered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ConversationItem {
-    Message {
-        role: MessageRole,
-        content: Vec<InputContent>,
-    },
-    /// The result of a function call the model asked for; `output` is usually JSON text.
-    FunctionCallOutput { call_id: String, output: String },
-}
-
-impl ConversationItem {
-    /// A user message with one text part, e.g. to make the assistant speak first.
-    pub fn user_text(text: impl Into<String>) -> Self {
-        Self::Message {
-            role: MessageRole::User,
-            content: vec![InputContent::InputText { text: text.into() }],
-        }
-    }
-
-    /// A system message with one text part, e.g. to re-seed context after a reconnect.
-    pub fn system_text(text: impl Into<String>) -> Self {
-        Self::Message {
-            role: MessageRole::System,
-            content: vec![InputContent::InputText { text: text.into() }],
-        }
-    }
-}
-
-/// Who a message we add is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageRole {
-    User,
-    System,
-}
-
-/// A content part of a message we add.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum InputContent {
-    InputText { text: String },
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     use super::*;
 
@@ -227,35 +164,5 @@ mod tests {
             .to_json(),
             r#"{"type":"response.create","response":{"instructions":"Greet the caller \"warmly\"."}}"#
         );
-    }
-
-    #[test]
-    fn conversation_items() {
-        assert_eq!(
-            ClientEvent::ConversationItemCreate {
-                item: ConversationItem::user_text("Greet the caller.")
-            }
-            .to_json(),
-            r#"{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"Greet the caller."}]}}"#
-        );
-        assert_eq!(
-            serde_json::to_value(ConversationItem::system_text("Earlier: the caller is Ana."))
-                .unwrap(),
-            json!({"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Earlier: the caller is Ana."}]})
-        );
-        assert_eq!(
-            serde_json::to_value(ConversationItem::FunctionCallOutput {
-                call_id: "call_1".to_owned(),
-                output: "{\"ok\":true}".to_owned()
-            })
-            .unwrap(),
-            json!({"type": "function_call_output", "call_id": "call_1", "output": "{\"ok\":true}"})
-        );
-    }
-
-    #[test]
-    fn events_can_carry_a_client_event_id() {
-        let text = ClientEvent::ResponseCancel { response_id: None }.to_json_with_id("evt_42");
-        assert_eq!(text, r#"{"event_id":"evt_42","type":"response.cancel"}"#);
     }
 }
