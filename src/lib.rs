@@ -4,29 +4,37 @@
 //!
 //! # Layout
 //!
+//! Below everything else:
+//! - [`domain`]: types and rules shared by every layer: typed ids, secrets, phone numbers,
+//!   tenants, assistants, the call's vocabulary and its status merge, pricing.
+//! - [`audio`]: resampling, μ-law, s16le/base64 and tone helpers.
+//!
+//! Building blocks:
 //! - [`auth`]: tenant API keys (generate, hash) and constant-time token comparison.
-//! - [`domain`]: types shared by every layer (secrets, …); depends on nothing in the crate.
-//! - [`crypto`]: AES-256-GCM encryption of tenants' credentials under a versioned master key.
-//! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
-//! - [`storage`]: MongoDB client, collections, error mapping and the migration runner.
+//! - [`crypto`]: AES-256-GCM encryption of tenants' secrets under versioned master keys.
 //! - [`frejun`]: FreJun's flow and webhook payloads (parsed tolerantly) and media-URL tokens.
 //! - [`providers`]: clients of the services we call (Teler REST, OpenAI Realtime).
+//! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
+//! - [`telemetry`]: the `tracing` subscriber and the span of one call.
+//! - [`storage`]: MongoDB: typed collections, repositories that take the tenant's id, the
+//!   migration runner.
+//! - [`local_mongodb`]: a real local `mongod` for development, tests and the demo.
+//! - [`shared`]: settings, storage, keyring and media-token signer, built once per process.
+//!
+//! The service:
 //! - [`calls`]: the call control plane: flow answers, outbound calls, webhooks, the reaper.
-//! - [`audio`]: resampling, μ-law, s16le/base64 and tone helpers.
 //! - [`bridge`]: the media bridge: one session per live call between FreJun and OpenAI.
+//! - [`http`]: the actix-web application: routes, envelope, error codes, views, middleware.
+//! - [`startup`]: binds the listener and runs the server until the shutdown token fires.
+//!
+//! Tools:
 //! - [`sim`]: protocol-faithful fakes of FreJun/Teler and OpenAI Realtime, and a simulated
 //!   FreJun caller, for tests, the demo and the load generator.
-//! - [`http`]: the actix-web application: routes, envelope, errors, middleware.
-//! - [`startup`]: binds the listener and runs the server until the shutdown token fires.
-//! - [`telemetry`]: the `tracing` subscriber.
-//! - [`local_mongodb`]: a real local `mongod` for development, tests and the demo.
-//! - [`commands`]: the `voxbridge` subcommands (`serve`, `migrate`, `local-mongodb`).
+//! - [`commands`]: the `voxbridge` subcommands: `serve`, `migrate`, `rotate-master-key`,
+//!   `local-mongodb`, `call`, `demo` and `loadtest`.
 //!
-//! Dependency rule: `http` → (`calls`, `bridge`, `storage`, `domain`); `calls` → (`frejun`,
-//! `providers`, `storage`, `domain`); `bridge` → (`audio`, `frejun`, `providers`, `storage`,
-//! `domain`); `storage`, `providers`, `frejun` → `domain`; `domain` → nothing; `sim`
-//! is used by tests, the demo and the load generator only.
-//! See ARCHITECTURE.md.
+//! Each module may use only the modules ARCHITECTURE.md's dependency rule lists for it;
+//! `tests/api/architecture.rs` checks that by reading the sources.
 
 pub mod audio;
 pub mod auth;

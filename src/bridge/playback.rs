@@ -2,7 +2,7 @@
 //! and a clock of what the caller has heard.
 //!
 //! FreJun queues every chunk we send and plays them in order, and never says what it played
-//! (teler-protocol.md §3.2). So we keep the estimate ourselves: each chunk extends a playback
+//! (docs/protocols.md §1.4, §1.6). So we keep the estimate ourselves: each chunk extends a playback
 //! queue that ends at `queue_end`; an item starts playing when the queue reaches it. At a
 //! barge-in, the item playing now was heard for `now - its start - playout latency`, clamped to
 //! what was sent; items still queued behind it were not heard at all.

@@ -1,4 +1,4 @@
-//! FreJun's media-stream messages (teler-protocol.md §3): parsing what FreJun sends, writing
+//! FreJun's media-stream messages (docs/protocols.md §1.3–§1.5): parsing what FreJun sends, writing
 //! what we send back.
 //!
 //! Parsing is tolerant, as every reference bridge is: unknown types and unknown keys are

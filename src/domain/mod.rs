@@ -1,6 +1,9 @@
-//! Domain types shared by every layer. This module depends on nothing else in the crate.
+//! Domain types and rules shared by every layer. This module depends on nothing else in the
+//! crate (and not on the MongoDB driver: `bson` values only).
 //!
 //! Layout:
+//! - [`ids`]: typed ids (tenant, API key, assistant, phone number, call), so they cannot be
+//!   swapped.
 //! - [`secret`]: wrappers for secret values whose `Debug`, `Display` and `Serialize` never show
 //!   the value.
 //! - [`validation`]: [`validation::ValidationError`], the field-named error every request rule
@@ -8,10 +11,13 @@
 //! - [`phone`]: E.164 phone numbers, normalised from the ways people write them.
 //! - [`email`]: tenant email addresses, trimmed and lowercased.
 //! - [`tenant`]: tenant status, per-tenant limits and the tenant name rule.
-//! - [`call`]: call status (with its forward-only rank), call direction and end reasons.
+//! - [`call`]: call status (with its forward-only rank), call direction and end reasons; the
+//!   status merge ([`call::status`]) and the rest of a call's record ([`call::record`]).
 //! - [`assistant`]: the assistant configuration, its create and update request bodies, and
 //!   every rule they must satisfy.
 //! - [`pricing`]: the estimated cost of a call's OpenAI usage.
+//! - [`error_chain`]: an error and its sources on one line, for logs and one-line errors.
+//! - [`time`]: arithmetic on BSON dates.
 
 pub mod assistant;
 pub mod call;

@@ -31,11 +31,11 @@ use std::str::FromStr;
 use crate::domain::ids::ParseIdError;
 
 /// A JSON request body; see the module documentation.
-pub(crate) struct Json<T>(Result<T, ApiError>);
+pub struct Json<T>(Result<T, ApiError>);
 
 impl<T> Json<T> {
     /// The parsed body, or the error to answer with.
-    pub(crate) fn into_inner(self) -> Result<T, ApiError> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
         self.0
     }
 }

@@ -6,6 +6,8 @@
 //! - [`error`]: [`error::ApiError`], the one error type of the layer, its mappings from the
 //!   layers below, the shared error responses of the OpenAPI document, and the path-extractor
 //!   error handler.
+//! - [`error_code`]: every error code with its status and meaning, the table docs/api.md is
+//!   checked against.
 //! - [`middleware`]: request id + root span per request; error-shape normalisation.
 //! - [`extract`]: `Json` and `Query` extractors: errors name the field and surface only after
 //!   authentication.
@@ -17,9 +19,13 @@
 //! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
 //! - [`media_stream`]: FreJun's media WebSocket, handed to the bridge after every check.
 //! - [`live_calls`]: live control of bridged calls (interrupt, clear, live streams).
-//! - [`views`]: response shapes of stored records (no secrets by construction).
+//! - [`views`]: response shapes built from stored records (no secret or internal field by
+//!   construction; a change to a stored document does not change the API).
 //! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
-//!   `/api/openapi.json`, and the tests that keep it in step with the routes.
+//!   `/api/openapi.json`; `openapi/tests.rs` keeps it in step with the routes.
+//!
+//! Handler files (those with a `routes` function) never import each other: what they share is
+//! in `error`, `extract`, `views`, `auth` and `envelope`.
 
 pub(crate) mod admin;
 pub(crate) mod assistants;
@@ -28,7 +34,7 @@ pub(crate) mod calls;
 pub mod envelope;
 pub mod error;
 pub mod error_code;
-pub(crate) mod extract;
+pub mod extract;
 pub(crate) mod frejun;
 pub(crate) mod health;
 pub(crate) mod live_calls;

@@ -1,7 +1,7 @@
 //! FreJun's own HTTP requests to voxbridge, played by the simulators: the flow fetch when a call
 //! connects (`POST <incoming call URL>`) and the lifecycle webhooks (`POST <status callback
 //! URL>`). The fake Teler, `voxbridge call`, the demo and the load generator all send them
-//! through here, so they send exactly what FreJun sends (teler-protocol.md §2 and §4).
+//! through here, so they send exactly what FreJun sends (docs/protocols.md §1.2 and §1.7).
 
 use std::time::Duration;
 

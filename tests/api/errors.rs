@@ -10,6 +10,8 @@ use actix_web::{HttpResponse, test as actix_test, web};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use voxbridge::http::error::ApiError;
+use voxbridge::http::extract::Json;
 use voxbridge::http::{AppState, app, resource};
 use voxbridge::settings::Settings;
 
@@ -82,8 +84,9 @@ struct Greeting {
     times: u8,
 }
 
-async fn echo(body: web::Json<Greeting>) -> HttpResponse {
-    voxbridge::http::envelope::ok(body.into_inner())
+/// A JSON endpoint like the product's: its body read by the extractor every route uses.
+async fn echo(body: Json<Greeting>) -> Result<HttpResponse, ApiError> {
+    Ok(voxbridge::http::envelope::ok(body.into_inner()?))
 }
 
 async fn leaky_failure() -> Result<HttpResponse, actix_web::Error> {

@@ -3,8 +3,8 @@
 //! either side come out as [`Effects`]. The runner ([`super::run`]) owns the sockets and the
 //! clock; tests drive this core directly.
 //!
-//! The algorithm is architecture.md's "Media bridge" (steps 2–7) and the barge-in recipe of
-//! openai-realtime-protocol.md §5.4.
+//! The algorithm is the media bridge of docs/protocols.md §3 (steps 2–7) and the barge-in
+//! recipe of docs/protocols.md §2.7.
 //!
 //! Layout:
 //! - this module: the core's types, its constructor, its accessors and the inputs (FreJun

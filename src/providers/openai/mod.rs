@@ -1,4 +1,4 @@
-//! The OpenAI Realtime API client, GA protocol only (docs: openai-realtime-protocol.md).
+//! The OpenAI Realtime API client, GA protocol only (docs/protocols.md §2).
 //!
 //! Layout:
 //! - [`events`]: the wire events, typed: what we send ([`ClientEvent`], with a fast path for

@@ -1,5 +1,5 @@
 //! A fake OpenAI Realtime server speaking the GA WebSocket protocol
-//! (docs/openai-realtime-protocol.md), for the integration tests, `voxbridge demo` and
+//! (docs/protocols.md §2), for the integration tests, `voxbridge demo` and
 //! `voxbridge loadtest` (thousands of sessions in one process).
 //!
 //! It checks the upgrade as OpenAI does (path, bearer key, `model`; an `OpenAI-Beta` header is

@@ -1,7 +1,7 @@
 //! FreJun's status webhooks for one call, sent the way FreJun sends them: the documented
 //! envelope (`frejun_payloads::events`), FreJun's timestamps, one event per step of the call.
 //!
-//! Order. teler-protocol.md §4 lists the events but no source states their order, so the order
+//! Order. docs/protocols.md §1.7 lists the events but no source states their order, so the order
 //! here follows the call's own life (and what FreJun's Devnagri bridge expects: `call.initiated`
 //! first, `stream.initiated` after it, `call.completed` last):
 //! - inbound: `call.initiated`, the flow fetch, `call.answered`, `stream.initiated`, the
