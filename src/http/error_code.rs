@@ -8,304 +8,83 @@
 
 use actix_web::http::StatusCode;
 
-/// One row of the error-code table. See the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    InvalidJson,
-    InvalidQuery,
-    InvalidPath,
-    InvalidCursor,
-    UnreadableBody,
-    NotAWebsocket,
-    BadRequest,
-    InvalidFrejunKey,
-    Unauthorized,
-    InvalidApiKey,
-    ApiKeyRevoked,
-    InvalidMediaToken,
-    TenantSuspended,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    RequestTimeout,
-    EmailTaken,
-    PhoneNumberTaken,
-    AssistantInUse,
-    Conflict,
-    CallNotLive,
-    CallNotPlaced,
-    LengthRequired,
-    PayloadTooLarge,
-    UriTooLong,
-    UnsupportedMediaType,
-    InvalidBody,
-    ValidationFailed,
-    MissingCredentials,
-    CallRefused,
-    FrejunKeyInvalid,
-    FromNumberNotProvisioned,
-    TelephonyValidationFailed,
-    ConcurrencyLimit,
-    TelephonyRateLimited,
-    RateLimited,
-    HeadersTooLarge,
-    CredentialsUnreadable,
-    InternalError,
-    TelephonyUnavailable,
-    TelephonyRejected,
-    DatabaseUnavailable,
-    ShuttingDown,
-    ServiceUnavailable,
-    TelephonyTimeout,
-    GatewayTimeout,
+/// Declares [`ErrorCode`] from one list of rows, so the enum, [`ErrorCode::ALL`] and each
+/// variant's code, status and meaning cannot disagree.
+macro_rules! error_codes {
+    ($($variant:ident => ($code:literal, $status:literal, $meaning:literal),)+) => {
+        /// One row of the error-code table. See the module docs.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order `docs/api.md` lists them (by status).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The row: stable code, status, and when it is answered.
+            const fn row(self) -> (&'static str, u16, &'static str) {
+                match self {
+                    $(ErrorCode::$variant => ($code, $status, $meaning),)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => ("invalid_json", 400, "the body is not valid JSON"),
+    InvalidQuery => ("invalid_query", 400, "a query-string parameter cannot be parsed (or is unknown)"),
+    InvalidPath => ("invalid_path", 400, "a path parameter cannot be parsed"),
+    InvalidCursor => ("invalid_cursor", 400, "`cursor` is not one this API returned"),
+    UnreadableBody => ("invalid_body", 400, "the body could not be read, or a FreJun flow request is neither JSON nor form-encoded"),
+    NotAWebsocket => ("not_a_websocket", 400, "the media-stream URL was requested without a WebSocket upgrade"),
+    BadRequest => ("bad_request", 400, "any other malformed request the HTTP framework refused"),
+    InvalidFrejunKey => ("invalid_frejun_key", 401, "a FreJun request without the tenant's URL secret `key`, or with another tenant's"),
+    Unauthorized => ("unauthorized", 401, "missing or malformed credentials, or a wrong admin token"),
+    InvalidApiKey => ("invalid_api_key", 401, "an unknown tenant API key"),
+    ApiKeyRevoked => ("api_key_revoked", 401, "a revoked tenant API key"),
+    InvalidMediaToken => ("invalid_media_token", 401, "the media-stream token is missing, forged, expired or for another call"),
+    TenantSuspended => ("tenant_suspended", 403, "the tenant is suspended"),
+    Forbidden => ("forbidden", 403, "refused by the HTTP framework"),
+    NotFound => ("not_found", 404, "no such route, or no such resource (also for another tenant's resource)"),
+    MethodNotAllowed => ("method_not_allowed", 405, "the path exists but not with this method"),
+    RequestTimeout => ("request_timeout", 408, "the request was not received in time"),
+    EmailTaken => ("email_taken", 409, "another tenant has this email"),
+    PhoneNumberTaken => ("phone_number_taken", 409, "the number is registered already (by whom is not said)"),
+    AssistantInUse => ("assistant_in_use", 409, "the assistant still has phone numbers assigned"),
+    Conflict => ("conflict", 409, "any other unique-field conflict"),
+    CallNotLive => ("call_not_live", 409, "hang-up or live control of a call that is over, or a second media stream"),
+    CallNotPlaced => ("call_not_placed", 409, "hang-up of an outbound call FreJun has not named yet"),
+    LengthRequired => ("length_required", 411, "the body needs a Content-Length"),
+    PayloadTooLarge => ("payload_too_large", 413, "the body exceeds `server.json_body_limit_bytes` (1 MiB by default)"),
+    UriTooLong => ("uri_too_long", 414, "the request line is too long"),
+    UnsupportedMediaType => ("unsupported_media_type", 415, "a JSON endpoint got another `Content-Type`"),
+    InvalidBody => ("invalid_body", 422, "valid JSON of the wrong shape: unknown field, wrong type, missing field; the message names the field"),
+    ValidationFailed => ("validation_failed", 422, "a value breaks a rule; the message starts with the field's path"),
+    MissingCredentials => ("missing_credentials", 422, "the call needs a provider key the tenant has not stored"),
+    CallRefused => ("call_refused", 422, "the media stream's call can no longer be bridged (tenant, assistant or key gone)"),
+    FrejunKeyInvalid => ("frejun_key_invalid", 422, "FreJun refused the tenant's FreJun API key"),
+    FromNumberNotProvisioned => ("from_number_not_provisioned", 422, "FreJun says the number is not provisioned on the tenant's account"),
+    TelephonyValidationFailed => ("telephony_validation_failed", 422, "FreJun refused the request"),
+    ConcurrencyLimit => ("concurrency_limit", 429, "the tenant already has `max_concurrent_calls` live calls"),
+    TelephonyRateLimited => ("telephony_rate_limited", 429, "FreJun is rate limiting the tenant"),
+    RateLimited => ("rate_limited", 429, "too many requests"),
+    HeadersTooLarge => ("headers_too_large", 431, "the request headers are too large"),
+    CredentialsUnreadable => ("credentials_unreadable", 500, "a stored secret does not decrypt with the configured master key (fails closed)"),
+    InternalError => ("internal_error", 500, "a bug; quote the `x-request-id`"),
+    TelephonyUnavailable => ("telephony_unavailable", 502, "FreJun is down or answered something unexpected"),
+    TelephonyRejected => ("telephony_rejected", 502, "FreJun refused the request in a way the tenant cannot fix (not found, conflict)"),
+    DatabaseUnavailable => ("database_unavailable", 503, "MongoDB is unreachable; retry later"),
+    ShuttingDown => ("shutting_down", 503, "this instance is draining (from `/ready`)"),
+    ServiceUnavailable => ("service_unavailable", 503, "refused by the HTTP framework while overloaded"),
+    TelephonyTimeout => ("telephony_timeout", 504, "FreJun did not answer in time (the call may still be placed; it is hung up if it connects)"),
+    GatewayTimeout => ("gateway_timeout", 504, "an upstream did not answer in time"),
 }
 
 use ErrorCode::*;
 
 impl ErrorCode {
-    /// Every code, in the order `docs/api.md` lists them (by status).
-    pub const ALL: [ErrorCode; 47] = [
-        InvalidJson,
-        InvalidQuery,
-        InvalidPath,
-        InvalidCursor,
-        UnreadableBody,
-        NotAWebsocket,
-        BadRequest,
-        InvalidFrejunKey,
-        Unauthorized,
-        InvalidApiKey,
-        ApiKeyRevoked,
-        InvalidMediaToken,
-        TenantSuspended,
-        Forbidden,
-        NotFound,
-        MethodNotAllowed,
-        RequestTimeout,
-        EmailTaken,
-        PhoneNumberTaken,
-        AssistantInUse,
-        Conflict,
-        CallNotLive,
-        CallNotPlaced,
-        LengthRequired,
-        PayloadTooLarge,
-        UriTooLong,
-        UnsupportedMediaType,
-        InvalidBody,
-        ValidationFailed,
-        MissingCredentials,
-        CallRefused,
-        FrejunKeyInvalid,
-        FromNumberNotProvisioned,
-        TelephonyValidationFailed,
-        ConcurrencyLimit,
-        TelephonyRateLimited,
-        RateLimited,
-        HeadersTooLarge,
-        CredentialsUnreadable,
-        InternalError,
-        TelephonyUnavailable,
-        TelephonyRejected,
-        DatabaseUnavailable,
-        ShuttingDown,
-        ServiceUnavailable,
-        TelephonyTimeout,
-        GatewayTimeout,
-    ];
-
-    /// The row: stable code, status, and when it is answered.
-    const fn row(self) -> (&'static str, u16, &'static str) {
-        match self {
-            InvalidJson => ("invalid_json", 400, "the body is not valid JSON"),
-            InvalidQuery => (
-                "invalid_query",
-                400,
-                "a query-string parameter cannot be parsed (or is unknown)",
-            ),
-            InvalidPath => ("invalid_path", 400, "a path parameter cannot be parsed"),
-            InvalidCursor => (
-                "invalid_cursor",
-                400,
-                "`cursor` is not one this API returned",
-            ),
-            UnreadableBody => (
-                "invalid_body",
-                400,
-                "the body could not be read, or a FreJun flow request is neither JSON nor \
-                 form-encoded",
-            ),
-            NotAWebsocket => (
-                "not_a_websocket",
-                400,
-                "the media-stream URL was requested without a WebSocket upgrade",
-            ),
-            BadRequest => (
-                "bad_request",
-                400,
-                "any other malformed request the HTTP framework refused",
-            ),
-            InvalidFrejunKey => (
-                "invalid_frejun_key",
-                401,
-                "a FreJun request without the tenant's URL secret `key`, or with another tenant's",
-            ),
-            Unauthorized => (
-                "unauthorized",
-                401,
-                "missing or malformed credentials, or a wrong admin token",
-            ),
-            InvalidApiKey => ("invalid_api_key", 401, "an unknown tenant API key"),
-            ApiKeyRevoked => ("api_key_revoked", 401, "a revoked tenant API key"),
-            InvalidMediaToken => (
-                "invalid_media_token",
-                401,
-                "the media-stream token is missing, forged, expired or for another call",
-            ),
-            TenantSuspended => ("tenant_suspended", 403, "the tenant is suspended"),
-            Forbidden => ("forbidden", 403, "refused by the HTTP framework"),
-            NotFound => (
-                "not_found",
-                404,
-                "no such route, or no such resource (also for another tenant's resource)",
-            ),
-            MethodNotAllowed => (
-                "method_not_allowed",
-                405,
-                "the path exists but not with this method",
-            ),
-            RequestTimeout => (
-                "request_timeout",
-                408,
-                "the request was not received in time",
-            ),
-            EmailTaken => ("email_taken", 409, "another tenant has this email"),
-            PhoneNumberTaken => (
-                "phone_number_taken",
-                409,
-                "the number is registered already (by whom is not said)",
-            ),
-            AssistantInUse => (
-                "assistant_in_use",
-                409,
-                "the assistant still has phone numbers assigned",
-            ),
-            Conflict => ("conflict", 409, "any other unique-field conflict"),
-            CallNotLive => (
-                "call_not_live",
-                409,
-                "hang-up or live control of a call that is over, or a second media stream",
-            ),
-            CallNotPlaced => (
-                "call_not_placed",
-                409,
-                "hang-up of an outbound call FreJun has not named yet",
-            ),
-            LengthRequired => ("length_required", 411, "the body needs a Content-Length"),
-            PayloadTooLarge => (
-                "payload_too_large",
-                413,
-                "the body exceeds `server.json_body_limit_bytes` (1 MiB by default)",
-            ),
-            UriTooLong => ("uri_too_long", 414, "the request line is too long"),
-            UnsupportedMediaType => (
-                "unsupported_media_type",
-                415,
-                "a JSON endpoint got another `Content-Type`",
-            ),
-            InvalidBody => (
-                "invalid_body",
-                422,
-                "valid JSON of the wrong shape: unknown field, wrong type, missing field; the \
-                 message names the field",
-            ),
-            ValidationFailed => (
-                "validation_failed",
-                422,
-                "a value breaks a rule; the message starts with the field's path",
-            ),
-            MissingCredentials => (
-                "missing_credentials",
-                422,
-                "the call needs a provider key the tenant has not stored",
-            ),
-            CallRefused => (
-                "call_refused",
-                422,
-                "the media stream's call can no longer be bridged (tenant, assistant or key gone)",
-            ),
-            FrejunKeyInvalid => (
-                "frejun_key_invalid",
-                422,
-                "FreJun refused the tenant's FreJun API key",
-            ),
-            FromNumberNotProvisioned => (
-                "from_number_not_provisioned",
-                422,
-                "FreJun says the number is not provisioned on the tenant's account",
-            ),
-            TelephonyValidationFailed => (
-                "telephony_validation_failed",
-                422,
-                "FreJun refused the request",
-            ),
-            ConcurrencyLimit => (
-                "concurrency_limit",
-                429,
-                "the tenant already has `max_concurrent_calls` live calls",
-            ),
-            TelephonyRateLimited => (
-                "telephony_rate_limited",
-                429,
-                "FreJun is rate limiting the tenant",
-            ),
-            RateLimited => ("rate_limited", 429, "too many requests"),
-            HeadersTooLarge => (
-                "headers_too_large",
-                431,
-                "the request headers are too large",
-            ),
-            CredentialsUnreadable => (
-                "credentials_unreadable",
-                500,
-                "a stored secret does not decrypt with the configured master key (fails closed)",
-            ),
-            InternalError => ("internal_error", 500, "a bug; quote the `x-request-id`"),
-            TelephonyUnavailable => (
-                "telephony_unavailable",
-                502,
-                "FreJun is down or answered something unexpected",
-            ),
-            TelephonyRejected => (
-                "telephony_rejected",
-                502,
-                "FreJun refused the request in a way the tenant cannot fix (not found, conflict)",
-            ),
-            DatabaseUnavailable => (
-                "database_unavailable",
-                503,
-                "MongoDB is unreachable; retry later",
-            ),
-            ShuttingDown => (
-                "shutting_down",
-                503,
-                "this instance is draining (from `/ready`)",
-            ),
-            ServiceUnavailable => (
-                "service_unavailable",
-                503,
-                "refused by the HTTP framework while overloaded",
-            ),
-            TelephonyTimeout => (
-                "telephony_timeout",
-                504,
-                "FreJun did not answer in time (the call may still be placed; it is hung up if \
-                 it connects)",
-            ),
-            GatewayTimeout => ("gateway_timeout", 504, "an upstream did not answer in time"),
-        }
-    }
-
     /// The stable snake_case code clients match on.
     pub const fn as_str(self) -> &'static str {
         self.row().0

@@ -144,65 +144,42 @@ fn production_code(path: &Path) -> String {
         .join("\n")
 }
 
-/// Every `crate::name` the code refers to, including `use crate::{a, b::c}`.
-fn crate_modules_named(code: &str) -> BTreeSet<String> {
+/// The first path segment after every `prefix` in `code`, including each name of a group
+/// (`prefix{a, b::c}` gives `a` and `b`).
+fn names_after(code: &str, prefix: &str) -> BTreeSet<String> {
+    let identifier = |text: &str| -> String {
+        text.trim()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut names = BTreeSet::new();
-    for (index, _) in code.match_indices("crate::") {
-        let rest = &code[index + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            for item in group.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    names.insert(name);
-                }
+    for (index, _) in code.match_indices(prefix) {
+        let rest = &code[index + prefix.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                names.extend(group.split(',').map(identifier));
             }
-        } else {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            names.insert(name);
+            None => {
+                names.insert(identifier(rest));
+            }
         }
     }
+    names.remove("");
     names
 }
 
-/// Sibling modules of `src/http/` a file names through `super::x` or `super::{x, …}`.
+/// Every `crate::name` the code refers to, including `use crate::{a, b::c}`.
+fn crate_modules_named(code: &str) -> BTreeSet<String> {
+    names_after(code, "crate::")
+}
+
+/// Sibling modules of `src/http/` a file names through `super::x`, `super::{x, …}` or
+/// `crate::http::x`.
 fn http_siblings_named(code: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for (index, _) in code.match_indices("super::") {
-        let rest = &code[index + "super::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            for item in group.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                names.insert(name);
-            }
-        } else {
-            names.insert(
-                rest.chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect(),
-            );
-        }
-    }
-    for (index, _) in code.match_indices("crate::http::") {
-        let rest = &code[index + "crate::http::".len()..];
-        names.insert(
-            rest.chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect(),
-        );
-    }
+    let mut names = names_after(code, "super::");
+    names.extend(names_after(code, "crate::http::"));
     names
 }
 
