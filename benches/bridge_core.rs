@@ -101,12 +101,17 @@ fn ready_core(codec: Codec) -> BridgeCore {
             interrupt_response: false,
             playout_latency: Duration::ZERO,
             early_audio_max_ms: 300,
+            inbound_budget: CoreConfig::REAL_TIME_INBOUND,
+            ai_budget: CoreConfig::GENERATED_AI_AUDIO,
+            max_bad_frames: 200,
+            fault_log_interval: Duration::from_secs(5),
         },
         Instant::now(),
     );
     let mut fx = Effects::default();
     core.teler_text(
         r#"{"type":"start","call_id":"c","stream_id":"s","data":{"encoding":"audio/l16","sample_rate":8000,"channels":1}}"#,
+        Instant::now(),
         &mut fx,
     );
     core.ai_connected(&mut fx);
@@ -162,10 +167,13 @@ fn run(codec: Codec, direction: Direction, seconds: usize) -> Duration {
     let delta = ai_delta(codec);
     let frames = seconds * 1_000 / FRAME_MS;
     let began = Instant::now();
-    for _ in 0..frames {
+    for index in 0..frames {
         let mut fx = Effects::default();
         if direction != Direction::Outbound {
-            core.teler_text(&frame, &mut fx);
+            // Frames are timestamped as FreJun sends them, one per FRAME_MS, so the real-time
+            // budget accepts them all however fast this loop runs.
+            let sent_at = began + Duration::from_millis((index * FRAME_MS) as u64);
+            core.teler_text(&frame, sent_at, &mut fx);
         }
         if direction != Direction::Inbound {
             core.ai_text(&delta, Instant::now(), &mut fx);

@@ -37,6 +37,24 @@ pub fn encode_base64(bytes: &[u8], out: &mut String) {
     STANDARD.encode_string(bytes, out);
 }
 
+/// How many bytes padded base64 `text` decodes to, from its length alone (without decoding;
+/// for text that is not valid base64 the figure is meaningless but bounded by its length).
+pub(crate) fn base64_decoded_len(text: &str) -> usize {
+    let padding = text
+        .bytes()
+        .rev()
+        .take(2)
+        .filter(|&byte| byte == b'=')
+        .count();
+    (text.len() / 4 * 3).saturating_sub(padding)
+}
+
+/// Milliseconds of s16le audio at `rate_hz` that base64 `text` carries: a frame's price,
+/// known before decoding it.
+pub(crate) fn base64_pcm_ms(text: &str, rate_hz: u32) -> f64 {
+    (base64_decoded_len(text) / 2) as f64 * 1_000.0 / f64::from(rate_hz)
+}
+
 /// Milliseconds of audio in `samples` samples at `rate_hz`, rounded down.
 pub(crate) fn samples_to_ms(samples: u64, rate_hz: u32) -> u64 {
     samples * 1_000 / u64::from(rate_hz)
@@ -50,6 +68,17 @@ pub(crate) fn ms_to_samples(ms: u64, rate_hz: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_lengths_are_exact_before_decoding() {
+        for len in 0..40 {
+            let bytes: Vec<u8> = (0..len).map(|n| n as u8).collect();
+            let mut text = String::new();
+            encode_base64(&bytes, &mut text);
+            assert_eq!(base64_decoded_len(&text), len, "{text}");
+        }
+        assert_eq!(base64_pcm_ms("AAAA", 8_000), 0.125);
+    }
 
     #[test]
     fn s16le_round_trips_and_is_little_endian() {

@@ -14,8 +14,10 @@
 //! - [`registry`]: this instance's live calls, for the live-control API.
 
 pub(crate) mod admission;
+pub mod audio_budget;
 pub(crate) mod call_log_keeper;
 pub mod core;
+pub(crate) mod frame_faults;
 pub(crate) mod latency;
 pub(crate) mod playback;
 pub(crate) mod registry;

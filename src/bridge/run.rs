@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use super::Bridge;
 use super::admission::Admitted;
+use super::audio_budget::BudgetLimits;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
 use super::core::{BridgeCore, CoreConfig, Effects, Ending};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
@@ -78,6 +79,14 @@ impl Bridge {
                 interrupt_response: false,
                 playout_latency: Duration::from_millis(settings.playout_latency_ms),
                 early_audio_max_ms: settings.early_audio_max_ms,
+                inbound_budget: BudgetLimits {
+                    rate: settings.inbound_audio_rate_percent as f64 / 100.0,
+                    burst_ms: settings.inbound_audio_burst_ms as f64,
+                    flood_ms: settings.inbound_audio_flood_ms as f64,
+                },
+                ai_budget: CoreConfig::GENERATED_AI_AUDIO,
+                max_bad_frames: settings.max_bad_frames,
+                fault_log_interval: settings.fault_log_interval(),
             },
             started.into_std(),
         );
@@ -174,12 +183,9 @@ impl Bridge {
                     match frame {
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             frame_at = Some(now);
-                            core.teler_text(&text, &mut fx)
+                            core.teler_text(&text, now.into_std(), &mut fx)
                         }
-                        Some(Ok(AggregatedMessage::Binary(_))) => {
-                            core.teler_binary();
-                            None
-                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => core.teler_binary(now.into_std()),
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
                             let _ = teler.pong(&bytes).await;
                             None

@@ -435,6 +435,31 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             bridge.default_max_call_seconds,
             10..=86_400,
         ),
+        (
+            "bridge.inbound_audio_rate_percent",
+            bridge.inbound_audio_rate_percent,
+            100..=1_000,
+        ),
+        (
+            "bridge.inbound_audio_burst_ms",
+            bridge.inbound_audio_burst_ms,
+            200..=30_000,
+        ),
+        (
+            "bridge.inbound_audio_flood_ms",
+            bridge.inbound_audio_flood_ms,
+            0..=600_000,
+        ),
+        (
+            "bridge.max_bad_frames",
+            bridge.max_bad_frames,
+            1..=1_000_000,
+        ),
+        (
+            "bridge.fault_log_interval_secs",
+            bridge.fault_log_interval_secs,
+            1..=3_600,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(

@@ -297,6 +297,20 @@ pub struct BridgeSettings {
     pub slot_lease_secs: u64,
     /// Calls with no `max_call_seconds` on the assistant or the tenant end after this long.
     pub default_max_call_seconds: u64,
+    /// How fast FreJun may send caller audio, in percent of real time (150: half again). Audio
+    /// beyond it, after the burst below, is dropped unread.
+    pub inbound_audio_rate_percent: u64,
+    /// How much caller audio may arrive ahead of real time at once (a network stall catching
+    /// up), in milliseconds.
+    pub inbound_audio_burst_ms: u64,
+    /// Caller audio dropped for arriving too fast, in milliseconds, after which the call ends
+    /// with `media_flood`.
+    pub inbound_audio_flood_ms: u64,
+    /// Malformed frames from one peer (FreJun's media stream or OpenAI) after which the call
+    /// ends; skipped ones are logged as a summary, at most once per `fault_log_interval_secs`.
+    pub max_bad_frames: u64,
+    /// How often a call logs a summary of the malformed frames it skipped.
+    pub fault_log_interval_secs: u64,
 }
 
 impl BridgeSettings {
@@ -319,6 +333,10 @@ impl BridgeSettings {
     pub(crate) fn slot_lease(&self) -> Duration {
         Duration::from_secs(self.slot_lease_secs)
     }
+
+    pub(crate) fn fault_log_interval(&self) -> Duration {
+        Duration::from_secs(self.fault_log_interval_secs)
+    }
 }
 
 impl Default for BridgeSettings {
@@ -333,6 +351,11 @@ impl Default for BridgeSettings {
             log_flush_interval_ms: 2_000,
             slot_lease_secs: 60,
             default_max_call_seconds: 3_600,
+            inbound_audio_rate_percent: 150,
+            inbound_audio_burst_ms: 2_000,
+            inbound_audio_flood_ms: 5_000,
+            max_bad_frames: 200,
+            fault_log_interval_secs: 5,
         }
     }
 }

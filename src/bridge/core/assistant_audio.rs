@@ -4,11 +4,13 @@
 
 use std::time::Instant;
 
-use super::{AI_PCM_RATE, BridgeCore, Effects};
+use super::{AI_PCM_RATE, BridgeCore, Effects, Ending};
 use crate::audio::resample::Resampler;
 use crate::audio::{mulaw, pcm};
+use crate::bridge::audio_budget::Verdict;
 use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
 use crate::domain::assistant::Codec;
+use crate::domain::call::EndReason;
 use crate::domain::call::record::Usage;
 use crate::providers::openai::ClientEvent;
 use crate::providers::openai::events::ResponseStatus;
@@ -35,12 +37,22 @@ impl BridgeCore {
         delta: &str,
         now: Instant,
         fx: &mut Effects,
-    ) {
+    ) -> Option<Ending> {
+        let audio_ms = match self.codec {
+            // μ-law: one byte per sample at 8 kHz.
+            Codec::Pcmu => pcm::base64_decoded_len(delta) as f64 / 8.0,
+            Codec::Pcm24k => pcm::base64_pcm_ms(delta, AI_PCM_RATE),
+        };
+        if self.ai_budget.charge(audio_ms, now) != Verdict::Accept {
+            return Some(Ending::failed(
+                EndReason::AiError,
+                "openai_audio_flood",
+                "OpenAI sent audio far faster and further ahead than a response is spoken",
+            ));
+        }
         self.bytes.clear();
         if pcm::decode_base64(delta, &mut self.bytes).is_err() {
-            self.anomalies.bad_ai_events += 1;
-            tracing::warn!("skipping OpenAI audio that is not base64");
-            return;
+            return self.ai_fault(now, "audio that is not base64");
         }
         if self.active_response.as_deref() == Some(key.response_id.as_str())
             && !self.active_items.contains(key)
@@ -65,6 +77,7 @@ impl BridgeCore {
         let chunks = self.playback.push(key, &samples, now);
         self.samples = samples;
         self.send_chunks(chunks, now, fx);
+        None
     }
 
     /// The item's audio is complete: drain the resampler and send the partial chunk, so the

@@ -2,6 +2,8 @@
 //! and converted to what OpenAI expects, and the bounded buffer of that audio while the OpenAI
 //! socket is not open yet.
 
+use std::time::Instant;
+
 use super::{AI_PCM_RATE, AiPhase, BridgeCore, Effects, Ending, InboundPath};
 use crate::audio::resample::Resampler;
 use crate::audio::{mulaw, pcm};
@@ -11,22 +13,36 @@ use crate::domain::assistant::Codec;
 use crate::domain::call::EndReason;
 use crate::providers::openai::write_append_event;
 
+/// The caller-audio rates FreJun streams (`"8k"` and `"16k"` flows). Anything else is refused:
+/// an arbitrary rate would let one stream choose how much work each of its frames costs.
+const SUPPORTED_RATES: [u32; 2] = [8_000, 16_000];
+
 impl BridgeCore {
     pub(super) fn stream_started(&mut self, start: StreamStart) -> Option<Ending> {
         if self.start.is_some() {
             tracing::warn!("ignoring a second start message");
             return None;
         }
+        if let Some(encoding) = &start.encoding {
+            if !encoding.eq_ignore_ascii_case("audio/l16") {
+                return Some(Ending::failed(
+                    EndReason::TelephonyError,
+                    "unsupported_encoding",
+                    format!("FreJun announced {encoding:?} audio; only audio/l16 is supported"),
+                ));
+            }
+        }
         if let Some(rate) = start.sample_rate {
+            if !SUPPORTED_RATES.contains(&rate) {
+                return Some(Ending::failed(
+                    EndReason::TelephonyError,
+                    "unsupported_sample_rate",
+                    format!("FreJun announced {rate} Hz audio; FreJun streams 8000 or 16000 Hz"),
+                ));
+            }
             if rate != self.inbound_rate {
                 if self.inbound.is_some() {
                     tracing::warn!(rate, "start arrived after audio; keeping the first rate");
-                } else if Resampler::new(rate, AI_PCM_RATE).is_err() {
-                    return Some(Ending::failed(
-                        EndReason::TelephonyError,
-                        "unsupported_sample_rate",
-                        format!("FreJun announced {rate} Hz audio, which cannot be converted"),
-                    ));
                 } else {
                     tracing::info!(
                         rate,
@@ -59,12 +75,15 @@ impl BridgeCore {
         })
     }
 
-    pub(super) fn caller_audio(&mut self, audio_b64: &str, fx: &mut Effects) {
+    pub(super) fn caller_audio(
+        &mut self,
+        audio_b64: &str,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Option<Ending> {
         self.bytes.clear();
         if pcm::decode_base64(audio_b64, &mut self.bytes).is_err() {
-            self.anomalies.bad_teler_frames += 1;
-            tracing::warn!("skipping media-stream audio that is not base64");
-            return;
+            return self.teler_fault(now, "audio that is not base64");
         }
         self.samples.clear();
         let ignored = pcm::decode_s16le(&self.bytes, &mut self.samples);
@@ -72,7 +91,7 @@ impl BridgeCore {
             self.anomalies.odd_audio_bytes += ignored as u64;
         }
         if self.samples.is_empty() {
-            return;
+            return None;
         }
         self.inbound_samples += self.samples.len() as u64;
         let ms = pcm::samples_to_ms(self.samples.len() as u64, self.inbound_rate);
@@ -106,6 +125,7 @@ impl BridgeCore {
         self.samples = samples;
         self.converted = converted;
         self.encoded = encoded;
+        None
     }
 
     fn buffer_early(&mut self, event: String, ms: u64) {

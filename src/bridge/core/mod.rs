@@ -31,6 +31,8 @@ mod tests;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::audio_budget::{AudioBudget, BudgetLimits, Verdict};
+use super::frame_faults::{FaultAction, FrameFaults};
 use super::latency::LatencyHistogram;
 use super::playback::{ItemKey, Playback};
 use super::teler_media::{StreamStart, TelerMessage};
@@ -58,6 +60,31 @@ pub struct CoreConfig {
     pub interrupt_response: bool,
     pub playout_latency: Duration,
     pub early_audio_max_ms: u64,
+    /// How fast FreJun may send caller audio (see `bridge::audio_budget`).
+    pub inbound_budget: BudgetLimits,
+    /// How fast OpenAI may send assistant audio; past it the session is runaway.
+    pub ai_budget: BudgetLimits,
+    /// Malformed frames (from either peer) after which the call ends.
+    pub max_bad_frames: u64,
+    /// How often skipped frames are summarised in the log.
+    pub fault_log_interval: Duration,
+}
+
+impl CoreConfig {
+    /// Limits for a stream sent at real time: 1.5× with a 2 s burst, ending after 5 s dropped.
+    pub const REAL_TIME_INBOUND: BudgetLimits = BudgetLimits {
+        rate: 1.5,
+        burst_ms: 2_000.0,
+        flood_ms: 5_000.0,
+    };
+
+    /// Limits for OpenAI's audio, which arrives faster than it is spoken: twenty times real
+    /// time with two minutes ahead, and nothing dropped (past it the session is runaway).
+    pub const GENERATED_AI_AUDIO: BudgetLimits = BudgetLimits {
+        rate: 20.0,
+        burst_ms: 120_000.0,
+        flood_ms: 0.0,
+    };
 }
 
 /// Messages the runner must send, in order.
@@ -103,9 +130,10 @@ impl Ending {
     /// everything else is a call that happened and is over.
     pub(crate) fn status(&self) -> CallStatus {
         match self.reason {
-            EndReason::AiConnectFailed | EndReason::AiError | EndReason::TelephonyError => {
-                CallStatus::Failed
-            }
+            EndReason::AiConnectFailed
+            | EndReason::AiError
+            | EndReason::TelephonyError
+            | EndReason::MediaFlood => CallStatus::Failed,
             _ => CallStatus::Completed,
         }
     }
@@ -134,6 +162,8 @@ enum InboundPath {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Anomalies {
     pub bad_teler_frames: u64,
+    /// Caller audio dropped for arriving faster than real time, in milliseconds.
+    pub dropped_inbound_ms: u64,
     pub odd_audio_bytes: u64,
     pub unknown_teler_types: u64,
     pub unknown_ai_events: u64,
@@ -171,6 +201,10 @@ pub struct BridgeCore {
     inbound_samples: u64,
     latency: LatencyHistogram,
     anomalies: Anomalies,
+    inbound_budget: AudioBudget,
+    ai_budget: AudioBudget,
+    teler_faults: FrameFaults,
+    ai_faults: FrameFaults,
     // Reused buffers: nothing on the audio path allocates per frame except the outgoing
     // message itself, which the socket takes ownership of.
     bytes: Vec<u8>,
@@ -208,6 +242,10 @@ impl BridgeCore {
             inbound_samples: 0,
             latency: LatencyHistogram::default(),
             anomalies: Anomalies::default(),
+            inbound_budget: AudioBudget::new(config.inbound_budget, now),
+            ai_budget: AudioBudget::new(config.ai_budget, now),
+            teler_faults: FrameFaults::new(config.max_bad_frames, config.fault_log_interval),
+            ai_faults: FrameFaults::new(config.max_bad_frames, config.fault_log_interval),
             bytes: Vec::new(),
             samples: Vec::new(),
             converted: Vec::new(),
@@ -243,13 +281,34 @@ impl BridgeCore {
 
     // ----- FreJun ----------------------------------------------------------------------------
 
-    /// One text frame from FreJun. Bad frames are counted and skipped; only an unsupported
-    /// stream format ends the call.
-    pub fn teler_text(&mut self, text: &str, fx: &mut Effects) -> Option<Ending> {
+    /// One text frame from FreJun, received at `now`. Bad frames are counted and skipped (too
+    /// many end the call); audio beyond the real-time budget is dropped unread (a flood ends
+    /// the call); an unsupported stream format ends it.
+    pub fn teler_text(&mut self, text: &str, now: Instant, fx: &mut Effects) -> Option<Ending> {
         match TelerMessage::parse(text) {
             Ok(TelerMessage::Audio { audio_b64 }) => {
-                self.caller_audio(&audio_b64, fx);
-                None
+                // Priced from the base64 length, before any decoding: a frame over the budget
+                // costs nothing but this arithmetic.
+                let audio_ms = pcm::base64_pcm_ms(&audio_b64, self.inbound_rate);
+                match self.inbound_budget.charge(audio_ms, now) {
+                    Verdict::Accept => self.caller_audio(&audio_b64, now, fx),
+                    Verdict::Drop => {
+                        self.anomalies.dropped_inbound_ms = self.inbound_budget.dropped_ms();
+                        None
+                    }
+                    Verdict::Flood => {
+                        self.anomalies.dropped_inbound_ms = self.inbound_budget.dropped_ms();
+                        Some(Ending::failed(
+                            EndReason::MediaFlood,
+                            "media_stream_flood",
+                            format!(
+                                "FreJun's media stream sent audio faster than real time; {} ms \
+                                 of it were dropped",
+                                self.inbound_budget.dropped_ms()
+                            ),
+                        ))
+                    }
+                }
             }
             Ok(TelerMessage::Start(start)) => self.stream_started(start),
             Ok(TelerMessage::Other { kind }) => {
@@ -257,18 +316,62 @@ impl BridgeCore {
                 tracing::debug!(kind, "ignoring a media-stream message of unknown type");
                 None
             }
-            Err(err) => {
-                self.anomalies.bad_teler_frames += 1;
-                tracing::warn!(error = %err, "skipping a malformed media-stream message");
-                None
-            }
+            Err(err) => self.teler_fault(now, &err.to_string()),
         }
     }
 
     /// A binary frame: FreJun sends none; skipped.
-    pub(crate) fn teler_binary(&mut self) {
+    pub(crate) fn teler_binary(&mut self, now: Instant) -> Option<Ending> {
+        self.teler_fault(now, "a binary frame")
+    }
+
+    /// Counts a frame from FreJun that could not be used; logs a summary now and then; ends the
+    /// call past the limit.
+    pub(super) fn teler_fault(&mut self, now: Instant, what: &str) -> Option<Ending> {
         self.anomalies.bad_teler_frames += 1;
-        tracing::warn!("skipping a binary media-stream frame");
+        match self.teler_faults.record(now) {
+            FaultAction::Skip => None,
+            FaultAction::Log(skipped) => {
+                tracing::warn!(
+                    skipped,
+                    last = what,
+                    "skipping malformed media-stream messages"
+                );
+                None
+            }
+            FaultAction::Limit => Some(Ending::failed(
+                EndReason::TelephonyError,
+                "media_stream_malformed",
+                format!(
+                    "FreJun's media stream sent more than {} malformed messages",
+                    self.config.max_bad_frames
+                ),
+            )),
+        }
+    }
+
+    /// Counts an event from OpenAI that could not be used, like [`Self::teler_fault`].
+    pub(super) fn ai_fault(&mut self, now: Instant, what: &str) -> Option<Ending> {
+        self.anomalies.bad_ai_events += 1;
+        match self.ai_faults.record(now) {
+            FaultAction::Skip => None,
+            FaultAction::Log(skipped) => {
+                tracing::warn!(
+                    skipped,
+                    last = what,
+                    "skipping OpenAI events that cannot be read"
+                );
+                None
+            }
+            FaultAction::Limit => Some(Ending::failed(
+                EndReason::AiError,
+                "openai_malformed",
+                format!(
+                    "OpenAI sent more than {} events that cannot be read",
+                    self.config.max_bad_frames
+                ),
+            )),
+        }
     }
 
     // ----- OpenAI events ---------------------------------------------------------------------
@@ -277,11 +380,7 @@ impl BridgeCore {
     pub fn ai_text(&mut self, text: &str, now: Instant, fx: &mut Effects) -> Option<Ending> {
         match ServerEvent::parse(text) {
             Ok(event) => self.ai_event(event, now, fx),
-            Err(err) => {
-                self.anomalies.bad_ai_events += 1;
-                tracing::warn!(error = %err, "skipping an OpenAI event that cannot be read");
-                None
-            }
+            Err(err) => self.ai_fault(now, &err.to_string()),
         }
     }
 
@@ -337,7 +436,7 @@ impl BridgeCore {
                     item_id,
                     content_index,
                 };
-                self.assistant_audio(&key, &delta, now, fx);
+                return self.assistant_audio(&key, &delta, now, fx);
             }
             ServerEvent::AudioDone {
                 response_id,

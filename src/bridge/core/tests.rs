@@ -33,6 +33,10 @@ fn core(codec: Codec) -> BridgeCore {
             interrupt_response: false,
             playout_latency: Duration::ZERO,
             early_audio_max_ms: 300,
+            inbound_budget: CoreConfig::REAL_TIME_INBOUND,
+            ai_budget: CoreConfig::GENERATED_AI_AUDIO,
+            max_bad_frames: 200,
+            fault_log_interval: Duration::from_secs(5),
         },
         Instant::now(),
     )
@@ -88,9 +92,13 @@ fn ready(codec: Codec) -> BridgeCore {
 fn early_audio_waits_for_the_session_update_and_is_bounded() {
     let mut core = core(Codec::Pcm24k);
     let mut fx = Effects::default();
-    core.teler_text(r#"{"type":"start","data":{"sample_rate":8000}}"#, &mut fx);
+    core.teler_text(
+        r#"{"type":"start","data":{"sample_rate":8000}}"#,
+        Instant::now(),
+        &mut fx,
+    );
     for _ in 0..5 {
-        core.teler_text(&audio_frame(&[100; 800]), &mut fx);
+        core.teler_text(&audio_frame(&[100; 800]), Instant::now(), &mut fx);
     }
     assert!(fx.is_empty(), "nothing is sent before OpenAI is connected");
     core.ai_connected(&mut fx);
@@ -117,7 +125,7 @@ fn early_audio_waits_for_the_session_update_and_is_bounded() {
     assert_eq!(types(&fx.to_ai), ["response.create"], "the greeting");
     assert!(fx.to_ai[0].contains("Hello!"));
     let mut fx = Effects::default();
-    core.teler_text(&audio_frame(&[100; 800]), &mut fx);
+    core.teler_text(&audio_frame(&[100; 800]), Instant::now(), &mut fx);
     assert_eq!(types(&fx.to_ai), ["input_audio_buffer.append"]);
     assert_eq!(core.audio_in_ms(), 600);
 }
@@ -340,6 +348,7 @@ fn pcmu_needs_no_resampling_either_way() {
     let mut fx = Effects::default();
     core.teler_text(
         &audio_frame(&tone::sine(1_000.0, 8_000, 800, 8_000.0)),
+        Instant::now(),
         &mut fx,
     );
     let append: serde_json::Value = serde_json::from_str(&fx.to_ai[0]).unwrap();
@@ -386,17 +395,28 @@ fn pcmu_needs_no_resampling_either_way() {
 fn bad_frames_are_counted_and_skipped() {
     let mut core = ready(Codec::Pcm24k);
     let mut fx = Effects::default();
-    assert!(core.teler_text("{nope", &mut fx).is_none());
+    assert!(core.teler_text("{nope", Instant::now(), &mut fx).is_none());
     assert!(
-        core.teler_text(r#"{"type":"audio","data":{"audio_b64":"!!!"}}"#, &mut fx)
+        core.teler_text(
+            r#"{"type":"audio","data":{"audio_b64":"!!!"}}"#,
+            Instant::now(),
+            &mut fx
+        )
+        .is_none()
+    );
+    assert!(
+        core.teler_text(r#"{"type":"mystery"}"#, Instant::now(), &mut fx)
             .is_none()
     );
-    assert!(core.teler_text(r#"{"type":"mystery"}"#, &mut fx).is_none());
-    core.teler_binary();
+    assert!(core.teler_binary(Instant::now()).is_none());
     // Three bytes: one sample and an odd byte.
     assert!(
-        core.teler_text(r#"{"type":"audio","data":{"audio_b64":"AQID"}}"#, &mut fx)
-            .is_none()
+        core.teler_text(
+            r#"{"type":"audio","data":{"audio_b64":"AQID"}}"#,
+            Instant::now(),
+            &mut fx
+        )
+        .is_none()
     );
     let anomalies = core.anomalies();
     assert_eq!(anomalies.bad_teler_frames, 3);
@@ -411,7 +431,142 @@ fn an_unconvertible_rate_in_start_ends_the_call() {
     let mut core = core(Codec::Pcm24k);
     let mut fx = Effects::default();
     let ending = core
-        .teler_text(r#"{"type":"start","data":{"sample_rate":3}}"#, &mut fx)
+        .teler_text(
+            r#"{"type":"start","data":{"sample_rate":3}}"#,
+            Instant::now(),
+            &mut fx,
+        )
         .unwrap();
     assert_eq!(ending.reason, EndReason::TelephonyError);
+}
+
+#[test]
+fn only_the_formats_frejun_streams_are_accepted() {
+    for (start, code) in [
+        (
+            r#"{"type":"start","data":{"encoding":"audio/l16","sample_rate":4000}}"#,
+            "unsupported_sample_rate",
+        ),
+        (
+            r#"{"type":"start","data":{"encoding":"audio/l16","sample_rate":192000}}"#,
+            "unsupported_sample_rate",
+        ),
+        (
+            r#"{"type":"start","data":{"encoding":"audio/opus","sample_rate":8000}}"#,
+            "unsupported_encoding",
+        ),
+    ] {
+        let mut core = core(Codec::Pcm24k);
+        let ending = core
+            .teler_text(start, Instant::now(), &mut Effects::default())
+            .expect("the call ends");
+        assert_eq!(ending.reason, EndReason::TelephonyError);
+        assert_eq!(ending.error.unwrap().code, code);
+    }
+    for rate in [8_000, 16_000] {
+        let mut core = core(Codec::Pcm24k);
+        let start =
+            format!(r#"{{"type":"start","data":{{"encoding":"AUDIO/L16","sample_rate":{rate}}}}}"#);
+        assert!(
+            core.teler_text(&start, Instant::now(), &mut Effects::default())
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn audio_faster_than_real_time_is_dropped_unread_then_ends_the_call() {
+    let mut core = ready(Codec::Pcm24k);
+    let now = Instant::now();
+    let frame = audio_frame(&[100; 800]); // 100 ms at 8 kHz
+    let mut appended = 0;
+    let mut ending = None;
+    // A thousand frames in the same instant: 100 s of audio in no time at all.
+    for _ in 0..1_000 {
+        let mut fx = Effects::default();
+        ending = core.teler_text(&frame, now, &mut fx);
+        appended += fx.to_ai.len();
+        if ending.is_some() {
+            break;
+        }
+    }
+    let ending = ending.expect("a flood ends the call");
+    assert_eq!(ending.reason, EndReason::MediaFlood);
+    assert_eq!(ending.status(), CallStatus::Failed);
+    assert_eq!(ending.error.unwrap().code, "media_stream_flood");
+    // The 2 s burst allowance was forwarded, nothing more (the resampler's look-ahead may
+    // hold the last few milliseconds back, hence "at most one append per frame").
+    assert_eq!(core.audio_in_ms(), 2_000);
+    assert!((19..=20).contains(&appended), "{appended} appends");
+    assert!(core.anomalies().dropped_inbound_ms >= 5_000);
+}
+
+#[test]
+fn one_huge_frame_costs_nothing_and_ends_the_call() {
+    let mut core = ready(Codec::Pcm24k);
+    // About 190 KiB of base64: 9 s of audio at 8 kHz in one frame.
+    let frame = audio_frame(&vec![7; 73_000]);
+    let mut fx = Effects::default();
+    let ending = core.teler_text(&frame, Instant::now(), &mut fx).unwrap();
+    assert_eq!(ending.reason, EndReason::MediaFlood);
+    assert!(fx.to_ai.is_empty(), "nothing forwarded");
+    assert_eq!(core.audio_in_ms(), 0, "not even decoded");
+}
+
+#[test]
+fn a_stream_of_malformed_frames_ends_the_call_past_the_limit() {
+    let mut core = ready(Codec::Pcm24k);
+    let now = Instant::now();
+    for index in 0..200 {
+        let ending = if index % 2 == 0 {
+            core.teler_text("{nope", now, &mut Effects::default())
+        } else {
+            core.teler_binary(now)
+        };
+        assert!(ending.is_none(), "frame {index} is only skipped");
+    }
+    let ending = core
+        .teler_text("x", now, &mut Effects::default())
+        .expect("the 201st ends the call");
+    assert_eq!(ending.reason, EndReason::TelephonyError);
+    assert_eq!(ending.error.unwrap().code, "media_stream_malformed");
+    assert_eq!(core.anomalies().bad_teler_frames, 201);
+}
+
+#[test]
+fn a_runaway_openai_stream_ends_the_call() {
+    let mut core = ready(Codec::Pcm24k);
+    let now = Instant::now();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        },
+        now,
+        &mut Effects::default(),
+    );
+    // One second of 24 kHz audio per delta, all in the same instant: two minutes are allowed
+    // ahead of real time, a runaway session is not.
+    let mut bytes = Vec::new();
+    pcm::encode_s16le(&[5; 24_000], &mut bytes);
+    let mut delta = String::new();
+    pcm::encode_base64(&bytes, &mut delta);
+    let mut ending = None;
+    let mut deltas = 0;
+    while ending.is_none() && deltas < 1_000 {
+        deltas += 1;
+        ending = core.ai_event(
+            ServerEvent::AudioDelta {
+                response_id: "r1".into(),
+                item_id: "i1".into(),
+                content_index: 0,
+                delta: delta.clone(),
+            },
+            now,
+            &mut Effects::default(),
+        );
+    }
+    let ending = ending.expect("the call ends");
+    assert_eq!(ending.reason, EndReason::AiError);
+    assert_eq!(ending.error.unwrap().code, "openai_audio_flood");
+    assert_eq!(deltas, 121, "120 s ahead were accepted");
 }

@@ -163,6 +163,9 @@ pub enum EndReason {
     AiError,
     /// The FreJun side failed: the media stream broke or sent something we could not handle.
     TelephonyError,
+    /// FreJun's media stream sent audio much faster than real time, for long enough that it
+    /// was not a burst: the call ended rather than forward (and bill) the excess.
+    MediaFlood,
     /// This instance shut down and the call did not finish within the grace period.
     Shutdown,
     /// The instance bridging the call disappeared; another instance closed the orphaned log.
@@ -201,6 +204,7 @@ impl EndReason {
             EndReason::AiConnectFailed => "ai_connect_failed",
             EndReason::AiError => "ai_error",
             EndReason::TelephonyError => "telephony_error",
+            EndReason::MediaFlood => "media_flood",
             EndReason::Shutdown => "shutdown",
             EndReason::InstanceLost => "instance_lost",
             EndReason::MediaNeverArrived => "media_never_arrived",
@@ -302,6 +306,7 @@ mod tests {
             AiConnectFailed,
             AiError,
             TelephonyError,
+            MediaFlood,
             Shutdown,
             InstanceLost,
             MediaNeverArrived,

@@ -395,7 +395,7 @@ impl SimulatedCaller {
 
     /// When each inbound chunk was handed to the socket, keyed by the cumulative samples sent
     /// after it (inbound rate). Empty unless `record_timings`.
-    pub(crate) fn send_timings(&self) -> Vec<(u64, Instant)> {
+    pub fn send_timings(&self) -> Vec<(u64, Instant)> {
         self.send_timings.clone()
     }
 

@@ -88,7 +88,7 @@ pub struct Received {
 impl Received {
     /// When each outbound chunk arrived, keyed by the cumulative samples received after it
     /// (8 kHz). Empty unless the caller kept timings (`record_timings`).
-    pub(crate) fn receive_timings(&self) -> Vec<(u64, Instant)> {
+    pub fn receive_timings(&self) -> Vec<(u64, Instant)> {
         let mut total = 0;
         self.events
             .iter()

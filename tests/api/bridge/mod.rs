@@ -5,6 +5,7 @@
 mod audio;
 mod control;
 mod failures;
+mod flood;
 mod shutdown;
 
 use std::collections::HashMap;
