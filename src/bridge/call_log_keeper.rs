@@ -14,6 +14,7 @@ use std::time::Duration;
 use bson::DateTime;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -40,6 +41,7 @@ pub(crate) enum KeeperMessage {
 #[derive(Debug, Clone)]
 pub(crate) struct KeeperHandle {
     sender: mpsc::UnboundedSender<KeeperMessage>,
+    slot_lost: CancellationToken,
 }
 
 impl KeeperHandle {
@@ -50,6 +52,12 @@ impl KeeperHandle {
             tracing::error!("call-log keeper is gone; a call-log write was dropped");
         }
     }
+
+    /// Cancelled when the call lost its concurrency slot and could not take one back (the
+    /// tenant is at its limit without it): the session must end.
+    pub(crate) fn slot_lost(&self) -> CancellationToken {
+        self.slot_lost.clone()
+    }
 }
 
 /// Who the keeper writes for and how.
@@ -58,6 +66,8 @@ pub(crate) struct KeeperConfig {
     pub user_id: TenantId,
     pub call_id: CallId,
     pub slot_lease: Duration,
+    /// The tenant's limit, for taking the slot back if it was lost.
+    pub max_concurrent_calls: u32,
 }
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
@@ -69,15 +79,18 @@ pub(crate) fn spawn_keeper(
     tracker: &TaskTracker,
 ) -> KeeperHandle {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let keeper = run(storage, config, receiver).instrument(tracing::Span::current());
+    let slot_lost = CancellationToken::new();
+    let keeper =
+        run(storage, config, receiver, slot_lost.clone()).instrument(tracing::Span::current());
     runtime.spawn(tracker.track_future(keeper));
-    KeeperHandle { sender }
+    KeeperHandle { sender, slot_lost }
 }
 
 async fn run(
     storage: Storage,
     config: KeeperConfig,
     mut receiver: mpsc::UnboundedReceiver<KeeperMessage>,
+    slot_lost: CancellationToken,
 ) {
     let renew_every = config.slot_lease / 3;
     let mut next_renewal = Instant::now() + renew_every;
@@ -118,7 +131,9 @@ async fn run(
             },
             () = sleep_until(next_renewal) => {
                 next_renewal = Instant::now() + renew_every;
-                renew_lease(&storage, &config).await;
+                if !renew_lease(&storage, &config).await {
+                    slot_lost.cancel();
+                }
             }
         }
     }
@@ -194,20 +209,50 @@ async fn apply_status(storage: &Storage, config: &KeeperConfig, report: &StatusR
     .await;
 }
 
-async fn renew_lease(storage: &Storage, config: &KeeperConfig) {
-    let lease_until = after(DateTime::now(), config.slot_lease);
-    match storage
-        .call_slots()
+/// Renews the call's slot lease. A slot found gone (freed by something that believed the call
+/// over, or reaped during a long outage) is taken back if the tenant is under its limit; the
+/// answer is `false` only when the call holds no slot and cannot get one, so it must end. A
+/// failed write keeps the call (the lease outlives several renewals; MongoDB may be back).
+async fn renew_lease(storage: &Storage, config: &KeeperConfig) -> bool {
+    let now = DateTime::now();
+    let lease_until = after(now, config.slot_lease);
+    let slots = storage.call_slots();
+    match slots
         .extend(config.user_id, config.call_id, lease_until)
         .await
     {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            call_id = %config.call_id,
-            "the call's concurrency slot was gone when its lease was renewed"
-        ),
+        Ok(true) => true,
+        Ok(false) => {
+            let retaken = slots
+                .take(
+                    config.user_id,
+                    config.call_id,
+                    config.max_concurrent_calls,
+                    now,
+                    lease_until,
+                )
+                .await;
+            match retaken {
+                Ok(true) => {
+                    tracing::warn!("the call's concurrency slot was gone; it was taken again");
+                    true
+                }
+                Ok(false) => {
+                    tracing::warn!(
+                        "the call's concurrency slot was gone and the tenant is at its limit; \
+                         ending the call"
+                    );
+                    false
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the call's concurrency slot was gone and cannot be taken again yet");
+                    true
+                }
+            }
+        }
         Err(err) => {
-            tracing::warn!(call_id = %config.call_id, error = %err, "cannot renew the call's slot lease")
+            tracing::warn!(error = %err, "cannot renew the call's slot lease");
+            true
         }
     }
 }

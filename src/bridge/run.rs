@@ -23,6 +23,8 @@ use super::audio_budget::BudgetLimits;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
 use super::core::{BridgeCore, CoreConfig, Effects, Ending};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
+use crate::domain::call::status::MEDIA_ENDED;
+use crate::domain::call::status::MEDIA_STARTED;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
@@ -117,6 +119,7 @@ impl Bridge {
                 user_id,
                 call_id,
                 slot_lease: settings.slot_lease(),
+                max_concurrent_calls: admitted.user.limits.max_concurrent_calls,
             },
             &self.runtime(),
             &self.keepers,
@@ -125,7 +128,7 @@ impl Bridge {
             CallStatus::InProgress,
             facts.started_at,
             ReportSource::Bridge,
-            "media.started",
+            MEDIA_STARTED,
         )));
         tracing::info!(%call_id, %user_id, model, "media stream started");
 
@@ -151,6 +154,9 @@ impl Bridge {
         // waiter on the process-wide token, under its lock, 50 times a second per call.
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
+        let slot_lost = keeper.slot_lost();
+        let slot_lost = slot_lost.cancelled();
+        tokio::pin!(slot_lost);
         let mut start_recorded = false;
         let mut last_teler = Instant::now();
         let mut last_ai = Instant::now();
@@ -162,6 +168,11 @@ impl Bridge {
             let mut frame_at: Option<Instant> = None;
             let ending = tokio::select! {
                 () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
+                () = &mut slot_lost => Some(Ending::failed(
+                    EndReason::ConcurrencyLimit,
+                    "concurrency_slot_lost",
+                    "the call lost its concurrency slot and the tenant is at its limit",
+                )),
                 result = poll_connect(&mut connecting) => {
                     connecting = None;
                     match result {
@@ -339,9 +350,8 @@ impl Bridge {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
         }
         let now = DateTime::now();
-        let mut status =
-            StatusReport::new(ending.status(), now, ReportSource::Bridge, "media.ended")
-                .ending(reason, ending.error);
+        let mut status = StatusReport::new(ending.status(), now, ReportSource::Bridge, MEDIA_ENDED)
+            .ending(reason, ending.error);
         status.duration = Some(started.elapsed().as_secs_f64().round());
         keeper.send(KeeperMessage::Finish {
             progress: core.final_progress(),

@@ -10,6 +10,7 @@ use bson::oid::ObjectId;
 
 use super::CallService;
 use super::tenant_key::KeyError;
+use crate::domain::call::status::media_session_open;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::CallId;
@@ -103,7 +104,10 @@ impl CallService {
             .call_logs()
             .apply_status(tenant.id, call.id, &[report], now)
             .await?;
-        if call.call_status.is_terminal() {
+        // A call whose media stream is open keeps its slot until the stream ends (its keeper
+        // frees it then): a terminal webhook for it may be spoofed by anyone holding the URL
+        // secret, and freeing the slot would let the tenant exceed its concurrency limit.
+        if call.call_status.is_terminal() && !media_session_open(&call.status_history) {
             self.shared
                 .storage
                 .call_slots()

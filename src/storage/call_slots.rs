@@ -136,11 +136,7 @@ impl CallSlots {
     }
 
     /// Frees the call's slot. Releasing a slot that is not held is a no-op.
-    pub(crate) async fn release(
-        &self,
-        user_id: TenantId,
-        call_id: CallId,
-    ) -> Result<(), StorageError> {
+    pub async fn release(&self, user_id: TenantId, call_id: CallId) -> Result<(), StorageError> {
         self.collection
             .update_one(
                 doc! { "_id": user_id },

@@ -238,6 +238,24 @@ pub(crate) fn derive_status(history: &[StatusEvent], answered: bool) -> CallStat
     }
 }
 
+/// The event the media bridge reports when a call's media stream opens.
+pub const MEDIA_STARTED: &str = "media.started";
+/// The event the media bridge reports when a call's media stream has ended.
+pub const MEDIA_ENDED: &str = "media.ended";
+
+/// Whether a media-bridge session holds the call right now: it reported the stream open and
+/// not yet ended. Such a call's concurrency slot belongs to the session (its keeper frees it
+/// when the stream ends), so a terminal report from anyone else must not free it: a webhook
+/// may be late, repeated or spoofed, while the stream is the proof the call is live.
+pub fn media_session_open(history: &[StatusEvent]) -> bool {
+    let reported = |event: &str| {
+        history.iter().any(|entry| {
+            entry.source == Some(ReportSource::Bridge) && entry.event.as_deref() == Some(event)
+        })
+    };
+    reported(MEDIA_STARTED) && !reported(MEDIA_ENDED)
+}
+
 /// Of two end reasons, the one to keep: a specific reason beats the generic `completed`;
 /// otherwise the one declared first (a fixed order keeps the merge commutative).
 fn stronger_reason(current: EndReason, candidate: EndReason) -> EndReason {
@@ -306,6 +324,34 @@ mod tests {
                 bson::Bson::String(source.as_str().to_owned())
             );
         }
+    }
+
+    #[test]
+    fn a_call_is_held_by_its_media_session_from_start_to_end() {
+        let started = StatusReport::new(
+            CallStatus::InProgress,
+            at(1),
+            ReportSource::Bridge,
+            MEDIA_STARTED,
+        );
+        let completed = webhook(CallStatus::Completed, "call.completed", 2);
+        let ended = StatusReport::new(
+            CallStatus::Completed,
+            at(3),
+            ReportSource::Bridge,
+            MEDIA_ENDED,
+        );
+        assert!(!media_session_open(
+            &merged(&[completed.clone()]).status_history
+        ));
+        let live = merged(&[started.clone(), completed.clone()]);
+        assert!(
+            media_session_open(&live.status_history),
+            "a webhook does not end it"
+        );
+        assert!(!media_session_open(
+            &merged(&[started, completed, ended]).status_history
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod control;
 mod failures;
 mod flood;
 mod shutdown;
+mod slots;
 
 use std::collections::HashMap;
 use std::time::Duration;
