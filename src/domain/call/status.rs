@@ -342,7 +342,7 @@ mod tests {
             MEDIA_ENDED,
         );
         assert!(!media_session_open(
-            &merged(&[completed.clone()]).status_history
+            &merged(std::slice::from_ref(&completed)).status_history
         ));
         let live = merged(&[started.clone(), completed.clone()]);
         assert!(
