@@ -100,6 +100,14 @@ impl Bridge {
         if self.live.get(call.user_id, call.id).is_some() {
             return Err(Refusal::NotLive("the call's media stream is already open"));
         }
+        // The check above is this instance's; the claim is everyone's: a `ws_url` upgraded on
+        // two instances must not bridge twice.
+        if !calls
+            .claim_media_stream(call.user_id, call.id, DateTime::now())
+            .await?
+        {
+            return Err(Refusal::NotLive("the call's media stream is already open"));
+        }
         let user = self.shared.storage.users().get(call.user_id).await?;
         if user.status == TenantStatus::Suspended {
             return Err(self.end(&call, EndReason::TenantSuspended, None).await);

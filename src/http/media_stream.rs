@@ -3,6 +3,7 @@
 //! stream gets a plain HTTP error and costs no session; an accepted one runs
 //! [`crate::bridge::Bridge::run_session`] on this worker.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -64,6 +65,13 @@ pub(crate) async fn media_stream(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Before any admission work: a plain GET must not claim the call or extend its slot.
+    if !is_websocket_upgrade(&req) {
+        return Err(ApiError::new(
+            ErrorCode::NotAWebsocket,
+            "a WebSocket upgrade is required",
+        ));
+    }
     // Parsed leniently by hand: a bad query is a refused token, not a 400 naming serde's view.
     let query = web::Query::<MediaStreamQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
@@ -82,6 +90,20 @@ pub(crate) async fn media_stream(
     let bridge = state.bridge.clone();
     actix_web::rt::spawn(bridge.run_session(admitted, session, stream));
     Ok(response)
+}
+
+/// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.2.1: `Upgrade: websocket`,
+/// version 13 and a key); the handshake itself is completed by actix-ws after admission.
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    header(header::UPGRADE).is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+        && header(header::SEC_WEBSOCKET_VERSION).as_deref() == Some("13")
+        && header(header::SEC_WEBSOCKET_KEY).is_some()
 }
 
 fn refusal(refusal: Refusal) -> ApiError {

@@ -66,6 +66,10 @@ pub struct CallLogRecord {
     /// (see `storage::call_status`).
     #[serde(default)]
     pub status_revision: i64,
+    /// When a media stream claimed the call (the first WebSocket upgrade of its `ws_url`, on
+    /// any instance); a second upgrade is refused.
+    #[serde(default)]
+    pub media_stream_claimed_at: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -98,6 +102,7 @@ impl CallLogRecord {
             recording_url: status.recording_url,
             error: status.error,
             status_revision: 0,
+            media_stream_claimed_at: None,
             created_at: now,
             updated_at: now,
             schema_version: SCHEMA_VERSION,

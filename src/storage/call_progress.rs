@@ -27,6 +27,24 @@ impl CallLogs {
             .ok_or(StorageError::NotFound)
     }
 
+    /// Claims the tenant's call `id` for a media stream: one conditional update, which only the
+    /// first claim wins, whichever instance makes it. Answers whether this claim won.
+    pub(crate) async fn claim_media_stream(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        now: DateTime,
+    ) -> Result<bool, StorageError> {
+        let result = self
+            .collection()
+            .update_one(
+                doc! { "_id": id, "user_id": user_id, "media_stream_claimed_at": null },
+                doc! { "$set": { "media_stream_claimed_at": now, "updated_at": now } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
+    }
+
     /// Writes one batch of the tenant's call `id` (see the module docs for why retrying is safe).
     pub(crate) async fn record_progress(
         &self,

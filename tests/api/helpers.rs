@@ -368,6 +368,7 @@ pub fn call_record(
         recording_url: None,
         error: None,
         status_revision: 0,
+        media_stream_claimed_at: None,
         created_at,
         updated_at: created_at,
         schema_version: 1,

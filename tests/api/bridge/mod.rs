@@ -3,6 +3,7 @@
 //! events by the fake's and the caller's own validation, and outcomes in the call log.
 
 mod audio;
+mod claims;
 mod control;
 mod failures;
 mod flood;
