@@ -148,6 +148,10 @@ impl Bridge {
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = sleep(admitted.max_call);
         tokio::pin!(deadline);
+        let send_limits = SendLimits {
+            timeout: settings.send_timeout(),
+            call_deadline: started + admitted.max_call,
+        };
         let start_deadline = sleep(settings.start_timeout());
         tokio::pin!(start_deadline);
         // Created once: a fresh `cancelled()` future per frame would register and unregister a
@@ -198,7 +202,7 @@ impl Bridge {
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => core.teler_binary(now.into_std()),
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            let _ = teler.pong(&bytes).await;
+                            let _ = tokio::time::timeout(settings.send_timeout(), teler.pong(&bytes)).await;
                             None
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => None,
@@ -228,7 +232,7 @@ impl Bridge {
                         Some(Ok(AiMessage::Ping(_))) => {
                             // tungstenite queued the pong; send it now.
                             if let Some(socket) = ai.as_mut() {
-                                let _ = socket.flush().await;
+                                let _ = tokio::time::timeout(settings.send_timeout(), socket.flush()).await;
                             }
                             None
                         }
@@ -281,9 +285,12 @@ impl Bridge {
                         }
                         Some(ending)
                     } else {
-                        let _ = teler.ping(b"").await;
+                        // Bounded like every send: a peer that stopped reading is caught by
+                        // the next round of sends or by its silence, not waited for here.
+                        let _ = tokio::time::timeout(settings.send_timeout(), teler.ping(b"")).await;
                         if let Some(socket) = ai.as_mut() {
-                            let _ = socket.send(AiMessage::Ping(Vec::new().into())).await;
+                            let ping = socket.send(AiMessage::Ping(Vec::new().into()));
+                            let _ = tokio::time::timeout(settings.send_timeout(), ping).await;
                         }
                         None
                     }
@@ -319,7 +326,9 @@ impl Bridge {
             if let Some(ending) = ending {
                 break ending;
             }
-            if let Some(ending) = send_effects(&mut core, fx, &mut teler, &mut ai).await {
+            if let Some(ending) =
+                send_effects(&mut core, fx, &mut teler, &mut ai, send_limits).await
+            {
                 break ending;
             }
             if let Some(at) = frame_at {
@@ -360,16 +369,91 @@ impl Bridge {
     }
 }
 
-/// Sends what the core decided, FreJun first (what the caller hears matters most). A failed
-/// send means that peer is gone.
+/// Where sent messages go on FreJun's side: the media-stream session (a trait so the deadline
+/// logic can be tested with a peer that never reads).
+pub(crate) trait TelerSink {
+    /// Queues one text frame; `Err` when the peer is gone.
+    fn send_text(&mut self, text: String) -> impl Future<Output = Result<(), ()>>;
+}
+
+impl TelerSink for actix_ws::Session {
+    async fn send_text(&mut self, text: String) -> Result<(), ()> {
+        self.text(text).await.map_err(|_| ())
+    }
+}
+
+/// How long one round of sends may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendLimits {
+    /// A peer that does not take our messages within this long is stuck: its call ends.
+    pub timeout: Duration,
+    /// The call's own end (its maximum duration): a blocked send never outlives it.
+    pub call_deadline: Instant,
+}
+
+/// Which peer a round of sends was writing to when it ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    Teler,
+    Ai,
+}
+
+/// Sends what the core decided, FreJun first (what the caller hears matters most), within
+/// `limits`: a failed send means that peer is gone; one that does not finish in time means it
+/// stopped reading, and its call ends rather than wait (timers included) behind it.
 async fn send_effects(
     core: &mut BridgeCore,
     fx: Effects,
-    teler: &mut actix_ws::Session,
+    teler: &mut impl TelerSink,
     ai: &mut Option<RealtimeSocket>,
+    limits: SendLimits,
 ) -> Option<Ending> {
+    let now = Instant::now();
+    let budget = limits
+        .timeout
+        .min(limits.call_deadline.saturating_duration_since(now));
+    let mut sending = Sending::Teler;
+    let outcome = tokio::time::timeout(budget, send_all(core, fx, teler, ai, &mut sending)).await;
+    match outcome {
+        Ok(ending) => ending,
+        Err(_) if Instant::now() >= limits.call_deadline => {
+            Some(Ending::new(EndReason::MaxDuration))
+        }
+        Err(_) => Some(match sending {
+            Sending::Teler => Ending::failed(
+                EndReason::TelephonyError,
+                "media_stream_blocked",
+                format!(
+                    "FreJun's media stream took none of our audio for {} ms",
+                    limits.timeout.as_millis()
+                ),
+            ),
+            Sending::Ai => {
+                *ai = None;
+                let mut ending = core.ai_closed(None, "");
+                if let Some(error) = ending.error.as_mut() {
+                    error.code = "openai_blocked".into();
+                    error.message = format!(
+                        "OpenAI took none of our events for {} ms",
+                        limits.timeout.as_millis()
+                    );
+                }
+                ending
+            }
+        }),
+    }
+}
+
+async fn send_all(
+    core: &mut BridgeCore,
+    fx: Effects,
+    teler: &mut impl TelerSink,
+    ai: &mut Option<RealtimeSocket>,
+    sending: &mut Sending,
+) -> Option<Ending> {
+    *sending = Sending::Teler;
     for message in fx.to_teler {
-        if teler.text(message).await.is_err() {
+        if teler.send_text(message).await.is_err() {
             return Some(Ending::new(EndReason::CallerHungUp));
         }
     }
@@ -380,6 +464,7 @@ async fn send_effects(
         // The core only produces OpenAI events once the socket is open.
         return None;
     };
+    *sending = Sending::Ai;
     for event in fx.to_ai {
         if socket.feed(AiMessage::Text(event.into())).await.is_err() {
             *ai = None;
@@ -413,5 +498,80 @@ fn close(code: CloseCode, description: &str) -> CloseReason {
     CloseReason {
         code,
         description: Some(description.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::assistant::{AssistantSpec, NewAssistant};
+
+    /// A FreJun peer that never takes another frame (it stopped reading).
+    struct Stuck;
+
+    impl TelerSink for Stuck {
+        async fn send_text(&mut self, _text: String) -> Result<(), ()> {
+            std::future::pending().await
+        }
+    }
+
+    fn core() -> BridgeCore {
+        let new: NewAssistant = serde_json::from_value(serde_json::json!({"name": "T"})).unwrap();
+        let spec = AssistantSpec::from_new(new, "gpt-realtime").unwrap();
+        BridgeCore::new(
+            CoreConfig {
+                session: SessionConfig::for_assistant(&spec, false),
+                model: spec.model.clone(),
+                inbound_rate: 8_000,
+                outbound_chunk_ms: 100,
+                greeting: None,
+                interrupt_response: false,
+                playout_latency: Duration::ZERO,
+                early_audio_max_ms: 300,
+                inbound_budget: CoreConfig::REAL_TIME_INBOUND,
+                ai_budget: CoreConfig::GENERATED_AI_AUDIO,
+                max_bad_frames: 200,
+                fault_log_interval: Duration::from_secs(5),
+            },
+            std::time::Instant::now(),
+        )
+    }
+
+    fn audio_for_frejun() -> Effects {
+        Effects {
+            to_teler: vec![r#"{"type":"audio","audio_b64":"AAAA","chunk_id":1}"#.into()],
+            to_ai: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_ends_its_call_at_the_deadline() {
+        let mut core = core();
+        let began = Instant::now();
+        let limits = SendLimits {
+            timeout: Duration::from_secs(5),
+            call_deadline: began + Duration::from_secs(3_600),
+        };
+        let ending = send_effects(&mut core, audio_for_frejun(), &mut Stuck, &mut None, limits)
+            .await
+            .expect("the call ends");
+        assert_eq!(ending.reason, EndReason::TelephonyError);
+        assert_eq!(ending.error.unwrap().code, "media_stream_blocked");
+        assert_eq!(began.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_send_does_not_outlive_the_calls_maximum_duration() {
+        let mut core = core();
+        let began = Instant::now();
+        let limits = SendLimits {
+            timeout: Duration::from_secs(5),
+            call_deadline: began + Duration::from_secs(2),
+        };
+        let ending = send_effects(&mut core, audio_for_frejun(), &mut Stuck, &mut None, limits)
+            .await
+            .expect("the call ends");
+        assert_eq!(ending.reason, EndReason::MaxDuration);
+        assert_eq!(began.elapsed(), Duration::from_secs(2));
     }
 }

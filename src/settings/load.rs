@@ -460,6 +460,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             bridge.fault_log_interval_secs,
             1..=3_600,
         ),
+        (
+            "bridge.send_timeout_ms",
+            bridge.send_timeout_ms,
+            100..=60_000,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(

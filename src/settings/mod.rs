@@ -311,6 +311,9 @@ pub struct BridgeSettings {
     pub max_bad_frames: u64,
     /// How often a call logs a summary of the malformed frames it skipped.
     pub fault_log_interval_secs: u64,
+    /// How long a peer (FreJun's media stream or OpenAI) may take to accept what we send, in
+    /// milliseconds; one that stops reading ends its call (`telephony_error` or `ai_error`).
+    pub send_timeout_ms: u64,
 }
 
 impl BridgeSettings {
@@ -332,6 +335,10 @@ impl BridgeSettings {
 
     pub(crate) fn slot_lease(&self) -> Duration {
         Duration::from_secs(self.slot_lease_secs)
+    }
+
+    pub(crate) fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
     }
 
     pub(crate) fn fault_log_interval(&self) -> Duration {
@@ -356,6 +363,7 @@ impl Default for BridgeSettings {
             inbound_audio_flood_ms: 5_000,
             max_bad_frames: 200,
             fault_log_interval_secs: 5,
+            send_timeout_ms: 5_000,
         }
     }
 }
