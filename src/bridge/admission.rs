@@ -65,6 +65,17 @@ impl Bridge {
         call_id: Option<&str>,
         token: Option<&str>,
     ) -> Result<Admitted, Refusal> {
+        let (call_id, assistant_id) = self.verify_token(assistant_id, call_id, token)?;
+        self.admit_verified(call_id, assistant_id).await
+    }
+
+    /// Checks the media token alone (no I/O): the ids it was signed for.
+    pub(crate) fn verify_token(
+        &self,
+        assistant_id: &str,
+        call_id: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(CallId, AssistantId), Refusal> {
         let (Some(call_hex), Some(token)) = (call_id, token) else {
             return Err(Refusal::Token("missing"));
         };
@@ -85,7 +96,14 @@ impl Bridge {
         let assistant_id = assistant_id
             .parse::<AssistantId>()
             .map_err(|_| Refusal::Token("invalid"))?;
+        Ok((call_id, assistant_id))
+    }
 
+    async fn admit_verified(
+        &self,
+        call_id: CallId,
+        assistant_id: AssistantId,
+    ) -> Result<Admitted, Refusal> {
         let calls = self.shared.storage.call_logs();
         let call = match calls.get_for_media_stream(call_id).await {
             Err(StorageError::NotFound) => return Err(Refusal::UnknownCall),

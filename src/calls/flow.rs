@@ -71,14 +71,13 @@ impl CallService {
     /// Answers a flow request. `our_call` is the `call` query parameter (outbound calls).
     pub(crate) async fn answer_flow(
         &self,
-        key: Option<&str>,
+        tenant: &UserRecord,
         our_call: Option<&str>,
         request: &FlowRequest,
     ) -> Result<FlowOutcome, FlowError> {
-        let tenant = self.tenant_for_key(key).await?;
         match our_call {
-            Some(call) => Ok(self.answer_outbound_flow(&tenant, call, request).await?),
-            None => self.answer_inbound_flow(&tenant, request).await,
+            Some(call) => Ok(self.answer_outbound_flow(tenant, call, request).await?),
+            None => self.answer_inbound_flow(tenant, request).await,
         }
     }
 

@@ -44,29 +44,28 @@ impl CallService {
     /// Applies one webhook body. `our_call` is the `call` query parameter, when present.
     pub(crate) async fn apply_webhook(
         &self,
-        key: Option<&str>,
+        tenant: &UserRecord,
         our_call: Option<&str>,
         body: &[u8],
     ) -> Result<WebhookOutcome, WebhookError> {
-        let tenant = self.tenant_for_key(key).await?;
         let now = DateTime::now();
         let our_call_id = our_call.and_then(|id| id.parse::<CallId>().ok());
         let event = match WebhookEvent::parse(body) {
             Ok(event) => event,
             Err(err) => {
-                self.keep_unmatched(&tenant, None, our_call_id, None, "unparseable", body, now)
+                self.keep_unmatched(tenant, None, our_call_id, None, "unparseable", body, now)
                     .await?;
                 return Err(err.into());
             }
         };
-        let Some(call) = self.find_call(&tenant, our_call_id, &event).await? else {
+        let Some(call) = self.find_call(tenant, our_call_id, &event).await? else {
             let reason = if our_call_id.is_none() && event.frejun_call_id.is_none() {
                 "no_call_id"
             } else {
                 "unknown_call"
             };
             self.keep_unmatched(
-                &tenant,
+                tenant,
                 event.frejun_call_id.clone(),
                 our_call_id,
                 Some(event.name.clone()),

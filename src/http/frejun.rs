@@ -7,6 +7,7 @@
 //! the envelope like every other endpoint.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -60,6 +61,44 @@ impl FrejunQuery {
     }
 }
 
+/// Reads a FreJun body once its key is accepted: at most `server.json_body_limit_bytes`, and
+/// all of it within `server.body_read_timeout_ms` (a body trickled a byte at a time would
+/// otherwise hold a worker's connection open indefinitely).
+async fn read_body(mut payload: web::Payload, state: &AppState) -> Result<web::Bytes, ApiError> {
+    let server = &state.shared.settings.server;
+    let limit = server.json_body_limit_bytes;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UnreadableBody,
+                    "the request body could not be read",
+                )
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(server.body_read_timeout(), read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    server.body_read_timeout_ms
+                ),
+            )
+        })?
+}
+
 fn key_refused(err: KeyError) -> ApiError {
     match err {
         KeyError::Storage(err) => err.into(),
@@ -94,6 +133,7 @@ fn frejun_unauthorized() -> ApiError {
         (status = 200, description = "The flow (bare JSON)", body = Object),
         (status = 400, description = "The body is neither JSON nor form-encoded (`invalid_body`)", body = super::envelope::ErrorEnvelope),
         (status = 401, description = "Missing or wrong `key` (`invalid_frejun_key`); nothing is written", body = super::envelope::ErrorEnvelope),
+        (status = 408, description = "The body did not arrive within `server.body_read_timeout_ms` of the key being accepted (`request_timeout`)", body = super::envelope::ErrorEnvelope),
         (status = 413, response = PayloadTooLarge),
         (status = 503, response = DatabaseUnavailable),
     ),
@@ -101,28 +141,27 @@ fn frejun_unauthorized() -> ApiError {
 )]
 pub(crate) async fn flow(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = FrejunQuery::from_request(&req);
-    let request = match FlowRequest::parse(&body) {
-        Ok(request) => request,
-        Err(err) => {
-            // Authenticate first, so an unauthenticated caller learns nothing about parsing.
-            state
-                .calls
-                .tenant_for_key(query.key.as_deref())
-                .await
-                .map_err(key_refused)?;
-            return Err(ApiError::new(
-                ErrorCode::UnreadableBody,
-                format!("the flow request is neither JSON nor form-encoded: {err}"),
-            ));
-        }
-    };
+    // The key first: an unauthenticated caller costs one indexed read, and its body is never
+    // read (nor can it hold the connection open by trickling one).
+    let tenant = state
+        .calls
+        .tenant_for_key(query.key.as_deref())
+        .await
+        .map_err(key_refused)?;
+    let body = read_body(body, &state).await?;
+    let request = FlowRequest::parse(&body).map_err(|err| {
+        ApiError::new(
+            ErrorCode::UnreadableBody,
+            format!("the flow request is neither JSON nor form-encoded: {err}"),
+        )
+    })?;
     let outcome = state
         .calls
-        .answer_flow(query.key.as_deref(), query.call.as_deref(), &request)
+        .answer_flow(&tenant, query.call.as_deref(), &request)
         .await
         .map_err(|err| match err {
             FlowError::Key(err) => key_refused(err),
@@ -151,6 +190,7 @@ pub(crate) async fn flow(
         (status = 200, description = "Acknowledged: `{\"status\":\"received\",\"call_status\"}` or `{\"status\":\"ignored\",\"reason\"}`", body = Object),
         (status = 400, description = "The body is not a JSON object (`invalid_json`); kept for diagnosis", body = super::envelope::ErrorEnvelope),
         (status = 401, description = "Missing or wrong `key` (`invalid_frejun_key`); nothing is written", body = super::envelope::ErrorEnvelope),
+        (status = 408, description = "The body did not arrive within `server.body_read_timeout_ms` of the key being accepted (`request_timeout`)", body = super::envelope::ErrorEnvelope),
         (status = 413, response = PayloadTooLarge),
         (status = 503, response = DatabaseUnavailable),
     ),
@@ -158,13 +198,19 @@ pub(crate) async fn flow(
 )]
 pub(crate) async fn webhook(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = FrejunQuery::from_request(&req);
+    let tenant = state
+        .calls
+        .tenant_for_key(query.key.as_deref())
+        .await
+        .map_err(key_refused)?;
+    let body = read_body(body, &state).await?;
     let outcome = state
         .calls
-        .apply_webhook(query.key.as_deref(), query.call.as_deref(), &body)
+        .apply_webhook(&tenant, query.call.as_deref(), &body)
         .await
         .map_err(|err| match err {
             WebhookError::Key(err) => key_refused(err),

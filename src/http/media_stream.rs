@@ -65,20 +65,26 @@ pub(crate) async fn media_stream(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // Before any admission work: a plain GET must not claim the call or extend its slot.
+    // Parsed leniently by hand: a bad query is a refused token, not a 400 naming serde's view.
+    let query = web::Query::<MediaStreamQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let (call, token) = (query.call_id.as_deref(), query.token.as_deref());
+    // The token (no I/O), then the upgrade headers, before any admission work: a plain GET
+    // with a valid token must not claim the call or extend its slot.
+    state
+        .bridge
+        .verify_token(&path, call, token)
+        .map_err(refusal)?;
     if !is_websocket_upgrade(&req) {
         return Err(ApiError::new(
             ErrorCode::NotAWebsocket,
             "a WebSocket upgrade is required",
         ));
     }
-    // Parsed leniently by hand: a bad query is a refused token, not a 400 naming serde's view.
-    let query = web::Query::<MediaStreamQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
     let admitted = state
         .bridge
-        .admit(&path, query.call_id.as_deref(), query.token.as_deref())
+        .admit(&path, call, token)
         .await
         .map_err(refusal)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|err| {

@@ -395,6 +395,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             100..=60_000,
         ),
         (
+            "server.body_read_timeout_ms",
+            settings.server.body_read_timeout_ms,
+            100..=120_000,
+        ),
+        (
             "bridge.heartbeat_interval_secs",
             bridge.heartbeat_interval_secs,
             1..=60,

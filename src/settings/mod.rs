@@ -69,6 +69,15 @@ pub struct ServerSettings {
     pub json_body_limit_bytes: usize,
     /// How long a shutdown waits for in-flight requests (and, later, live calls) to finish.
     pub shutdown_timeout_secs: u64,
+    /// How long the body of a FreJun request may take to arrive once its key is accepted, in
+    /// milliseconds; a slower one answers 408.
+    pub body_read_timeout_ms: u64,
+}
+
+impl ServerSettings {
+    pub(crate) fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
 }
 
 impl Default for ServerSettings {
@@ -80,6 +89,7 @@ impl Default for ServerSettings {
             workers: None,
             json_body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
+            body_read_timeout_ms: 10_000,
         }
     }
 }

@@ -23,5 +23,6 @@ mod migrations;
 mod outage;
 mod pagination;
 mod phone_numbers;
+mod slow_bodies;
 mod tenants;
 mod validation;

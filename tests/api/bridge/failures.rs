@@ -345,7 +345,7 @@ async fn the_bridge_logs_inside_the_calls_span() {
             .filter(|line| line["span"]["call_id"] == call_id.as_str())
             .collect()
     };
-    let warnings = ours("skipping a malformed media-stream message");
+    let warnings = ours("skipping malformed media-stream messages");
     assert_eq!(warnings.len(), 1, "the warning names the call");
     let span = &warnings[0]["span"];
     assert_eq!(span["name"], "call");
