@@ -143,7 +143,7 @@ impl CallService {
                 from_number: normalised(request.from_number.as_deref()),
                 to_number: to
                     .map(|to| to.as_str().to_owned())
-                    .or_else(|| request.to_number.clone()),
+                    .or_else(|| request.to_number.as_deref().map(bounded_number)),
                 call_type: CallType::Inbound,
             },
             &reports,
@@ -152,6 +152,17 @@ impl CallService {
         let calls = self.shared.storage.call_logs();
         let (Some(assistant), None) = (assistant, refusal) else {
             let reason = refusal.unwrap_or(EndReason::NumberUnassigned);
+            // Flows for junk numbers cost anyone holding the URL secret nothing: the call logs
+            // they leave are capped per tenant per hour (the caller hears the same hang-up).
+            let cap = self.shared.settings.frejun.max_refused_flow_logs_per_hour;
+            let hour_ago = DateTime::from_millis(now.timestamp_millis() - 3_600_000);
+            if calls.count_refused_flows_since(tenant.id, hour_ago).await? >= cap {
+                tracing::debug!(%reason, "refused flow not logged: the tenant's hourly cap is reached");
+                return Ok(FlowOutcome::Refused {
+                    call_id: None,
+                    reason,
+                });
+            }
             return match calls.insert(&call).await {
                 Ok(()) => {
                     tracing::info!(call_id = %call.id, user_id = %tenant.id, %reason, "inbound call refused");
@@ -430,6 +441,16 @@ fn refused(reason: EndReason, now: DateTime) -> StatusReport {
 /// anything, e.g. "anonymous").
 fn normalised(number: Option<&str>) -> Option<String> {
     number.map(|number| {
-        PhoneNumber::parse(number).map_or_else(|_| number.to_owned(), |n| n.as_str().to_owned())
+        PhoneNumber::parse(number)
+            .map_or_else(|_| bounded_number(number), |n| n.as_str().to_owned())
     })
+}
+
+/// The longest unparsed number kept, in characters: caller ids are short, and a flow is not
+/// a way to store kilobytes in a call log.
+const MAX_RAW_NUMBER_CHARS: usize = 32;
+
+/// A number that did not parse, as sent but cut to [`MAX_RAW_NUMBER_CHARS`].
+fn bounded_number(number: &str) -> String {
+    number.trim().chars().take(MAX_RAW_NUMBER_CHARS).collect()
 }

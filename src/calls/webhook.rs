@@ -14,6 +14,7 @@ use crate::domain::call::status::media_session_open;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::CallId;
+use crate::frejun::webhook::recording_url_allowed;
 use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
@@ -90,7 +91,8 @@ impl CallService {
                 Err(err) => return Err(err.into()),
             }
         }
-        let Some(report) = report_of(&event, now) else {
+        let hosts = self.shared.settings.frejun.recording_hosts();
+        let Some(report) = report_of(&event, now, &hosts) else {
             // stream.completed and unknown events change nothing by themselves.
             return Ok(WebhookOutcome::Applied {
                 call_id: call.id,
@@ -154,9 +156,19 @@ impl CallService {
         body: &[u8],
         now: DateTime,
     ) -> Result<(), StorageError> {
-        self.shared
-            .storage
-            .frejun_events()
+        // Anyone holding the URL secret can send events for calls that do not exist: what is
+        // kept for diagnosis is capped per tenant per hour, so they cannot fill the database.
+        let events = self.shared.storage.frejun_events();
+        let cap = self.shared.settings.frejun.max_unmatched_events_per_hour;
+        let hour_ago = DateTime::from_millis(now.timestamp_millis() - 3_600_000);
+        if events.count_since(tenant.id, hour_ago).await? >= cap {
+            tracing::debug!(
+                reason,
+                "unmatched webhook not kept: the tenant's hourly cap is reached"
+            );
+            return Ok(());
+        }
+        events
             .insert(&UnmatchedEvent {
                 id: ObjectId::new(),
                 user_id: tenant.id,
@@ -173,7 +185,11 @@ impl CallService {
 
 /// The status report a webhook amounts to, if any. Its time is FreJun's when it sent one, so a
 /// redelivered event carries the same time as the original.
-fn report_of(event: &WebhookEvent, now: DateTime) -> Option<StatusReport> {
+fn report_of(
+    event: &WebhookEvent,
+    now: DateTime,
+    recording_hosts: &[String],
+) -> Option<StatusReport> {
     let status = event.implied_status()?;
     let mut report = StatusReport::new(
         status,
@@ -183,7 +199,10 @@ fn report_of(event: &WebhookEvent, now: DateTime) -> Option<StatusReport> {
     );
     report.proves_answered = event.proves_answered();
     report.duration = event.duration_secs;
-    report.recording_url = event.recording_url.clone();
+    report.recording_url = event
+        .recording_url
+        .clone()
+        .filter(|url| recording_url_allowed(url, recording_hosts));
     if status == CallStatus::Failed {
         report.end_reason = Some(EndReason::TelephonyError);
     }

@@ -127,13 +127,30 @@ impl WebhookEvent {
 
         let event = text_field(&top, &["event"])
             .or_else(|| text_field(&top, &["type"]).filter(|kind| kind.contains('.')));
+        // Names are stored in the call's status history, keyed for de-duplication: a known
+        // event gets its canonical spelling (case variants of one event are one entry), an
+        // unknown one is kept short (it changes no status and is never stored in the history).
         let (name, kind) = match event {
             Some(event) => {
                 let kind = kind_of_event(&event);
-                (event, kind)
+                let name = match kind {
+                    EventKind::Other => bounded(&event),
+                    _ => event.trim().to_ascii_lowercase(),
+                };
+                (name, kind)
             }
             None => match fields.text(&["status"]) {
-                Some(status) => (format!("status:{status}"), kind_of_status(&status)),
+                Some(status) => {
+                    let kind = kind_of_status(&status);
+                    let name = match kind {
+                        EventKind::Progress(status)
+                        | EventKind::Ended {
+                            explicit: Some(status),
+                        } => format!("status:{status}"),
+                        _ => format!("status:{}", bounded(&status)),
+                    };
+                    (name, kind)
+                }
                 None => (String::new(), EventKind::Other),
             },
         };
@@ -246,13 +263,45 @@ fn kind_of_status(status: &str) -> EventKind {
 }
 
 /// A duration in seconds from a number or numeric string; negative, NaN or infinite → `None`.
+/// The longest call duration believed, in seconds (a week): anything larger is garbage that
+/// would overflow the statistics' totals.
+const MAX_DURATION_SECS: f64 = 7.0 * 24.0 * 3_600.0;
+
+/// The longest event name or unknown status kept, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
 fn parse_duration(value: &Value) -> Option<f64> {
     let secs = match value {
         Value::Number(number) => number.as_f64()?,
         Value::String(text) => text.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then_some(secs)
+    (secs.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&secs)).then_some(secs)
+}
+
+/// `text` trimmed and cut to [`MAX_NAME_CHARS`] characters.
+fn bounded(text: &str) -> String {
+    text.trim().chars().take(MAX_NAME_CHARS).collect()
+}
+
+/// Whether a recording URL from a webhook may be stored and shown to the tenant: `https` only,
+/// on one of `hosts` (exact names, or `*.domain` for its subdomains). Anything else, such as
+/// `javascript:` or a host an attacker controls, is dropped.
+pub(crate) fn recording_url_allowed(url: &str, hosts: &[String]) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && hosts.iter().any(|allowed| {
+            let allowed = allowed.trim().to_ascii_lowercase();
+            match allowed.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == allowed,
+            }
+        })
 }
 
 /// A timestamp in any accepted format (see [`WebhookEvent::occurred_at`]).
@@ -313,6 +362,66 @@ fn from_epoch(epoch: f64) -> Option<bson::DateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_canonical_and_bounded() {
+        for (body, name) in [
+            (
+                json!({"event": "CALL.Answered", "data": {"call_id": "c"}}),
+                "call.answered",
+            ),
+            (
+                json!({"event": " call.answered ", "data": {"call_id": "c"}}),
+                "call.answered",
+            ),
+            (
+                json!({"call_id": "c", "status": "NoAnswer"}),
+                "status:no-answer",
+            ),
+            (
+                json!({"call_id": "c", "status": "In Progress"}),
+                "status:in-progress",
+            ),
+        ] {
+            assert_eq!(parse(body).name, name);
+        }
+        let long = "x".repeat(5_000);
+        assert!(parse(json!({"event": long, "data": {}})).name.len() <= 64);
+        assert!(parse(json!({"status": long, "call_id": "c"})).name.len() <= "status:".len() + 64);
+    }
+
+    #[test]
+    fn absurd_durations_are_dropped() {
+        for duration in [json!(1e308), json!("1e308"), json!(-1), json!(700_000)] {
+            let event = parse(json!({"call_id": "c", "status": "completed", "duration": duration}));
+            assert_eq!(event.duration_secs, None);
+        }
+        let event = parse(json!({"call_id": "c", "status": "completed", "duration": 600}));
+        assert_eq!(event.duration_secs, Some(600.0));
+    }
+
+    #[test]
+    fn only_https_recordings_on_allowed_hosts_are_kept() {
+        let hosts = vec!["frejun.ai".to_owned(), "*.frejun.com".to_owned()];
+        for url in [
+            "https://frejun.ai/rec/1.wav",
+            "https://media.frejun.com/rec/1.wav",
+            "https://A.B.FREJUN.COM/x",
+        ] {
+            assert!(recording_url_allowed(url, &hosts), "{url}");
+        }
+        for url in [
+            "http://frejun.ai/rec/1.wav",
+            "zzzz:javascript:alert(1)",
+            "javascript:alert(1)",
+            "https://frejun.ai.evil.example/x",
+            "https://evilfrejun.com/x",
+            "https://frejun.com/x",
+            "not a url",
+        ] {
+            assert!(!recording_url_allowed(url, &hosts), "{url}");
+        }
+    }
     use serde_json::json;
 
     fn parse(body: Value) -> WebhookEvent {
@@ -455,7 +564,15 @@ mod tests {
         for (status, kind) in cases {
             let event = parse(json!({"call_id": "c1", "status": status}));
             assert_eq!(event.kind, kind, "{status}");
-            assert_eq!(event.name, format!("status:{status}"));
+            // Stored by meaning, so the spellings of one status are one history entry.
+            let expected = match kind {
+                EventKind::Progress(status)
+                | EventKind::Ended {
+                    explicit: Some(status),
+                } => format!("status:{status}"),
+                _ => format!("status:{status}"),
+            };
+            assert_eq!(event.name, expected);
             assert_eq!(event.frejun_call_id.as_deref(), Some("c1"));
         }
     }
@@ -544,7 +661,10 @@ mod tests {
                                  "data": {"call_id": "c1", "status": "completed"}}));
         assert_eq!(event.kind, EventKind::Other);
         let event = parse(json!({"event": "Call.Answered", "data": {"call_id": "c1"}}));
-        assert_eq!(event.name, "Call.Answered");
+        assert_eq!(
+            event.name, "call.answered",
+            "stored in its canonical spelling"
+        );
         assert_eq!(event.kind, EventKind::Progress(CallStatus::InProgress));
     }
 

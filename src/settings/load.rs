@@ -378,6 +378,16 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             frejun.reaper_interval_secs,
             1..=600,
         ),
+        (
+            "frejun.max_unmatched_events_per_hour",
+            frejun.max_unmatched_events_per_hour,
+            0..=1_000_000,
+        ),
+        (
+            "frejun.max_refused_flow_logs_per_hour",
+            frejun.max_refused_flow_logs_per_hour,
+            0..=1_000_000,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(

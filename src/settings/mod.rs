@@ -214,9 +214,27 @@ pub struct FrejunSettings {
     pub outbound_ring_timeout_secs: u64,
     /// How often each instance looks for calls whose slot lease expired.
     pub reaper_interval_secs: u64,
+    /// Hosts whose `https` recording URLs a webhook may set on a call, comma-separated; `*.`
+    /// allows a domain's subdomains. Other recording URLs are dropped.
+    pub recording_url_hosts: String,
+    /// Webhooks that match no call kept per tenant per hour; more are acknowledged, not kept.
+    pub max_unmatched_events_per_hour: u64,
+    /// Refused flows (unknown or inactive numbers and the like) recorded as call logs per
+    /// tenant per hour; more are refused without a call log.
+    pub max_refused_flow_logs_per_hour: u64,
 }
 
 impl FrejunSettings {
+    /// The recording hosts as a list.
+    pub(crate) fn recording_hosts(&self) -> Vec<String> {
+        self.recording_url_hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub(crate) fn api_timeout(&self) -> Duration {
         Duration::from_secs(self.api_timeout_secs)
     }
@@ -247,6 +265,9 @@ impl Default for FrejunSettings {
             media_arrival_timeout_secs: 30,
             outbound_ring_timeout_secs: 120,
             reaper_interval_secs: 10,
+            recording_url_hosts: "frejun.ai,*.frejun.ai,frejun.com,*.frejun.com".to_owned(),
+            max_unmatched_events_per_hour: 1_000,
+            max_refused_flow_logs_per_hour: 1_000,
         }
     }
 }

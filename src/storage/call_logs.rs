@@ -60,6 +60,9 @@ pub struct CallLogRecord {
     pub metrics: Option<CallMetrics>,
     #[serde(default)]
     pub recording_url: Option<String>,
+    /// When the report that set `recording_url` happened (the latest recording wins).
+    #[serde(default)]
+    pub recording_url_at: Option<DateTime>,
     #[serde(default)]
     pub error: Option<CallError>,
     /// Bumped by every status write; status updates are applied only to the revision they read
@@ -100,6 +103,7 @@ impl CallLogRecord {
             cost_usd: None,
             metrics: None,
             recording_url: status.recording_url,
+            recording_url_at: status.recording_url_at,
             error: status.error,
             status_revision: 0,
             media_stream_claimed_at: None,
@@ -210,6 +214,24 @@ impl Storage {
 }
 
 impl CallLogs {
+    /// How many of the tenant's calls were refused at flow time since `since` (served by the
+    /// `(user_id, call_status, created_at)` index).
+    pub(crate) async fn count_refused_flows_since(
+        &self,
+        user_id: TenantId,
+        since: DateTime,
+    ) -> Result<u64, StorageError> {
+        Ok(self
+            .collection
+            .count_documents(doc! {
+                "user_id": user_id,
+                "call_status": CallStatus::Failed.as_str(),
+                "created_at": { "$gte": since },
+                "status_history.event": "flow.refused",
+            })
+            .await?)
+    }
+
     pub(super) fn collection(&self) -> &Collection<CallLogRecord> {
         &self.collection
     }

@@ -20,6 +20,7 @@ pub(crate) fn status_fields(call: &CallLogRecord) -> StatusFields {
         ended_at: call.ended_at,
         duration: call.duration,
         recording_url: call.recording_url.clone(),
+        recording_url_at: call.recording_url_at,
         end_reason: call.end_reason,
         error: call.error.clone(),
     }
@@ -62,6 +63,7 @@ impl CallLogs {
                 "ended_at": after.ended_at,
                 "duration": after.duration,
                 "recording_url": after.recording_url.clone(),
+                "recording_url_at": after.recording_url_at,
                 "end_reason": after.end_reason.map(|reason| reason.as_str()),
                 "error": bson::to_bson(&after.error).map_err(encode)?,
                 "status_revision": revision + 1,

@@ -52,6 +52,19 @@ impl FrejunEvents {
         Ok(())
     }
 
+    /// How many unmatched events of the tenant were kept since `since` (served by the
+    /// `(user_id, received_at)` index).
+    pub(crate) async fn count_since(
+        &self,
+        user_id: TenantId,
+        since: DateTime,
+    ) -> Result<u64, StorageError> {
+        Ok(self
+            .collection
+            .count_documents(doc! { "user_id": user_id, "received_at": { "$gte": since } })
+            .await?)
+    }
+
     /// The tenant's unmatched events, newest first (at most `limit`).
     pub async fn recent(
         &self,

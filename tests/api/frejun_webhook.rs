@@ -53,7 +53,7 @@ fn answered_call_events(frejun_call_id: &str) -> Vec<Value> {
             json!({
                 "call_id": frejun_call_id, "from": from, "to": to, "duration": 42,
                 "hangup_time": "2026-11-21T10:00:47Z",
-                "recording_url": "https://recordings.example/call.wav",
+                "recording_url": "https://media.frejun.ai/recordings/call.wav",
             }),
         ),
     ]
@@ -115,7 +115,7 @@ async fn any_order_and_any_repetition_of_events_converge_to_the_same_call_log() 
     assert_eq!(expected["end_reason"], "completed");
     assert_eq!(
         expected["recording_url"],
-        "https://recordings.example/call.wav"
+        "https://media.frejun.ai/recordings/call.wav"
     );
     assert_eq!(
         expected["answered_at"],

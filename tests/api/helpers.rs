@@ -369,6 +369,7 @@ pub fn call_record(
         error: None,
         status_revision: 0,
         media_stream_claimed_at: None,
+        recording_url_at: None,
         created_at,
         updated_at: created_at,
         schema_version: 1,

@@ -11,6 +11,7 @@ mod calls;
 mod credentials;
 mod demo_command;
 mod errors;
+mod frejun_bounds;
 mod frejun_flow;
 mod frejun_outbound;
 mod frejun_webhook;

@@ -12,7 +12,8 @@
 //!   reached; among terminal reports `failed` wins, then `completed` if the call was ever
 //!   answered, then `busy`, else `no-answer` (a call completed without ever being answered).
 //! - `answered_at` is the earliest answer time, `ended_at` the latest end time, `duration` the
-//!   largest duration, `recording_url` the greatest URL seen (all commutative).
+//!   largest duration, `recording_url` the one reported last by the reports' own times (ties:
+//!   the greater URL), all commutative.
 //! - `end_reason`: any specific reason beats the generic `completed`; between two specific
 //!   reasons the one declared first in [`EndReason`] wins.
 
@@ -123,6 +124,8 @@ pub(crate) struct StatusFields {
     pub ended_at: Option<DateTime>,
     pub duration: Option<f64>,
     pub recording_url: Option<String>,
+    /// When the report that set `recording_url` happened: the latest recording wins.
+    pub recording_url_at: Option<DateTime>,
     pub end_reason: Option<EndReason>,
     pub error: Option<CallError>,
 }
@@ -137,6 +140,7 @@ impl StatusFields {
             ended_at: None,
             duration: None,
             recording_url: None,
+            recording_url_at: None,
             end_reason: None,
             error: None,
         };
@@ -181,12 +185,16 @@ impl StatusFields {
             self.duration = Some(self.duration.map_or(duration, |d| d.max(duration)));
         }
         if let Some(url) = &report.recording_url {
-            if self
-                .recording_url
-                .as_ref()
-                .is_none_or(|current| url > current)
-            {
+            // The latest report's recording wins (ties: the greater URL, so any order of the
+            // same reports gives the same answer). A URL stored without its time counts as
+            // older than any report.
+            let newer = match (&self.recording_url, self.recording_url_at) {
+                (Some(current), Some(at)) => (report.at, url) > (at, current),
+                _ => true,
+            };
+            if newer {
                 self.recording_url = Some(url.clone());
+                self.recording_url_at = Some(report.at);
             }
         }
         let reason = report
