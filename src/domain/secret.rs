@@ -113,9 +113,57 @@ impl<'de> Deserialize<'de> for MasterKey {
     }
 }
 
+/// `text` with the value of every `key=` URL parameter replaced by `[redacted]`. Our FreJun
+/// URLs carry the tenant's URL secret as `key`, and services echo URLs back in their errors;
+/// any text from outside that may be logged or stored goes through this first.
+pub fn redact_url_keys(text: &str) -> String {
+    const NAME: &str = "key=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find(NAME) {
+        let start = found + NAME.len();
+        // A parameter name starts the text or follows `?`, `&` or a non-name character, so
+        // `monkey=` is left alone.
+        let boundary = found == 0
+            || !rest[..found]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        if boundary {
+            let end = rest
+                .find(|c: char| c == '&' || c == '#' || c == '"' || c == '\'' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            if end > 0 {
+                out.push_str(REDACTED_URL_KEY);
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What [`redact_url_keys`] writes in place of a key.
+const REDACTED_URL_KEY: &str = "[redacted]";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_keys_are_redacted_wherever_they_appear() {
+        let text = "flow_url https://vb.example/api/frejun/flow?key=s3cr3t&call=abc is invalid; \
+                    key=other monkey=fine \"key=quoted\"";
+        let redacted = redact_url_keys(text);
+        assert!(!redacted.contains("s3cr3t") && !redacted.contains("other"));
+        assert!(!redacted.contains("quoted"));
+        assert!(redacted.contains("?key=[redacted]&call=abc"), "{redacted}");
+        assert!(redacted.contains("monkey=fine"), "{redacted}");
+        assert_eq!(redact_url_keys("no secrets here"), "no secrets here");
+        assert_eq!(redact_url_keys("key="), "key=");
+    }
 
     #[test]
     fn secrets_never_print_their_value() {

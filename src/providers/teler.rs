@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::domain::error_chain::ErrorChain;
+use crate::domain::secret::redact_url_keys;
 use crate::domain::secret::{REDACTED, SecretString};
 
 /// The connect phase never waits longer than this, even with a long overall timeout: a host that
@@ -162,9 +163,13 @@ impl TelerError {
         if secret.is_empty() {
             return self;
         }
+        // FreJun echoes what it was sent: the API key, and our flow URLs with their `key=`.
         let scrub = |text: &mut String| {
             if text.contains(secret) {
                 *text = text.replace(secret, REDACTED);
+            }
+            if text.contains("key=") {
+                *text = redact_url_keys(text);
             }
         };
         match &mut self {

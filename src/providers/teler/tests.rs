@@ -350,3 +350,12 @@ fn status_of_each_variant() {
         Some(409)
     );
 }
+
+#[test]
+fn an_error_echoing_our_flow_url_does_not_carry_the_url_secret() {
+    let body = br#"{"detail":[{"loc":["body","flow_url"],"msg":"unreachable: https://vb.example/api/frejun/flow?key=URLSECRET123&call=abc","type":"value_error"}]}"#;
+    let err = error_from_response(422, None, body).redact("sk_api_key");
+    let text = format!("{err:?} {err}");
+    assert!(!text.contains("URLSECRET123"), "{text}");
+    assert!(text.contains("key=[redacted]"), "{text}");
+}
