@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::tenant::Limits;
-use super::validation::{ValidationError, check_chars, check_range, check_token};
+use super::validation::{ValidationError, check_chars, check_name, check_range, check_token};
 
 /// Characters allowed in model names: OpenAI's are ASCII letters, digits, `.`, `_` and `-`.
 fn is_model_char(c: char) -> bool {
@@ -328,7 +328,7 @@ impl AssistantSpec {
 
     /// Checks every rule, in field order, and reports the first broken one.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_chars("name", self.name.trim(), 1, Self::NAME_MAX_CHARS)?;
+        check_name("name", self.name.trim(), 1, Self::NAME_MAX_CHARS)?;
         check_chars(
             "instructions",
             &self.instructions,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::validation::{ValidationError, check_chars, check_range};
+use super::validation::{ValidationError, check_name, check_range};
 
 /// Whether a tenant may use the platform. A suspended tenant's API keys are refused and its
 /// inbound calls are rejected (end reason `tenant_suspended`), but its data is kept.
@@ -86,7 +86,21 @@ pub(crate) const TENANT_NAME_MAX_CHARS: usize = 200;
 /// should be stored. Errors name the field "name".
 pub(crate) fn validate_tenant_name(name: &str) -> Result<String, ValidationError> {
     let trimmed = name.trim();
-    check_chars("name", trimmed, 1, TENANT_NAME_MAX_CHARS)?;
+    check_name("name", trimmed, 1, TENANT_NAME_MAX_CHARS)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Trims an API key's `name` and requires 1 to [`API_KEY_NAME_MAX_CHARS`] characters, none of
+/// them control or bidirectional-override characters; returns the trimmed name.
+pub(crate) fn validate_api_key_name(name: &str) -> Result<String, ValidationError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > API_KEY_NAME_MAX_CHARS {
+        return Err(ValidationError::new(
+            "name",
+            format!("must be 1 to {API_KEY_NAME_MAX_CHARS} characters"),
+        ));
+    }
+    check_name("name", trimmed, 1, API_KEY_NAME_MAX_CHARS)?;
     Ok(trimmed.to_owned())
 }
 

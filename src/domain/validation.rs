@@ -47,6 +47,29 @@ pub(super) fn check_chars(
     Ok(())
 }
 
+/// Requires a display name (a tenant's, an assistant's, an API key's) to be `min..=max`
+/// characters with no control characters and no bidirectional overrides or isolates: names are
+/// shown in dashboards and logs, where such characters can hide or reorder what an admin reads.
+pub(crate) fn check_name(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), ValidationError> {
+    check_chars(field, value, min, max)?;
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if value.chars().any(hidden) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters or bidirectional overrides",
+        ));
+    }
+    Ok(())
+}
+
 /// Requires `value` to be `min..=max` characters, each accepted by `allowed`. `what` completes
 /// the client's sentence "must be 1 to 100 characters of …", e.g. "ASCII letters and digits".
 pub(super) fn check_token(
@@ -85,6 +108,21 @@ pub(super) fn check_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_control_and_bidi_characters() {
+        assert!(check_name("name", "Acme Support ✓", 1, 50).is_ok());
+        for bad in [
+            "Acme\u{202E}gnp.exe",
+            "Acme\u{2066}x",
+            "line\nbreak",
+            "bell\u{7}",
+            "mark\u{200F}",
+        ] {
+            let err = check_name("name", bad, 1, 50).unwrap_err();
+            assert!(err.message.contains("bidirectional"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn display_names_the_field() {

@@ -22,8 +22,7 @@ use crate::crypto::TenantSecret;
 use crate::domain::email::Email;
 use crate::domain::ids::ApiKeyId;
 use crate::domain::ids::TenantId;
-use crate::domain::tenant::API_KEY_NAME_MAX_CHARS;
-use crate::domain::tenant::{Limits, TenantStatus, validate_tenant_name};
+use crate::domain::tenant::{Limits, TenantStatus, validate_api_key_name, validate_tenant_name};
 use crate::storage::api_keys::{self, ApiKeyRecord};
 use crate::storage::users::{self, UserRecord, UserSecrets, UserUpdate};
 use crate::storage::{Storage, StorageError};
@@ -464,15 +463,8 @@ async fn create_api_key(
         .into_inner()?
         .and_then(|body| body.name)
         .unwrap_or_else(|| "unnamed".to_owned());
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > API_KEY_NAME_MAX_CHARS {
-        return Err(crate::domain::validation::ValidationError::new(
-            "name",
-            format!("must be 1 to {API_KEY_NAME_MAX_CHARS} characters"),
-        )
-        .into());
-    }
-    let (key, secret) = issue_api_key(&state.shared.storage, user_id, name).await?;
+    let name = validate_api_key_name(&name)?;
+    let (key, secret) = issue_api_key(&state.shared.storage, user_id, &name).await?;
     Ok(envelope::created(CreatedApiKey {
         key: ApiKeyView::from(&key),
         api_key: secret,

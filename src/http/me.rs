@@ -188,10 +188,12 @@ fn check_credential(field: &str, value: &str) -> Result<(), ValidationError> {
             format!("must be 8 to {PROVIDER_KEY_MAX_CHARS} characters"),
         ));
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Provider keys are printable ASCII: anything else is a paste gone wrong (or an attempt to
+    // smuggle bytes into the headers the key is sent in).
+    if !value.chars().all(|c| c.is_ascii_graphic()) {
         return Err(ValidationError::new(
             field,
-            "must not contain spaces or control characters",
+            "must be printable ASCII, without spaces or control characters",
         ));
     }
     Ok(())

@@ -49,7 +49,8 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, Resource, web};
 use tokio_util::sync::CancellationToken;
 
@@ -117,6 +118,13 @@ pub fn app(
         .configure(live_calls::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
+        // Answers may carry secrets (a new API key, the FreJun URLs) and are JSON: nothing is
+        // cached, and nothing is sniffed as another type.
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::CACHE_CONTROL, "no-store"))
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+        )
         .wrap(from_fn(middleware::trace_request))
 }
 

@@ -344,15 +344,26 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             ));
         }
     }
+    // Tenants' provider keys travel in these requests: in production only encrypted transports,
+    // unless the operator says otherwise.
+    let secure_only = production && !settings.security.allow_insecure_provider_urls;
     check_url(
         "frejun.api_base_url",
         &settings.frejun.api_base_url,
-        &["http", "https"],
+        if secure_only {
+            &["https"]
+        } else {
+            &["http", "https"]
+        },
     )?;
     check_url(
         "openai.realtime_url",
         &settings.openai.realtime_url,
-        &["ws", "wss"],
+        if secure_only {
+            &["wss"]
+        } else {
+            &["ws", "wss"]
+        },
     )?;
 
     let frejun = &settings.frejun;
@@ -740,6 +751,35 @@ mod tests {
             err.to_string().contains("https"),
             "production needs https: {err}"
         );
+
+        let production = [
+            ("VOXBRIDGE__ENVIRONMENT", "production"),
+            ("VOXBRIDGE__MONGODB__URI", "mongodb://db.internal/"),
+            (
+                "VOXBRIDGE__SERVER__PUBLIC_BASE_URL",
+                "https://voice.example.com",
+            ),
+        ];
+        for (key, insecure) in [
+            (
+                "VOXBRIDGE__FREJUN__API_BASE_URL",
+                "http://teler.internal/api/v1",
+            ),
+            (
+                "VOXBRIDGE__OPENAI__REALTIME_URL",
+                "ws://openai.internal/v1/realtime",
+            ),
+        ] {
+            let mut vars = production.to_vec();
+            vars.push((key, insecure));
+            let err = load(&sources(dir.path(), &vars)).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+            vars.push(("VOXBRIDGE__SECURITY__ALLOW_INSECURE_PROVIDER_URLS", "true"));
+            assert!(
+                load(&sources(dir.path(), &vars)).is_ok(),
+                "explicitly allowed"
+            );
+        }
     }
 
     #[test]

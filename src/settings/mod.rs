@@ -150,6 +150,10 @@ pub struct SecuritySettings {
     /// `"1:BASE64,2:BASE64"`. Empty when no rotation is under way.
     #[serde(default)]
     pub previous_master_keys: PreviousMasterKeys,
+    /// Production refuses plain `http://` and `ws://` provider URLs (Teler, OpenAI), which
+    /// would send tenants' keys in clear; `true` allows them (a private proxy, a test rig).
+    #[serde(default)]
+    pub allow_insecure_provider_urls: bool,
 }
 
 fn default_master_key_version() -> u32 {
@@ -493,6 +497,7 @@ impl Settings {
                 url_signing_key: SecretString::new("test-url-signing-key-0123456789abcdef"),
                 master_key_version: 1,
                 previous_master_keys: PreviousMasterKeys::default(),
+                allow_insecure_provider_urls: false,
             },
             frejun: FrejunSettings::default(),
             bridge: BridgeSettings::default(),

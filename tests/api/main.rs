@@ -17,6 +17,7 @@ mod frejun_outbound;
 mod frejun_webhook;
 mod health;
 mod helpers;
+mod input_rules;
 mod isolation;
 mod loadtest_command;
 mod logs;
