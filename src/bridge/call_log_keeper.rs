@@ -15,6 +15,8 @@ use bson::DateTime;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+
+use crate::domain::tenant::TenantStatus;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -42,6 +44,7 @@ pub(crate) enum KeeperMessage {
 pub(crate) struct KeeperHandle {
     sender: mpsc::UnboundedSender<KeeperMessage>,
     slot_lost: CancellationToken,
+    tenant_suspended: CancellationToken,
 }
 
 impl KeeperHandle {
@@ -57,6 +60,12 @@ impl KeeperHandle {
     /// tenant is at its limit without it): the session must end.
     pub(crate) fn slot_lost(&self) -> CancellationToken {
         self.slot_lost.clone()
+    }
+
+    /// Cancelled when a renewal finds the tenant suspended: the session must end (on whichever
+    /// instance holds it, within a third of the slot lease).
+    pub(crate) fn tenant_suspended(&self) -> CancellationToken {
+        self.tenant_suspended.clone()
     }
 }
 
@@ -79,18 +88,25 @@ pub(crate) fn spawn_keeper(
     tracker: &TaskTracker,
 ) -> KeeperHandle {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let slot_lost = CancellationToken::new();
-    let keeper =
-        run(storage, config, receiver, slot_lost.clone()).instrument(tracing::Span::current());
+    let ends = Ends {
+        slot_lost: CancellationToken::new(),
+        tenant_suspended: CancellationToken::new(),
+    };
+    let handle = KeeperHandle {
+        sender,
+        slot_lost: ends.slot_lost.clone(),
+        tenant_suspended: ends.tenant_suspended.clone(),
+    };
+    let keeper = run(storage, config, receiver, ends).instrument(tracing::Span::current());
     runtime.spawn(tracker.track_future(keeper));
-    KeeperHandle { sender, slot_lost }
+    handle
 }
 
 async fn run(
     storage: Storage,
     config: KeeperConfig,
     mut receiver: mpsc::UnboundedReceiver<KeeperMessage>,
-    slot_lost: CancellationToken,
+    ends: Ends,
 ) {
     let renew_every = config.slot_lease / 3;
     let mut next_renewal = Instant::now() + renew_every;
@@ -132,7 +148,10 @@ async fn run(
             () = sleep_until(next_renewal) => {
                 next_renewal = Instant::now() + renew_every;
                 if !renew_lease(&storage, &config).await {
-                    slot_lost.cancel();
+                    ends.slot_lost.cancel();
+                }
+                if tenant_suspended(&storage, &config).await {
+                    ends.tenant_suspended.cancel();
                 }
             }
         }
@@ -207,6 +226,21 @@ async fn apply_status(storage: &Storage, config: &KeeperConfig, report: &StatusR
             .map(|_| ())
     })
     .await;
+}
+
+/// What the keeper can tell its session to end for.
+struct Ends {
+    slot_lost: CancellationToken,
+    tenant_suspended: CancellationToken,
+}
+
+/// Whether the call's tenant has been suspended since the call started (a read that fails
+/// leaves the call alone: suspension is checked again at the next renewal).
+async fn tenant_suspended(storage: &Storage, config: &KeeperConfig) -> bool {
+    matches!(
+        storage.users().get(config.user_id).await,
+        Ok(user) if user.status == TenantStatus::Suspended
+    )
 }
 
 /// Renews the call's slot lease. A slot found gone (freed by something that believed the call

@@ -161,6 +161,9 @@ impl Bridge {
         let slot_lost = keeper.slot_lost();
         let slot_lost = slot_lost.cancelled();
         tokio::pin!(slot_lost);
+        let suspended = keeper.tenant_suspended();
+        let suspended = suspended.cancelled();
+        tokio::pin!(suspended);
         let mut start_recorded = false;
         let mut last_teler = Instant::now();
         let mut last_ai = Instant::now();
@@ -172,6 +175,7 @@ impl Bridge {
             let mut frame_at: Option<Instant> = None;
             let ending = tokio::select! {
                 () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
+                () = &mut suspended => Some(Ending::new(EndReason::TenantSuspended)),
                 () = &mut slot_lost => Some(Ending::failed(
                     EndReason::ConcurrencyLimit,
                     "concurrency_slot_lost",

@@ -14,6 +14,7 @@ use crate::domain::call::status::media_session_open;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::CallId;
+use crate::domain::tenant::TenantStatus;
 use crate::frejun::webhook::recording_url_allowed;
 use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
 use crate::storage::StorageError;
@@ -49,6 +50,13 @@ impl CallService {
         our_call: Option<&str>,
         body: &[u8],
     ) -> Result<WebhookOutcome, WebhookError> {
+        // A suspended tenant's webhooks are acknowledged (FreJun must not retry them) but
+        // change nothing: its calls are being ended by us, not by whoever holds its URLs.
+        if tenant.status == TenantStatus::Suspended {
+            return Ok(WebhookOutcome::Unmatched {
+                reason: "tenant_suspended",
+            });
+        }
         let now = DateTime::now();
         let our_call_id = our_call.and_then(|id| id.parse::<CallId>().ok());
         let event = match WebhookEvent::parse(body) {

@@ -137,3 +137,40 @@ async fn a_call_that_lost_its_slot_takes_it_back_or_ends() {
     assert_eq!(held[0].call_id.to_hex(), second_id);
     second.hang_up().await.unwrap();
 }
+
+/// Suspending a tenant ends its live calls (on whichever instance holds them, at the next lease
+/// renewal) and stops its webhooks from changing anything.
+#[tokio::test]
+async fn suspending_a_tenant_ends_its_live_calls_and_ignores_its_webhooks() {
+    let fake = voxbridge::sim::fake_openai::FakeOpenAi::start(Behaviour::with_mode(Mode::Echo))
+        .await
+        .unwrap();
+    let url = fake.url();
+    let app = crate::helpers::TestApp::spawn_with(|settings| {
+        settings.openai.realtime_url = url;
+        settings.bridge.heartbeat_interval_secs = 1;
+        settings.bridge.slot_lease_secs = 15; // renewed every 5 s
+    })
+    .await;
+    let tenant = app.calling_tenant("Suspended", "+14155550432", 2).await;
+    configure_assistant(&app, &tenant, "pcm24k", "8k", None).await;
+    let (call_id, mut caller) = place_call(&app, &tenant, "fj-susp").await;
+    caller.send_silence(200, true).await.unwrap();
+
+    let admin = app.settings.security.admin_token.expose().to_owned();
+    let path = format!("/api/admin/users/{}/suspend", tenant.tenant.id);
+    expect_status(app.post_as(&path, &admin, &json!({})).await, StatusCode::OK).await;
+
+    let call = ended_call(&app, &call_id, Duration::from_secs(15)).await;
+    assert_eq!(call.end_reason, Some(EndReason::TenantSuspended));
+
+    let answered = json!({"event": "call.ringing", "data": {"call_id": "fj-susp"}});
+    let before = app.call_log(&call_id).await.status_history.len();
+    let ack = expect_status(
+        app.post_webhook(Some(&tenant.key), None, &answered).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ack["status"], "ignored", "{ack}");
+    assert_eq!(app.call_log(&call_id).await.status_history.len(), before);
+}
