@@ -9,18 +9,21 @@
 //! Swapping a tenant's id and a call's id is a type error:
 //!
 //! ```compile_fail
-//! use voxbridge::bridge::registry::LiveCalls;
-//! use voxbridge::domain::ids::{CallId, TenantId};
-//!
-//! let (tenant, call) = (TenantId::new(), CallId::new());
-//! LiveCalls::default().get(call, tenant); // (tenant, call) in that order only
-//! ```
-//!
-//! ```
-//! # use voxbridge::bridge::registry::LiveCalls;
 //! # use voxbridge::domain::ids::{CallId, TenantId};
-//! # let (tenant, call) = (TenantId::new(), CallId::new());
-//! assert!(LiveCalls::default().get(tenant, call).is_none());
+//! # use voxbridge::storage::call_slots::CallSlots;
+//! # async fn free(slots: CallSlots) {
+//! let (tenant, call) = (TenantId::new(), CallId::new());
+//! slots.release(call, tenant).await; // (tenant, call) in that order only
+//! # }
+//! ```
+//!
+//! ```no_run
+//! # use voxbridge::domain::ids::{CallId, TenantId};
+//! # use voxbridge::storage::call_slots::CallSlots;
+//! # async fn free(slots: CallSlots) {
+//! let (tenant, call) = (TenantId::new(), CallId::new());
+//! slots.release(tenant, call).await.unwrap();
+//! # }
 //! ```
 
 use std::fmt;
