@@ -53,3 +53,7 @@ pub mod sim;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+
+// Property tests (fuzzing on stable) of every parser of outside input; see the module's docs.
+#[cfg(test)]
+mod fuzz_tests;

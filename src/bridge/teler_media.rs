@@ -50,11 +50,11 @@ pub(crate) enum TelerMessageError {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
     #[serde(borrow)]
     data: Option<Data<'a>>,
     #[serde(borrow)]
-    audio_b64: Option<Cow<'a, str>>,
+    audio_b64: Option<Text<'a>>,
     call_id: Option<IdValue>,
     stream_id: Option<IdValue>,
     account_id: Option<IdValue>,
@@ -64,11 +64,16 @@ struct Envelope<'a> {
 #[derive(Deserialize, Default)]
 struct Data<'a> {
     #[serde(borrow)]
-    audio_b64: Option<Cow<'a, str>>,
+    audio_b64: Option<Text<'a>>,
     encoding: Option<String>,
     sample_rate: Option<IdValue>,
     channels: Option<IdValue>,
 }
+
+/// A string borrowed from the frame unless it has escapes. serde borrows a `Cow<str>` only when
+/// it is a field's whole type: as `Option<Cow<str>>` it would always be copied.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A value FreJun may send as a string or a number.
 #[derive(Deserialize)]
@@ -94,11 +99,12 @@ impl IdValue {
     }
 }
 
-/// "8000", "8_000" (as FreJun's docs print it) or "8k".
+/// "8000", "8_000" (as FreJun's docs print it) or "8k"; `None` for anything else, including
+/// kilohertz whose hertz do not fit a `u32`.
 fn parse_rate(text: &str) -> Option<u32> {
     let digits: String = text.chars().filter(|c| *c != '_').collect();
     if let Some(khz) = digits.strip_suffix(['k', 'K']) {
-        return khz.parse::<u32>().ok().map(|k| k * 1_000);
+        return khz.parse::<u32>().ok().and_then(|k| k.checked_mul(1_000));
     }
     digits.parse().ok()
 }
@@ -106,8 +112,8 @@ fn parse_rate(text: &str) -> Option<u32> {
 impl<'a> TelerMessage<'a> {
     pub(crate) fn parse(text: &'a str) -> Result<Self, TelerMessageError> {
         let envelope: Envelope<'a> = serde_json::from_str(text)
-            .map_err(|err| TelerMessageError::NotJson(err.to_string()))?;
-        let kind = envelope.kind.ok_or(TelerMessageError::MissingType)?;
+            .map_err(|err| TelerMessageError::NotJson(short_message(&err)))?;
+        let Text(kind) = envelope.kind.ok_or(TelerMessageError::MissingType)?;
         match kind.as_ref() {
             "audio" => {
                 // Documented shape: nested under `data`; a flat `audio_b64` is tolerated.
@@ -115,7 +121,7 @@ impl<'a> TelerMessage<'a> {
                     .data
                     .and_then(|data| data.audio_b64)
                     .or(envelope.audio_b64)
-                    .map(|audio_b64| TelerMessage::Audio { audio_b64 })
+                    .map(|Text(audio_b64)| TelerMessage::Audio { audio_b64 })
                     .ok_or(TelerMessageError::AudioWithoutPayload)
             }
             "start" => {
@@ -133,6 +139,20 @@ impl<'a> TelerMessage<'a> {
                 kind: other.chars().take(64).collect(),
             }),
         }
+    }
+}
+
+/// Longest serde message kept in [`TelerMessageError::NotJson`], in characters. serde quotes
+/// the offending value, which may be a whole frame of base64; the start is enough to diagnose,
+/// and the error is logged for every bad frame.
+const MAX_ERROR_CHARS: usize = 200;
+
+/// The serde message, cut to [`MAX_ERROR_CHARS`].
+fn short_message(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    match message.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
     }
 }
 

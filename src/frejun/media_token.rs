@@ -84,7 +84,7 @@ impl MediaTokens {
         else {
             return Err(MediaTokenError::Malformed);
         };
-        let expires: u64 = expires.parse().map_err(|_| MediaTokenError::Malformed)?;
+        let expires = parse_expiry(expires).ok_or(MediaTokenError::Malformed)?;
         if mac.len() != MAC_CHARS {
             return Err(MediaTokenError::Malformed);
         }
@@ -109,6 +109,15 @@ impl MediaTokens {
         mac.update(format!("{DOMAIN}\n{call_id}\n{assistant_id}\n{expires}").as_bytes());
         mac
     }
+}
+
+/// The expiry as [`MediaTokens::sign`] writes it: decimal digits, no sign, no leading zero. Any
+/// other spelling of the same number (`+5`, `05`) is refused, so that a token has exactly one
+/// form that verifies.
+fn parse_expiry(text: &str) -> Option<u64> {
+    let canonical =
+        text.bytes().all(|byte| byte.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {

@@ -66,7 +66,8 @@ pub(crate) struct WebhookEvent {
     /// then `timestamp`/`time`; the first that parses). Accepted formats: RFC 3339 (with or
     /// without offset; naive → UTC), `YYYY-MM-DD HH:MM:SS` (optionally with fraction and
     /// offset), or a unix epoch number or numeric string (seconds, or milliseconds if > 10^12).
-    /// `None` when absent or unparseable; the caller then uses the time of receipt.
+    /// `None` when absent, unparseable or outside 1970-01-01 to 9999-12-31 UTC; the caller then
+    /// uses the time of receipt.
     pub occurred_at: Option<bson::DateTime>,
     /// Seconds (`call.completed`'s `duration` / the flat `duration`), from a number or numeric
     /// string; negative, NaN or infinite values are `None`.
@@ -313,10 +314,17 @@ fn parse_time(value: &Value) -> Option<bson::DateTime> {
             if let Ok(epoch) = text.parse::<f64>() {
                 return from_epoch(epoch);
             }
-            parse_time_text(text)
+            parse_time_text(text).filter(|moment| in_range(*moment))
         }
         _ => None,
     }
+}
+
+/// Whether a textual time lies in the range [`from_epoch`] accepts, from the epoch to
+/// [`MAX_EPOCH_MILLIS`]: year 0 or 1900 is no more a webhook's time than a negative epoch is.
+fn in_range(moment: bson::DateTime) -> bool {
+    // Exact: chrono's years (±262,143) stay within ±2^53 milliseconds.
+    (0.0..=MAX_EPOCH_MILLIS).contains(&(moment.timestamp_millis() as f64))
 }
 
 /// A textual date-time with or without an offset; a naive one is taken as UTC because that is

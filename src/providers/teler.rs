@@ -412,7 +412,11 @@ fn transport_error(err: &reqwest::Error) -> TelerError {
 }
 
 /// Maps a non-2xx answer to its [`TelerError`].
-fn error_from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> TelerError {
+pub(crate) fn error_from_response(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> TelerError {
     let parsed = parse_error_body(status, body);
     if (400..500).contains(&status) && parsed.code.as_deref() == Some("from_number_not_provisioned")
     {
@@ -540,7 +544,7 @@ fn detail_line(item: &Value) -> Option<String> {
 
 /// Reads the call id from `{"message", "data": {"id", ...}}`, or from the top level when there
 /// is no `data` object (PY 0.3.0 unwraps either way).
-fn parse_initiated(body: &[u8]) -> Result<InitiatedCall, &'static str> {
+pub(crate) fn parse_initiated(body: &[u8]) -> Result<InitiatedCall, &'static str> {
     let root: Value = serde_json::from_slice(body).map_err(|_| "the answer is not JSON")?;
     let root = root.as_object().ok_or("the answer is not a JSON object")?;
     if root.get("success") == Some(&Value::Bool(false)) {

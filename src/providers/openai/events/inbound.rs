@@ -450,9 +450,17 @@ fn parse_with_type_anywhere(text: &str) -> Result<ServerEvent, EventParseError> 
     let mut deserializer = serde_json::Deserializer::from_str(text);
     decode(&kind, &mut deserializer)
         .and_then(|event| deserializer.end().map(|()| event))
-        .map_err(|err| EventParseError::BadShape {
-            kind: kind.into_owned(),
-            message: short_message(&err),
+        .map_err(|err| {
+            // As in the one-pass path: a number out of range is a syntax error to serde_json,
+            // and the skipping read above did not see it.
+            if err.is_syntax() || err.is_eof() {
+                EventParseError::NotJson(short_message(&err))
+            } else {
+                EventParseError::BadShape {
+                    kind: kind.into_owned(),
+                    message: short_message(&err),
+                }
+            }
         })
 }
 
