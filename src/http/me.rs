@@ -1,6 +1,7 @@
 //! The tenant's own account: `GET /api/me` and the write-only `PUT /api/me/credentials`.
 
 use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,7 +25,10 @@ use crate::storage::users::{Credential, StoredCredential};
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/api/me").route(web::get().to(me)))
-        .service(resource("/api/me/credentials").route(web::put().to(put_credentials)));
+        .service(resource("/api/me/credentials").route(web::put().to(put_credentials)))
+        .service(
+            resource("/api/me/frejun-url-secret/rotate").route(web::post().to(rotate_url_secret)),
+        );
 }
 
 /// The tenant's account and its FreJun URLs.
@@ -77,13 +81,58 @@ async fn me(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, 
                 user.id
             )),
         })?;
-    let url = |path: &str| state.calls.frejun_url(path, &secret, None).to_string();
     Ok(envelope::ok(MeView {
         user: UserView::from(user),
-        frejun: FrejunUrls {
+        frejun: FrejunUrls::with_secret(&state, &secret),
+    }))
+}
+
+impl FrejunUrls {
+    fn with_secret(state: &AppState, secret: &SecretString) -> Self {
+        let url = |path: &str| state.calls.frejun_url(path, secret, None).to_string();
+        Self {
             incoming_call_url: url("api/frejun/flow"),
             status_callback_url: url("api/frejun/webhook"),
-        },
+        }
+    }
+}
+
+/// The answer to a URL-secret rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RotatedUrlSecret {
+    /// The new URLs: put them in the tenant's FreJun app now.
+    pub frejun: FrejunUrls,
+    /// Until when the previous URLs keep working (`frejun.url_secret_overlap_secs` from now).
+    pub previous_urls_valid_until: DateTime<Utc>,
+}
+
+/// Replaces the tenant's FreJun URL secret. The previous URLs keep working until
+/// `previous_urls_valid_until`, so FreJun's app can be updated without refusing calls; a second
+/// rotation ends the first one's overlap.
+#[utoipa::path(
+    post,
+    path = "/api/me/frejun-url-secret/rotate",
+    tag = "account",
+    operation_id = "rotate_frejun_url_secret",
+    summary = "Rotate the FreJun URL secret",
+    responses(
+        (status = 200, description = "The new URLs and the end of the old ones' overlap", body = Envelope<RotatedUrlSecret>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 409, description = "Another rotation changed the secret at the same moment (`conflict`); try again", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+    ),
+    security(("api_key" = [])),
+)]
+async fn rotate_url_secret(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (secret, previous_until) = state.calls.rotate_url_secret(&tenant.user).await?;
+    tracing::info!(tenant_id = %tenant.id(), "FreJun URL secret rotated");
+    Ok(envelope::ok(RotatedUrlSecret {
+        frejun: FrejunUrls::with_secret(&state, &secret),
+        previous_urls_valid_until: previous_until.to_chrono(),
     }))
 }
 

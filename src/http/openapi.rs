@@ -56,6 +56,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::admin_list,
         me::me,
         me::put_credentials,
+        me::rotate_url_secret,
         assistants::create,
         assistants::list,
         assistants::get,

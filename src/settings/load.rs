@@ -390,6 +390,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             1..=600,
         ),
         (
+            "frejun.url_secret_overlap_secs",
+            frejun.url_secret_overlap_secs,
+            0..=30 * 86_400,
+        ),
+        (
             "frejun.max_unmatched_events_per_hour",
             frejun.max_unmatched_events_per_hour,
             0..=1_000_000,

@@ -221,6 +221,9 @@ pub struct FrejunSettings {
     /// Hosts whose `https` recording URLs a webhook may set on a call, comma-separated; `*.`
     /// allows a domain's subdomains. Other recording URLs are dropped.
     pub recording_url_hosts: String,
+    /// How long a tenant's previous FreJun URL secret keeps working after a rotation, so its
+    /// URLs at FreJun can be updated without refusing calls.
+    pub url_secret_overlap_secs: u64,
     /// Webhooks that match no call kept per tenant per hour; more are acknowledged, not kept.
     pub max_unmatched_events_per_hour: u64,
     /// Refused flows (unknown or inactive numbers and the like) recorded as call logs per
@@ -229,6 +232,10 @@ pub struct FrejunSettings {
 }
 
 impl FrejunSettings {
+    pub(crate) fn url_secret_overlap(&self) -> Duration {
+        Duration::from_secs(self.url_secret_overlap_secs)
+    }
+
     /// The recording hosts as a list.
     pub(crate) fn recording_hosts(&self) -> Vec<String> {
         self.recording_url_hosts
@@ -270,6 +277,7 @@ impl Default for FrejunSettings {
             outbound_ring_timeout_secs: 120,
             reaper_interval_secs: 10,
             recording_url_hosts: "frejun.ai,*.frejun.ai,frejun.com,*.frejun.com".to_owned(),
+            url_secret_overlap_secs: 86_400,
             max_unmatched_events_per_hour: 1_000,
             max_refused_flow_logs_per_hour: 1_000,
         }

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0002_frejun_control_plane.json",
         source: include_str!("../../migrations/0002_frejun_control_plane.json"),
     },
+    Migration {
+        version: 3,
+        file: "0003_url_secret_rotation.json",
+        source: include_str!("../../migrations/0003_url_secret_rotation.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.

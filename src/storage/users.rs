@@ -50,6 +50,12 @@ pub(crate) struct UserSecrets {
     /// with one indexed read. Unique.
     #[serde(default)]
     pub frejun_url_secret_hash: Option<String>,
+    /// After a rotation, the hash of the URL secret it replaced, accepted until
+    /// `previous_frejun_url_secret_expires_at` so FreJun can be moved over without dropping calls.
+    #[serde(default)]
+    pub previous_frejun_url_secret_hash: Option<String>,
+    #[serde(default)]
+    pub previous_frejun_url_secret_expires_at: Option<DateTime>,
 }
 
 /// A provider key as stored: the encrypted envelope plus its last four characters, which is all
@@ -176,6 +182,53 @@ impl Users {
             .collection
             .find_one(url_secret_hash_filter(hash))
             .await?)
+    }
+
+    /// The tenant whose previous URL secret (still inside its overlap window at `now`) hashes
+    /// to `hash`.
+    pub(crate) async fn find_by_previous_url_secret_hash(
+        &self,
+        hash: &str,
+        now: DateTime,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one(doc! {
+                "secrets.previous_frejun_url_secret_hash": { "$eq": hash, "$type": "string" },
+                "secrets.previous_frejun_url_secret_expires_at": { "$gt": now },
+            })
+            .await?)
+    }
+
+    /// Replaces the tenant's URL secret, keeping the current one's hash as the previous one
+    /// until `previous_until`. Conditional on the current hash, so two rotations at once cannot
+    /// both win (the loser gets `Conflict`). Answers the tenant as stored afterwards.
+    pub(crate) async fn rotate_url_secret(
+        &self,
+        user: &UserRecord,
+        encrypted: &EncryptedSecret,
+        hash: &str,
+        previous_until: DateTime,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let current = user.secrets.frejun_url_secret_hash.clone();
+        let updated = self
+            .collection
+            .find_one_and_update(
+                doc! { "_id": user.id, "secrets.frejun_url_secret_hash": current.clone() },
+                doc! { "$set": {
+                    "secrets.frejun_url_secret": bson::to_bson(encrypted).map_err(|err| {
+                        StorageError::Unavailable(format!("cannot encode a URL secret: {err}"))
+                    })?,
+                    "secrets.frejun_url_secret_hash": hash,
+                    "secrets.previous_frejun_url_secret_hash": current,
+                    "secrets.previous_frejun_url_secret_expires_at": previous_until,
+                    "updated_at": now,
+                } },
+            )
+            .return_document(ReturnDocument::After)
+            .await?;
+        updated.ok_or(StorageError::Conflict)
     }
 
     /// Stores the lookup hash of every tenant's URL secret that lacks one (tenants created

@@ -27,4 +27,5 @@ mod pagination;
 mod phone_numbers;
 mod slow_bodies;
 mod tenants;
+mod url_secret_rotation;
 mod validation;

@@ -53,6 +53,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/admin/calls"),
     ("GET", "/api/me"),
     ("PUT", "/api/me/credentials"),
+    ("POST", "/api/me/frejun-url-secret/rotate"),
     ("POST", "/api/assistants"),
     ("GET", "/api/assistants"),
     ("GET", "/api/assistants/{assistant_id}"),
