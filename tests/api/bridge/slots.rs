@@ -11,6 +11,24 @@ use voxbridge::sim::fake_openai::{Behaviour, Mode};
 use super::{CALLER_NUMBER, bridge_app, configure_assistant, ended_call, place_call};
 use crate::helpers::{expect_status, flow_body};
 
+/// A bridge app whose slot leases are renewed every 5 s, so renewals happen within a test.
+async fn short_lease_app() -> (
+    crate::helpers::TestApp,
+    voxbridge::sim::fake_openai::FakeOpenAi,
+) {
+    let fake = voxbridge::sim::fake_openai::FakeOpenAi::start(Behaviour::with_mode(Mode::Echo))
+        .await
+        .unwrap();
+    let url = fake.url();
+    let app = crate::helpers::TestApp::spawn_with(|settings| {
+        settings.openai.realtime_url = url;
+        settings.bridge.heartbeat_interval_secs = 1;
+        settings.bridge.slot_lease_secs = 15; // renewed every 5 s
+    })
+    .await;
+    (app, fake)
+}
+
 #[tokio::test]
 async fn a_spoofed_completion_does_not_free_a_live_calls_slot() {
     let (app, _fake) = bridge_app(Behaviour::with_mode(Mode::Echo)).await;
@@ -79,16 +97,7 @@ async fn a_spoofed_completion_does_not_free_a_live_calls_slot() {
 /// runs on uncounted.
 #[tokio::test]
 async fn a_call_that_lost_its_slot_takes_it_back_or_ends() {
-    let fake = voxbridge::sim::fake_openai::FakeOpenAi::start(Behaviour::with_mode(Mode::Echo))
-        .await
-        .unwrap();
-    let url = fake.url();
-    let app = crate::helpers::TestApp::spawn_with(|settings| {
-        settings.openai.realtime_url = url;
-        settings.bridge.heartbeat_interval_secs = 1;
-        settings.bridge.slot_lease_secs = 15; // renewed every 5 s
-    })
-    .await;
+    let (app, _fake) = short_lease_app().await;
     let tenant = app.calling_tenant("Lost", "+14155550431", 1).await;
     configure_assistant(&app, &tenant, "pcm24k", "8k", None).await;
     let (first_id, mut first) = place_call(&app, &tenant, "fj-lost-1").await;
@@ -142,16 +151,7 @@ async fn a_call_that_lost_its_slot_takes_it_back_or_ends() {
 /// renewal) and stops its webhooks from changing anything.
 #[tokio::test]
 async fn suspending_a_tenant_ends_its_live_calls_and_ignores_its_webhooks() {
-    let fake = voxbridge::sim::fake_openai::FakeOpenAi::start(Behaviour::with_mode(Mode::Echo))
-        .await
-        .unwrap();
-    let url = fake.url();
-    let app = crate::helpers::TestApp::spawn_with(|settings| {
-        settings.openai.realtime_url = url;
-        settings.bridge.heartbeat_interval_secs = 1;
-        settings.bridge.slot_lease_secs = 15; // renewed every 5 s
-    })
-    .await;
+    let (app, _fake) = short_lease_app().await;
     let tenant = app.calling_tenant("Suspended", "+14155550432", 2).await;
     configure_assistant(&app, &tenant, "pcm24k", "8k", None).await;
     let (call_id, mut caller) = place_call(&app, &tenant, "fj-susp").await;
