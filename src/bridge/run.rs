@@ -412,6 +412,10 @@ async fn send_effects(
     ai: &mut Option<RealtimeSocket>,
     limits: SendLimits,
 ) -> Option<Ending> {
+    // Most turns of the loop (a ping, a flush tick, a dropped frame) send nothing: no timer.
+    if fx.to_teler.is_empty() && fx.to_ai.is_empty() {
+        return None;
+    }
     let now = Instant::now();
     let budget = limits
         .timeout
