@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use voxbridge::audio::{mulaw, pcm, tone};
+use voxbridge::bridge::audio_budget::BudgetLimits;
 use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects};
 use voxbridge::domain::assistant::{AssistantSpec, Codec, NewAssistant};
 use voxbridge::providers::openai::session::SessionConfig;
@@ -101,7 +102,7 @@ fn ready_core(codec: Codec) -> BridgeCore {
             interrupt_response: false,
             playout_latency: Duration::ZERO,
             early_audio_max_ms: 300,
-            inbound_budget: CoreConfig::REAL_TIME_INBOUND,
+            inbound_budget: BudgetLimits::inbound(&voxbridge::settings::BridgeSettings::default()),
             ai_budget: CoreConfig::GENERATED_AI_AUDIO,
             max_bad_frames: 200,
             fault_log_interval: Duration::from_secs(5),

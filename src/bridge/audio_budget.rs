@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+use crate::settings::BridgeSettings;
+
 /// The budget's limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetLimits {
@@ -20,6 +22,17 @@ pub struct BudgetLimits {
     pub burst_ms: f64,
     /// Dropped audio, in milliseconds, after which the stream counts as a flood.
     pub flood_ms: f64,
+}
+
+impl BudgetLimits {
+    /// The limits for FreJun's caller audio, from the `bridge.inbound_audio_*` settings.
+    pub fn inbound(settings: &BridgeSettings) -> Self {
+        Self {
+            rate: settings.inbound_audio_rate_percent as f64 / 100.0,
+            burst_ms: settings.inbound_audio_burst_ms as f64,
+            flood_ms: settings.inbound_audio_flood_ms as f64,
+        }
+    }
 }
 
 /// What to do with a frame.

@@ -71,13 +71,6 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
-    /// Limits for a stream sent at real time: 1.5× with a 2 s burst, ending after 5 s dropped.
-    pub const REAL_TIME_INBOUND: BudgetLimits = BudgetLimits {
-        rate: 1.5,
-        burst_ms: 2_000.0,
-        flood_ms: 5_000.0,
-    };
-
     /// Limits for OpenAI's audio, which arrives faster than it is spoken: twenty times real
     /// time with two minutes ahead, and nothing dropped (past it the session is runaway).
     pub const GENERATED_AI_AUDIO: BudgetLimits = BudgetLimits {

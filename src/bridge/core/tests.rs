@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::audio::tone;
+use crate::bridge::audio_budget::BudgetLimits;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
 use crate::providers::openai::events::ResponseStatus;
@@ -33,7 +34,7 @@ fn core(codec: Codec) -> BridgeCore {
             interrupt_response: false,
             playout_latency: Duration::ZERO,
             early_audio_max_ms: 300,
-            inbound_budget: CoreConfig::REAL_TIME_INBOUND,
+            inbound_budget: BudgetLimits::inbound(&crate::settings::BridgeSettings::default()),
             ai_budget: CoreConfig::GENERATED_AI_AUDIO,
             max_bad_frames: 200,
             fault_log_interval: Duration::from_secs(5),
