@@ -338,6 +338,9 @@ impl Bridge {
 
         let reason = ending.reason;
         tracing::info!(%call_id, reason = reason.as_str(), error = ?ending.error, anomalies = ?core.anomalies(), "media stream ended");
+        // We close first unless FreJun did: a clone keeps our side of the connection open
+        // until FreJun's close frame comes back (see `await_close_reply`).
+        let close_handshake = teler_closed.is_none().then(|| teler.clone());
         let close_reason = match teler_closed {
             // FreJun closed: answer its close frame, as the protocol requires.
             Some(theirs) => theirs,
@@ -366,7 +369,33 @@ impl Bridge {
             progress: core.final_progress(),
             status,
         });
+        if let Some(open_side) = close_handshake {
+            await_close_reply(&mut stream, open_side).await;
+        }
     }
+}
+
+/// Waits, briefly, for FreJun to answer our close frame before the connection is dropped.
+///
+/// actix-ws ends the HTTP response (and so the TCP connection) as soon as every session
+/// handle is gone. Dropping it right after our close frame races the peer's last media
+/// frames: they meet a closed socket, the peer's TCP stack sees a reset, and a peer whose
+/// WebSocket library flushes its writes before reading loses our close frame (and with it
+/// the end reason) to "broken pipe". RFC 6455 §7.1.1 has the server wait for the client's
+/// close instead; frames that arrive meanwhile are discarded.
+async fn await_close_reply(
+    stream: &mut actix_ws::AggregatedMessageStream,
+    open_side: actix_ws::Session,
+) {
+    let reply = async {
+        while let Some(Ok(message)) = stream.recv().await {
+            if matches!(message, AggregatedMessage::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, reply).await;
+    drop(open_side);
 }
 
 /// Where sent messages go on FreJun's side: the media-stream session (a trait so the deadline

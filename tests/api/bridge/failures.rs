@@ -354,3 +354,63 @@ async fn the_bridge_logs_inside_the_calls_span() {
     assert_eq!(span["frejun_call_id"], "fj-spans");
     assert_eq!(ours("media stream ended").len(), 1);
 }
+
+/// When voxbridge ends a call it waits for FreJun's answering close frame before it drops the
+/// connection (RFC 6455 §7.1.1). Dropping it at once raced the caller's last media frames:
+/// they met a closed socket and a caller that flushes before it reads lost the close frame,
+/// and with it the end reason, to "broken pipe".
+#[tokio::test]
+async fn voxbridge_keeps_the_connection_until_the_caller_answers_its_close() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::MaybeTlsStream;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (app, _fake) = bridge_app(Behaviour {
+        failure: Some(Failure::RejectKey { status: 401 }),
+        ..Behaviour::default()
+    })
+    .await;
+    let tenant = app.calling_tenant("CloseWait", "+14155550409", 5).await;
+    let flow = stream_flow(&app, &tenant, "fj-close-wait").await;
+    let ws_url = flow["ws_url"].as_str().unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+
+    let reason = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    break frame.map(|frame| frame.reason.to_string());
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the stream ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("voxbridge closes the stream");
+    assert_eq!(reason.as_deref(), Some("ai_connect_failed"));
+
+    // tungstenite has queued its answer but not sent it: the connection must still be open.
+    let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
+        panic!("a plain TCP test connection")
+    };
+    let mut byte = [0_u8; 1];
+    let peeked = tokio::time::timeout(Duration::from_millis(500), tcp.peek(&mut byte)).await;
+    assert!(
+        peeked.is_err(),
+        "voxbridge dropped the connection before the close handshake: {peeked:?}"
+    );
+
+    // Our close frame goes out; now voxbridge lets go.
+    ws.flush().await.unwrap();
+    let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
+        unreachable!()
+    };
+    let after = tokio::time::timeout(Duration::from_secs(5), tcp.peek(&mut byte))
+        .await
+        .expect("the connection ends once the handshake is done");
+    assert!(
+        matches!(after, Ok(0) | Err(_)),
+        "nothing but the end follows: {after:?}"
+    );
+}
