@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use voxbridge::commands::loadtest::{self, LoadtestArgs};
-use voxbridge::settings::{self, Environment, Loaded, SettingsSources};
+use voxbridge::settings::{self, Loaded, LogFormat, SettingsSources};
 use voxbridge::{commands, telemetry};
 
 /// Exit code for a configuration error (EX_CONFIG from sysexits.h).
@@ -143,7 +143,11 @@ async fn run(cli: Cli) -> ExitCode {
     let mut loaded = match settings::load::load(&SettingsSources::from_process(cli.config)) {
         Ok(loaded) => loaded,
         Err(err) => {
-            eprintln!("voxbridge: {err}");
+            // The settings (and so the log format) did not load: the environment's word on
+            // the format is all there is, so a JSON log stream stays all JSON.
+            let early = early_log_settings();
+            let _ = telemetry::init(&early);
+            fatal(&err.to_string(), early.format);
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -158,6 +162,7 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     report_loading(&loaded);
+    let format = loaded.settings.log.format;
 
     let settings = loaded.settings;
     let result = match cli.command {
@@ -174,7 +179,10 @@ async fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => fail(&err),
+        Err(err) => {
+            fatal(&format!("{err:#}"), format);
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -182,19 +190,53 @@ fn report_loading(loaded: &Loaded) {
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown setting ignored (check its spelling)");
     }
-    if loaded.settings.environment == Environment::Development {
-        if let Some(path) = &loaded.generated_dev_secrets {
-            eprintln!(
-                "voxbridge: generated development secrets in {}",
-                path.display()
-            );
+    let Some(generated) = &loaded.generated_dev_secrets else {
+        return;
+    };
+    let path = generated.path.display();
+    match loaded.settings.log.format {
+        // A log collector gets a JSON line, and never the token: it is in the file.
+        LogFormat::Json => tracing::warn!(
+            path = %path,
+            keys = ?generated.keys,
+            "generated development secrets (the admin token is in this file)"
+        ),
+        LogFormat::Pretty => {
+            eprintln!("voxbridge: generated development secrets in {path}");
+            // Printed once, when it is new, not logged: a newcomer needs it to call the admin
+            // API, and logs must never carry secrets. A configured token is never printed,
+            // nor is one read back from the file on later starts.
+            if generated.admin_token() {
+                eprintln!(
+                    "voxbridge: development admin token (printed this once; it is in the file \
+                     above): {}",
+                    loaded.settings.security.admin_token.expose()
+                );
+            }
         }
-        // Printed, not logged: a newcomer needs it to call the admin API, and logs must never
-        // carry secrets. Production never prints it.
-        eprintln!(
-            "voxbridge: development admin token: {}",
-            loaded.settings.security.admin_token.expose()
-        );
+    }
+}
+
+/// The log format before settings are loaded: `VOXBRIDGE__LOG__FORMAT` if it says `json`.
+fn early_log_settings() -> settings::LogSettings {
+    let json = std::env::var("VOXBRIDGE__LOG__FORMAT")
+        .is_ok_and(|format| format.trim().eq_ignore_ascii_case("json"));
+    settings::LogSettings {
+        format: if json {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        },
+        ..settings::LogSettings::default()
+    }
+}
+
+/// The error that stops the process: a JSON log line when the log is JSON, plain text on
+/// stderr otherwise.
+fn fatal(message: &str, format: LogFormat) {
+    match format {
+        LogFormat::Json => tracing::error!(error = %message, "voxbridge stopped"),
+        LogFormat::Pretty => eprintln!("voxbridge: {message}"),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
@@ -12,6 +13,7 @@ use tracing::Instrument as _;
 
 use crate::bridge::Bridge;
 use crate::calls::CallService;
+use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -22,6 +24,7 @@ pub struct Application {
     shutdown: CancellationToken,
     calls: CallService,
     bridge: Bridge,
+    rate_limits: Arc<RateLimits>,
     shutdown_timeout: Duration,
 }
 
@@ -46,6 +49,7 @@ impl Application {
         let state = AppState::new(settings, storage, shutdown.clone());
         let calls = state.calls.clone();
         let bridge = state.bridge.clone();
+        let rate_limits = state.rate_limits.clone();
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
@@ -60,6 +64,7 @@ impl Application {
             shutdown,
             calls,
             bridge,
+            rate_limits,
             shutdown_timeout: Duration::from_secs(shutdown_timeout),
         })
     }
@@ -83,6 +88,10 @@ impl Application {
                 .run_reaper(self.shutdown.clone())
                 .instrument(tracing::info_span!(parent: None, "reaper")),
         );
+        let pruner = tokio::spawn(prune_rate_limits(
+            self.rate_limits.clone(),
+            self.shutdown.clone(),
+        ));
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         let stopper = tokio::spawn(async move {
@@ -94,6 +103,7 @@ impl Application {
         // Stops at the shutdown token; a server that failed on its own stops it too.
         self.shutdown.cancel();
         let _ = reaper.await;
+        let _ = pruner.await;
         // Live calls ended with the shutdown token; wait for their final call-log writes.
         self.bridge.keepers.close();
         if tokio::time::timeout(self.shutdown_timeout, self.bridge.keepers.wait())
@@ -106,6 +116,21 @@ impl Application {
             );
         }
         result
+    }
+}
+
+/// How often idle rate-limit entries (full buckets, expired blocks) are dropped.
+const RATE_LIMIT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Keeps the rate limiters' memory bounded by the clients and keys active in the last minute.
+async fn prune_rate_limits(limits: Arc<RateLimits>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RATE_LIMIT_PRUNE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => limits.prune(),
+        }
     }
 }
 

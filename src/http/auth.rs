@@ -9,6 +9,9 @@
 //! - Admin: `Authorization: Bearer <security.admin_token>`.
 //! - Tenant: `Authorization: Bearer <tenant API key>`; a revoked key answers 401
 //!   `api_key_revoked`, a suspended tenant 403 `tenant_suspended`.
+//!
+//! Both spend the credential's rate-limit quota before it is checked, and a refused one
+//! spends the client's failure quota ([`super::rate_limit`]).
 
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -23,6 +26,7 @@ use futures_util::future::LocalBoxFuture;
 use super::AppState;
 use super::error::ApiError;
 use super::error::ErrorCode;
+use super::rate_limit::Credential;
 use crate::auth::{hash_api_key, token_matches};
 use crate::domain::ids::ApiKeyId;
 use crate::domain::ids::TenantId;
@@ -87,25 +91,33 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 fn authenticate_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     let state = app_state(req)?;
     let token = bearer_token(req)?;
+    state.rate_limits.admit(req, Credential::Bearer(token))?;
     if token_matches(token, &state.shared.settings.security.admin_token) {
         Ok(Admin)
     } else {
+        state.rate_limits.record_failure(req);
         Err(unauthorized(ErrorCode::Unauthorized, "invalid admin token"))
     }
 }
 
 async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
     let state = app_state(req)?;
-    let key_hash = hash_api_key(bearer_token(req)?);
+    let token = bearer_token(req)?;
+    // Before the lookup: a guessing client costs no database read once it is refused.
+    state.rate_limits.admit(req, Credential::Bearer(token))?;
+    let refused = |code, message| {
+        state.rate_limits.record_failure(req);
+        unauthorized(code, message)
+    };
     let key = state
         .shared
         .storage
         .api_keys()
-        .find_by_hash(&key_hash)
+        .find_by_hash(&hash_api_key(token))
         .await?
-        .ok_or_else(|| unauthorized(ErrorCode::InvalidApiKey, "unknown API key"))?;
+        .ok_or_else(|| refused(ErrorCode::InvalidApiKey, "unknown API key"))?;
     if key.revoked_at.is_some() {
-        return Err(unauthorized(
+        return Err(refused(
             ErrorCode::ApiKeyRevoked,
             "this API key has been revoked",
         ));
@@ -119,7 +131,7 @@ async fn authenticate_tenant(req: &HttpRequest) -> Result<Tenant, ApiError> {
         .map_err(|err| match err {
             // A key whose tenant is gone is as good as unknown.
             crate::storage::StorageError::NotFound => {
-                unauthorized(ErrorCode::InvalidApiKey, "unknown API key")
+                refused(ErrorCode::InvalidApiKey, "unknown API key")
             }
             other => other.into(),
         })?;

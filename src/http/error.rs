@@ -27,6 +27,8 @@ pub struct ApiError {
     message: String,
     /// For the log, never for the client.
     cause: Option<Cause>,
+    /// Whole seconds for a `Retry-After` header (rate-limited answers).
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -35,7 +37,16 @@ impl ApiError {
             code,
             message: message.into(),
             cause: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// 429 `rate_limited`, with `Retry-After` rounded up to whole seconds (at least 1).
+    pub(crate) fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut error = Self::new(ErrorCode::RateLimited, message);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        error.retry_after_secs = Some(secs.max(1));
+        error
     }
 
     /// Attaches the underlying error, which is logged (for 5xx answers) but not shown.
@@ -95,7 +106,11 @@ impl ResponseError for ApiError {
                 }
             }
         }
-        HttpResponse::build(self.code.status()).json(error_body(code, &self.message))
+        let mut response = HttpResponse::build(self.code.status());
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        response.json(error_body(code, &self.message))
     }
 }
 

@@ -21,12 +21,14 @@ use super::error::{
     UnsupportedMediaType,
 };
 use super::extract::Json;
+use super::rate_limit::Credential;
 use super::views::CallDetail;
 use crate::calls::flow::FlowError;
 use crate::calls::outbound::OutboundRequest;
 use crate::calls::tenant_key::KeyError;
 use crate::calls::webhook::{WebhookError, WebhookOutcome};
 use crate::frejun::flow::FlowRequest;
+use crate::storage::users::UserRecord;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -99,6 +101,23 @@ async fn read_body(mut payload: web::Payload, state: &AppState) -> Result<web::B
         })?
 }
 
+/// The tenant whose URL key `key` is, within the key's and the client's rate limits.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    key: Option<&str>,
+) -> Result<UserRecord, ApiError> {
+    if let Some(key) = key {
+        state.rate_limits.admit(req, Credential::FrejunKey(key))?;
+    }
+    state.calls.tenant_for_key(key).await.map_err(|err| {
+        if matches!(err, KeyError::Unknown) {
+            state.rate_limits.record_failure(req);
+        }
+        key_refused(err)
+    })
+}
+
 fn key_refused(err: KeyError) -> ApiError {
     match err {
         KeyError::Storage(err) => err.into(),
@@ -147,11 +166,7 @@ pub(crate) async fn flow(
     let query = FrejunQuery::from_request(&req);
     // The key first: an unauthenticated caller costs one indexed read, and its body is never
     // read (nor can it hold the connection open by trickling one).
-    let tenant = state
-        .calls
-        .tenant_for_key(query.key.as_deref())
-        .await
-        .map_err(key_refused)?;
+    let tenant = authenticate(&req, &state, query.key.as_deref()).await?;
     let body = read_body(body, &state).await?;
     let request = FlowRequest::parse(&body).map_err(|err| {
         ApiError::new(
@@ -165,7 +180,11 @@ pub(crate) async fn flow(
         .await
         .map_err(|err| match err {
             FlowError::Key(err) => key_refused(err),
-            FlowError::ForeignNumber => frejun_unauthorized(),
+            FlowError::ForeignNumber => {
+                // A real tenant's key on another tenant's number: probing, not a typo.
+                state.rate_limits.record_failure(&req);
+                frejun_unauthorized()
+            }
             FlowError::Storage(err) => err.into(),
         })?;
     Ok(HttpResponse::Ok().json(outcome.response()))
@@ -202,11 +221,7 @@ pub(crate) async fn webhook(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = FrejunQuery::from_request(&req);
-    let tenant = state
-        .calls
-        .tenant_for_key(query.key.as_deref())
-        .await
-        .map_err(key_refused)?;
+    let tenant = authenticate(&req, &state, query.key.as_deref()).await?;
     let body = read_body(body, &state).await?;
     let outcome = state
         .calls

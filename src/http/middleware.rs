@@ -4,6 +4,10 @@
 //! - [`envelope_errors`]: the last line of defence for the error shape. Any error response that
 //!   is not already JSON (actix's own 404/405/400 text, a bare 500) is rewritten into the
 //!   envelope with a code derived from the status, so no internal text reaches a client.
+//! - [`limit_headers`]: refuses a request whose headers exceed `server.max_header_bytes` or
+//!   `server.max_headers` with 431 in the envelope. actix-http's own parser answers a bare 431
+//!   only past its fixed limits (128 KiB of head, 96 headers), which ours sit well below, so
+//!   everything between gets an answer a client can read.
 
 use std::time::Instant;
 
@@ -110,6 +114,37 @@ pub(crate) async fn envelope_errors(
         &message_for_status(status),
     ));
     Ok(ServiceResponse::new(request, replacement).map_into_right_body())
+}
+
+pub(crate) async fn limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, Error> {
+    let limits = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .map(|state| {
+            let server = &state.shared.settings.server;
+            (server.max_header_bytes, server.max_headers)
+        });
+    if let Some((max_bytes, max_count)) = limits {
+        let headers = req.headers();
+        let bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if headers.len() > max_count || bytes > max_bytes {
+            let error = super::error::ApiError::new(
+                ErrorCode::HeadersTooLarge,
+                format!(
+                    "the request has {} headers of {bytes} bytes; at most {max_count} headers \
+                     of {max_bytes} bytes are accepted",
+                    headers.len()
+                ),
+            );
+            return Ok(req.error_response(error).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 fn message_for_status(status: actix_web::http::StatusCode) -> String {

@@ -8,7 +8,9 @@
 //!   error handler.
 //! - [`error_code`]: every error code with its status and meaning, the table docs/api.md is
 //!   checked against.
-//! - [`middleware`]: request id + root span per request; error-shape normalisation.
+//! - [`middleware`]: request id + root span per request; error-shape normalisation; header
+//!   size limits.
+//! - [`rate_limit`]: per-credential and per-client (failed authentication) request limits.
 //! - [`extract`]: `Json` and `Query` extractors: errors name the field and surface only after
 //!   authentication.
 //! - [`health`]: `/health`, `/ready`, `/api/frejun/health`.
@@ -43,6 +45,7 @@ pub(crate) mod media_stream;
 pub(crate) mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod phone_numbers;
+pub mod rate_limit;
 pub(crate) mod views;
 
 use std::sync::Arc;
@@ -69,6 +72,8 @@ pub struct AppState {
     /// Cancelled when the process begins shutting down; long-lived work (live calls) observes it.
     pub shutdown: CancellationToken,
     pub key_usage: Arc<auth::KeyUsageThrottle>,
+    /// Request limits of everything that authenticates.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
     /// The call control plane (flows, webhooks, outbound calls).
     pub calls: CallService,
     /// The media bridge (live calls).
@@ -77,8 +82,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
+        let rate_limits = Arc::new(rate_limit::RateLimits::new(&settings.rate_limit));
         let shared = Shared::new(settings, storage);
         Self {
+            rate_limits,
             calls: CallService::new(shared.clone()),
             bridge: Bridge::new(shared.clone(), shutdown.clone()),
             shared,
@@ -118,6 +125,7 @@ pub fn app(
         .configure(live_calls::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
+        .wrap(from_fn(middleware::limit_headers))
         // Answers may carry secrets (a new API key, the FreJun URLs) and are JSON: nothing is
         // cached, and nothing is sniffed as another type.
         .wrap(

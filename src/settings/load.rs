@@ -62,7 +62,22 @@ pub struct Loaded {
     /// Keys found in the file or the environment that no setting has (probably typos).
     pub unknown_keys: Vec<String>,
     /// Set when development secrets were generated during this load.
-    pub generated_dev_secrets: Option<PathBuf>,
+    pub generated_dev_secrets: Option<GeneratedSecrets>,
+}
+
+/// Development secrets this load generated (and wrote to `path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedSecrets {
+    pub path: PathBuf,
+    /// The setting keys generated, e.g. `security.admin_token`.
+    pub keys: Vec<String>,
+}
+
+impl GeneratedSecrets {
+    /// Whether the admin token is new: only then is it shown to the operator, once.
+    pub fn admin_token(&self) -> bool {
+        self.keys.iter().any(|key| key == "security.admin_token")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +150,10 @@ pub fn load(sources: &SettingsSources) -> Result<Loaded, SettingsError> {
                 with_dev_file
             } else {
                 dev_secrets::generate_missing(&secrets_file, &missing)?;
-                generated_dev_secrets = Some(secrets_file.clone());
+                generated_dev_secrets = Some(GeneratedSecrets {
+                    path: secrets_file.clone(),
+                    keys: missing,
+                });
                 build(sources, Some(&secrets_file))?
             }
         }
@@ -413,6 +431,52 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let limits = &settings.rate_limit;
+    for (key, value, range) in [
+        (
+            "rate_limit.api_key_per_second",
+            limits.api_key_per_second,
+            1..=100_000,
+        ),
+        (
+            "rate_limit.api_key_burst",
+            limits.api_key_burst,
+            1..=1_000_000,
+        ),
+        (
+            "rate_limit.frejun_key_per_second",
+            limits.frejun_key_per_second,
+            1..=100_000,
+        ),
+        (
+            "rate_limit.frejun_key_burst",
+            limits.frejun_key_burst,
+            1..=1_000_000,
+        ),
+        (
+            "rate_limit.failed_auth_per_minute",
+            limits.failed_auth_per_minute,
+            1..=1_000_000,
+        ),
+        (
+            "rate_limit.failed_auth_burst",
+            limits.failed_auth_burst,
+            1..=1_000_000,
+        ),
+        (
+            "rate_limit.trusted_proxy_hops",
+            u32::from(limits.trusted_proxy_hops),
+            0..=16,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err(SettingsError::invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
+
     let bridge = &settings.bridge;
     for (key, value, range) in [
         (
@@ -424,6 +488,16 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             "server.body_read_timeout_ms",
             settings.server.body_read_timeout_ms,
             100..=120_000,
+        ),
+        (
+            "server.max_header_bytes",
+            settings.server.max_header_bytes as u64,
+            1_024..=96 * 1_024,
+        ),
+        (
+            "server.max_headers",
+            settings.server.max_headers as u64,
+            8..=90,
         ),
         (
             "bridge.heartbeat_interval_secs",
@@ -796,7 +870,12 @@ mod tests {
 
         let first = load(&env).unwrap();
         let file = dev_secrets::path(dir.path());
-        assert_eq!(first.generated_dev_secrets.as_deref(), Some(file.as_path()));
+        let generated = first
+            .generated_dev_secrets
+            .clone()
+            .expect("secrets generated");
+        assert_eq!(generated.path, file);
+        assert!(generated.admin_token());
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,

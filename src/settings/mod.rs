@@ -50,6 +50,8 @@ pub struct Settings {
     #[serde(default)]
     pub bridge: BridgeSettings,
     #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub dev: DevSettings,
@@ -72,6 +74,11 @@ pub struct ServerSettings {
     /// How long the body of a FreJun request may take to arrive once its key is accepted, in
     /// milliseconds; a slower one answers 408.
     pub body_read_timeout_ms: u64,
+    /// Largest total size of a request's header names and values, in bytes; larger answers
+    /// 431 `headers_too_large`.
+    pub max_header_bytes: usize,
+    /// Most headers a request may carry; more answers 431 `headers_too_large`.
+    pub max_headers: usize,
 }
 
 impl ServerSettings {
@@ -90,6 +97,8 @@ impl Default for ServerSettings {
             json_body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             body_read_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
         }
     }
 }
@@ -421,6 +430,50 @@ pub enum LogFormat {
     Json,
 }
 
+/// Request limits, per instance. Each credential (tenant API key, admin token, FreJun URL
+/// key) has its own quota, spent before the credential is looked up; each client has a quota
+/// of failed authentications, and a client that exhausts it is refused before any lookup
+/// until the quota refills. See docs/operations.md, "Rate limits".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Off only for benchmarks and tests that say so.
+    pub enabled: bool,
+    /// Sustained requests per second per tenant API key (and for the admin token).
+    pub api_key_per_second: u32,
+    /// Requests a tenant API key may make at once above the sustained rate.
+    pub api_key_burst: u32,
+    /// Sustained requests per second per FreJun URL key (one tenant's flows and webhooks).
+    pub frejun_key_per_second: u32,
+    /// Requests a FreJun URL key may make at once above the sustained rate.
+    pub frejun_key_burst: u32,
+    /// Failed authentications per minute per client (address, or IPv6 /64).
+    pub failed_auth_per_minute: u32,
+    /// Failed authentications a client may make at once before it is refused.
+    pub failed_auth_burst: u32,
+    /// Reverse proxies in front of voxbridge that append to `X-Forwarded-For`; 0 uses the
+    /// TCP peer's address. With N, the client is the N-th address from the right.
+    pub trusted_proxy_hops: u8,
+    /// Exempts clients on the loopback interface (a test harness on one host).
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_key_per_second: 20,
+            api_key_burst: 100,
+            frejun_key_per_second: 50,
+            frejun_key_burst: 200,
+            failed_auth_per_minute: 10,
+            failed_auth_burst: 20,
+            trusted_proxy_hops: 0,
+            exempt_loopback: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct LogSettings {
@@ -510,6 +563,7 @@ impl Settings {
             frejun: FrejunSettings::default(),
             bridge: BridgeSettings::default(),
             openai: OpenAiSettings::default(),
+            rate_limit: RateLimitSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
         }

@@ -138,30 +138,34 @@ impl ApiClient {
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
         let url = self.url(path)?;
-        let mut request = self
-            .http
-            .request(method.clone(), url.clone())
-            .bearer_auth(&self.bearer);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| ApiError::Unreachable {
-                url: url.to_string(),
-                // `url` names it once; reqwest's own message would repeat it.
-                reason: ErrorChain(&error.without_url()).to_string(),
-            })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| ApiError::Unreachable {
-                url: url.to_string(),
-                // `url` names it once; reqwest's own message would repeat it.
-                reason: ErrorChain(&error.without_url()).to_string(),
-            })?;
+        let unreachable = |error: reqwest::Error| ApiError::Unreachable {
+            url: url.to_string(),
+            // `url` names it once; reqwest's own message would repeat it.
+            reason: ErrorChain(&error.without_url()).to_string(),
+        };
+        let mut attempt = 1;
+        let (status, bytes) = loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(&self.bearer);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(unreachable)?;
+            let status = response.status();
+            let wait = rate_limit_wait(&response);
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            // The server's rate limit refused the request before doing anything: waiting as
+            // told and sending it again is safe, even for a POST.
+            match wait {
+                Some(wait) if attempt < RATE_LIMIT_ATTEMPTS && is_rate_limited(&bytes) => {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => break (status, bytes),
+            }
+        };
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !status.is_success() {
             let error = parsed.as_ref().and_then(|body| body.get("error"));
@@ -188,6 +192,34 @@ impl ApiClient {
     }
 }
 
+/// How many times a request refused by the server's rate limit is sent in all.
+const RATE_LIMIT_ATTEMPTS: u32 = 6;
+
+/// The longest `Retry-After` waited out; a longer one is reported as the error it is.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// For a 429 with `Retry-After` (whole seconds), how long to wait before sending again.
+fn rate_limit_wait(response: &reqwest::Response) -> Option<Duration> {
+    if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let secs: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs)).filter(|wait| *wait <= MAX_RATE_LIMIT_WAIT)
+}
+
+/// Whether a 429's body is the rate limit's (`concurrency_limit` is also a 429, and waiting a
+/// second does not end a call).
+fn is_rate_limited(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|body| body["error"]["code"] == "rate_limited")
+}
+
 /// The `data` of a success envelope.
 fn data_of(mut answer: Value, method: &str, path: &str) -> Result<Value, ApiError> {
     let success = answer.get("success") == Some(&Value::Bool(true));
@@ -205,6 +237,8 @@ fn data_of(mut answer: Value, method: &str, path: &str) -> Result<Value, ApiErro
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn data_of_takes_the_envelope_data() {
@@ -225,6 +259,59 @@ mod tests {
             client.url("/api/me").unwrap().as_str(),
             "http://h:1/voxbridge/api/me"
         );
+    }
+
+    /// A server whose first `refusals` answers are the rate limit's 429, then a success.
+    async fn limited_server(refusals: usize, code: &'static str) -> (Url, Arc<AtomicUsize>) {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let server = HttpServer::new(move || {
+            let hits = counted.clone();
+            App::new().default_service(web::to(move || {
+                let hit = hits.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if hit < refusals {
+                        HttpResponse::TooManyRequests()
+                            .insert_header(("retry-after", "1"))
+                            .json(json!({"success": false, "error": {"code": code, "message": "slow down"}}))
+                    } else {
+                        HttpResponse::Ok().json(json!({"success": true, "data": {"hit": hit}}))
+                    }
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let url = Url::parse(&format!("http://{}", server.addrs()[0])).unwrap();
+        tokio::spawn(server.run());
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_request_is_sent_again_after_retry_after() {
+        let (url, hits) = limited_server(1, "rate_limited").await;
+        let client = ApiClient::new(&url, "t");
+        let data = client
+            .post_data("api/assistants", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(data, json!({"hit": 1}));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_concurrency_limit_is_not_retried() {
+        let (url, hits) = limited_server(1, "concurrency_limit").await;
+        let client = ApiClient::new(&url, "t");
+        let error = client.post_data("api/calls", &json!({})).await.unwrap_err();
+        assert!(
+            matches!(error, ApiError::Status { status: 429, .. }),
+            "{error}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
