@@ -206,8 +206,9 @@ impl CallService {
     }
 
     /// The answer to a repeated flow request: the call FreJun already asked about (found by its
-    /// FreJun call id, which is unique) answered again. An id that another tenant's call holds
-    /// is not this tenant's call: hang up.
+    /// FreJun call id, which is unique per tenant) answered again. Another tenant's call with the
+    /// same id is no obstacle: uniqueness is per tenant, so no tenant can squat on an id. Should
+    /// the call be gone by the time it is looked up, hang up.
     async fn answer_retry(
         &self,
         tenant: &UserRecord,

@@ -265,7 +265,8 @@ impl CallLogs {
     }
 
     /// Records FreJun's id for the tenant's call, unless the call already has one. Answers
-    /// [`StorageError::Conflict`] when another call already carries that FreJun id.
+    /// [`StorageError::Conflict`] when another of the tenant's calls already carries that FreJun
+    /// id (the id is unique per tenant: index `call_logs_user_frejun_call_id_unique`).
     pub async fn set_frejun_call_id(
         &self,
         user_id: TenantId,
@@ -393,7 +394,7 @@ impl CallLogs {
 }
 
 /// The filter that finds a tenant's call by FreJun's id. `$type` lets MongoDB use the partial
-/// unique index on `frejun_call_id`: the planner does not infer that an equality on a string
+/// unique index on `(user_id, frejun_call_id)`: the planner does not infer that an equality on a string
 /// implies the index's `$type: "string"` filter, and would otherwise walk the tenant's whole
 /// call history. Public so that a test can check the plan.
 pub fn frejun_call_id_filter(user_id: TenantId, frejun_call_id: &str) -> Document {

@@ -5,6 +5,8 @@
 //!   validator (`collMod`) when the collection exists;
 //! - `ensure_indexes`: `createIndexes` with explicit names (same spec again is a no-op, a changed
 //!   spec under the same name fails loudly);
+//! - `drop_index`: drop an index by name; one already gone is not an error (a second instance
+//!   applying the same migration finds it gone);
 //! - `run_command`: any other database command, for data fixes (write it to be re-runnable).
 //!
 //! Files are compiled into the binary (so a deployed binary carries its schema) and applied in
@@ -51,10 +53,18 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0003_url_secret_rotation.json",
         source: include_str!("../../migrations/0003_url_secret_rotation.json"),
     },
+    Migration {
+        version: 4,
+        file: "0004_frejun_call_id_per_tenant.json",
+        source: include_str!("../../migrations/0004_frejun_call_id_per_tenant.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.
 const NAMESPACE_EXISTS: i32 = 48;
+
+/// MongoDB's `IndexNotFound`: `dropIndexes` of a name that is not there.
+const INDEX_NOT_FOUND: i32 = 27;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -106,6 +116,10 @@ enum Operation {
     EnsureIndexes {
         collection: String,
         indexes: Vec<serde_json::Value>,
+    },
+    DropIndex {
+        collection: String,
+        name: String,
     },
     RunCommand {
         command: serde_json::Value,
@@ -242,6 +256,16 @@ async fn apply(storage: &Storage, migration: &Migration) -> Result<(), Migration
                     .await
                     .map_err(|err| failed(err.into()))?;
             }
+            Operation::DropIndex { collection, name } => {
+                match database
+                    .run_command(doc! { "dropIndexes": &collection, "index": &name })
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(err) if server_error_code(&err) == Some(INDEX_NOT_FOUND) => {}
+                    Err(err) => return Err(failed(err.into())),
+                }
+            }
             Operation::RunCommand { command } => {
                 let command = to_document(command).map_err(invalid)?;
                 database
@@ -318,6 +342,7 @@ mod tests {
                     Operation::EnsureIndexes { indexes, .. } => {
                         Some(serde_json::Value::Array(indexes))
                     }
+                    Operation::DropIndex { .. } => None,
                     Operation::RunCommand { command } => Some(command),
                 };
                 if let Some(json) = json {

@@ -487,25 +487,59 @@ async fn oversized_input_is_refused_or_dropped_without_failing_the_call() {
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
 
+/// A FreJun call id is unique per tenant: a tenant that registered an id first (by guess or by
+/// copying it) does not make another tenant's real call with that id hang up, and each
+/// tenant's webhooks reach only its own call.
 #[tokio::test]
-async fn a_frejun_call_id_held_by_another_tenant_hangs_up_without_touching_it() {
+async fn the_same_frejun_call_id_at_two_tenants_is_two_separate_calls() {
     let app = TestApp::spawn().await;
     let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
     let beta = app.calling_tenant("Beta", "+14155550200", 5).await;
-    let flow = inbound_flow(
+    let squatted = inbound_flow(
         &app,
         &beta.key,
         &flow_body("fj-shared", CALLER, &beta.number),
     )
     .await;
-    assert_eq!(flow["action"], "stream");
-    let flow = inbound_flow(
+    assert_eq!(squatted["action"], "stream");
+    let real = inbound_flow(
         &app,
         &acme.key,
         &flow_body("fj-shared", CALLER, &acme.number),
     )
     .await;
-    assert_eq!(flow, json!({ "action": "hangup" }));
-    assert_eq!(app.count("call_logs").await, 1);
-    assert!(app.held_slots(&acme).await.is_empty());
+    assert_eq!(real["action"], "stream", "{real}");
+    let (acme_call, _) = ws_url_parts(&app, &real, &acme.assistant_id);
+    let (beta_call, _) = ws_url_parts(&app, &squatted, &beta.assistant_id);
+    assert_ne!(acme_call, beta_call);
+    assert_eq!(app.held_slots(&acme).await.len(), 1);
+
+    // A retry of Acme's flow answers Acme's call, not a third one.
+    let retried = inbound_flow(
+        &app,
+        &acme.key,
+        &flow_body("fj-shared", CALLER, &acme.number),
+    )
+    .await;
+    assert_eq!(
+        ws_url_parts(&app, &retried, &acme.assistant_id).0,
+        acme_call
+    );
+    assert_eq!(app.count("call_logs").await, 2);
+
+    // Beta's webhook ends Beta's call only.
+    let completed = json!({
+        "event": "call.completed",
+        "data": { "call_id": "fj-shared", "duration": 3 },
+    });
+    expect_status(
+        app.post_webhook(Some(&beta.key), None, &completed).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(app.call_log(&beta_call).await.call_status.is_terminal());
+    assert_eq!(
+        app.call_log(&acme_call).await.call_status,
+        CallStatus::Initiated
+    );
 }

@@ -61,10 +61,10 @@ fn phone_number(number: &str) -> Document {
     }
 }
 
-fn call_log(frejun_call_id: Option<&str>) -> Document {
+fn call_log(tenant: ObjectId, frejun_call_id: Option<&str>) -> Document {
     let now = bson::DateTime::now();
     let mut log = doc! {
-        "user_id": ObjectId::new(),
+        "user_id": tenant,
         "call_type": "inbound",
         "call_status": "initiated",
         "platform": "frejun",
@@ -114,12 +114,20 @@ async fn migrations_create_validated_collections_and_indexes() {
     let call_indexes = indexes(&db.storage, CALL_LOGS).await;
     let frejun_id = call_indexes
         .iter()
-        .find(|index| index.get_document("key").unwrap() == &doc! { "frejun_call_id": 1 })
-        .expect("an index on frejun_call_id");
+        .find(|index| {
+            index.get_document("key").unwrap() == &doc! { "user_id": 1, "frejun_call_id": 1 }
+        })
+        .expect("an index on (user_id, frejun_call_id)");
     assert_eq!(frejun_id.get_bool("unique"), Ok(true));
     assert!(
         frejun_id.contains_key("partialFilterExpression"),
         "unique only when present"
+    );
+    assert!(
+        !call_indexes
+            .iter()
+            .any(|index| index.get_document("key").unwrap() == &doc! { "frejun_call_id": 1 }),
+        "no platform-wide FreJun call id index: {call_indexes:?}"
     );
     let key_lists: Vec<Document> = call_indexes
         .iter()
@@ -235,7 +243,7 @@ async fn the_validator_rejects_documents_outside_the_schema() {
         "DocumentValidationFailure"
     );
 
-    let mut bad_status = call_log(None);
+    let mut bad_status = call_log(ObjectId::new(), None);
     bad_status.insert("call_status", "exploded");
     let err = db
         .storage
@@ -250,20 +258,67 @@ async fn the_validator_rejects_documents_outside_the_schema() {
 }
 
 #[tokio::test]
-async fn frejun_call_ids_are_unique_only_when_present() {
+async fn frejun_call_ids_are_unique_per_tenant_and_only_when_present() {
     let db = TestDatabase::new().await;
     migrations::run(&db.storage).await.unwrap();
     let logs = db.storage.collection::<Document>(CALL_LOGS);
+    let (acme, beta) = (ObjectId::new(), ObjectId::new());
     // Outbound calls are logged before FreJun has given them an id.
-    logs.insert_one(call_log(None)).await.unwrap();
-    logs.insert_one(call_log(None)).await.unwrap();
-    logs.insert_one(call_log(Some("frejun-1"))).await.unwrap();
+    logs.insert_one(call_log(acme, None)).await.unwrap();
+    logs.insert_one(call_log(acme, None)).await.unwrap();
+    logs.insert_one(call_log(acme, Some("frejun-1")))
+        .await
+        .unwrap();
     let err = StorageError::from(
-        logs.insert_one(call_log(Some("frejun-1")))
+        logs.insert_one(call_log(acme, Some("frejun-1")))
             .await
             .unwrap_err(),
     );
     assert!(matches!(err, StorageError::Conflict), "{err:?}");
+    // Another tenant's call with the same FreJun id is its own: nobody can squat on an id.
+    logs.insert_one(call_log(beta, Some("frejun-1")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn upgrading_moves_frejun_call_id_uniqueness_to_per_tenant() {
+    let db = TestDatabase::new().await;
+    migrations::run_list(&db.storage, &MIGRATIONS[..3])
+        .await
+        .unwrap();
+    let logs = db.storage.collection::<Document>(CALL_LOGS);
+    let (acme, beta) = (ObjectId::new(), ObjectId::new());
+    logs.insert_one(call_log(acme, Some("fj-1"))).await.unwrap();
+    let before = StorageError::from(
+        logs.insert_one(call_log(beta, Some("fj-1")))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(before, StorageError::Conflict),
+        "platform-wide before: {before:?}"
+    );
+
+    migrations::run(&db.storage).await.unwrap();
+    logs.insert_one(call_log(beta, Some("fj-1"))).await.unwrap();
+    let err = StorageError::from(
+        logs.insert_one(call_log(acme, Some("fj-1")))
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(err, StorageError::Conflict), "{err:?}");
+    // A second instance applying the same migration (it had not seen the first's record)
+    // finds the old index gone: no error.
+    db.storage
+        .collection::<Document>(SCHEMA_MIGRATIONS)
+        .delete_one(doc! { "_id": 4_i64 })
+        .await
+        .unwrap();
+    let report = migrations::run_list(&db.storage, &MIGRATIONS[3..4])
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 1, "{report:?}");
 }
 
 /// The plan MongoDB picks for `filter` on `collection`, as text.
@@ -297,7 +352,7 @@ async fn frejun_lookups_use_their_indexes() {
     );
     let plan_text = plan(storage, CALL_LOGS, by_frejun_id).await;
     assert!(
-        plan_text.contains("call_logs_frejun_call_id_unique"),
+        plan_text.contains("call_logs_user_frejun_call_id_unique"),
         "{plan_text}"
     );
 }
