@@ -34,6 +34,13 @@ enum Command {
     Migrate,
     /// Re-encrypt every tenant secret under the current master key (see docs/operations.md).
     RotateMasterKey,
+    /// Move every assistant off OpenAI models with an announced shutdown, to their
+    /// replacements. Prints what would change unless --apply is given.
+    UpgradeModels {
+        /// Change the assistants (without it: a dry run).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Start a server with fake FreJun and OpenAI on loopback, place two calls and tell the story.
     Demo {
         /// Where the WAV files go (default: <state dir>/demo, i.e. .voxbridge/demo).
@@ -169,6 +176,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve => commands::serve::run(settings).await,
         Command::Migrate => commands::migrate::run(settings).await,
         Command::RotateMasterKey => commands::rotate_master_key::run(settings).await,
+        Command::UpgradeModels { apply } => commands::upgrade_models::run(settings, apply).await,
         Command::Demo { out_dir } => {
             let out_dir = out_dir.unwrap_or_else(|| settings.dev.state_dir.join("demo"));
             commands::demo::run(settings, out_dir).await

@@ -4,6 +4,8 @@
 //! - [`serve`]: migrate, then serve HTTP until SIGTERM/SIGINT.
 //! - [`migrate`]: apply pending migrations and exit.
 //! - [`rotate_master_key`]: re-encrypt tenants' secrets under the current master key.
+//! - [`upgrade_models`]: move assistants off OpenAI models with an announced shutdown (and the
+//!   startup warning about them).
 //! - [`demo`]: the one-command tour: a server, fake FreJun and OpenAI, two calls.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
 //! - [`call`]: play FreJun against a running voxbridge: one inbound or outbound call.
@@ -16,6 +18,7 @@ pub mod local_mongodb;
 pub mod migrate;
 pub mod rotate_master_key;
 pub mod serve;
+pub mod upgrade_models;
 
 use crate::domain::secret::SecretString;
 use crate::local_mongodb::{self as local, LocalMongod};

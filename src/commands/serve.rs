@@ -39,6 +39,9 @@ async fn serve(settings: Settings, storage: crate::storage::Storage) -> anyhow::
         tracing::info!(tenants = filled, "indexed FreJun URL secrets");
     }
 
+    super::upgrade_models::warn_at_startup(&storage, &settings, chrono::Utc::now().date_naive())
+        .await;
+
     let shutdown = CancellationToken::new();
     let public_base_url = settings.public_base_url();
     let app = Application::build(settings, storage, shutdown.clone())

@@ -141,7 +141,7 @@ impl Default for TurnDetection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transcription {
-    /// The OpenAI transcription model, such as `gpt-4o-mini-transcribe` or `whisper-1`.
+    /// The OpenAI transcription model, such as `gpt-live-transcribe` (the default).
     #[schema(min_length = 1, max_length = 100)]
     pub model: String,
     /// Language hint for the transcriber; absent or `null` lets it detect the language.
@@ -151,7 +151,7 @@ pub struct Transcription {
 }
 
 impl Transcription {
-    pub const DEFAULT_MODEL: &str = "gpt-4o-mini-transcribe";
+    pub const DEFAULT_MODEL: &str = super::model_retirement::DEFAULT_TRANSCRIPTION_MODEL;
 
     /// Checks every rule. Errors name the field as it appears in an assistant, e.g.
     /// "transcription.model".

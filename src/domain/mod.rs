@@ -15,6 +15,8 @@
 //!   status merge ([`call::status`]) and the rest of a call's record ([`call::record`]).
 //! - [`assistant`]: the assistant configuration, its create and update request bodies, and
 //!   every rule they must satisfy.
+//! - [`model_retirement`]: OpenAI models with an announced shutdown, their replacements, and
+//!   the warning or refusal an assistant naming one gets.
 //! - [`pricing`]: the estimated cost of a call's OpenAI usage.
 //! - [`error_chain`]: an error and its sources on one line, for logs and one-line errors.
 //! - [`time`]: arithmetic on BSON dates.
@@ -24,6 +26,7 @@ pub mod call;
 pub(crate) mod email;
 pub(crate) mod error_chain;
 pub mod ids;
+pub mod model_retirement;
 pub(crate) mod phone;
 pub(crate) mod pricing;
 pub mod secret;

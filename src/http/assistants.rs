@@ -1,10 +1,11 @@
 //! Tenants' assistants: create, list, get, partial update, delete.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::AppState;
 use super::auth::Tenant;
-use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
+use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope, Warning};
 use super::error::ErrorCode;
 use super::error::{ApiError, not_found_as};
 use super::error::{
@@ -17,6 +18,7 @@ use super::views::AssistantView;
 use super::views::Deleted;
 use crate::domain::assistant::{AssistantPatch, AssistantSpec, NewAssistant};
 use crate::domain::ids::AssistantId;
+use crate::domain::model_retirement::{self, ModelNotice};
 use crate::storage::assignments::DeleteOutcome;
 use crate::storage::assistants::{self, AssistantRecord};
 
@@ -64,6 +66,8 @@ async fn create(
         body.into_inner()?,
         &state.shared.settings.openai.default_model,
     )?;
+    // A new assistant names every model it uses, whether the request did or the default did.
+    let warnings = model_warnings(model_retirement::check(&spec, today(), |_| true)?);
     let now = bson::DateTime::now();
     let record = AssistantRecord {
         id: AssistantId::new(),
@@ -74,7 +78,11 @@ async fn create(
         schema_version: assistants::SCHEMA_VERSION,
     };
     state.shared.storage.assistants().insert(&record).await?;
-    Ok(envelope::created(AssistantView::from(record)))
+    Ok(envelope::with_warnings(
+        StatusCode::CREATED,
+        AssistantView::from(record),
+        warnings,
+    ))
 }
 
 #[utoipa::path(
@@ -178,12 +186,22 @@ async fn update(
     if patch.is_empty() {
         return Ok(envelope::ok(AssistantView::from(current)));
     }
+    let names_model = patch.model.is_some();
+    let names_transcription = patch.transcription.is_some();
     let spec = current.spec.apply(patch)?;
+    let notices = model_retirement::check(&spec, today(), |field| match field {
+        "model" => names_model,
+        _ => names_transcription,
+    })?;
     let record = repository
         .replace_spec(tenant.id(), id, &spec, bson::DateTime::now())
         .await
         .map_err(not_found_as("assistant"))?;
-    Ok(envelope::ok(AssistantView::from(record)))
+    Ok(envelope::with_warnings(
+        StatusCode::OK,
+        AssistantView::from(record),
+        model_warnings(notices),
+    ))
 }
 
 /// Refused with 409 while a number routes calls to the assistant: unassign it first.
@@ -228,4 +246,25 @@ async fn delete(
         }
     }
     Ok(envelope::ok(Deleted::of(id)))
+}
+
+/// Today's date in UTC, the calendar OpenAI's shutdown dates are in.
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Each retiring (or retired, untouched) model as a warning of the answer.
+fn model_warnings(notices: Vec<ModelNotice>) -> Vec<Warning> {
+    notices
+        .iter()
+        .map(|notice| Warning {
+            code: if notice.retired {
+                "model_retired"
+            } else {
+                "model_retiring"
+            },
+            field: notice.field(),
+            message: notice.message(),
+        })
+        .collect()
 }

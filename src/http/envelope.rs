@@ -1,5 +1,6 @@
 //! The JSON envelope of the product's API: `{"success":true,"data":…}` for answers (lists add
-//! `count` and `next_cursor`) and `{"success":false,"error":{"code","message"}}` for errors.
+//! `count` and `next_cursor`; an answer with something the client should act on adds
+//! `warnings`) and `{"success":false,"error":{"code","message"}}` for errors.
 //! FreJun-facing answers (flow, webhook acknowledgement, FreJun health) are bare JSON and do not
 //! use it.
 //!
@@ -33,8 +34,33 @@ pub(crate) fn list<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> 
     }))
 }
 
+/// 200 or 201 (`status`) with `{"success":true,"data":data,"warnings":[…]}`; without warnings
+/// it is exactly [`ok`] or [`created`].
+pub(crate) fn with_warnings<T: Serialize>(
+    status: StatusCode,
+    data: T,
+    warnings: Vec<Warning>,
+) -> HttpResponse {
+    if warnings.is_empty() {
+        return with_status(status, data);
+    }
+    HttpResponse::build(status).json(json!({ "success": true, "data": data, "warnings": warnings }))
+}
+
 fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "success": true, "data": data }))
+}
+
+/// Something about a successful answer the client should act on (the request did what it
+/// asked). `code` is stable and meant for programs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Warning {
+    /// Stable snake_case code, such as `model_retiring`.
+    pub code: &'static str,
+    /// The request field it concerns, such as `model`.
+    pub field: &'static str,
+    /// Human-readable detail.
+    pub message: String,
 }
 
 /// The error body. Kept in one place so every error path writes the same shape.
@@ -48,6 +74,9 @@ pub(crate) struct Envelope<T> {
     /// Always `true`.
     pub success: bool,
     pub data: T,
+    /// Present only when there is something to act on (see docs/api.md, "Warnings").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 /// One page of a list, newest first.
@@ -111,9 +140,31 @@ mod tests {
             documented(&Envelope {
                 success: true,
                 data: data.clone(),
+                warnings: Vec::new(),
             })
         );
         assert_eq!(body_of(created(data.clone())), written);
+        assert_eq!(
+            body_of(with_warnings(StatusCode::OK, data.clone(), Vec::new())),
+            written
+        );
+        let warning = Warning {
+            code: "model_retiring",
+            field: "model",
+            message: "m".to_owned(),
+        };
+        assert_eq!(
+            body_of(with_warnings(
+                StatusCode::CREATED,
+                data.clone(),
+                vec![warning.clone()]
+            )),
+            documented(&Envelope {
+                success: true,
+                data: data.clone(),
+                warnings: vec![warning],
+            })
+        );
 
         for next_cursor in [None, Some("abc".to_owned())] {
             let written = body_of(list(vec![data.clone(), data.clone()], next_cursor.clone()));

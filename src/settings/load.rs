@@ -384,6 +384,21 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         },
     )?;
 
+    use crate::domain::model_retirement::{ModelKind, retirement};
+    if let Some(retired) = retirement(ModelKind::Realtime, &settings.openai.default_model)
+        .filter(|r| r.is_retired_on(chrono::Utc::now().date_naive()))
+    {
+        return Err(SettingsError::invalid(
+            "openai.default_model",
+            format!(
+                "{} was shut down by OpenAI on {}; use {}",
+                retired.model,
+                retired.shutdown(),
+                retired.replacement
+            ),
+        ));
+    }
+
     let frejun = &settings.frejun;
     for (key, value, range) in [
         ("frejun.api_timeout_secs", frejun.api_timeout_secs, 1..=120),
@@ -690,7 +705,7 @@ mod tests {
             settings.openai.realtime_url.as_str(),
             "wss://api.openai.com/v1/realtime"
         );
-        assert_eq!(settings.openai.default_model, "gpt-realtime");
+        assert_eq!(settings.openai.default_model, "gpt-realtime-2.1");
         assert_eq!(
             settings.public_base_url().as_str(),
             "http://127.0.0.1:8080/"

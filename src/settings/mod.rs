@@ -316,7 +316,7 @@ impl Default for OpenAiSettings {
         Self {
             realtime_url: Url::parse("wss://api.openai.com/v1/realtime")
                 .expect("valid default URL"),
-            default_model: "gpt-realtime".to_owned(),
+            default_model: crate::domain::model_retirement::DEFAULT_REALTIME_MODEL.to_owned(),
             connect_timeout_ms: 10_000,
         }
     }

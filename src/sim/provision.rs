@@ -33,7 +33,7 @@ pub(crate) struct AssistantSpec {
     pub inbound_rate_hz: u32,
     pub inbound_chunk_ms: u32,
     pub outbound_chunk_ms: u32,
-    /// Caller transcription model (e.g. `gpt-4o-mini-transcribe`); `None` leaves it off.
+    /// Caller transcription model (e.g. `gpt-live-transcribe`); `None` leaves it off.
     pub transcription_model: Option<String>,
 }
 

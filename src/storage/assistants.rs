@@ -2,7 +2,10 @@
 //! `Storage::delete_assistant` (in `assignments`), which checks assigned numbers in the same
 //! transaction.
 
+use std::collections::HashMap;
+
 use bson::{DateTime, doc};
+use futures_util::TryStreamExt as _;
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
@@ -13,6 +16,7 @@ use super::{Storage, StorageError};
 use crate::domain::assistant::AssistantSpec;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
+use crate::domain::model_retirement::ModelKind;
 
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 
@@ -93,5 +97,55 @@ impl Assistants {
             .return_document(ReturnDocument::After)
             .await?
             .ok_or(StorageError::NotFound)
+    }
+
+    /// Platform-wide, for the operator: how many assistants name each of `models` as their
+    /// model of `kind` (models no assistant names are left out).
+    pub(crate) async fn count_naming(
+        &self,
+        kind: ModelKind,
+        models: &[&str],
+    ) -> Result<HashMap<String, u64>, StorageError> {
+        let field = kind.field();
+        let pipeline = [
+            doc! { "$match": { field: { "$in": models } } },
+            doc! { "$group": { "_id": format!("${field}"), "assistants": { "$sum": 1 } } },
+        ];
+        let mut counts = HashMap::new();
+        let mut cursor = self.collection.aggregate(pipeline).await?;
+        while let Some(row) = cursor.try_next().await? {
+            if let (Ok(model), Some(count)) = (row.get_str("_id"), as_count(&row)) {
+                counts.insert(model.to_owned(), count);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Platform-wide, for the operator: every assistant whose model of `kind` is `from` gets
+    /// `to` instead. Answers how many changed.
+    pub(crate) async fn replace_model(
+        &self,
+        kind: ModelKind,
+        from: &str,
+        to: &str,
+        now: DateTime,
+    ) -> Result<u64, StorageError> {
+        let field = kind.field();
+        let result = self
+            .collection
+            .update_many(
+                doc! { field: from },
+                doc! { "$set": { field: to, "updated_at": now } },
+            )
+            .await?;
+        Ok(result.modified_count)
+    }
+}
+
+fn as_count(row: &bson::Document) -> Option<u64> {
+    match row.get("assistants")? {
+        bson::Bson::Int32(n) => u64::try_from(*n).ok(),
+        bson::Bson::Int64(n) => u64::try_from(*n).ok(),
+        _ => None,
     }
 }

@@ -31,7 +31,7 @@ async fn an_assistant_gets_the_documented_defaults() {
     let id = data["id"].as_str().unwrap();
     assert_eq!(data["name"], "Front desk", "trimmed");
     assert_eq!(data["model"], app.settings.openai.default_model.as_str());
-    assert_eq!(data["model"], "gpt-realtime");
+    assert_eq!(data["model"], "gpt-realtime-2.1");
     assert_eq!(data["voice"], "marin");
     assert_eq!(data["instructions"], "");
     assert_eq!(data["greeting"], Value::Null);

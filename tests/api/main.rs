@@ -22,6 +22,7 @@ mod isolation;
 mod loadtest_command;
 mod logs;
 mod migrations;
+mod model_retirement;
 mod outage;
 mod pagination;
 mod phone_numbers;

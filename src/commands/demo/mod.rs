@@ -88,7 +88,7 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
             inbound_rate_hz: 8_000,
             inbound_chunk_ms: 100,
             outbound_chunk_ms: 100,
-            transcription_model: Some("gpt-4o-mini-transcribe".into()),
+            transcription_model: Some("gpt-live-transcribe".into()),
         })
         .await
         .context("creating the demo assistant")?;

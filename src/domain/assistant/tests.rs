@@ -72,7 +72,7 @@ fn from_new_fills_the_documented_defaults() {
     assert_eq!(
         Transcription::default(),
         Transcription {
-            model: "gpt-4o-mini-transcribe".to_owned(),
+            model: "gpt-live-transcribe".to_owned(),
             language: None
         }
     );
@@ -97,7 +97,7 @@ fn json_shape_is_the_public_contract() {
                 "prefix_padding_ms": 300,
                 "silence_duration_ms": 500
             },
-            "transcription": {"model": "gpt-4o-mini-transcribe", "language": null},
+            "transcription": {"model": "gpt-live-transcribe", "language": null},
             "audio": {
                 "codec": "pcm24k",
                 "inbound_rate": "8k",
@@ -212,7 +212,7 @@ fn language_tags() {
         accepted(|s| s.language = Some(good.to_owned()));
         accepted(|s| {
             s.transcription = Some(Transcription {
-                model: "whisper-1".to_owned(),
+                model: "gpt-live-transcribe".to_owned(),
                 language: Some(good.to_owned()),
             })
         });
@@ -225,7 +225,7 @@ fn language_tags() {
         assert_eq!(
             rejected_field(|s| {
                 s.transcription = Some(Transcription {
-                    model: "whisper-1".to_owned(),
+                    model: "gpt-live-transcribe".to_owned(),
                     language: Some(bad.to_owned()),
                 })
             }),
@@ -337,7 +337,7 @@ fn create_body_accepts_every_field() {
             "prefix_padding_ms": 200,
             "silence_duration_ms": 800
         },
-        "transcription": {"model": "whisper-1", "language": "en"},
+        "transcription": {"model": "gpt-live-transcribe", "language": "en"},
         "audio": {
             "codec": "pcmu",
             "inbound_rate": "8k",
@@ -396,7 +396,7 @@ fn create_body_rejects_unknown_and_partial_fields() {
         "{err}"
     );
 
-    let err = new_from(json!({"name": "a", "transcription": {"model": "whisper-1", "language": null, "prompt": "x"}}))
+    let err = new_from(json!({"name": "a", "transcription": {"model": "gpt-live-transcribe", "language": null, "prompt": "x"}}))
         .unwrap_err();
     assert!(err.to_string().contains("unknown field `prompt`"), "{err}");
 
@@ -406,10 +406,11 @@ fn create_body_rejects_unknown_and_partial_fields() {
     let err = new_from(json!({"name": "a", "turn_detection": {"type": "server_vad"}})).unwrap_err();
     assert!(err.to_string().contains("missing field"), "{err}");
     // Except the transcription language, a hint that may be left out.
-    let spec = new_from(json!({"name": "a", "transcription": {"model": "whisper-1"}})).unwrap();
+    let spec =
+        new_from(json!({"name": "a", "transcription": {"model": "gpt-live-transcribe"}})).unwrap();
     assert_eq!(spec.transcription.unwrap().language, None);
     assert!(
-        new_from(json!({"name": "a", "transcription": {"model": "whisper-1", "language": null}}))
+        new_from(json!({"name": "a", "transcription": {"model": "gpt-live-transcribe", "language": null}}))
             .is_ok()
     );
 

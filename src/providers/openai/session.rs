@@ -297,7 +297,7 @@ mod tests {
             silence_duration_ms: 900,
         };
         spec.transcription = Some(Transcription {
-            model: "gpt-4o-mini-transcribe".to_owned(),
+            model: "gpt-live-transcribe".to_owned(),
             language: Some("hi".to_owned()),
         });
         let session = SessionConfig::for_assistant(&spec, true);
@@ -315,7 +315,7 @@ mod tests {
                     "audio": {
                         "input": {
                             "format": {"type": "audio/pcmu"},
-                            "transcription": {"model": "gpt-4o-mini-transcribe", "language": "hi"},
+                            "transcription": {"model": "gpt-live-transcribe", "language": "hi"},
                             "turn_detection": {
                                 "type": "semantic_vad",
                                 "create_response": true,
@@ -341,7 +341,7 @@ mod tests {
         let value = serde_json::to_value(&session).unwrap();
         assert_eq!(
             value["audio"]["input"]["transcription"],
-            json!({"model": "gpt-4o-mini-transcribe"})
+            json!({"model": "gpt-live-transcribe"})
         );
         assert_eq!(
             value["audio"]["input"]["turn_detection"],

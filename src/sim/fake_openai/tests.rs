@@ -186,7 +186,7 @@ fn session_with(format: Value, turn_detection: Value) -> Value {
         "instructions": "You are a test.",
         "audio": {
             "input": {"format": format, "turn_detection": turn_detection,
-                      "transcription": {"model": "gpt-4o-mini-transcribe"}},
+                      "transcription": {"model": "gpt-live-transcribe"}},
             "output": {"format": format, "voice": "marin"}
         }
     })

@@ -693,7 +693,7 @@ mod tests {
             "output_modalities": ["audio"],
             "audio": {
                 "input": {"format": {"type": "audio/pcmu"},
-                          "transcription": {"model": "gpt-4o-mini-transcribe"},
+                          "transcription": {"model": "gpt-live-transcribe"},
                           "noise_reduction": {"type": "near_field"},
                           "turn_detection": {"type": "server_vad", "threshold": 0.5,
                               "prefix_padding_ms": 300, "silence_duration_ms": 500,

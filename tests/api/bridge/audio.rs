@@ -144,7 +144,7 @@ async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_ass
         session.api_key, "sk-test-openai-0001",
         "the tenant's own key"
     );
-    assert_eq!(session.model, "gpt-realtime");
+    assert_eq!(session.model, "gpt-realtime-2.1");
     let kinds: Vec<&str> = session
         .events
         .iter()
@@ -164,7 +164,7 @@ async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_ass
     );
     assert_eq!(
         effective["audio"]["input"]["transcription"]["model"],
-        "gpt-4o-mini-transcribe"
+        "gpt-live-transcribe"
     );
     let create = session.events_of("response.create").next().unwrap();
     assert!(create.json.to_string().contains("Welcome to the bakery!"));

@@ -51,7 +51,7 @@ pub async fn configure_assistant(
     let body = json!({
         "audio": { "codec": codec, "inbound_rate": inbound_rate, "inbound_chunk_ms": 100, "outbound_chunk_ms": 200 },
         "greeting": greeting,
-        "transcription": { "model": "gpt-4o-mini-transcribe" },
+        "transcription": { "model": "gpt-live-transcribe" },
     });
     let path = format!("/api/assistants/{}", tenant.assistant_id);
     expect_status(
