@@ -14,21 +14,23 @@ use crate::domain::call::EndReason;
 use crate::domain::call::record::Usage;
 use crate::providers::openai::ClientEvent;
 use crate::providers::openai::events::ResponseStatus;
-use crate::providers::openai::events::{ResponseParams, ResponseSummary};
+use crate::providers::openai::events::ResponseSummary;
 
 impl BridgeCore {
+    /// Asks for the greeting without touching the persona: a system message saying what to
+    /// greet with, then a plain `response.create`. (A `response.create` carrying
+    /// `instructions` would *replace* the session's instructions for that response, so the
+    /// first sentence would be spoken without the tenant's persona, language and rules.)
     pub(super) fn greet(&mut self, fx: &mut Effects) {
         let Some(greeting) = self.config.greeting.as_deref() else {
             return;
         };
-        let event = ClientEvent::ResponseCreate {
-            response: Some(ResponseParams {
-                instructions: Some(format!(
-                    "The call has just connected. Greet the caller by saying: \"{greeting}\""
-                )),
-            }),
-        };
-        fx.to_ai.push(event.to_json());
+        let request = ClientEvent::system_message(format!(
+            "The call has just connected. Greet the caller now by saying: \"{greeting}\""
+        ));
+        fx.to_ai.push(request.to_json());
+        fx.to_ai
+            .push(ClientEvent::ResponseCreate { response: None }.to_json());
     }
 
     pub(super) fn assistant_audio(

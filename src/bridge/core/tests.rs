@@ -123,8 +123,13 @@ fn early_audio_waits_for_the_session_update_and_is_bounded() {
         Instant::now(),
         &mut fx,
     );
-    assert_eq!(types(&fx.to_ai), ["response.create"], "the greeting");
-    assert!(fx.to_ai[0].contains("Hello!"));
+    assert_eq!(
+        types(&fx.to_ai),
+        ["conversation.item.create", "response.create"],
+        "the greeting: a system message, then a response under the session's instructions"
+    );
+    assert!(fx.to_ai[0].contains("Hello!") && fx.to_ai[0].contains(r#""role":"system""#));
+    assert_eq!(fx.to_ai[1], r#"{"type":"response.create"}"#);
     let mut fx = Effects::default();
     core.teler_text(&audio_frame(&[100; 800]), Instant::now(), &mut fx);
     assert_eq!(types(&fx.to_ai), ["input_audio_buffer.append"]);

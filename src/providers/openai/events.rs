@@ -13,4 +13,4 @@ mod outbound;
 #[cfg(test)]
 pub use inbound::{ApiError, ResponseUsage};
 pub use inbound::{EventParseError, ResponseStatus, ResponseSummary, ServerEvent};
-pub use outbound::{ClientEvent, ResponseParams, write_append_event};
+pub use outbound::{ClientEvent, write_append_event};

@@ -126,6 +126,12 @@ pub struct ResponseRecord {
     pub audio_ms_sent: u64,
     /// The full transcript the response was to speak.
     pub transcript: String,
+    /// The instructions the model had for this response: the session's, or the response's own
+    /// `instructions`, which replace them (OpenAI does not merge the two).
+    pub instructions: String,
+    /// The newest conversation item when the response was created (what it answers), as
+    /// `conversation.item.retrieve` would return it.
+    pub previous_item: Option<Value>,
 }
 
 /// The `status` of a response.

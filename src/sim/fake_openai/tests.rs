@@ -695,6 +695,11 @@ async fn scripted_tone_turns_render_in_the_output_format() {
         events[position(&events, "response.output_audio_transcript.done")]["transcript"],
         "Second turn."
     );
+
+    // A response's own instructions replace the session's for that response only.
+    let responses = fake.sessions()[0].responses.clone();
+    assert_eq!(responses[0].instructions, "Greet.");
+    assert_eq!(responses[1].instructions, "You are a test.");
 }
 
 #[tokio::test]

@@ -7,10 +7,13 @@ use voxbridge::audio::tone::{level_dbfs, sine};
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::fake_openai::{Behaviour, Mode, ResponseStatus};
 
+use reqwest::StatusCode;
+
 use super::{
     assert_no_violations, assert_slots_freed, bridge_app, configure_assistant, ended_call,
     place_call,
 };
+use crate::helpers::expect_status;
 
 /// Sends one second of a 1 kHz tone at `inbound_rate` and a second of silence (which ends the
 /// caller's turn), then checks the tone at the fake and back at the caller.
@@ -131,6 +134,17 @@ async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_ass
         Some("Welcome to the bakery!"),
     )
     .await;
+    let persona = "You are Ava of the Acme bakery. Speak only Hindi, and never discuss prices.";
+    expect_status(
+        app.patch_as(
+            &format!("/api/assistants/{}", tenant.assistant_id),
+            &tenant.tenant.api_key,
+            &serde_json::json!({ "instructions": persona }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     let (call_id, caller) = place_call(&app, &tenant, "fj-greeting").await;
     assert!(
         caller
@@ -166,8 +180,25 @@ async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_ass
         effective["audio"]["input"]["transcription"]["model"],
         "gpt-live-transcribe"
     );
+    // The greeting keeps the persona: it is asked for with a system message and a plain
+    // response.create, so the response runs under the assistant's own instructions (a
+    // response.create carrying instructions would have replaced them).
     let create = session.events_of("response.create").next().unwrap();
-    assert!(create.json.to_string().contains("Welcome to the bakery!"));
+    assert!(create.json.get("response").is_none(), "{}", create.json);
+    let greeting = &session.responses[0];
+    assert_eq!(greeting.instructions, persona);
+    let request = greeting
+        .previous_item
+        .as_ref()
+        .expect("the greeting request");
+    assert_eq!(request["role"], "system");
+    assert!(
+        request["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Welcome to the bakery!"),
+        "{request}"
+    );
     let summary = caller.hang_up().await.unwrap();
     assert_no_violations(&fake, &summary.received);
     ended_call(&app, &call_id, Duration::from_secs(10)).await;

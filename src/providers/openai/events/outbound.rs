@@ -28,6 +28,10 @@ pub enum ClientEvent {
         content_index: u32,
         audio_end_ms: u64,
     },
+    /// Adds an item to the conversation; the bridge adds `system` messages (see
+    /// [`ClientEvent::system_message`]).
+    #[serde(rename = "conversation.item.create")]
+    ConversationItemCreate { item: ConversationItem },
     #[serde(rename = "response.create")]
     ResponseCreate {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,7 +46,42 @@ pub enum ClientEvent {
     },
 }
 
+/// A message item of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationItem {
+    /// Always `message`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `system` for the bridge's own steering.
+    pub role: &'static str,
+    pub content: Vec<ContentPart>,
+}
+
+/// One part of a message's content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContentPart {
+    /// `input_text` for text the model reads.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub text: String,
+}
+
 impl ClientEvent {
+    /// A `system` message added to the conversation: steering that leaves the session's
+    /// instructions in force (OpenAI's documented way to add instructions mid-conversation).
+    pub(crate) fn system_message(text: String) -> ClientEvent {
+        ClientEvent::ConversationItemCreate {
+            item: ConversationItem {
+                kind: "message",
+                role: "system",
+                content: vec![ContentPart {
+                    kind: "input_text",
+                    text,
+                }],
+            },
+        }
+    }
+
     /// The event as a JSON text frame.
     pub(crate) fn to_json(&self) -> String {
         // Cannot fail: every field is a string, a number, a bool or a struct of those, and no
@@ -163,6 +202,14 @@ mod tests {
             }
             .to_json(),
             r#"{"type":"response.create","response":{"instructions":"Greet the caller \"warmly\"."}}"#
+        );
+    }
+
+    #[test]
+    fn a_system_message_is_a_conversation_item() {
+        assert_eq!(
+            ClientEvent::system_message("Greet the caller.".to_owned()).to_json(),
+            r#"{"type":"conversation.item.create","item":{"type":"message","role":"system","content":[{"type":"input_text","text":"Greet the caller."}]}}"#
         );
     }
 }

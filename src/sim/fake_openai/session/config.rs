@@ -62,9 +62,6 @@ impl Session {
         self.text_only = self.session["output_modalities"]
             .as_array()
             .is_some_and(|modalities| modalities.len() == 1 && modalities[0] == "text");
-        self.instructions_chars = self.session["instructions"]
-            .as_str()
-            .map_or(0, |text| text.chars().count() as u64);
         let turn_detection = if matches!(self.behaviour.mode, Mode::EchoStream { .. }) {
             None
         } else {

@@ -354,9 +354,8 @@ impl Session {
             self.echo_pending = echo;
         }
         if respond && self.response.is_none() {
-            let instructions = self.instructions_chars;
             let plan = self.plan_response(None);
-            self.start_response(plan, instructions, now);
+            self.start_response(plan, None, now);
         }
     }
 }

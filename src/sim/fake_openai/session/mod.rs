@@ -67,7 +67,6 @@ pub(super) struct Session {
     vad: Option<Vad>,
     transcription: bool,
     text_only: bool,
-    instructions_chars: u64,
     /// The input timeline: `timeline_base_ms` plus the samples appended at the current rate.
     timeline_base_ms: u64,
     samples_at_rate: u64,
@@ -134,7 +133,6 @@ impl Session {
             vad: None,
             transcription: false,
             text_only: false,
-            instructions_chars: 0,
             timeline_base_ms: 0,
             samples_at_rate: 0,
             uncommitted_from_ms: 0,

@@ -66,10 +66,12 @@ impl Session {
             return;
         }
         let overrides = event.get("response").and_then(Value::as_object);
+        // `response.instructions` replaces the session's for this response (it does not add
+        // to them): what the model is told is exactly one or the other.
         let instructions = overrides
             .and_then(|response| response.get("instructions"))
             .and_then(Value::as_str)
-            .map_or(self.instructions_chars, |text| text.chars().count() as u64);
+            .map(str::to_owned);
         let plan = self.plan_response(overrides);
         self.start_response(plan, instructions, now);
     }
@@ -176,12 +178,21 @@ impl Session {
 
     /// `response.created` … `response.content_part.added`; deltas follow from the loop (or at
     /// once for text-only and silent responses, which also finish here).
+    /// `instructions` is the response's own override; `None` keeps the session's.
     pub(super) fn start_response(
         &mut self,
         plan: ResponsePlan,
-        instructions_chars: u64,
+        instructions: Option<String>,
         now: Instant,
     ) {
+        let instructions = instructions.unwrap_or_else(|| {
+            self.session["instructions"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let instructions_chars = instructions.chars().count() as u64;
+        let previous_item = self.items.last().map(|item| item.json.clone());
         let id = self.ids.next("resp");
         let item_id = self.ids.next("item");
         let index = self.responses_started;
@@ -202,6 +213,8 @@ impl Session {
                 status: ResponseStatus::InProgress,
                 audio_ms_sent: 0,
                 transcript: plan.transcript.clone(),
+                instructions,
+                previous_item,
             });
             record.responses.len() - 1
         });
@@ -400,9 +413,8 @@ impl Session {
             return;
         }
         if self.response.is_none() {
-            let instructions = self.instructions_chars;
             let plan = self.plan_response(None);
-            self.start_response(plan, instructions, now);
+            self.start_response(plan, None, now);
         }
         let Some(response) = self.response.as_mut().filter(|response| response.streaming) else {
             return;
