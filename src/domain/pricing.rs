@@ -43,13 +43,16 @@ pub(crate) fn prices_for(model: &str) -> TokenPrices {
     }
 }
 
-/// Token counts of a call, by kind. Cached tokens are a subset of the input tokens and are
-/// attributed to audio first (realtime context is mostly audio).
+/// Token counts of a call, by kind. Cached tokens are a subset of the input tokens; OpenAI
+/// says how many of them were text and how many audio (`cached_tokens_details`), and those are
+/// priced at the cached rates. Cached tokens reported without that split are priced as
+/// uncached: an overestimate rather than a guess.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TokenCounts {
     pub input_audio: u64,
     pub input_text: u64,
-    pub input_cached: u64,
+    pub input_cached_audio: u64,
+    pub input_cached_text: u64,
     pub output_audio: u64,
     pub output_text: u64,
 }
@@ -57,8 +60,8 @@ pub(crate) struct TokenCounts {
 /// Estimated cost in US dollars, rounded to a millionth of a dollar.
 pub(crate) fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
     let prices = prices_for(model);
-    let cached_audio = tokens.input_cached.min(tokens.input_audio);
-    let cached_text = (tokens.input_cached - cached_audio).min(tokens.input_text);
+    let cached_audio = tokens.input_cached_audio.min(tokens.input_audio);
+    let cached_text = tokens.input_cached_text.min(tokens.input_text);
     let per_million = |count: u64, price: f64| count as f64 * price / 1_000_000.0;
     let cost = per_million(tokens.input_audio - cached_audio, prices.audio_input)
         + per_million(cached_audio, prices.audio_input_cached)
@@ -78,13 +81,28 @@ mod tests {
         let tokens = TokenCounts {
             input_audio: 10_000,
             input_text: 1_000,
-            input_cached: 2_000,
+            input_cached_audio: 1_500,
+            input_cached_text: 500,
             output_audio: 5_000,
             output_text: 500,
         };
-        // 8000*32 + 2000*0.4 + 1000*4 + 5000*64 + 500*16 = 588,800 per million.
-        assert_eq!(estimate_cost_usd("gpt-realtime", tokens), 0.5888);
+        // 8500*32 + 1500*0.4 + 500*4 + 500*0.4 + 5000*64 + 500*16 = 602,800 per million.
+        assert_eq!(estimate_cost_usd("gpt-realtime", tokens), 0.6028);
         assert!(estimate_cost_usd("gpt-realtime-mini", tokens) < 0.2);
+    }
+
+    #[test]
+    fn cached_text_is_priced_as_text_not_as_audio() {
+        // 1000 cached tokens, all text: the old "audio first" rule priced them at the audio
+        // cached rate and the audio at the text rate's share, which is wrong both ways.
+        let tokens = TokenCounts {
+            input_audio: 1_000,
+            input_text: 1_000,
+            input_cached_text: 1_000,
+            ..TokenCounts::default()
+        };
+        // 1000*32 + 1000*0.4 = 32,400 per million.
+        assert_eq!(estimate_cost_usd("gpt-realtime", tokens), 0.0324);
     }
 
     #[test]
@@ -94,7 +112,8 @@ mod tests {
             0.0
         );
         let odd = TokenCounts {
-            input_cached: 50,
+            input_cached_audio: 50,
+            input_cached_text: 50,
             input_audio: 10,
             input_text: 10,
             ..TokenCounts::default()

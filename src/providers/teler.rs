@@ -77,9 +77,9 @@ pub(crate) struct InitiateCall {
 pub(crate) struct InitiatedCall {
     /// FreJun's call id: an opaque string (a UUID or `cs_` + ULID; a numeric id is stringified).
     pub id: String,
-    /// The call's state if FreJun reported one (e.g. `initiated`).
-    pub status: Option<String>,
-    /// FreJun's top-level `message` (e.g. "Call initiated successfully").
+    /// FreJun's top-level `message` (e.g. "Call initiated successfully"). The answer carries
+    /// no call state (`data` is `{id, from_number, to_number, status_callback_url, record}`),
+    /// so none is read.
     pub message: Option<String>,
 }
 
@@ -551,14 +551,13 @@ pub(crate) fn parse_initiated(body: &[u8]) -> Result<InitiatedCall, &'static str
         return Err("the answer says success: false");
     }
     let record: &Map<String, Value> = root.get("data").and_then(Value::as_object).unwrap_or(root);
-    let (record, id) = match record.get("id").and_then(call_id) {
-        Some(id) => (record, id),
+    let id = match record.get("id").and_then(call_id) {
+        Some(id) => id,
         // A `data` object without an id: the id may still be at the top level.
-        None => (root, root.get("id").and_then(call_id).ok_or("no call id")?),
+        None => root.get("id").and_then(call_id).ok_or("no call id")?,
     };
     Ok(InitiatedCall {
         id,
-        status: record.get("status").and_then(Value::as_str).map(clip),
         message: root.get("message").and_then(Value::as_str).map(clip),
     })
 }

@@ -360,6 +360,11 @@ async fn one_call_with_its_history_and_transcript() {
         audio_out_ms: 20_000,
         frame_latency_p50_us: Some(900),
         frame_latency_p99_us: Some(4_000),
+        failed_responses: 1,
+        last_response_error: Some(CallError {
+            code: "rate_limit_exceeded".to_owned(),
+            message: "Rate limit reached; try again in 2s.".to_owned(),
+        }),
     });
     call.error = Some(CallError {
         code: "none".to_owned(),
@@ -417,6 +422,11 @@ async fn one_call_with_its_history_and_transcript() {
     );
     assert_eq!(data["metrics"]["first_response_ms"], 420);
     assert_eq!(data["metrics"]["barge_ins"], 1);
+    assert_eq!(data["metrics"]["failed_responses"], 1);
+    assert_eq!(
+        data["metrics"]["last_response_error"],
+        json!({"code": "rate_limit_exceeded", "message": "Rate limit reached; try again in 2s."})
+    );
     assert_eq!(data["error"]["code"], "none");
 
     let status = expect_status(

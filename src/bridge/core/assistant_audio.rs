@@ -11,7 +11,7 @@ use crate::bridge::audio_budget::Verdict;
 use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
 use crate::domain::assistant::Codec;
 use crate::domain::call::EndReason;
-use crate::domain::call::record::Usage;
+use crate::domain::call::record::{CallError, Usage};
 use crate::providers::openai::ClientEvent;
 use crate::providers::openai::events::ResponseStatus;
 use crate::providers::openai::events::ResponseSummary;
@@ -135,6 +135,8 @@ impl BridgeCore {
             total.input_audio_tokens += usage.input_audio_tokens;
             total.input_text_tokens += usage.input_text_tokens;
             total.input_cached_tokens += usage.input_cached_tokens;
+            total.input_cached_text_tokens += usage.input_cached_text_tokens;
+            total.input_cached_audio_tokens += usage.input_cached_audio_tokens;
             total.output_audio_tokens += usage.output_audio_tokens;
             total.output_text_tokens += usage.output_text_tokens;
         } else {
@@ -149,6 +151,17 @@ impl BridgeCore {
                 error = ?response.error,
                 "an OpenAI response failed"
             );
+            self.failed_responses += 1;
+            let error = response.error.unwrap_or_default();
+            self.last_response_error = Some(CallError {
+                code: error
+                    .code
+                    .filter(|code| !code.is_empty())
+                    .unwrap_or_else(|| "openai_response_failed".to_owned()),
+                message: error.message.unwrap_or_else(|| {
+                    "OpenAI ended a response as failed without saying why".to_owned()
+                }),
+            });
         }
         let discarded = self.discarded.remove(&response.id);
         if self.active_response.as_deref() == Some(response.id.as_str()) {

@@ -77,6 +77,8 @@ impl BridgeCore {
             audio_out_ms: self.audio_out_ms(),
             frame_latency_p50_us: self.latency.quantile(0.5),
             frame_latency_p99_us: self.latency.quantile(0.99),
+            failed_responses: self.failed_responses,
+            last_response_error: self.last_response_error.clone(),
         }
     }
 
@@ -87,7 +89,8 @@ impl BridgeCore {
             TokenCounts {
                 input_audio: usage.input_audio_tokens,
                 input_text: usage.input_text_tokens,
-                input_cached: usage.input_cached_tokens,
+                input_cached_audio: usage.input_cached_audio_tokens,
+                input_cached_text: usage.input_cached_text_tokens,
                 output_audio: usage.output_audio_tokens,
                 output_text: usage.output_text_tokens,
             },

@@ -191,6 +191,9 @@ pub struct BridgeCore {
     metrics_dirty: bool,
     first_response_ms: Option<u64>,
     barge_ins: u32,
+    /// Responses OpenAI ended as failed, and the last one's error, for the call log.
+    failed_responses: u32,
+    last_response_error: Option<CallError>,
     inbound_samples: u64,
     latency: LatencyHistogram,
     anomalies: Anomalies,
@@ -232,6 +235,8 @@ impl BridgeCore {
             metrics_dirty: false,
             first_response_ms: None,
             barge_ins: 0,
+            failed_responses: 0,
+            last_response_error: None,
             inbound_samples: 0,
             latency: LatencyHistogram::default(),
             anomalies: Anomalies::default(),

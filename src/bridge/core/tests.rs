@@ -7,7 +7,7 @@ use crate::bridge::audio_budget::BudgetLimits;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
 use crate::providers::openai::events::ResponseStatus;
-use crate::providers::openai::events::{ApiError, ResponseSummary, ResponseUsage};
+use crate::providers::openai::events::{ApiError, ResponseError, ResponseSummary, ResponseUsage};
 
 fn spec(codec: Codec) -> AssistantSpec {
     let new: NewAssistant = serde_json::from_value(serde_json::json!({"name": "Test"})).unwrap();
@@ -575,4 +575,50 @@ fn a_runaway_openai_stream_ends_the_call() {
     assert_eq!(ending.reason, EndReason::AiError);
     assert_eq!(ending.error.unwrap().code, "openai_audio_flood");
     assert_eq!(deltas, 121, "120 s ahead were accepted");
+}
+
+#[test]
+fn a_failed_response_is_counted_with_openais_explanation_and_the_call_goes_on() {
+    let mut core = ready(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    let at = Instant::now();
+    let failed = ServerEvent::ResponseDone {
+        response: ResponseSummary {
+            id: "r1".into(),
+            status: ResponseStatus::Failed,
+            error: Some(ResponseError {
+                kind: "invalid_request_error".into(),
+                code: Some("rate_limit_exceeded".into()),
+                message: Some("Rate limit reached; try again in 2s.".into()),
+            }),
+            usage: Some(ResponseUsage {
+                input_text_tokens: 100,
+                input_audio_tokens: 50,
+                input_cached_tokens: 60,
+                input_cached_text_tokens: 40,
+                input_cached_audio_tokens: 20,
+                ..ResponseUsage::default()
+            }),
+            ..ResponseSummary::default()
+        },
+    };
+    assert!(
+        core.ai_event(failed, at, &mut fx).is_none(),
+        "not an ending"
+    );
+    let progress = core.take_progress().unwrap();
+    let metrics = progress.metrics.unwrap();
+    assert_eq!(metrics.failed_responses, 1);
+    let error = metrics.last_response_error.unwrap();
+    assert_eq!(error.code, "rate_limit_exceeded");
+    assert_eq!(error.message, "Rate limit reached; try again in 2s.");
+    let usage = progress.usage.unwrap();
+    assert_eq!(
+        (
+            usage.input_cached_text_tokens,
+            usage.input_cached_audio_tokens
+        ),
+        (40, 20),
+        "the cache's own text/audio split is kept"
+    );
 }

@@ -61,6 +61,12 @@ pub struct Usage {
     /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
     #[serde(default)]
     pub input_cached_tokens: u64,
+    /// The text and audio shares of the cached tokens, as OpenAI split them
+    /// (`cached_tokens_details`); cached tokens reported without a split are in neither.
+    #[serde(default)]
+    pub input_cached_text_tokens: u64,
+    #[serde(default)]
+    pub input_cached_audio_tokens: u64,
 }
 
 /// Latency and audio figures the bridge measured over a call.
@@ -72,6 +78,12 @@ pub struct CallMetrics {
     pub audio_out_ms: u64,
     pub frame_latency_p50_us: Option<u64>,
     pub frame_latency_p99_us: Option<u64>,
+    /// Responses OpenAI ended as `failed` (the call went on).
+    #[serde(default)]
+    pub failed_responses: u32,
+    /// The last such failure: OpenAI's code and its own explanation.
+    #[serde(default)]
+    pub last_response_error: Option<CallError>,
 }
 
 /// What went wrong, for a failed call: a stable code and a message safe to show the tenant.

@@ -159,6 +159,9 @@ pub(crate) struct UsageView {
     pub output_text_tokens: u64,
     /// Input tokens served from OpenAI's cache (a subset of the input tokens, billed lower).
     pub input_cached_tokens: u64,
+    /// The text and audio shares of the cached tokens, as OpenAI split them.
+    pub input_cached_text_tokens: u64,
+    pub input_cached_audio_tokens: u64,
 }
 
 impl From<&Usage> for UsageView {
@@ -169,6 +172,8 @@ impl From<&Usage> for UsageView {
             input_text_tokens: usage.input_text_tokens,
             output_text_tokens: usage.output_text_tokens,
             input_cached_tokens: usage.input_cached_tokens,
+            input_cached_text_tokens: usage.input_cached_text_tokens,
+            input_cached_audio_tokens: usage.input_cached_audio_tokens,
         }
     }
 }
@@ -183,6 +188,10 @@ pub(crate) struct CallMetricsView {
     pub audio_out_ms: u64,
     pub frame_latency_p50_us: Option<u64>,
     pub frame_latency_p99_us: Option<u64>,
+    /// Responses OpenAI ended as `failed` while the call went on.
+    pub failed_responses: u32,
+    /// The last such failure, with OpenAI's own explanation; `null` when there was none.
+    pub last_response_error: Option<CallErrorView>,
 }
 
 impl From<&CallMetrics> for CallMetricsView {
@@ -194,6 +203,11 @@ impl From<&CallMetrics> for CallMetricsView {
             audio_out_ms: metrics.audio_out_ms,
             frame_latency_p50_us: metrics.frame_latency_p50_us,
             frame_latency_p99_us: metrics.frame_latency_p99_us,
+            failed_responses: metrics.failed_responses,
+            last_response_error: metrics
+                .last_response_error
+                .as_ref()
+                .map(CallErrorView::from),
         }
     }
 }

@@ -11,6 +11,6 @@ mod inbound;
 mod outbound;
 
 #[cfg(test)]
-pub use inbound::{ApiError, ResponseUsage};
+pub use inbound::{ApiError, ResponseError, ResponseUsage};
 pub use inbound::{EventParseError, ResponseStatus, ResponseSummary, ServerEvent};
 pub use outbound::{ClientEvent, write_append_event};

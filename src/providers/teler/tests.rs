@@ -36,13 +36,13 @@ fn base_url_gets_a_trailing_slash_and_paths_are_appended() {
 fn initiate_answer_with_data_envelope() {
     let answer = body(json!({
         "message": "Call initiated successfully",
-        "data": {"id": "cs_01JQ8Z6YH0A2B3C4D5E6F7G8H9", "status": "initiated", "record": true}
+        "data": {"id": "cs_01JQ8Z6YH0A2B3C4D5E6F7G8H9", "from_number": "+14155550100",
+                 "to_number": "+14155550199", "record": true}
     }));
     assert_eq!(
         parse_initiated(&answer),
         Ok(InitiatedCall {
             id: "cs_01JQ8Z6YH0A2B3C4D5E6F7G8H9".into(),
-            status: Some("initiated".into()),
             message: Some("Call initiated successfully".into()),
         })
     );
@@ -55,7 +55,6 @@ fn initiate_answer_variants() {
     })))
     .unwrap();
     assert_eq!(top_level.id, "0b7c3f0e-8d3e-4c55-9a39-6f1f5a0c1d2e");
-    assert_eq!(top_level.status.as_deref(), Some("queued"));
     assert_eq!(top_level.message, None);
 
     let numeric = parse_initiated(&body(json!({"data": {"id": 12345}}))).unwrap();

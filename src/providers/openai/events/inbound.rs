@@ -172,6 +172,8 @@ pub struct ResponseError {
     /// The error's `type`.
     pub kind: String,
     pub code: Option<String>,
+    /// OpenAI's explanation (rate limit, quota, server error): often the only one there is.
+    pub message: Option<String>,
 }
 
 /// Token usage of one response, flattened from `usage` and its `input_token_details` /
@@ -185,6 +187,10 @@ pub struct ResponseUsage {
     pub input_text_tokens: u64,
     pub input_audio_tokens: u64,
     pub input_cached_tokens: u64,
+    /// The text and audio shares of `input_cached_tokens`, from `cached_tokens_details`;
+    /// both 0 when the server gave no split (the cached tokens are then priced uncached).
+    pub input_cached_text_tokens: u64,
+    pub input_cached_audio_tokens: u64,
     pub output_text_tokens: u64,
     pub output_audio_tokens: u64,
 }
@@ -663,6 +669,7 @@ struct StatusErrorWire {
     #[serde(rename = "type")]
     kind: Option<String>,
     code: Option<String>,
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -679,6 +686,13 @@ struct InputTokenDetailsWire {
     text_tokens: Option<u64>,
     audio_tokens: Option<u64>,
     cached_tokens: Option<u64>,
+    cached_tokens_details: Option<CachedTokenDetailsWire>,
+}
+
+#[derive(Deserialize)]
+struct CachedTokenDetailsWire {
+    text_tokens: Option<u64>,
+    audio_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -695,6 +709,7 @@ impl ResponseWire {
                 details.error.map(|error| ResponseError {
                     kind: error.kind.unwrap_or_default(),
                     code: error.code,
+                    message: error.message,
                 }),
             ),
             None => (None, None),
@@ -724,6 +739,14 @@ impl ResponseUsageWire {
             input_text_tokens: input_detail(|d| d.text_tokens).unwrap_or_default(),
             input_audio_tokens: input_detail(|d| d.audio_tokens).unwrap_or_default(),
             input_cached_tokens: input_detail(|d| d.cached_tokens).unwrap_or_default(),
+            input_cached_text_tokens: input_detail(|d| {
+                d.cached_tokens_details.as_ref()?.text_tokens
+            })
+            .unwrap_or_default(),
+            input_cached_audio_tokens: input_detail(|d| {
+                d.cached_tokens_details.as_ref()?.audio_tokens
+            })
+            .unwrap_or_default(),
             output_text_tokens: output_detail(|d| d.text_tokens).unwrap_or_default(),
             output_audio_tokens: output_detail(|d| d.audio_tokens).unwrap_or_default(),
         }

@@ -291,6 +291,8 @@ fn response_done_flattens_usage() {
                     input_text_tokens: 119,
                     input_audio_tokens: 13,
                     input_cached_tokens: 64,
+                    input_cached_text_tokens: 64,
+                    input_cached_audio_tokens: 0,
                     output_text_tokens: 30,
                     output_audio_tokens: 91,
                 }),
@@ -349,7 +351,7 @@ fn response_done_without_details_or_usage() {
 #[test]
 fn response_done_failed_carries_the_error() {
     let event = parse(
-        r#"{"type":"response.done","event_id":"e","response":{"id":"resp_5","status":"failed","status_details":{"type":"failed","error":{"type":"invalid_request_error","code":"rate_limit_exceeded"}},"output":[],"usage":null}}"#,
+        r#"{"type":"response.done","event_id":"e","response":{"id":"resp_5","status":"failed","status_details":{"type":"failed","error":{"type":"invalid_request_error","code":"rate_limit_exceeded","message":"Rate limit reached for gpt-realtime-2.1 on tokens per min. Please try again in 2s."}},"output":[],"usage":null}}"#,
     );
     assert_eq!(
         event,
@@ -360,7 +362,11 @@ fn response_done_failed_carries_the_error() {
                 status_reason: None,
                 error: Some(ResponseError {
                     kind: "invalid_request_error".to_owned(),
-                    code: Some("rate_limit_exceeded".to_owned())
+                    code: Some("rate_limit_exceeded".to_owned()),
+                    message: Some(
+                        "Rate limit reached for gpt-realtime-2.1 on tokens per min. Please try again in 2s."
+                            .to_owned()
+                    ),
                 }),
                 usage: None,
             }
