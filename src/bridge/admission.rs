@@ -227,6 +227,8 @@ impl Bridge {
         {
             tracing::warn!(call_id = %call.id, error = %err, "cannot free a refused call's slot");
         }
+        // FreJun was told to stream this call; refusing the stream does not end the phone call.
+        self.hang_up_at_frejun(call.user_id, call.id, call.frejun_call_id.clone(), reason);
         Refusal::Ended(reason)
     }
 }

@@ -28,7 +28,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
+use crate::calls::hangup::FrejunHangup;
+use crate::domain::call::EndReason;
+use crate::domain::ids::{CallId, TenantId};
 use crate::providers::openai::RealtimeClient;
 use crate::shared::Shared;
 use registry::LiveCalls;
@@ -41,8 +45,10 @@ pub struct Bridge {
     pub live: LiveCalls,
     /// Cancelled at shutdown: every live call ends with `shutdown`.
     pub shutdown: CancellationToken,
-    /// The call-log keepers; a shutdown waits for them to finish their final writes.
+    /// The call-log keepers (and hang-ups at FreJun); a shutdown waits for them to finish.
     pub keepers: TaskTracker,
+    /// Hangs up at FreJun the calls the bridge ends.
+    pub hangups: FrejunHangup,
     /// The runtime the keepers run on: the process's main runtime, which outlives the HTTP
     /// workers that run the sessions.
     runtime: Option<tokio::runtime::Handle>,
@@ -56,8 +62,13 @@ impl std::fmt::Debug for Bridge {
 
 impl Bridge {
     /// Call from the main runtime (the keepers are spawned on it).
-    pub(crate) fn new(shared: Arc<Shared>, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+        hangups: FrejunHangup,
+    ) -> Self {
         Self {
+            hangups,
             openai: RealtimeClient::new(
                 shared.settings.openai.realtime_url.clone(),
                 shared.settings.openai.connect_timeout(),
@@ -68,6 +79,32 @@ impl Bridge {
             keepers: TaskTracker::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Hangs up the call at FreJun in the background (on the keepers' runtime and tracker, so
+    /// a shutdown waits for it), when voxbridge ended it for `reason`.
+    pub(crate) fn hang_up_at_frejun(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+        frejun_call_id: Option<String>,
+        reason: EndReason,
+    ) {
+        if !reason.ended_by_voxbridge() {
+            return;
+        }
+        let hangups = self.hangups.clone();
+        let span = tracing::Span::current();
+        self.runtime().spawn(
+            self.keepers.track_future(
+                async move {
+                    hangups
+                        .hang_up(tenant, call_id, frejun_call_id.as_deref(), reason)
+                        .await;
+                }
+                .instrument(span),
+            ),
+        );
     }
 
     fn runtime(&self) -> tokio::runtime::Handle {

@@ -369,6 +369,12 @@ impl Bridge {
             progress: core.final_progress(),
             status,
         });
+        self.hang_up_at_frejun(
+            user_id,
+            call_id,
+            admitted.call.frejun_call_id.clone(),
+            reason,
+        );
         if let Some(open_side) = close_handshake {
             await_close_reply(&mut stream, open_side).await;
         }

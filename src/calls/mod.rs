@@ -5,13 +5,15 @@
 //! - [`tenant_key`]: finding the tenant a FreJun request's `key` belongs to.
 //! - [`flow`]: the answer to FreJun's flow request, inbound and outbound.
 //! - [`webhook`]: status webhooks merged into call logs.
-//! - [`outbound`]: placing and hanging up calls through Teler.
+//! - [`outbound`]: placing calls through Teler, and the tenant's hang-up request.
+//! - [`hangup`]: hanging up at FreJun the calls voxbridge ends itself, recorded on the call log.
 //! - [`reaper`]: the background task that closes calls whose slot lease expired.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
 
 pub(crate) mod flow;
+pub mod hangup;
 pub(crate) mod outbound;
 pub(crate) mod reaper;
 pub(crate) mod tenant_key;
@@ -45,6 +47,11 @@ impl CallService {
             ),
             shared,
         }
+    }
+
+    /// What hangs up at FreJun the calls voxbridge ends (the bridge holds one too).
+    pub fn hangups(&self) -> hangup::FrejunHangup {
+        hangup::FrejunHangup::new(self.shared.clone(), self.teler.clone())
     }
 
     /// The tenant's FreJun URL secret in clear, to put in URLs we hand to FreJun.

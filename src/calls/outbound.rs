@@ -305,7 +305,12 @@ impl CallService {
             async move {
                 service
                     .teler
-                    .hangup(&frejun_key, &frejun_call_id, None)
+                    .hangup(
+                        &frejun_key,
+                        &frejun_call_id,
+                        Some(&EndReason::HungUpByApi.frejun_hangup_reason()),
+                        &uuid::Uuid::new_v4().to_string(),
+                    )
                     .await
                     .map_err(|source| OutboundError::Teler { call_id, source })?;
                 let now = DateTime::now();

@@ -89,6 +89,18 @@ impl CallService {
             .apply_status(slot.user_id, call.id, &[report], now)
             .await?;
         tracing::info!(call_id = %call.id, user_id = %slot.user_id, %reason, "closed a call whose slot lease expired");
+        // The phone call may still be up (ringing, or connected to a dead instance): end it at
+        // FreJun too, without holding up the sweep.
+        let hangups = self.hangups();
+        let (tenant, frejun_call_id) = (slot.user_id, call.frejun_call_id.clone());
+        tokio::spawn(
+            async move {
+                hangups
+                    .hang_up(tenant, call.id, frejun_call_id.as_deref(), reason)
+                    .await;
+            }
+            .in_current_span(),
+        );
         Ok(())
     }
 }

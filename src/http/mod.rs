@@ -84,10 +84,11 @@ impl AppState {
     pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
         let rate_limits = Arc::new(rate_limit::RateLimits::new(&settings.rate_limit));
         let shared = Shared::new(settings, storage);
+        let calls = CallService::new(shared.clone());
         Self {
             rate_limits,
-            calls: CallService::new(shared.clone()),
-            bridge: Bridge::new(shared.clone(), shutdown.clone()),
+            bridge: Bridge::new(shared.clone(), shutdown.clone(), calls.hangups()),
+            calls,
             shared,
             shutdown,
             key_usage: Arc::default(),

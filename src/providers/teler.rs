@@ -263,14 +263,16 @@ impl TelerClient {
     }
 
     /// Hangs up the whole call: `POST {base}/voice/calls/{call_id}/hangup` with body `{}` or
-    /// `{"reason": ...}` (FreJun expects UPPER_SNAKE reasons). Any 2xx is success. Sent with a
-    /// fresh `Idempotency-Key`, as FreJun's SDKs do, but not retried here.
+    /// `{"reason": ...}` (FreJun expects `^[A-Z0-9_]+$`). Any 2xx is success. Sent with
+    /// `idempotency_key` (1–255 characters; the same key on a retry, so FreJun can recognise
+    /// it), but not retried here.
     #[tracing::instrument(name = "teler.hangup", skip_all, fields(call_id = frejun_call_id))]
     pub(crate) async fn hangup(
         &self,
         api_key: &SecretString,
         frejun_call_id: &str,
         reason: Option<&str>,
+        idempotency_key: &str,
     ) -> Result<(), TelerError> {
         if matches!(frejun_call_id, "" | "." | "..") {
             // The URL parser would drop such a segment and post to another path.
@@ -280,8 +282,7 @@ impl TelerClient {
         }
         let url = self.endpoint(&["voice", "calls", frejun_call_id, "hangup"])?;
         let body = HangupBody { reason };
-        let idempotency_key = uuid::Uuid::new_v4().to_string();
-        self.post(url, api_key, Some(idempotency_key), &body)
+        self.post(url, api_key, Some(idempotency_key.to_owned()), &body)
             .await
             .map(|_| ())
             .map_err(|err| err.redact(api_key.expose()))

@@ -560,7 +560,12 @@ impl Settings {
                 previous_master_keys: PreviousMasterKeys::default(),
                 allow_insecure_provider_urls: false,
             },
-            frejun: FrejunSettings::default(),
+            frejun: FrejunSettings {
+                // Nothing listens on the discard port: a test that reaches Teler without
+                // pointing this at a fake fails fast instead of calling FreJun.
+                api_base_url: Url::parse("http://127.0.0.1:9/api/v1/").expect("a valid URL"),
+                ..FrejunSettings::default()
+            },
             bridge: BridgeSettings::default(),
             openai: OpenAiSettings::default(),
             rate_limit: RateLimitSettings::default(),

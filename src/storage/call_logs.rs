@@ -13,6 +13,7 @@ use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::call::record::CallError;
 use crate::domain::call::record::CallMetrics;
+use crate::domain::call::record::HangupRecord;
 use crate::domain::call::record::NewCall;
 use crate::domain::call::record::TranscriptTurn;
 use crate::domain::call::record::Usage;
@@ -65,6 +66,9 @@ pub struct CallLogRecord {
     pub recording_url_at: Option<DateTime>,
     #[serde(default)]
     pub error: Option<CallError>,
+    /// voxbridge's hang-up at FreJun, for a call it ended itself.
+    #[serde(default)]
+    pub hangup: Option<HangupRecord>,
     /// Bumped by every status write; status updates are applied only to the revision they read
     /// (see `storage::call_status`).
     #[serde(default)]
@@ -105,6 +109,7 @@ impl CallLogRecord {
             recording_url: status.recording_url,
             recording_url_at: status.recording_url_at,
             error: status.error,
+            hangup: None,
             status_revision: 0,
             media_stream_claimed_at: None,
             created_at: now,
@@ -278,6 +283,24 @@ impl CallLogs {
             .update_one(
                 doc! { "_id": id, "user_id": user_id, "frejun_call_id": null },
                 doc! { "$set": { "frejun_call_id": frejun_call_id, "updated_at": now } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records voxbridge's hang-up at FreJun of the tenant's call (the latest attempt wins).
+    pub(crate) async fn record_hangup(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        hangup: &HangupRecord,
+    ) -> Result<(), StorageError> {
+        let hangup =
+            bson::to_bson(hangup).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        self.collection
+            .update_one(
+                doc! { "_id": id, "user_id": user_id },
+                doc! { "$set": { "hangup": hangup, "updated_at": DateTime::now() } },
             )
             .await?;
         Ok(())

@@ -46,6 +46,7 @@ const RULE: &[(&str, &[&str])] = &[
         "bridge",
         &[
             "audio",
+            "calls",
             "crypto",
             "domain",
             "frejun",

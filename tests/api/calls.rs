@@ -418,7 +418,7 @@ async fn one_call_with_its_history_and_transcript() {
     );
     assert_eq!(
         data["usage"],
-        json!({ "input_audio_tokens": 1200, "output_audio_tokens": 800, "input_text_tokens": 50, "output_text_tokens": 40, "input_cached_tokens": 0 })
+        json!({ "input_audio_tokens": 1200, "output_audio_tokens": 800, "input_text_tokens": 50, "output_text_tokens": 40, "input_cached_tokens": 0, "input_cached_text_tokens": 0, "input_cached_audio_tokens": 0 })
     );
     assert_eq!(data["metrics"]["first_response_ms"], 420);
     assert_eq!(data["metrics"]["barge_ins"], 1);

@@ -367,6 +367,7 @@ pub fn call_record(
         metrics: None,
         recording_url: None,
         error: None,
+        hangup: None,
         status_revision: 0,
         media_stream_claimed_at: None,
         recording_url_at: None,

@@ -220,6 +220,21 @@ impl EndReason {
             EndReason::Completed => "completed",
         }
     }
+
+    /// Whether voxbridge ended the call (rather than the caller, FreJun or the tenant's own
+    /// hang-up request), so that the phone call must be hung up at FreJun too: closing the
+    /// media stream is not documented to end the call, and the caller would sit on dead air.
+    pub fn ended_by_voxbridge(self) -> bool {
+        !matches!(
+            self,
+            EndReason::CallerHungUp | EndReason::Completed | EndReason::HungUpByApi
+        )
+    }
+
+    /// The `reason` sent with a hang-up through Teler: FreJun expects `^[A-Z0-9_]+$`.
+    pub fn frejun_hangup_reason(self) -> String {
+        self.as_str().to_ascii_uppercase()
+    }
 }
 
 impl fmt::Display for EndReason {
@@ -231,6 +246,31 @@ impl fmt::Display for EndReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hangup_reasons_fit_frejuns_pattern() {
+        for reason in [
+            EndReason::MaxDuration,
+            EndReason::AiConnectFailed,
+            EndReason::MediaNeverArrived,
+            EndReason::HungUpByApi,
+        ] {
+            let sent = reason.frejun_hangup_reason();
+            assert!(
+                !sent.is_empty()
+                    && sent
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{sent}"
+            );
+        }
+        assert_eq!(
+            EndReason::MaxDuration.frejun_hangup_reason(),
+            "MAX_DURATION"
+        );
+        assert!(EndReason::AiError.ended_by_voxbridge());
+        assert!(!EndReason::CallerHungUp.ended_by_voxbridge());
+    }
 
     #[test]
     fn status_ranks_only_move_forward() {

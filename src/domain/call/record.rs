@@ -69,6 +69,49 @@ pub struct Usage {
     pub input_cached_audio_tokens: u64,
 }
 
+/// voxbridge's hang-up of a call at FreJun (`POST /voice/calls/{id}/hangup`), for a call it
+/// ended itself: when it was asked for, with what reason, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HangupRecord {
+    pub requested_at: bson::DateTime,
+    /// The `reason` sent, e.g. `MAX_DURATION`.
+    pub reason: String,
+    pub result: HangupResult,
+    /// Requests sent (retries after 5xx answers and timeouts included); 0 when none could be.
+    pub attempts: u32,
+    /// What FreJun (or the lack of a key) said, for anything but `hung_up`.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// How a hang-up at FreJun went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupResult {
+    /// FreJun accepted it (2xx).
+    HungUp,
+    /// FreJun says the call is already over (404, or 409 `call_not_live`).
+    AlreadyEnded,
+    /// The tenant has no FreJun API key stored: voxbridge cannot hang up at FreJun.
+    NoFrejunKey,
+    /// FreJun never told us its id for the call, so there is nothing to hang up.
+    NoFrejunCallId,
+    /// FreJun refused it, or kept failing after the retries.
+    Failed,
+}
+
+impl HangupResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupResult::HungUp => "hung_up",
+            HangupResult::AlreadyEnded => "already_ended",
+            HangupResult::NoFrejunKey => "no_frejun_key",
+            HangupResult::NoFrejunCallId => "no_frejun_call_id",
+            HangupResult::Failed => "failed",
+        }
+    }
+}
+
 /// Latency and audio figures the bridge measured over a call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallMetrics {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::{id, time};
 use crate::bridge::registry::LiveCall;
-use crate::domain::call::record::{CallError, CallMetrics, TranscriptTurn, Usage};
+use crate::domain::call::record::{CallError, CallMetrics, HangupRecord, TranscriptTurn, Usage};
 use crate::domain::call::status::StatusEvent;
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::storage::call_logs::{CallLogRecord, CallStats, CountBy, GroupTotals};
@@ -119,6 +119,35 @@ pub struct CallDetail {
     pub recording_url: Option<String>,
     /// What went wrong, for failed calls.
     pub error: Option<CallErrorView>,
+    /// voxbridge's hang-up at FreJun, for a call voxbridge ended itself; `null` otherwise.
+    pub hangup: Option<HangupView>,
+}
+
+/// How voxbridge hung a call up at FreJun.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Hangup)]
+pub(crate) struct HangupView {
+    pub requested_at: DateTime<Utc>,
+    /// The `reason` sent to FreJun, e.g. `MAX_DURATION`.
+    pub reason: String,
+    /// `hung_up`, `already_ended`, `no_frejun_key`, `no_frejun_call_id` or `failed`.
+    pub result: &'static str,
+    /// Requests sent to FreJun, retries included.
+    pub attempts: u32,
+    /// Why it did not simply succeed.
+    pub detail: Option<String>,
+}
+
+impl From<&HangupRecord> for HangupView {
+    fn from(hangup: &HangupRecord) -> Self {
+        Self {
+            requested_at: time(hangup.requested_at),
+            reason: hangup.reason.clone(),
+            result: hangup.result.as_str(),
+            attempts: hangup.attempts,
+            detail: hangup.detail.clone(),
+        }
+    }
 }
 
 impl From<&CallLogRecord> for CallDetail {
@@ -145,6 +174,7 @@ impl From<&CallLogRecord> for CallDetail {
             metrics: call.metrics.as_ref().map(CallMetricsView::from),
             recording_url: call.recording_url.clone(),
             error: call.error.as_ref().map(CallErrorView::from),
+            hangup: call.hangup.as_ref().map(HangupView::from),
         }
     }
 }

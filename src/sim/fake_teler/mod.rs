@@ -3,10 +3,12 @@
 //!
 //! It answers the way docs/frejun-setup.md says FreJun does: `POST
 //! /api/v1/voice/calls/initiate` (and the deprecated `/api/v1/calls/initiate`) validates the body
-//! and answers 202 with a `cs_` + ULID call id; `POST /api/v1/voice/calls/{id}/hangup` answers 202,
-//! 404 or 409 `call_not_live`. Errors use FreJun's envelope. Every request is recorded before it
-//! is answered, including refused and malformed ones, so tests can assert on exactly what our
-//! client sent. [`FakeTeler::fail_with`] makes it misbehave the ways the real service can.
+//! and answers 202 with a `cs_` + ULID call id; `POST /api/v1/voice/calls/{id}/hangup` checks the
+//! `reason` against `^[A-Z0-9_]+$` and requires an `Idempotency-Key` (422 otherwise), then
+//! answers 202, 404 or 409 `call_not_live` (a repeat with the key that hung up gets 202 again).
+//! [`FakeTeler::receive_call`] creates a live inbound call, as a call to a FreJun number would.
+//! Errors use FreJun's envelope. Every request is recorded before it is answered, including
+//! refused and malformed ones, so tests can assert on exactly what our client sent. [`FakeTeler::fail_with`] makes it misbehave the ways the real service can.
 //!
 //! Checks run in FreJun's order: API key first (a gateway concern), then the injected
 //! [`Failure`], then body validation.
@@ -38,7 +40,8 @@ use url::Url;
 
 use super::frejun_requests::{self, FlowRequest};
 use validation::{
-    NUMBER_PATTERN, percent_decode, validate_hangup, validate_initiate, validation_error,
+    NUMBER_PATTERN, percent_decode, validate_hangup, validate_idempotency_key, validate_initiate,
+    validation_error,
 };
 
 /// Largest request body the fake reads; larger ones are answered 413 (after being recorded).
@@ -101,6 +104,11 @@ pub struct FakeCall {
     /// The key that created the call: only that key can hang it up (others get 404, as a call
     /// of another FreJun account would).
     pub api_key: String,
+    /// `inbound` for calls made with [`FakeTeler::receive_call`], else `outbound`.
+    pub direction: &'static str,
+    /// The `reason` and `Idempotency-Key` of the hang-up that ended the call.
+    pub hangup_reason: Option<String>,
+    pub hangup_key: Option<String>,
 }
 
 /// How the fake misbehaves on initiate and hangup requests (with an accepted key) until
@@ -135,6 +143,8 @@ struct State {
     /// `None`: any non-empty key is accepted.
     accepted_keys: Option<Vec<String>>,
     failure: Option<Failure>,
+    /// How many more answers `failure` applies to (`None`: until cleared).
+    failures_left: Option<u32>,
 }
 
 /// Locks the state. A test that panicked while holding the lock must not hide its own failure
@@ -222,9 +232,40 @@ impl FakeTeler {
         lock(&self.state).failure = Some(failure);
     }
 
+    /// Like [`FakeTeler::fail_with`] for the next `times` requests only, then normal answers
+    /// (a FreJun that recovers).
+    pub fn fail_next(&self, times: u32, failure: Failure) {
+        let mut state = lock(&self.state);
+        state.failure = Some(failure);
+        state.failures_left = Some(times);
+    }
+
     /// Back to normal answers.
     pub fn clear_failure(&self) {
-        lock(&self.state).failure = None;
+        let mut state = lock(&self.state);
+        state.failure = None;
+        state.failures_left = None;
+    }
+
+    /// Plays a call arriving at a number of the FreJun account `api_key`: FreJun creates a live
+    /// inbound call (which it would then fetch the flow for). Answers it, so that a test can use
+    /// its id in the flow and check a later hang-up.
+    pub fn receive_call(&self, api_key: &str, from: &str, to: &str) -> FakeCall {
+        let call = FakeCall {
+            id: new_call_id(),
+            from_number: from.to_owned(),
+            to_number: to.to_owned(),
+            flow_url: String::new(),
+            status_callback_url: String::new(),
+            record: true,
+            hung_up: false,
+            api_key: api_key.to_owned(),
+            direction: "inbound",
+            hangup_reason: None,
+            hangup_key: None,
+        };
+        lock(&self.state).calls.push(call.clone());
+        call
     }
 
     /// Plays FreJun delivering a lifecycle webhook: POSTs `payload` as JSON to `url` and returns
@@ -342,6 +383,9 @@ async fn initiate(request: &HttpRequest, body: &[u8], state: &Mutex<State>) -> H
         id: new_call_id(),
         api_key,
         hung_up: false,
+        direction: "outbound",
+        hangup_reason: None,
+        hangup_key: None,
         ..call
     };
     let answer = json!({
@@ -369,9 +413,19 @@ async fn hangup(
         Ok(api_key) => api_key,
         Err(response) => return response,
     };
-    if let Err(errors) = validate_hangup(body) {
-        return validation_error(errors);
-    }
+    let reason = match validate_hangup(body) {
+        Ok(reason) => reason,
+        Err(errors) => return validation_error(errors),
+    };
+    let key = match validate_idempotency_key(
+        request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|value| value.to_str().ok()),
+    ) {
+        Ok(key) => key,
+        Err(errors) => return validation_error(errors),
+    };
     let mut state = lock(state);
     let Some(call) = state
         .calls
@@ -381,6 +435,12 @@ async fn hangup(
         return envelope(StatusCode::NOT_FOUND, "Call not found");
     };
     if call.hung_up {
+        // A retry of the request that hung up (same key) gets the same answer; FreJun's own
+        // dedupe behaviour is unpublished, so this is the fake's assumption.
+        if call.hangup_key.as_deref() == Some(key.as_str()) {
+            return HttpResponse::Accepted()
+                .json(json!({ "request_id": format!("req_{}", ulid()) }));
+        }
         return HttpResponse::Conflict().json(json!({
             "success": false,
             "message": "Call is not live",
@@ -389,6 +449,8 @@ async fn hangup(
         }));
     }
     call.hung_up = true;
+    call.hangup_reason = reason;
+    call.hangup_key = Some(key);
     HttpResponse::Accepted().json(json!({ "request_id": format!("req_{}", ulid()) }))
 }
 
@@ -402,7 +464,7 @@ async fn admit(request: &HttpRequest, state: &Mutex<State>) -> Result<String, Ht
         .unwrap_or_default()
         .to_owned();
     let failure = {
-        let state = lock(state);
+        let mut state = lock(state);
         let accepted = !api_key.is_empty()
             && state
                 .accepted_keys
@@ -411,7 +473,16 @@ async fn admit(request: &HttpRequest, state: &Mutex<State>) -> Result<String, Ht
         if !accepted {
             return Err(envelope(StatusCode::FORBIDDEN, "Invalid API Key."));
         }
-        state.failure.clone()
+        let failure = state.failure.clone();
+        if let (Some(_), Some(left)) = (&failure, state.failures_left) {
+            if left <= 1 {
+                state.failure = None;
+                state.failures_left = None;
+            } else {
+                state.failures_left = Some(left - 1);
+            }
+        }
+        failure
     };
     match failure {
         None => Ok(api_key),

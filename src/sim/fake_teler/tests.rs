@@ -373,7 +373,10 @@ async fn hangup_happy_then_not_live_and_not_found() {
     let client = client_for(&fake);
     let call = client.initiate_call(&key(KEY), &new_call()).await.unwrap();
 
-    client.hangup(&key(KEY), &call.id, None).await.unwrap();
+    client
+        .hangup(&key(KEY), &call.id, None, "key-1")
+        .await
+        .unwrap();
     assert!(fake.calls()[0].hung_up);
     let request = fake.requests().pop().unwrap();
     assert_eq!(
@@ -382,16 +385,15 @@ async fn hangup_happy_then_not_live_and_not_found() {
     );
     assert_eq!(request.body, json!({}));
     assert_eq!(request.header("x-api-key"), Some(KEY));
-    let idempotency_key = request.header("idempotency-key").unwrap();
-    assert_eq!(
-        uuid::Uuid::parse_str(idempotency_key)
-            .unwrap()
-            .get_version_num(),
-        4
-    );
+    assert_eq!(request.header("idempotency-key"), Some("key-1"));
+    // The same request again (a retry after a lost answer) gets the same answer.
+    client
+        .hangup(&key(KEY), &call.id, None, "key-1")
+        .await
+        .unwrap();
 
     let err = client
-        .hangup(&key(KEY), &call.id, Some("NORMAL_CLEARING"))
+        .hangup(&key(KEY), &call.id, Some("NORMAL_CLEARING"), "key-2")
         .await
         .unwrap_err();
     assert!(
@@ -400,10 +402,10 @@ async fn hangup_happy_then_not_live_and_not_found() {
     );
     let request = fake.requests().pop().unwrap();
     assert_eq!(request.body, json!({"reason": "NORMAL_CLEARING"}));
-    assert_ne!(request.header("idempotency-key"), Some(idempotency_key));
+    assert_eq!(request.header("idempotency-key"), Some("key-2"));
 
     let err = client
-        .hangup(&key(KEY), "cs_UNKNOWN", None)
+        .hangup(&key(KEY), "cs_UNKNOWN", None, "key-3")
         .await
         .unwrap_err();
     assert!(
@@ -414,7 +416,7 @@ async fn hangup_happy_then_not_live_and_not_found() {
     // Another account's key cannot see the call.
     let second = client.initiate_call(&key(KEY), &new_call()).await.unwrap();
     let err = client
-        .hangup(&key("other-tenant"), &second.id, None)
+        .hangup(&key("other-tenant"), &second.id, None, "key-4")
         .await
         .unwrap_err();
     assert!(matches!(err, TelerError::NotFound { .. }), "{err:?}");
@@ -423,7 +425,7 @@ async fn hangup_happy_then_not_live_and_not_found() {
     // Injected failures apply to hangups too.
     fake.fail_with(Failure::ServerError(503));
     let err = client
-        .hangup(&key(KEY), &second.id, None)
+        .hangup(&key(KEY), &second.id, None, "key-5")
         .await
         .unwrap_err();
     assert!(matches!(
@@ -439,7 +441,10 @@ async fn hangup_happy_then_not_live_and_not_found() {
 async fn call_ids_are_one_path_segment() {
     let fake = FakeTeler::start().await.unwrap();
     let client = client_for(&fake);
-    let err = client.hangup(&key(KEY), "a/b c?d", None).await.unwrap_err();
+    let err = client
+        .hangup(&key(KEY), "a/b c?d", None, "key-1")
+        .await
+        .unwrap_err();
     assert!(matches!(err, TelerError::NotFound { .. }));
     assert_eq!(
         fake.requests()[0].path,
@@ -448,7 +453,10 @@ async fn call_ids_are_one_path_segment() {
 
     // Ids the URL would swallow are refused without a request.
     for id in ["", ".", ".."] {
-        let err = client.hangup(&key(KEY), id, None).await.unwrap_err();
+        let err = client
+            .hangup(&key(KEY), id, None, "key-1")
+            .await
+            .unwrap_err();
         assert!(matches!(err, TelerError::NotFound { .. }));
     }
     assert_eq!(fake.requests().len(), 1);
@@ -613,4 +621,60 @@ async fn plays_frejun_webhooks_and_flow_fetch() {
         )
     );
     receiver.handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn hangups_need_a_reason_in_frejuns_pattern_and_an_idempotency_key() {
+    let fake = FakeTeler::start().await.unwrap();
+    let client = client_for(&fake);
+    let call = fake.receive_call(KEY, "+14155550100", "+14155550199");
+    assert_eq!(call.direction, "inbound");
+
+    let err = client
+        .hangup(&key(KEY), &call.id, Some("max duration"), "key-1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, TelerError::Validation { details, .. } if details.iter().any(|d| d.contains("reason"))),
+        "{err:?}"
+    );
+    let raw = reqwest::Client::new()
+        .post(format!("{}voice/calls/{}/hangup", fake.base_url(), call.id))
+        .header("x-api-key", KEY)
+        .json(&json!({"reason": "MAX_DURATION"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 422, "no Idempotency-Key");
+    assert!(!fake.calls()[0].hung_up);
+
+    client
+        .hangup(
+            &key(KEY),
+            &call.id,
+            Some("MAX_DURATION"),
+            "voxbridge-hangup-1",
+        )
+        .await
+        .unwrap();
+    let ended = &fake.calls()[0];
+    assert!(ended.hung_up);
+    assert_eq!(ended.hangup_reason.as_deref(), Some("MAX_DURATION"));
+    assert_eq!(ended.hangup_key.as_deref(), Some("voxbridge-hangup-1"));
+}
+
+#[tokio::test]
+async fn a_failure_for_the_next_requests_only_then_recovers() {
+    let fake = FakeTeler::start().await.unwrap();
+    let client = client_for(&fake);
+    let call = fake.receive_call(KEY, "+14155550100", "+14155550199");
+    fake.fail_next(2, Failure::ServerError(502));
+    for _ in 0..2 {
+        let err = client
+            .hangup(&key(KEY), &call.id, None, "k")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TelerError::Unavailable { .. }), "{err:?}");
+    }
+    client.hangup(&key(KEY), &call.id, None, "k").await.unwrap();
 }

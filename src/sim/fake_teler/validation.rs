@@ -112,24 +112,68 @@ pub(super) fn validate_initiate(body: &[u8]) -> Result<FakeCall, Vec<Value>> {
         record,
         hung_up: false,
         api_key: String::new(),
+        direction: "outbound",
+        hangup_reason: None,
+        hangup_key: None,
     })
 }
 
-/// A hangup body is empty, `{}`, or has string `reason` / `leg_id` fields.
-pub(super) fn validate_hangup(body: &[u8]) -> Result<(), Vec<Value>> {
+/// FreJun's pattern for a hang-up `reason`.
+pub(super) const HANGUP_REASON_PATTERN: &str = "^[A-Z0-9_]+$";
+
+/// The longest `Idempotency-Key` FreJun's SDK accepts.
+pub(super) const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// A hangup body is empty, `{}`, or has string `reason` / `leg_id` fields, the reason matching
+/// [`HANGUP_REASON_PATTERN`]. Answers the reason, if any.
+pub(super) fn validate_hangup(body: &[u8]) -> Result<Option<String>, Vec<Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(None);
     }
     let root = parse_object(body)?;
-    let errors: Vec<Value> = ["reason", "leg_id"]
+    let mut errors: Vec<Value> = ["reason", "leg_id"]
         .into_iter()
         .filter(|field| root.get(*field).is_some_and(|value| !value.is_string()))
         .map(|field| problem(field, "Input should be a valid string", "string_type"))
         .collect();
+    let reason = root.get("reason").and_then(Value::as_str);
+    if let Some(reason) = reason {
+        let fits = !reason.is_empty()
+            && reason
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !fits {
+            errors.push(problem(
+                "reason",
+                &format!("String should match pattern '{HANGUP_REASON_PATTERN}'"),
+                "string_pattern_mismatch",
+            ));
+        }
+    }
     if errors.is_empty() {
-        Ok(())
+        Ok(reason.map(str::to_owned))
     } else {
         Err(errors)
+    }
+}
+
+/// The `Idempotency-Key` of a mutation: FreJun's SDKs always send one, 1 to
+/// [`MAX_IDEMPOTENCY_KEY_CHARS`] characters, and so the fake requires it.
+pub(super) fn validate_idempotency_key(key: Option<&str>) -> Result<String, Vec<Value>> {
+    match key {
+        Some(key) if !key.is_empty() && key.chars().count() <= MAX_IDEMPOTENCY_KEY_CHARS => {
+            Ok(key.to_owned())
+        }
+        Some(_) => Err(vec![problem(
+            "Idempotency-Key",
+            &format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+            "string_too_long",
+        )]),
+        None => Err(vec![problem(
+            "Idempotency-Key",
+            "Field required (the header FreJun's SDKs send with every mutation)",
+            "missing",
+        )]),
     }
 }
 

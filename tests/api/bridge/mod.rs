@@ -7,6 +7,7 @@ mod claims;
 mod control;
 mod failures;
 mod flood;
+mod hangups;
 mod shutdown;
 mod slots;
 
