@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use voxbridge::audio::{mulaw, pcm, tone};
 use voxbridge::bridge::audio_budget::BudgetLimits;
-use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects};
+use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects, SessionEndConfig};
 use voxbridge::domain::assistant::{AssistantSpec, Codec, NewAssistant};
 use voxbridge::providers::openai::session::SessionConfig;
 
@@ -106,6 +106,10 @@ fn ready_core(codec: Codec) -> BridgeCore {
             ai_budget: CoreConfig::GENERATED_AI_AUDIO,
             max_bad_frames: 200,
             fault_log_interval: Duration::from_secs(5),
+            session_end: SessionEndConfig::new(
+                &voxbridge::settings::BridgeSettings::default(),
+                &voxbridge::settings::OpenAiSettings::default(),
+            ),
         },
         Instant::now(),
     );
@@ -115,7 +119,7 @@ fn ready_core(codec: Codec) -> BridgeCore {
         Instant::now(),
         &mut fx,
     );
-    core.ai_connected(&mut fx);
+    core.ai_connected(std::time::SystemTime::now(), &mut fx);
     core.ai_text(
         r#"{"type":"session.updated","session":{}}"#,
         Instant::now(),

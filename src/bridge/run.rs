@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bson::DateTime;
@@ -21,7 +21,7 @@ use super::Bridge;
 use super::admission::Admitted;
 use super::audio_budget::BudgetLimits;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
-use super::core::{BridgeCore, CoreConfig, Effects, Ending};
+use super::core::{BridgeCore, CoreConfig, Effects, Ending, SessionEndConfig};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
 use crate::domain::call::status::MEDIA_ENDED;
 use crate::domain::call::status::MEDIA_STARTED;
@@ -85,6 +85,7 @@ impl Bridge {
                 ai_budget: CoreConfig::GENERATED_AI_AUDIO,
                 max_bad_frames: settings.max_bad_frames,
                 fault_log_interval: settings.fault_log_interval(),
+                session_end: SessionEndConfig::new(&settings, &self.shared.settings.openai),
             },
             started.into_std(),
         );
@@ -144,6 +145,12 @@ impl Bridge {
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = sleep(admitted.max_call);
         tokio::pin!(deadline);
+        // When the OpenAI session expires (the core says, once connected): the closing starts
+        // `session_closing_secs` before it, and the call ends a second before it regardless.
+        let closing_lead = Duration::from_secs(settings.session_closing_secs);
+        let mut session_hard_end: Option<Instant> = None;
+        let closing = sleep(admitted.max_call + closing_lead);
+        tokio::pin!(closing);
         let send_limits = SendLimits {
             timeout: settings.send_timeout(),
             call_deadline: started + admitted.max_call,
@@ -183,7 +190,7 @@ impl Bridge {
                         Ok(socket) => {
                             last_ai = Instant::now();
                             ai = Some(socket);
-                            core.ai_connected(&mut fx);
+                            core.ai_connected(SystemTime::now(), &mut fx);
                             None
                         }
                         Err(err) => {
@@ -301,9 +308,17 @@ impl Bridge {
                     if let Some(progress) = core.take_progress() {
                         keeper.send(KeeperMessage::Progress(progress));
                     }
-                    None
+                    // The closing line has been heard: the call can end.
+                    core.closing_done(Instant::now().into_std())
                 }
                 () = &mut deadline => Some(Ending::new(EndReason::MaxDuration)),
+                () = &mut closing => match session_hard_end {
+                    Some(hard_end) if !core.closing_started() => {
+                        closing.as_mut().reset(hard_end);
+                        core.begin_closing(Instant::now().into_std(), &mut fx)
+                    }
+                    _ => Some(Ending::new(EndReason::AiSessionLimit)),
+                },
                 () = &mut start_deadline, if core.start().is_none() => Some(Ending::failed(
                     EndReason::TelephonyError,
                     "media_stream_no_start",
@@ -325,6 +340,19 @@ impl Bridge {
             }
             if let Some(ending) = ending {
                 break ending;
+            }
+            if let Some(ends_at) = fx.session_ends_at.take() {
+                let left = ends_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                let now = Instant::now();
+                let hard_end = now + left.saturating_sub(Duration::from_secs(1));
+                session_hard_end = Some(hard_end);
+                if !core.closing_started() {
+                    closing
+                        .as_mut()
+                        .reset(now + left.saturating_sub(closing_lead));
+                }
             }
             if let Some(ending) =
                 send_effects(&mut core, fx, &mut teler, &mut ai, send_limits).await
@@ -571,6 +599,10 @@ mod tests {
                 ai_budget: CoreConfig::GENERATED_AI_AUDIO,
                 max_bad_frames: 200,
                 fault_log_interval: Duration::from_secs(5),
+                session_end: SessionEndConfig::new(
+                    &crate::settings::BridgeSettings::default(),
+                    &crate::settings::OpenAiSettings::default(),
+                ),
             },
             std::time::Instant::now(),
         )
@@ -579,7 +611,7 @@ mod tests {
     fn audio_for_frejun() -> Effects {
         Effects {
             to_teler: vec![r#"{"type":"audio","audio_b64":"AAAA","chunk_id":1}"#.into()],
-            to_ai: Vec::new(),
+            ..Effects::default()
         }
     }
 

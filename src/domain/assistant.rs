@@ -18,7 +18,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::tenant::Limits;
+use super::tenant::check_call_seconds;
 use super::validation::{ValidationError, check_chars, check_name, check_range, check_token};
 
 /// Characters allowed in model names: OpenAI's are ASCII letters, digits, `.`, `_` and `-`.
@@ -314,7 +314,7 @@ pub struct AssistantSpec {
     pub transcription: Option<Transcription>,
     pub audio: AudioConfig,
     /// Limit for calls to this assistant; `None`: the tenant's limit. The shorter one applies.
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
 }
 
@@ -348,11 +348,7 @@ impl AssistantSpec {
         }
         self.audio.validate()?;
         if let Some(seconds) = self.max_call_seconds {
-            check_range(
-                "max_call_seconds",
-                seconds,
-                Limits::MIN_CALL_SECONDS..=Limits::MAX_CALL_SECONDS,
-            )?;
+            check_call_seconds("max_call_seconds", seconds)?;
         }
         Ok(())
     }
@@ -482,7 +478,7 @@ pub struct NewAssistant {
     pub audio: Option<AudioConfig>,
     /// Default: none (the tenant's limit applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
 }
 
@@ -533,7 +529,7 @@ pub struct AssistantPatch {
     pub audio: Option<AudioConfig>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 86_400)]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<Option<u32>>,
 }
 

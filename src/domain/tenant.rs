@@ -35,8 +35,9 @@ impl Limits {
     /// Far above any single tenant's need; it bounds the damage of a typo.
     pub(crate) const MAX_CONCURRENT_CALLS: u32 = 10_000;
     pub(crate) const MIN_CALL_SECONDS: u32 = 1;
-    /// One day: no legitimate call lasts longer, and a stuck one must end eventually.
-    pub(crate) const MAX_CALL_SECONDS: u32 = 86_400;
+    /// One OpenAI Realtime session lasts at most 60 minutes and a call is one session, so no
+    /// call can be longer (see `bridge.session_closing_secs` for how it ends).
+    pub(crate) const MAX_CALL_SECONDS: u32 = 3_600;
 
     pub(crate) const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 10;
     pub(crate) const DEFAULT_MAX_CALL_SECONDS: u32 = 3_600;
@@ -48,11 +49,7 @@ impl Limits {
             self.max_concurrent_calls,
             Self::MIN_CONCURRENT_CALLS..=Self::MAX_CONCURRENT_CALLS,
         )?;
-        check_range(
-            "max_call_seconds",
-            self.max_call_seconds,
-            Self::MIN_CALL_SECONDS..=Self::MAX_CALL_SECONDS,
-        )?;
+        check_call_seconds("max_call_seconds", self.max_call_seconds)?;
         let budget_ok = self
             .monthly_budget_usd
             .is_none_or(|budget| budget.is_finite() && budget >= 0.0);
@@ -64,6 +61,26 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// A `max_call_seconds` (a tenant's or an assistant's): at least 1, and at most OpenAI's cap on
+/// one Realtime session, saying so when it is more.
+pub(crate) fn check_call_seconds(field: &str, seconds: u32) -> Result<(), ValidationError> {
+    if seconds > Limits::MAX_CALL_SECONDS {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must be at most {}: an OpenAI Realtime session lasts at most 60 minutes, and a \
+                 call is one session",
+                Limits::MAX_CALL_SECONDS
+            ),
+        ));
+    }
+    check_range(
+        field,
+        seconds,
+        Limits::MIN_CALL_SECONDS..=Limits::MAX_CALL_SECONDS,
+    )
 }
 
 impl Default for Limits {

@@ -70,7 +70,7 @@ pub(crate) struct CreateUserRequest {
     #[schema(minimum = 1, maximum = 10_000)]
     pub max_concurrent_calls: Option<u32>,
     /// Default 3600.
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
 }
 
@@ -266,7 +266,7 @@ pub(crate) struct UpdateUserRequest {
     pub email: Option<String>,
     #[schema(minimum = 1, maximum = 10_000)]
     pub max_concurrent_calls: Option<u32>,
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
 }
 

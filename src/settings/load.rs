@@ -446,6 +446,20 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let line = settings.bridge.session_closing_line.trim();
+    if line.is_empty() || line.chars().count() > 500 {
+        return Err(SettingsError::invalid(
+            "bridge.session_closing_line",
+            "must be 1 to 500 characters",
+        ));
+    }
+    if settings.bridge.session_closing_secs * 2 > settings.openai.session_limit_secs {
+        return Err(SettingsError::invalid(
+            "bridge.session_closing_secs",
+            "must be at most half of openai.session_limit_secs",
+        ));
+    }
+
     let limits = &settings.rate_limit;
     for (key, value, range) in [
         (
@@ -513,6 +527,16 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             "server.max_headers",
             settings.server.max_headers as u64,
             8..=90,
+        ),
+        (
+            "openai.session_limit_secs",
+            settings.openai.session_limit_secs,
+            60..=86_400,
+        ),
+        (
+            "bridge.session_closing_secs",
+            bridge.session_closing_secs,
+            5..=300,
         ),
         (
             "bridge.heartbeat_interval_secs",

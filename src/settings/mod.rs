@@ -303,6 +303,9 @@ pub struct OpenAiSettings {
     /// How long opening the Realtime WebSocket (TCP, TLS, handshake) may take before the call
     /// ends with `ai_connect_failed`.
     pub connect_timeout_ms: u64,
+    /// How long one Realtime session lives when OpenAI does not announce `expires_at` (60
+    /// minutes today); the announced expiry wins.
+    pub session_limit_secs: u64,
 }
 
 impl OpenAiSettings {
@@ -318,6 +321,7 @@ impl Default for OpenAiSettings {
                 .expect("valid default URL"),
             default_model: crate::domain::model_retirement::DEFAULT_REALTIME_MODEL.to_owned(),
             connect_timeout_ms: 10_000,
+            session_limit_secs: 3_600,
         }
     }
 }
@@ -366,6 +370,12 @@ pub struct BridgeSettings {
     /// How long a peer (FreJun's media stream or OpenAI) may take to accept what we send, in
     /// milliseconds; one that stops reading ends its call (`telephony_error` or `ai_error`).
     pub send_timeout_ms: u64,
+    /// How long before the OpenAI session expires the call starts ending: the assistant says
+    /// `session_closing_line`, the caller hears it, and the call ends with `ai_session_limit`.
+    pub session_closing_secs: u64,
+    /// What the assistant says when the OpenAI session is about to expire (in the assistant's
+    /// voice and persona, so translated to its language).
+    pub session_closing_line: String,
 }
 
 impl BridgeSettings {
@@ -416,6 +426,10 @@ impl Default for BridgeSettings {
             max_bad_frames: 200,
             fault_log_interval_secs: 5,
             send_timeout_ms: 5_000,
+            session_closing_secs: 20,
+            session_closing_line: "I'm sorry, but this call has reached its time limit. Thank \
+                                   you for calling, goodbye."
+                .to_owned(),
         }
     }
 }

@@ -16,13 +16,22 @@ impl BridgeCore {
     /// cancel generation, tell OpenAI what was heard. Does nothing when nothing is playing or
     /// being generated (the caller simply took their turn).
     pub(crate) fn barge_in(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
+        if !self.playback.has_unplayed(now) && self.active_response.is_none() {
+            return ControlOutcome::nothing();
+        }
+        self.barge_ins += 1;
+        self.metrics_dirty = true;
+        self.stop_assistant(now, fx)
+    }
+
+    /// Stops the assistant mid-answer, as a barge-in does (without counting one): playback
+    /// cleared, generation cancelled, what was not heard truncated.
+    pub(super) fn stop_assistant(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
         let mut outcome = ControlOutcome::nothing();
         let unplayed = self.playback.has_unplayed(now);
         if !unplayed && self.active_response.is_none() {
             return outcome;
         }
-        self.barge_ins += 1;
-        self.metrics_dirty = true;
         // 1. What the caller perceives: stop playback first.
         if unplayed {
             fx.to_teler.push(CLEAR_MESSAGE.to_owned());

@@ -8,8 +8,9 @@ use crate::providers::openai::{ClientEvent, CloseKind, ConnectError, classify_cl
 impl BridgeCore {
     // ----- OpenAI connection -----------------------------------------------------------------
 
-    /// The socket is open: configure the session, then send the audio that waited.
-    pub fn ai_connected(&mut self, fx: &mut Effects) {
+    /// The OpenAI socket is open (at `now_wall`): configure the session, send the buffered
+    /// audio, and assume the session's expiry until OpenAI announces it.
+    pub fn ai_connected(&mut self, now_wall: std::time::SystemTime, fx: &mut Effects) {
         let update = ClientEvent::SessionUpdate {
             session: self.config.session.clone(),
         };
@@ -18,6 +19,7 @@ impl BridgeCore {
             .extend(self.early.drain(..).map(|(event, _)| event));
         self.early_ms = 0;
         self.phase = AiPhase::Configuring;
+        self.assume_session_expiry(now_wall, fx);
     }
 
     pub(crate) fn ai_connect_failed(&self, err: &ConnectError) -> Ending {

@@ -18,18 +18,22 @@
 //! - `barge_in`: barge-in and the live-control commands (`clear`, `interrupt`).
 //! - `call_record`: the call record: transcript turns, usage, cost and metrics for the
 //!   call-log keeper.
+//! - `session_end`: ending the call with a closing line before OpenAI's session expires.
 
 mod assistant_audio;
 mod barge_in;
 mod call_record;
 mod caller_audio;
 mod connect;
+mod session_end;
+
+pub use session_end::SessionEndConfig;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::audio_budget::{AudioBudget, BudgetLimits, Verdict};
 use super::frame_faults::{FaultAction, FrameFaults};
@@ -68,6 +72,8 @@ pub struct CoreConfig {
     pub max_bad_frames: u64,
     /// How often skipped frames are summarised in the log.
     pub fault_log_interval: Duration,
+    /// How the call ends before the OpenAI session expires.
+    pub session_end: SessionEndConfig,
 }
 
 impl CoreConfig {
@@ -85,12 +91,15 @@ impl CoreConfig {
 pub struct Effects {
     pub to_teler: Vec<String>,
     pub to_ai: Vec<String>,
+    /// Set when the core learns (or assumes) when the OpenAI session expires: the runner
+    /// schedules the closing from it.
+    pub session_ends_at: Option<SystemTime>,
 }
 
 impl Effects {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.to_teler.is_empty() && self.to_ai.is_empty()
+        self.to_teler.is_empty() && self.to_ai.is_empty() && self.session_ends_at.is_none()
     }
 }
 
@@ -191,6 +200,9 @@ pub struct BridgeCore {
     metrics_dirty: bool,
     first_response_ms: Option<u64>,
     barge_ins: u32,
+    /// When the OpenAI session expires, and how far the closing before it has got.
+    session_ends_at: Option<SystemTime>,
+    closing: session_end::Closing,
     /// Responses OpenAI ended as failed, and the last one's error, for the call log.
     failed_responses: u32,
     last_response_error: Option<CallError>,
@@ -235,6 +247,8 @@ impl BridgeCore {
             metrics_dirty: false,
             first_response_ms: None,
             barge_ins: 0,
+            session_ends_at: None,
+            closing: session_end::Closing::default(),
             failed_responses: 0,
             last_response_error: None,
             inbound_samples: 0,
@@ -389,8 +403,9 @@ impl BridgeCore {
         fx: &mut Effects,
     ) -> Option<Ending> {
         match event {
-            ServerEvent::SessionCreated { .. } => {}
-            ServerEvent::SessionUpdated { .. } => {
+            ServerEvent::SessionCreated { session } => self.learn_session_expiry(&session, fx),
+            ServerEvent::SessionUpdated { session } => {
+                self.learn_session_expiry(&session, fx);
                 if self.phase != AiPhase::Ready {
                     self.phase = AiPhase::Ready;
                     self.greet(fx);
@@ -417,6 +432,7 @@ impl BridgeCore {
             }
             ServerEvent::SpeechStopped { .. } => {}
             ServerEvent::ResponseCreated { response_id } => {
+                self.closing_response_created(&response_id);
                 self.active_response = Some(response_id);
                 self.active_items.clear();
             }
@@ -465,7 +481,10 @@ impl BridgeCore {
             ServerEvent::InputTranscriptFailed { item_id, error } => {
                 tracing::warn!(item_id, error = ?error.map(|e| e.message), "the caller's words could not be transcribed");
             }
-            ServerEvent::ResponseDone { response } => self.response_done(response, now, fx),
+            ServerEvent::ResponseDone { response } => {
+                self.closing_response_done(&response.id);
+                self.response_done(response, now, fx)
+            }
             ServerEvent::ItemTruncated {
                 item_id,
                 audio_end_ms,

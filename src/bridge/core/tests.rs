@@ -38,6 +38,10 @@ fn core(codec: Codec) -> BridgeCore {
             ai_budget: CoreConfig::GENERATED_AI_AUDIO,
             max_bad_frames: 200,
             fault_log_interval: Duration::from_secs(5),
+            session_end: SessionEndConfig::new(
+                &crate::settings::BridgeSettings::default(),
+                &crate::settings::OpenAiSettings::default(),
+            ),
         },
         Instant::now(),
     )
@@ -78,7 +82,7 @@ fn delta(response: &str, item: &str, samples_24k: &[i16]) -> ServerEvent {
 fn ready(codec: Codec) -> BridgeCore {
     let mut core = core(codec);
     let mut fx = Effects::default();
-    core.ai_connected(&mut fx);
+    core.ai_connected(std::time::SystemTime::now(), &mut fx);
     core.ai_event(
         ServerEvent::SessionUpdated {
             session: serde_json::json!({}),
@@ -102,7 +106,7 @@ fn early_audio_waits_for_the_session_update_and_is_bounded() {
         core.teler_text(&audio_frame(&[100; 800]), Instant::now(), &mut fx);
     }
     assert!(fx.is_empty(), "nothing is sent before OpenAI is connected");
-    core.ai_connected(&mut fx);
+    core.ai_connected(std::time::SystemTime::now(), &mut fx);
     let sent = types(&fx.to_ai);
     assert_eq!(sent[0], "session.update");
     // 300 ms kept of the 500 ms received: the three newest 100 ms frames.
@@ -315,7 +319,7 @@ fn a_barge_in_before_any_audio_was_sent_cancels_without_truncating() {
 fn failures_before_the_session_is_ready_are_connect_failures() {
     let mut core = core(Codec::Pcm24k);
     let mut fx = Effects::default();
-    core.ai_connected(&mut fx);
+    core.ai_connected(std::time::SystemTime::now(), &mut fx);
     let error = ServerEvent::Error {
         error: ApiError {
             kind: "invalid_request_error".into(),
@@ -621,4 +625,114 @@ fn a_failed_response_is_counted_with_openais_explanation_and_the_call_goes_on() 
         (40, 20),
         "the cache's own text/audio split is kept"
     );
+}
+
+#[test]
+fn the_session_expiry_is_assumed_on_connect_and_taken_from_openai() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    let opened = std::time::SystemTime::now();
+    core.ai_connected(opened, &mut fx);
+    assert_eq!(
+        fx.session_ends_at,
+        Some(opened + Duration::from_secs(3_600)),
+        "the fallback limit until OpenAI says"
+    );
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::SessionCreated {
+            session: serde_json::json!({"expires_at": 2_000_000_000_u64}),
+        },
+        Instant::now(),
+        &mut fx,
+    );
+    assert_eq!(
+        fx.session_ends_at,
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+    );
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::SessionUpdated {
+            session: serde_json::json!({"expires_at": 2_000_000_000_u64}),
+        },
+        Instant::now(),
+        &mut fx,
+    );
+    assert_eq!(fx.session_ends_at, None, "unchanged: nothing to reschedule");
+}
+
+#[test]
+fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard() {
+    let mut core = ready(Codec::Pcm24k);
+    let at = Instant::now();
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+        },
+        at,
+        &mut fx,
+    );
+    core.ai_event(delta("r1", "item1", &[500; 24_000]), at, &mut fx);
+    assert!(!fx.to_teler.is_empty(), "the answer is playing");
+
+    let mut fx = Effects::default();
+    assert!(core.begin_closing(at, &mut fx).is_none());
+    assert!(core.closing_started());
+    assert_eq!(
+        types(&fx.to_ai),
+        [
+            "response.cancel",
+            "conversation.item.truncate",
+            "conversation.item.create",
+            "response.create"
+        ],
+        "the answer in progress is stopped, then the closing line asked for"
+    );
+    assert!(fx.to_ai[2].contains("time limit") && fx.to_ai[2].contains(r#""role":"system""#));
+    assert_eq!(fx.to_teler, [r#"{"type":"clear"}"#]);
+    let mut again = Effects::default();
+    assert!(core.begin_closing(at, &mut again).is_none());
+    assert!(again.is_empty(), "the closing starts once");
+
+    // The closing line's response: 500 ms of audio, then done.
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r2".into(),
+        },
+        at,
+        &mut fx,
+    );
+    core.ai_event(delta("r2", "item2", &[300; 12_000]), at, &mut fx);
+    assert!(core.closing_done(at).is_none(), "still being generated");
+    core.ai_event(
+        ServerEvent::ResponseDone {
+            response: ResponseSummary {
+                id: "r2".into(),
+                status: ResponseStatus::Completed,
+                ..ResponseSummary::default()
+            },
+        },
+        at,
+        &mut fx,
+    );
+    assert!(!fx.to_teler.is_empty(), "the line went to the caller");
+    assert!(
+        core.closing_done(at).is_none(),
+        "the caller is still hearing it"
+    );
+    let heard = core
+        .closing_done(at + Duration::from_secs(2))
+        .expect("the call ends once the line is heard");
+    assert_eq!(heard.reason, EndReason::AiSessionLimit);
+    assert_eq!(heard.status(), crate::domain::call::CallStatus::Completed);
+}
+
+#[test]
+fn a_session_not_ready_to_speak_ends_at_once() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    let ending = core.begin_closing(Instant::now(), &mut fx).unwrap();
+    assert_eq!(ending.reason, EndReason::AiSessionLimit);
 }

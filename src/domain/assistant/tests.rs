@@ -246,7 +246,7 @@ fn language_tags() {
 #[test]
 fn max_call_seconds_bounds() {
     accepted(|s| s.max_call_seconds = Some(1));
-    accepted(|s| s.max_call_seconds = Some(86_400));
+    accepted(|s| s.max_call_seconds = Some(3_600));
     assert_eq!(
         rejected_field(|s| s.max_call_seconds = Some(0)),
         "max_call_seconds"

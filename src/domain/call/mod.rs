@@ -166,6 +166,9 @@ pub enum EndReason {
     /// FreJun's media stream sent audio much faster than real time, for long enough that it
     /// was not a burst: the call ended rather than forward (and bill) the excess.
     MediaFlood,
+    /// The OpenAI Realtime session was about to reach its maximum life (60 minutes today): the
+    /// assistant said the closing line and the call ended before OpenAI cut it off.
+    AiSessionLimit,
     /// This instance shut down and the call did not finish within the grace period.
     Shutdown,
     /// The instance bridging the call disappeared; another instance closed the orphaned log.
@@ -205,6 +208,7 @@ impl EndReason {
             EndReason::AiError => "ai_error",
             EndReason::TelephonyError => "telephony_error",
             EndReason::MediaFlood => "media_flood",
+            EndReason::AiSessionLimit => "ai_session_limit",
             EndReason::Shutdown => "shutdown",
             EndReason::InstanceLost => "instance_lost",
             EndReason::MediaNeverArrived => "media_never_arrived",

@@ -197,7 +197,7 @@ pub enum Failure {
     /// unanswered. The socket stays open until the client gives up or the fake stops.
     Stall,
     /// Close 1001 "Your session hit the maximum duration of 60 minutes." `after_ms` after the
-    /// session opened.
+    /// session opened; `session.expires_at` announces it (rounded up to whole seconds).
     SessionCap {
         /// Session lifetime.
         after_ms: u32,

@@ -8,6 +8,7 @@ mod control;
 mod failures;
 mod flood;
 mod hangups;
+mod session_limit;
 mod shutdown;
 mod slots;
 

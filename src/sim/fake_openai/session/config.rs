@@ -12,7 +12,7 @@ use crate::sim::fake_openai::vad::{self, TurnDetection, Vad};
 use crate::sim::fake_openai::validate::Violation;
 
 /// Session lifetime OpenAI enforces (for `expires_at`).
-const SESSION_LIFETIME_SECS: u64 = 3_600;
+pub(super) const SESSION_LIFETIME_SECS: u64 = 3_600;
 
 impl Session {
     /// `session.update`: merge, re-derive and answer `session.updated` with the full session

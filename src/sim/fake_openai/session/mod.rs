@@ -116,7 +116,13 @@ impl Session {
         shared: Arc<Shared>,
         record: Arc<Mutex<SessionRecord>>,
     ) -> Session {
-        let session = default_session(&format!("sess_{tag}"), &accepted.model);
+        let mut session = default_session(&format!("sess_{tag}"), &accepted.model);
+        if let Some(Failure::SessionCap { after_ms }) = behaviour.failure {
+            // `expires_at` announces the cap, as OpenAI's does (whole seconds).
+            let opened =
+                session["expires_at"].as_u64().unwrap_or_default() - config::SESSION_LIFETIME_SECS;
+            session["expires_at"] = (opened + u64::from(after_ms).div_ceil(1_000)).into();
+        }
         let buffer = matches!(behaviour.mode, Mode::Echo)
             .then(|| InputBuffer::new(AudioFormat::Pcm24k.rate_hz()));
         let mut this = Session {

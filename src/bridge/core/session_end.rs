@@ -1,0 +1,131 @@
+//! The end of the OpenAI session's life: OpenAI closes a Realtime session after a fixed time (60
+//! minutes today, announced as `session.expires_at`), mid-sentence if need be. Shortly before
+//! that, the call ends on purpose instead: the assistant is asked to say the deployment's
+//! closing line (a `system` message and a plain `response.create`, so it speaks in the
+//! assistant's own persona and language), the line is played out to the caller, and the call
+//! ends with `ai_session_limit`. If the line is not done by one second before the expiry, the
+//! call ends anyway.
+//!
+//! The runner owns the clock: it learns when the session ends from [`Effects::session_ends_at`]
+//! and calls [`BridgeCore::begin_closing`] at [`SessionEndConfig::closing`] before it, then
+//! [`BridgeCore::closing_done`] on each flush tick, and ends the call at the hard deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::{AiPhase, BridgeCore, Effects, Ending};
+use crate::domain::call::EndReason;
+use crate::providers::openai::ClientEvent;
+use crate::settings::{BridgeSettings, OpenAiSettings};
+
+/// How a session's end is handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEndConfig {
+    /// How long before the session's expiry the closing starts.
+    pub closing: Duration,
+    /// What the assistant says before the call ends.
+    pub closing_line: String,
+    /// The session's life when OpenAI does not announce `expires_at`.
+    pub fallback_limit: Duration,
+}
+
+impl SessionEndConfig {
+    /// From the deployment's settings.
+    pub fn new(bridge: &BridgeSettings, openai: &OpenAiSettings) -> Self {
+        Self {
+            closing: Duration::from_secs(bridge.session_closing_secs),
+            closing_line: bridge.session_closing_line.clone(),
+            fallback_limit: Duration::from_secs(openai.session_limit_secs),
+        }
+    }
+}
+
+/// Where the closing is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) enum Closing {
+    #[default]
+    NotStarted,
+    /// The closing line was asked for; its response has not started.
+    Asked,
+    /// The closing line's response is running.
+    Speaking { response_id: String },
+    /// The closing line was generated; the call ends once the caller has heard it.
+    Spoken,
+}
+
+impl BridgeCore {
+    /// When the session ends, if OpenAI said (`expires_at`, Unix seconds); announced to the
+    /// runner through `fx`.
+    pub(super) fn learn_session_expiry(&mut self, session: &Value, fx: &mut Effects) {
+        let Some(seconds) = session.get("expires_at").and_then(Value::as_u64) else {
+            return;
+        };
+        let ends_at = UNIX_EPOCH + Duration::from_secs(seconds);
+        if self.session_ends_at != Some(ends_at) {
+            self.session_ends_at = Some(ends_at);
+            fx.session_ends_at = Some(ends_at);
+        }
+    }
+
+    /// The session opened at `now_wall`: until OpenAI says otherwise, it ends after the
+    /// configured fallback limit.
+    pub(super) fn assume_session_expiry(&mut self, now_wall: SystemTime, fx: &mut Effects) {
+        let ends_at = now_wall + self.config.session_end.fallback_limit;
+        self.session_ends_at = Some(ends_at);
+        fx.session_ends_at = Some(ends_at);
+    }
+
+    /// Time to wind down: the closing line is asked for (after cancelling whatever the
+    /// assistant is saying). A session that is not ready to speak ends the call at once.
+    pub fn begin_closing(&mut self, now: Instant, fx: &mut Effects) -> Option<Ending> {
+        if self.closing != Closing::NotStarted {
+            return None;
+        }
+        if self.phase != AiPhase::Ready {
+            return Some(Ending::new(EndReason::AiSessionLimit));
+        }
+        tracing::info!("the OpenAI session is about to expire; saying the closing line");
+        // The caller hears the closing line instead of the rest of any answer in progress.
+        self.stop_assistant(now, fx);
+        let line = &self.config.session_end.closing_line;
+        let request = ClientEvent::system_message(format!(
+            "The call has reached its time limit and must end now. Say exactly this to the \
+             caller, then nothing else: \"{line}\""
+        ));
+        fx.to_ai.push(request.to_json());
+        fx.to_ai
+            .push(ClientEvent::ResponseCreate { response: None }.to_json());
+        self.closing = Closing::Asked;
+        None
+    }
+
+    /// Whether the call can end now: the closing line was generated and the caller has heard
+    /// it.
+    pub fn closing_done(&self, now: Instant) -> Option<Ending> {
+        (self.closing == Closing::Spoken && !self.playback.has_unplayed(now))
+            .then(|| Ending::new(EndReason::AiSessionLimit))
+    }
+
+    /// Whether the closing has started (the runner then ends the call at the hard deadline).
+    pub fn closing_started(&self) -> bool {
+        self.closing != Closing::NotStarted
+    }
+
+    /// A response was created: the first one after the closing was asked for speaks the line.
+    pub(super) fn closing_response_created(&mut self, response_id: &str) {
+        if self.closing == Closing::Asked {
+            self.closing = Closing::Speaking {
+                response_id: response_id.to_owned(),
+            };
+        }
+    }
+
+    /// A response ended: if it spoke the closing line, the call ends once it is heard.
+    pub(super) fn closing_response_done(&mut self, response_id: &str) {
+        if matches!(&self.closing, Closing::Speaking { response_id: closing } if closing == response_id)
+        {
+            self.closing = Closing::Spoken;
+        }
+    }
+}
