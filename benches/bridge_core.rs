@@ -98,6 +98,8 @@ fn ready_core(codec: Codec) -> BridgeCore {
             model: spec.model.clone(),
             inbound_rate: 8_000,
             outbound_chunk_ms: 100,
+            playback_chunk_ms: 100,
+            audio_message_shape: voxbridge::settings::AudioMessageShape::Flat,
             greeting: None,
             interrupt_response: false,
             playout_latency: Duration::ZERO,

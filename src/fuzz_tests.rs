@@ -786,9 +786,15 @@ proptest! {
     fn teler_audio_we_write_parses_back_to_the_same_pcm(
         pcm_bytes in prop::collection::vec(any::<u8>(), 0..4_000),
         chunk_id in any::<u64>(),
+        nested in any::<bool>(),
     ) {
         let mut out = String::from("stale");
-        teler_media::write_audio_message(&pcm_bytes, chunk_id, &mut out);
+        let shape = if nested {
+            crate::settings::AudioMessageShape::Nested
+        } else {
+            crate::settings::AudioMessageShape::Flat
+        };
+        teler_media::write_audio_message(shape, &pcm_bytes, chunk_id, &mut out);
         let Ok(TelerMessage::Audio { audio_b64 }) = TelerMessage::parse(&out) else {
             return Err(TestCaseError::fail(format!("not an audio message: {out}")));
         };

@@ -1,6 +1,13 @@
 //! The caller's side of the assistant's speech: outbound audio gathered into FreJun chunks,
 //! and a clock of what the caller has heard.
 //!
+//! Chunk sizes: FreJun recommends chunks of at least 500 ms towards Teler (smaller ones can
+//! play choppily), while the first audio of an answer should reach the caller as early as
+//! possible. So each item's first chunk goes out at the assistant's `outbound_chunk_ms`, and each
+//! later chunk is twice the previous one, up to `playback_chunk_ms` (100, 200, 400, 500, 500, …
+//! with the defaults): first audio stays fast, and while one chunk plays the next, larger one is
+//! being gathered.
+//!
 //! FreJun queues every chunk we send and plays them in order, and never says what it played
 //! (docs/protocols.md §1.4, §1.6). So we keep the estimate ourselves: each chunk extends a playback
 //! queue that ends at `queue_end`; an item starts playing when the queue reaches it. At a
@@ -11,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::teler_media::write_audio_message;
 use crate::audio::pcm;
+use crate::settings::AudioMessageShape;
 
 /// The rate of everything sent to FreJun (every reference bridge sends 8 kHz).
 pub(crate) const OUTBOUND_RATE: u32 = 8_000;
@@ -64,7 +72,13 @@ pub(crate) struct OutboundChunk {
 
 #[derive(Debug)]
 pub(crate) struct Playback {
+    /// The first chunk of an item.
+    first_chunk_samples: usize,
+    /// What later chunks grow to.
+    max_chunk_samples: usize,
+    /// The size of the chunk being gathered now.
     chunk_samples: usize,
+    shape: AudioMessageShape,
     /// Audio of `pending_item` not yet sent (less than one chunk).
     pending: Vec<i16>,
     pending_item: Option<ItemKey>,
@@ -81,16 +95,27 @@ impl Playback {
     /// Keep only the most recent items: older ones have long finished playing.
     const MAX_ITEMS: usize = 16;
 
-    pub(crate) fn new(chunk_ms: u32) -> Self {
-        let chunk_samples = (u64::from(chunk_ms.max(20)) * SAMPLES_PER_MS) as usize;
+    /// Chunks start at `first_chunk_ms` for each item and double up to `playback_chunk_ms`
+    /// (never below the first), written in `shape`.
+    pub(crate) fn new(
+        first_chunk_ms: u32,
+        playback_chunk_ms: u32,
+        shape: AudioMessageShape,
+    ) -> Self {
+        let samples = |ms: u32| (u64::from(ms.max(20)) * SAMPLES_PER_MS) as usize;
+        let first_chunk_samples = samples(first_chunk_ms);
+        let max_chunk_samples = samples(playback_chunk_ms).max(first_chunk_samples);
         Self {
-            chunk_samples,
-            pending: Vec::with_capacity(chunk_samples),
+            first_chunk_samples,
+            max_chunk_samples,
+            chunk_samples: first_chunk_samples,
+            shape,
+            pending: Vec::with_capacity(max_chunk_samples),
             pending_item: None,
             next_chunk_id: 1,
             items: Vec::new(),
             queue_end: None,
-            bytes: Vec::with_capacity(chunk_samples * 2),
+            bytes: Vec::with_capacity(max_chunk_samples * 2),
             total_sent_samples: 0,
         }
     }
@@ -107,6 +132,7 @@ impl Playback {
         if self.pending_item.as_ref() != Some(item) {
             chunks.extend(self.flush(now));
             self.pending_item = Some(item.clone());
+            self.chunk_samples = self.first_chunk_samples;
         }
         while !samples.is_empty() {
             let room = self.chunk_samples - self.pending.len();
@@ -115,6 +141,7 @@ impl Playback {
             samples = rest;
             if self.pending.len() == self.chunk_samples {
                 chunks.push(self.send_pending(now));
+                self.chunk_samples = (self.chunk_samples * 2).min(self.max_chunk_samples);
             }
         }
         chunks
@@ -140,7 +167,7 @@ impl Playback {
         let chunk_id = self.next_chunk_id;
         self.next_chunk_id += 1;
         let mut message = String::new();
-        write_audio_message(&self.bytes, chunk_id, &mut message);
+        write_audio_message(self.shape, &self.bytes, chunk_id, &mut message);
 
         let starts_at = self.queue_end.filter(|end| *end > now).unwrap_or(now);
         let duration = Duration::from_micros(samples as u64 * 1_000_000 / u64::from(OUTBOUND_RATE));
@@ -189,6 +216,7 @@ impl Playback {
     pub(crate) fn clear(&mut self) {
         self.pending.clear();
         self.pending_item = None;
+        self.chunk_samples = self.first_chunk_samples;
         self.items.clear();
         self.queue_end = None;
     }
@@ -217,7 +245,7 @@ mod tests {
 
     #[test]
     fn audio_is_cut_into_chunks_with_increasing_ids_and_flushed_at_the_end() {
-        let mut playback = Playback::new(100);
+        let mut playback = Playback::new(100, 100, AudioMessageShape::Flat);
         let now = Instant::now();
         let chunks = playback.push(&key("a"), &[1; 1_000], now);
         assert_eq!(chunks.len(), 1, "800 samples make one 100 ms chunk");
@@ -239,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_new_item_flushes_the_previous_one_first() {
-        let mut playback = Playback::new(100);
+        let mut playback = Playback::new(100, 100, AudioMessageShape::Flat);
         let now = Instant::now();
         assert!(playback.push(&key("a"), &[1; 300], now).is_empty());
         let chunks = playback.push(&key("b"), &[2; 100], now);
@@ -249,7 +277,7 @@ mod tests {
 
     #[test]
     fn heard_time_follows_the_queue_and_is_clamped_to_what_was_sent() {
-        let mut playback = Playback::new(100);
+        let mut playback = Playback::new(100, 100, AudioMessageShape::Flat);
         let start = Instant::now();
         // Two seconds of item a, then one of item b, all sent at once.
         playback.push(&key("a"), &[1; 16_000], start);
@@ -277,7 +305,7 @@ mod tests {
 
     #[test]
     fn clear_drops_pending_audio_but_keeps_chunk_ids_increasing() {
-        let mut playback = Playback::new(100);
+        let mut playback = Playback::new(100, 100, AudioMessageShape::Flat);
         let now = Instant::now();
         playback.push(&key("a"), &[1; 900], now);
         playback.clear();
@@ -285,5 +313,34 @@ mod tests {
         assert!(playback.flush(now).is_none());
         let next = playback.push(&key("b"), &[1; 800], now);
         assert_eq!(next[0].chunk_id, 2);
+    }
+
+    #[test]
+    fn chunks_start_small_and_double_up_to_the_playback_size_for_each_item() {
+        let mut playback = Playback::new(100, 500, AudioMessageShape::Flat);
+        let now = Instant::now();
+        let sizes = |chunks: Vec<OutboundChunk>| -> Vec<usize> {
+            chunks.iter().map(|chunk| chunk.samples / 8).collect()
+        };
+        // 2.5 s of one item: 100, 200, 400, 500, 500, 500 ms, then 300 ms left pending.
+        let chunks = playback.push(&key("a"), &[7; 20_000], now);
+        assert_eq!(sizes(chunks), [100, 200, 400, 500, 500, 500]);
+        // A new item starts small again (after flushing the old one's rest).
+        let chunks = playback.push(&key("b"), &[7; 800], now);
+        assert_eq!(sizes(chunks), [300, 100]);
+        playback.clear();
+        let chunks = playback.push(&key("c"), &[7; 800], now);
+        assert_eq!(sizes(chunks), [100], "and after a clear");
+    }
+
+    #[test]
+    fn the_nested_shape_wraps_audio_and_chunk_id_in_data() {
+        let mut playback = Playback::new(20, 20, AudioMessageShape::Nested);
+        let chunks = playback.push(&key("a"), &[0; 160], Instant::now());
+        let message: serde_json::Value = serde_json::from_str(&chunks[0].message).unwrap();
+        assert_eq!(message["type"], "audio");
+        assert_eq!(message["data"]["chunk_id"], 1);
+        assert!(message["data"]["audio_b64"].as_str().unwrap().len() > 100);
+        assert!(message.get("audio_b64").is_none());
     }
 }

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::audio::pcm;
+use crate::settings::AudioMessageShape;
 
 /// One text frame from FreJun.
 #[derive(Debug, PartialEq)]
@@ -156,17 +157,30 @@ fn short_message(err: &serde_json::Error) -> String {
     }
 }
 
-/// Writes `{"type":"audio","audio_b64":"<base64 of pcm>","chunk_id":<id>}` into `out`
-/// (cleared first): the flat shape every reference bridge sends, base64 computed once over the
-/// whole chunk.
-pub(crate) fn write_audio_message(pcm_s16le: &[u8], chunk_id: u64, out: &mut String) {
+/// Writes an audio message into `out` (cleared first), base64 computed once over the whole
+/// chunk: `{"type":"audio","audio_b64":"<base64 of pcm>","chunk_id":<id>}` (flat, what FreJun's
+/// SDK sample and official bridge send) or
+/// `{"type":"audio","data":{"audio_b64":"…","chunk_id":<id>}}` (nested, what FreJun's
+/// documentation shows).
+pub(crate) fn write_audio_message(
+    shape: AudioMessageShape,
+    pcm_s16le: &[u8],
+    chunk_id: u64,
+    out: &mut String,
+) {
     out.clear();
-    out.reserve(pcm_s16le.len().div_ceil(3) * 4 + 64);
-    out.push_str(r#"{"type":"audio","audio_b64":""#);
+    out.reserve(pcm_s16le.len().div_ceil(3) * 4 + 72);
+    out.push_str(match shape {
+        AudioMessageShape::Flat => r#"{"type":"audio","audio_b64":""#,
+        AudioMessageShape::Nested => r#"{"type":"audio","data":{"audio_b64":""#,
+    });
     pcm::encode_base64(pcm_s16le, out);
     out.push_str(r#"","chunk_id":"#);
     out.push_str(&chunk_id.to_string());
-    out.push('}');
+    out.push_str(match shape {
+        AudioMessageShape::Flat => "}",
+        AudioMessageShape::Nested => "}}",
+    });
 }
 
 /// Drops everything FreJun has queued for playback.
@@ -258,11 +272,17 @@ mod tests {
     #[test]
     fn outbound_messages_have_the_flat_shape() {
         let mut out = String::from("stale");
-        write_audio_message(&[1, 0, 2, 0], 7, &mut out);
+        write_audio_message(AudioMessageShape::Flat, &[1, 0, 2, 0], 7, &mut out);
         let value: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
             value,
             serde_json::json!({"type": "audio", "audio_b64": "AQACAA==", "chunk_id": 7})
+        );
+        write_audio_message(AudioMessageShape::Nested, &[1, 0, 2, 0], 7, &mut out);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "audio", "data": {"audio_b64": "AQACAA==", "chunk_id": 7}})
         );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&interrupt_message(9)).unwrap(),

@@ -446,6 +446,13 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let playback_chunk_ms = settings.bridge.playback_chunk_ms;
+    if !(20..=2_000).contains(&playback_chunk_ms) || playback_chunk_ms % 20 != 0 {
+        return Err(SettingsError::invalid(
+            "bridge.playback_chunk_ms",
+            "must be a multiple of 20 between 20 and 2000",
+        ));
+    }
     let line = settings.bridge.session_closing_line.trim();
     if line.is_empty() || line.chars().count() > 500 {
         return Err(SettingsError::invalid(

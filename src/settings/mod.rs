@@ -209,6 +209,19 @@ impl<'de> Deserialize<'de> for PreviousMasterKeys {
     }
 }
 
+/// How audio messages to FreJun's media stream are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMessageShape {
+    /// `{"type":"audio","audio_b64":…,"chunk_id":…}`: what FreJun's SDK sample and official
+    /// bridge send.
+    #[default]
+    Flat,
+    /// `{"type":"audio","data":{"audio_b64":…,"chunk_id":…}}`: what FreJun's documentation
+    /// shows.
+    Nested,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct FrejunSettings {
@@ -216,6 +229,8 @@ pub struct FrejunSettings {
     pub api_base_url: Url,
     /// How long a Teler REST request (initiate, hang up) may take before it is abandoned.
     pub api_timeout_secs: u64,
+    /// The shape of the audio messages we send on FreJun's media stream.
+    pub media_message_shape: AudioMessageShape,
     /// Lifetime of the token in a flow's `ws_url`: FreJun must open the media stream within it.
     pub media_token_ttl_secs: u64,
     /// After a stream flow is answered, how long the call holds its concurrency slot waiting for
@@ -287,6 +302,7 @@ impl Default for FrejunSettings {
             reaper_interval_secs: 10,
             recording_url_hosts: "frejun.ai,*.frejun.ai,frejun.com,*.frejun.com".to_owned(),
             url_secret_overlap_secs: 86_400,
+            media_message_shape: AudioMessageShape::Flat,
             max_unmatched_events_per_hour: 1_000,
             max_refused_flow_logs_per_hour: 1_000,
         }
@@ -376,6 +392,9 @@ pub struct BridgeSettings {
     /// What the assistant says when the OpenAI session is about to expire (in the assistant's
     /// voice and persona, so translated to its language).
     pub session_closing_line: String,
+    /// What the chunks of assistant audio to FreJun grow to after each item's first chunk
+    /// (which is the assistant's `outbound_chunk_ms`): FreJun recommends at least 500 ms.
+    pub playback_chunk_ms: u32,
 }
 
 impl BridgeSettings {
@@ -427,6 +446,7 @@ impl Default for BridgeSettings {
             fault_log_interval_secs: 5,
             send_timeout_ms: 5_000,
             session_closing_secs: 20,
+            playback_chunk_ms: 500,
             session_closing_line: "I'm sorry, but this call has reached its time limit. Thank \
                                    you for calling, goodbye."
                 .to_owned(),

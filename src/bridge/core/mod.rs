@@ -46,6 +46,7 @@ use crate::domain::assistant::Codec;
 use crate::domain::call::record::{CallError, TranscriptRole, TranscriptTurn, Usage};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::providers::openai::{ServerEvent, SessionConfig};
+use crate::settings::AudioMessageShape;
 
 /// OpenAI's PCM rate (the only one GA accepts).
 const AI_PCM_RATE: u32 = 24_000;
@@ -57,7 +58,12 @@ pub struct CoreConfig {
     pub model: String,
     /// The rate the flow asked FreJun for; FreJun's `start` may say otherwise.
     pub inbound_rate: u32,
+    /// The first chunk of each assistant item (fast first audio).
     pub outbound_chunk_ms: u32,
+    /// What later chunks grow to (`bridge.playback_chunk_ms`).
+    pub playback_chunk_ms: u32,
+    /// The shape of audio messages to FreJun (`frejun.media_message_shape`).
+    pub audio_message_shape: AudioMessageShape,
     pub greeting: Option<String>,
     /// Whether OpenAI cancels responses itself when the caller speaks (we pass `false` and send
     /// `response.cancel` ourselves).
@@ -226,7 +232,11 @@ impl BridgeCore {
         let codec = config.session.codec();
         let inbound_rate = config.inbound_rate;
         Self {
-            playback: Playback::new(config.outbound_chunk_ms),
+            playback: Playback::new(
+                config.outbound_chunk_ms,
+                config.playback_chunk_ms,
+                config.audio_message_shape,
+            ),
             outbound: None,
             codec,
             phase: AiPhase::Connecting,

@@ -30,6 +30,8 @@ fn core(codec: Codec) -> BridgeCore {
             model: spec.model.clone(),
             inbound_rate: 8_000,
             outbound_chunk_ms: 200,
+            playback_chunk_ms: 200,
+            audio_message_shape: crate::settings::AudioMessageShape::Flat,
             greeting: spec.greeting.clone(),
             interrupt_response: false,
             playout_latency: Duration::ZERO,

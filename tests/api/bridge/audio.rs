@@ -203,3 +203,75 @@ async fn the_greeting_is_spoken_first_and_the_session_is_configured_from_the_ass
     assert_no_violations(&fake, &summary.received);
     ended_call(&app, &call_id, Duration::from_secs(10)).await;
 }
+
+/// The sizes, in ms, of the audio chunks the caller received.
+fn chunk_ms(received: &voxbridge::sim::caller::Received) -> Vec<u64> {
+    received
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            voxbridge::sim::caller::ReceivedEvent::Audio { samples, .. } => Some(samples / 8),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_first_chunk_of_an_answer_is_small_and_later_ones_grow_to_the_playback_size() {
+    let turns = vec![voxbridge::sim::fake_openai::ScriptedTurn::tone(
+        "Hello there.",
+        440.0,
+        2_000,
+    )];
+    let (app, fake) = bridge_app(Behaviour::with_mode(Mode::Scripted { turns })).await;
+    let tenant = app.calling_tenant("Chunks", "+14155550203", 5).await;
+    // outbound_chunk_ms 200; bridge.playback_chunk_ms is 500 by default.
+    configure_assistant(&app, &tenant, "pcm24k", "8k", Some("Hello!")).await;
+    let (_call_id, caller) = place_call(&app, &tenant, "fj-chunks").await;
+    assert!(
+        caller
+            .wait_until(Duration::from_secs(10), |received| received.audio_samples
+                >= 16_000)
+            .await,
+        "the whole answer is heard"
+    );
+    let summary = caller.hang_up().await.unwrap();
+    let sizes = chunk_ms(&summary.received);
+    assert_eq!(
+        &sizes[..4],
+        [200, 400, 500, 500],
+        "first audio at once, then FreJun's recommended size: {sizes:?}"
+    );
+    assert!(sizes.iter().all(|ms| *ms <= 500), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<u64>(), 2_000);
+    assert_no_violations(&fake, &summary.received);
+}
+
+#[tokio::test]
+async fn the_nested_audio_shape_is_sent_when_the_deployment_asks_for_it() {
+    let fake = voxbridge::sim::fake_openai::FakeOpenAi::start(Behaviour::with_mode(Mode::Echo))
+        .await
+        .unwrap();
+    let realtime = fake.url();
+    let app = crate::helpers::TestApp::spawn_with(|settings| {
+        settings.openai.realtime_url = realtime;
+        settings.frejun.media_message_shape = voxbridge::settings::AudioMessageShape::Nested;
+    })
+    .await;
+    let tenant = app.calling_tenant("Nested", "+14155550204", 5).await;
+    configure_assistant(&app, &tenant, "pcm24k", "8k", Some("Hello!")).await;
+    let (_call_id, caller) = place_call(&app, &tenant, "fj-nested").await;
+    assert!(
+        caller
+            .wait_until(Duration::from_secs(10), |received| received.audio_samples
+                >= 3_000)
+            .await,
+        "the greeting is heard"
+    );
+    let summary = caller.hang_up().await.unwrap();
+    assert!(summary.received.audio_chunks > 0);
+    assert_eq!(
+        summary.received.nested_audio, summary.received.audio_chunks,
+        "every audio message in the nested shape"
+    );
+}

@@ -8,7 +8,7 @@ use voxbridge::domain::call::EndReason;
 use voxbridge::sim::caller::{CallerConfig, SimulatedCaller};
 use voxbridge::sim::fake_openai::{Behaviour, Mode};
 
-use super::{bridge_app, configure_assistant, ended_call, stream_flow};
+use super::{bridge_app_with, configure_assistant, ended_call, stream_flow};
 use crate::helpers::{CallingTenant, TestApp};
 
 /// Opens a call whose caller keeps send and receive timings.
@@ -68,10 +68,15 @@ async fn neighbour_call(app: &TestApp, tenant: &CallingTenant, id: &str) -> Dura
 
 #[tokio::test]
 async fn a_flooding_stream_forwards_about_real_time_and_spares_its_neighbour() {
-    let (app, fake) = bridge_app(Behaviour {
-        record_audio: false,
-        ..Behaviour::with_mode(Mode::EchoStream { turn_ms: 0 })
-    })
+    // Chunks kept at the assistant's 200 ms (no growth to 500 ms), so that the echo latency is
+    // measured on many small chunks.
+    let (app, fake) = bridge_app_with(
+        Behaviour {
+            record_audio: false,
+            ..Behaviour::with_mode(Mode::EchoStream { turn_ms: 0 })
+        },
+        |settings| settings.bridge.playback_chunk_ms = 200,
+    )
     .await;
     let tenant = app.calling_tenant("Flood", "+14155550420", 5).await;
     configure_assistant(&app, &tenant, "pcm24k", "8k", None).await;

@@ -27,6 +27,14 @@ pub const CALLER_NUMBER: &str = "+14155550100";
 
 /// An app whose OpenAI is the fake, with short timers so failures show up quickly.
 pub async fn bridge_app(behaviour: Behaviour) -> (TestApp, FakeOpenAi) {
+    bridge_app_with(behaviour, |_| {}).await
+}
+
+/// Like [`bridge_app`], after letting the test adjust the settings.
+pub async fn bridge_app_with(
+    behaviour: Behaviour,
+    adjust: impl FnOnce(&mut voxbridge::settings::Settings),
+) -> (TestApp, FakeOpenAi) {
     let fake = FakeOpenAi::start(behaviour)
         .await
         .expect("fake OpenAI starts");
@@ -37,6 +45,7 @@ pub async fn bridge_app(behaviour: Behaviour) -> (TestApp, FakeOpenAi) {
         settings.bridge.heartbeat_interval_secs = 1;
         settings.bridge.peer_timeout_secs = 3;
         settings.bridge.log_flush_interval_ms = 200;
+        adjust(settings);
     })
     .await;
     (app, fake)
