@@ -23,7 +23,7 @@ pub(crate) struct Limits {
     pub max_concurrent_calls: u32,
     /// Longest a call may last before it is ended with `max_duration`. An assistant may set a
     /// shorter limit, never a longer one.
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: u32,
     /// Spending cap in US dollars per calendar month; `None` means no cap.
     #[schema(minimum = 0)]
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn limits_bounds_are_inclusive() {
         assert!(limits(1, 1, Some(0.0)).validate().is_ok());
-        assert!(limits(10_000, 86_400, Some(1e9)).validate().is_ok());
+        assert!(limits(10_000, 3_600, Some(1e9)).validate().is_ok());
 
         assert_eq!(
             field_of(limits(0, 60, None).validate()),

@@ -7,7 +7,7 @@ use std::str::FromStr as _;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Admin, Tenant};
@@ -15,17 +15,19 @@ use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
 use super::error::ErrorCode;
 use super::error::teler_error;
 use super::error::{
-    AdminUnauthorized, DatabaseUnavailable, InvalidQuery, TenantSuspended, TenantUnauthorized,
+    AdminUnauthorized, DatabaseUnavailable, InvalidJson, InvalidQuery, TenantSuspended,
+    TenantUnauthorized,
 };
 use super::error::{ApiError, not_found_as};
-use super::extract::Query;
+use super::extract::{Json, Query};
 use super::extract::{ListQuery, parse_id};
 use super::views::CallDetail;
 use super::views::CallStatusView;
 use super::views::CallSummary;
 use super::views::LiveStreamView;
 use super::views::StatsView;
-use crate::calls::outbound::OutboundError;
+use super::views::TelerInitiatedView;
+use crate::calls::outbound::{OutboundError, OutboundRequest};
 use crate::domain::call::{CallStatus, CallType};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
@@ -45,6 +47,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     // The fixed paths come before `{call_id}`, which would match them too.
     cfg.service(resource("/api/calls").route(web::get().to(list)))
+        .service(resource("/api/calls/initiate").route(web::post().to(initiate)))
         .service(resource("/api/calls/active").route(web::get().to(active)))
         .service(resource("/api/calls/history").route(web::get().to(history)))
         .service(resource("/api/calls/stats").route(web::get().to(stats)))
@@ -356,6 +359,86 @@ async fn status(
         .await
         .map_err(not_found_as("call"))?;
     Ok(envelope::ok(CallStatusView::from(&call)))
+}
+
+/// Body of `POST /api/calls/initiate`: the Teler backend's initiate request. `flow_url` and
+/// `status_callback_url` are accepted in the schema only to refuse them by name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelerInitiateBody {
+    /// One of the tenant's active numbers, E.164.
+    #[schema(example = "+919876543210")]
+    pub from_number: String,
+    /// Who to call, E.164.
+    #[schema(example = "+14155550123")]
+    pub to_number: String,
+    /// The assistant to talk; by default the one assigned to `from_number`.
+    pub assistant_id: Option<String>,
+    /// Refused (`caller_urls_not_supported`): voxbridge always uses its own flow URL.
+    #[schema(value_type = Option<String>)]
+    pub flow_url: Option<serde_json::Value>,
+    /// Refused (`caller_urls_not_supported`): voxbridge always uses its own status URL.
+    #[schema(value_type = Option<String>)]
+    pub status_callback_url: Option<serde_json::Value>,
+}
+
+/// Places an outbound call, as the Teler backend this product grew from did: the same request
+/// and answer fields, inside our envelope. The same call as `POST /api/frejun/initiate-call`.
+#[utoipa::path(
+    post,
+    path = "/api/calls/initiate",
+    tag = "calls",
+    operation_id = "initiate_call_teler_style",
+    summary = "Place an outbound call (the Teler backend's request)",
+    description = "An alias of `POST /api/frejun/initiate-call` for software written against         the Teler backend: `{from_number, to_number, assistant_id?}`. The assistant is the one         assigned to `from_number` unless `assistant_id` is given. `flow_url` and         `status_callback_url` are refused (`caller_urls_not_supported`): voxbridge always uses         its own, so that every call is bridged and logged.",
+    request_body = TelerInitiateBody,
+    responses(
+        (status = 200, description = "Teler accepted the call", body = Envelope<TelerInitiatedView>),
+        (status = 400, response = InvalidJson),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such assistant (`not_found`)", body = ErrorEnvelope),
+        (status = 422, description = "A caller-supplied `flow_url` or `status_callback_url` (`caller_urls_not_supported`), an invalid field (`validation_failed`, `invalid_body`), a missing key (`missing_credentials`) or FreJun's refusal (`frejun_key_invalid`, `from_number_not_provisioned`, `telephony_validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "At the concurrent-call limit (`concurrency_limit`), or FreJun is rate limiting (`telephony_rate_limited`)", body = ErrorEnvelope),
+        (status = 502, description = "FreJun is unavailable (`telephony_unavailable`, `telephony_rejected`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+        (status = 504, description = "FreJun did not answer in time (`telephony_timeout`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn initiate(
+    tenant: Tenant,
+    body: Json<TelerInitiateBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner()?;
+    for (field, value) in [
+        ("flow_url", &body.flow_url),
+        ("status_callback_url", &body.status_callback_url),
+    ] {
+        if value.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::CallerUrlsNotSupported,
+                format!(
+                    "{field}: voxbridge always uses its own flow and status URLs, so that every \
+                     call is bridged and logged; leave {field} out"
+                ),
+            ));
+        }
+    }
+    let placed = state
+        .calls
+        .initiate(
+            &tenant.user,
+            &OutboundRequest {
+                assistant_id: body.assistant_id,
+                from_number: body.from_number,
+                to_number: body.to_number,
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(envelope::ok(TelerInitiatedView::from(&placed)))
 }
 
 /// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the

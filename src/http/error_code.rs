@@ -61,6 +61,7 @@ error_codes! {
     UriTooLong => ("uri_too_long", 414, "the request line is too long"),
     UnsupportedMediaType => ("unsupported_media_type", 415, "a JSON endpoint got another `Content-Type`"),
     InvalidBody => ("invalid_body", 422, "valid JSON of the wrong shape: unknown field, wrong type, missing field; the message names the field"),
+    CallerUrlsNotSupported => ("caller_urls_not_supported", 422, "`POST /api/calls/initiate` got a `flow_url` or `status_callback_url`: voxbridge always uses its own"),
     ValidationFailed => ("validation_failed", 422, "a value breaks a rule; the message starts with the field's path"),
     MissingCredentials => ("missing_credentials", 422, "the call needs a provider key the tenant has not stored"),
     CallRefused => ("call_refused", 422, "the media stream's call can no longer be bridged (tenant, assistant or key gone)"),

@@ -70,6 +70,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         phone_numbers::assign,
         phone_numbers::unassign,
         calls::list,
+        calls::initiate,
         calls::active,
         calls::history,
         calls::stats,

@@ -420,3 +420,76 @@ async fn a_live_call_is_hung_up_through_teler() {
     )
     .await;
 }
+
+/// The Teler backend's initiate route: the assistant assigned to `from_number` talks, the
+/// answer carries the backend's fields in our envelope, and caller-supplied URLs are refused.
+#[tokio::test]
+async fn the_teler_backends_initiate_route_places_the_same_call() {
+    let (app, teler) = app_with_teler().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    let path = "/api/calls/initiate";
+
+    for (field, body) in [
+        (
+            "flow_url",
+            json!({ "from_number": acme.number, "to_number": CALLEE, "flow_url": "https://evil.example/flow" }),
+        ),
+        (
+            "status_callback_url",
+            json!({ "from_number": acme.number, "to_number": CALLEE, "status_callback_url": "https://evil.example/cb" }),
+        ),
+    ] {
+        let refused = expect_error(
+            app.post_as(path, &acme.tenant.api_key, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "caller_urls_not_supported",
+        )
+        .await;
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{refused}"
+        );
+    }
+    assert!(teler.requests().is_empty(), "nothing reached Teler");
+
+    let answer = expect_status(
+        app.post_as(
+            path,
+            &acme.tenant.api_key,
+            &json!({ "from_number": acme.number, "to_number": CALLEE }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["success"], true);
+    let data = &answer["data"];
+    assert!(
+        data["call_id"].as_str().unwrap().starts_with("cs_"),
+        "{answer}"
+    );
+    assert_eq!(data["status"], "initiated");
+    assert_eq!(data["from_number"], acme.number.as_str());
+    assert_eq!(data["to_number"], CALLEE);
+    assert!(data["timestamp"].as_str().is_some());
+    let call = app
+        .call_log(data["voxbridge_call_id"].as_str().unwrap())
+        .await;
+    assert_eq!(call.call_type, CallType::Outbound);
+    assert_eq!(
+        call.assistant_id.map(|id| id.to_hex()),
+        Some(acme.assistant_id.clone()),
+        "the number's assistant"
+    );
+    // Our own URLs went to Teler.
+    let sent = &teler.requests()[0].body;
+    assert!(
+        sent["flow_url"]
+            .as_str()
+            .unwrap()
+            .contains("/api/frejun/flow?key=")
+    );
+}

@@ -82,6 +82,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/frejun/flow"),
     ("POST", "/api/frejun/webhook"),
     ("POST", "/api/frejun/initiate-call"),
+    ("POST", "/api/calls/initiate"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::{id, time};
 use crate::bridge::registry::LiveCall;
+use crate::calls::outbound::PlacedCall;
 use crate::domain::call::record::{CallError, CallMetrics, HangupRecord, TranscriptTurn, Usage};
 use crate::domain::call::status::StatusEvent;
 use crate::domain::call::{CallStatus, CallType, EndReason};
@@ -399,6 +400,34 @@ impl From<&CallLogRecord> for CallStatusView {
             ended_at: call.ended_at.map(time),
             duration: call.duration,
             end_reason: call.end_reason,
+        }
+    }
+}
+
+/// The answer to `POST /api/calls/initiate`, in the Teler backend's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TelerInitiatedView {
+    /// FreJun's id for the call.
+    pub call_id: String,
+    /// voxbridge's id for the call (its call log, `/api/calls/{id}`).
+    pub voxbridge_call_id: String,
+    /// The call's status in its log (`initiated` once Teler accepted it).
+    pub status: CallStatus,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    /// When the call was placed.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<&PlacedCall> for TelerInitiatedView {
+    fn from(placed: &PlacedCall) -> Self {
+        Self {
+            call_id: placed.frejun_call_id.clone(),
+            voxbridge_call_id: placed.call.id.to_hex(),
+            status: placed.call.call_status,
+            from_number: placed.call.from_number.clone(),
+            to_number: placed.call.to_number.clone(),
+            timestamp: time(placed.call.created_at),
         }
     }
 }

@@ -7,6 +7,7 @@ mod call;
 mod phone_number;
 
 pub use assistant::AssistantView;
+pub(crate) use call::TelerInitiatedView;
 pub use call::{CallDetail, CallStatusView, CallSummary, LiveStreamView, StatsView};
 pub use phone_number::PhoneNumberView;
 
