@@ -10,13 +10,14 @@ use bson::oid::ObjectId;
 
 use super::CallService;
 use super::tenant_key::KeyError;
+use crate::domain::call::record::OtherEvent;
 use crate::domain::call::status::media_session_open;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::domain::ids::CallId;
 use crate::domain::tenant::TenantStatus;
 use crate::frejun::webhook::recording_url_allowed;
-use crate::frejun::webhook::{WebhookEvent, WebhookParseError};
+use crate::frejun::webhook::{EventKind, WebhookEvent, WebhookParseError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::frejun_events::{UnmatchedEvent, payload_text};
@@ -101,7 +102,19 @@ impl CallService {
         }
         let hosts = self.shared.settings.frejun.recording_hosts();
         let Some(report) = report_of(&event, now, &hosts) else {
-            // stream.completed and unknown events change nothing by themselves.
+            // stream.completed and unknown events change nothing by themselves; an unknown
+            // one is still kept on the call, so nothing FreJun said is lost.
+            if event.kind == EventKind::Other && !event.name.is_empty() {
+                let other = OtherEvent {
+                    event: event.name.clone(),
+                    at: event.occurred_at.unwrap_or(now),
+                };
+                self.shared
+                    .storage
+                    .call_logs()
+                    .record_other_event(tenant.id, call.id, &other)
+                    .await?;
+            }
             return Ok(WebhookOutcome::Applied {
                 call_id: call.id,
                 status: call.call_status,

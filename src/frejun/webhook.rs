@@ -133,10 +133,19 @@ impl WebhookEvent {
         // unknown one is kept short (it changes no status and is never stored in the history).
         let (name, kind) = match event {
             Some(event) => {
-                let kind = kind_of_event(&event);
+                let mut kind = kind_of_event(&event);
+                if kind == EventKind::Other && is_call_event(&event) {
+                    // A call event this version does not name (FreJun's 2026-06-01 webhook
+                    // catalogue is unpublished): the call's state, if the body says it, still
+                    // counts. Only for `call.*`: a recording's `*.completed` says nothing
+                    // about the call.
+                    if let Some(state) = fields.text(&["state", "status", "call_status"]) {
+                        kind = kind_of_status(&state);
+                    }
+                }
                 let name = match kind {
                     EventKind::Other => bounded(&event),
-                    _ => event.trim().to_ascii_lowercase(),
+                    _ => bounded(&event.trim().to_ascii_lowercase()),
                 };
                 (name, kind)
             }
@@ -236,8 +245,21 @@ fn kind_of_event(event: &str) -> EventKind {
         // FreJun opens the media stream only once the call is connected.
         "stream.initiated" => EventKind::Progress(CallStatus::InProgress),
         "stream.completed" => EventKind::StreamEnded,
+        // Names a newer webhook version may use for the same moments (not in the 2025
+        // catalogue; see docs/frejun-setup.md): matched so the status is not lost.
+        "call.created" | "call.queued" => EventKind::Progress(CallStatus::Initiated),
+        "call.connected" | "call.in_progress" | "call.bridged" => {
+            EventKind::Progress(CallStatus::InProgress)
+        }
+        "call.ended" | "call.hangup" | "call.hung_up" | "call.disconnected" | "call.terminated"
+        | "call.finished" => EventKind::Ended { explicit: None },
         _ => EventKind::Other,
     }
+}
+
+/// Whether an event name is about the call itself (`call.…`).
+fn is_call_event(event: &str) -> bool {
+    event.trim().to_ascii_lowercase().starts_with("call.")
 }
 
 /// The meaning of a flat-shape, Twilio-style status. Case, `_` and spaces are normalised
@@ -396,6 +418,42 @@ mod tests {
         let long = "x".repeat(5_000);
         assert!(parse(json!({"event": long, "data": {}})).name.len() <= 64);
         assert!(parse(json!({"status": long, "call_id": "c"})).name.len() <= "status:".len() + 64);
+    }
+
+    #[test]
+    fn newer_call_event_names_keep_the_calls_status() {
+        let kind = |body: Value| parse(body).kind;
+        assert_eq!(
+            kind(json!({"type": "call.hangup", "data": {"call_id": "c"}})),
+            EventKind::Ended { explicit: None }
+        );
+        assert_eq!(
+            kind(json!({"type": "call.connected", "data": {"call_id": "c"}})),
+            EventKind::Progress(CallStatus::InProgress)
+        );
+        // An unknown call event that says the call's state.
+        assert_eq!(
+            kind(
+                json!({"type": "call.state_changed", "data": {"call_id": "c", "state": "in_progress"}})
+            ),
+            EventKind::Progress(CallStatus::InProgress)
+        );
+        assert_eq!(
+            kind(json!({"event": "call.status", "data": {"call_id": "c", "status": "busy"}})),
+            EventKind::Ended {
+                explicit: Some(CallStatus::Busy)
+            }
+        );
+        // Not about the call, or saying nothing: no status, the name kept.
+        let recording = parse(
+            json!({"type": "recording.completed", "data": {"call_id": "c", "status": "completed"}}),
+        );
+        assert_eq!(recording.kind, EventKind::Other);
+        assert_eq!(recording.name, "recording.completed");
+        assert_eq!(
+            kind(json!({"type": "call.transferred", "data": {"call_id": "c"}})),
+            EventKind::Other
+        );
     }
 
     #[test]

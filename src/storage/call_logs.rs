@@ -15,6 +15,7 @@ use crate::domain::call::record::CallError;
 use crate::domain::call::record::CallMetrics;
 use crate::domain::call::record::HangupRecord;
 use crate::domain::call::record::NewCall;
+use crate::domain::call::record::OtherEvent;
 use crate::domain::call::record::TranscriptTurn;
 use crate::domain::call::record::Usage;
 use crate::domain::call::status::StatusEvent;
@@ -69,6 +70,9 @@ pub struct CallLogRecord {
     /// voxbridge's hang-up at FreJun, for a call it ended itself.
     #[serde(default)]
     pub hangup: Option<HangupRecord>,
+    /// Webhook events about the call that voxbridge does not map to a status, once per name.
+    #[serde(default)]
+    pub other_events: Vec<OtherEvent>,
     /// Bumped by every status write; status updates are applied only to the revision they read
     /// (see `storage::call_status`).
     #[serde(default)]
@@ -110,6 +114,7 @@ impl CallLogRecord {
             recording_url_at: status.recording_url_at,
             error: status.error,
             hangup: None,
+            other_events: Vec::new(),
             status_revision: 0,
             media_stream_claimed_at: None,
             created_at: now,
@@ -288,6 +293,30 @@ impl CallLogs {
         Ok(())
     }
 
+    /// Keeps an event about the tenant's call that changes no status, once per name (a repeat
+    /// changes nothing), at most [`MAX_OTHER_EVENTS`] per call.
+    pub(crate) async fn record_other_event(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        event: &OtherEvent,
+    ) -> Result<(), StorageError> {
+        let entry =
+            bson::to_bson(event).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        self.collection
+            .update_one(
+                doc! {
+                    "_id": id,
+                    "user_id": user_id,
+                    "other_events.event": { "$ne": &event.event },
+                    format!("other_events.{}", MAX_OTHER_EVENTS - 1): { "$exists": false },
+                },
+                doc! { "$push": { "other_events": entry }, "$set": { "updated_at": DateTime::now() } },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Records voxbridge's hang-up at FreJun of the tenant's call (the latest attempt wins).
     pub(crate) async fn record_hangup(
         &self,
@@ -415,6 +444,10 @@ impl CallLogs {
         Ok(stats)
     }
 }
+
+/// Most unmapped webhook events kept per call: enough for any real call, a bound for a sender
+/// inventing names.
+pub(crate) const MAX_OTHER_EVENTS: usize = 50;
 
 /// The filter that finds a tenant's call by FreJun's id. `$type` lets MongoDB use the partial
 /// unique index on `(user_id, frejun_call_id)`: the planner does not infer that an equality on a string

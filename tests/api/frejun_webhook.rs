@@ -412,3 +412,83 @@ async fn events_for_unknown_calls_are_kept_and_acknowledged() {
     }
     assert_eq!(app.count("frejun_events").await, 4);
 }
+
+/// FreJun's 2026-06-01 webhook version has an unpublished catalogue: an unknown `call.*` event
+/// that says the call's state still moves the status, a newer name for the end still ends the
+/// call, and an event that says nothing is kept on the call (once), never dropped.
+#[tokio::test]
+async fn newer_webhook_events_keep_the_status_and_unknown_ones_are_kept_on_the_call() {
+    let app = TestApp::spawn().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    let our_id = new_outbound_call(&app, &acme).await;
+    let post = |body: Value| {
+        let app = &app;
+        let key = acme.key.clone();
+        let our_id = our_id.clone();
+        async move {
+            expect_status(
+                app.post_webhook(Some(&key), Some(&our_id), &body).await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let typed = |kind: &str, data: Value| json!({ "type": kind, "api_version": "2026-06-01", "data": data });
+
+    post(typed(
+        "call.state_changed",
+        json!({ "call_id": "fj-new", "state": "in_progress", "timestamp": "2026-11-21T10:00:02Z" }),
+    ))
+    .await;
+    assert_eq!(
+        app.call_log(&our_id).await.call_status,
+        CallStatus::InProgress
+    );
+
+    for _ in 0..2 {
+        post(typed(
+            "call.transferred",
+            json!({ "call_id": "fj-new", "timestamp": "2026-11-21T10:00:05Z" }),
+        ))
+        .await;
+    }
+    post(typed(
+        "recording.completed",
+        json!({ "call_id": "fj-new", "status": "completed" }),
+    ))
+    .await;
+    let call = app.call_log(&our_id).await;
+    assert_eq!(
+        call.call_status,
+        CallStatus::InProgress,
+        "a recording's completion is not the call's"
+    );
+    let names: Vec<&str> = call.other_events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        ["call.transferred", "recording.completed"],
+        "once each"
+    );
+
+    post(typed(
+        "call.hangup",
+        json!({ "call_id": "fj-new", "timestamp": "2026-11-21T10:01:00Z" }),
+    ))
+    .await;
+    let call = app.call_log(&our_id).await;
+    assert_eq!(call.call_status, CallStatus::Completed);
+    let detail = expect_status(
+        app.get_as(&format!("/api/calls/{our_id}"), &acme.tenant.api_key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        detail["data"]["other_events"][0]["event"],
+        "call.transferred"
+    );
+    assert_eq!(
+        detail["data"]["other_events"][0]["at"],
+        "2026-11-21T10:00:05Z"
+    );
+}

@@ -368,6 +368,7 @@ pub fn call_record(
         recording_url: None,
         error: None,
         hangup: None,
+        other_events: Vec::new(),
         status_revision: 0,
         media_stream_claimed_at: None,
         recording_url_at: None,

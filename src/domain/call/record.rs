@@ -69,6 +69,17 @@ pub struct Usage {
     pub input_cached_audio_tokens: u64,
 }
 
+/// An event about a call that changes nothing voxbridge knows how to read (a webhook event
+/// name it does not map, such as a newer FreJun version's): kept on the call so nothing FreJun
+/// said is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherEvent {
+    /// The event name as received (bounded).
+    pub event: String,
+    /// When it happened (FreJun's time when it sent one), the earliest if repeated.
+    pub at: bson::DateTime,
+}
+
 /// voxbridge's hang-up of a call at FreJun (`POST /voice/calls/{id}/hangup`), for a call it
 /// ended itself: when it was asked for, with what reason, and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -122,6 +122,17 @@ pub struct CallDetail {
     pub error: Option<CallErrorView>,
     /// voxbridge's hang-up at FreJun, for a call voxbridge ended itself; `null` otherwise.
     pub hangup: Option<HangupView>,
+    /// Webhook events about the call that change no status (names voxbridge does not map),
+    /// once per name, in arrival order.
+    pub other_events: Vec<OtherEventView>,
+}
+
+/// A webhook event about the call that changes no status.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OtherEvent)]
+pub(crate) struct OtherEventView {
+    pub event: String,
+    pub at: DateTime<Utc>,
 }
 
 /// How voxbridge hung a call up at FreJun.
@@ -176,6 +187,14 @@ impl From<&CallLogRecord> for CallDetail {
             recording_url: call.recording_url.clone(),
             error: call.error.as_ref().map(CallErrorView::from),
             hangup: call.hangup.as_ref().map(HangupView::from),
+            other_events: call
+                .other_events
+                .iter()
+                .map(|other| OtherEventView {
+                    event: other.event.clone(),
+                    at: time(other.at),
+                })
+                .collect(),
         }
     }
 }
