@@ -101,7 +101,7 @@ impl FrejunHangup {
                 Some("FreJun never told us its id for this call".to_owned()),
             );
         };
-        let key = match self.frejun_key(tenant).await {
+        let key = match tenant_frejun_key(&self.shared, tenant).await {
             Ok(Some(key)) => key,
             Ok(None) => {
                 return (
@@ -159,25 +159,28 @@ impl FrejunHangup {
             }
         }
     }
+}
 
-    /// The tenant's FreJun API key in clear; `None` when none is stored.
-    async fn frejun_key(&self, tenant: TenantId) -> Result<Option<SecretString>, String> {
-        let user = match self.shared.storage.users().get(tenant).await {
-            Ok(user) => user,
-            Err(StorageError::NotFound) => return Ok(None),
-            Err(err) => return Err(format!("cannot read the tenant: {err}")),
-        };
-        let Some(stored) = Credential::FrejunApiKey.stored(&user.secrets) else {
-            return Ok(None);
-        };
-        self.shared
-            .keyring
-            .decrypt_tenant_secret(
-                user.id,
-                Credential::FrejunApiKey.secret(),
-                &stored.encrypted(),
-            )
-            .map(Some)
-            .map_err(|_| "the tenant's FreJun key does not decrypt with the master keys".to_owned())
-    }
+/// The tenant's FreJun API key in clear; `None` when none is stored (or the tenant is gone).
+pub(crate) async fn tenant_frejun_key(
+    shared: &Shared,
+    tenant: TenantId,
+) -> Result<Option<SecretString>, String> {
+    let user = match shared.storage.users().get(tenant).await {
+        Ok(user) => user,
+        Err(StorageError::NotFound) => return Ok(None),
+        Err(err) => return Err(format!("cannot read the tenant: {err}")),
+    };
+    let Some(stored) = Credential::FrejunApiKey.stored(&user.secrets) else {
+        return Ok(None);
+    };
+    shared
+        .keyring
+        .decrypt_tenant_secret(
+            user.id,
+            Credential::FrejunApiKey.secret(),
+            &stored.encrypted(),
+        )
+        .map(Some)
+        .map_err(|_| "the tenant's FreJun key does not decrypt with the master keys".to_owned())
 }

@@ -11,9 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::CallService;
+use super::hangup::tenant_frejun_key;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
+use crate::providers::teler::TelerCall;
 use crate::storage::StorageError;
+use crate::storage::call_logs::CallLogRecord;
 use crate::storage::call_slots::ExpiredSlot;
 use crate::telemetry::call_span;
 
@@ -69,6 +72,17 @@ impl CallService {
         if call.call_status.is_terminal() {
             return Ok(());
         }
+        // Before declaring the call lost, ask FreJun what became of it: a missed webhook may be
+        // all that happened.
+        let at_frejun = self.state_at_frejun(slot, &call).await;
+        if let Some(teler) = at_frejun.as_ref().filter(|teler| teler.ended()) {
+            let report = frejun_state_report(teler, now);
+            calls
+                .apply_status(slot.user_id, call.id, &[report], now)
+                .await?;
+            tracing::info!(call_id = %call.id, state = teler.state, "a call whose lease expired had ended at FreJun");
+            return Ok(());
+        }
         let streamed = call
             .status_history
             .iter()
@@ -78,15 +92,22 @@ impl CallService {
         } else {
             EndReason::MediaNeverArrived
         };
-        let report = StatusReport::new(
-            CallStatus::Failed,
-            now,
-            ReportSource::Reaper,
-            "reaper.lease_expired",
-        )
-        .ending(reason, None);
+        let mut reports = Vec::new();
+        if let Some(teler) = &at_frejun {
+            // Still live at FreJun: recorded, then ended (and hung up) below.
+            reports.push(frejun_state_report(teler, now));
+        }
+        reports.push(
+            StatusReport::new(
+                CallStatus::Failed,
+                now,
+                ReportSource::Reaper,
+                "reaper.lease_expired",
+            )
+            .ending(reason, None),
+        );
         calls
-            .apply_status(slot.user_id, call.id, &[report], now)
+            .apply_status(slot.user_id, call.id, &reports, now)
             .await?;
         tracing::info!(call_id = %call.id, user_id = %slot.user_id, %reason, "closed a call whose slot lease expired");
         // The phone call may still be up (ringing, or connected to a dead instance): end it at
@@ -103,4 +124,53 @@ impl CallService {
         );
         Ok(())
     }
+
+    /// FreJun's view of the call (`GET /voice/calls/{id}`), when it can be asked: the call has
+    /// FreJun's id and the tenant a FreJun key. Failures are logged and answered `None`.
+    async fn state_at_frejun(&self, slot: &ExpiredSlot, call: &CallLogRecord) -> Option<TelerCall> {
+        let frejun_call_id = call.frejun_call_id.as_deref()?;
+        let key = match tenant_frejun_key(&self.shared, slot.user_id).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return None,
+            Err(problem) => {
+                tracing::warn!(
+                    problem,
+                    "cannot ask FreJun about a call whose lease expired"
+                );
+                return None;
+            }
+        };
+        match self.teler.get_call(&key, frejun_call_id).await {
+            Ok(teler) => Some(teler),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot ask FreJun about a call whose lease expired");
+                None
+            }
+        }
+    }
+}
+
+/// FreJun's state of a call, as a report: `completed` (answered or not), `failed`, or the live
+/// states as progress; recorded as `teler.state:<state>`.
+fn frejun_state_report(teler: &TelerCall, now: DateTime) -> StatusReport {
+    let status = match teler.state.as_str() {
+        "completed" if teler.answered => CallStatus::Completed,
+        "completed" => CallStatus::NoAnswer,
+        "failed" => CallStatus::Failed,
+        "answered" => CallStatus::InProgress,
+        "ringing" => CallStatus::Ringing,
+        _ => CallStatus::Initiated,
+    };
+    let mut report = StatusReport::new(
+        status,
+        now,
+        ReportSource::Reaper,
+        format!("teler.state:{}", teler.state),
+    );
+    // FreJun's answer is proof only when it says the call was answered.
+    report.proves_answered = teler.answered;
+    if status == CallStatus::Failed {
+        report.end_reason = Some(EndReason::TelephonyError);
+    }
+    report
 }

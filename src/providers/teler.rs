@@ -14,6 +14,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -81,6 +82,43 @@ pub(crate) struct InitiatedCall {
     /// no call state (`data` is `{id, from_number, to_number, status_callback_url, record}`),
     /// so none is read.
     pub message: Option<String>,
+}
+
+/// FreJun's view of a call (`GET /voice/calls/{id}`): the parts voxbridge uses.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TelerCall {
+    /// `initiated`, `ringing`, `answered`, `completed` or `failed` (FreJun's enum; anything else
+    /// is kept as sent, bounded).
+    pub state: String,
+    /// FreJun's free-text reason the call ended, if it ended.
+    pub reason: Option<String>,
+    /// Whether FreJun says the call was answered (`answered_at` set).
+    pub answered: bool,
+}
+
+impl TelerCall {
+    /// Whether FreJun says the call is over.
+    pub(crate) fn ended(&self) -> bool {
+        matches!(self.state.as_str(), "completed" | "failed")
+    }
+}
+
+/// Reads a call from `{"data": {...}}` or the bare object.
+pub(crate) fn parse_call(body: &[u8]) -> Result<TelerCall, &'static str> {
+    let root: Value = serde_json::from_slice(body).map_err(|_| "the answer is not JSON")?;
+    let root = root.as_object().ok_or("the answer is not a JSON object")?;
+    let record: &Map<String, Value> = root.get("data").and_then(Value::as_object).unwrap_or(root);
+    let state = record
+        .get("state")
+        .and_then(Value::as_str)
+        .map(|state| clip(&state.trim().to_ascii_lowercase()))
+        .filter(|state| !state.is_empty())
+        .ok_or("no call state")?;
+    Ok(TelerCall {
+        state,
+        reason: record.get("reason").and_then(Value::as_str).map(clip),
+        answered: record.get("answered_at").is_some_and(|at| !at.is_null()),
+    })
 }
 
 /// Why a Teler request failed. Messages come from FreJun's answer, cut to
@@ -288,6 +326,34 @@ impl TelerClient {
             .map_err(|err| err.redact(api_key.expose()))
     }
 
+    /// FreJun's view of a call: `GET {base}/voice/calls/{call_id}`. A 404 means the call is not
+    /// this account's (or unknown).
+    #[tracing::instrument(name = "teler.get_call", skip_all, fields(call_id = frejun_call_id))]
+    pub(crate) async fn get_call(
+        &self,
+        api_key: &SecretString,
+        frejun_call_id: &str,
+    ) -> Result<TelerCall, TelerError> {
+        if matches!(frejun_call_id, "" | "." | "..") {
+            return Err(TelerError::NotFound {
+                message: format!("{frejun_call_id:?} is not a call id"),
+            });
+        }
+        let url = self.endpoint(&["voice", "calls", frejun_call_id])?;
+        let answer = self
+            .send::<()>(Method::GET, url, api_key, None, None)
+            .await
+            .map_err(|err| err.redact(api_key.expose()))?;
+        match &answer.body {
+            Ok(body) => parse_call(body),
+            Err(_) => Err("the answer could not be read"),
+        }
+        .map_err(|message| TelerError::InvalidResponse {
+            status: answer.status,
+            message: message.to_owned(),
+        })
+    }
+
     /// `base` + `segments`, each segment percent-encoded (a '/' in a call id cannot change the
     /// path).
     fn endpoint(&self, segments: &[&str]) -> Result<Url, TelerError> {
@@ -311,6 +377,20 @@ impl TelerClient {
         idempotency_key: Option<String>,
         body: &impl Serialize,
     ) -> Result<Success, TelerError> {
+        self.send(Method::POST, url, api_key, idempotency_key, Some(body))
+            .await
+    }
+
+    /// Sends one request (a JSON body when given) and returns a 2xx answer; any other answer
+    /// or failure becomes a [`TelerError`].
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        api_key: &SecretString,
+        idempotency_key: Option<String>,
+        body: Option<&B>,
+    ) -> Result<Success, TelerError> {
         let mut key =
             HeaderValue::from_str(api_key.expose()).map_err(|_| TelerError::Unauthorized {
                 status: 403,
@@ -323,11 +403,12 @@ impl TelerClient {
         let path = url.path().to_owned();
         let mut request = self
             .http
-            .post(url)
+            .request(method, url)
             .header(API_KEY_HEADER, key)
-            .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, "application/json")
-            .json(body);
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").json(body);
+        }
         if let Some(idempotency_key) = idempotency_key {
             request = request.header("Idempotency-Key", idempotency_key);
         }

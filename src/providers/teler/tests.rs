@@ -358,3 +358,22 @@ fn an_error_echoing_our_flow_url_does_not_carry_the_url_secret() {
     assert!(!text.contains("URLSECRET123"), "{text}");
     assert!(text.contains("key=[redacted]"), "{text}");
 }
+
+#[test]
+fn a_call_is_read_from_the_envelope_or_bare() {
+    let call = parse_call(&body(json!({"data": {
+        "id": "cs_1", "state": "Completed", "answered_at": "2026-12-01T10:00:00Z",
+        "ended_at": "2026-12-01T10:01:00Z", "reason": "normal_clearing"
+    }})))
+    .unwrap();
+    assert_eq!(call.state, "completed");
+    assert!(call.answered && call.ended());
+    assert_eq!(call.reason.as_deref(), Some("normal_clearing"));
+    let live = parse_call(&body(
+        json!({"id": "cs_2", "state": "ringing", "answered_at": null}),
+    ))
+    .unwrap();
+    assert!(!live.answered && !live.ended());
+    assert!(parse_call(&body(json!({"data": {"id": "cs_3"}}))).is_err());
+    assert!(parse_call(b"not json").is_err());
+}

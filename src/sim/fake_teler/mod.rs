@@ -6,7 +6,9 @@
 //! and answers 202 with a `cs_` + ULID call id; `POST /api/v1/voice/calls/{id}/hangup` checks the
 //! `reason` against `^[A-Z0-9_]+$` and requires an `Idempotency-Key` (422 otherwise), then
 //! answers 202, 404 or 409 `call_not_live` (a repeat with the key that hung up gets 202 again).
-//! [`FakeTeler::receive_call`] creates a live inbound call, as a call to a FreJun number would.
+//! `GET /api/v1/voice/calls/{id}` answers the call's `state`. [`FakeTeler::receive_call`] creates
+//! a live inbound call, as a call to a FreJun number would; [`FakeTeler::end_call`] ends one as
+//! the caller hanging up would.
 //! Errors use FreJun's envelope. Every request is recorded before it is answered, including
 //! refused and malformed ones, so tests can assert on exactly what our client sent. [`FakeTeler::fail_with`] makes it misbehave the ways the real service can.
 //!
@@ -247,6 +249,18 @@ impl FakeTeler {
         state.failures_left = None;
     }
 
+    /// Plays the caller hanging up at FreJun: the call is over (later hang-ups answer 409), and
+    /// `GET /voice/calls/{id}` says `completed`. No webhook is sent.
+    pub fn end_call(&self, call_id: &str) {
+        if let Some(call) = lock(&self.state)
+            .calls
+            .iter_mut()
+            .find(|call| call.id == call_id)
+        {
+            call.hung_up = true;
+        }
+    }
+
     /// Plays a call arriving at a number of the FreJun account `api_key`: FreJun creates a live
     /// inbound call (which it would then fetch the flow for). Answers it, so that a test can use
     /// its id in the flow and check a later hang-up.
@@ -365,6 +379,9 @@ async fn handle(
         | ["voice", "calls", _, "hangup"] => {
             envelope(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         }
+        ["voice", "calls", call_id] if request.method() == Method::GET => {
+            get_call(&request, call_id, &state).await
+        }
         _ => envelope(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -452,6 +469,43 @@ async fn hangup(
     call.hangup_reason = reason;
     call.hangup_key = Some(key);
     HttpResponse::Accepted().json(json!({ "request_id": format!("req_{}", ulid()) }))
+}
+
+/// `GET /voice/calls/{call_id}`: the call as FreJun sees it (`state` `answered` while an inbound
+/// call is live, `initiated` for an outbound one not yet answered, `completed` once over).
+async fn get_call(request: &HttpRequest, call_id: &str, state: &Mutex<State>) -> HttpResponse {
+    let api_key = match admit(request, state).await {
+        Ok(api_key) => api_key,
+        Err(response) => return response,
+    };
+    let state = lock(state);
+    let Some(call) = state
+        .calls
+        .iter()
+        .find(|call| call.id == call_id && call.api_key == api_key)
+    else {
+        return envelope(StatusCode::NOT_FOUND, "Call not found");
+    };
+    let answered = call.direction == "inbound";
+    let (call_state, reason) = match (call.hung_up, answered) {
+        (true, _) => ("completed", Some("normal_clearing")),
+        (false, true) => ("answered", None),
+        (false, false) => ("initiated", None),
+    };
+    HttpResponse::Ok().json(json!({
+        "data": {
+            "id": call.id,
+            "account_id": "acc_fake",
+            "state": call_state,
+            "direction": call.direction,
+            "from_number": call.from_number,
+            "to_number": call.to_number,
+            "answered_at": answered.then_some("2026-01-01T00:00:00Z"),
+            "ended_at": call.hung_up.then_some("2026-01-01T00:01:00Z"),
+            "reason": reason,
+            "legs": [],
+        }
+    }))
 }
 
 /// The checks before a request's own logic: the API key, then the injected failure. Returns the

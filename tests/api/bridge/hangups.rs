@@ -181,6 +181,61 @@ async fn a_call_whose_media_never_arrived_is_hung_up_by_the_reaper() {
     assert_eq!(calls.reap_expired(later).await.unwrap(), 1);
     let call = hung_up_call(&app, &call_id).await;
     assert_eq!(call.end_reason, Some(EndReason::MediaNeverArrived));
+    // FreJun was asked first, and said the call was still up.
+    assert!(
+        call.status_history
+            .iter()
+            .any(|event| event.event.as_deref() == Some("teler.state:answered")),
+        "{:?}",
+        call.status_history
+    );
     assert_eq!(call.hangup.unwrap().reason, "MEDIA_NEVER_ARRIVED");
     assert!(teler.calls()[0].hung_up);
+}
+
+/// A call whose end FreJun reported in a webhook that never arrived: before declaring it lost,
+/// the reaper asks FreJun, records what it says, and does not hang up a call that is over.
+#[tokio::test]
+async fn the_reaper_asks_frejun_before_declaring_a_call_lost() {
+    let (app, _openai, teler) = app_with_teler().await;
+    let tenant = app.calling_tenant("Missed", "+14155550506", 5).await;
+    let frejun_call = teler.receive_call(FREJUN_KEY, CALLER_NUMBER, &tenant.number);
+    let flow = super::stream_flow(&app, &tenant, &frejun_call.id).await;
+    let call_id = super::call_id_of(&flow);
+    teler.end_call(&frejun_call.id);
+
+    let later = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() + 3_600_000);
+    let calls = voxbridge::calls::CallService::new(voxbridge::shared::Shared::new(
+        app.settings.clone(),
+        app.storage.clone(),
+    ));
+    assert_eq!(
+        calls.reap_expired(later).await.unwrap(),
+        1,
+        "the slot is freed"
+    );
+    let call = app.call_log(&call_id).await;
+    assert_eq!(
+        call.call_status,
+        voxbridge::domain::call::CallStatus::Completed
+    );
+    assert_eq!(
+        call.end_reason,
+        Some(EndReason::Completed),
+        "not lost: over"
+    );
+    assert!(
+        call.status_history
+            .iter()
+            .any(|event| event.event.as_deref() == Some("teler.state:completed"))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.call_log(&call_id).await.hangup.is_none());
+    assert!(
+        !teler
+            .requests()
+            .iter()
+            .any(|request| request.path.ends_with("/hangup")),
+        "a call that is over is not hung up"
+    );
 }
