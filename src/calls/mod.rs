@@ -8,6 +8,7 @@
 //! - [`outbound`]: placing calls through Teler, and the tenant's hang-up request.
 //! - [`hangup`]: hanging up at FreJun the calls voxbridge ends itself, recorded on the call log.
 //! - [`reaper`]: the background task that closes calls whose slot lease expired.
+//! - [`recordings`]: a fresh signed URL of a call's recording from FreJun.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
@@ -16,6 +17,7 @@ pub(crate) mod flow;
 pub mod hangup;
 pub(crate) mod outbound;
 pub(crate) mod reaper;
+pub(crate) mod recordings;
 pub(crate) mod tenant_key;
 pub(crate) mod webhook;
 

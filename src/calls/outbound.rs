@@ -181,7 +181,7 @@ impl CallService {
             status_callback_url: self
                 .frejun_url("api/frejun/webhook", &url_secret, Some(call.id))
                 .to_string(),
-            record: true,
+            record: assistant.spec.record,
         };
         let service = self.clone();
         let tenant_id = tenant.id;

@@ -104,6 +104,20 @@ impl CallService {
         let Some(report) = report_of(&event, now, &hosts) else {
             // stream.completed and unknown events change nothing by themselves; an unknown
             // one is still kept on the call, so nothing FreJun said is lost.
+            if let Some(recording_id) = &event.recording_id {
+                // A recording event (`recording.completed`) names no call status but says
+                // where the recording is.
+                self.shared
+                    .storage
+                    .call_logs()
+                    .record_recording_id(
+                        tenant.id,
+                        call.id,
+                        recording_id,
+                        event.occurred_at.unwrap_or(now),
+                    )
+                    .await?;
+            }
             if event.kind == EventKind::Other && !event.name.is_empty() {
                 let other = OtherEvent {
                     event: event.name.clone(),
@@ -224,6 +238,7 @@ fn report_of(
         .recording_url
         .clone()
         .filter(|url| recording_url_allowed(url, recording_hosts));
+    report.recording_id = event.recording_id.clone();
     if status == CallStatus::Failed {
         report.end_reason = Some(EndReason::TelephonyError);
     }

@@ -316,6 +316,14 @@ pub struct AssistantSpec {
     /// Limit for calls to this assistant; `None`: the tenant's limit. The shorter one applies.
     #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
+    /// Whether FreJun records this assistant's outbound calls (`record` of Teler's initiate).
+    /// Stored assistants from before the setting existed record, as every call did then.
+    #[serde(default = "records_by_default")]
+    pub record: bool,
+}
+
+fn records_by_default() -> bool {
+    true
 }
 
 impl AssistantSpec {
@@ -372,6 +380,7 @@ impl AssistantSpec {
             transcription,
             audio,
             max_call_seconds,
+            record,
         } = new;
         let spec = AssistantSpec {
             name: name.trim().to_owned(),
@@ -384,6 +393,7 @@ impl AssistantSpec {
             transcription,
             audio: audio.unwrap_or_default(),
             max_call_seconds,
+            record: record.unwrap_or(true),
         };
         spec.validate()?;
         Ok(spec)
@@ -403,6 +413,7 @@ impl AssistantSpec {
             transcription,
             audio,
             max_call_seconds,
+            record,
         } = patch;
         let mut spec = self.clone();
         if let Some(name) = name {
@@ -434,6 +445,9 @@ impl AssistantSpec {
         }
         if let Some(max_call_seconds) = max_call_seconds {
             spec.max_call_seconds = max_call_seconds;
+        }
+        if let Some(record) = record {
+            spec.record = record;
         }
         spec.validate()?;
         Ok(spec)
@@ -480,6 +494,9 @@ pub struct NewAssistant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<u32>,
+    /// Default: `true` (FreJun records the assistant's outbound calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
 }
 
 /// The body of an update request. Every field is optional; an absent field is left as it is.
@@ -531,6 +548,10 @@ pub struct AssistantPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 3_600)]
     pub max_call_seconds: Option<Option<u32>>,
+    /// Cannot be `null`.
+    #[serde(default, deserialize_with = "non_null_record")]
+    #[schema(nullable = false)]
+    pub record: Option<bool>,
 }
 
 impl AssistantPatch {
@@ -579,6 +600,7 @@ non_null_field! {
     non_null_voice => "voice",
     non_null_turn_detection => "turn_detection",
     non_null_audio => "audio",
+    non_null_record => "record",
 }
 
 #[cfg(test)]

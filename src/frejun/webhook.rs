@@ -33,6 +33,8 @@ const TO_KEYS: &[&str] = &["to", "to_number", "toNumber"];
 const STREAM_ID_KEYS: &[&str] = &["stream_id", "streamId"];
 /// Keys that may carry the recording's URL.
 const RECORDING_URL_KEYS: &[&str] = &["recording_url", "recordingUrl"];
+/// Keys that may carry FreJun's recording id (`rec_…`).
+const RECORDING_ID_KEYS: &[&str] = &["recording_id", "recordingId"];
 /// Keys that may carry when the event happened, latest moment first: a `call.completed` that
 /// also repeats its start and answer times is stamped with its hangup time. The generic
 /// `timestamp`/`time` (delivery metadata in some shapes) come last.
@@ -74,6 +76,9 @@ pub(crate) struct WebhookEvent {
     pub duration_secs: Option<f64>,
     /// The recording's URL (`recording_url` or `recordingUrl`), when FreJun sends one.
     pub recording_url: Option<String>,
+    /// FreJun's recording id (`recording_id` or `recordingId`: `rec_` + a ULID, or a UUID),
+    /// when FreJun sends one; anything else is dropped.
+    pub recording_id: Option<String>,
     /// The caller's number as FreJun sent it (`from`, `from_number` or `fromNumber`).
     pub from: Option<String>,
     /// The called number as FreJun sent it (`to`, `to_number` or `toNumber`).
@@ -172,6 +177,9 @@ impl WebhookEvent {
             occurred_at: fields.values(TIME_KEYS).find_map(parse_time),
             duration_secs: fields.values(&["duration"]).find_map(parse_duration),
             recording_url: fields.text(RECORDING_URL_KEYS),
+            recording_id: fields
+                .text(RECORDING_ID_KEYS)
+                .filter(|id| is_recording_id(id)),
             from: fields.text(FROM_KEYS),
             to: fields.text(TO_KEYS),
             stream_id: fields.text(STREAM_ID_KEYS),
@@ -255,6 +263,19 @@ fn kind_of_event(event: &str) -> EventKind {
         | "call.finished" => EventKind::Ended { explicit: None },
         _ => EventKind::Other,
     }
+}
+
+/// FreJun's recording ids: `rec_` and 26 base32 characters, or a canonical UUID.
+pub(crate) fn is_recording_id(id: &str) -> bool {
+    let ulid = id
+        .strip_prefix("rec_")
+        .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let uuid = id.len() == 36
+        && id.bytes().enumerate().all(|(index, b)| match index {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    ulid || uuid
 }
 
 /// Whether an event name is about the call itself (`call.…`).
@@ -457,6 +478,29 @@ mod tests {
     }
 
     #[test]
+    fn recording_ids_are_taken_only_in_frejuns_shapes() {
+        let id = |value: Value| {
+            parse(
+                json!({"event": "call.completed", "data": {"call_id": "c", "recording_id": value}}),
+            )
+            .recording_id
+        };
+        assert_eq!(
+            id(json!("rec_01JQ8Z6YH0A2B3C4D5E6F7G8H9")).as_deref(),
+            Some("rec_01JQ8Z6YH0A2B3C4D5E6F7G8H9")
+        );
+        assert!(id(json!("0b7c3f0e-8d3e-4c55-9a39-6f1f5a0c1d2e")).is_some());
+        for bad in [
+            json!("rec_x"),
+            json!("../../etc"),
+            json!("rec_01JQ8Z6YH0A2B3C4D5E6F7G8H9?x=1"),
+            json!(7),
+        ] {
+            assert_eq!(id(bad), None);
+        }
+    }
+
+    #[test]
     fn absurd_durations_are_dropped() {
         for duration in [json!(1e308), json!("1e308"), json!(-1), json!(700_000)] {
             let event = parse(json!({"call_id": "c", "status": "completed", "duration": duration}));
@@ -525,6 +569,7 @@ mod tests {
                 occurred_at: at("2025-10-22T10:00:00Z"),
                 duration_secs: None,
                 recording_url: None,
+                recording_id: None,
                 from: Some("+919876543210".into()),
                 to: Some("+918000000000".into()),
                 stream_id: None,

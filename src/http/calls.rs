@@ -27,7 +27,9 @@ use super::views::CallSummary;
 use super::views::LiveStreamView;
 use super::views::StatsView;
 use super::views::TelerInitiatedView;
+use crate::calls::CredentialProblem;
 use crate::calls::outbound::{OutboundError, OutboundRequest};
+use crate::calls::recordings::RecordingError;
 use crate::domain::call::{CallStatus, CallType};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
@@ -54,6 +56,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/calls/{call_id}").route(web::get().to(get)))
         .service(resource("/api/calls/{call_id}/status").route(web::get().to(status)))
         .service(resource("/api/calls/{call_id}/hangup").route(web::post().to(hangup)))
+        .service(resource("/api/calls/{call_id}/recording").route(web::get().to(recording)))
         .service(resource("/api/admin/calls").route(web::get().to(admin_list)));
 }
 
@@ -439,6 +442,76 @@ async fn initiate(
         .await
         .map_err(ApiError::from)?;
     Ok(envelope::ok(TelerInitiatedView::from(&placed)))
+}
+
+/// The call's recording: a redirect to a fresh signed URL from FreJun's recordings API (asked
+/// with the tenant's FreJun key), or to the recording URL FreJun reported.
+#[utoipa::path(
+    get,
+    path = "/api/calls/{call_id}/recording",
+    tag = "calls",
+    operation_id = "get_call_recording",
+    summary = "Get a call's recording",
+    description = "Answers 302 to the recording: a signed URL from FreJun's recordings API,         valid for 15 minutes (download it without your credentials), when FreJun reported the         recording's id; else the `https` recording URL FreJun reported. 404 `no_recording` when         there is neither.",
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 302, description = "`Location` is the recording"),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`), or it has no recording (`no_recording`)", body = ErrorEnvelope),
+        (status = 422, description = "No FreJun API key is stored (`missing_credentials`) or FreJun refused it (`frejun_key_invalid`)", body = ErrorEnvelope),
+        (status = 502, description = "FreJun is unavailable (`telephony_unavailable`, `telephony_rejected`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+        (status = 504, description = "FreJun did not answer in time (`telephony_timeout`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn recording(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "call")?;
+    let call = state
+        .shared
+        .storage
+        .call_logs()
+        .get(tenant.id(), id)
+        .await
+        .map_err(not_found_as("call"))?;
+    let location = match (&call.recording_id, &call.recording_url) {
+        (Some(recording_id), _) => state
+            .calls
+            .recording_url(&tenant.user, recording_id)
+            .await
+            .map_err(|err| match err {
+                RecordingError::Credential(CredentialProblem::Missing) => ApiError::new(
+                    ErrorCode::MissingCredentials,
+                    "store your FreJun API key with PUT /api/me/credentials first: the \
+                     recording is fetched with it",
+                ),
+                RecordingError::Credential(CredentialProblem::Unreadable) => ApiError::new(
+                    ErrorCode::CredentialsUnreadable,
+                    "your FreJun API key does not decrypt with the configured master keys",
+                ),
+                RecordingError::Teler(err) => {
+                    let (code, detail) = teler_error(&err);
+                    ApiError::new(code, detail)
+                }
+            })?
+            .to_string(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::NoRecording,
+                "this call has no recording: FreJun reported none (the assistant may have \
+                 recording off, or FreJun has not sent it yet)",
+            ));
+        }
+    };
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish())
 }
 
 /// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the

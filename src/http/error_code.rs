@@ -48,6 +48,7 @@ error_codes! {
     TenantSuspended => ("tenant_suspended", 403, "the tenant is suspended"),
     Forbidden => ("forbidden", 403, "refused by the HTTP framework"),
     NotFound => ("not_found", 404, "no such route, or no such resource (also for another tenant's resource)"),
+    NoRecording => ("no_recording", 404, "the call has no recording (FreJun sent none, or the assistant does not record)"),
     MethodNotAllowed => ("method_not_allowed", 405, "the path exists but not with this method"),
     RequestTimeout => ("request_timeout", 408, "the request was not received in time"),
     EmailTaken => ("email_taken", 409, "another tenant has this email"),

@@ -77,6 +77,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::get,
         calls::status,
         calls::hangup,
+        calls::recording,
         live_calls::interrupt,
         live_calls::clear,
         live_calls::streams,

@@ -354,6 +354,72 @@ impl TelerClient {
         })
     }
 
+    /// A fresh, short-lived signed URL of a recording: `GET {base}/recordings?recording_id=…&
+    /// expires_in=…` answers a redirect (302 or 307) whose `Location` is it; a JSON `{url}`
+    /// (optionally in `data`) is accepted too, as FreJun's SDK does. The redirect is never
+    /// followed: it would carry our API key to the storage host.
+    #[tracing::instrument(name = "teler.recording_url", skip_all)]
+    pub(crate) async fn recording_url(
+        &self,
+        api_key: &SecretString,
+        recording_id: &str,
+        expires_in: Duration,
+    ) -> Result<Url, TelerError> {
+        // Exactly `/recordings`: with a trailing slash FreJun's framework redirects to itself.
+        let mut url = self.endpoint(&["recordings"])?;
+        url.query_pairs_mut()
+            .append_pair("recording_id", recording_id)
+            .append_pair(
+                "expires_in",
+                &expires_in.as_secs().clamp(60, 86_400).to_string(),
+            );
+        let mut key =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| TelerError::Unauthorized {
+                status: 403,
+                message: "the API key contains characters that cannot be sent in an HTTP header"
+                    .to_owned(),
+            })?;
+        key.set_sensitive(true);
+        let response = self
+            .http
+            .get(url)
+            .header(API_KEY_HEADER, key)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|err| transport_error(&err))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| Url::parse(value).ok())
+                .filter(|url| url.scheme() == "https" || url.scheme() == "http");
+            return location.ok_or(TelerError::InvalidResponse {
+                status: status.as_u16(),
+                message: "a redirect without a usable Location".to_owned(),
+            });
+        }
+        let body = read_capped(response).await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(error_from_response(status.as_u16(), None, &body).redact(api_key.expose()));
+        }
+        let root: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let record = root
+            .get("data")
+            .filter(|data| data.is_object())
+            .unwrap_or(&root);
+        record
+            .get("url")
+            .and_then(Value::as_str)
+            .and_then(|url| Url::parse(url).ok())
+            .ok_or(TelerError::InvalidResponse {
+                status: status.as_u16(),
+                message: "no recording URL in the answer".to_owned(),
+            })
+    }
+
     /// `base` + `segments`, each segment percent-encoded (a '/' in a call id cannot change the
     /// path).
     fn endpoint(&self, segments: &[&str]) -> Result<Url, TelerError> {

@@ -65,6 +65,11 @@ pub struct CallLogRecord {
     /// When the report that set `recording_url` happened (the latest recording wins).
     #[serde(default)]
     pub recording_url_at: Option<DateTime>,
+    /// FreJun's id of the recording (`rec_…`), for `GET /api/calls/{id}/recording`.
+    #[serde(default)]
+    pub recording_id: Option<String>,
+    #[serde(default)]
+    pub recording_id_at: Option<DateTime>,
     #[serde(default)]
     pub error: Option<CallError>,
     /// voxbridge's hang-up at FreJun, for a call it ended itself.
@@ -112,6 +117,8 @@ impl CallLogRecord {
             metrics: None,
             recording_url: status.recording_url,
             recording_url_at: status.recording_url_at,
+            recording_id: status.recording_id,
+            recording_id_at: status.recording_id_at,
             error: status.error,
             hangup: None,
             other_events: Vec::new(),
@@ -312,6 +319,35 @@ impl CallLogs {
                     format!("other_events.{}", MAX_OTHER_EVENTS - 1): { "$exists": false },
                 },
                 doc! { "$push": { "other_events": entry }, "$set": { "updated_at": DateTime::now() } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records FreJun's recording id for the tenant's call, unless a later report already set
+    /// one (the latest wins, as in the status merge).
+    pub(crate) async fn record_recording_id(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        recording_id: &str,
+        at: DateTime,
+    ) -> Result<(), StorageError> {
+        self.collection
+            .update_one(
+                doc! {
+                    "_id": id,
+                    "user_id": user_id,
+                    "$or": [
+                        { "recording_id_at": null },
+                        { "recording_id_at": { "$lt": at } },
+                    ],
+                },
+                doc! { "$set": {
+                    "recording_id": recording_id,
+                    "recording_id_at": at,
+                    "updated_at": DateTime::now(),
+                } },
             )
             .await?;
         Ok(())

@@ -21,6 +21,8 @@ pub(crate) fn status_fields(call: &CallLogRecord) -> StatusFields {
         duration: call.duration,
         recording_url: call.recording_url.clone(),
         recording_url_at: call.recording_url_at,
+        recording_id: call.recording_id.clone(),
+        recording_id_at: call.recording_id_at,
         end_reason: call.end_reason,
         error: call.error.clone(),
     }
@@ -64,6 +66,8 @@ impl CallLogs {
                 "duration": after.duration,
                 "recording_url": after.recording_url.clone(),
                 "recording_url_at": after.recording_url_at,
+                "recording_id": after.recording_id.clone(),
+                "recording_id_at": after.recording_id_at,
                 "end_reason": after.end_reason.map(|reason| reason.as_str()),
                 "error": bson::to_bson(&after.error).map_err(encode)?,
                 "status_revision": revision + 1,

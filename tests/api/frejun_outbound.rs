@@ -493,3 +493,97 @@ async fn the_teler_backends_initiate_route_places_the_same_call() {
             .contains("/api/frejun/flow?key=")
     );
 }
+
+/// Recording: per assistant (on by default), the recording id FreJun's webhook carries is kept,
+/// and `GET /api/calls/{id}/recording` redirects to a fresh signed URL from FreJun's recordings
+/// API, whose audio downloads without credentials.
+#[tokio::test]
+async fn a_calls_recording_is_served_through_a_fresh_signed_url() {
+    let (app, teler) = app_with_teler().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    let placed = expect_status(
+        initiate(&app, &acme, &initiate_body(&acme)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let our_id = placed["voxbridge_call_id"].as_str().unwrap().to_owned();
+    let frejun_call_id = placed["call_id"].as_str().unwrap().to_owned();
+    assert_eq!(teler.requests()[0].body["record"], true, "on by default");
+    let path = format!("/api/calls/{our_id}/recording");
+    expect_error(
+        app.get_as(&path, &acme.tenant.api_key).await,
+        StatusCode::NOT_FOUND,
+        "no_recording",
+    )
+    .await;
+
+    let recording_id = teler.add_recording(&frejun_call_id);
+    let mut completed = events::call_completed(
+        &frejun_call_id,
+        &acme.number,
+        CALLEE,
+        12,
+        "2026-11-21T10:00:12Z",
+    );
+    completed["data"]["recording_id"] = json!(recording_id);
+    let status_url = teler.calls()[0].status_callback_url.clone();
+    teler.send_webhook(&status_url, &completed).await.unwrap();
+    assert_eq!(
+        app.call_log(&our_id).await.recording_id.as_deref(),
+        Some(recording_id.as_str())
+    );
+
+    let redirect = app.get_as(&path, &acme.tenant.api_key).await;
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains(&recording_id) && location.contains("signature="),
+        "{location}"
+    );
+    let asked = teler
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/api/v1/recordings")
+        .expect("FreJun's recordings API was asked");
+    assert_eq!(asked.header("x-api-key"), Some("fj-test-key-0001"));
+    // The signed URL is fetched without credentials, like a presigned storage URL.
+    let audio = reqwest::get(&location).await.unwrap();
+    assert_eq!(audio.status(), StatusCode::OK);
+    let wav = audio.bytes().await.unwrap();
+    assert!(
+        wav.starts_with(b"RIFF") && wav.len() > 16_000,
+        "{} bytes",
+        wav.len()
+    );
+
+    // Another tenant cannot reach it.
+    let beta = app.calling_tenant("Beta", "+14155550200", 5).await;
+    expect_error(
+        app.get_as(&path, &beta.tenant.api_key).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_assistant_with_recording_off_asks_frejun_not_to_record() {
+    let (app, teler) = app_with_teler().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    expect_status(
+        app.patch_as(
+            &format!("/api/assistants/{}", acme.assistant_id),
+            &acme.tenant.api_key,
+            &json!({ "record": false }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_status(
+        initiate(&app, &acme, &initiate_body(&acme)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(teler.requests()[0].body["record"], false);
+}

@@ -372,6 +372,8 @@ pub fn call_record(
         status_revision: 0,
         media_stream_claimed_at: None,
         recording_url_at: None,
+        recording_id: None,
+        recording_id_at: None,
         created_at,
         updated_at: created_at,
         schema_version: 1,

@@ -67,6 +67,7 @@ fn from_new_fills_the_documented_defaults() {
                 outbound_chunk_ms: 100,
             },
             max_call_seconds: None,
+            record: true,
         }
     );
     assert_eq!(
@@ -104,7 +105,8 @@ fn json_shape_is_the_public_contract() {
                 "inbound_chunk_ms": 100,
                 "outbound_chunk_ms": 100
             },
-            "max_call_seconds": null
+            "max_call_seconds": null,
+            "record": true
         })
     );
     let back: AssistantSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
@@ -549,4 +551,32 @@ fn patch_result_is_validated_and_trimmed() {
 
     let patch = patch_from(json!({"max_call_seconds": 0})).unwrap();
     assert_eq!(base.apply(patch).unwrap_err().field, "max_call_seconds");
+}
+
+#[test]
+fn recording_is_on_by_default_and_can_be_turned_off() {
+    assert!(spec().record);
+    let off = AssistantSpec::from_new(
+        new_from(json!({"name": "a", "record": false})).unwrap(),
+        MODEL,
+    )
+    .unwrap();
+    assert!(!off.record);
+    let patched = off
+        .apply(serde_json::from_value(json!({"record": true})).unwrap())
+        .unwrap();
+    assert!(patched.record);
+    let err = serde_json::from_value::<AssistantPatch>(json!({"record": null})).unwrap_err();
+    assert!(
+        err.to_string().contains("record: must not be null"),
+        "{err}"
+    );
+    // A stored assistant from before the setting records.
+    let mut stored = serde_json::to_value(spec()).unwrap();
+    stored.as_object_mut().unwrap().remove("record");
+    assert!(
+        serde_json::from_value::<AssistantSpec>(stored)
+            .unwrap()
+            .record
+    );
 }

@@ -82,6 +82,8 @@ pub struct StatusReport {
     pub proves_answered: bool,
     pub duration: Option<f64>,
     pub recording_url: Option<String>,
+    /// FreJun's id of the call's recording (`rec_…`), for its recordings API.
+    pub recording_id: Option<String>,
     pub end_reason: Option<EndReason>,
     pub error: Option<CallError>,
 }
@@ -102,6 +104,7 @@ impl StatusReport {
             proves_answered: status == CallStatus::InProgress,
             duration: None,
             recording_url: None,
+            recording_id: None,
             end_reason: None,
             error: None,
         }
@@ -126,6 +129,9 @@ pub(crate) struct StatusFields {
     pub recording_url: Option<String>,
     /// When the report that set `recording_url` happened: the latest recording wins.
     pub recording_url_at: Option<DateTime>,
+    /// FreJun's recording id, by the same rule (the latest report's wins).
+    pub recording_id: Option<String>,
+    pub recording_id_at: Option<DateTime>,
     pub end_reason: Option<EndReason>,
     pub error: Option<CallError>,
 }
@@ -141,6 +147,8 @@ impl StatusFields {
             duration: None,
             recording_url: None,
             recording_url_at: None,
+            recording_id: None,
+            recording_id_at: None,
             end_reason: None,
             error: None,
         };
@@ -184,19 +192,21 @@ impl StatusFields {
         if let Some(duration) = report.duration.filter(|d| d.is_finite() && *d >= 0.0) {
             self.duration = Some(self.duration.map_or(duration, |d| d.max(duration)));
         }
-        if let Some(url) = &report.recording_url {
-            // The latest report's recording wins (ties: the greater URL, so any order of the
-            // same reports gives the same answer). A URL stored without its time counts as
-            // older than any report.
-            let newer = match (&self.recording_url, self.recording_url_at) {
-                (Some(current), Some(at)) => (report.at, url) > (at, current),
-                _ => true,
-            };
-            if newer {
-                self.recording_url = Some(url.clone());
-                self.recording_url_at = Some(report.at);
-            }
-        }
+        // The latest report's recording wins (ties: the greater value, so any order of the same
+        // reports gives the same answer). A value stored without its time counts as older than
+        // any report.
+        latest_wins(
+            &mut self.recording_url,
+            &mut self.recording_url_at,
+            report.recording_url.as_ref(),
+            report.at,
+        );
+        latest_wins(
+            &mut self.recording_id,
+            &mut self.recording_id_at,
+            report.recording_id.as_ref(),
+            report.at,
+        );
         let reason = report
             .end_reason
             .or(report.status.is_terminal().then_some(EndReason::Completed));
@@ -216,6 +226,26 @@ impl StatusFields {
             }
         }
         self.call_status = derive_status(&self.status_history, self.answered_at.is_some());
+    }
+}
+
+/// Keeps `candidate` (reported at `at`) when it is newer than `current` (see `merge`).
+fn latest_wins(
+    current: &mut Option<String>,
+    current_at: &mut Option<DateTime>,
+    candidate: Option<&String>,
+    at: DateTime,
+) {
+    let Some(candidate) = candidate else {
+        return;
+    };
+    let newer = match (current.as_ref(), *current_at) {
+        (Some(value), Some(value_at)) => (at, candidate) > (value_at, value),
+        _ => true,
+    };
+    if newer {
+        *current = Some(candidate.clone());
+        *current_at = Some(at);
     }
 }
 

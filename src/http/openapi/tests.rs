@@ -83,6 +83,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/frejun/webhook"),
     ("POST", "/api/frejun/initiate-call"),
     ("POST", "/api/calls/initiate"),
+    ("GET", "/api/calls/{call_id}/recording"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.

@@ -118,6 +118,8 @@ pub struct CallDetail {
     /// Latency and audio figures measured by the bridge.
     pub metrics: Option<CallMetricsView>,
     pub recording_url: Option<String>,
+    /// FreJun's id of the recording; fetch it with `GET /api/calls/{id}/recording`.
+    pub recording_id: Option<String>,
     /// What went wrong, for failed calls.
     pub error: Option<CallErrorView>,
     /// voxbridge's hang-up at FreJun, for a call voxbridge ended itself; `null` otherwise.
@@ -185,6 +187,7 @@ impl From<&CallLogRecord> for CallDetail {
             usage: call.usage.as_ref().map(UsageView::from),
             metrics: call.metrics.as_ref().map(CallMetricsView::from),
             recording_url: call.recording_url.clone(),
+            recording_id: call.recording_id.clone(),
             error: call.error.as_ref().map(CallErrorView::from),
             hangup: call.hangup.as_ref().map(HangupView::from),
             other_events: call

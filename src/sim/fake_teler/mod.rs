@@ -147,6 +147,8 @@ struct State {
     failure: Option<Failure>,
     /// How many more answers `failure` applies to (`None`: until cleared).
     failures_left: Option<u32>,
+    /// Recordings: id → the call they belong to.
+    recordings: Vec<(String, String)>,
 }
 
 /// Locks the state. A test that panicked while holding the lock must not hide its own failure
@@ -247,6 +249,17 @@ impl FakeTeler {
         let mut state = lock(&self.state);
         state.failure = None;
         state.failures_left = None;
+    }
+
+    /// Plays FreJun recording the call `call_id`: answers the recording's id (`rec_` + ULID),
+    /// which FreJun's webhooks then carry. `GET /recordings?recording_id=…` redirects to a
+    /// signed URL on this fake that serves [`FAKE_RECORDING_MS`] of a 440 Hz tone as WAV.
+    pub fn add_recording(&self, call_id: &str) -> String {
+        let id = format!("rec_{}", ulid());
+        lock(&self.state)
+            .recordings
+            .push((id.clone(), call_id.to_owned()));
+        id
     }
 
     /// Plays the caller hanging up at FreJun: the call is over (later hang-ups answer 409), and
@@ -361,6 +374,9 @@ async fn handle(
         return envelope(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
     }
 
+    if let Some(file) = request.path().strip_prefix("/storage/") {
+        return stored_recording(&request, file, &state);
+    }
     let segments: Vec<String> = match request.path().strip_prefix("/api/v1/") {
         Some(rest) => rest.split('/').map(percent_decode).collect(),
         None => Vec::new(),
@@ -374,6 +390,7 @@ async fn handle(
         ["voice", "calls", call_id, "hangup"] if is_post => {
             hangup(&request, call_id, &body, &state).await
         }
+        ["recordings"] if request.method() == Method::GET => recording(&request, &state).await,
         ["voice", "calls", "initiate"]
         | ["calls", "initiate"]
         | ["voice", "calls", _, "hangup"] => {
@@ -469,6 +486,91 @@ async fn hangup(
     call.hangup_reason = reason;
     call.hangup_key = Some(key);
     HttpResponse::Accepted().json(json!({ "request_id": format!("req_{}", ulid()) }))
+}
+
+/// Length of the fake's recordings.
+pub const FAKE_RECORDING_MS: u32 = 1_000;
+
+/// `GET /recordings?recording_id=…&expires_in=…`: 307 to a signed storage URL, as FreJun's
+/// recordings API does (422 for a malformed id or `expires_in`, 403 for another account's
+/// recording, 404 for an unknown one).
+async fn recording(request: &HttpRequest, state: &Mutex<State>) -> HttpResponse {
+    let api_key = match admit(request, state).await {
+        Ok(api_key) => api_key,
+        Err(response) => return response,
+    };
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let Some(id) = param("recording_id").filter(|id| {
+        id.strip_prefix("rec_")
+            .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    }) else {
+        return validation_error(vec![
+            json!({"loc": ["query", "recording_id"], "msg": "Invalid recording id", "type": "value_error"}),
+        ]);
+    };
+    let expires_in = match param("expires_in").map(|text| text.parse::<u64>()) {
+        None => 900,
+        Some(Ok(secs)) if (60..=86_400).contains(&secs) => secs,
+        Some(_) => {
+            return validation_error(vec![
+                json!({"loc": ["query", "expires_in"], "msg": "Input should be between 60 and 86400", "type": "value_error"}),
+            ]);
+        }
+    };
+    let state = lock(state);
+    let Some((_, call_id)) = state.recordings.iter().find(|(known, _)| *known == id) else {
+        return envelope(StatusCode::NOT_FOUND, "Recording not found");
+    };
+    let owner = state.calls.iter().find(|call| call.id == *call_id);
+    if owner.is_none_or(|call| call.api_key != api_key) {
+        return envelope(
+            StatusCode::FORBIDDEN,
+            "Recording does not belong to this account",
+        );
+    }
+    let location = format!(
+        "http://{}/storage/{id}.wav?expires_in={expires_in}&signature=fake-{}",
+        request.connection_info().host(),
+        ulid()
+    );
+    HttpResponse::TemporaryRedirect()
+        .insert_header(("Location", location))
+        .finish()
+}
+
+/// The signed storage URL of a recording: its audio as WAV, no API key needed (a request that
+/// carries one is refused, as a presigned URL does not expect it).
+fn stored_recording(request: &HttpRequest, file: &str, state: &Mutex<State>) -> HttpResponse {
+    if request.headers().contains_key("x-api-key") {
+        return envelope(
+            StatusCode::BAD_REQUEST,
+            "Credentials must not be sent to storage",
+        );
+    }
+    let id = file.strip_suffix(".wav").unwrap_or(file);
+    let known = lock(state).recordings.iter().any(|(known, _)| known == id);
+    if !known || !request.query_string().contains("signature=") {
+        return HttpResponse::Forbidden().body("AccessDenied");
+    }
+    let rate = 8_000;
+    let samples = crate::audio::tone::sine(
+        440.0,
+        rate,
+        (rate * FAKE_RECORDING_MS / 1_000) as usize,
+        8_000.0,
+    );
+    HttpResponse::Ok()
+        .content_type("audio/wav")
+        .body(crate::sim::wav::encode_wav(rate, &samples))
 }
 
 /// `GET /voice/calls/{call_id}`: the call as FreJun sees it (`state` `answered` while an inbound
