@@ -368,6 +368,10 @@ async fn place_outbound(
         &placed.from_number,
         &placed.to_number,
     );
+    if placed.record {
+        // FreJun records the call as asked; its id comes with `call.completed`.
+        lifecycle.recorded_as(teler.add_recording(&placed.id));
+    }
     print_webhooks(lifecycle.before_flow(Direction::Outbound).await);
     let request = FlowRequest {
         call_id: frejun_call_id.clone(),

@@ -344,6 +344,7 @@ async fn an_outbound_call_is_placed_through_the_commands_fake_teler() {
         "webhook call.ringing: 200 received (ringing)",
         "webhook call.answered: 200 received (in-progress)",
         "end reason: caller_hung_up",
+        "recording: GET /api/calls/",
     ] {
         assert!(
             stdout.contains(expected),

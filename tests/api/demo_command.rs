@@ -39,6 +39,8 @@ fn the_demo_tells_both_calls_and_writes_their_audio() {
         "POST /api/frejun/initiate-call",
         "cost: $",
         "first response",
+        "hang-up at FreJun: not needed",
+        "recording: GET /api/calls/",
     ] {
         assert!(
             stdout.contains(expected),

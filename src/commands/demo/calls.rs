@@ -136,6 +136,10 @@ pub(crate) async fn outbound(
         from_number,
         CUSTOMER_NUMBER,
     );
+    // FreJun records the call (the assistant's `record` is on by default).
+    if placed.record {
+        lifecycle.recorded_as(stack.fake_teler.add_recording(&placed.id));
+    }
     narrator.step("FreJun: the customer's phone rings, and they pick up");
     lifecycle.before_flow(Direction::Outbound).await;
     let request = FlowRequest {

@@ -169,6 +169,33 @@ pub fn describe_call_log(log: &Value) -> Vec<String> {
             figure("audio_out_ms", "ms"),
         ));
     }
+    let ended_by_frejun_side = matches!(
+        text(log, "end_reason").as_deref(),
+        Some("caller_hung_up" | "completed" | "hung_up_by_api")
+    );
+    if ended_by_frejun_side && log.get("hangup").is_none_or(Value::is_null) {
+        lines.push("hang-up at FreJun: not needed (the call ended on FreJun's side)".to_owned());
+    }
+    if let Some(hangup) = log.get("hangup").filter(|hangup| hangup.is_object()) {
+        let attempts = hangup.get("attempts").and_then(Value::as_u64).unwrap_or(0);
+        let mut line = format!(
+            "hang-up at FreJun: {} (reason {}, {attempts} attempt(s))",
+            text(hangup, "result").unwrap_or_else(|| "-".into()),
+            text(hangup, "reason").unwrap_or_else(|| "-".into()),
+        );
+        if let Some(detail) = text(hangup, "detail") {
+            line.push_str(&format!(": {detail}"));
+        }
+        lines.push(line);
+    }
+    match (text(log, "recording_id"), text(log, "recording_url")) {
+        (Some(recording_id), _) => lines.push(format!(
+            "recording: GET /api/calls/{}/recording (FreJun recording {recording_id})",
+            text(log, "id").unwrap_or_else(|| "-".into())
+        )),
+        (None, Some(url)) => lines.push(format!("recording: {url}")),
+        (None, None) => {}
+    }
     if let Some(error) = log.get("error").filter(|error| error.is_object()) {
         lines.push(format!(
             "error: {}: {}",

@@ -96,6 +96,8 @@ pub struct Lifecycle {
     frejun_call_id: String,
     from: String,
     to: String,
+    /// FreJun's recording of the call, reported with `call.completed`.
+    recording_id: Option<String>,
     reports: Vec<WebhookReport>,
 }
 
@@ -115,8 +117,14 @@ impl Lifecycle {
             frejun_call_id: frejun_call_id.into(),
             from: from.into(),
             to: to.into(),
+            recording_id: None,
             reports: Vec::new(),
         }
+    }
+
+    /// FreJun recorded the call (`rec_…`): `call.completed` carries the recording's id.
+    pub(crate) fn recorded_as(&mut self, recording_id: String) {
+        self.recording_id = Some(recording_id);
     }
 
     /// Where the webhooks go, with the secret `key` hidden.
@@ -193,8 +201,11 @@ impl Lifecycle {
     /// `call.completed`; `duration` is sent in whole seconds, as FreJun does.
     pub(crate) async fn completed(&mut self, duration: Duration) -> Option<WebhookReport> {
         let seconds = duration.as_secs() + u64::from(duration.subsec_millis() >= 500);
-        let payload =
+        let mut payload =
             events::call_completed(&self.frejun_call_id, &self.from, &self.to, seconds, &now());
+        if let Some(recording_id) = &self.recording_id {
+            payload["data"]["recording_id"] = Value::String(recording_id.clone());
+        }
         self.send("call.completed", payload).await
     }
 
