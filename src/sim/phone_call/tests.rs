@@ -106,8 +106,28 @@ fn a_call_log_is_described_line_by_line() {
              0 cached tokens",
             "metrics: first response 640 ms, frame latency p50 120 µs / p99 900 µs, 1 barge-ins, \
              audio in 9000 ms / out 3000 ms",
+            "hang-up at FreJun: not needed (the call ended on FreJun's side)",
         ]
     );
+}
+
+#[test]
+fn a_hang_up_and_a_recording_are_described() {
+    let mut log = finished_log();
+    log["id"] = json!("6b01");
+    log["end_reason"] = json!("max_duration");
+    log["hangup"] = json!({"result": "hung_up", "reason": "MAX_DURATION", "attempts": 2});
+    log["recording_id"] = json!("rec_01JQ8Z6YH0A2B3C4D5E6F7G8H9");
+    let lines = describe_call_log(&log);
+    assert!(
+        lines
+            .contains(&"hang-up at FreJun: hung_up (reason MAX_DURATION, 2 attempt(s))".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(
+        &"recording: GET /api/calls/6b01/recording (FreJun recording rec_01JQ8Z6YH0A2B3C4D5E6F7G8H9)"
+            .to_owned()
+    ));
 }
 
 #[test]
