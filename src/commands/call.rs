@@ -578,6 +578,13 @@ impl Call {
             for line in describe_call_log(&log) {
                 println!("  {line}");
             }
+            if log.get("recording_id").is_some_and(|id| id.is_string()) {
+                // The full URL, for a tenant to fetch with its API key (it redirects to a
+                // short-lived signed URL at FreJun).
+                if let Ok(url) = api.url(&format!("api/calls/{our_id}/recording")) {
+                    println!("recording URL: {url}");
+                }
+            }
         }
         let warnings = lifecycle.warnings();
         if !warnings.is_empty() {

@@ -122,7 +122,8 @@ impl RateLimits {
         };
         if let Err(not_until) = self.failures.check_key(&client) {
             let wait = not_until.wait_time_from(self.clock.now());
-            tracing::warn!(client = %client, retry_after_ms = wait.as_millis() as u64, "client blocked after repeated failed authentication");
+            // INFO, not WARN: a botnet could otherwise flood the log with one line per address.
+            tracing::info!(client = %client, retry_after_ms = wait.as_millis() as u64, "client blocked after repeated failed authentication");
             self.block(client, Instant::now() + wait);
         }
     }

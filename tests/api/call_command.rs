@@ -345,6 +345,7 @@ async fn an_outbound_call_is_placed_through_the_commands_fake_teler() {
         "webhook call.answered: 200 received (in-progress)",
         "end reason: caller_hung_up",
         "recording: GET /api/calls/",
+        "recording URL: http://127.0.0.1:",
     ] {
         assert!(
             stdout.contains(expected),
