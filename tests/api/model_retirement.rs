@@ -206,3 +206,31 @@ async fn upgrade_models_is_a_dry_run_until_applied() {
         ["no assistant uses a model with an announced shutdown"]
     );
 }
+
+#[tokio::test]
+async fn serve_warns_at_startup_about_assistants_on_models_shutting_down_soon() {
+    crate::logs::capture();
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", "ops@acme.example").await;
+    create(
+        &app,
+        &tenant,
+        json!({ "name": "Old", "model": "gpt-realtime" }),
+    )
+    .await;
+    create(&app, &tenant, json!({ "name": "New" })).await;
+
+    let day = |text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+    // 45 days before gpt-realtime's shutdown: one assistant to warn about.
+    upgrade_models::warn_at_startup(&app.storage, &app.settings, day("2026-12-06")).await;
+    let warned = crate::logs::lines_with_message(
+        "assistants use an OpenAI model that shuts down soon; `voxbridge upgrade-models` moves \
+         them to the replacements",
+    );
+    assert!(
+        warned
+            .iter()
+            .any(|line| line["assistants"] == 1 && line["within_days"] == 60),
+        "{warned:?}"
+    );
+}
