@@ -14,6 +14,8 @@
 //! - [`crypto`]: AES-256-GCM encryption of tenants' secrets under versioned master keys.
 //! - [`frejun`]: FreJun's flow and webhook payloads (parsed tolerantly) and media-URL tokens.
 //! - [`providers`]: clients of the services we call (Teler REST, OpenAI Realtime).
+//! - [`outbound`]: requests to URLs tenants control: the SSRF-safe client and Standard Webhooks
+//!   signatures.
 //! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
 //! - [`telemetry`]: the `tracing` subscriber and the span of one call.
 //! - [`storage`]: MongoDB: typed collections, repositories that take the tenant's id, the
@@ -31,7 +33,7 @@
 //! - [`sim`]: protocol-faithful fakes of FreJun/Teler and OpenAI Realtime, and a simulated
 //!   FreJun caller, for tests, the demo and the load generator.
 //! - [`commands`]: the `voxbridge` subcommands: `serve`, `migrate`, `rotate-master-key`,
-//!   `local-mongodb`, `call`, `demo` and `loadtest`.
+//!   `upgrade-models`, `local-mongodb`, `call`, `demo` and `loadtest`.
 //!
 //! Each module may use only the modules ARCHITECTURE.md's dependency rule lists for it;
 //! `tests/api/architecture.rs` checks that by reading the sources.
@@ -46,6 +48,7 @@ pub mod domain;
 pub mod frejun;
 pub mod http;
 pub mod local_mongodb;
+pub mod outbound;
 pub mod providers;
 pub mod settings;
 pub mod shared;

@@ -446,6 +446,12 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    if let Err(problem) =
+        crate::outbound::address_policy::AllowList::parse(&settings.outbound.allow)
+    {
+        return Err(SettingsError::invalid("outbound.allow", problem));
+    }
+
     let playback_chunk_ms = settings.bridge.playback_chunk_ms;
     if !(20..=2_000).contains(&playback_chunk_ms) || playback_chunk_ms % 20 != 0 {
         return Err(SettingsError::invalid(

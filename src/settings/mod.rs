@@ -52,6 +52,8 @@ pub struct Settings {
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
+    pub outbound: OutboundSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub dev: DevSettings,
@@ -464,6 +466,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Requests to URLs tenants control (HTTP tools, webhooks).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OutboundSettings {
+    /// Comma-separated host names and CIDR ranges that may be reached over plain `http` or on
+    /// non-public addresses (loopback, private, link-local, CGNAT…). Empty: public `https` only.
+    pub allow: String,
+}
+
 /// Request limits, per instance. Each credential (tenant API key, admin token, FreJun URL
 /// key) has its own quota, spent before the credential is looked up; each client has a quota
 /// of failed authentications, and a client that exhausts it is refused before any lookup
@@ -603,6 +614,7 @@ impl Settings {
             bridge: BridgeSettings::default(),
             openai: OpenAiSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            outbound: OutboundSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
         }
