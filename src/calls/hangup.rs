@@ -94,6 +94,16 @@ impl FrejunHangup {
         frejun_call_id: Option<&str>,
         reason: &str,
     ) -> (HangupResult, u32, Option<String>) {
+        // A call transferred elsewhere is not ours to end, whatever our session did after.
+        if let Ok(call) = self.shared.storage.call_logs().get(tenant, call_id).await {
+            if call.end_reason == Some(EndReason::Transferred) {
+                return (
+                    HangupResult::AlreadyEnded,
+                    0,
+                    Some("the call was transferred; it is no longer voxbridge's".to_owned()),
+                );
+            }
+        }
         let Some(frejun_call_id) = frejun_call_id else {
             return (
                 HangupResult::NoFrejunCallId,

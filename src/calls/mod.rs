@@ -9,6 +9,7 @@
 //! - [`hangup`]: hanging up at FreJun the calls voxbridge ends itself, recorded on the call log.
 //! - [`reaper`]: the background task that closes calls whose slot lease expired.
 //! - [`recordings`]: a fresh signed URL of a call's recording from FreJun.
+//! - [`transfer`]: the tenant's cold transfer of a live call to a number, through Teler.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
@@ -19,6 +20,7 @@ pub(crate) mod outbound;
 pub(crate) mod reaper;
 pub(crate) mod recordings;
 pub(crate) mod tenant_key;
+pub(crate) mod transfer;
 pub(crate) mod webhook;
 
 use std::sync::Arc;

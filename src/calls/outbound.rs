@@ -331,7 +331,7 @@ impl CallService {
     }
 
     /// A provider key of the tenant, decrypted.
-    fn credential(
+    pub(super) fn credential(
         &self,
         tenant: &UserRecord,
         credential: Credential,

@@ -57,6 +57,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/calls/{call_id}/status").route(web::get().to(status)))
         .service(resource("/api/calls/{call_id}/hangup").route(web::post().to(hangup)))
         .service(resource("/api/calls/{call_id}/recording").route(web::get().to(recording)))
+        .service(resource("/api/calls/{call_id}/transfer").route(web::post().to(transfer)))
         .service(resource("/api/admin/calls").route(web::get().to(admin_list)));
 }
 
@@ -512,6 +513,77 @@ async fn recording(
     Ok(HttpResponse::Found()
         .insert_header((actix_web::http::header::LOCATION, location))
         .finish())
+}
+
+/// Body of `POST /api/calls/{id}/transfer`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    /// Where the caller goes: a phone number, E.164.
+    #[schema(example = "+14155550199")]
+    pub number: String,
+}
+
+/// Transfers a live call (cold) to a phone number through FreJun. The call leaves voxbridge:
+/// the log records `end_reason: transferred` at once, and the bridge does not hang it up.
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_id}/transfer",
+    tag = "calls",
+    operation_id = "transfer_call",
+    summary = "Transfer a live call to a number",
+    params(("call_id" = String, Path, description = "The call's id")),
+    request_body = TransferBody,
+    responses(
+        (status = 202, description = "FreJun started the transfer; the call's status as it stands", body = Envelope<CallStatusView>),
+        (status = 400, response = InvalidJson),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is over (`call_not_live`) or FreJun has not named it yet (`call_not_placed`)", body = ErrorEnvelope),
+        (status = 422, description = "`number` is not a phone number (`validation_failed`), no FreJun API key is stored (`missing_credentials`), or FreJun refused (`frejun_key_invalid`, `telephony_validation_failed`)", body = ErrorEnvelope),
+        (status = 429, description = "FreJun is rate limiting (`telephony_rate_limited`)", body = ErrorEnvelope),
+        (status = 502, description = "FreJun is unavailable or refused the transfer (`telephony_unavailable`, `telephony_rejected`)", body = ErrorEnvelope),
+        (status = 503, response = DatabaseUnavailable),
+        (status = 504, description = "FreJun did not answer in time (`telephony_timeout`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn transfer(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<TransferBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "call")?;
+    let body = body.into_inner()?;
+    let call = state
+        .calls
+        .transfer(&tenant.user, id, &body.number)
+        .await
+        .map_err(|err| match err {
+            OutboundError::Storage(StorageError::NotFound) => ApiError::not_found("call not found"),
+            OutboundError::Teler {
+                source: TelerError::NotFound { .. },
+                ..
+            } => ApiError::new(ErrorCode::CallNotLive, "FreJun says the call is not live"),
+            OutboundError::Teler {
+                source: TelerError::Conflict { code, message },
+                ..
+            } if code.as_deref() == Some("call_not_live") => {
+                ApiError::new(ErrorCode::CallNotLive, format!("FreJun: {message}"))
+            }
+            // The call goes on where it was: nothing is marked failed.
+            OutboundError::Teler { source, .. } => {
+                let (code, detail) = teler_error(&source);
+                ApiError::new(code, detail)
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "success": true,
+        "data": CallStatusView::from(&call),
+    })))
 }
 
 /// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the

@@ -78,6 +78,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::status,
         calls::hangup,
         calls::recording,
+        calls::transfer,
         live_calls::interrupt,
         live_calls::clear,
         live_calls::streams,

@@ -740,5 +740,7 @@ fn clip(text: &str) -> String {
         .collect()
 }
 
+pub(crate) mod operations;
+
 #[cfg(test)]
 mod tests;

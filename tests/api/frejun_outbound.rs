@@ -587,3 +587,74 @@ async fn an_assistant_with_recording_off_asks_frejun_not_to_record() {
     .await;
     assert_eq!(teler.requests()[0].body["record"], false);
 }
+
+/// A tenant transfers a live call by hand: a cold transfer through Teler, the log says the call
+/// left (`transferred`), and it is not live any more.
+#[tokio::test]
+async fn a_live_call_is_transferred_through_teler() {
+    let (app, teler) = app_with_teler().await;
+    let acme = app.calling_tenant("Acme", "+14155550100", 5).await;
+    let placed = expect_status(
+        initiate(&app, &acme, &initiate_body(&acme)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let our_id = placed["voxbridge_call_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/calls/{our_id}/transfer");
+
+    expect_error(
+        app.post_as(
+            &path,
+            &acme.tenant.api_key,
+            &json!({ "number": "not a number" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let beta = app.calling_tenant("Beta", "+14155550200", 5).await;
+    expect_error(
+        app.post_as(
+            &path,
+            &beta.tenant.api_key,
+            &json!({ "number": "+14155550188" }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let answer = expect_status(
+        app.post_as(
+            &path,
+            &acme.tenant.api_key,
+            &json!({ "number": "+1 415 555 0188" }),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(answer["data"]["end_reason"], "transferred");
+    let request = teler.requests().last().cloned().unwrap();
+    assert!(request.path.ends_with("/transfer"), "{}", request.path);
+    assert_eq!(
+        request.body,
+        json!({"target": {"kind": "pstn", "number": "+14155550188"}, "mode": "cold"})
+    );
+    assert!(request.header("idempotency-key").is_some());
+    assert_eq!(teler.calls()[0].operations, ["transfer:+14155550188"]);
+
+    expect_error(
+        app.post_as(
+            &path,
+            &acme.tenant.api_key,
+            &json!({ "number": "+14155550188" }),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "call_not_live",
+    )
+    .await;
+}

@@ -151,6 +151,9 @@ impl FromStr for CallType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
+    /// The call was transferred elsewhere through Teler (cold): it left voxbridge. Declared
+    /// first so that it wins over the stream closing that follows.
+    Transferred,
     /// The person on the phone hung up (FreJun closed the media stream or reported the end).
     CallerHungUp,
     /// The assistant ended the conversation itself.
@@ -201,6 +204,7 @@ impl EndReason {
     /// The serialized name, as stored in `call_logs.end_reason`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            EndReason::Transferred => "transferred",
             EndReason::CallerHungUp => "caller_hung_up",
             EndReason::AssistantEnded => "assistant_ended",
             EndReason::MaxDuration => "max_duration",
@@ -231,7 +235,10 @@ impl EndReason {
     pub fn ended_by_voxbridge(self) -> bool {
         !matches!(
             self,
-            EndReason::CallerHungUp | EndReason::Completed | EndReason::HungUpByApi
+            EndReason::CallerHungUp
+                | EndReason::Completed
+                | EndReason::HungUpByApi
+                | EndReason::Transferred
         )
     }
 

@@ -84,6 +84,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/frejun/initiate-call"),
     ("POST", "/api/calls/initiate"),
     ("GET", "/api/calls/{call_id}/recording"),
+    ("POST", "/api/calls/{call_id}/transfer"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.

@@ -42,8 +42,8 @@ use url::Url;
 
 use super::frejun_requests::{self, FlowRequest};
 use validation::{
-    NUMBER_PATTERN, percent_decode, validate_hangup, validate_idempotency_key, validate_initiate,
-    validation_error,
+    NUMBER_PATTERN, Operation, OperationRefusal, percent_decode, validate_hangup,
+    validate_idempotency_key, validate_initiate, validate_operation, validation_error,
 };
 
 /// Largest request body the fake reads; larger ones are answered 413 (after being recorded).
@@ -111,6 +111,9 @@ pub struct FakeCall {
     /// The `reason` and `Idempotency-Key` of the hang-up that ended the call.
     pub hangup_reason: Option<String>,
     pub hangup_key: Option<String>,
+    /// The in-call operations FreJun accepted, in order (`transfer:<target>`, `dtmf:<digits>`,
+    /// `play:<url>`).
+    pub operations: Vec<String>,
 }
 
 /// How the fake misbehaves on initiate and hangup requests (with an accepted key) until
@@ -290,6 +293,7 @@ impl FakeTeler {
             direction: "inbound",
             hangup_reason: None,
             hangup_key: None,
+            operations: Vec::new(),
         };
         lock(&self.state).calls.push(call.clone());
         call
@@ -390,6 +394,12 @@ async fn handle(
         ["voice", "calls", call_id, "hangup"] if is_post => {
             hangup(&request, call_id, &body, &state).await
         }
+        [
+            "voice",
+            "calls",
+            call_id,
+            kind @ ("transfer" | "dtmf" | "play"),
+        ] if is_post => operation(&request, call_id, kind, &body, &state).await,
         ["recordings"] if request.method() == Method::GET => recording(&request, &state).await,
         ["voice", "calls", "initiate"]
         | ["calls", "initiate"]
@@ -420,6 +430,7 @@ async fn initiate(request: &HttpRequest, body: &[u8], state: &Mutex<State>) -> H
         direction: "outbound",
         hangup_reason: None,
         hangup_key: None,
+        operations: Vec::new(),
         ..call
     };
     let answer = json!({
@@ -608,6 +619,92 @@ async fn get_call(request: &HttpRequest, call_id: &str, state: &Mutex<State>) ->
             "legs": [],
         }
     }))
+}
+
+/// `POST /voice/calls/{call_id}/{transfer|dtmf|play}`: FreJun's validation (422, or 400 for
+/// what the live API does not support yet), a required `Idempotency-Key`, 404 for another
+/// account's or an unknown call, 409 `call_not_live` once it ended; then 202 as FreJun answers.
+/// A transfer ends the call here (the caller leaves us), so a second one answers 409.
+async fn operation(
+    request: &HttpRequest,
+    call_id: &str,
+    kind: &str,
+    body: &[u8],
+    state: &Mutex<State>,
+) -> HttpResponse {
+    let api_key = match admit(request, state).await {
+        Ok(api_key) => api_key,
+        Err(response) => return response,
+    };
+    let operation = match validate_operation(kind, body) {
+        Ok(operation) => operation,
+        Err(OperationRefusal::Invalid(errors)) => return validation_error(errors),
+        Err(OperationRefusal::Unsupported { code, message }) => {
+            return HttpResponse::BadRequest().json(json!({
+                "success": false,
+                "message": message,
+                "code": code,
+                "type": "invalid_request",
+            }));
+        }
+    };
+    if let Err(errors) = validate_idempotency_key(
+        request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|value| value.to_str().ok()),
+    ) {
+        return validation_error(errors);
+    }
+    let mut state = lock(state);
+    let Some(call) = state
+        .calls
+        .iter_mut()
+        .find(|call| call.id == call_id && call.api_key == api_key)
+    else {
+        return envelope(StatusCode::NOT_FOUND, "Call not found");
+    };
+    if call.hung_up {
+        return HttpResponse::Conflict().json(json!({
+            "success": false,
+            "message": "Call is not live",
+            "code": "call_not_live",
+            "type": "invalid_state",
+        }));
+    }
+    let request_id = format!("req_{}", ulid());
+    match operation {
+        Operation::Transfer { target } => {
+            let to = target
+                .get("number")
+                .or_else(|| target.get("uri"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            call.operations.push(format!("transfer:{to}"));
+            // The caller is bridged elsewhere: the call is no longer ours to control.
+            call.hung_up = true;
+            HttpResponse::Accepted().json(json!({
+                "id": format!("op_{}", ulid()),
+                "call_id": call.id,
+                "status": "initiated",
+                "target_leg_id": null,
+                "mode": "cold",
+                "request_id": request_id,
+            }))
+        }
+        Operation::Dtmf { digits } => {
+            call.operations.push(format!("dtmf:{digits}"));
+            HttpResponse::Accepted().json(json!({ "request_id": request_id, "playback_id": null }))
+        }
+        Operation::Play { media_url } => {
+            call.operations.push(format!("play:{media_url}"));
+            HttpResponse::Accepted().json(json!({
+                "request_id": request_id,
+                "playback_id": format!("pb_{}", ulid()),
+            }))
+        }
+    }
 }
 
 /// The checks before a request's own logic: the API key, then the injected failure. Returns the

@@ -678,3 +678,131 @@ async fn a_failure_for_the_next_requests_only_then_recovers() {
     }
     client.hangup(&key(KEY), &call.id, None, "k").await.unwrap();
 }
+
+#[tokio::test]
+async fn in_call_operations_follow_frejuns_rules() {
+    use crate::providers::teler::operations::TransferTarget;
+    let fake = FakeTeler::start().await.unwrap();
+    let client = client_for(&fake);
+    let call = fake.receive_call(KEY, "+14155550100", "+14155550199");
+
+    client
+        .send_dtmf(&key(KEY), &call.id, "12#*A", "k-1")
+        .await
+        .unwrap();
+    let err = client
+        .send_dtmf(&key(KEY), &call.id, "12x", "k-2")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TelerError::Validation { status: 422, .. }),
+        "{err:?}"
+    );
+    let playback = client
+        .play(&key(KEY), &call.id, "https://media.example/hold.wav", "k-3")
+        .await
+        .unwrap();
+    assert!(playback.is_some_and(|id| id.starts_with("pb_")));
+    let err = client
+        .play(&key(KEY), &call.id, "http://media.example/hold.wav", "k-4")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TelerError::Validation { status: 422, .. }),
+        "{err:?}"
+    );
+
+    // A SIP target without `sip:` and a bad number are FreJun's 400 `invalid_target`.
+    for target in [
+        TransferTarget::Sip("desk@pbx.example.com".into()),
+        TransferTarget::Pstn("12345".into()),
+    ] {
+        let err = client
+            .transfer(&key(KEY), &call.id, &target, "k-5")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, TelerError::Validation { status: 400, .. }),
+            "{err:?}"
+        );
+    }
+    let started = client
+        .transfer(
+            &key(KEY),
+            &call.id,
+            &TransferTarget::Sip("sip:desk@pbx.example.com:5060".into()),
+            "k-6",
+        )
+        .await
+        .unwrap();
+    assert!(started.operation_id.is_some_and(|id| id.starts_with("op_")));
+    assert_eq!(started.status.as_deref(), Some("initiated"));
+    let at_frejun = &fake.calls()[0];
+    assert_eq!(
+        at_frejun.operations,
+        [
+            "dtmf:12#*A",
+            "play:https://media.example/hold.wav",
+            "transfer:sip:desk@pbx.example.com:5060"
+        ]
+    );
+    // The caller left: the call is no longer live here.
+    let err = client
+        .send_dtmf(&key(KEY), &call.id, "1", "k-7")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, TelerError::Conflict { code: Some(code), .. } if code == "call_not_live"),
+        "{err:?}"
+    );
+
+    // The raw API: warm transfers are 400, an unknown kind 422, unknown keys 422, no
+    // idempotency key 422.
+    let other = fake.receive_call(KEY, "+14155550100", "+14155550198");
+    let raw = reqwest::Client::new();
+    let post = |body: serde_json::Value, with_key: bool| {
+        let mut request = raw
+            .post(format!(
+                "{}voice/calls/{}/transfer",
+                fake.base_url(),
+                other.id
+            ))
+            .header("x-api-key", KEY)
+            .json(&body);
+        if with_key {
+            request = request.header("idempotency-key", "raw-1");
+        }
+        request.send()
+    };
+    let status = |response: reqwest::Response| response.status().as_u16();
+    let pstn = json!({"kind": "pstn", "number": "+14155550123"});
+    assert_eq!(
+        status(
+            post(json!({"target": pstn, "mode": "warm"}), true)
+                .await
+                .unwrap()
+        ),
+        400
+    );
+    assert_eq!(
+        status(
+            post(json!({"target": {"kind": "number"}}), true)
+                .await
+                .unwrap()
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            post(json!({"target": pstn, "extra": 1}), true)
+                .await
+                .unwrap()
+        ),
+        422
+    );
+    assert_eq!(
+        status(post(json!({"target": pstn}), false).await.unwrap()),
+        422
+    );
+    assert!(!fake.calls()[1].hung_up, "nothing refused changed the call");
+}

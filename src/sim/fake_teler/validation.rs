@@ -115,6 +115,7 @@ pub(super) fn validate_initiate(body: &[u8]) -> Result<FakeCall, Vec<Value>> {
         direction: "outbound",
         hangup_reason: None,
         hangup_key: None,
+        operations: Vec::new(),
     })
 }
 
@@ -240,4 +241,182 @@ pub(super) fn percent_decode(segment: &str) -> String {
         }
     }
     String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// What a valid in-call operation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Operation {
+    /// A cold transfer to `target` (`{kind, number | uri}`).
+    Transfer {
+        target: Value,
+    },
+    Dtmf {
+        digits: String,
+    },
+    Play {
+        media_url: String,
+    },
+}
+
+/// A refused operation: 422 (schema) or 400 (valid but unsupported, as FreJun answers today).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum OperationRefusal {
+    Invalid(Vec<Value>),
+    Unsupported { code: &'static str, message: String },
+}
+
+/// Checks a transfer, dtmf or play body by FreJun's rules (teler-protocol.md §1.4–1.5): unknown
+/// keys are refused, `digits` match `^[0-9*#A-D]{1,64}$`, `media_url` is https and at most 2083
+/// characters, a transfer's target is `pstn` with an E.164 `number` or `sip` with a `sip:` URI
+/// (`leg` targets and `warm`/`monitor` modes answer 400, as the live API does).
+pub(super) fn validate_operation(kind: &str, body: &[u8]) -> Result<Operation, OperationRefusal> {
+    let root = parse_object(body).map_err(OperationRefusal::Invalid)?;
+    let allowed: &[&str] = match kind {
+        "transfer" => &[
+            "target",
+            "mode",
+            "timeout",
+            "record",
+            "ringback",
+            "dial_music",
+            "confirm_sound",
+            "on_failure",
+        ],
+        "dtmf" => &["digits", "leg_id", "duration_ms"],
+        _ => &["media_url", "leg_id", "loop", "on_dtmf"],
+    };
+    let mut errors: Vec<Value> = root
+        .keys()
+        .filter(|key| !allowed.contains(&key.as_str()))
+        .map(|key| problem(key, "Extra inputs are not permitted", "extra_forbidden"))
+        .collect();
+    let text = |field: &str| root.get(field).and_then(Value::as_str);
+    let operation = match kind {
+        "dtmf" => {
+            let digits = text("digits").unwrap_or_default();
+            let fits = (1..=64).contains(&digits.len())
+                && digits
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"*#ABCD".contains(&b));
+            if !fits {
+                errors.push(problem(
+                    "digits",
+                    "String should match pattern '^[0-9*#A-D]+$' (1 to 64 characters)",
+                    "string_pattern_mismatch",
+                ));
+            }
+            if let Some(ms) = root.get("duration_ms") {
+                if !ms.as_u64().is_some_and(|ms| (40..=1000).contains(&ms)) {
+                    errors.push(problem(
+                        "duration_ms",
+                        "Input should be 40 to 1000",
+                        "value_error",
+                    ));
+                }
+            }
+            Operation::Dtmf {
+                digits: digits.to_owned(),
+            }
+        }
+        "play" => {
+            let media_url = text("media_url").unwrap_or_default();
+            let https = Url::parse(media_url).is_ok_and(|url| url.scheme() == "https");
+            if !https || media_url.chars().count() > MAX_URL_CHARS {
+                errors.push(problem(
+                    "media_url",
+                    "Input should be an https URL of at most 2083 characters",
+                    "url_parsing",
+                ));
+            }
+            if let Some(times) = root.get("loop") {
+                if !times
+                    .as_u64()
+                    .is_some_and(|times| (1..=10).contains(&times))
+                {
+                    errors.push(problem("loop", "Input should be 1 to 10", "value_error"));
+                }
+            }
+            if let Some(on_dtmf) = root.get("on_dtmf") {
+                if !matches!(on_dtmf.as_str(), Some("stop" | "ignore")) {
+                    errors.push(problem(
+                        "on_dtmf",
+                        "Input should be 'stop' or 'ignore'",
+                        "enum",
+                    ));
+                }
+            }
+            Operation::Play {
+                media_url: media_url.to_owned(),
+            }
+        }
+        _ => {
+            let target = root.get("target").cloned().unwrap_or(Value::Null);
+            let mode = text("mode").unwrap_or("cold");
+            if !matches!(mode, "cold" | "warm" | "monitor") {
+                errors.push(problem(
+                    "mode",
+                    "Input should be 'cold', 'warm' or 'monitor'",
+                    "enum",
+                ));
+            }
+            if let Some(timeout) = root.get("timeout") {
+                if !timeout
+                    .as_u64()
+                    .is_some_and(|secs| (1..=600).contains(&secs))
+                {
+                    errors.push(problem(
+                        "timeout",
+                        "Input should be 1 to 600",
+                        "value_error",
+                    ));
+                }
+            }
+            let kind = target.get("kind").and_then(Value::as_str);
+            if !matches!(kind, Some("pstn" | "sip" | "leg")) {
+                errors.push(problem(
+                    "target.kind",
+                    "Input should be 'pstn', 'sip' or 'leg'",
+                    "enum",
+                ));
+            }
+            if !errors.is_empty() {
+                return Err(OperationRefusal::Invalid(errors));
+            }
+            if mode != "cold" {
+                return Err(OperationRefusal::Unsupported {
+                    code: "mode_not_supported",
+                    message: format!("Transfer mode '{mode}' is not supported yet; use 'cold'"),
+                });
+            }
+            let target_ok = match kind {
+                Some("pstn") => target
+                    .get("number")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_e164),
+                Some("sip") => target
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .is_some_and(|uri| uri.starts_with("sip:") && uri.len() > 4),
+                _ => {
+                    return Err(OperationRefusal::Unsupported {
+                        code: "invalid_target",
+                        message: "Leg targets are not yet supported".to_owned(),
+                    });
+                }
+            };
+            if !target_ok {
+                return Err(OperationRefusal::Unsupported {
+                    code: "invalid_target",
+                    message: "The target needs an E.164 number (pstn) or a sip: URI (sip)"
+                        .to_owned(),
+                });
+            }
+            Operation::Transfer { target }
+        }
+    };
+    if errors.is_empty() {
+        Ok(operation)
+    } else {
+        Err(OperationRefusal::Invalid(errors))
+    }
 }
