@@ -37,6 +37,13 @@ pub(crate) struct OutboundRequest {
     pub to_number: String,
 }
 
+/// A live call of the tenant, ready to be controlled at FreJun.
+pub(super) struct LiveCall {
+    pub call: CallLogRecord,
+    pub frejun_call_id: String,
+    pub frejun_key: SecretString,
+}
+
 /// A call Teler accepted.
 #[derive(Debug, Clone)]
 pub(crate) struct PlacedCall {
@@ -277,22 +284,11 @@ impl CallService {
         tenant: &UserRecord,
         call_id: CallId,
     ) -> Result<CallLogRecord, OutboundError> {
-        let call = self
-            .shared
-            .storage
-            .call_logs()
-            .get(tenant.id, call_id)
-            .await?;
-        if call.call_status.is_terminal() {
-            return Err(OutboundError::NotLive {
-                status: call.call_status,
-            });
-        }
-        let frejun_call_id = call
-            .frejun_call_id
-            .clone()
-            .ok_or(OutboundError::NotPlacedYet)?;
-        let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
+        let LiveCall {
+            call,
+            frejun_call_id,
+            frejun_key,
+        } = self.live_call(tenant, call_id).await?;
         let service = self.clone();
         let tenant_id = tenant.id;
         let span = call_span(
@@ -330,23 +326,62 @@ impl CallService {
         .map_err(|err| StorageError::Unavailable(format!("hang-up task failed: {err}")))?
     }
 
+    /// The tenant's live call with what controlling it at FreJun takes: FreJun's id for it and
+    /// the tenant's FreJun key. A call that is over, or that FreJun has not named yet, is refused.
+    pub(super) async fn live_call(
+        &self,
+        tenant: &UserRecord,
+        call_id: CallId,
+    ) -> Result<LiveCall, OutboundError> {
+        let call = self
+            .shared
+            .storage
+            .call_logs()
+            .get(tenant.id, call_id)
+            .await?;
+        if call.call_status.is_terminal() {
+            return Err(OutboundError::NotLive {
+                status: call.call_status,
+            });
+        }
+        let frejun_call_id = call
+            .frejun_call_id
+            .clone()
+            .ok_or(OutboundError::NotPlacedYet)?;
+        let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
+        Ok(LiveCall {
+            call,
+            frejun_call_id,
+            frejun_key,
+        })
+    }
+
     /// A provider key of the tenant, decrypted.
     pub(super) fn credential(
         &self,
         tenant: &UserRecord,
         credential: Credential,
     ) -> Result<SecretString, OutboundError> {
-        let problem = |problem| OutboundError::Credential {
-            credential: credential.name(),
-            problem,
-        };
+        self.decrypt_credential(tenant, credential)
+            .map_err(|problem| OutboundError::Credential {
+                credential: credential.name(),
+                problem,
+            })
+    }
+
+    /// A provider key of the tenant, decrypted, or why it cannot be.
+    pub(super) fn decrypt_credential(
+        &self,
+        tenant: &UserRecord,
+        credential: Credential,
+    ) -> Result<SecretString, CredentialProblem> {
         let stored = credential
             .stored(&tenant.secrets)
-            .ok_or_else(|| problem(CredentialProblem::Missing))?;
+            .ok_or(CredentialProblem::Missing)?;
         self.shared
             .keyring
             .decrypt_tenant_secret(tenant.id, credential.secret(), &stored.encrypted())
-            .map_err(|_| problem(CredentialProblem::Unreadable))
+            .map_err(|_| CredentialProblem::Unreadable)
     }
 }
 

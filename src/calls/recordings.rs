@@ -29,18 +29,9 @@ impl CallService {
         tenant: &UserRecord,
         recording_id: &str,
     ) -> Result<Url, RecordingError> {
-        let stored = Credential::FrejunApiKey
-            .stored(&tenant.secrets)
-            .ok_or(RecordingError::Credential(CredentialProblem::Missing))?;
         let key = self
-            .shared
-            .keyring
-            .decrypt_tenant_secret(
-                tenant.id,
-                Credential::FrejunApiKey.secret(),
-                &stored.encrypted(),
-            )
-            .map_err(|_| RecordingError::Credential(CredentialProblem::Unreadable))?;
+            .decrypt_credential(tenant, Credential::FrejunApiKey)
+            .map_err(RecordingError::Credential)?;
         self.teler
             .recording_url(&key, recording_id, SIGNED_URL_LIFETIME)
             .await

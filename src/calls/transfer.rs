@@ -5,7 +5,7 @@
 use bson::DateTime;
 
 use super::CallService;
-use super::outbound::OutboundError;
+use super::outbound::{LiveCall, OutboundError};
 use crate::domain::call::EndReason;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::ids::CallId;
@@ -13,7 +13,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::operations::TransferTarget;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 
 impl CallService {
     /// Transfers the tenant's live call `call_id` to `number` (E.164, or as people write it).
@@ -25,22 +25,11 @@ impl CallService {
     ) -> Result<CallLogRecord, OutboundError> {
         let number = PhoneNumber::parse(number)
             .map_err(|_| ValidationError::new("number", "must be a phone number in E.164"))?;
-        let call = self
-            .shared
-            .storage
-            .call_logs()
-            .get(tenant.id, call_id)
-            .await?;
-        if call.call_status.is_terminal() {
-            return Err(OutboundError::NotLive {
-                status: call.call_status,
-            });
-        }
-        let frejun_call_id = call
-            .frejun_call_id
-            .clone()
-            .ok_or(OutboundError::NotPlacedYet)?;
-        let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
+        let LiveCall {
+            call,
+            frejun_call_id,
+            frejun_key,
+        } = self.live_call(tenant, call_id).await?;
         self.teler
             .transfer(
                 &frejun_key,

@@ -561,25 +561,7 @@ async fn transfer(
         .calls
         .transfer(&tenant.user, id, &body.number)
         .await
-        .map_err(|err| match err {
-            OutboundError::Storage(StorageError::NotFound) => ApiError::not_found("call not found"),
-            OutboundError::Teler {
-                source: TelerError::NotFound { .. },
-                ..
-            } => ApiError::new(ErrorCode::CallNotLive, "FreJun says the call is not live"),
-            OutboundError::Teler {
-                source: TelerError::Conflict { code, message },
-                ..
-            } if code.as_deref() == Some("call_not_live") => {
-                ApiError::new(ErrorCode::CallNotLive, format!("FreJun: {message}"))
-            }
-            // The call goes on where it was: nothing is marked failed.
-            OutboundError::Teler { source, .. } => {
-                let (code, detail) = teler_error(&source);
-                ApiError::new(code, detail)
-            }
-            other => other.into(),
-        })?;
+        .map_err(live_control_error)?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "success": true,
         "data": CallStatusView::from(&call),
@@ -619,22 +601,35 @@ async fn hangup(
         .calls
         .hang_up(&tenant.user, id)
         .await
-        .map_err(|err| match err {
-            OutboundError::Storage(StorageError::NotFound) => ApiError::not_found("call not found"),
-            OutboundError::Teler {
-                source: TelerError::NotFound { .. } | TelerError::Conflict { .. },
-                ..
-            } => ApiError::new(ErrorCode::CallNotLive, "FreJun says the call is not live"),
-            OutboundError::Teler { source, .. } => {
-                let (code, detail) = teler_error(&source);
-                ApiError::new(code, detail)
-            }
-            other => other.into(),
-        })?;
+        .map_err(live_control_error)?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "success": true,
         "data": CallStatusView::from(&call),
     })))
+}
+
+/// The answer when controlling a live call (hang-up, transfer) fails. FreJun not knowing the
+/// call, or saying it is not live, is 409 `call_not_live`; any other Teler failure is mapped as
+/// usual, without the "marked failed" of a refused dial: the call goes on where it was.
+fn live_control_error(err: OutboundError) -> ApiError {
+    match err {
+        OutboundError::Storage(StorageError::NotFound) => ApiError::not_found("call not found"),
+        OutboundError::Teler {
+            source: TelerError::NotFound { .. },
+            ..
+        } => ApiError::new(ErrorCode::CallNotLive, "FreJun says the call is not live"),
+        OutboundError::Teler {
+            source: TelerError::Conflict { code, message },
+            ..
+        } if code.as_deref() == Some("call_not_live") => {
+            ApiError::new(ErrorCode::CallNotLive, format!("FreJun: {message}"))
+        }
+        OutboundError::Teler { source, .. } => {
+            let (code, detail) = teler_error(&source);
+            ApiError::new(code, detail)
+        }
+        other => other.into(),
+    }
 }
 
 /// The period and scope of call statistics.

@@ -462,22 +462,14 @@ async fn hangup(
         Ok(reason) => reason,
         Err(errors) => return validation_error(errors),
     };
-    let key = match validate_idempotency_key(
-        request
-            .headers()
-            .get("idempotency-key")
-            .and_then(|value| value.to_str().ok()),
-    ) {
+    let key = match idempotency_key(request) {
         Ok(key) => key,
-        Err(errors) => return validation_error(errors),
+        Err(response) => return response,
     };
     let mut state = lock(state);
-    let Some(call) = state
-        .calls
-        .iter_mut()
-        .find(|call| call.id == call_id && call.api_key == api_key)
-    else {
-        return envelope(StatusCode::NOT_FOUND, "Call not found");
+    let call = match account_call(&mut state, call_id, &api_key) {
+        Ok(call) => call,
+        Err(response) => return response,
     };
     if call.hung_up {
         // A retry of the request that hung up (same key) gets the same answer; FreJun's own
@@ -486,12 +478,7 @@ async fn hangup(
             return HttpResponse::Accepted()
                 .json(json!({ "request_id": format!("req_{}", ulid()) }));
         }
-        return HttpResponse::Conflict().json(json!({
-            "success": false,
-            "message": "Call is not live",
-            "code": "call_not_live",
-            "type": "invalid_state",
-        }));
+        return not_live();
     }
     call.hung_up = true;
     call.hangup_reason = reason;
@@ -648,29 +635,16 @@ async fn operation(
             }));
         }
     };
-    if let Err(errors) = validate_idempotency_key(
-        request
-            .headers()
-            .get("idempotency-key")
-            .and_then(|value| value.to_str().ok()),
-    ) {
-        return validation_error(errors);
+    if let Err(response) = idempotency_key(request) {
+        return response;
     }
     let mut state = lock(state);
-    let Some(call) = state
-        .calls
-        .iter_mut()
-        .find(|call| call.id == call_id && call.api_key == api_key)
-    else {
-        return envelope(StatusCode::NOT_FOUND, "Call not found");
+    let call = match account_call(&mut state, call_id, &api_key) {
+        Ok(call) => call,
+        Err(response) => return response,
     };
     if call.hung_up {
-        return HttpResponse::Conflict().json(json!({
-            "success": false,
-            "message": "Call is not live",
-            "code": "call_not_live",
-            "type": "invalid_state",
-        }));
+        return not_live();
     }
     let request_id = format!("req_{}", ulid());
     match operation {
@@ -705,6 +679,40 @@ async fn operation(
             }))
         }
     }
+}
+
+/// The request's `Idempotency-Key`, checked (FreJun's SDKs always send one).
+fn idempotency_key(request: &HttpRequest) -> Result<String, HttpResponse> {
+    validate_idempotency_key(
+        request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|value| value.to_str().ok()),
+    )
+    .map_err(validation_error)
+}
+
+/// The account's call `call_id`: 404 when it is unknown or another account's.
+fn account_call<'a>(
+    state: &'a mut State,
+    call_id: &str,
+    api_key: &str,
+) -> Result<&'a mut FakeCall, HttpResponse> {
+    state
+        .calls
+        .iter_mut()
+        .find(|call| call.id == call_id && call.api_key == api_key)
+        .ok_or_else(|| envelope(StatusCode::NOT_FOUND, "Call not found"))
+}
+
+/// 409 `call_not_live`, FreJun's answer for a call that is over.
+fn not_live() -> HttpResponse {
+    HttpResponse::Conflict().json(json!({
+        "success": false,
+        "message": "Call is not live",
+        "code": "call_not_live",
+        "type": "invalid_state",
+    }))
 }
 
 /// The checks before a request's own logic: the API key, then the injected failure. Returns the
