@@ -7,6 +7,7 @@
 //!   flow fetch and the lifecycle webhooks.
 //! - [`fake_openai`]: a fake OpenAI Realtime server (GA WebSocket protocol) with server-VAD
 //!   emulation, scripted/echo modes, injected failures and GA shape checks of client events.
+//! - [`fake_tool_server`]: a fake tenant HTTP tool endpoint that checks signatures and shapes.
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
 //!   the integration tests, `voxbridge call`, the demo and the load generator).
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
@@ -23,6 +24,7 @@ pub(crate) mod api_client;
 pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
+pub mod fake_tool_server;
 pub mod frejun_payloads;
 pub(crate) mod frejun_requests;
 pub(crate) mod phone_call;

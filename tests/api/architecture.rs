@@ -28,7 +28,10 @@ const RULE: &[(&str, &[&str])] = &[
     ("telemetry", &["domain", "settings"]),
     ("storage", &["auth", "crypto", "domain", "settings"]),
     ("local_mongodb", &["storage"]),
-    ("shared", &["crypto", "frejun", "settings", "storage"]),
+    (
+        "shared",
+        &["crypto", "frejun", "outbound", "settings", "storage"],
+    ),
     (
         "calls",
         &[
@@ -36,6 +39,7 @@ const RULE: &[(&str, &[&str])] = &[
             "crypto",
             "domain",
             "frejun",
+            "outbound",
             "providers",
             "settings",
             "shared",
@@ -51,6 +55,7 @@ const RULE: &[(&str, &[&str])] = &[
             "crypto",
             "domain",
             "frejun",
+            "outbound",
             "providers",
             "settings",
             "shared",
@@ -67,6 +72,7 @@ const RULE: &[(&str, &[&str])] = &[
             "crypto",
             "domain",
             "frejun",
+            "outbound",
             "providers",
             "settings",
             "shared",
@@ -77,7 +83,10 @@ const RULE: &[(&str, &[&str])] = &[
         "startup",
         &["bridge", "calls", "http", "settings", "storage"],
     ),
-    ("sim", &["audio", "domain", "frejun", "providers"]),
+    (
+        "sim",
+        &["audio", "domain", "frejun", "outbound", "providers"],
+    ),
     (
         "commands",
         &[

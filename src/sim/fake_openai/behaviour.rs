@@ -1,5 +1,6 @@
-//! What a fake OpenAI Realtime session does: its [`Mode`] (what the "model" says), an optional
-//! injected [`Failure`], how fast it streams audio ([`Pace`]) and how much it records.
+//! What a fake OpenAI Realtime session does: its [`Mode`] (what the "model" says), the function
+//! calls it makes ([`ScriptedFunctionCall`]), what its out-of-band responses say (`filler`), an
+//! optional injected [`Failure`], how fast it streams audio ([`Pace`]) and how much it records.
 //!
 //! A [`Behaviour`] is read once when a session opens, so
 //! [`FakeOpenAi::set_behaviour`](super::FakeOpenAi::set_behaviour) only affects later sessions.
@@ -30,11 +31,18 @@ pub struct Behaviour {
     /// turn in order (when the session asked for transcription). Turns beyond the list are
     /// transcribed as `<n> ms of audio`.
     pub user_transcripts: Vec<String>,
+    /// Function calls the model makes instead of answering some user turns (default: none).
+    /// Works in every mode that answers user turns ([`Mode::Echo`], [`Mode::Scripted`],
+    /// [`Mode::BargeIn`]); see [`ScriptedFunctionCall`].
+    pub function_calls: Vec<ScriptedFunctionCall>,
+    /// What every out-of-band response (`response.create` with `response.conversation:
+    /// "none"`) says. Default: [`FILLER_MS`] of a tone with the transcript `one moment`.
+    pub filler: ScriptedTurn,
 }
 
 impl Default for Behaviour {
     /// Echo, no failure, audio at 4× real time in 100 ms deltas, audio recorded, no timings,
-    /// transcripts giving the length of each user turn.
+    /// transcripts giving the length of each user turn, no function calls, the default filler.
     fn default() -> Self {
         Behaviour {
             mode: Mode::Echo,
@@ -44,6 +52,8 @@ impl Default for Behaviour {
             record_audio: true,
             record_timings: false,
             user_transcripts: Vec::new(),
+            function_calls: Vec::new(),
+            filler: ScriptedTurn::tone(FILLER_TRANSCRIPT, FILLER_HZ, FILLER_MS),
         }
     }
 }
@@ -77,7 +87,9 @@ pub enum Mode {
         turn_ms: u32,
     },
     /// Speaks the given turns in order: turn k is the audio of the k-th response (greeting
-    /// included), cycling when exhausted. With no turns, responses have no audio.
+    /// included), cycling when exhausted. With no turns, responses have no audio. Responses
+    /// that make [`ScriptedFunctionCall`]s, their follow-ups and out-of-band responses do not
+    /// count.
     Scripted {
         /// The model's turns.
         turns: Vec<ScriptedTurn>,
@@ -106,6 +118,58 @@ pub(crate) const ECHO_GREETING_AMPLITUDE: f64 = 8_000.0;
 
 /// Frequency of the Echo greeting.
 pub(crate) const ECHO_GREETING_HZ: f64 = 440.0;
+
+/// Length of the default [`Behaviour::filler`].
+pub const FILLER_MS: u32 = 600;
+
+/// Transcript of the default [`Behaviour::filler`].
+pub const FILLER_TRANSCRIPT: &str = "one moment";
+
+/// Frequency of the default [`Behaviour::filler`].
+const FILLER_HZ: f64 = 523.25;
+
+/// Function calls the model makes in its response to one user turn.
+///
+/// The response to committed user turn `after_user_turn` (counting audio turns committed by
+/// server VAD or `input_audio_buffer.commit`, from 1) is replaced by: `response.created`, the
+/// `preamble` as a normal spoken (or, in a text-only response, written) message item, then for
+/// each entry of `calls` a `function_call` item (`output_item.added`, at least two
+/// `function_call_arguments.delta`s when the arguments have two characters or more,
+/// `function_call_arguments.done`, `output_item.done`), then `response.done` listing every item.
+/// The entry is used up by that response, even if it is cancelled during the preamble (then no
+/// call is emitted). In [`Mode::Echo`] the turn is not echoed; in [`Mode::Scripted`] and
+/// [`Mode::BargeIn`] no scripted turn is consumed.
+///
+/// The fake then expects one `function_call_output` per call and one plain `response.create`
+/// for the batch, which it answers with `follow_up`.
+#[derive(Debug, Clone)]
+pub struct ScriptedFunctionCall {
+    /// The 1-based committed user turn whose response makes the calls.
+    pub after_user_turn: u32,
+    /// Spoken first in the same response ("let me check").
+    pub preamble: Option<ScriptedTurn>,
+    /// `(name, arguments as JSON text)`; several are parallel calls in one response.
+    pub calls: Vec<(String, String)>,
+    /// What the model says in the response after it got the outputs.
+    pub follow_up: ScriptedTurn,
+}
+
+impl ScriptedFunctionCall {
+    /// One call of `name` with `arguments` (JSON text), no preamble.
+    pub fn single(
+        after_user_turn: u32,
+        name: &str,
+        arguments: &str,
+        follow_up: ScriptedTurn,
+    ) -> ScriptedFunctionCall {
+        ScriptedFunctionCall {
+            after_user_turn,
+            preamble: None,
+            calls: vec![(name.to_owned(), arguments.to_owned())],
+            follow_up,
+        }
+    }
+}
 
 /// One scripted turn of the model.
 #[derive(Debug, Clone)]

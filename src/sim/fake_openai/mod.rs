@@ -5,16 +5,25 @@
 //! It checks the upgrade as OpenAI does (path, bearer key, `model`; an `OpenAI-Beta` header is
 //! closed with 4000), sends `session.created`, applies `session.update`s, reads appended audio
 //! in the declared format, emulates server VAD on it, and answers with responses whose events
-//! follow the GA order. Every client event is checked against the GA shapes from raw JSON and
-//! each breach is recorded as a violation (and answered with an `error`), so tests fail on a
-//! malformed event even when our own client types are wrong. A [`Behaviour`] picks what the
-//! "model" says ([`Mode`]), how fast it streams ([`Pace`]) and which [`Failure`] to inject.
+//! follow the GA order. Every client event is checked against the GA shapes from raw JSON
+//! (including `session.tools`/`tool_choice`, `function_call_output` items and out-of-band
+//! `response.create` parameters) and each breach is recorded as a violation (and answered with
+//! an `error`), so tests fail on a malformed event even when our own client types are wrong.
+//!
+//! A [`Behaviour`] picks what the "model" says ([`Mode`]: Echo, EchoStream, Scripted,
+//! BargeIn), which user turns it answers with function calls instead
+//! ([`ScriptedFunctionCall`]: a preamble, parallel `function_call` items, then a follow-up once
+//! every `function_call_output` and one `response.create` arrived; misuse is recorded in
+//! `SessionRecord::tool_violations`), what out-of-band responses (`conversation: "none"`) say
+//! (`Behaviour::filler`; they run beside the default response and add nothing to the
+//! conversation), how fast it streams ([`Pace`]) and which [`Failure`] to inject.
 //!
 //! Layout:
 //! - [`behaviour`]: modes, failures and pacing.
 //! - `handshake`: the HTTP checks of the upgrade.
 //! - `connection`: one connection's task: the upgrade and the socket loop.
-//! - `session`: one session's state machine (configuration, input and VAD, items, responses).
+//! - `session`: one session's state machine (configuration, input and VAD, items, responses,
+//!   function calls).
 //! - `response`: response events, rendered audio and usage accounting.
 //! - `vad`: the energy VAD (and its threshold mapping).
 //! - `validate`: GA shape checks of client events.
@@ -46,9 +55,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use behaviour::{Behaviour, Failure, Mode, Pace, ScriptAudio, ScriptedTurn, Trigger};
+pub use behaviour::{
+    Behaviour, FILLER_MS, FILLER_TRANSCRIPT, Failure, Mode, Pace, ScriptAudio,
+    ScriptedFunctionCall, ScriptedTurn, Trigger,
+};
 pub use record::{
-    ClosedBy, ReceivedEvent, RejectedHandshake, ResponseRecord, ResponseStatus, SessionRecord,
+    ClosedBy, FunctionCallOutputRecord, FunctionCallRecord, ReceivedEvent, RejectedHandshake,
+    ResponseRecord, ResponseStatus, SessionRecord, ToolBatchRecord,
 };
 pub use vad::threshold_dbfs;
 
@@ -191,7 +204,8 @@ impl FakeOpenAi {
         self.inner.shared.snapshot()
     }
 
-    /// Every session's violations, each prefixed with its session id.
+    /// Every session's violations (its shape violations, then its `tool_violations`), each
+    /// prefixed with its session id.
     pub fn violations(&self) -> Vec<String> {
         let sessions: Vec<_> = lock(&self.inner.shared.sessions)
             .iter()
@@ -204,6 +218,7 @@ impl FakeOpenAi {
                 record
                     .violations
                     .iter()
+                    .chain(&record.tool_violations)
                     .map(|violation| format!("{}: {violation}", record.id)),
             );
         }

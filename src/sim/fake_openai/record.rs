@@ -1,4 +1,6 @@
-//! What the fake saw and did in each session, for tests and the load generator to assert on.
+//! What the fake saw and did in each session, for tests and the load generator to assert on:
+//! events, audio, responses (default and out-of-band), function calls and their outputs, shape
+//! and tool-flow violations, errors sent and the close.
 //!
 //! Each session owns one `Arc<Mutex<SessionRecord>>`, updated by its connection task under a
 //! briefly held lock; [`FakeOpenAi::sessions`](super::FakeOpenAi::sessions) clones them.
@@ -44,6 +46,19 @@ pub struct SessionRecord {
     pub cancels: u32,
     /// Shape violations, each `"<event type>: <problem>"`.
     pub violations: Vec<String>,
+    /// Breaches of the function-calling flow (protocol section 3.6), each a sentence: an output
+    /// for an unknown `call_id`, a second output for one call, a continuation before every
+    /// output of the batch arrived, a second continuation for one batch, a scripted call to a
+    /// function the session did not declare. [`FakeOpenAi::violations`](super::FakeOpenAi::violations)
+    /// lists them too.
+    pub tool_violations: Vec<String>,
+    /// Every `function_call` item the fake emitted, in order.
+    pub function_calls: Vec<FunctionCallRecord>,
+    /// Every `function_call_output` item that passed the shape checks, in arrival order
+    /// (including those for unknown or already answered calls; see `tool_violations`).
+    pub function_call_outputs: Vec<FunctionCallOutputRecord>,
+    /// One entry per response that emitted function calls.
+    pub tool_batches: Vec<ToolBatchRecord>,
     /// Every `error` event the fake sent, in order.
     pub errors_sent: Vec<Value>,
     /// Close code and reason once the socket closed (1006 with the error text when the
@@ -78,6 +93,10 @@ impl SessionRecord {
             truncates: Vec::new(),
             cancels: 0,
             violations: Vec::new(),
+            tool_violations: Vec::new(),
+            function_calls: Vec::new(),
+            function_call_outputs: Vec::new(),
+            tool_batches: Vec::new(),
             errors_sent: Vec::new(),
             closed: None,
             closed_by: None,
@@ -89,6 +108,26 @@ impl SessionRecord {
     /// The received events of one type, in order.
     pub fn events_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ReceivedEvent> {
         self.events.iter().filter(move |event| event.kind == kind)
+    }
+
+    /// The effective `session.tools` (empty before `session.created`).
+    pub fn tools(&self) -> &[Value] {
+        self.session["tools"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    /// The effective `session.tool_choice` (`Null` before `session.created`).
+    pub fn tool_choice(&self) -> &Value {
+        &self.session["tool_choice"]
+    }
+
+    /// The outputs received for one `call_id`, in order.
+    pub fn outputs_for<'a>(
+        &'a self,
+        call_id: &'a str,
+    ) -> impl Iterator<Item = &'a FunctionCallOutputRecord> {
+        self.function_call_outputs
+            .iter()
+            .filter(move |output| output.call_id == call_id)
     }
 
     #[cfg(test)]
@@ -117,14 +156,16 @@ pub struct ReceivedEvent {
 pub struct ResponseRecord {
     /// `resp_…`.
     pub id: String,
-    /// The assistant item carrying its audio.
+    /// The assistant message item carrying its audio (empty when the response has none: a
+    /// function-call response without a preamble).
     pub item_id: String,
     /// Where it ended up. A response still streaming when the socket closed stays
     /// [`ResponseStatus::InProgress`] (no `response.done` was sent).
     pub status: ResponseStatus,
     /// Audio sent in deltas, in milliseconds.
     pub audio_ms_sent: u64,
-    /// The full transcript the response was to speak.
+    /// The full transcript the response was to speak (for a function-call response, its
+    /// preamble's).
     pub transcript: String,
     /// The instructions the model had for this response: the session's, or the response's own
     /// `instructions`, which replace them (OpenAI does not merge the two).
@@ -132,6 +173,59 @@ pub struct ResponseRecord {
     /// The newest conversation item when the response was created (what it answers), as
     /// `conversation.item.retrieve` would return it.
     pub previous_item: Option<Value>,
+    /// `response.conversation: "none"`: the response ran beside the default conversation and
+    /// added nothing to it.
+    pub out_of_band: bool,
+    /// `response.metadata` as the client sent it (`Null` when absent).
+    pub metadata: Value,
+    /// The `call_id`s of the function calls this response emitted.
+    pub call_ids: Vec<String>,
+}
+
+/// One `function_call` item the fake emitted.
+#[derive(Debug, Clone)]
+pub struct FunctionCallRecord {
+    /// The response that made the call.
+    pub response_id: String,
+    /// The `function_call` item.
+    pub item_id: String,
+    /// `call_…`, unique in the session.
+    pub call_id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments (JSON text).
+    pub arguments: String,
+}
+
+/// One `function_call_output` item the client created.
+#[derive(Debug, Clone)]
+pub struct FunctionCallOutputRecord {
+    /// The call it answers.
+    pub call_id: String,
+    /// The output text.
+    pub output: String,
+    /// The conversation item created for it (empty when it was refused: unknown `call_id`).
+    pub item_id: String,
+    /// When the `conversation.item.create` was read.
+    pub at: Instant,
+}
+
+/// The function calls of one response and how the client continued after them.
+#[derive(Debug, Clone)]
+pub struct ToolBatchRecord {
+    /// The response that made the calls.
+    pub response_id: String,
+    /// Its calls, in output order.
+    pub call_ids: Vec<String>,
+    /// Distinct calls of the batch answered so far.
+    pub outputs_received: usize,
+    /// Plain `response.create`s received after every output of the batch had arrived (and
+    /// before the next user turn): `1` is right, more is a violation.
+    pub continuations: u32,
+    /// Plain `response.create`s received after the calls but before every output had arrived.
+    pub early_continuations: u32,
+    /// The response that spoke the scripted follow-up, once started.
+    pub follow_up_response_id: Option<String>,
 }
 
 /// The `status` of a response.

@@ -1,5 +1,7 @@
 //! One model response: its rendered audio, how much of it went out, and the JSON of the events
-//! that describe it (`response.created` … `response.done`), including deterministic usage.
+//! that describe it (`response.created` … `response.done`), including deterministic usage. A
+//! response has at most one assistant message item (audio or text), possibly followed by
+//! function calls; an out-of-band one has `conversation_id: null` and echoes its `metadata`.
 //!
 //! Token accounting (plausible and deterministic; OpenAI does not publish exact rates):
 //! - input audio tokens: 1 per 100 ms of user audio committed so far, plus 1 per 50 ms of
@@ -10,7 +12,7 @@
 //!   they were at least 1024 (OpenAI caches prompt prefixes of 1024+ tokens in 64-token steps),
 //!   never more than this response's input, counted as text first;
 //! - output audio tokens: 1 per 50 ms sent; output text tokens: ⌈chars / 4⌉ of the transcript
-//!   sent.
+//!   sent plus ⌈chars / 4⌉ of the function-call arguments.
 
 use std::time::Instant;
 
@@ -34,6 +36,39 @@ pub(crate) struct ResponsePlan {
     pub text_only: bool,
     /// [`Mode::EchoStream`](super::Mode::EchoStream): audio is pushed by appends.
     pub streaming: bool,
+    /// Whether the response has an assistant message item (`false` only for a function-call
+    /// response without a preamble).
+    pub message: bool,
+    /// The [`Behaviour::function_calls`](super::Behaviour::function_calls) entry whose calls
+    /// follow the message.
+    pub function_call: Option<usize>,
+    /// `response.conversation: "none"`.
+    pub out_of_band: bool,
+    /// `response.metadata` (`Null` when absent).
+    pub metadata: Value,
+}
+
+impl ResponsePlan {
+    /// A spoken (or written) message with nothing else, in the default conversation.
+    pub(crate) fn message(
+        audio: Vec<u8>,
+        format: AudioFormat,
+        transcript: String,
+        text_only: bool,
+        streaming: bool,
+    ) -> ResponsePlan {
+        ResponsePlan {
+            audio: if text_only { Vec::new() } else { audio },
+            format,
+            transcript,
+            text_only,
+            streaming: streaming && !text_only,
+            message: true,
+            function_call: None,
+            out_of_band: false,
+            metadata: Value::Null,
+        }
+    }
 }
 
 /// The conversation so far, as far as usage needs it.
@@ -130,8 +165,9 @@ pub(crate) struct ActiveResponse {
     pub item_id: String,
     /// Index in `SessionRecord::responses`.
     pub record_index: usize,
-    /// Index of the assistant item in the connection's item list.
-    pub item_index: usize,
+    /// Index of the assistant message item in the conversation (`None` for out-of-band
+    /// responses and responses without a message).
+    pub item_index: Option<usize>,
     /// Output format.
     pub format: AudioFormat,
     /// Rendered audio (not kept for streaming responses).
@@ -156,6 +192,14 @@ pub(crate) struct ActiveResponse {
     pub barge_in_eligible: bool,
     /// The fake caller already talked over it.
     pub barge_in_fired: bool,
+    /// See [`ResponsePlan::message`].
+    pub message: bool,
+    /// See [`ResponsePlan::function_call`].
+    pub function_call: Option<usize>,
+    /// See [`ResponsePlan::out_of_band`].
+    pub out_of_band: bool,
+    /// See [`ResponsePlan::metadata`].
+    pub metadata: Value,
 }
 
 impl ActiveResponse {
@@ -236,12 +280,12 @@ impl ActiveResponse {
             "status": status.as_str(),
             "status_details": status_details,
             "output": output,
-            "conversation_id": "conv_default",
+            "conversation_id": if self.out_of_band { Value::Null } else { json!("conv_default") },
             "output_modalities": [if self.text_only { "text" } else { "audio" }],
             "max_output_tokens": "inf",
             "audio": {"output": {"format": self.format.to_json(), "voice": voice}},
             "usage": usage.unwrap_or(Value::Null),
-            "metadata": null
+            "metadata": self.metadata
         })
     }
 
@@ -339,7 +383,7 @@ mod tests {
             id: "resp_1".into(),
             item_id: "item_1".into(),
             record_index: 0,
-            item_index: 0,
+            item_index: Some(0),
             format: AudioFormat::Pcmu,
             audio: vec![0xFF; 8_000],
             sent_bytes: 4_000,
@@ -352,6 +396,10 @@ mod tests {
             usage: Usage::default(),
             barge_in_eligible: false,
             barge_in_fired: false,
+            message: true,
+            function_call: None,
+            out_of_band: false,
+            metadata: Value::Null,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Loopback tests of the fake: a tokio-tungstenite client talks to it over real sockets and
-//! asserts on the events (and on the records the fake kept).
+//! asserts on the events (and on the records the fake kept): handshake, session, every mode,
+//! function calling, out-of-band responses, validation, failures and load.
 
 use std::time::Duration;
 
@@ -1000,6 +1001,827 @@ async fn turn_detection_flags_must_be_explicit_and_pcm_rate_is_checked_on_append
     let record = &fake.sessions()[0];
     assert_eq!(record.violations.len(), 3, "{:?}", record.violations);
     assert_eq!(record.appended_samples, 0);
+}
+
+// ----- function calling ---------------------------------------------------------------------
+
+const LOOKUP_ARGS: &str = r#"{"order_id":"A-17","include_items":true}"#;
+const WEATHER_ARGS: &str = r#"{"city":"Zürich"}"#;
+
+/// A session with two function tools, μ-law both ways and no VAD (the test commits turns).
+fn tools_session() -> Value {
+    let mut session = session_with(pcmu(), Value::Null);
+    session["tools"] = json!([
+        {"type": "function", "name": "lookup_order", "description": "Look up an order.",
+         "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}},
+        {"type": "function", "name": "get_weather", "description": "Today's weather.",
+         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    ]);
+    session["tool_choice"] = json!("auto");
+    session
+}
+
+/// Commits 400 ms of μ-law as a user turn (VAD off) and reads up to its transcription.
+async fn commit_user_turn(client: &mut Client) {
+    client.append(&[0x55; 8 * 400], 160).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
+    client
+        .until("conversation.item.input_audio_transcription.completed")
+        .await;
+}
+
+/// The event types of one response without the chatter (rate limits, conversation items,
+/// transcript deltas), runs of audio or argument deltas collapsed to one.
+fn skeleton(events: &[Value]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = Vec::new();
+    for kind in types(events) {
+        let noise = matches!(
+            kind,
+            "rate_limits.updated"
+                | "conversation.item.added"
+                | "conversation.item.done"
+                | "response.output_audio_transcript.delta"
+        );
+        let repeated = kinds.last() == Some(&kind) && kind.ends_with(".delta");
+        if !noise && !repeated {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// The argument deltas of `item_id`, in order.
+fn argument_deltas<'a>(events: &'a [Value], item_id: &Value) -> Vec<&'a str> {
+    events
+        .iter()
+        .filter(|event| {
+            event["type"] == "response.function_call_arguments.delta"
+                && event["item_id"] == *item_id
+        })
+        .map(|event| event["delta"].as_str().unwrap())
+        .collect()
+}
+
+fn function_output(call_id: &Value, output: &str) -> Value {
+    json!({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": call_id, "output": output}})
+}
+
+/// The transcript of the response in `events`.
+fn spoken(events: &[Value]) -> Value {
+    events[position(events, "response.output_audio_transcript.done")]["transcript"].clone()
+}
+
+#[tokio::test]
+async fn a_function_call_after_a_preamble_streams_in_ga_order_and_the_follow_up_answers_the_outputs()
+ {
+    let fake = FakeOpenAi::start(Behaviour {
+        function_calls: vec![ScriptedFunctionCall {
+            after_user_turn: 1,
+            preamble: Some(ScriptedTurn::tone("Let me check that.", 660.0, 300)),
+            calls: vec![("lookup_order".into(), LOOKUP_ARGS.into())],
+            follow_up: ScriptedTurn::tone("Your order ships today.", 550.0, 400),
+        }],
+        ..unpaced(Mode::Scripted {
+            turns: vec![ScriptedTurn::tone("A normal answer.", 440.0, 200)],
+        })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(tools_session()).await;
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+
+    assert_eq!(
+        skeleton(&events),
+        [
+            "response.created",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_audio.delta",
+            "response.output_audio.done",
+            "response.output_audio_transcript.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.done",
+        ]
+    );
+    assert_eq!(delta_bytes(&events).len(), 8 * 300, "the preamble's audio");
+    assert_eq!(spoken(&events), "Let me check that.");
+    let response_id = events[0]["response"]["id"].clone();
+    let added: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_item.added")
+        .collect();
+    let call = &added[1]["item"];
+    assert_eq!(added[1]["output_index"], 1);
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["name"], "lookup_order");
+    assert_eq!(call["arguments"], "");
+    assert_eq!(call["status"], "in_progress");
+    assert!(call["id"].as_str().unwrap().starts_with("item_"));
+    let call_id = call["call_id"].clone();
+    assert!(call_id.as_str().unwrap().starts_with("call_"), "{call_id}");
+
+    let deltas = argument_deltas(&events, &call["id"]);
+    assert!(deltas.len() >= 2, "{deltas:?}");
+    assert_eq!(deltas.concat(), LOOKUP_ARGS);
+    let first_delta = &events[position(&events, "response.function_call_arguments.delta")];
+    assert_eq!(first_delta["call_id"], call_id);
+    assert_eq!(first_delta["response_id"], response_id);
+    assert_eq!(first_delta["output_index"], 1);
+    let done = &events[position(&events, "response.function_call_arguments.done")];
+    for (key, expected) in [
+        ("response_id", response_id.clone()),
+        ("item_id", call["id"].clone()),
+        ("output_index", json!(1)),
+        ("call_id", call_id.clone()),
+        ("name", json!("lookup_order")),
+        ("arguments", json!(LOOKUP_ARGS)),
+    ] {
+        assert_eq!(done[key], expected, "function_call_arguments.done.{key}");
+    }
+    let item_done = events
+        .iter()
+        .rfind(|event| event["type"] == "response.output_item.done")
+        .unwrap();
+    assert_eq!(item_done["item"]["status"], "completed");
+    assert_eq!(item_done["item"]["arguments"], LOOKUP_ARGS);
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["status"], "completed");
+    let output = response["output"].as_array().unwrap();
+    assert_eq!(output.len(), 2, "the preamble and the call");
+    assert_eq!(output[0]["type"], "message");
+    assert_eq!(output[1]["type"], "function_call");
+    assert_eq!(output[1]["call_id"], call_id);
+    assert_eq!(output[1]["name"], "lookup_order");
+    assert_eq!(output[1]["arguments"], LOOKUP_ARGS);
+    assert!(response["usage"]["output_token_details"]["text_tokens"].as_u64() > Some(0));
+
+    let sent_at = std::time::Instant::now();
+    client
+        .send(function_output(&call_id, r#"{"status":"shipped"}"#))
+        .await;
+    let added = client.until("conversation.item.added").await.pop().unwrap();
+    assert_eq!(added["item"]["type"], "function_call_output");
+    assert_eq!(added["item"]["call_id"], call_id);
+    client.until("conversation.item.done").await;
+    client.send(json!({"type": "response.create"})).await;
+    let follow_up = client.until("response.done").await;
+    assert_response_order(&follow_up);
+    assert_eq!(spoken(&follow_up), "Your order ships today.");
+    assert_eq!(delta_bytes(&follow_up).len(), 8 * 400);
+    let follow_up_id = follow_up[0]["response"]["id"].clone();
+
+    let record = &fake.sessions()[0];
+    assert_eq!(record.tools().len(), 2);
+    assert_eq!(record.tool_choice(), "auto");
+    assert_eq!(record.function_calls.len(), 1);
+    assert_eq!(record.function_calls[0].call_id, call_id.as_str().unwrap());
+    assert_eq!(record.function_calls[0].arguments, LOOKUP_ARGS);
+    let outputs: Vec<_> = record.outputs_for(call_id.as_str().unwrap()).collect();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].output, r#"{"status":"shipped"}"#);
+    assert_eq!(outputs[0].item_id, added["item"]["id"].as_str().unwrap());
+    assert!(outputs[0].at >= sent_at);
+    let batch = &record.tool_batches[0];
+    assert_eq!(batch.response_id, response_id.as_str().unwrap());
+    assert_eq!(batch.call_ids, [call_id.as_str().unwrap()]);
+    assert_eq!((batch.outputs_received, batch.continuations), (1, 1));
+    assert_eq!(
+        batch.follow_up_response_id.as_deref(),
+        follow_up_id.as_str()
+    );
+    assert_eq!(
+        record.responses[0].call_ids,
+        [call_id.as_str().unwrap()],
+        "the calling response"
+    );
+    assert!(record.responses[1].call_ids.is_empty());
+    assert!(
+        record.tool_violations.is_empty(),
+        "{:?}",
+        record.tool_violations
+    );
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+
+    // The next response.create after a new user turn gets the mode's next turn again.
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    assert_eq!(
+        spoken(&client.until("response.done").await),
+        "A normal answer."
+    );
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
+#[tokio::test]
+async fn parallel_calls_without_a_preamble_answer_a_vad_turn_and_need_every_output() {
+    let fake = FakeOpenAi::start(Behaviour {
+        function_calls: vec![ScriptedFunctionCall {
+            after_user_turn: 1,
+            preamble: None,
+            calls: vec![
+                ("lookup_order".into(), LOOKUP_ARGS.into()),
+                ("get_weather".into(), WEATHER_ARGS.into()),
+            ],
+            follow_up: ScriptedTurn::tone("Shipped, and it is sunny.", 550.0, 300),
+        }],
+        ..unpaced(Mode::Echo)
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    let mut session = tools_session();
+    session["audio"]["input"]["turn_detection"] = vad(true, true);
+    client.update(session).await;
+
+    // Server VAD commits the turn and creates the response by itself.
+    let mut samples = tone::sine(1_000.0, 8_000, 8 * 600, 8_000.0);
+    samples.extend(vec![0i16; 8 * 700]);
+    let mut codes = Vec::new();
+    mulaw::encode_into(&samples, &mut codes);
+    client.append(&codes, 160).await;
+    let events = client.until("response.done").await;
+    let events = &events[position(&events, "response.created")..];
+    let call = [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ];
+    let mut expected = vec!["response.created"];
+    expected.extend(call);
+    expected.extend(call);
+    expected.push("response.done");
+    assert_eq!(skeleton(events), expected);
+    assert!(delta_bytes(events).is_empty(), "no echo, no preamble");
+
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["type"] == "response.function_call_arguments.done")
+        .collect();
+    assert_eq!(calls[0]["output_index"], 0);
+    assert_eq!(calls[1]["output_index"], 1);
+    assert_eq!(calls[1]["name"], "get_weather");
+    assert_eq!(
+        argument_deltas(events, &calls[1]["item_id"]).concat(),
+        WEATHER_ARGS
+    );
+    let call_ids = [calls[0]["call_id"].clone(), calls[1]["call_id"].clone()];
+    assert_ne!(call_ids[0], call_ids[1], "call ids are unique");
+    let output = &events.last().unwrap()["response"]["output"];
+    assert_eq!(output.as_array().unwrap().len(), 2);
+    assert_eq!(output[0]["call_id"], call_ids[0]);
+    assert_eq!(output[1]["call_id"], call_ids[1]);
+    assert_eq!(output[1]["arguments"], WEATHER_ARGS);
+
+    for (call_id, text) in call_ids.iter().zip(["shipped", "sunny"]) {
+        client.send(function_output(call_id, text)).await;
+        client.until("conversation.item.done").await;
+    }
+    client.send(json!({"type": "response.create"})).await;
+    let follow_up = client.until("response.done").await;
+    assert_eq!(spoken(&follow_up), "Shipped, and it is sunny.");
+
+    let record = &fake.sessions()[0];
+    let outputs: Vec<(&str, &str)> = record
+        .function_call_outputs
+        .iter()
+        .map(|output| (output.call_id.as_str(), output.output.as_str()))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            (call_ids[0].as_str().unwrap(), "shipped"),
+            (call_ids[1].as_str().unwrap(), "sunny")
+        ]
+    );
+    assert!(record.function_call_outputs[0].at <= record.function_call_outputs[1].at);
+    assert_eq!(record.tool_batches.len(), 1);
+    assert_eq!(record.tool_batches[0].outputs_received, 2);
+    assert_eq!(record.tool_batches[0].continuations, 1);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
+#[tokio::test]
+async fn a_response_create_while_the_follow_up_runs_gets_conversation_already_has_active_response()
+{
+    let fake = FakeOpenAi::start(Behaviour {
+        pace: Pace::Realtime(1.0),
+        function_calls: vec![ScriptedFunctionCall::single(
+            1,
+            "lookup_order",
+            LOOKUP_ARGS,
+            ScriptedTurn::tone("A long follow-up.", 550.0, 5_000),
+        )],
+        ..Behaviour::with_mode(Mode::Scripted { turns: Vec::new() })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(tools_session()).await;
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+    let call_id =
+        events[position(&events, "response.function_call_arguments.done")]["call_id"].clone();
+    client.send(function_output(&call_id, "{}")).await;
+    client.until("conversation.item.done").await;
+    client.send(json!({"type": "response.create"})).await;
+    let created = client.until("response.created").await.pop().unwrap();
+    let running = created["response"]["id"].as_str().unwrap().to_owned();
+
+    client
+        .send(json!({"type": "response.create", "event_id": "again"}))
+        .await;
+    let error = client.until("error").await.pop().unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        error["error"]["code"],
+        "conversation_already_has_active_response"
+    );
+    assert_eq!(
+        error["error"]["message"],
+        format!(
+            "Conversation already has an active response in progress: {running}. Wait until \
+             the response is finished before creating a new one."
+        )
+    );
+    assert_eq!(error["error"]["event_id"], "again");
+    client.send(json!({"type": "response.cancel"})).await;
+    client.until("response.done").await;
+
+    let record = &fake.sessions()[0];
+    assert_eq!(
+        record.tool_batches[0].continuations, 1,
+        "a refused response.create is not a continuation"
+    );
+    assert_eq!(record.responses.len(), 2);
+    assert!(
+        record.tool_violations.is_empty(),
+        "{:?}",
+        record.tool_violations
+    );
+}
+
+#[tokio::test]
+async fn continuing_before_every_output_or_twice_is_recorded_and_unknown_call_ids_are_refused() {
+    let fake = FakeOpenAi::start(Behaviour {
+        function_calls: vec![ScriptedFunctionCall {
+            after_user_turn: 1,
+            preamble: None,
+            calls: vec![
+                ("lookup_order".into(), LOOKUP_ARGS.into()),
+                ("get_weather".into(), WEATHER_ARGS.into()),
+            ],
+            follow_up: ScriptedTurn::tone("Here is what I found.", 550.0, 200),
+        }],
+        ..unpaced(Mode::Scripted {
+            turns: vec![ScriptedTurn::tone("A normal answer.", 440.0, 200)],
+        })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(tools_session()).await;
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+    let call_ids: Vec<Value> = events
+        .iter()
+        .filter(|event| event["type"] == "response.function_call_arguments.done")
+        .map(|event| event["call_id"].clone())
+        .collect();
+    assert_eq!(call_ids.len(), 2);
+
+    // An output for a call that does not exist is refused.
+    client
+        .send(
+            json!({"type": "conversation.item.create", "event_id": "bogus", "item": {
+            "type": "function_call_output", "call_id": "call_nope", "output": "{}"}}),
+        )
+        .await;
+    let error = client.next().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(error["error"]["param"], "item.call_id");
+    assert_eq!(error["error"]["event_id"], "bogus");
+    // A non-string output is a shape violation.
+    client
+        .send(json!({"type": "conversation.item.create", "item": {
+            "type": "function_call_output", "call_id": call_ids[0], "output": {"ok": true}}}))
+        .await;
+    assert_eq!(client.next().await["error"]["param"], "item.output");
+
+    // One output of two, then the continuation: answered normally, recorded.
+    client.send(function_output(&call_ids[0], "shipped")).await;
+    client.until("conversation.item.done").await;
+    client.send(json!({"type": "response.create"})).await;
+    let early = client.until("response.done").await;
+    assert_eq!(spoken(&early), "A normal answer.");
+
+    // A second output for the same call is recorded (the API accepts the item).
+    client.send(function_output(&call_ids[0], "again")).await;
+    client.until("conversation.item.done").await;
+    client.send(function_output(&call_ids[1], "sunny")).await;
+    client.until("conversation.item.done").await;
+    client.send(json!({"type": "response.create"})).await;
+    assert_eq!(
+        spoken(&client.until("response.done").await),
+        "Here is what I found."
+    );
+    // One response.create per batch: a second one is answered but recorded.
+    client.send(json!({"type": "response.create"})).await;
+    assert_eq!(
+        spoken(&client.until("response.done").await),
+        "A normal answer."
+    );
+
+    let record = &fake.sessions()[0];
+    let batch = &record.tool_batches[0];
+    assert_eq!(batch.early_continuations, 1);
+    assert_eq!(batch.continuations, 2);
+    assert_eq!(batch.outputs_received, 2);
+    let problems = &record.tool_violations;
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(problems[0].contains("call_nope"), "{problems:?}");
+    assert!(
+        problems[1].contains("continuation before all function outputs: 1 of 2"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].contains("a second function_call_output"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[3].contains("one response.create per batch"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        record.function_call_outputs.len(),
+        4,
+        "every well-formed output"
+    );
+    assert_eq!(record.outputs_for(call_ids[0].as_str().unwrap()).count(), 2);
+    assert_eq!(record.violations.len(), 1, "the non-string output");
+    assert_eq!(fake.violations().len(), 5);
+}
+
+#[tokio::test]
+async fn a_call_response_cancelled_during_its_preamble_emits_no_calls_and_is_used_up() {
+    let fake = FakeOpenAi::start(Behaviour {
+        pace: Pace::Realtime(1.0),
+        function_calls: vec![ScriptedFunctionCall {
+            after_user_turn: 1,
+            preamble: Some(ScriptedTurn::tone(
+                "Let me check, this takes a while.",
+                660.0,
+                5_000,
+            )),
+            calls: vec![("lookup_order".into(), LOOKUP_ARGS.into())],
+            follow_up: ScriptedTurn::tone("never", 550.0, 200),
+        }],
+        ..Behaviour::with_mode(Mode::Scripted {
+            turns: vec![ScriptedTurn::tone("A normal answer.", 440.0, 100)],
+        })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(tools_session()).await;
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    client.until("response.output_audio.delta").await;
+    client.send(json!({"type": "response.cancel"})).await;
+    let events = client.until("response.done").await;
+    let done = events.last().unwrap();
+    assert_eq!(done["response"]["status"], "cancelled");
+    assert_eq!(done["response"]["output"].as_array().unwrap().len(), 1);
+    assert!(
+        !types(&events)
+            .iter()
+            .any(|kind| kind.contains("function_call")),
+        "{:?}",
+        types(&events)
+    );
+    // The entry is used up: the next response is the mode's.
+    client.send(json!({"type": "response.create"})).await;
+    let next = client.until("response.done").await;
+    assert_eq!(spoken(&next), "A normal answer.");
+    assert!(
+        !types(&next)
+            .iter()
+            .any(|kind| kind.contains("function_call"))
+    );
+
+    let record = &fake.sessions()[0];
+    assert!(record.function_calls.is_empty());
+    assert!(record.tool_batches.is_empty());
+    assert_eq!(record.responses[0].status, ResponseStatus::Cancelled);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
+#[tokio::test]
+async fn a_scripted_call_to_an_undeclared_function_is_recorded() {
+    let fake = FakeOpenAi::start(Behaviour {
+        function_calls: vec![ScriptedFunctionCall::single(
+            1,
+            "transfer_call",
+            "{}",
+            ScriptedTurn::tone("Transferring.", 550.0, 100),
+        )],
+        ..unpaced(Mode::Scripted { turns: Vec::new() })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(tools_session()).await;
+    commit_user_turn(&mut client).await;
+    client.send(json!({"type": "response.create"})).await;
+    let events = client.until("response.done").await;
+    assert_eq!(
+        events[position(&events, "response.function_call_arguments.done")]["name"],
+        "transfer_call"
+    );
+    let record = &fake.sessions()[0];
+    assert_eq!(
+        record.tool_violations.len(),
+        1,
+        "{:?}",
+        record.tool_violations
+    );
+    assert!(record.tool_violations[0].contains("'transfer_call'"));
+}
+
+#[tokio::test]
+async fn invalid_tools_in_session_update_are_refused_naming_the_param() {
+    let fake = FakeOpenAi::start(Behaviour::default()).await.unwrap();
+    let mut client = Client::ready(&fake).await;
+    let function = json!({"type": "function", "name": "lookup_order",
+        "description": "Look up an order.", "parameters": {"type": "object"}});
+    let cases = [
+        (
+            json!([function, {"type": "function", "name": "bad name!", "description": "x",
+                              "parameters": {}}]),
+            json!("auto"),
+            "session.tools[1].name",
+        ),
+        (
+            json!([{"type": "function", "name": "f", "description": "x", "parameters": "{}"}]),
+            json!("auto"),
+            "session.tools[0].parameters",
+        ),
+        (
+            json!([{"type": "function", "name": "f", "parameters": {}}]),
+            json!("auto"),
+            "session.tools[0].description",
+        ),
+        (
+            json!([{"type": "mcp", "server_url": "https://mcp.example.com"}]),
+            json!("auto"),
+            "session.tools[0].server_label",
+        ),
+        (
+            json!([{"type": "mcp", "server_label": "crm"}]),
+            json!("auto"),
+            "session.tools[0].server_url",
+        ),
+        (
+            json!([{"type": "retrieval"}]),
+            json!("auto"),
+            "session.tools[0].type",
+        ),
+        (json!([function]), json!("always"), "session.tool_choice"),
+        (
+            json!([function]),
+            json!({"type": "function"}),
+            "session.tool_choice.name",
+        ),
+    ];
+    for (index, (tools, tool_choice, param)) in cases.iter().enumerate() {
+        let event_id = format!("bad{index}");
+        client
+            .send(
+                json!({"type": "session.update", "event_id": event_id, "session": {
+                "type": "realtime", "tools": tools, "tool_choice": tool_choice}}),
+            )
+            .await;
+        let error = client.next().await;
+        assert_eq!(error["type"], "error", "{param}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+        assert_eq!(error["error"]["param"], *param, "{error}");
+        assert_eq!(error["error"]["event_id"], event_id.as_str());
+    }
+    let record = fake.sessions()[0].clone();
+    assert!(record.tools().is_empty(), "no refused update was applied");
+    assert_eq!(
+        record.violations.len(),
+        cases.len(),
+        "{:?}",
+        record.violations
+    );
+
+    // Valid function and MCP tools and an object tool_choice are applied and recorded.
+    let tools = json!([function, {"type": "mcp", "server_label": "crm",
+        "server_url": "https://mcp.example.com/sse", "allowed_tools": ["find_customer"],
+        "require_approval": "never", "headers": {"X-Tenant": "t1"}}]);
+    let choice = json!({"type": "function", "name": "lookup_order"});
+    let updated = client
+        .update(json!({"type": "realtime", "tools": tools, "tool_choice": choice}))
+        .await;
+    assert_eq!(updated["session"]["tools"], tools);
+    let record = fake.sessions()[0].clone();
+    assert_eq!(record.tools(), tools.as_array().unwrap().as_slice());
+    assert_eq!(record.tool_choice(), &choice);
+}
+
+// ----- out-of-band responses ----------------------------------------------------------------
+
+#[tokio::test]
+async fn an_out_of_band_response_runs_beside_the_default_one_and_stays_out_of_the_conversation() {
+    let fake = FakeOpenAi::start(Behaviour {
+        pace: Pace::Realtime(2.0),
+        ..Behaviour::with_mode(Mode::Scripted {
+            turns: vec![ScriptedTurn::tone("A long answer.", 440.0, 4_000)],
+        })
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(session_with(pcmu(), Value::Null)).await;
+    client.send(json!({"type": "response.create"})).await;
+    let started = client.until("response.output_audio.delta").await;
+    let default_id = started[0]["response"]["id"].clone();
+    let default_item =
+        started[position(&started, "response.output_item.added")]["item"]["id"].clone();
+
+    client
+        .send(
+            json!({"type": "response.create", "event_id": "oob", "response": {
+            "conversation": "none",
+            "metadata": {"purpose": "classify_intent"},
+            "instructions": "Classify the caller's intent.",
+            "input": [{"type": "item_reference", "id": default_item},
+                      {"type": "message", "role": "user",
+                       "content": [{"type": "input_text", "text": "Which intent?"}]}]}}),
+        )
+        .await;
+    // Read until the out-of-band response is done; the default one is still streaming.
+    let mut events = Vec::new();
+    let oob_done = loop {
+        let event = client.next().await;
+        events.push(event.clone());
+        if event["type"] == "response.done" {
+            break event;
+        }
+    };
+    assert!(!types(&events).contains(&"error"), "{:?}", types(&events));
+    let oob_id = oob_done["response"]["id"].clone();
+    assert_ne!(oob_id, default_id, "the default response is still running");
+    let created = &events[position(&events, "response.created")];
+    assert_eq!(created["response"]["id"], oob_id);
+    assert!(created["response"]["conversation_id"].is_null());
+    assert_eq!(
+        created["response"]["metadata"]["purpose"],
+        "classify_intent"
+    );
+    assert_eq!(oob_done["response"]["status"], "completed");
+    assert!(oob_done["response"]["conversation_id"].is_null());
+    assert_eq!(
+        oob_done["response"]["metadata"]["purpose"],
+        "classify_intent"
+    );
+    let oob_item = oob_done["response"]["output"][0]["id"].clone();
+    assert_eq!(
+        oob_done["response"]["output"][0]["content"][0]["transcript"],
+        FILLER_TRANSCRIPT
+    );
+    let of = |id: &Value| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|event| event["response_id"] == *id)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        delta_bytes(&of(&oob_id)).len(),
+        8 * FILLER_MS as usize,
+        "the filler"
+    );
+    assert!(
+        !delta_bytes(&of(&default_id)).is_empty(),
+        "the default response kept streaming meanwhile"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|event| event["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("conversation.item"))
+            .all(|event| event["item"]["id"] != oob_item),
+        "no conversation item for the out-of-band response"
+    );
+
+    let default_done = client.until("response.done").await.pop().unwrap();
+    assert_eq!(default_done["response"]["id"], default_id);
+    assert_eq!(default_done["response"]["status"], "completed");
+    assert_eq!(default_done["response"]["conversation_id"], "conv_default");
+    client
+        .send(json!({"type": "conversation.item.retrieve", "item_id": oob_item}))
+        .await;
+    assert_eq!(client.next().await["error"]["param"], "item_id");
+
+    let record = &fake.sessions()[0];
+    assert_eq!(record.responses.len(), 2);
+    let oob = &record.responses[1];
+    assert!(oob.out_of_band);
+    assert!(!record.responses[0].out_of_band);
+    assert_eq!(oob.metadata, json!({"purpose": "classify_intent"}));
+    assert_eq!(oob.instructions, "Classify the caller's intent.");
+    assert_eq!(oob.status, ResponseStatus::Completed);
+    assert_eq!(oob.audio_ms_sent, u64::from(FILLER_MS));
+    assert_eq!(record.responses[0].status, ResponseStatus::Completed);
+    assert!(record.violations.is_empty(), "{:?}", record.violations);
+}
+
+#[tokio::test]
+async fn an_out_of_band_response_does_not_answer_the_pending_turn_and_is_validated() {
+    let fake = FakeOpenAi::start(Behaviour {
+        filler: ScriptedTurn::tone("hmm", 300.0, 200),
+        ..unpaced(Mode::Echo)
+    })
+    .await
+    .unwrap();
+    let mut client = Client::ready(&fake).await;
+    client.update(session_with(pcmu(), Value::Null)).await;
+    commit_user_turn(&mut client).await;
+
+    for (bad, param) in [
+        (
+            json!({"conversation": "none", "metadata": {"n": 1}}),
+            "response.metadata.n",
+        ),
+        (
+            json!({"conversation": "elsewhere"}),
+            "response.conversation",
+        ),
+        (
+            json!({"conversation": "none", "input": [{"type": "item_reference"}]}),
+            "response.input[0].id",
+        ),
+    ] {
+        client
+            .send(json!({"type": "response.create", "response": bad}))
+            .await;
+        assert_eq!(client.next().await["error"]["param"], param);
+    }
+    client
+        .send(
+            json!({"type": "response.create", "response": {"conversation": "none",
+            "input": [{"type": "item_reference", "id": "item_missing"}]}}),
+        )
+        .await;
+    assert_eq!(
+        client.next().await["error"]["param"],
+        "response.input[0].id"
+    );
+
+    client
+        .send(
+            json!({"type": "response.create", "response": {"conversation": "none",
+            "output_modalities": ["text"]}}),
+        )
+        .await;
+    let text = client.until("response.done").await;
+    assert_eq!(
+        text[position(&text, "response.output_text.done")]["text"],
+        "hmm"
+    );
+    assert!(delta_bytes(&text).is_empty());
+    client
+        .send(json!({"type": "response.create", "response": {"conversation": "none"}}))
+        .await;
+    let filler = client.until("response.done").await;
+    assert_eq!(delta_bytes(&filler).len(), 8 * 200);
+    // The caller's turn is still waiting for its (echo) answer.
+    client.send(json!({"type": "response.create"})).await;
+    let answer = client.until("response.done").await;
+    assert_eq!(delta_bytes(&answer), [0x55; 8 * 400]);
+
+    let record = &fake.sessions()[0];
+    let kinds: Vec<bool> = record.responses.iter().map(|r| r.out_of_band).collect();
+    assert_eq!(kinds, [true, true, false]);
+    assert_eq!(record.violations.len(), 3, "{:?}", record.violations);
 }
 
 // ----- failures -----------------------------------------------------------------------------

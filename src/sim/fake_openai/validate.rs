@@ -2,10 +2,16 @@
 //! so that a bug in the bridge's serialisation shows up as a recorded violation.
 //!
 //! Each check returns every breach it finds; the connection answers the first with an `error`
-//! event and records them all as `"<event type>: <problem>"`. On top of OpenAI's own rules the
-//! fake is stricter in one place: a `turn_detection` object must set `create_response` and
-//! `interrupt_response` explicitly (their defaults are undocumented, so the bridge must not rely
-//! on them).
+//! event and records them all as `"<event type>: <problem>"`. Checked: the event envelope, the
+//! GA session (beta keys named with their GA place, formats, turn detection, modalities,
+//! `tools` and `tool_choice`), appends, conversation items (messages, `function_call`,
+//! `function_call_output`, `mcp_approval_response`), truncates and `response.create`'s
+//! parameters (`conversation`, `input` with `item_reference`s, `metadata`, `tools`, …).
+//!
+//! On top of OpenAI's own rules the fake is stricter in two places, where the bridge must not
+//! rely on a default: a `turn_detection` object must set `create_response` and
+//! `interrupt_response` explicitly (their defaults are undocumented), and a function tool must
+//! carry `description` and `parameters`.
 
 use serde_json::{Map, Value};
 
@@ -274,9 +280,8 @@ fn check_session(session: &Map<String, Value>, found: &mut Vec<Violation>) {
             "max_output_tokens" => {
                 check_max_output_tokens(value, "session.max_output_tokens", found)
             }
-            "tools" if !value.is_array() => {
-                found.push(Violation::wrong_type("session.tools", "an array"));
-            }
+            "tools" => check_tools(value, "session.tools", found),
+            "tool_choice" => check_tool_choice(value, "session.tool_choice", found),
             "audio" => check_audio(value, found),
             _ => {}
         }
@@ -550,6 +555,21 @@ fn check_response_params(response: &Map<String, Value>, found: &mut Vec<Violatio
                     ));
                 }
             }
+            "tools" => check_tools(value, &param, found),
+            "tool_choice" => check_tool_choice(value, &param, found),
+            "metadata" => check_metadata(value, &param, found),
+            "input" => match value.as_array() {
+                Some(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        let path = format!("{param}[{index}]");
+                        match item.as_object() {
+                            Some(item) => check_item(item, &path, true, found),
+                            None => found.push(Violation::wrong_type(&path, "an object")),
+                        }
+                    }
+                }
+                None => found.push(Violation::wrong_type(&param, "an array")),
+            },
             "audio" => match value.as_object() {
                 Some(audio) => {
                     for (part, inner) in audio {
@@ -571,14 +591,7 @@ fn check_response_params(response: &Map<String, Value>, found: &mut Vec<Violatio
                 &param,
                 format!("Unknown parameter: '{param}'. (Beta shape.)"),
             )),
-            "instructions"
-            | "tools"
-            | "tool_choice"
-            | "metadata"
-            | "input"
-            | "prompt"
-            | "reasoning"
-            | "parallel_tool_calls" => {}
+            "instructions" | "prompt" | "reasoning" | "parallel_tool_calls" => {}
             _ => found.push(Violation::unknown(&param)),
         }
     }
@@ -590,16 +603,20 @@ fn check_item_create(object: &Map<String, Value>, found: &mut Vec<Violation>) {
             found.push(Violation::wrong_type("previous_item_id", "a string"));
         }
     }
-    let item = match object.get("item") {
-        Some(Value::Object(item)) => item,
-        Some(_) => {
-            found.push(Violation::wrong_type("item", "an object"));
-            return;
-        }
-        None => {
-            found.push(Violation::missing("item"));
-            return;
-        }
+    match object.get("item") {
+        Some(Value::Object(item)) => check_item(item, "item", false, found),
+        Some(_) => found.push(Violation::wrong_type("item", "an object")),
+        None => found.push(Violation::missing("item")),
+    }
+}
+
+/// One conversation item at `path` (`item`, or `response.input[i]`, where `item_reference`s
+/// are allowed too).
+fn check_item(item: &Map<String, Value>, path: &str, references: bool, found: &mut Vec<Violation>) {
+    let string_field = |key: &str, found: &mut Vec<Violation>| match item.get(key) {
+        Some(Value::String(_)) => {}
+        Some(_) => found.push(Violation::wrong_type(&format!("{path}.{key}"), "a string")),
+        None => found.push(Violation::missing(&format!("{path}.{key}"))),
     };
     match item.get("type").and_then(Value::as_str) {
         Some("message") => {
@@ -607,8 +624,8 @@ fn check_item_create(object: &Map<String, Value>, found: &mut Vec<Violation>) {
             if !matches!(role, Some("user" | "assistant" | "system")) {
                 found.push(Violation::new(
                     "invalid_value",
-                    "item.role",
-                    "item.role must be user, assistant or system.",
+                    &format!("{path}.role"),
+                    format!("{path}.role must be user, assistant or system."),
                 ));
             }
             match item.get("content").and_then(Value::as_array) {
@@ -622,7 +639,7 @@ fn check_item_create(object: &Map<String, Value>, found: &mut Vec<Violation>) {
                         if !allowed {
                             found.push(Violation::new(
                                 "invalid_value",
-                                &format!("item.content[{index}].type"),
+                                &format!("{path}.content[{index}].type"),
                                 format!(
                                     "Content type {kind:?} is not allowed in a {} message (the \
                                      API cannot create assistant audio).",
@@ -632,25 +649,337 @@ fn check_item_create(object: &Map<String, Value>, found: &mut Vec<Violation>) {
                         }
                     }
                 }
-                None => found.push(Violation::missing("item.content")),
+                None => found.push(Violation::missing(&format!("{path}.content"))),
             }
         }
         Some("function_call") => {
             for key in ["name", "call_id", "arguments"] {
-                require_string(item, key, found);
+                string_field(key, found);
             }
         }
         Some("function_call_output") => {
             for key in ["call_id", "output"] {
-                require_string(item, key, found);
+                string_field(key, found);
             }
         }
+        Some("mcp_approval_response") => {
+            string_field("approval_request_id", found);
+            if !item.get("approve").is_some_and(Value::is_boolean) {
+                found.push(Violation::wrong_type(
+                    &format!("{path}.approve"),
+                    "a boolean",
+                ));
+            }
+            if item
+                .get("reason")
+                .is_some_and(|reason| !reason.is_string() && !reason.is_null())
+            {
+                found.push(Violation::wrong_type(&format!("{path}.reason"), "a string"));
+            }
+        }
+        Some("item_reference") if references => string_field("id", found),
         Some(_) => found.push(Violation::new(
             "invalid_value",
-            "item.type",
-            "item.type must be message, function_call or function_call_output.",
+            &format!("{path}.type"),
+            if references {
+                format!(
+                    "{path}.type must be message, function_call, function_call_output, \
+                     mcp_approval_response or item_reference."
+                )
+            } else {
+                format!(
+                    "{path}.type must be message, function_call, function_call_output or \
+                     mcp_approval_response (item_reference is allowed only in \
+                     response.input)."
+                )
+            },
         )),
-        None => found.push(Violation::missing("item.type")),
+        None => found.push(Violation::missing(&format!("{path}.type"))),
+    }
+}
+
+/// Whether `name` is a valid function name: `^[a-zA-Z0-9_-]{1,64}$`.
+fn valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// `tools` (of the session or one response): function and MCP tools (protocol 2.6). The fake
+/// is stricter than OpenAI in one respect: a function tool must carry `description` and
+/// `parameters` (the model needs both to call it well).
+fn check_tools(value: &Value, path: &str, found: &mut Vec<Violation>) {
+    let Some(tools) = value.as_array() else {
+        found.push(Violation::wrong_type(path, "an array"));
+        return;
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for (index, tool) in tools.iter().enumerate() {
+        let tool_path = format!("{path}[{index}]");
+        let Some(tool) = tool.as_object() else {
+            found.push(Violation::wrong_type(&tool_path, "an object"));
+            continue;
+        };
+        match tool.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                if let Some(name) = check_function_tool(tool, &tool_path, found) {
+                    if names.contains(&name) {
+                        found.push(Violation::new(
+                            "invalid_value",
+                            &format!("{tool_path}.name"),
+                            format!("Duplicate tool name '{name}' in {path}."),
+                        ));
+                    }
+                    names.push(name);
+                }
+            }
+            Some("mcp") => check_mcp_tool(tool, &tool_path, found),
+            _ => found.push(Violation::new(
+                "invalid_value",
+                &format!("{tool_path}.type"),
+                format!(
+                    "Invalid value: {}. Supported values are: 'function' and 'mcp'.",
+                    tool.get("type").map_or("none".to_owned(), Value::to_string)
+                ),
+            )),
+        }
+    }
+}
+
+/// A function tool; returns its name when valid.
+fn check_function_tool<'a>(
+    tool: &'a Map<String, Value>,
+    path: &str,
+    found: &mut Vec<Violation>,
+) -> Option<&'a str> {
+    let mut valid_name = None;
+    match tool.get("name") {
+        Some(Value::String(name)) if valid_function_name(name) => valid_name = Some(name.as_str()),
+        Some(Value::String(name)) => found.push(Violation::new(
+            "invalid_value",
+            &format!("{path}.name"),
+            format!(
+                "Invalid '{path}.name': string does not match pattern. Expected a string that \
+                 matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$', got '{name}'."
+            ),
+        )),
+        Some(_) => found.push(Violation::wrong_type(&format!("{path}.name"), "a string")),
+        None => found.push(Violation::missing(&format!("{path}.name"))),
+    }
+    match tool.get("description") {
+        Some(Value::String(_)) => {}
+        Some(_) => found.push(Violation::wrong_type(
+            &format!("{path}.description"),
+            "a string",
+        )),
+        None => found.push(Violation::new(
+            "missing_required_parameter",
+            &format!("{path}.description"),
+            format!(
+                "{path}.description must be set (voxbridge rule: the model needs it to know \
+                 when to call the function)."
+            ),
+        )),
+    }
+    match tool.get("parameters") {
+        Some(Value::Object(_)) => {}
+        Some(_) => found.push(Violation::wrong_type(
+            &format!("{path}.parameters"),
+            "an object (a JSON Schema)",
+        )),
+        None => found.push(Violation::new(
+            "missing_required_parameter",
+            &format!("{path}.parameters"),
+            format!("{path}.parameters must be set (voxbridge rule: a JSON Schema object)."),
+        )),
+    }
+    for key in tool.keys() {
+        if !matches!(key.as_str(), "type" | "name" | "description" | "parameters") {
+            found.push(Violation::unknown(&format!("{path}.{key}")));
+        }
+    }
+    valid_name
+}
+
+/// An MCP tool: `server_label` and a server (`server_url`, `connector_id` or `tunnel_id`).
+fn check_mcp_tool(tool: &Map<String, Value>, path: &str, found: &mut Vec<Violation>) {
+    match tool.get("server_label") {
+        Some(Value::String(label)) if !label.is_empty() => {}
+        Some(Value::String(_)) => found.push(Violation::new(
+            "invalid_value",
+            &format!("{path}.server_label"),
+            "server_label must not be empty.",
+        )),
+        Some(_) => found.push(Violation::wrong_type(
+            &format!("{path}.server_label"),
+            "a string",
+        )),
+        None => found.push(Violation::missing(&format!("{path}.server_label"))),
+    }
+    let servers = ["server_url", "connector_id", "tunnel_id"];
+    if !servers.iter().any(|key| tool.contains_key(*key)) {
+        found.push(Violation::new(
+            "missing_required_parameter",
+            &format!("{path}.server_url"),
+            format!("An MCP tool needs one of {path}.server_url, connector_id or tunnel_id."),
+        ));
+    }
+    for (key, value) in tool {
+        let param = format!("{path}.{key}");
+        match key.as_str() {
+            "type" | "server_label" => {}
+            "server_url" | "connector_id" | "tunnel_id" | "authorization"
+            | "server_description" => {
+                if !value.is_string() {
+                    found.push(Violation::wrong_type(&param, "a string"));
+                }
+            }
+            "headers" => {
+                let valid = value.is_null()
+                    || value
+                        .as_object()
+                        .is_some_and(|headers| headers.values().all(Value::is_string));
+                if !valid {
+                    found.push(Violation::wrong_type(
+                        &param,
+                        "an object of strings or null",
+                    ));
+                }
+            }
+            "allowed_tools" => {
+                let valid = match value {
+                    Value::Null => true,
+                    Value::Array(names) => names.iter().all(Value::is_string),
+                    Value::Object(filter) => filter.iter().all(|(key, value)| match key.as_str() {
+                        "tool_names" => value
+                            .as_array()
+                            .is_some_and(|names| names.iter().all(Value::is_string)),
+                        "read_only" => value.is_boolean(),
+                        _ => false,
+                    }),
+                    _ => false,
+                };
+                if !valid {
+                    found.push(Violation::wrong_type(
+                        &param,
+                        "a list of tool names or {\"tool_names\": [...], \"read_only\": bool}",
+                    ));
+                }
+            }
+            "require_approval" => {
+                let valid = match value {
+                    Value::Null => true,
+                    Value::String(mode) => mode == "always" || mode == "never",
+                    Value::Object(filters) => filters.iter().all(|(key, value)| {
+                        matches!(key.as_str(), "always" | "never") && value.is_object()
+                    }),
+                    _ => false,
+                };
+                if !valid {
+                    found.push(Violation::new(
+                        "invalid_value",
+                        &param,
+                        "require_approval must be \"always\", \"never\" or {\"always\": {…}, \
+                         \"never\": {…}}.",
+                    ));
+                }
+            }
+            "defer_loading" => {
+                if !value.is_boolean() {
+                    found.push(Violation::wrong_type(&param, "a boolean"));
+                }
+            }
+            "allowed_callers" => {}
+            _ => found.push(Violation::unknown(&param)),
+        }
+    }
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"`, `{type: "function", name}` or
+/// `{type: "mcp", server_label, name?}`.
+fn check_tool_choice(value: &Value, path: &str, found: &mut Vec<Violation>) {
+    let invalid = |found: &mut Vec<Violation>| {
+        found.push(Violation::new(
+            "invalid_value",
+            path,
+            format!(
+                "{path} must be \"auto\", \"none\", \"required\", {{\"type\": \"function\", \
+                 \"name\"}} or {{\"type\": \"mcp\", \"server_label\", \"name\"?}}."
+            ),
+        ));
+    };
+    match value {
+        Value::String(mode) if matches!(mode.as_str(), "auto" | "none" | "required") => {}
+        Value::Object(choice) => {
+            let (required, optional): (&[&str], &[&str]) =
+                match choice.get("type").and_then(Value::as_str) {
+                    Some("function") => (&["name"], &[]),
+                    Some("mcp") => (&["server_label"], &["name"]),
+                    _ => return invalid(found),
+                };
+            for key in required {
+                match choice.get(*key) {
+                    Some(Value::String(_)) => {}
+                    Some(_) => {
+                        found.push(Violation::wrong_type(&format!("{path}.{key}"), "a string"))
+                    }
+                    None => found.push(Violation::missing(&format!("{path}.{key}"))),
+                }
+            }
+            for (key, value) in choice {
+                let param = format!("{path}.{key}");
+                if key == "type" || required.contains(&key.as_str()) {
+                    continue;
+                }
+                if optional.contains(&key.as_str()) {
+                    if !value.is_string() && !value.is_null() {
+                        found.push(Violation::wrong_type(&param, "a string"));
+                    }
+                } else {
+                    found.push(Violation::unknown(&param));
+                }
+            }
+        }
+        _ => invalid(found),
+    }
+}
+
+/// `response.metadata`: at most 16 pairs, keys up to 64 characters, string values up to 512.
+fn check_metadata(value: &Value, path: &str, found: &mut Vec<Violation>) {
+    let metadata = match value {
+        Value::Null => return,
+        Value::Object(metadata) => metadata,
+        _ => {
+            found.push(Violation::wrong_type(path, "an object of strings"));
+            return;
+        }
+    };
+    if metadata.len() > 16 {
+        found.push(Violation::new(
+            "invalid_value",
+            path,
+            format!("{path} may hold at most 16 pairs, not {}.", metadata.len()),
+        ));
+    }
+    for (key, value) in metadata {
+        let param = format!("{path}.{key}");
+        if key.chars().count() > 64 {
+            found.push(Violation::new(
+                "invalid_value",
+                &param,
+                "metadata keys may be at most 64 characters long.",
+            ));
+        }
+        match value.as_str() {
+            Some(text) if text.chars().count() <= 512 => {}
+            Some(_) => found.push(Violation::new(
+                "invalid_value",
+                &param,
+                "metadata values may be at most 512 characters long.",
+            )),
+            None => found.push(Violation::wrong_type(&param, "a string")),
+        }
     }
 }
 
@@ -826,6 +1155,112 @@ mod tests {
         let audio = json!({"type": "conversation.item.create", "item": {"type": "message",
             "role": "assistant", "content": [{"type": "output_audio", "audio": "AA=="}]}});
         assert_eq!(check_event(&audio).len(), 1);
+    }
+
+    #[test]
+    fn tools_and_tool_choice_follow_the_ga_shapes() {
+        let update = |tools: Value, choice: Value| {
+            check_event(&json!({"type": "session.update", "session": {
+                "type": "realtime", "tools": tools, "tool_choice": choice}}))
+        };
+        let function = json!({"type": "function", "name": "lookup-order_2",
+            "description": "Look up an order.", "parameters": {"type": "object"}});
+        let mcp = json!({"type": "mcp", "server_label": "crm", "connector_id": "connector_x",
+            "allowed_tools": {"tool_names": ["a"], "read_only": true},
+            "require_approval": {"never": {"tool_names": ["a"]}}, "authorization": "token",
+            "server_description": "CRM", "defer_loading": false});
+        for choice in [
+            json!("auto"),
+            json!("none"),
+            json!("required"),
+            json!({"type": "function", "name": "lookup-order_2"}),
+            json!({"type": "mcp", "server_label": "crm"}),
+            json!({"type": "mcp", "server_label": "crm", "name": "a"}),
+        ] {
+            assert_eq!(
+                update(json!([function, mcp]), choice.clone()),
+                [],
+                "{choice}"
+            );
+        }
+        // Sorted: serde_json maps iterate in key order, not as written.
+        let params = |found: Vec<Violation>| -> Vec<String> {
+            let mut params: Vec<String> = found.into_iter().filter_map(|v| v.param).collect();
+            params.sort();
+            params
+        };
+        let long = "x".repeat(65);
+        assert_eq!(
+            params(update(
+                json!([{"type": "function", "name": long, "description": "d", "parameters": {},
+                        "strict": true}]),
+                json!("auto")
+            )),
+            ["session.tools[0].name", "session.tools[0].strict"]
+        );
+        assert_eq!(
+            params(update(json!([function, function]), json!("auto"))),
+            ["session.tools[1].name"],
+            "duplicate names"
+        );
+        assert_eq!(
+            params(update(
+                json!([{"type": "mcp", "server_label": "crm", "server_url": "https://x",
+                        "require_approval": "sometimes", "headers": {"a": 1}}]),
+                json!({"type": "mcp", "server_label": "crm", "extra": 1})
+            )),
+            [
+                "session.tool_choice.extra",
+                "session.tools[0].headers",
+                "session.tools[0].require_approval",
+            ]
+        );
+        assert_eq!(
+            params(update(json!({}), json!({"type": "web_search"}))),
+            ["session.tool_choice", "session.tools"]
+        );
+    }
+
+    #[test]
+    fn response_create_checks_out_of_band_parameters() {
+        let create = |response: Value| {
+            check_event(&json!({"type": "response.create",
+                                                           "response": response}))
+        };
+        let ok = create(
+            json!({"conversation": "none", "metadata": {"purpose": "classify"},
+            "output_modalities": ["text"], "instructions": "Classify.",
+            "input": [{"type": "item_reference", "id": "item_1"},
+                      {"type": "function_call_output", "call_id": "call_1", "output": ""}],
+            "tools": [], "tool_choice": "none"}),
+        );
+        assert_eq!(ok, []);
+        let too_many: serde_json::Map<String, Value> =
+            (0..17).map(|n| (format!("k{n}"), json!("v"))).collect();
+        assert_eq!(create(json!({"metadata": too_many})).len(), 1);
+        let found = create(json!({"conversation": "default", "metadata": {"n": 1},
+            "input": [{"type": "item_reference"}, "text"]}));
+        let mut params: Vec<_> = found.iter().filter_map(|v| v.param.as_deref()).collect();
+        params.sort();
+        assert_eq!(
+            params,
+            [
+                "response.conversation",
+                "response.input[0].id",
+                "response.input[1]",
+                "response.metadata.n",
+            ]
+        );
+        // References exist only in response.input.
+        let reference = json!({"type": "conversation.item.create",
+            "item": {"type": "item_reference", "id": "item_1"}});
+        assert_eq!(
+            check_event(&reference)[0].param.as_deref(),
+            Some("item.type")
+        );
+        let approval = json!({"type": "conversation.item.create", "item": {
+            "type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true}});
+        assert_eq!(check_event(&approval), []);
     }
 
     #[test]

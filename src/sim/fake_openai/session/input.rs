@@ -334,6 +334,7 @@ impl Session {
         });
         self.history.items += 1;
         self.history.user_audio_ms += audio_ms;
+        self.user_turn_committed();
         if self.transcription {
             let transcript = self
                 .behaviour

@@ -1,6 +1,9 @@
-//! Conversation items: the user and assistant messages the fake keeps (ids, roles and assistant
+//! Conversation items: the messages and function calls the fake keeps (ids, roles and assistant
 //! audio sent), `conversation.item.create`/`.delete`/`.retrieve`, and `.truncate` with OpenAI's
-//! checks.
+//! checks. A created `function_call_output` must answer a `function_call` of the conversation
+//! (see `tools`).
+
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
@@ -26,7 +29,12 @@ impl Session {
     }
 
     /// `conversation.item.create`: the item (with an id) is added and done at once.
-    pub(super) fn on_item_create(&mut self, event: &Value, client_event_id: Option<&Value>) {
+    pub(super) fn on_item_create(
+        &mut self,
+        event: &Value,
+        client_event_id: Option<&Value>,
+        now: Instant,
+    ) {
         let Some(mut item) = event.get("item").and_then(Value::as_object).cloned() else {
             return;
         };
@@ -41,6 +49,10 @@ impl Session {
                 );
                 return;
             }
+        }
+        let output = item.get("type").and_then(Value::as_str) == Some("function_call_output");
+        if output && !self.admit_function_call_output(&item, client_event_id, now) {
+            return;
         }
         let id = match item.get("id").and_then(Value::as_str) {
             Some(id) => id.to_owned(),
@@ -64,6 +76,9 @@ impl Session {
             "item": item
         }));
         self.emit(json!({"type": "conversation.item.done", "previous_item_id": previous_item_id, "item": item}));
+        if output {
+            self.on_function_call_output(&item, now);
+        }
         self.items.push(Item {
             id,
             role,
@@ -113,7 +128,10 @@ impl Session {
         let item_id = event["item_id"].as_str().unwrap_or_default().to_owned();
         let content_index = event["content_index"].as_u64().unwrap_or_default();
         let audio_end_ms = event["audio_end_ms"].as_u64().unwrap_or_default();
-        let active_item = self.response.as_ref().map(|response| response.item_index);
+        let active_item = self
+            .response
+            .as_ref()
+            .and_then(|response| response.item_index);
         let Some((index, item)) = self
             .items
             .iter_mut()
@@ -177,7 +195,7 @@ impl Session {
 }
 
 /// Characters of text in an item (its text parts, transcripts, arguments and outputs).
-fn text_chars(item: &Map<String, Value>) -> u64 {
+pub(super) fn text_chars(item: &Map<String, Value>) -> u64 {
     let mut chars = 0;
     for key in ["arguments", "output"] {
         if let Some(text) = item.get(key).and_then(Value::as_str) {

@@ -5,7 +5,9 @@
 //! - `config`: `session.update`, the effective session and what is derived from it.
 //! - `input`: appended audio, server VAD and user turns.
 //! - `items`: conversation items (create, delete, retrieve, truncate).
-//! - `output`: responses: planning, pacing, deltas, barge-in and `response.done`.
+//! - `output`: responses (default and out-of-band): planning, pacing, deltas, barge-in and
+//!   `response.done`.
+//! - `tools`: scripted function calls, `function_call_output`s and continuations.
 //!
 //! [`handle_text`]: Session::handle_text
 //! [`on_tick`]: Session::on_tick
@@ -14,7 +16,9 @@ mod config;
 mod input;
 mod items;
 mod output;
+mod tools;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,7 @@ use config::default_session;
 use input::InputBuffer;
 use items::Item;
 use output::FakeSpeech;
+use tools::ToolBatch;
 
 /// The message OpenAI sends with the beta close.
 const BETA_MESSAGE: &str =
@@ -83,8 +88,22 @@ pub(super) struct Session {
     items: Vec<Item>,
     /// What usage is computed from.
     history: History,
-    /// The response being streamed (at most one, as OpenAI allows).
+    /// The default-conversation response being streamed (at most one, as OpenAI allows).
     response: Option<ActiveResponse>,
+    /// Out-of-band responses being streamed beside it, in creation order.
+    out_of_band: Vec<ActiveResponse>,
+    /// User audio turns committed so far.
+    user_turns_committed: u32,
+    /// The newest user turn a default-conversation response was planned for.
+    answered_turn: u32,
+    /// Indexes of the `Behaviour::function_calls` entries used up.
+    function_calls_used: Vec<usize>,
+    /// One per response that emitted function calls.
+    batches: Vec<ToolBatch>,
+    /// The batch a plain `response.create` continues.
+    open_batch: Option<usize>,
+    /// `call_id`s with an output.
+    answered_calls: HashSet<String>,
     /// Responses started so far (BargeIn counts them against `times`).
     responses_started: u32,
     /// The next scripted turn (cycling).
@@ -149,6 +168,13 @@ impl Session {
             items: Vec::new(),
             history: History::default(),
             response: None,
+            out_of_band: Vec::new(),
+            user_turns_committed: 0,
+            answered_turn: 0,
+            function_calls_used: Vec::new(),
+            batches: Vec::new(),
+            open_batch: None,
+            answered_calls: HashSet::new(),
             responses_started: 0,
             scripted_next: 0,
             fake_speech: None,
@@ -384,7 +410,7 @@ impl Session {
             "session.update" => self.on_session_update(&event, client_event_id),
             "input_audio_buffer.commit" => self.on_commit(client_event_id, now),
             "input_audio_buffer.clear" => self.on_clear(),
-            "conversation.item.create" => self.on_item_create(&event, client_event_id),
+            "conversation.item.create" => self.on_item_create(&event, client_event_id, now),
             "conversation.item.truncate" => self.on_truncate(&event, client_event_id),
             "conversation.item.delete" => self.on_item_delete(&event, client_event_id),
             "conversation.item.retrieve" => self.on_item_retrieve(&event, client_event_id),
