@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use voxbridge::audio::{mulaw, pcm, tone};
 use voxbridge::bridge::audio_budget::BudgetLimits;
-use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects, SessionEndConfig};
+use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects, SessionEndConfig, ToolsConfig};
 use voxbridge::domain::assistant::{AssistantSpec, Codec, NewAssistant};
 use voxbridge::providers::openai::session::SessionConfig;
 
@@ -112,6 +112,7 @@ fn ready_core(codec: Codec) -> BridgeCore {
                 &voxbridge::settings::BridgeSettings::default(),
                 &voxbridge::settings::OpenAiSettings::default(),
             ),
+            tools: ToolsConfig::none(),
         },
         Instant::now(),
     );

@@ -217,6 +217,9 @@ pub enum TenantSecret {
     FrejunApiKey,
     /// The secret in the FreJun URLs (`key=`); encrypted so `/api/me` can show the URLs.
     FrejunUrlSecret,
+    /// The Standard Webhooks secret (`whsec_…`) that signs requests to the tenant's HTTP
+    /// tools (and its predecessor during a rotation).
+    ToolSigningSecret,
 }
 
 impl TenantSecret {
@@ -226,6 +229,7 @@ impl TenantSecret {
             TenantSecret::OpenAiApiKey => "openai_api_key",
             TenantSecret::FrejunApiKey => "frejun_api_key",
             TenantSecret::FrejunUrlSecret => "frejun_url_secret",
+            TenantSecret::ToolSigningSecret => "tool_signing_secret",
         }
     }
 }
@@ -235,6 +239,13 @@ impl TenantSecret {
 /// field, does not decrypt.
 pub fn tenant_context(tenant: TenantId, secret: TenantSecret) -> Vec<u8> {
     format!("user:{}:{}", tenant.to_hex(), secret.name()).into_bytes()
+}
+
+/// The encryption context of a tenant's named secret (the values HTTP tools' headers and MCP
+/// servers reference), `user:<tenant id>:secret:<name>`: a value copied under another name or
+/// tenant does not decrypt.
+pub fn named_secret_context(tenant: TenantId, name: &str) -> Vec<u8> {
+    format!("user:{}:secret:{name}", tenant.to_hex()).into_bytes()
 }
 
 impl Keyring {

@@ -628,7 +628,10 @@ fn server_event_text_len(event: &ServerEvent) -> usize {
         ServerEvent::SpeechStarted { item_id, .. } | ServerEvent::SpeechStopped { item_id, .. } => {
             opt_len(item_id)
         }
-        ServerEvent::ResponseCreated { response_id } => response_id.len(),
+        ServerEvent::ResponseCreated {
+            response_id,
+            purpose,
+        } => response_id.len() + opt_len(purpose),
         ServerEvent::AudioDelta {
             response_id,
             item_id,

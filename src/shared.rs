@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::crypto::Keyring;
 use crate::frejun::media_token::MediaTokens;
+use crate::outbound::OutboundHttp;
 use crate::settings::Settings;
 use crate::storage::Storage;
 
@@ -20,6 +21,8 @@ pub struct Shared {
     pub keyring: Keyring,
     /// Signs and checks the tokens in the media-stream URLs we give FreJun.
     pub media_tokens: MediaTokens,
+    /// The SSRF-safe client for URLs tenants control (HTTP tools, webhooks).
+    pub outbound: OutboundHttp,
 }
 
 impl Shared {
@@ -28,6 +31,7 @@ impl Shared {
         Arc::new(Self {
             keyring: settings.security.keyring(),
             media_tokens: MediaTokens::new(settings.security.url_signing_key.clone()),
+            outbound: OutboundHttp::new(&settings.outbound.allow),
             settings,
             storage,
         })

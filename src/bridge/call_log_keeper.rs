@@ -328,6 +328,7 @@ mod tests {
             at: DateTime::from_millis(0),
             item_id: None,
             interrupted: false,
+            tool: None,
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`latency`]: the per-frame latency histogram.
 //! - [`call_log_keeper`]: the per-call task that owns the call's MongoDB writes.
 //! - [`registry`]: this instance's live calls, for the live-control API.
+//! - [`tool_runner`]: the model's tool calls, run off the session loop.
 
 pub(crate) mod admission;
 pub mod audio_budget;
@@ -23,6 +24,7 @@ pub(crate) mod playback;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod teler_media;
+pub(crate) mod tool_runner;
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use crate::calls::CallService;
 use crate::calls::hangup::FrejunHangup;
 use crate::domain::call::EndReason;
 use crate::domain::ids::{CallId, TenantId};
@@ -49,6 +52,8 @@ pub struct Bridge {
     pub keepers: TaskTracker,
     /// Hangs up at FreJun the calls the bridge ends.
     pub hangups: FrejunHangup,
+    /// Transfers, keypad tones and tool secrets, for the assistant's tools.
+    pub calls: CallService,
     /// The runtime the keepers run on: the process's main runtime, which outlives the HTTP
     /// workers that run the sessions.
     runtime: Option<tokio::runtime::Handle>,
@@ -65,10 +70,11 @@ impl Bridge {
     pub(crate) fn new(
         shared: Arc<Shared>,
         shutdown: CancellationToken,
-        hangups: FrejunHangup,
+        calls: CallService,
     ) -> Self {
         Self {
-            hangups,
+            hangups: calls.hangups(),
+            calls,
             openai: RealtimeClient::new(
                 shared.settings.openai.realtime_url.clone(),
                 shared.settings.openai.connect_timeout(),

@@ -193,6 +193,12 @@ impl Playback {
         }
     }
 
+    /// When FreJun will have played everything sent so far (estimated; without the playout
+    /// latency); `None` before any audio.
+    pub(crate) fn played_out_at(&self) -> Option<Instant> {
+        self.queue_end
+    }
+
     /// Audio sent or pending that the caller has not heard yet.
     pub(crate) fn has_unplayed(&self, now: Instant) -> bool {
         !self.pending.is_empty() || self.queue_end.is_some_and(|end| end > now)

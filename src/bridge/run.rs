@@ -21,13 +21,17 @@ use super::Bridge;
 use super::admission::Admitted;
 use super::audio_budget::BudgetLimits;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
-use super::core::{BridgeCore, CoreConfig, Effects, Ending, SessionEndConfig};
+use super::core::{BridgeCore, CoreConfig, Effects, Ending, SessionEndConfig, ToolsConfig};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
+use super::tool_runner::{ToolContext, ToolRunner};
+use crate::domain::assistant::tools::Tool;
 use crate::domain::call::status::MEDIA_ENDED;
 use crate::domain::call::status::MEDIA_STARTED;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
+use crate::outbound::http_tool::CallContext;
 use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
+use crate::storage::users::Credential;
 use crate::telemetry::call_span;
 use crate::telemetry::record_frejun_call_id;
 
@@ -71,9 +75,11 @@ impl Bridge {
         } else {
             spec.model.clone()
         };
+        let tool_settings = &self.shared.settings.tools;
+        let (session, mut tools) = self.prepare_tools(&admitted);
         let mut core = BridgeCore::new(
             CoreConfig {
-                session: SessionConfig::for_assistant(spec, false),
+                session,
                 model: model.clone(),
                 inbound_rate: spec.audio.inbound_rate.hz(),
                 outbound_chunk_ms: spec.audio.outbound_chunk_ms,
@@ -88,6 +94,12 @@ impl Bridge {
                 max_bad_frames: settings.max_bad_frames,
                 fault_log_interval: settings.fault_log_interval(),
                 session_end: SessionEndConfig::new(&settings, &self.shared.settings.openai),
+                tools: ToolsConfig::new(
+                    &spec.tools,
+                    spec.tool_filler.clone(),
+                    Duration::from_millis(tool_settings.filler_delay_ms),
+                    tool_settings.max_concurrent_per_call,
+                ),
             },
             started.into_std(),
         );
@@ -178,6 +190,7 @@ impl Bridge {
         let ending: Ending = loop {
             let mut fx = Effects::default();
             let mut frame_at: Option<Instant> = None;
+            let tool_timer = core.next_tool_timer();
             let ending = tokio::select! {
                 () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
                 () = &mut suspended => Some(Ending::new(EndReason::TenantSuspended)),
@@ -313,6 +326,11 @@ impl Bridge {
                     // The closing line has been heard: the call can end.
                     core.closing_done(Instant::now().into_std())
                 }
+                result = tools.next() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
+                () = sleep_until_or_never(tool_timer), if tool_timer.is_some() => {
+                    core.tool_timer(Instant::now().into_std(), &mut fx);
+                    None
+                }
                 () = &mut deadline => Some(Ending::new(EndReason::MaxDuration)),
                 () = &mut closing => match session_hard_end {
                     Some(hard_end) if !core.closing_started() => {
@@ -343,6 +361,18 @@ impl Bridge {
             if let Some(ending) = ending {
                 break ending;
             }
+            let frejun_call_id = core.start().and_then(|start| start.call_id.clone());
+            for request in fx.tool_calls.drain(..) {
+                tools.start(
+                    request,
+                    frejun_call_id
+                        .clone()
+                        .or_else(|| admitted.call.frejun_call_id.clone()),
+                );
+            }
+            for call_id in fx.cancel_tools.drain(..) {
+                tools.cancel(&call_id);
+            }
             if let Some(ends_at) = fx.session_ends_at.take() {
                 let left = ends_at
                     .duration_since(SystemTime::now())
@@ -366,6 +396,15 @@ impl Bridge {
             }
         };
 
+        // A transfer took the caller elsewhere: however the stream then closed, that is why
+        // the call left us.
+        let ending = if core.transferred() && ending.reason == EndReason::CallerHungUp {
+            Ending::new(EndReason::Transferred)
+        } else {
+            ending
+        };
+        drop(tools);
+        core.cancel_running_tools(Instant::now().into_std());
         let reason = ending.reason;
         tracing::info!(%call_id, reason = reason.as_str(), error = ?ending.error, anomalies = ?core.anomalies(), "media stream ended");
         // We close first unless FreJun did: a clone keeps our side of the connection open
@@ -408,6 +447,71 @@ impl Bridge {
         if let Some(open_side) = close_handshake {
             await_close_reply(&mut stream, open_side).await;
         }
+    }
+}
+
+impl Bridge {
+    /// The session configuration with the tools declared (MCP servers given their tokens),
+    /// and the runner for the tools' calls, with the tenant's secrets they need.
+    fn prepare_tools(&self, admitted: &Admitted) -> (SessionConfig, ToolRunner) {
+        let spec = &admitted.assistant.spec;
+        let user = &admitted.user;
+        let names: Vec<&str> = spec.tools.iter().flat_map(Tool::secret_names).collect();
+        let secrets = self.calls.named_secrets(user, names);
+        let mut session = SessionConfig::for_assistant(spec, false);
+        for tool in &spec.tools {
+            if let Tool::Mcp(mcp) = tool {
+                if let Some(token) = mcp
+                    .authorization_secret
+                    .as_deref()
+                    .and_then(|name| secrets.get(name))
+                {
+                    session.authorize_mcp(&mcp.name, token.clone());
+                }
+            }
+        }
+        let needs_frejun = spec
+            .tools
+            .iter()
+            .any(|tool| matches!(tool, Tool::TransferCall(_) | Tool::SendDtmf(_)));
+        let frejun_key = needs_frejun
+            .then(|| {
+                self.calls
+                    .decrypt_credential(user, Credential::FrejunApiKey)
+                    .ok()
+            })
+            .flatten();
+        let call = &admitted.call;
+        let runner = ToolRunner::new(ToolContext {
+            calls: self.calls.clone(),
+            tenant_id: user.id,
+            call_id: call.id,
+            tools: spec
+                .tools
+                .iter()
+                .map(|tool| (tool.name().to_owned(), tool.clone()))
+                .collect(),
+            secrets,
+            signer: self.calls.tool_signer(user),
+            frejun_key,
+            call: CallContext {
+                id: Some(call.id.to_string()),
+                assistant_id: Some(admitted.assistant.id.to_string()),
+                from: call.from_number.clone(),
+                to: call.to_number.clone(),
+                direction: Some(call.call_type.as_str()),
+            },
+            max_speech_wait: Duration::from_millis(self.shared.settings.tools.max_speech_wait_ms),
+        });
+        (session, runner)
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_or_never(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -607,6 +711,7 @@ mod tests {
                     &crate::settings::BridgeSettings::default(),
                     &crate::settings::OpenAiSettings::default(),
                 ),
+                tools: ToolsConfig::none(),
             },
             std::time::Instant::now(),
         )

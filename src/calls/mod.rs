@@ -9,7 +9,10 @@
 //! - [`hangup`]: hanging up at FreJun the calls voxbridge ends itself, recorded on the call log.
 //! - [`reaper`]: the background task that closes calls whose slot lease expired.
 //! - [`recordings`]: a fresh signed URL of a call's recording from FreJun.
-//! - [`transfer`]: the tenant's cold transfer of a live call to a number, through Teler.
+//! - [`transfer`]: cold transfers of a live call through Teler (the tenant's, and the
+//!   assistant's `transfer_call` tool).
+//! - [`tool_secrets`]: the tenant's named secrets for tools and the secret that signs requests
+//!   to its HTTP tools.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
@@ -20,6 +23,7 @@ pub(crate) mod outbound;
 pub(crate) mod reaper;
 pub(crate) mod recordings;
 pub(crate) mod tenant_key;
+pub(crate) mod tool_secrets;
 pub(crate) mod transfer;
 pub(crate) mod webhook;
 

@@ -370,7 +370,7 @@ impl CallService {
     }
 
     /// A provider key of the tenant, decrypted, or why it cannot be.
-    pub(super) fn decrypt_credential(
+    pub(crate) fn decrypt_credential(
         &self,
         tenant: &UserRecord,
         credential: Credential,

@@ -46,7 +46,7 @@ const CREATE_CALL_WAIT: Duration = Duration::from_secs(2);
 
 /// Close reasons with which voxbridge ends a call normally; any other close it starts is a
 /// failed call (`ai_connect_failed`, `ai_error`, `telephony_error`, `shutdown`, …).
-const NORMAL_SERVER_ENDINGS: [&str; 2] = ["assistant_ended", "max_duration"];
+const NORMAL_SERVER_ENDINGS: [&str; 2] = ["assistant_ended_call", "max_duration"];
 
 /// `voxbridge call`.
 #[derive(Debug, clap::Args)]

@@ -21,6 +21,10 @@ use utoipa::ToSchema;
 use super::tenant::check_call_seconds;
 use super::validation::{ValidationError, check_chars, check_name, check_range, check_token};
 
+pub mod tools;
+
+use tools::{Tool, ToolChoice, normalize_tools};
+
 /// Characters allowed in model names: OpenAI's are ASCII letters, digits, `.`, `_` and `-`.
 fn is_model_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
@@ -320,10 +324,26 @@ pub struct AssistantSpec {
     /// Stored assistants from before the setting existed record, as every call did then.
     #[serde(default = "records_by_default")]
     pub record: bool,
+    /// What the assistant may do during a call (see docs/api.md, "Tools").
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    pub tools: Vec<Tool>,
+    /// Whether the model may call the tools: `auto` (default), `none` or `required`.
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+    /// What the assistant says, out of band, when a tool has kept the caller waiting
+    /// (`tools.filler_delay_ms`); `None`: it stays silent.
+    #[serde(default = "default_tool_filler")]
+    #[schema(max_length = 500)]
+    pub tool_filler: Option<String>,
 }
 
 fn records_by_default() -> bool {
     true
+}
+
+fn default_tool_filler() -> Option<String> {
+    Some(AssistantSpec::DEFAULT_TOOL_FILLER.to_owned())
 }
 
 impl AssistantSpec {
@@ -333,6 +353,14 @@ impl AssistantSpec {
     pub const MODEL_MAX_CHARS: usize = 100;
     pub const LANGUAGE_MIN_CHARS: usize = 2;
     pub const LANGUAGE_MAX_CHARS: usize = 35;
+    pub const TOOL_FILLER_MAX_CHARS: usize = 500;
+    /// Said while a slow tool runs, unless the assistant sets its own (or `null`).
+    pub const DEFAULT_TOOL_FILLER: &str = "One moment, please.";
+
+    /// The tool named `name`, if the assistant has one.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|tool| tool.name() == name)
+    }
 
     /// Checks every rule, in field order, and reports the first broken one.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -358,7 +386,18 @@ impl AssistantSpec {
         if let Some(seconds) = self.max_call_seconds {
             check_call_seconds("max_call_seconds", seconds)?;
         }
+        normalize_tools(&mut self.tools.clone())?;
+        if let Some(filler) = &self.tool_filler {
+            check_chars("tool_filler", filler, 1, Self::TOOL_FILLER_MAX_CHARS)?;
+        }
         Ok(())
+    }
+
+    /// Validates, after normalising what has one spelling (tools' phone numbers).
+    fn normalized(mut self) -> Result<AssistantSpec, ValidationError> {
+        normalize_tools(&mut self.tools)?;
+        self.validate()?;
+        Ok(self)
     }
 
     /// Builds the spec of a new assistant: the request's values, defaults for the rest
@@ -381,6 +420,9 @@ impl AssistantSpec {
             audio,
             max_call_seconds,
             record,
+            tools,
+            tool_choice,
+            tool_filler,
         } = new;
         let spec = AssistantSpec {
             name: name.trim().to_owned(),
@@ -394,9 +436,11 @@ impl AssistantSpec {
             audio: audio.unwrap_or_default(),
             max_call_seconds,
             record: record.unwrap_or(true),
+            tools: tools.unwrap_or_default(),
+            tool_choice: tool_choice.unwrap_or_default(),
+            tool_filler: tool_filler.unwrap_or_else(default_tool_filler),
         };
-        spec.validate()?;
-        Ok(spec)
+        spec.normalized()
     }
 
     /// Returns a copy with the fields named in `patch` replaced (nested objects whole), the
@@ -414,6 +458,9 @@ impl AssistantSpec {
             audio,
             max_call_seconds,
             record,
+            tools,
+            tool_choice,
+            tool_filler,
         } = patch;
         let mut spec = self.clone();
         if let Some(name) = name {
@@ -449,8 +496,16 @@ impl AssistantSpec {
         if let Some(record) = record {
             spec.record = record;
         }
-        spec.validate()?;
-        Ok(spec)
+        if let Some(tools) = tools {
+            spec.tools = tools;
+        }
+        if let Some(tool_choice) = tool_choice {
+            spec.tool_choice = tool_choice;
+        }
+        if let Some(tool_filler) = tool_filler {
+            spec.tool_filler = tool_filler;
+        }
+        spec.normalized()
     }
 }
 
@@ -497,6 +552,21 @@ pub struct NewAssistant {
     /// Default: `true` (FreJun records the assistant's outbound calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<bool>,
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 32)]
+    pub tools: Option<Vec<Tool>>,
+    /// Default: `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Default: "One moment, please."; `null`: silence while a tool runs.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable, max_length = 500)]
+    pub tool_filler: Option<Option<String>>,
 }
 
 /// The body of an update request. Every field is optional; an absent field is left as it is.
@@ -552,6 +622,18 @@ pub struct AssistantPatch {
     #[serde(default, deserialize_with = "non_null_record")]
     #[schema(nullable = false)]
     pub record: Option<bool>,
+    /// Given whole (the list replaces the current one); cannot be `null` (`[]` removes all).
+    #[serde(default, deserialize_with = "non_null_tools")]
+    #[schema(nullable = false, max_items = 32)]
+    pub tools: Option<Vec<Tool>>,
+    /// Cannot be `null`.
+    #[serde(default, deserialize_with = "non_null_tool_choice")]
+    #[schema(nullable = false)]
+    pub tool_choice: Option<ToolChoice>,
+    /// `null`: silence while a tool runs.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable, max_length = 500)]
+    pub tool_filler: Option<Option<String>>,
 }
 
 impl AssistantPatch {
@@ -601,6 +683,8 @@ non_null_field! {
     non_null_turn_detection => "turn_detection",
     non_null_audio => "audio",
     non_null_record => "record",
+    non_null_tools => "tools",
+    non_null_tool_choice => "tool_choice",
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 413, response = PayloadTooLarge),
+        (status = 409, description = "An `http` tool needs the tenant's tool signing secret (`signing_secret_required`)", body = ErrorEnvelope),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = InvalidBody),
         (status = 503, response = DatabaseUnavailable),
@@ -66,6 +67,7 @@ async fn create(
         body.into_inner()?,
         &state.shared.settings.openai.default_model,
     )?;
+    state.calls.check_tools(&tenant.user, &spec)?;
     // A new assistant names every model it uses, whether the request did or the default did.
     let warnings = model_warnings(model_retirement::check(&spec, today(), |_| true)?);
     let now = bson::DateTime::now();
@@ -163,6 +165,7 @@ async fn get(
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such assistant for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "An `http` tool needs the tenant's tool signing secret (`signing_secret_required`)", body = ErrorEnvelope),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = InvalidBody),
@@ -188,7 +191,11 @@ async fn update(
     }
     let names_model = patch.model.is_some();
     let names_transcription = patch.transcription.is_some();
+    let names_tools = patch.tools.is_some();
     let spec = current.spec.apply(patch)?;
+    if names_tools {
+        state.calls.check_tools(&tenant.user, &spec)?;
+    }
     let notices = model_retirement::check(&spec, today(), |field| match field {
         "model" => names_model,
         _ => names_transcription,

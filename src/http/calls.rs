@@ -30,6 +30,7 @@ use super::views::TelerInitiatedView;
 use crate::calls::CredentialProblem;
 use crate::calls::outbound::{OutboundError, OutboundRequest};
 use crate::calls::recordings::RecordingError;
+use crate::calls::transfer::TransferTo;
 use crate::domain::call::{CallStatus, CallType};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
@@ -515,23 +516,27 @@ async fn recording(
         .finish())
 }
 
-/// Body of `POST /api/calls/{id}/transfer`.
+/// Body of `POST /api/calls/{id}/transfer`: exactly one of `destination_id` and `number`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransferBody {
-    /// Where the caller goes: a phone number, E.164.
+    /// One of the call's assistant's `transfer_call` destinations (a number or a SIP URI).
+    #[schema(example = "billing")]
+    pub destination_id: Option<String>,
+    /// A phone number, E.164.
     #[schema(example = "+14155550199")]
-    pub number: String,
+    pub number: Option<String>,
 }
 
-/// Transfers a live call (cold) to a phone number through FreJun. The call leaves voxbridge:
-/// the log records `end_reason: transferred` at once, and the bridge does not hang it up.
+/// Transfers a live call (cold) through FreJun, to one of its assistant's transfer
+/// destinations or to a phone number. The call leaves voxbridge: the log records `end_reason:
+/// transferred` at once, and the bridge does not hang it up.
 #[utoipa::path(
     post,
     path = "/api/calls/{call_id}/transfer",
     tag = "calls",
     operation_id = "transfer_call",
-    summary = "Transfer a live call to a number",
+    summary = "Transfer a live call",
     params(("call_id" = String, Path, description = "The call's id")),
     request_body = TransferBody,
     responses(
@@ -541,7 +546,7 @@ pub(crate) struct TransferBody {
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
         (status = 409, description = "The call is over (`call_not_live`) or FreJun has not named it yet (`call_not_placed`)", body = ErrorEnvelope),
-        (status = 422, description = "`number` is not a phone number (`validation_failed`), no FreJun API key is stored (`missing_credentials`), or FreJun refused (`frejun_key_invalid`, `telephony_validation_failed`)", body = ErrorEnvelope),
+        (status = 422, description = "Neither or both of `destination_id` and `number`, a `number` that is not a phone number, a `destination_id` the assistant does not have (`validation_failed`), no FreJun API key is stored (`missing_credentials`), or FreJun refused (`frejun_key_invalid`, `telephony_validation_failed`)", body = ErrorEnvelope),
         (status = 429, description = "FreJun is rate limiting (`telephony_rate_limited`)", body = ErrorEnvelope),
         (status = 502, description = "FreJun is unavailable or refused the transfer (`telephony_unavailable`, `telephony_rejected`)", body = ErrorEnvelope),
         (status = 503, response = DatabaseUnavailable),
@@ -557,9 +562,20 @@ async fn transfer(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "call")?;
     let body = body.into_inner()?;
+    let to = match (body.destination_id, body.number) {
+        (Some(destination), None) => TransferTo::Destination(destination),
+        (None, Some(number)) => TransferTo::Number(number),
+        _ => {
+            return Err(ValidationError::new(
+                "destination_id",
+                "give exactly one of destination_id and number",
+            )
+            .into());
+        }
+    };
     let call = state
         .calls
-        .transfer(&tenant.user, id, &body.number)
+        .transfer(&tenant.user, id, to)
         .await
         .map_err(live_control_error)?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({

@@ -14,6 +14,7 @@ use utoipa::ToResponse;
 
 use crate::calls::CredentialProblem;
 use crate::calls::outbound::OutboundError;
+use crate::calls::tool_secrets::ToolsProblem;
 use crate::domain::error_chain::ErrorChain;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::TelerError;
@@ -142,6 +143,17 @@ pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StorageError) -> ApiEr
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
         ApiError::new(ErrorCode::ValidationFailed, err.to_string())
+    }
+}
+
+impl From<ToolsProblem> for ApiError {
+    fn from(problem: ToolsProblem) -> Self {
+        match problem {
+            ToolsProblem::Invalid(err) => err.into(),
+            ToolsProblem::SigningSecretRequired => {
+                ApiError::new(ErrorCode::SigningSecretRequired, problem.to_string())
+            }
+        }
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`admin`]: the admin API (tenants, API keys, calls across tenants).
 //! - [`me`]: the tenant's own account and provider credentials.
 //! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
+//! - [`tools`]: what assistants' tools need: named secrets, the tool signing secret, the
+//!   account checks of an assistant's tools, and a test run of an HTTP tool.
 //! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
 //! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
 //! - [`media_stream`]: FreJun's media WebSocket, handed to the bridge after every check.
@@ -46,6 +48,7 @@ pub(crate) mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod phone_numbers;
 pub mod rate_limit;
+pub(crate) mod tools;
 pub(crate) mod views;
 
 use std::sync::Arc;
@@ -87,7 +90,7 @@ impl AppState {
         let calls = CallService::new(shared.clone());
         Self {
             rate_limits,
-            bridge: Bridge::new(shared.clone(), shutdown.clone(), calls.hangups()),
+            bridge: Bridge::new(shared.clone(), shutdown.clone(), calls.clone()),
             calls,
             shared,
             shutdown,
@@ -119,6 +122,7 @@ pub fn app(
         .configure(admin::routes)
         .configure(me::routes)
         .configure(assistants::routes)
+        .configure(tools::routes)
         .configure(phone_numbers::routes)
         .configure(calls::routes)
         .configure(frejun::routes)

@@ -20,7 +20,7 @@ use super::error::{
     PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
 };
 use super::{
-    admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers,
+    admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
 };
 
 #[derive(OpenApi)]
@@ -62,6 +62,11 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         assistants::get,
         assistants::update,
         assistants::delete,
+        tools::list_secrets,
+        tools::put_secret,
+        tools::delete_secret,
+        tools::rotate_signing_secret,
+        tools::test_tool,
         phone_numbers::create,
         phone_numbers::list,
         phone_numbers::get,
@@ -107,6 +112,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         (name = "admin", description = "The platform administrator: tenants, their API keys, and calls across tenants. Admin token."),
         (name = "account", description = "The tenant's own account and provider credentials. Tenant API key."),
         (name = "assistants", description = "The tenant's AI assistants. Tenant API key."),
+        (name = "tools", description = "What assistants' tools need: named secrets, the tool signing secret, and test runs of HTTP tools. Tenant API key."),
         (name = "phone-numbers", description = "The tenant's phone numbers and which assistant answers each. Tenant API key."),
         (name = "calls", description = "The tenant's call logs and statistics. Tenant API key."),
     ),

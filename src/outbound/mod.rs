@@ -7,7 +7,34 @@
 //! - [`client`]: the HTTP client that enforces the policy at connect time (its own resolver), and
 //!   follows no redirect and uses no proxy.
 //! - [`signing`]: Standard Webhooks signatures under per-tenant `whsec_` secrets.
+//! - [`http_tool`]: one call of a tenant's HTTP tool: the signed request and the answer the
+//!   model gets.
 
 pub mod address_policy;
 pub mod client;
+pub mod http_tool;
 pub mod signing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The client for tenant-controlled URLs and the policy it enforces, built once per process.
+#[derive(Debug, Clone)]
+pub struct OutboundHttp {
+    pub client: reqwest::Client,
+    pub allow: Arc<address_policy::AllowList>,
+}
+
+impl OutboundHttp {
+    /// Longest any single request may take; each request sets its own, shorter timeout.
+    const CEILING: Duration = Duration::from_secs(60);
+
+    /// From `outbound.allow` (already validated with the settings).
+    pub fn new(allow: &str) -> Self {
+        let allow = Arc::new(address_policy::AllowList::parse(allow).unwrap_or_default());
+        Self {
+            client: client::checked_client(Arc::clone(&allow), Self::CEILING),
+            allow,
+        }
+    }
+}

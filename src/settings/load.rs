@@ -446,6 +446,33 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    let tools = &settings.tools;
+    for (key, value, range) in [
+        ("tools.filler_delay_ms", tools.filler_delay_ms, 0..=60_000),
+        (
+            "tools.max_concurrent_per_call",
+            tools.max_concurrent_per_call as u64,
+            1..=32,
+        ),
+        (
+            "tools.max_speech_wait_ms",
+            tools.max_speech_wait_ms,
+            0..=120_000,
+        ),
+        (
+            "tools.signing_secret_overlap_secs",
+            tools.signing_secret_overlap_secs,
+            0..=30 * 86_400,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err(SettingsError::invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
+
     if let Err(problem) =
         crate::outbound::address_policy::AllowList::parse(&settings.outbound.allow)
     {

@@ -54,6 +54,8 @@ pub struct Settings {
     #[serde(default)]
     pub outbound: OutboundSettings,
     #[serde(default)]
+    pub tools: ToolSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub dev: DevSettings,
@@ -475,6 +477,32 @@ pub struct OutboundSettings {
     pub allow: String,
 }
 
+/// How assistants' tools run during calls (docs/api.md, "Tools").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ToolSettings {
+    /// Silence (after the assistant's speech) before the filler phrase while a tool runs.
+    pub filler_delay_ms: u64,
+    /// Tool calls one call may run at once; more are refused (the model is told).
+    pub max_concurrent_per_call: usize,
+    /// Longest `end_call` and `transfer_call` wait for the assistant's last words to be heard.
+    pub max_speech_wait_ms: u64,
+    /// After the tool signing secret is rotated, how long the old one still signs (beside the
+    /// new one), so tenants' servers can roll over.
+    pub signing_secret_overlap_secs: u64,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            filler_delay_ms: 1_200,
+            max_concurrent_per_call: 4,
+            max_speech_wait_ms: 15_000,
+            signing_secret_overlap_secs: 86_400,
+        }
+    }
+}
+
 /// Request limits, per instance. Each credential (tenant API key, admin token, FreJun URL
 /// key) has its own quota, spent before the credential is looked up; each client has a quota
 /// of failed authentications, and a client that exhausts it is refused before any lookup
@@ -615,6 +643,7 @@ impl Settings {
             openai: OpenAiSettings::default(),
             rate_limit: RateLimitSettings::default(),
             outbound: OutboundSettings::default(),
+            tools: ToolSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
         }

@@ -3,6 +3,7 @@
 //! The tenant *is* the user, so these methods take the tenant's own id; the admin API reaches
 //! every tenant, a tenant only itself (the `Tenant` extractor supplies its id).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use bson::{DateTime, doc};
@@ -15,7 +16,7 @@ use super::collections::USERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::crypto::TenantSecret;
-use crate::crypto::{CryptoError, EncryptedSecret, Keyring};
+use crate::crypto::{CryptoError, EncryptedSecret, Keyring, named_secret_context, tenant_context};
 use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
 
@@ -56,6 +57,19 @@ pub(crate) struct UserSecrets {
     pub previous_frejun_url_secret_hash: Option<String>,
     #[serde(default)]
     pub previous_frejun_url_secret_expires_at: Option<DateTime>,
+    /// Signs requests to the tenant's HTTP tools (`whsec_…`), shown once when made.
+    #[serde(default)]
+    pub tool_signing_secret: Option<StoredCredential>,
+    /// After a rotation, the secret it replaced: requests carry both signatures until
+    /// `previous_tool_signing_secret_expires_at`, so the tenant's servers can roll over.
+    #[serde(default)]
+    pub previous_tool_signing_secret: Option<StoredCredential>,
+    #[serde(default)]
+    pub previous_tool_signing_secret_expires_at: Option<DateTime>,
+    /// The tenant's named secrets that HTTP tool headers (`{{secret.NAME}}`) and MCP servers
+    /// reference; names follow the tool-name rule, so they are safe as document keys.
+    #[serde(default)]
+    pub named: BTreeMap<String, StoredCredential>,
 }
 
 /// A provider key as stored: the encrypted envelope plus its last four characters, which is all
@@ -326,6 +340,75 @@ impl Users {
             .await
     }
 
+    /// Stores (or replaces) the tenant's named secret `name`.
+    pub(crate) async fn set_named_secret(
+        &self,
+        id: TenantId,
+        name: &str,
+        value: &StoredCredential,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let value =
+            bson::to_bson(value).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        self.update_one(
+            id,
+            doc! { "$set": { format!("secrets.named.{name}"): value, "updated_at": now } },
+        )
+        .await
+    }
+
+    /// Deletes the tenant's named secret `name`; `NotFound` when there is none.
+    pub(crate) async fn delete_named_secret(
+        &self,
+        id: TenantId,
+        name: &str,
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        let field = format!("secrets.named.{name}");
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": id, field.clone(): { "$exists": true } },
+                doc! { "$unset": { field: "" }, "$set": { "updated_at": now } },
+            )
+            .await?;
+        if result.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    /// Replaces the tool signing secret, keeping the current one as the previous one until
+    /// `previous_until` (it then still signs, beside the new one).
+    pub(crate) async fn rotate_tool_signing_secret(
+        &self,
+        user: &UserRecord,
+        fresh: &StoredCredential,
+        previous_until: DateTime,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        let encode = |value: &Option<StoredCredential>| {
+            bson::to_bson(value).map_err(|err| StorageError::Unavailable(err.to_string()))
+        };
+        let current = encode(&user.secrets.tool_signing_secret)?;
+        let updated = self
+            .collection
+            .find_one_and_update(
+                // Conditional on the secret read, so two rotations at once cannot both win.
+                doc! { "_id": user.id, "secrets.tool_signing_secret": current.clone() },
+                doc! { "$set": {
+                    "secrets.tool_signing_secret": encode(&Some(fresh.clone()))?,
+                    "secrets.previous_tool_signing_secret": current,
+                    "secrets.previous_tool_signing_secret_expires_at": previous_until,
+                    "updated_at": now,
+                } },
+            )
+            .return_document(ReturnDocument::After)
+            .await?;
+        updated.ok_or(StorageError::Conflict)
+    }
+
     /// Re-encrypts every stored secret that is not under the keyring's current key. Each
     /// tenant's document is updated only if its secrets are unchanged since they were read, so
     /// a credential written concurrently is never overwritten with an older value.
@@ -375,6 +458,36 @@ impl Users {
                     report.reencrypted += 1;
                     changed = true;
                 }
+            }
+            let signing_context = tenant_context(user.id, TenantSecret::ToolSigningSecret);
+            let mut others: Vec<(&mut StoredCredential, Vec<u8>)> = Vec::new();
+            for stored in [
+                &mut secrets.tool_signing_secret,
+                &mut secrets.previous_tool_signing_secret,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                others.push((stored, signing_context.clone()));
+            }
+            for (name, stored) in secrets.named.iter_mut() {
+                others.push((stored, named_secret_context(user.id, name)));
+            }
+            for (stored, context) in others {
+                let encrypted = stored.encrypted();
+                if keyring.is_current(&encrypted) {
+                    report.already_current += 1;
+                    continue;
+                }
+                let fresh = keyring.reencrypt(&encrypted, &context).map_err(|source| {
+                    RotationError::Crypto {
+                        user_id: user.id,
+                        source,
+                    }
+                })?;
+                *stored = StoredCredential::new(fresh, stored.last4.clone(), stored.updated_at);
+                report.reencrypted += 1;
+                changed = true;
             }
             if changed {
                 let before = bson::to_bson(&user.secrets)

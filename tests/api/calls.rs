@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use bson::oid::ObjectId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use voxbridge::domain::assistant::tools::ToolKind;
 use voxbridge::domain::call::record::{
-    CallError, CallMetrics, TranscriptRole, TranscriptTurn, Usage,
+    CallError, CallMetrics, ToolCallRecord, ToolOutcome, TranscriptRole, TranscriptTurn, Usage,
 };
 use voxbridge::domain::call::{CallStatus, CallType, EndReason};
 use voxbridge::storage::call_logs::CallLogRecord;
@@ -337,6 +338,7 @@ async fn one_call_with_its_history_and_transcript() {
             at: at("2026-03-02T10:00:03Z"),
             item_id: Some("item_1".to_owned()),
             interrupted: true,
+            tool: None,
         },
         TranscriptTurn {
             role: TranscriptRole::User,
@@ -344,6 +346,26 @@ async fn one_call_with_its_history_and_transcript() {
             at: at("2026-03-02T10:00:05Z"),
             item_id: None,
             interrupted: false,
+            tool: None,
+        },
+        TranscriptTurn {
+            role: TranscriptRole::Tool,
+            text: "find_table → ok".to_owned(),
+            at: at("2026-03-02T10:00:06Z"),
+            item_id: None,
+            interrupted: false,
+            tool: Some(ToolCallRecord {
+                call_id: "call_1".to_owned(),
+                name: "find_table".to_owned(),
+                kind: Some(ToolKind::Http),
+                arguments: r#"{"people":2}"#.to_owned(),
+                result: r#"{"table":7}"#.to_owned(),
+                outcome: ToolOutcome::Ok,
+                error_code: None,
+                latency_ms: 180,
+                started_at: at("2026-03-02T10:00:05.800Z"),
+                http_status: Some(200),
+            }),
         },
     ];
     call.usage = Some(Usage {
@@ -365,6 +387,8 @@ async fn one_call_with_its_history_and_transcript() {
             code: "rate_limit_exceeded".to_owned(),
             message: "Rate limit reached; try again in 2s.".to_owned(),
         }),
+        tool_calls: 1,
+        tool_errors: 0,
     });
     call.error = Some(CallError {
         code: "none".to_owned(),
@@ -414,8 +438,14 @@ async fn one_call_with_its_history_and_transcript() {
         json!([
             { "role": "assistant", "text": "Hello, how can I help?", "at": "2026-03-02T10:00:03Z", "item_id": "item_1", "interrupted": true },
             { "role": "user", "text": "I'd like to book a table.", "at": "2026-03-02T10:00:05Z", "item_id": null, "interrupted": false },
+            { "role": "tool", "text": "find_table → ok", "at": "2026-03-02T10:00:06Z", "item_id": null, "interrupted": false,
+              "tool": { "call_id": "call_1", "name": "find_table", "kind": "http", "arguments": "{\"people\":2}",
+                        "result": "{\"table\":7}", "outcome": "ok", "error_code": null, "latency_ms": 180,
+                        "started_at": "2026-03-02T10:00:05.800Z", "http_status": 200 } },
         ])
     );
+    assert_eq!(data["metrics"]["tool_calls"], 1);
+    assert_eq!(data["metrics"]["tool_errors"], 0);
     assert_eq!(
         data["usage"],
         json!({ "input_audio_tokens": 1200, "output_audio_tokens": 800, "input_text_tokens": 50, "output_text_tokens": 40, "input_cached_tokens": 0, "input_cached_text_tokens": 0, "input_cached_audio_tokens": 0 })

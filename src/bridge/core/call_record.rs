@@ -29,6 +29,7 @@ impl BridgeCore {
             at: DateTime::now(),
             item_id,
             interrupted,
+            tool: None,
         });
     }
 
@@ -79,6 +80,8 @@ impl BridgeCore {
             frame_latency_p99_us: self.latency.quantile(0.99),
             failed_responses: self.failed_responses,
             last_response_error: self.last_response_error.clone(),
+            tool_calls: self.tool_counts().0,
+            tool_errors: self.tool_counts().1,
         }
     }
 

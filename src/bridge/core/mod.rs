@@ -19,6 +19,8 @@
 //! - `call_record`: the call record: transcript turns, usage, cost and metrics for the
 //!   call-log keeper.
 //! - `session_end`: ending the call with a closing line before OpenAI's session expires.
+//! - `tools`: the model's tool calls: which run, when their results go back, the filler while
+//!   they run, and what a barge-in cancels.
 
 mod assistant_audio;
 mod barge_in;
@@ -26,8 +28,11 @@ mod call_record;
 mod caller_audio;
 mod connect;
 mod session_end;
+mod tools;
 
 pub use session_end::SessionEndConfig;
+pub(crate) use tools::error_output;
+pub use tools::{ToolEffect, ToolRequest, ToolResult, ToolsConfig};
 
 #[cfg(test)]
 mod tests;
@@ -80,6 +85,8 @@ pub struct CoreConfig {
     pub fault_log_interval: Duration,
     /// How the call ends before the OpenAI session expires.
     pub session_end: SessionEndConfig,
+    /// The assistant's tools and how their calls are handled.
+    pub tools: ToolsConfig,
 }
 
 impl CoreConfig {
@@ -100,12 +107,20 @@ pub struct Effects {
     /// Set when the core learns (or assumes) when the OpenAI session expires: the runner
     /// schedules the closing from it.
     pub session_ends_at: Option<SystemTime>,
+    /// Tool calls to start, outside the session loop.
+    pub tool_calls: Vec<ToolRequest>,
+    /// Running tool calls to abort (by `call_id`); their outputs were already sent.
+    pub cancel_tools: Vec<String>,
 }
 
 impl Effects {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.to_teler.is_empty() && self.to_ai.is_empty() && self.session_ends_at.is_none()
+        self.to_teler.is_empty()
+            && self.to_ai.is_empty()
+            && self.session_ends_at.is_none()
+            && self.tool_calls.is_empty()
+            && self.cancel_tools.is_empty()
     }
 }
 
@@ -212,6 +227,7 @@ pub struct BridgeCore {
     /// Responses OpenAI ended as failed, and the last one's error, for the call log.
     failed_responses: u32,
     last_response_error: Option<CallError>,
+    tools: tools::Tools,
     inbound_samples: u64,
     latency: LatencyHistogram,
     anomalies: Anomalies,
@@ -261,6 +277,7 @@ impl BridgeCore {
             closing: session_end::Closing::default(),
             failed_responses: 0,
             last_response_error: None,
+            tools: tools::Tools::default(),
             inbound_samples: 0,
             latency: LatencyHistogram::default(),
             anomalies: Anomalies::default(),
@@ -438,10 +455,15 @@ impl BridgeCore {
                 }
             }
             ServerEvent::SpeechStarted { .. } => {
+                self.tools_barge_in(now, fx);
                 self.barge_in(now, fx);
             }
             ServerEvent::SpeechStopped { .. } => {}
-            ServerEvent::ResponseCreated { response_id } => {
+            ServerEvent::ResponseCreated {
+                response_id,
+                purpose,
+            } => {
+                self.tools_response_created(&response_id, purpose.as_deref());
                 self.closing_response_created(&response_id);
                 self.active_response = Some(response_id);
                 self.active_items.clear();
@@ -491,9 +513,15 @@ impl BridgeCore {
             ServerEvent::InputTranscriptFailed { item_id, error } => {
                 tracing::warn!(item_id, error = ?error.map(|e| e.message), "the caller's words could not be transcribed");
             }
-            ServerEvent::ResponseDone { response } => {
-                self.closing_response_done(&response.id);
-                self.response_done(response, now, fx)
+            ServerEvent::ResponseDone { mut response } => {
+                let calls = std::mem::take(&mut response.function_calls);
+                let status = response.status.clone();
+                let id = response.id.clone();
+                self.closing_response_done(&id);
+                self.response_done(response, now, fx);
+                self.tools_response_done(&id);
+                self.function_calls(calls, &status, now, fx);
+                self.continue_after_tools(fx);
             }
             ServerEvent::ItemTruncated {
                 item_id,

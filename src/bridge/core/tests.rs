@@ -6,6 +6,8 @@ use crate::audio::tone;
 use crate::bridge::audio_budget::BudgetLimits;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
+
+mod tools;
 use crate::providers::openai::events::ResponseStatus;
 use crate::providers::openai::events::{ApiError, ResponseError, ResponseSummary, ResponseUsage};
 
@@ -23,6 +25,10 @@ fn spec(codec: Codec) -> AssistantSpec {
 }
 
 fn core(codec: Codec) -> BridgeCore {
+    core_with_tools(codec, ToolsConfig::none())
+}
+
+fn core_with_tools(codec: Codec, tools: ToolsConfig) -> BridgeCore {
     let spec = spec(codec);
     BridgeCore::new(
         CoreConfig {
@@ -44,6 +50,7 @@ fn core(codec: Codec) -> BridgeCore {
                 &crate::settings::BridgeSettings::default(),
                 &crate::settings::OpenAiSettings::default(),
             ),
+            tools,
         },
         Instant::now(),
     )
@@ -82,7 +89,10 @@ fn delta(response: &str, item: &str, samples_24k: &[i16]) -> ServerEvent {
 
 /// A core whose OpenAI session is ready (greeting already taken out of the effects).
 fn ready(codec: Codec) -> BridgeCore {
-    let mut core = core(codec);
+    ready_with(core(codec))
+}
+
+fn ready_with(mut core: BridgeCore) -> BridgeCore {
     let mut fx = Effects::default();
     core.ai_connected(std::time::SystemTime::now(), &mut fx);
     core.ai_event(
@@ -150,6 +160,7 @@ fn assistant_audio_reaches_the_caller_in_chunks_at_8_khz() {
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r1".into(),
+            purpose: None,
         },
         now,
         &mut fx,
@@ -205,6 +216,7 @@ fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r1".into(),
+            purpose: None,
         },
         start,
         &mut fx,
@@ -301,6 +313,7 @@ fn a_barge_in_before_any_audio_was_sent_cancels_without_truncating() {
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r1".into(),
+            purpose: None,
         },
         now,
         &mut fx,
@@ -373,6 +386,7 @@ fn pcmu_needs_no_resampling_either_way() {
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r".into(),
+            purpose: None,
         },
         now,
         &mut fx,
@@ -552,6 +566,7 @@ fn a_runaway_openai_stream_ends_the_call() {
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r1".into(),
+            purpose: None,
         },
         now,
         &mut Effects::default(),
@@ -671,6 +686,7 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r1".into(),
+            purpose: None,
         },
         at,
         &mut fx,
@@ -702,6 +718,7 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
     core.ai_event(
         ServerEvent::ResponseCreated {
             response_id: "r2".into(),
+            purpose: None,
         },
         at,
         &mut fx,

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::tools::ToolChoice;
 use super::*;
 
 const MODEL: &str = "gpt-realtime";
@@ -68,6 +69,9 @@ fn from_new_fills_the_documented_defaults() {
             },
             max_call_seconds: None,
             record: true,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            tool_filler: Some("One moment, please.".to_owned()),
         }
     );
     assert_eq!(
@@ -106,7 +110,10 @@ fn json_shape_is_the_public_contract() {
                 "outbound_chunk_ms": 100
             },
             "max_call_seconds": null,
-            "record": true
+            "record": true,
+            "tools": [],
+            "tool_choice": "auto",
+            "tool_filler": "One moment, please."
         })
     );
     let back: AssistantSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
@@ -579,4 +586,48 @@ fn recording_is_on_by_default_and_can_be_turned_off() {
             .unwrap()
             .record
     );
+}
+
+#[test]
+fn tools_are_set_replaced_and_cleared_by_patches() {
+    let spec = spec();
+    let with_tools = spec
+        .apply(
+            patch_from(json!({
+                "tools": [{"type": "transfer_call", "name": "transfer", "description": "",
+                    "destinations": [{"id": "desk", "number": "+1 415 555 0100", "description": ""}]}],
+                "tool_choice": "required",
+                "tool_filler": null
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(with_tools.tools.len(), 1);
+    assert_eq!(with_tools.tool_choice, ToolChoice::Required);
+    assert_eq!(with_tools.tool_filler, None);
+    let super::tools::Tool::TransferCall(transfer) = &with_tools.tools[0] else {
+        panic!("a transfer tool")
+    };
+    assert_eq!(
+        transfer.destinations[0].number.as_deref(),
+        Some("+14155550100"),
+        "numbers are stored in E.164"
+    );
+    let cleared = with_tools
+        .apply(patch_from(json!({"tools": []})).unwrap())
+        .unwrap();
+    assert!(cleared.tools.is_empty());
+    assert_eq!(cleared.tool_choice, ToolChoice::Required, "untouched");
+    let refused = patch_from(json!({"tools": null})).unwrap_err();
+    assert!(
+        refused.to_string().contains("tools: must not be null"),
+        "{refused}"
+    );
+    let invalid = spec
+        .apply(
+            patch_from(json!({"tools": [{"type": "end_call", "name": "", "description": ""}]}))
+                .unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(invalid.field, "tools[0].name");
 }

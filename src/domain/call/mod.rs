@@ -156,8 +156,8 @@ pub enum EndReason {
     Transferred,
     /// The person on the phone hung up (FreJun closed the media stream or reported the end).
     CallerHungUp,
-    /// The assistant ended the conversation itself.
-    AssistantEnded,
+    /// The assistant ended the call with its `end_call` tool, once its goodbye was heard.
+    AssistantEndedCall,
     /// The call reached its `max_call_seconds` (the assistant's, else the tenant's limit).
     MaxDuration,
     /// The OpenAI Realtime session could not be opened (network, refused key, bad model).
@@ -206,7 +206,7 @@ impl EndReason {
         match self {
             EndReason::Transferred => "transferred",
             EndReason::CallerHungUp => "caller_hung_up",
-            EndReason::AssistantEnded => "assistant_ended",
+            EndReason::AssistantEndedCall => "assistant_ended_call",
             EndReason::MaxDuration => "max_duration",
             EndReason::AiConnectFailed => "ai_connect_failed",
             EndReason::AiError => "ai_error",
@@ -352,7 +352,7 @@ mod tests {
         use EndReason::*;
         let all = [
             CallerHungUp,
-            AssistantEnded,
+            AssistantEndedCall,
             MaxDuration,
             AiConnectFailed,
             AiError,

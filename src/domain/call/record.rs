@@ -6,6 +6,7 @@ use bson::DateTime;
 use serde::{Deserialize, Serialize};
 
 use super::CallType;
+use crate::domain::assistant::tools::ToolKind;
 use crate::domain::ids::{AssistantId, TenantId};
 
 /// The facts a call log starts with; the status fields come from its first reports.
@@ -27,6 +28,8 @@ pub enum TranscriptRole {
     User,
     /// The AI assistant.
     Assistant,
+    /// A tool the assistant called; the turn's `tool` holds the details.
+    Tool,
 }
 
 impl TranscriptRole {
@@ -35,6 +38,7 @@ impl TranscriptRole {
         match self {
             TranscriptRole::User => "user",
             TranscriptRole::Assistant => "assistant",
+            TranscriptRole::Tool => "tool",
         }
     }
 }
@@ -49,6 +53,68 @@ pub struct TranscriptTurn {
     /// The caller spoke over this assistant turn and it was cut short.
     #[serde(default)]
     pub interrupted: bool,
+    /// For a `tool` turn: the call, its arguments, result and outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolCallRecord>,
+}
+
+/// One tool call the assistant made, as the call log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    /// OpenAI's `call_id` for it.
+    pub call_id: String,
+    pub name: String,
+    /// `None` when the model named a tool the assistant does not have.
+    pub kind: Option<ToolKind>,
+    /// The arguments as the model wrote them (truncated to [`ToolCallRecord::MAX_TEXT_CHARS`]).
+    pub arguments: String,
+    /// What the model was given as the result (truncated likewise).
+    pub result: String,
+    pub outcome: ToolOutcome,
+    /// A stable code for an outcome other than `ok`, e.g. `http_status`, `refused_address`.
+    pub error_code: Option<String>,
+    /// From the model's call to the result.
+    pub latency_ms: u64,
+    pub started_at: DateTime,
+    /// The tenant endpoint's answer, for `http` tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+}
+
+impl ToolCallRecord {
+    /// Longest arguments or result kept in the call log.
+    pub const MAX_TEXT_CHARS: usize = 2_000;
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolOutcome {
+    /// It did what was asked.
+    Ok,
+    /// It failed (the tenant's endpoint answered an error, FreJun refused, bad arguments…);
+    /// the model was told why.
+    Error,
+    /// It did not finish within its time limit.
+    Timeout,
+    /// The caller spoke and the tool was configured to stop (`cancel_on_barge_in`), or the
+    /// call ended first.
+    Cancelled,
+    /// voxbridge did not run it: unknown tool, too many at once, the call was ending, or the
+    /// response that asked for it did not complete.
+    Refused,
+}
+
+impl ToolOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolOutcome::Ok => "ok",
+            ToolOutcome::Error => "error",
+            ToolOutcome::Timeout => "timeout",
+            ToolOutcome::Cancelled => "cancelled",
+            ToolOutcome::Refused => "refused",
+        }
+    }
 }
 
 /// The AI's token usage over a whole call.
@@ -138,6 +204,11 @@ pub struct CallMetrics {
     /// The last such failure: OpenAI's code and its own explanation.
     #[serde(default)]
     pub last_response_error: Option<CallError>,
+    /// Tool calls the model made, and how many did not end `ok`.
+    #[serde(default)]
+    pub tool_calls: u32,
+    #[serde(default)]
+    pub tool_errors: u32,
 }
 
 /// What went wrong, for a failed call: a stable code and a message safe to show the tenant.

@@ -85,6 +85,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/calls/initiate"),
     ("GET", "/api/calls/{call_id}/recording"),
     ("POST", "/api/calls/{call_id}/transfer"),
+    ("GET", "/api/me/secrets"),
+    ("PUT", "/api/me/secrets/{name}"),
+    ("DELETE", "/api/me/secrets/{name}"),
+    ("POST", "/api/me/tool-signing-secret/rotate"),
+    ("POST", "/api/assistants/{assistant_id}/tools/{name}/test"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.
@@ -784,7 +789,7 @@ fn call_status_names_match() {
 }
 
 /// Nullable and optional fields of the patch body say what the code accepts: `null` clears
-/// the four clearable fields and is refused for the others.
+/// the five clearable fields and is refused for the others.
 #[test]
 fn assistant_patch_nullability() {
     let doc = document();
@@ -803,7 +808,13 @@ fn assistant_patch_nullability() {
         .iter()
         .map(|(name, schema)| (name.as_str(), accepts_null(schema)))
         .collect();
-    let clearable = ["greeting", "language", "transcription", "max_call_seconds"];
+    let clearable = [
+        "greeting",
+        "language",
+        "transcription",
+        "max_call_seconds",
+        "tool_filler",
+    ];
     for (name, is_nullable) in nullable {
         assert_eq!(
             is_nullable,

@@ -7,7 +7,10 @@ use utoipa::ToSchema;
 use super::{id, time};
 use crate::bridge::registry::LiveCall;
 use crate::calls::outbound::PlacedCall;
-use crate::domain::call::record::{CallError, CallMetrics, HangupRecord, TranscriptTurn, Usage};
+use crate::domain::assistant::tools::ToolKind;
+use crate::domain::call::record::{
+    CallError, CallMetrics, HangupRecord, ToolCallRecord, TranscriptTurn, Usage,
+};
 use crate::domain::call::status::StatusEvent;
 use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::storage::call_logs::{CallLogRecord, CallStats, CountBy, GroupTotals};
@@ -96,14 +99,60 @@ impl From<&StatusEvent> for StatusEventView {
 /// One turn of the conversation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TranscriptTurnView {
-    /// `user` (the caller) or `assistant`.
+    /// `user` (the caller), `assistant`, or `tool` (a tool the assistant called).
     pub role: String,
+    /// What was said; for a tool turn, `<name> → <outcome>`.
     pub text: String,
     pub at: DateTime<Utc>,
     /// The OpenAI Realtime item id.
     pub item_id: Option<String>,
     /// The caller spoke over this assistant turn and it was cut short.
     pub interrupted: bool,
+    /// For a `tool` turn: the call's details; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolCallView>,
+}
+
+/// One tool call the assistant made.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ToolCall)]
+pub(crate) struct ToolCallView {
+    /// OpenAI's id for the call.
+    pub call_id: String,
+    pub name: String,
+    /// `end_call`, `transfer_call`, `send_dtmf` or `http`; `null` for a tool the assistant
+    /// does not have.
+    pub kind: Option<ToolKind>,
+    /// The arguments as the model wrote them (at most 2000 characters).
+    pub arguments: String,
+    /// What the model was given back (at most 2000 characters).
+    pub result: String,
+    /// `ok`, `error`, `timeout`, `cancelled` or `refused`.
+    pub outcome: &'static str,
+    /// Why it was not `ok`, e.g. `http_status`, `timeout`, `redirect_refused`,
+    /// `refused_address`, `unknown_destination`, `transfer_failed`, `barge_in`.
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+    pub started_at: DateTime<Utc>,
+    /// The tenant endpoint's HTTP status, for `http` tools.
+    pub http_status: Option<u16>,
+}
+
+impl From<&ToolCallRecord> for ToolCallView {
+    fn from(tool: &ToolCallRecord) -> Self {
+        Self {
+            call_id: tool.call_id.clone(),
+            name: tool.name.clone(),
+            kind: tool.kind,
+            arguments: tool.arguments.clone(),
+            result: tool.result.clone(),
+            outcome: tool.outcome.as_str(),
+            error_code: tool.error_code.clone(),
+            latency_ms: tool.latency_ms,
+            started_at: time(tool.started_at),
+            http_status: tool.http_status,
+        }
+    }
 }
 
 /// One call, whole.
@@ -182,6 +231,7 @@ impl From<&CallLogRecord> for CallDetail {
                     at: time(turn.at),
                     item_id: turn.item_id.clone(),
                     interrupted: turn.interrupted,
+                    tool: turn.tool.as_ref().map(ToolCallView::from),
                 })
                 .collect(),
             usage: call.usage.as_ref().map(UsageView::from),
@@ -245,6 +295,9 @@ pub(crate) struct CallMetricsView {
     pub failed_responses: u32,
     /// The last such failure, with OpenAI's own explanation; `null` when there was none.
     pub last_response_error: Option<CallErrorView>,
+    /// Tool calls the assistant made, and how many did not end `ok`.
+    pub tool_calls: u32,
+    pub tool_errors: u32,
 }
 
 impl From<&CallMetrics> for CallMetricsView {
@@ -261,6 +314,8 @@ impl From<&CallMetrics> for CallMetricsView {
                 .last_response_error
                 .as_ref()
                 .map(CallErrorView::from),
+            tool_calls: metrics.tool_calls,
+            tool_errors: metrics.tool_errors,
         }
     }
 }

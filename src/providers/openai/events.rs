@@ -12,5 +12,5 @@ mod outbound;
 
 #[cfg(test)]
 pub use inbound::{ApiError, ResponseError, ResponseUsage};
-pub use inbound::{EventParseError, ResponseStatus, ResponseSummary, ServerEvent};
+pub use inbound::{EventParseError, FunctionCall, ResponseStatus, ResponseSummary, ServerEvent};
 pub use outbound::{ClientEvent, write_append_event};

@@ -10,7 +10,9 @@
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
+use crate::domain::assistant::tools::Tool;
 use crate::domain::assistant::{AssistantSpec, Codec, TurnDetectionType, Voice};
+use crate::domain::secret::SecretString;
 
 /// The only sample rate GA accepts for `audio/pcm`.
 pub(crate) const PCM_RATE_HZ: u32 = 24_000;
@@ -28,6 +30,72 @@ pub struct SessionConfig {
     /// The system prompt; may be empty.
     pub instructions: String,
     pub audio: SessionAudio,
+    /// The assistant's tools; absent when it has none (GA keeps the server's empty default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<SessionTool>,
+    /// `auto`, `none` or `required`; sent only with tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'static str>,
+}
+
+/// One entry of `session.tools`: a function we execute, or a remote MCP server OpenAI calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionTool {
+    Function {
+        name: String,
+        description: String,
+        parameters: serde_json::Value,
+    },
+    Mcp {
+        server_label: String,
+        server_url: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        server_description: String,
+        allowed_tools: Vec<String>,
+        /// Always `never`: nobody can approve a tool call in the middle of a phone call.
+        require_approval: &'static str,
+        /// The OAuth access token for the server, from the tenant's stored secret; filled in by
+        /// [`SessionConfig::authorize_mcp`] just before the session is configured.
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "expose_authorization"
+        )]
+        authorization: Option<SecretString>,
+    },
+}
+
+/// The MCP token goes to OpenAI in plain text; everywhere else (`Debug`) it stays redacted.
+fn expose_authorization<S: Serializer>(
+    token: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match token {
+        Some(token) => serializer.serialize_str(token.expose()),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl SessionTool {
+    fn for_tool(tool: &Tool) -> SessionTool {
+        match tool {
+            Tool::Mcp(mcp) => SessionTool::Mcp {
+                server_label: mcp.name.clone(),
+                server_url: mcp.server_url.clone(),
+                server_description: mcp.description.clone(),
+                allowed_tools: mcp.allowed_tools.clone(),
+                require_approval: "never",
+                authorization: None,
+            },
+            other => SessionTool::Function {
+                name: other.name().to_owned(),
+                description: other.description().to_owned(),
+                parameters: other
+                    .parameters()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+            },
+        }
+    }
 }
 
 impl SessionConfig {
@@ -61,11 +129,15 @@ impl SessionConfig {
                 model: transcription.model.clone(),
                 language: transcription.language.clone(),
             });
+        let tools: Vec<SessionTool> = spec.tools.iter().map(SessionTool::for_tool).collect();
+        let tool_choice = (!tools.is_empty()).then(|| spec.tool_choice.as_str());
         Self {
             session_type: "realtime",
             model: spec.model.clone(),
             output_modalities: ["audio"],
             instructions: spec.instructions.clone(),
+            tools,
+            tool_choice,
             audio: SessionAudio {
                 input: AudioInput {
                     format,
@@ -77,6 +149,22 @@ impl SessionConfig {
                     voice: spec.voice,
                 },
             },
+        }
+    }
+
+    /// Gives the MCP server labelled `label` its access token.
+    pub(crate) fn authorize_mcp(&mut self, label: &str, token: SecretString) {
+        for tool in &mut self.tools {
+            if let SessionTool::Mcp {
+                server_label,
+                authorization,
+                ..
+            } = tool
+            {
+                if server_label == label {
+                    *authorization = Some(token.clone());
+                }
+            }
         }
     }
 
@@ -255,6 +343,45 @@ mod tests {
             }
         }
         walk(session);
+    }
+
+    #[test]
+    fn tools_are_declared_with_the_choice_and_the_mcp_token_only_on_the_wire() {
+        let mut spec = default_assistant();
+        spec.tools = serde_json::from_value(json!([
+            {"type": "end_call", "name": "hang_up", "description": "When done"},
+            {"type": "http", "name": "lookup", "description": "Orders",
+             "url": "https://crm.example.com/", "headers": {"Authorization": "{{secret.crm}}"},
+             "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}},
+            {"type": "mcp", "name": "docs", "description": "Docs",
+             "server_url": "https://mcp.example.com/", "allowed_tools": ["search"],
+             "authorization_secret": "tok"}
+        ]))
+        .unwrap();
+        let mut session = SessionConfig::for_assistant(&spec, false);
+        session.authorize_mcp("docs", SecretString::new("mcp-token-1234"));
+        assert!(!format!("{session:?}").contains("mcp-token-1234"));
+        let sent: Value = serde_json::from_str(&update_json(session)).unwrap();
+        let session = &sent["session"];
+        assert_eq!(session["tool_choice"], "auto");
+        assert_eq!(session["tools"][0]["type"], "function");
+        assert_eq!(session["tools"][0]["name"], "hang_up");
+        assert_eq!(session["tools"][0]["parameters"]["type"], "object");
+        assert_eq!(
+            session["tools"][1]["parameters"]["properties"]["id"]["type"],
+            "string"
+        );
+        assert!(
+            session["tools"][1].get("headers").is_none(),
+            "headers stay with us"
+        );
+        assert!(session["tools"][1].get("url").is_none());
+        assert_eq!(
+            session["tools"][2],
+            json!({"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example.com/",
+                   "server_description": "Docs", "allowed_tools": ["search"],
+                   "require_approval": "never", "authorization": "mcp-token-1234"})
+        );
     }
 
     #[test]

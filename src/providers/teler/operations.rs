@@ -14,9 +14,7 @@ use crate::domain::secret::SecretString;
 pub(crate) enum TransferTarget {
     /// A phone number, E.164.
     Pstn(String),
-    /// A SIP URI, e.g. `sip:desk@pbx.example.com:5060`. For the `transfer_call` tool's SIP
-    /// destinations (the tools issue); exercised against the fake until then.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// A SIP URI, e.g. `sip:desk@pbx.example.com:5060` (a `transfer_call` destination).
     Sip(String),
 }
 
@@ -87,9 +85,8 @@ impl TelerClient {
         })
     }
 
-    /// Keypad tones on the call (`[0-9*#A-D]`): `POST /voice/calls/{id}/dtmf`. For the
-    /// `send_dtmf` tool (the tools issue); exercised against the fake until then.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Keypad tones on the call (`[0-9*#A-D]`): `POST /voice/calls/{id}/dtmf`, for the
+    /// `send_dtmf` tool.
     #[tracing::instrument(name = "teler.dtmf", skip_all, fields(call_id = frejun_call_id))]
     pub(crate) async fn send_dtmf(
         &self,
@@ -110,8 +107,9 @@ impl TelerClient {
     }
 
     /// Plays an `https` WAV or MP3 to the caller: `POST /voice/calls/{id}/play`. Answers
-    /// FreJun's playback id (`pb_…`) when it gives one. For a stored filler clip while a tool
-    /// runs (the tools issue); exercised against the fake until then.
+    /// FreJun's playback id (`pb_…`) when it gives one. Not used by the tool filler, which the
+    /// model speaks in the assistant's own voice (docs/api.md, "Tools"); kept, tested against
+    /// the fake, for a stored-clip filler.
     #[cfg_attr(not(test), allow(dead_code))]
     #[tracing::instrument(name = "teler.play", skip_all, fields(call_id = frejun_call_id))]
     pub(crate) async fn play(

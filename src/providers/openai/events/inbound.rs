@@ -28,17 +28,11 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
     /// The first event on a socket, with the server's defaults.
-    SessionCreated {
-        session: Value,
-    },
+    SessionCreated { session: Value },
     /// The full effective configuration after a `session.update`.
-    SessionUpdated {
-        session: Value,
-    },
+    SessionUpdated { session: Value },
     /// Most errors leave the session open; see [`ApiError::is_cancel_not_active`].
-    Error {
-        error: ApiError,
-    },
+    Error { error: ApiError },
     /// `audio_start_ms` is on the input-buffer timeline (all audio appended this session) and
     /// includes the prefix padding.
     SpeechStarted {
@@ -51,6 +45,9 @@ pub enum ServerEvent {
     },
     ResponseCreated {
         response_id: String,
+        /// `metadata.purpose` of the response, which voxbridge sets on its out-of-band
+        /// responses (the tool filler) to tell them from the conversation's own.
+        purpose: Option<String>,
     },
     /// `response.output_audio.delta` and the legacy `response.audio.delta`.
     AudioDelta {
@@ -83,9 +80,7 @@ pub enum ServerEvent {
         error: Option<ApiError>,
     },
     /// Always sent once per response, whatever its outcome.
-    ResponseDone {
-        response: ResponseSummary,
-    },
+    ResponseDone { response: ResponseSummary },
     /// `conversation.item.truncated`: a truncate we sent took effect.
     ItemTruncated {
         item_id: String,
@@ -94,9 +89,7 @@ pub enum ServerEvent {
     },
     /// Any other well-formed event (known-but-unused ones like `rate_limits.updated`, or unknown
     /// ones): ignored by the bridge and counted, never fatal.
-    Other {
-        kind: String,
-    },
+    Other { kind: String },
 }
 
 /// The `error` object of an `error` event (and of a failed transcription).
@@ -164,6 +157,18 @@ pub struct ResponseSummary {
     pub error: Option<ResponseError>,
     /// What the response cost; matches billing.
     pub usage: Option<ResponseUsage>,
+    /// The `function_call` items of its output, in order: the tools the model called.
+    pub function_calls: Vec<FunctionCall>,
+}
+
+/// A `function_call` output item: the model calling one of our tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionCall {
+    /// What the `function_call_output` must name.
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: JSON text, not yet checked.
+    pub arguments: String,
 }
 
 /// `status_details.error` of a failed response.
@@ -328,12 +333,16 @@ fn decode<'de, D: Deserializer<'de>>(kind: &str, deserializer: D) -> Result<Serv
                 item_id: wire.item_id,
             }
         }
-        kinds::RESPONSE_CREATED => ServerEvent::ResponseCreated {
-            response_id: ResponseCreatedWire::deserialize(deserializer)?
-                .response
-                .and_then(|response| response.id)
-                .unwrap_or_default(),
-        },
+        kinds::RESPONSE_CREATED => {
+            let response = ResponseCreatedWire::deserialize(deserializer)?.response;
+            let (id, metadata) = response
+                .map(|response| (response.id, response.metadata))
+                .unwrap_or_default();
+            ServerEvent::ResponseCreated {
+                response_id: id.unwrap_or_default(),
+                purpose: metadata.and_then(|metadata| metadata.purpose),
+            }
+        }
         kinds::AUDIO_DONE | kinds::LEGACY_AUDIO_DONE => {
             let wire = AudioDoneWire::deserialize(deserializer)?;
             ServerEvent::AudioDone {
@@ -561,6 +570,12 @@ struct ResponseCreatedWire {
 #[derive(Deserialize)]
 struct ResponseIdWire {
     id: Option<String>,
+    metadata: Option<MetadataWire>,
+}
+
+#[derive(Deserialize)]
+struct MetadataWire {
+    purpose: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -656,6 +671,18 @@ struct ResponseWire {
     status: Option<String>,
     status_details: Option<StatusDetailsWire>,
     usage: Option<ResponseUsageWire>,
+    output: Option<Vec<OutputItemWire>>,
+}
+
+/// An item of `response.output`: only function calls are read, the rest (messages, whose
+/// audio and transcript came in their own events) is skipped without being decoded.
+#[derive(Deserialize)]
+struct OutputItemWire {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    call_id: Option<String>,
+    name: Option<String>,
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -720,6 +747,17 @@ impl ResponseWire {
             status_reason,
             error,
             usage: self.usage.map(ResponseUsageWire::flatten),
+            function_calls: self
+                .output
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|item| item.kind.as_deref() == Some("function_call"))
+                .map(|item| FunctionCall {
+                    call_id: item.call_id.unwrap_or_default(),
+                    name: item.name.unwrap_or_default(),
+                    arguments: item.arguments.unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }

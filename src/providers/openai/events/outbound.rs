@@ -46,15 +46,18 @@ pub enum ClientEvent {
     },
 }
 
-/// A message item of the conversation.
+/// An item the bridge adds to the conversation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConversationItem {
-    /// Always `message`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `system` for the bridge's own steering.
-    pub role: &'static str,
-    pub content: Vec<ContentPart>,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConversationItem {
+    /// A message; the bridge only adds `system` ones (its own steering).
+    Message {
+        role: &'static str,
+        content: Vec<ContentPart>,
+    },
+    /// The result of a tool the model called, for the `call_id` it named. `output` is free
+    /// text (JSON-encoded when structured).
+    FunctionCallOutput { call_id: String, output: String },
 }
 
 /// One part of a message's content.
@@ -71,14 +74,34 @@ impl ClientEvent {
     /// instructions in force (OpenAI's documented way to add instructions mid-conversation).
     pub(crate) fn system_message(text: String) -> ClientEvent {
         ClientEvent::ConversationItemCreate {
-            item: ConversationItem {
-                kind: "message",
+            item: ConversationItem::Message {
                 role: "system",
                 content: vec![ContentPart {
                     kind: "input_text",
                     text,
                 }],
             },
+        }
+    }
+
+    /// The result of the tool call `call_id`.
+    pub(crate) fn function_call_output(call_id: String, output: String) -> ClientEvent {
+        ClientEvent::ConversationItemCreate {
+            item: ConversationItem::FunctionCallOutput { call_id, output },
+        }
+    }
+
+    /// A response outside the conversation (`conversation: "none"`, empty `input`): spoken with
+    /// the session's voice but neither seeing nor adding to what was said, tagged with
+    /// `purpose` so its events can be told apart. Used for the filler while a tool runs.
+    pub(crate) fn out_of_band_response(purpose: &'static str, instructions: String) -> ClientEvent {
+        ClientEvent::ResponseCreate {
+            response: Some(ResponseParams {
+                instructions: Some(instructions),
+                conversation: Some("none"),
+                input: Some(Vec::new()),
+                metadata: Some(ResponseMetadata { purpose }),
+            }),
         }
     }
 
@@ -113,6 +136,20 @@ pub struct ResponseParams {
     /// Instructions for this response only, e.g. "Greet the caller".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
+    /// `none` for a response outside the default conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<&'static str>,
+    /// The context of an out-of-band response (empty: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ResponseMetadata>,
+}
+
+/// `response.metadata`: OpenAI echoes it in the response's events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseMetadata {
+    pub purpose: &'static str,
 }
 
 #[cfg(test)]
@@ -197,7 +234,8 @@ mod tests {
         assert_eq!(
             ClientEvent::ResponseCreate {
                 response: Some(ResponseParams {
-                    instructions: Some("Greet the caller \"warmly\".".to_owned())
+                    instructions: Some("Greet the caller \"warmly\".".to_owned()),
+                    ..ResponseParams::default()
                 })
             }
             .to_json(),
@@ -210,6 +248,18 @@ mod tests {
         assert_eq!(
             ClientEvent::system_message("Greet the caller.".to_owned()).to_json(),
             r#"{"type":"conversation.item.create","item":{"type":"message","role":"system","content":[{"type":"input_text","text":"Greet the caller."}]}}"#
+        );
+    }
+
+    #[test]
+    fn tool_outputs_and_out_of_band_responses_have_the_ga_shape() {
+        assert_eq!(
+            ClientEvent::function_call_output("call_1".into(), r#"{"ok":true}"#.into()).to_json(),
+            r#"{"type":"conversation.item.create","item":{"type":"function_call_output","call_id":"call_1","output":"{\"ok\":true}"}}"#
+        );
+        assert_eq!(
+            ClientEvent::out_of_band_response("tool_filler", "Say: one moment.".into()).to_json(),
+            r#"{"type":"response.create","response":{"instructions":"Say: one moment.","conversation":"none","input":[],"metadata":{"purpose":"tool_filler"}}}"#
         );
     }
 }

@@ -122,13 +122,15 @@ fn response_created() {
     assert_eq!(
         event,
         ServerEvent::ResponseCreated {
-            response_id: "resp_C9G8p7IH2WxLbkgPNouYL".to_owned()
+            response_id: "resp_C9G8p7IH2WxLbkgPNouYL".to_owned(),
+            purpose: None,
         }
     );
     assert_eq!(
         parse(r#"{"type":"response.created"}"#),
         ServerEvent::ResponseCreated {
-            response_id: String::new()
+            response_id: String::new(),
+            purpose: None,
         }
     );
 }
@@ -280,6 +282,7 @@ fn response_done_flattens_usage() {
         event,
         ServerEvent::ResponseDone {
             response: ResponseSummary {
+                function_calls: Vec::new(),
                 id: "resp_CCXHw0UJld10EzIUXQCNh".to_owned(),
                 status: ResponseStatus::Completed,
                 status_reason: None,
@@ -310,6 +313,7 @@ fn response_done_without_details_or_usage() {
         event,
         ServerEvent::ResponseDone {
             response: ResponseSummary {
+                function_calls: Vec::new(),
                 id: "resp_2".to_owned(),
                 status: ResponseStatus::Cancelled,
                 status_reason: Some("turn_detected".to_owned()),
@@ -340,6 +344,7 @@ fn response_done_without_details_or_usage() {
         ),
         ServerEvent::ResponseDone {
             response: ResponseSummary {
+                function_calls: Vec::new(),
                 id: "resp_4".to_owned(),
                 status: ResponseStatus::Completed,
                 ..ResponseSummary::default()
@@ -357,6 +362,7 @@ fn response_done_failed_carries_the_error() {
         event,
         ServerEvent::ResponseDone {
             response: ResponseSummary {
+                function_calls: Vec::new(),
                 id: "resp_5".to_owned(),
                 status: ResponseStatus::Failed,
                 status_reason: None,
@@ -566,5 +572,44 @@ fn bad_shape_messages_are_short() {
     assert!(
         message.chars().count() <= MAX_PARSE_MESSAGE_CHARS + 1,
         "{message}"
+    );
+}
+
+#[test]
+fn response_done_lists_the_function_calls_of_its_output() {
+    let event = parse(
+        r#"{"type":"response.done","response":{"id":"resp_1","status":"completed","output":[
+            {"id":"item_a","type":"message","role":"assistant","content":[{"type":"output_audio","transcript":"Let me check."}]},
+            {"id":"item_b","type":"function_call","call_id":"call_1","name":"lookup_order","arguments":"{\"order_id\":\"A-1\"}","status":"completed"},
+            {"id":"item_c","type":"function_call","call_id":"call_2","name":"hang_up","arguments":"{}"}
+        ]}}"#,
+    );
+    let ServerEvent::ResponseDone { response } = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        response.function_calls,
+        vec![
+            FunctionCall {
+                call_id: "call_1".into(),
+                name: "lookup_order".into(),
+                arguments: r#"{"order_id":"A-1"}"#.into(),
+            },
+            FunctionCall {
+                call_id: "call_2".into(),
+                name: "hang_up".into(),
+                arguments: "{}".into(),
+            },
+        ]
+    );
+    let created = parse(
+        r#"{"type":"response.created","response":{"id":"resp_2","conversation_id":null,"metadata":{"purpose":"tool_filler"}}}"#,
+    );
+    assert_eq!(
+        created,
+        ServerEvent::ResponseCreated {
+            response_id: "resp_2".into(),
+            purpose: Some("tool_filler".into()),
+        }
     );
 }
