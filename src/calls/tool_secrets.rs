@@ -12,9 +12,9 @@ use super::CallService;
 use crate::crypto::{TenantSecret, named_secret_context, tenant_context};
 use crate::domain::assistant::AssistantSpec;
 use crate::domain::assistant::tools::Tool;
-use crate::domain::validation::ValidationError;
 use crate::domain::secret::SecretString;
 use crate::domain::time::after;
+use crate::domain::validation::ValidationError;
 use crate::outbound::http_tool::Signer;
 use crate::outbound::signing::SigningSecret;
 use crate::storage::StorageError;
@@ -36,7 +36,9 @@ pub(crate) enum ToolsProblem {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// An `http` tool, and the tenant has no tool signing secret.
-    #[error("requests to HTTP tools are signed: make the tool signing secret first with POST /api/me/tool-signing-secret/rotate")]
+    #[error(
+        "requests to HTTP tools are signed: make the tool signing secret first with POST /api/me/tool-signing-secret/rotate"
+    )]
     SigningSecretRequired,
 }
 

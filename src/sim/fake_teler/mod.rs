@@ -74,6 +74,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body parsed as JSON; `Null` if it was empty, not JSON or over [`BODY_LIMIT`].
     pub body: Value,
+    /// When it arrived (to compare with what a caller had heard by then).
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -373,6 +375,7 @@ async fn handle(
             })
             .collect(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: std::time::Instant::now(),
     });
     if too_large {
         return envelope(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
