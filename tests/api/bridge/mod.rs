@@ -11,6 +11,7 @@ mod hangups;
 mod session_limit;
 mod shutdown;
 mod slots;
+mod tools;
 
 use std::collections::HashMap;
 use std::time::Duration;
