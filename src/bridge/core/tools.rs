@@ -1,6 +1,6 @@
 //! The model's tool calls, as decisions: which calls to run, when to hand their results back,
 //! when to ask the model to go on, when to fill a silence, and what to cancel when the caller
-//! speaks. Running a tool is I/O and happens outside the session loop (`bridge::tools`): the
+//! speaks. Running a tool is I/O and happens outside the session loop (`bridge::tool_runner`): the
 //! core emits a [`ToolRequest`] in [`Effects::tool_calls`] and later receives its
 //! [`ToolResult`].
 //!

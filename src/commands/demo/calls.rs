@@ -1,7 +1,8 @@
-//! The demo's two calls, played the way FreJun plays them: the lifecycle webhooks, the flow
+//! The demo's three calls, played the way FreJun plays them: the lifecycle webhooks, the flow
 //! fetch, the media stream with a caller who talks over the greeting (inbound) or waits for it
-//! (outbound), and the hang-up. Everything the caller sent and heard is kept for the account
-//! and the WAV files.
+//! (outbound), or asks about an order that the assistant looks up with an HTTP tool before it
+//! ends the call itself; and the hang-up. Everything the caller sent and heard is kept for the
+//! account and the WAV files.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use anyhow::{Context as _, anyhow};
 use serde_json::{Value, json};
 
 use crate::sim::caller::{CallSummary, ReceivedEvent, SimulatedCaller};
-use crate::sim::fake_openai::SessionRecord;
+use crate::sim::fake_openai::{
+    Behaviour, Mode, Pace, ScriptedFunctionCall, ScriptedTurn, SessionRecord,
+};
 use crate::sim::frejun_requests::{
     FlowRequest, StreamFlow, frejun_http_client, request_stream_flow,
 };
@@ -23,6 +26,8 @@ use super::stack::{DemoStack, script};
 /// The caller on the inbound call, and the customer the outbound call dials.
 pub(crate) const CALLER_NUMBER: &str = "+14155550100";
 pub(crate) const CUSTOMER_NUMBER: &str = "+14155550199";
+/// The demo tenant's FreJun API key (the fake Teler accepts any).
+pub(crate) const DEMO_FREJUN_KEY: &str = "frejun-demo-key";
 
 /// How long the caller listens to the greeting before talking over it.
 const BARGE_IN_AFTER_MS: u64 = 1_200;
@@ -37,7 +42,8 @@ const TRAILING_SILENCE_MS: u64 = 500;
 
 /// One finished call, for the account and the WAV files.
 pub(crate) struct PlayedCall {
-    pub direction: Direction,
+    /// Names the call's WAV files: `inbound`, `outbound` or `order`.
+    pub label: &'static str,
     pub frejun_call_id: String,
     pub voxbridge_call_id: String,
     /// When the media stream opened; every mark is relative to it.
@@ -87,7 +93,105 @@ pub(crate) async fn inbound(
         .context("the flow request failed")?;
     narrate_flow(narrator, &flow);
     lifecycle.after_flow(Direction::Inbound).await;
-    play(stack, tenant, flow, lifecycle, Direction::Inbound, narrator).await
+    play(stack, tenant, flow, lifecycle, Plan::BargeIn, narrator).await
+}
+
+/// What the caller asks about on the order call, and what the order system answers.
+const ORDER_QUESTION: &str = "Hi, where is my order A-1001?";
+const ORDER_ANSWER: &str = "Your order A-1001 has shipped with DHL and arrives on December 9th.";
+const CALLER_GOODBYE: &str = "Great, thanks. Bye!";
+const ASSISTANT_GOODBYE: &str = "Thanks for calling Acme Bistro. Goodbye!";
+
+/// The fake model on the order call: the greeting; after the caller's question, a call of
+/// `lookup_order`, then the answer; after the caller's goodbye, its own goodbye and `end_call`.
+/// The recorded voices do not say these lines, so the tool turns are tones with the words as
+/// their transcripts.
+fn order_script(greeting: &Voice) -> Behaviour {
+    Behaviour {
+        pace: Pace::Realtime(4.0),
+        user_transcripts: vec![ORDER_QUESTION.to_owned(), CALLER_GOODBYE.to_owned()],
+        function_calls: vec![
+            ScriptedFunctionCall::single(
+                1,
+                "lookup_order",
+                r#"{"order_id":"A-1001"}"#,
+                ScriptedTurn::tone(ORDER_ANSWER, 523.0, 2_400),
+            ),
+            ScriptedFunctionCall {
+                after_user_turn: 2,
+                preamble: Some(ScriptedTurn::tone(ASSISTANT_GOODBYE, 440.0, 1_600)),
+                calls: vec![(
+                    "hang_up".to_owned(),
+                    r#"{"reason":"the caller said goodbye"}"#.to_owned(),
+                )],
+                follow_up: ScriptedTurn::tone("(never spoken: the call has ended)", 440.0, 100),
+            },
+        ],
+        ..Behaviour::with_mode(Mode::Scripted {
+            turns: vec![ScriptedTurn::samples(
+                greeting.text,
+                std::sync::Arc::clone(&greeting.samples_24k),
+            )],
+        })
+    }
+}
+
+/// An inbound call to `number`, whose assistant has an order-lookup tool and `end_call`: the
+/// caller asks about an order, the assistant looks it up in the tenant's order system (the
+/// fake), answers, and hangs up after saying goodbye.
+pub(crate) async fn order_lookup(
+    stack: &DemoStack,
+    tenant: &ProvisionedTenant,
+    number: &str,
+    narrator: &Narrator,
+) -> anyhow::Result<PlayedCall> {
+    stack
+        .fake_openai
+        .set_behaviour(order_script(&Voice::greeting()?));
+    let http = frejun_http_client();
+    // FreJun knows the call (the fake Teler API, with the tenant's FreJun key), so the
+    // assistant's hang-up through Teler finds it.
+    let frejun_call_id = stack
+        .fake_teler
+        .receive_call(DEMO_FREJUN_KEY, CALLER_NUMBER, number)
+        .id;
+    let mut lifecycle = Lifecycle::new(
+        http.clone(),
+        Some(tenant.webhook_url.to_string()),
+        frejun_call_id.clone(),
+        CALLER_NUMBER,
+        number,
+    );
+    narrator.step(&format!(
+        "FreJun: {CALLER_NUMBER} is calling {number} (FreJun call id {frejun_call_id})"
+    ));
+    lifecycle.before_flow(Direction::Inbound).await;
+    let request = FlowRequest {
+        call_id: frejun_call_id,
+        from: CALLER_NUMBER.to_owned(),
+        to: number.to_owned(),
+        direction: Direction::Inbound.as_str().to_owned(),
+    };
+    let flow = request_stream_flow(&http, tenant.flow_url.as_str(), &request)
+        .await
+        .context("the flow request failed")?;
+    narrate_flow(narrator, &flow);
+    lifecycle.after_flow(Direction::Inbound).await;
+    let played = play(stack, tenant, flow, lifecycle, Plan::OrderLookup, narrator).await?;
+    for request in stack.fake_tools.requests() {
+        narrator.step(&format!(
+            "order system: {} {} signed by voxbridge (signature {}), arguments {}",
+            request.method,
+            request.path,
+            if request.signature_valid {
+                "valid"
+            } else {
+                "INVALID"
+            },
+            request.body["arguments"]
+        ));
+    }
+    Ok(played)
 }
 
 /// An outbound call the tenant places through the API; the customer waits for the greeting,
@@ -158,10 +262,32 @@ pub(crate) async fn outbound(
         tenant,
         flow,
         lifecycle,
-        Direction::Outbound,
+        Plan::WaitForGreeting,
         narrator,
     )
     .await
+}
+
+/// How the caller behaves on a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Inbound: talks over the greeting, hears the answer, hangs up.
+    BargeIn,
+    /// Outbound: lets the greeting finish, speaks, hears the answer, hangs up.
+    WaitForGreeting,
+    /// Inbound: lets the greeting finish, asks about an order, hears the answer, says goodbye,
+    /// and the assistant hangs up.
+    OrderLookup,
+}
+
+impl Plan {
+    fn label(self) -> &'static str {
+        match self {
+            Plan::BargeIn => "inbound",
+            Plan::WaitForGreeting => "outbound",
+            Plan::OrderLookup => "order",
+        }
+    }
 }
 
 fn narrate_flow(narrator: &Narrator, flow: &StreamFlow) {
@@ -178,7 +304,7 @@ async fn play(
     tenant: &ProvisionedTenant,
     flow: StreamFlow,
     mut lifecycle: Lifecycle,
-    direction: Direction,
+    plan: Plan,
     narrator: &Narrator,
 ) -> anyhow::Result<PlayedCall> {
     let voxbridge_call_id = voxbridge_call_id(&flow.caller.ws_url)
@@ -198,15 +324,32 @@ async fn play(
 
     let mut conversation = Conversation::new(caller);
     // Inbound, the caller talks over the greeting; outbound, the customer lets it finish.
-    conversation.run(direction == Direction::Inbound).await?;
+    let words = (plan == Plan::OrderLookup).then_some(ORDER_QUESTION);
+    conversation.run(plan == Plan::BargeIn, words).await?;
+    if plan == Plan::OrderLookup {
+        conversation.say_goodbye().await?;
+    }
     let Conversation {
         caller,
         sent,
         marks,
         ..
     } = conversation;
-    let summary = caller.hang_up().await.context("hanging up")?;
-    narrator.step("FreJun: the caller hangs up (close frame 1000)");
+    let summary = if plan == Plan::OrderLookup {
+        let summary = caller
+            .wait_closed(CALL_LOG_TIMEOUT)
+            .await
+            .context("waiting for the assistant to hang up")?;
+        narrator.step(
+            "voxbridge: the assistant called end_call; once its goodbye was heard, voxbridge \
+             closed the media stream and hung up through Teler",
+        );
+        summary
+    } else {
+        let summary = caller.hang_up().await.context("hanging up")?;
+        narrator.step("FreJun: the caller hangs up (close frame 1000)");
+        summary
+    };
     lifecycle.stream_completed(&stream_id).await;
     lifecycle.completed(summary.duration).await;
     for warning in lifecycle.warnings() {
@@ -226,7 +369,7 @@ async fn play(
         .into_iter()
         .nth(sessions_before);
     Ok(PlayedCall {
-        direction,
+        label: plan.label(),
         frejun_call_id,
         voxbridge_call_id,
         opened_at,
@@ -258,7 +401,9 @@ impl Conversation {
         }
     }
 
-    async fn run(&mut self, barge_in: bool) -> anyhow::Result<()> {
+    /// The greeting (talked over when `barge_in`), the caller's turn, the answer. `words` is
+    /// what the caller's turn stands for, when not the recording's own text.
+    async fn run(&mut self, barge_in: bool, words: Option<&str>) -> anyhow::Result<()> {
         let caller_voice = Voice::caller()?;
         self.silence_until(FIRST_AUDIO_TIMEOUT, |caller| {
             caller.received().audio_chunks > 0
@@ -273,7 +418,8 @@ impl Conversation {
             })
             .await?;
         }
-        self.mark(format!("caller speaks: \"{}\"", caller_voice.text));
+        let words = words.unwrap_or(caller_voice.text);
+        self.mark(format!("caller speaks: \"{words}\""));
         self.send(&caller_voice.samples_8k).await?;
         self.mark("caller stops speaking".into());
         let spoke_at = Instant::now();
@@ -287,6 +433,32 @@ impl Conversation {
             answered && playback_over(caller, TRAILING_SILENCE_MS)
         })
         .await
+    }
+
+    /// The caller says goodbye and keeps the line open (sending silence) until the assistant
+    /// has answered and ended the call.
+    async fn say_goodbye(&mut self) -> anyhow::Result<()> {
+        let caller_voice = Voice::caller()?;
+        self.silence_for(TRAILING_SILENCE_MS).await?;
+        self.mark(format!("caller speaks: \"{CALLER_GOODBYE}\""));
+        self.send(&caller_voice.samples_8k).await?;
+        self.mark("caller stops speaking".into());
+        let chunk = vec![0i16; self.caller.config().chunk_samples()];
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        while self.caller.received().closed.is_none() {
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "the assistant did not end the call within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                ));
+            }
+            if self.send(&chunk).await.is_err() {
+                // The stream closed between the check and the send.
+                break;
+            }
+        }
+        self.mark("voxbridge closes the media stream".into());
+        Ok(())
     }
 
     fn mark(&mut self, what: String) {

@@ -1,13 +1,14 @@
 //! `voxbridge demo`: the first thing to run. On loopback only, with no accounts: a voxbridge
 //! server in this process over the development MongoDB (its own `voxbridge_demo` database), the
 //! fake OpenAI Realtime server speaking recorded voices and the fake FreJun Teler API. It creates
-//! a tenant, an assistant and a number through the admin and tenant APIs, places one inbound
-//! and one outbound call as FreJun would, tells step by step what happened, and writes what
-//! each side heard to WAV files.
+//! a tenant, assistants and numbers through the admin and tenant APIs, places an inbound and an
+//! outbound call as FreJun would, then a third call in which the assistant looks up an order
+//! through an HTTP tool and ends the call itself; it tells step by step what happened, and
+//! writes what each side heard to WAV files.
 //!
 //! Layout:
 //! - `stack`: starting and stopping the server, MongoDB and the fakes.
-//! - `calls`: the two calls, played as FreJun plays them.
+//! - `calls`: the three calls, played as FreJun plays them.
 //! - `narrate`: the printed account.
 
 mod calls;
@@ -30,6 +31,8 @@ use stack::DemoStack;
 
 /// The demo tenant's number (fictional: the `+99` country code is unassigned).
 const DEMO_NUMBER: &str = "+990000000100";
+/// The number of the tenant's order line, answered by the assistant with tools.
+const ORDER_NUMBER: &str = "+990000000101";
 
 /// Runs the demo; WAV files go to `out_dir` (created if needed).
 pub async fn run(settings: Settings, out_dir: PathBuf) -> anyhow::Result<()> {
@@ -69,7 +72,7 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
             email: "demo@acme-bistro.example".into(),
             max_concurrent_calls: 5,
             openai_api_key: "sk-demo-not-a-real-key".into(),
-            frejun_api_key: "frejun-demo-key".into(),
+            frejun_api_key: calls::DEMO_FREJUN_KEY.into(),
         },
     )
     .await
@@ -109,10 +112,82 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
     let outbound = calls::outbound(stack, &tenant, &assistant_id, DEMO_NUMBER, narrator).await?;
     report(&outbound, out_dir)?;
 
+    narrator.heading("Call 3: the assistant looks up an order with an HTTP tool, then hangs up");
+    set_up_order_line(stack, &tenant, narrator).await?;
+    let order = calls::order_lookup(stack, &tenant, ORDER_NUMBER, narrator).await?;
+    report(&order, out_dir)?;
+
     println!(
         "\nTry the API yourself while a server runs: README.md, \"API\"; \
          `voxbridge call` places calls like these against any voxbridge."
     );
+    Ok(())
+}
+
+/// Gives the tenant an order line: the signing secret its order system verifies, the order
+/// system's token as a named secret, and an assistant with an `http` lookup tool and `end_call`
+/// answering [`ORDER_NUMBER`].
+async fn set_up_order_line(
+    stack: &DemoStack,
+    tenant: &provision::ProvisionedTenant,
+    narrator: &Narrator,
+) -> anyhow::Result<()> {
+    let rotated = tenant
+        .api
+        .post_data("api/me/tool-signing-secret/rotate", &serde_json::json!({}))
+        .await
+        .context("making the tool signing secret")?;
+    let secret = rotated["signing_secret"].as_str().unwrap_or_default();
+    let secret = crate::outbound::signing::SigningSecret::parse(secret)
+        .context("the signing secret is not a whsec_ secret")?;
+    stack.fake_tools.set_secret(Some(secret));
+    narrator.step(
+        "tenant: POST /api/me/tool-signing-secret/rotate → a whsec_ secret, shown once, given to \
+         the order system so it can verify voxbridge's requests",
+    );
+    tenant
+        .api
+        .put(
+            "api/me/secrets/orders_token",
+            &serde_json::json!({"value": "demo-orders-token-1234"}),
+        )
+        .await
+        .context("storing the order system's token")?;
+    narrator.step("tenant: PUT /api/me/secrets/orders_token → stored encrypted, never shown again");
+    let assistant = tenant
+        .api
+        .post_data(
+            "api/assistants",
+            &serde_json::json!({
+                "name": "Order line",
+                "instructions": "You answer questions about Acme Bistro delivery orders. Look                                  orders up with lookup_order; when the caller is done, say                                  goodbye and call hang_up.",
+                "greeting": voices::GREETING_TEXT,
+                "audio": {"codec": "pcm24k", "inbound_rate": "8k", "inbound_chunk_ms": 100, "outbound_chunk_ms": 100},
+                "transcription": {"model": "gpt-live-transcribe"},
+                "tools": [
+                    {"type": "http", "name": "lookup_order",
+                     "description": "Looks up a delivery order by its id, such as A-1001.",
+                     "url": stack.fake_tools.url("/orders/lookup"),
+                     "headers": {"Authorization": "Bearer {{secret.orders_token}}"},
+                     "parameters": {"type": "object",
+                                    "properties": {"order_id": {"type": "string"}},
+                                    "required": ["order_id"]}},
+                    {"type": "end_call", "name": "hang_up",
+                     "description": "Ends the call once the caller has said goodbye."}
+                ]
+            }),
+        )
+        .await
+        .context("creating the order-line assistant")?;
+    let assistant_id = assistant["id"].as_str().unwrap_or_default().to_owned();
+    tenant
+        .add_number(ORDER_NUMBER, &assistant_id)
+        .await
+        .context("adding the order line's number")?;
+    narrator.step(&format!(
+        "tenant: POST /api/assistants → \"Order line\" with tools lookup_order (http, signed) \
+         and hang_up (end_call); {ORDER_NUMBER} answers with it"
+    ));
     Ok(())
 }
 
@@ -132,7 +207,7 @@ fn report(call: &PlayedCall, out_dir: &Path) -> anyhow::Result<()> {
     for line in describe_call_log(&call.call_log) {
         println!("    {line}");
     }
-    let direction = call.direction.as_str();
+    let direction = call.label;
     let mut files = vec![
         (
             format!("{direction}-caller-heard.wav"),

@@ -1,7 +1,8 @@
 //! Everything the demo runs, on loopback and in this process: the development MongoDB (started,
 //! or reused when `voxbridge serve` already runs one), a voxbridge server on a free port with
-//! its own database, the fake OpenAI Realtime server speaking the recorded voices, and the fake
-//! FreJun Teler REST API that outbound calls are placed through.
+//! its own database, the fake OpenAI Realtime server speaking the recorded voices, the fake
+//! FreJun Teler REST API that outbound calls are placed through, and a fake of the tenant's
+//! order system that the assistant's HTTP tool calls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::settings::{Environment, Settings};
 use crate::sim::api_client::ApiClient;
 use crate::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
 use crate::sim::fake_teler::FakeTeler;
+use crate::sim::fake_tool_server::FakeToolServer;
 use crate::sim::voices;
 use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
 use crate::storage::{Storage, migrations};
@@ -31,6 +33,8 @@ pub(crate) struct DemoStack {
     pub mongodb_note: String,
     pub fake_openai: FakeOpenAi,
     pub fake_teler: FakeTeler,
+    /// The tenant's order system, on loopback (allow-listed for the demo's server).
+    pub fake_tools: FakeToolServer,
     /// `http://127.0.0.1:<port>/`.
     pub base_url: Url,
     /// The admin API, with the development admin token.
@@ -106,6 +110,9 @@ impl DemoStack {
         let fake_teler = FakeTeler::start()
             .await
             .context("cannot start the fake Teler API")?;
+        let fake_tools = FakeToolServer::start()
+            .await
+            .context("cannot start the fake order system")?;
 
         settings.server.host = [127, 0, 0, 1].into();
         settings.server.port = 0;
@@ -113,6 +120,9 @@ impl DemoStack {
         settings.server.workers = Some(1);
         settings.openai.realtime_url = fake_openai.url();
         settings.frejun.api_base_url = fake_teler.base_url();
+        // The order system is on loopback, which tenants' tools may not reach unless the
+        // operator allows it.
+        settings.outbound.allow = "127.0.0.1".to_owned();
         // Call logs reach MongoDB every 500 ms, so the printed log is fresh when a call ends.
         settings.bridge.log_flush_interval_ms = 500;
         let admin_token = settings.security.admin_token.expose().to_owned();
@@ -134,6 +144,7 @@ impl DemoStack {
             mongodb_note,
             fake_openai,
             fake_teler,
+            fake_tools,
             base_url,
             admin,
             shutdown,
@@ -153,6 +164,7 @@ impl DemoStack {
         }
         self.fake_openai.stop();
         self.fake_teler.stop().await;
+        self.fake_tools.stop().await;
         self.storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
         if let Some(mongod) = self.local_mongod {
             mongod.stop().await;

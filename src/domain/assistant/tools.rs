@@ -3,7 +3,7 @@
 //! HTTP endpoint, or use a remote MCP server through OpenAI.
 //!
 //! Everything here is configuration and its rules; running a tool is the bridge's job
-//! (`bridge::tools`). The model never chooses a phone number: a transfer names a destination
+//! (`bridge::tool_runner`). The model never chooses a phone number: a transfer names a destination
 //! `id` from this configuration (free-form numbers would be toll fraud waiting to happen).
 //!
 //! HTTP header values and the MCP authorization may reference the tenant's stored secrets as

@@ -130,7 +130,17 @@ pub fn describe_call_log(log: &Value) -> Vec<String> {
             } else {
                 ""
             };
-            lines.push(format!("  {role}: {said}{cut}"));
+            match turn.get("tool").filter(|tool| tool.is_object()) {
+                Some(tool) => lines.push(format!(
+                    "  tool: {} {} → {} ({}, {} ms)",
+                    text(tool, "name").unwrap_or_default(),
+                    text(tool, "arguments").unwrap_or_default(),
+                    text(tool, "result").unwrap_or_default(),
+                    text(tool, "outcome").unwrap_or_default(),
+                    tool.get("latency_ms").and_then(Value::as_u64).unwrap_or(0),
+                )),
+                None => lines.push(format!("  {role}: {said}{cut}")),
+            }
         }
     }
     if let Some(cost) = number(log, "cost_usd") {
