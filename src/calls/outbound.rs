@@ -116,17 +116,13 @@ impl CallService {
                 )
             })?,
         };
-        let assistant = match self
+        let assistant = self
             .shared
             .storage
             .assistants()
-            .get(tenant.id, assistant_id)
-            .await
-        {
-            Ok(assistant) => assistant,
-            Err(StorageError::NotFound) => return Err(OutboundError::AssistantNotFound),
-            Err(err) => return Err(err.into()),
-        };
+            .find(tenant.id, assistant_id)
+            .await?
+            .ok_or(OutboundError::AssistantNotFound)?;
         let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
         self.credential(tenant, Credential::OpenAiApiKey)?;
         let url_secret = self

@@ -81,17 +81,13 @@ impl CallService {
                     )
                 };
                 let assistant_id = call.assistant_id.ok_or_else(unknown)?;
-                let assistant = match self
+                let assistant = self
                     .shared
                     .storage
                     .assistants()
-                    .get(tenant.id, assistant_id)
-                    .await
-                {
-                    Ok(assistant) => assistant,
-                    Err(crate::storage::StorageError::NotFound) => return Err(unknown().into()),
-                    Err(err) => return Err(err.into()),
-                };
+                    .find(tenant.id, assistant_id)
+                    .await?
+                    .ok_or_else(unknown)?;
                 destination_target(&assistant.spec.tools, &id).ok_or_else(unknown)?
             }
         };

@@ -58,10 +58,20 @@ impl Assistants {
         user_id: TenantId,
         id: AssistantId,
     ) -> Result<AssistantRecord, StorageError> {
-        self.collection
+        self.find(user_id, id).await?.ok_or(StorageError::NotFound)
+    }
+
+    /// The tenant's assistant `id`, or `None` when there is no such assistant (for callers to
+    /// whom a missing assistant is an error of their own).
+    pub(crate) async fn find(
+        &self,
+        user_id: TenantId,
+        id: AssistantId,
+    ) -> Result<Option<AssistantRecord>, StorageError> {
+        Ok(self
+            .collection
             .find_one(doc! { "_id": id, "user_id": user_id })
-            .await?
-            .ok_or(StorageError::NotFound)
+            .await?)
     }
 
     pub(crate) async fn list(

@@ -69,8 +69,20 @@ pub(crate) async fn inbound(
     stack
         .fake_openai
         .set_behaviour(script(&Voice::greeting()?)?);
-    let http = frejun_http_client();
     let frejun_call_id = format!("demo-in-{:08x}", rand::random::<u32>());
+    let (flow, lifecycle) = ring_in(tenant, number, frejun_call_id, narrator).await?;
+    play(stack, tenant, flow, lifecycle, Plan::BargeIn, narrator).await
+}
+
+/// FreJun's side of an inbound call up to the media stream: the webhooks before the flow, the
+/// flow request (answered "stream") and the webhooks after it.
+async fn ring_in(
+    tenant: &ProvisionedTenant,
+    number: &str,
+    frejun_call_id: String,
+    narrator: &Narrator,
+) -> anyhow::Result<(StreamFlow, Lifecycle)> {
+    let http = frejun_http_client();
     let mut lifecycle = Lifecycle::new(
         http.clone(),
         Some(tenant.webhook_url.to_string()),
@@ -93,7 +105,7 @@ pub(crate) async fn inbound(
         .context("the flow request failed")?;
     narrate_flow(narrator, &flow);
     lifecycle.after_flow(Direction::Inbound).await;
-    play(stack, tenant, flow, lifecycle, Plan::BargeIn, narrator).await
+    Ok((flow, lifecycle))
 }
 
 /// What the caller asks about on the order call, and what the order system answers.
@@ -148,35 +160,13 @@ pub(crate) async fn order_lookup(
     stack
         .fake_openai
         .set_behaviour(order_script(&Voice::greeting()?));
-    let http = frejun_http_client();
     // FreJun knows the call (the fake Teler API, with the tenant's FreJun key), so the
     // assistant's hang-up through Teler finds it.
     let frejun_call_id = stack
         .fake_teler
         .receive_call(DEMO_FREJUN_KEY, CALLER_NUMBER, number)
         .id;
-    let mut lifecycle = Lifecycle::new(
-        http.clone(),
-        Some(tenant.webhook_url.to_string()),
-        frejun_call_id.clone(),
-        CALLER_NUMBER,
-        number,
-    );
-    narrator.step(&format!(
-        "FreJun: {CALLER_NUMBER} is calling {number} (FreJun call id {frejun_call_id})"
-    ));
-    lifecycle.before_flow(Direction::Inbound).await;
-    let request = FlowRequest {
-        call_id: frejun_call_id,
-        from: CALLER_NUMBER.to_owned(),
-        to: number.to_owned(),
-        direction: Direction::Inbound.as_str().to_owned(),
-    };
-    let flow = request_stream_flow(&http, tenant.flow_url.as_str(), &request)
-        .await
-        .context("the flow request failed")?;
-    narrate_flow(narrator, &flow);
-    lifecycle.after_flow(Direction::Inbound).await;
+    let (flow, lifecycle) = ring_in(tenant, number, frejun_call_id, narrator).await?;
     let played = play(stack, tenant, flow, lifecycle, Plan::OrderLookup, narrator).await?;
     for request in stack.fake_tools.requests() {
         narrator.step(&format!(
