@@ -280,7 +280,8 @@ pub(crate) struct ToolTestView {
 
 /// Runs an assistant's `http` tool once with the given arguments, as a call would (signed,
 /// through the same address policy, within its timeout), and shows the request and the answer.
-/// The `call` object of the body has every field `null`, and `tool_call_id` starts `test_`.
+/// The body's `call` names the assistant and has every other field `null` (a test run belongs
+/// to no call); `tool_call_id` starts `test_`.
 #[utoipa::path(
     post,
     path = "/api/assistants/{assistant_id}/tools/{name}/test",
@@ -350,7 +351,10 @@ async fn test_tool(
             signer: &signer,
             secrets: &lookup,
             tool_call_id: &tool_call_id,
-            call: &CallContext::default(),
+            call: &CallContext {
+                assistant_id: Some(assistant.id.to_string()),
+                ..CallContext::default()
+            },
         },
     )
     .await;

@@ -30,5 +30,6 @@ mod rate_limits;
 mod slow_bodies;
 mod startup_notices;
 mod tenants;
+mod tools_api;
 mod url_secret_rotation;
 mod validation;

@@ -458,6 +458,13 @@ fn check_shape(content_type: Option<&str>, body: &[u8]) -> Vec<String> {
         &mut errors,
     );
     if let Some(call) = body.get("call").and_then(Value::as_object) {
+        // A test run from the API belongs to no call, so it has no direction either.
+        let test_run = call.get("id").is_some_and(Value::is_null);
+        let direction = if test_run {
+            Expect::DirectionOrNull
+        } else {
+            Expect::Direction
+        };
         check_fields(
             call,
             "call.",
@@ -467,7 +474,7 @@ fn check_shape(content_type: Option<&str>, body: &[u8]) -> Vec<String> {
                 ("assistant_id", Expect::Text),
                 ("from", Expect::NumberOrNull),
                 ("to", Expect::NumberOrNull),
-                ("direction", Expect::Direction),
+                ("direction", direction),
             ],
             &mut errors,
         );
@@ -488,6 +495,8 @@ enum Expect {
     NumberOrNull,
     /// `inbound` or `outbound`.
     Direction,
+    /// `inbound`, `outbound` or null (a test run).
+    DirectionOrNull,
 }
 
 /// Checks `object`'s fields against `expected` (each required, even when it may be null: the
@@ -515,18 +524,19 @@ fn check_fields(
             (Expect::NumberOrNull, Value::String(number)) => {
                 Some(format!("is `{number}`, not an E.164 number (+ and digits)"))
             }
-            (Expect::Direction, Value::String(direction))
+            (Expect::Direction | Expect::DirectionOrNull, Value::String(direction))
                 if direction == "inbound" || direction == "outbound" =>
             {
                 None
             }
-            (Expect::Direction, Value::String(direction)) => {
+            (Expect::Direction | Expect::DirectionOrNull, Value::String(direction)) => {
                 Some(format!("is `{direction}`, not `inbound` or `outbound`"))
             }
+            (Expect::DirectionOrNull, Value::Null) => None,
             (Expect::Text | Expect::Direction, other) => {
                 Some(format!("is {}, not a string", kind(other)))
             }
-            (Expect::TextOrNull | Expect::NumberOrNull, other) => {
+            (Expect::TextOrNull | Expect::NumberOrNull | Expect::DirectionOrNull, other) => {
                 Some(format!("is {}, not a string or null", kind(other)))
             }
             (Expect::Object, other) => Some(format!("is {}, not an object", kind(other))),

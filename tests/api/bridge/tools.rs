@@ -540,7 +540,7 @@ async fn send_dtmf_presses_keys_and_a_barge_in_keeps_a_tools_result() {
     .await;
     let (call_id, mut caller) = w.call().await;
     speak(&mut caller).await;
-    w.wait_for("the keys pressed", |s| s.function_call_outputs.len() >= 1)
+    w.wait_for("the keys pressed", |s| !s.function_call_outputs.is_empty())
         .await;
     // The caller talks while the slow tools run.
     caller
