@@ -138,9 +138,10 @@ async fn set_up_order_line(
         .await
         .context("making the tool signing secret")?;
     let secret = rotated["signing_secret"].as_str().unwrap_or_default();
-    let secret = crate::outbound::signing::SigningSecret::parse(secret)
-        .context("the signing secret is not a whsec_ secret")?;
-    stack.fake_tools.set_secret(Some(secret));
+    stack
+        .fake_tools
+        .set_secret_text(secret)
+        .map_err(|error| anyhow::anyhow!("the signing secret is refused: {error}"))?;
     narrator.step(
         "tenant: POST /api/me/tool-signing-secret/rotate → a whsec_ secret, shown once, given to \
          the order system so it can verify voxbridge's requests",

@@ -538,7 +538,7 @@ impl Tool {
     }
 
     /// Checks every rule and normalises what has one spelling (phone numbers to E.164).
-    /// `field` is the tool's path, e.g. "tools[2]".
+    /// `field` is the tool's path, e.g. `tools[2]`.
     fn normalize(&mut self, field: &str) -> Result<(), ValidationError> {
         check_identifier(&format!("{field}.name"), self.name())?;
         check_name(

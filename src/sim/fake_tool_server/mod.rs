@@ -6,7 +6,7 @@
 //! `webhook-signature`). This fake checks every request the way a careful tenant would, so that
 //! our client is tested against the contract rather than against a server that accepts anything:
 //!
-//! - the signature, with [`verify`](crate::outbound::signing::verify) and the secret the test
+//! - the signature, with [`verify`] and the secret the test
 //!   hands over with [`FakeToolServer::set_secret`] (no secret: every request is refused), within
 //!   [`TOLERANCE_SECS`](crate::outbound::signing::TOLERANCE_SECS) of the wall clock;
 //! - the body's shape, each problem recorded as a sentence naming the field.
@@ -170,6 +170,13 @@ impl FakeToolServer {
     /// against it from now on. `None` refuses every request.
     pub fn set_secret(&self, secret: Option<SigningSecret>) {
         lock(&self.state).secret = secret;
+    }
+
+    /// Sets the tenant's secret from its `whsec_…` text, as the API showed it.
+    pub fn set_secret_text(&self, whsec: &str) -> Result<(), String> {
+        let secret = SigningSecret::parse(whsec).map_err(|error| error.to_string())?;
+        self.set_secret(Some(secret));
+        Ok(())
     }
 
     /// Adds (or changes) an order that `/orders/lookup` knows.
