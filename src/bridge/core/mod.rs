@@ -444,6 +444,10 @@ impl BridgeCore {
                     tracing::debug!("a cancel arrived after its response ended");
                     return None;
                 }
+                if error.is_active_response() && self.phase == AiPhase::Ready {
+                    tracing::debug!("a response.create met a running response; it answers instead");
+                    return None;
+                }
                 let code = error.code.clone().unwrap_or_else(|| error.kind.clone());
                 tracing::warn!(code, message = error.message, "OpenAI reported an error");
                 if self.phase != AiPhase::Ready || is_fatal_error(&code) {

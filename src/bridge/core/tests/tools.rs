@@ -375,3 +375,23 @@ fn tools_still_running_when_the_call_ends_are_recorded_cancelled() {
         [("call_a".to_owned(), ToolOutcome::Cancelled)]
     );
 }
+
+#[test]
+fn a_create_that_meets_a_running_response_is_harmless() {
+    let mut core = with_tools(None);
+    let mut fx = Effects::default();
+    let ending = core.ai_event(
+        ServerEvent::Error {
+            error: ApiError {
+                kind: "invalid_request_error".into(),
+                code: Some("conversation_already_has_active_response".into()),
+                message: "Conversation already has an active response in progress: resp_1.".into(),
+                ..ApiError::default()
+            },
+        },
+        Instant::now(),
+        &mut fx,
+    );
+    assert!(ending.is_none(), "the call goes on");
+    assert!(fx.to_ai.is_empty() && fx.to_teler.is_empty());
+}

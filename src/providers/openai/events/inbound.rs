@@ -116,6 +116,16 @@ impl ApiError {
     pub(crate) fn is_cancel_not_active(&self) -> bool {
         self.code.as_deref() == Some(Self::CANCEL_NOT_ACTIVE)
     }
+
+    /// The code OpenAI returns for a `response.create` while a response is still running.
+    pub(crate) const ACTIVE_RESPONSE: &str = "conversation_already_has_active_response";
+
+    /// Whether this is the harmless refusal of a `response.create` because a response is
+    /// already running (the caller spoke and server VAD started one, or the API started one
+    /// itself after a tool's output): the model is responding anyway.
+    pub(crate) fn is_active_response(&self) -> bool {
+        self.code.as_deref() == Some(Self::ACTIVE_RESPONSE)
+    }
 }
 
 /// How a response ended (`response.status` in `response.done`).
