@@ -326,7 +326,8 @@ impl Bridge {
                     // The closing line has been heard: the call can end.
                     core.closing_done(Instant::now().into_std())
                 }
-                result = tools.next() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
+                // Guarded so that a call without tools never polls the runner.
+                result = tools.next(), if tools.is_busy() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
                 () = sleep_until_or_never(tool_timer), if tool_timer.is_some() => {
                     core.tool_timer(Instant::now().into_std(), &mut fx);
                     None

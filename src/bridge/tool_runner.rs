@@ -81,6 +81,11 @@ impl ToolRunner {
         }
     }
 
+    /// Whether any call is running (the session loop polls [`ToolRunner::next`] only then).
+    pub(crate) fn is_busy(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
     /// The next finished call; pending while none is running.
     pub(crate) async fn next(&mut self) -> ToolResult {
         loop {
