@@ -27,7 +27,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{TenantId, WebhookEndpointId};
 use crate::domain::secret::{MasterKey, SecretString};
 
 /// Length of an AES-GCM nonce in bytes (96 bits, the size GCM is designed for).
@@ -246,6 +246,17 @@ pub fn tenant_context(tenant: TenantId, secret: TenantSecret) -> Vec<u8> {
 /// tenant does not decrypt.
 pub fn named_secret_context(tenant: TenantId, name: &str) -> Vec<u8> {
     format!("user:{}:secret:{name}", tenant.to_hex()).into_bytes()
+}
+
+/// The encryption context of a webhook endpoint's signing secret,
+/// `user:<tenant id>:webhook_endpoint:<endpoint id>`.
+pub fn webhook_endpoint_context(tenant: TenantId, endpoint: WebhookEndpointId) -> Vec<u8> {
+    format!(
+        "user:{}:webhook_endpoint:{}",
+        tenant.to_hex(),
+        endpoint.to_hex()
+    )
+    .into_bytes()
 }
 
 impl Keyring {

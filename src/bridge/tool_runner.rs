@@ -25,7 +25,8 @@ use crate::domain::call::CallStatus;
 use crate::domain::call::record::ToolOutcome;
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::secret::SecretString;
-use crate::outbound::http_tool::{self, CallContext, HttpToolCall, Signer};
+use crate::outbound::http_tool::{self, CallContext, HttpToolCall};
+use crate::outbound::signing::Signer;
 
 /// What every tool call of one session needs, fixed when the session starts.
 pub(crate) struct ToolContext {

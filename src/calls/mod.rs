@@ -13,6 +13,8 @@
 //!   assistant's `transfer_call` tool).
 //! - [`tool_secrets`]: the tenant's named secrets for tools and the secret that signs requests
 //!   to its HTTP tools.
+//! - [`webhook_endpoints`]: the tenant's webhook endpoints, their signing secrets and a test
+//!   `ping`.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
@@ -26,6 +28,7 @@ pub(crate) mod tenant_key;
 pub(crate) mod tool_secrets;
 pub(crate) mod transfer;
 pub(crate) mod webhook;
+pub(crate) mod webhook_endpoints;
 
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use crate::domain::assistant::tools::Tool;
 use crate::domain::secret::SecretString;
 use crate::domain::time::after;
 use crate::domain::validation::ValidationError;
-use crate::outbound::http_tool::Signer;
+use crate::outbound::signing::Signer;
 use crate::outbound::signing::SigningSecret;
 use crate::storage::StorageError;
 use crate::storage::users::{StoredCredential, UserRecord};

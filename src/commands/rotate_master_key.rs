@@ -15,7 +15,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let (storage, local_server) = super::open_storage(&settings).await?;
-    let result = storage.users().rotate_secrets(&keyring).await;
+    let result = async {
+        let mut report = storage.users().rotate_secrets(&keyring).await?;
+        // Webhook endpoints keep their own signing secrets, bound to the endpoint.
+        let (reencrypted, current) = storage
+            .webhook_endpoints()
+            .rotate_master_key(&keyring)
+            .await?;
+        report.reencrypted += reencrypted;
+        report.already_current += current;
+        anyhow::Ok(report)
+    }
+    .await;
     storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
     if let Some(server) = local_server {
         server.stop().await;

@@ -112,6 +112,10 @@ object_id!(
     /// A call: its call log, its concurrency slot, its live session.
     CallId
 );
+object_id!(
+    /// A tenant's webhook endpoint.
+    WebhookEndpointId
+);
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 //! - [`model_retirement`]: OpenAI models with an announced shutdown, their replacements, and
 //!   the warning or refusal an assistant naming one gets.
 //! - [`pricing`]: the estimated cost of a call's OpenAI usage.
+//! - [`webhook`]: tenants' webhook endpoints, the event types and the body of every delivery.
 //! - [`error_chain`]: an error and its sources on one line, for logs and one-line errors.
 //! - [`time`]: arithmetic on BSON dates.
 
@@ -33,3 +34,4 @@ pub mod secret;
 pub(crate) mod tenant;
 pub(crate) mod time;
 pub(crate) mod validation;
+pub mod webhook;

@@ -17,6 +17,7 @@
 //! - [`admin`]: the admin API (tenants, API keys, calls across tenants).
 //! - [`me`]: the tenant's own account and provider credentials.
 //! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
+//! - [`webhook_endpoints`]: the tenant's webhook endpoints, their secrets and a test ping.
 //! - [`tools`]: what assistants' tools need: named secrets, the tool signing secret, the
 //!   account checks of an assistant's tools, and a test run of an HTTP tool.
 //! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
@@ -50,6 +51,7 @@ pub(crate) mod phone_numbers;
 pub mod rate_limit;
 pub(crate) mod tools;
 pub(crate) mod views;
+pub(crate) mod webhook_endpoints;
 
 use std::sync::Arc;
 
@@ -123,6 +125,7 @@ pub fn app(
         .configure(me::routes)
         .configure(assistants::routes)
         .configure(tools::routes)
+        .configure(webhook_endpoints::routes)
         .configure(phone_numbers::routes)
         .configure(calls::routes)
         .configure(frejun::routes)

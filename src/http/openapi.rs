@@ -21,6 +21,7 @@ use super::error::{
 };
 use super::{
     admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
+    webhook_endpoints,
 };
 
 #[derive(OpenApi)]
@@ -67,6 +68,13 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         tools::delete_secret,
         tools::rotate_signing_secret,
         tools::test_tool,
+        webhook_endpoints::create,
+        webhook_endpoints::list,
+        webhook_endpoints::get,
+        webhook_endpoints::update,
+        webhook_endpoints::delete,
+        webhook_endpoints::rotate_secret,
+        webhook_endpoints::test,
         phone_numbers::create,
         phone_numbers::list,
         phone_numbers::get,
@@ -112,6 +120,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         (name = "admin", description = "The platform administrator: tenants, their API keys, and calls across tenants. Admin token."),
         (name = "account", description = "The tenant's own account and provider credentials. Tenant API key."),
         (name = "assistants", description = "The tenant's AI assistants. Tenant API key."),
+        (name = "webhooks", description = "The tenant's webhook endpoints: where voxbridge sends signed events, their secrets, and test pings. Tenant API key."),
         (name = "tools", description = "What assistants' tools need: named secrets, the tool signing secret, and test runs of HTTP tools. Tenant API key."),
         (name = "phone-numbers", description = "The tenant's phone numbers and which assistant answers each. Tenant API key."),
         (name = "calls", description = "The tenant's call logs and statistics. Tenant API key."),

@@ -50,6 +50,33 @@ pub fn checked_client(allow: Arc<AllowList>, timeout: Duration) -> reqwest::Clie
         .expect("a client with a resolver and no TLS customisation builds")
 }
 
+/// Reads at most `limit` bytes of the body; answers the text (lossy UTF-8, cut at a character
+/// boundary) and whether there was more.
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(String, bool), reqwest::Error> {
+    let mut body: Vec<u8> = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if truncated {
+        // A multi-byte character cut in two decodes as U+FFFD; drop it.
+        while text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+    }
+    Ok((text, truncated))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::address_policy::AllowList;
-use super::signing::SigningSecret;
+use super::client::read_limited;
+use super::signing::Signer;
 use crate::domain::assistant::tools::{HttpTool, SecretTemplate};
 use crate::domain::secret::SecretString;
 
@@ -37,24 +38,6 @@ struct ToolBody<'a> {
     arguments: &'a Value,
     tool_call_id: &'a str,
     call: &'a CallContext,
-}
-
-/// The secrets that sign tool requests: the current one and, during a rotation's overlap, the
-/// previous one (receivers accept either).
-#[derive(Debug, Clone)]
-pub struct Signer {
-    pub secrets: Vec<SigningSecret>,
-}
-
-impl Signer {
-    /// `v1,<sig>` for each secret, space-separated.
-    fn header(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        self.secrets
-            .iter()
-            .map(|secret| secret.sign(id, timestamp, body))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// The request as sent, for `POST /api/assistants/{id}/tools/{name}/test`: headers built from
@@ -176,7 +159,7 @@ pub async fn call(
         .map_or(0, |since| since.as_secs() as i64);
     let signature = with
         .signer
-        .header(with.tool_call_id, timestamp, body.as_bytes());
+        .signature_header(with.tool_call_id, timestamp, body.as_bytes());
 
     let method = reqwest::Method::from_bytes(tool.method.as_str().as_bytes())
         .expect("tool methods are valid HTTP methods");
@@ -260,33 +243,6 @@ pub async fn call(
         }
     };
     (Some(sent), answer)
-}
-
-/// Reads at most `limit` bytes of the body; answers the text (lossy UTF-8, cut at a character
-/// boundary) and whether there was more.
-async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<(String, bool), reqwest::Error> {
-    let mut body: Vec<u8> = Vec::new();
-    let mut truncated = false;
-    while let Some(chunk) = response.chunk().await? {
-        let room = limit - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            truncated = true;
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let mut text = String::from_utf8_lossy(&body).into_owned();
-    if truncated {
-        // A multi-byte character cut in two decodes as U+FFFD; drop it.
-        while text.ends_with('\u{FFFD}') {
-            text.pop();
-        }
-    }
-    Ok((text, truncated))
 }
 
 /// A request that got no usable answer: timed out, refused by the resolver, or failed to

@@ -9,9 +9,12 @@
 //! - [`signing`]: Standard Webhooks signatures under per-tenant `whsec_` secrets.
 //! - [`http_tool`]: one call of a tenant's HTTP tool: the signed request and the answer the
 //!   model gets.
+//! - [`delivery`]: one attempt to deliver an event to a tenant's webhook endpoint, and its
+//!   verdict (delivered, retry, gone, rejected).
 
 pub mod address_policy;
 pub mod client;
+pub mod delivery;
 pub mod http_tool;
 pub mod signing;
 

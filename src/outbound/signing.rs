@@ -92,6 +92,21 @@ impl SigningSecret {
     }
 }
 
+/// The secrets that sign one tenant's requests (to a tool or a webhook endpoint): the current
+/// one and, during a rotation's overlap, the previous one (receivers accept either).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub secrets: Vec<SigningSecret>,
+}
+
+impl Signer {
+    /// `v1,<sig>` for each secret, space-separated.
+    pub fn signature_header(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let secrets: Vec<&SigningSecret> = self.secrets.iter().collect();
+        signature_header(&secrets, id, timestamp, body)
+    }
+}
+
 /// The `webhook-signature` header for `secrets` (one entry each, newest first during a
 /// rotation).
 pub fn signature_header(

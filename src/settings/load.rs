@@ -464,6 +464,16 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             tools.signing_secret_overlap_secs,
             0..=30 * 86_400,
         ),
+        (
+            "webhooks.attempt_timeout_ms",
+            settings.webhooks.attempt_timeout_ms,
+            100..=60_000,
+        ),
+        (
+            "webhooks.secret_overlap_secs",
+            settings.webhooks.secret_overlap_secs,
+            0..=30 * 86_400,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(

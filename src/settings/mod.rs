@@ -56,6 +56,8 @@ pub struct Settings {
     #[serde(default)]
     pub tools: ToolSettings,
     #[serde(default)]
+    pub webhooks: WebhookSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub dev: DevSettings,
@@ -503,6 +505,26 @@ impl Default for ToolSettings {
     }
 }
 
+/// Tenants' event webhooks (docs/api.md, "Webhooks").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// How long one delivery attempt may take, answer included.
+    pub attempt_timeout_ms: u64,
+    /// After an endpoint's secret is rotated, how long the old one still signs (beside the
+    /// new one), so receivers can roll over.
+    pub secret_overlap_secs: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            attempt_timeout_ms: 10_000,
+            secret_overlap_secs: 86_400,
+        }
+    }
+}
+
 /// Request limits, per instance. Each credential (tenant API key, admin token, FreJun URL
 /// key) has its own quota, spent before the credential is looked up; each client has a quota
 /// of failed authentications, and a client that exhausts it is refused before any lookup
@@ -644,6 +666,7 @@ impl Settings {
             rate_limit: RateLimitSettings::default(),
             outbound: OutboundSettings::default(),
             tools: ToolSettings::default(),
+            webhooks: WebhookSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
         }

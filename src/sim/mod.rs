@@ -8,6 +8,8 @@
 //! - [`fake_openai`]: a fake OpenAI Realtime server (GA WebSocket protocol) with server-VAD
 //!   emulation, scripted/echo modes, injected failures and GA shape checks of client events.
 //! - [`fake_tool_server`]: a fake tenant HTTP tool endpoint that checks signatures and shapes.
+//! - [`fake_webhook_receiver`]: a fake tenant webhook receiver that verifies signatures (any of
+//!   several secrets), checks event shapes and answers from a per-path script of replies.
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
 //!   the integration tests, `voxbridge call`, the demo and the load generator).
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
@@ -25,6 +27,7 @@ pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
 pub mod fake_tool_server;
+pub mod fake_webhook_receiver;
 pub mod frejun_payloads;
 pub(crate) mod frejun_requests;
 pub(crate) mod phone_call;

@@ -10,5 +10,7 @@ pub const CALL_LOGS: &str = "call_logs";
 pub(crate) const CALL_SLOTS: &str = "call_slots";
 /// FreJun webhooks that matched no call, kept 30 days for diagnosis.
 pub(crate) const FREJUN_EVENTS: &str = "frejun_events";
+/// Tenants' webhook endpoints.
+pub(crate) const WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
 /// Applied migration versions, written by the migration runner.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

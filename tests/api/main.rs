@@ -33,3 +33,4 @@ mod tenants;
 mod tools_api;
 mod url_secret_rotation;
 mod validation;
+mod webhook_endpoints;

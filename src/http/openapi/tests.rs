@@ -90,6 +90,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/me/secrets/{name}"),
     ("POST", "/api/me/tool-signing-secret/rotate"),
     ("POST", "/api/assistants/{assistant_id}/tools/{name}/test"),
+    ("POST", "/api/webhook-endpoints"),
+    ("GET", "/api/webhook-endpoints"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}"),
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"),
+    ("DELETE", "/api/webhook-endpoints/{endpoint_id}"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.
