@@ -10,6 +10,8 @@
 //! - [`fake_tool_server`]: a fake tenant HTTP tool endpoint that checks signatures and shapes.
 //! - [`fake_webhook_receiver`]: a fake tenant webhook receiver that verifies signatures (any of
 //!   several secrets), checks event shapes and answers from a per-path script of replies.
+//! - `loopback_server`: the HTTP server under the fakes of tenants' endpoints (127.0.0.1,
+//!   one handler for everything, stopped on drop).
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
 //!   the integration tests, `voxbridge call`, the demo and the load generator).
 //! - [`wav`]: reading and writing WAV files for the audio those callers play and record.
@@ -30,6 +32,7 @@ pub mod fake_tool_server;
 pub mod fake_webhook_receiver;
 pub mod frejun_payloads;
 pub(crate) mod frejun_requests;
+pub(crate) mod loopback_server;
 pub(crate) mod phone_call;
 pub(crate) mod provision;
 pub(crate) mod voices;

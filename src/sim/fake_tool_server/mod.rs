@@ -33,16 +33,14 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
-use tokio::task::JoinHandle;
 
+use super::loopback_server::LoopbackServer;
 use crate::outbound::signing::{SigningSecret, verify};
 
 /// Largest request body the fake reads (a tool request is a few hundred bytes); larger ones are
@@ -62,11 +60,8 @@ const SEEDED_ORDERS: [(&str, &str); 2] = [("A-1001", "shipped"), ("A-1002", "pro
 
 /// A running fake tool server on `127.0.0.1` (random port). Dropping it stops the server.
 pub struct FakeToolServer {
-    address: SocketAddr,
+    server: LoopbackServer,
     state: Arc<Mutex<State>>,
-    handle: ServerHandle,
-    /// The server future, spawned on the caller's runtime; awaited by [`FakeToolServer::stop`].
-    server: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// One request the fake received, whether or not it was accepted.
@@ -122,8 +117,6 @@ impl FakeToolServer {
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime. The port is known
     /// when this returns, so callers never wait for readiness.
     pub async fn start() -> io::Result<FakeToolServer> {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-        let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             secret: None,
             orders: SEEDED_ORDERS
@@ -132,38 +125,19 @@ impl FakeToolServer {
                 .collect(),
             requests: Vec::new(),
         }));
-        let data = web::Data::from(Arc::clone(&state));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                // One handler for every path, so that unknown paths and wrong methods are
-                // recorded too.
-                .default_service(web::to(handle))
-        })
-        .workers(1)
-        // The test owns the process; it stops the fake by dropping it.
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        let server = tokio::spawn(server);
-        Ok(FakeToolServer {
-            address,
-            state,
-            handle,
-            server: Some(server),
-        })
+        let server = LoopbackServer::start(web::Data::from(Arc::clone(&state)), handle)?;
+        Ok(FakeToolServer { server, state })
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// The URL of `path` on this fake (`/orders/lookup`, `slow?ms=200`; the leading `/` is
     /// optional), e.g. for an assistant's tool definition.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url(), path.trim_start_matches('/'))
+        self.server.url(path)
     }
 
     /// The tenant's signing secret, as voxbridge showed it to them; requests are verified
@@ -192,24 +166,8 @@ impl FakeToolServer {
     }
 
     /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
-    pub async fn stop(mut self) {
-        self.handle.stop(false).await;
-        if let Some(server) = self.server.take() {
-            // The server's own result does not matter once it is stopped on purpose.
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for FakeToolServer {
-    fn drop(&mut self) {
-        // `ServerHandle::stop` sends the stop command when called; the future only waits for
-        // completion. Driving it on the runtime when there is one keeps this correct even if
-        // that detail changes.
-        let stopping = self.handle.stop(false);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(stopping);
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

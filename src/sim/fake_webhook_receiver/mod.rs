@@ -31,18 +31,16 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
+use super::loopback_server::LoopbackServer;
 use crate::outbound::signing::{SigningSecret, verify};
 
 /// Largest request body the fake reads (the spec asks senders to keep events under ~20 KB);
@@ -55,12 +53,8 @@ pub const NO_SECRET: &str = "no secret configured";
 
 /// A running fake webhook receiver on `127.0.0.1` (random port). Dropping it stops the server.
 pub struct FakeWebhookReceiver {
-    address: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    handle: ServerHandle,
-    /// The server future, spawned on the caller's runtime; awaited by
-    /// [`FakeWebhookReceiver::stop`].
-    server: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// How the fake answers one delivery to a scripted path.
@@ -166,8 +160,6 @@ impl FakeWebhookReceiver {
     /// Binds `127.0.0.1:0` and starts serving (call it on a tokio runtime). The port is known
     /// when this returns, so callers never wait for readiness.
     pub async fn start() -> io::Result<FakeWebhookReceiver> {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-        let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 secrets: Vec::new(),
@@ -176,37 +168,19 @@ impl FakeWebhookReceiver {
             }),
             changed: Notify::new(),
         });
-        let data = web::Data::from(Arc::clone(&shared));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                // One handler for every path and method, so that everything is recorded.
-                .default_service(web::to(handle))
-        })
-        .workers(1)
-        // The test owns the process; it stops the fake by dropping it.
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        let server = tokio::spawn(server);
-        Ok(FakeWebhookReceiver {
-            address,
-            shared,
-            handle,
-            server: Some(server),
-        })
+        let server = LoopbackServer::start(web::Data::from(Arc::clone(&shared)), handle)?;
+        Ok(FakeWebhookReceiver { server, shared })
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// The URL of `path` on this fake (the leading `/` is optional), to register as a tenant's
     /// webhook endpoint.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url(), path.trim_start_matches('/'))
+        self.server.url(path)
     }
 
     /// The receiver's secrets, replacing any set before; a request is valid if it verifies
@@ -274,24 +248,8 @@ impl FakeWebhookReceiver {
     }
 
     /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
-    pub async fn stop(mut self) {
-        self.handle.stop(false).await;
-        if let Some(server) = self.server.take() {
-            // The server's own result does not matter once it is stopped on purpose.
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for FakeWebhookReceiver {
-    fn drop(&mut self) {
-        // `ServerHandle::stop` sends the stop command when called; the future only waits for
-        // completion. Driving it on the runtime when there is one keeps this correct even if
-        // that detail changes.
-        let stopping = self.handle.stop(false);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(stopping);
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
