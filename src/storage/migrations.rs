@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0004_frejun_call_id_per_tenant.json",
         source: include_str!("../../migrations/0004_frejun_call_id_per_tenant.json"),
     },
+    Migration {
+        version: 5,
+        file: "0005_webhook_endpoints.json",
+        source: include_str!("../../migrations/0005_webhook_endpoints.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.
