@@ -33,10 +33,10 @@ pub(crate) fn send_lags_ms(sends: &[Timing], rate_hz: u32, out: &mut Vec<f64>) {
     }
 }
 
-/// The longest gap between two received chunks that is not a stall: two chunks' worth of
-/// audio plus 100 ms of scheduling slack.
-pub(crate) fn stall_threshold(outbound_chunk_ms: u32) -> Duration {
-    Duration::from_millis(2 * u64::from(outbound_chunk_ms) + 100)
+/// The longest gap between two received chunks that is not a stall: two of the largest
+/// chunks' worth of audio plus 100 ms of scheduling slack.
+pub(crate) fn stall_threshold(largest_chunk_ms: u32) -> Duration {
+    Duration::from_millis(2 * u64::from(largest_chunk_ms) + 100)
 }
 
 /// Gaps longer than `threshold` between consecutive received chunks that ended before

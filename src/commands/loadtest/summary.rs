@@ -253,9 +253,20 @@ fn latency_report(facts: &RunFacts<'_>) -> (LatencyReport, u64) {
     (report, missing)
 }
 
+/// The largest chunk the server sends: an answer's first chunk is the assistant's
+/// `outbound_chunk_ms`, later ones grow to `bridge.playback_chunk_ms`, read as the server the
+/// load generator starts reads it (the environment, else the default).
+fn largest_chunk_ms(outbound_chunk_ms: u32) -> u32 {
+    let playback = std::env::var("VOXBRIDGE__BRIDGE__PLAYBACK_CHUNK_MS")
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| crate::settings::BridgeSettings::default().playback_chunk_ms);
+    outbound_chunk_ms.max(playback)
+}
+
 /// Caller-side violation counts and every send lag.
 fn pacing_and_violations(facts: &RunFacts<'_>) -> (ViolationsReport, LatencyTally) {
-    let threshold = stall_threshold(facts.config.outbound_chunk_ms);
+    let threshold = stall_threshold(largest_chunk_ms(facts.config.outbound_chunk_ms));
     let mut lags = LatencyTally::default();
     let mut stalls = 0;
     let mut chunk_id = 0;
