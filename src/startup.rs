@@ -79,7 +79,8 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
     /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
-    /// Also runs the reaper that closes calls whose slot lease expired, and at the end waits
+    /// Also runs the reaper that closes calls whose slot lease expired and the webhook worker
+    /// that hands over and delivers tenants' events, and at the end waits
     /// (up to the same timeout) for live calls' final call-log writes.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let reaper = tokio::spawn(
@@ -87,6 +88,12 @@ impl Application {
                 .clone()
                 .run_reaper(self.shutdown.clone())
                 .instrument(tracing::info_span!(parent: None, "reaper")),
+        );
+        let webhooks = tokio::spawn(
+            self.calls
+                .clone()
+                .run_webhook_worker(self.shutdown.clone())
+                .instrument(tracing::info_span!(parent: None, "webhooks")),
         );
         let pruner = tokio::spawn(prune_rate_limits(
             self.rate_limits.clone(),
@@ -103,6 +110,7 @@ impl Application {
         // Stops at the shutdown token; a server that failed on its own stops it too.
         self.shutdown.cancel();
         let _ = reaper.await;
+        let _ = webhooks.await;
         let _ = pruner.await;
         // Live calls ended with the shutdown token; wait for their final call-log writes.
         self.bridge.keepers.close();

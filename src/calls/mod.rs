@@ -2,6 +2,7 @@
 //! applying status webhooks, and closing calls whose slot lease ran out.
 //!
 //! Layout:
+//! - [`call_view`]: a call as the API and the `call.ended` event show it.
 //! - [`tenant_key`]: finding the tenant a FreJun request's `key` belongs to.
 //! - [`flow`]: the answer to FreJun's flow request, inbound and outbound.
 //! - [`webhook`]: status webhooks merged into call logs.
@@ -15,10 +16,13 @@
 //!   to its HTTP tools.
 //! - [`webhook_endpoints`]: the tenant's webhook endpoints, their signing secrets and a test
 //!   `ping`.
+//! - [`webhook_delivery`]: events from call logs' outboxes to deliveries, and the worker that
+//!   delivers and retries them.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
 
+pub mod call_view;
 pub(crate) mod flow;
 pub mod hangup;
 pub(crate) mod outbound;
@@ -28,6 +32,7 @@ pub(crate) mod tenant_key;
 pub(crate) mod tool_secrets;
 pub(crate) mod transfer;
 pub(crate) mod webhook;
+pub(crate) mod webhook_delivery;
 pub(crate) mod webhook_endpoints;
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use crate::crypto::webhook_endpoint_context;
 use crate::domain::ids::WebhookEndpointId;
 use crate::domain::time::after;
 use crate::domain::validation::ValidationError;
-use crate::domain::webhook::{EndpointSpec, EventBody, EventType};
+use crate::domain::webhook::{EndpointSpec, EventBody, EventType, new_event_id};
 use crate::outbound::delivery::{self, Attempt, Delivery};
 use crate::outbound::signing::{Signer, SigningSecret};
 use crate::storage::StorageError;
@@ -30,11 +30,6 @@ pub(crate) enum EndpointError {
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// A new event id: `evt_` and 32 hexadecimal digits.
-pub(crate) fn new_event_id() -> String {
-    format!("evt_{}", uuid::Uuid::new_v4().simple())
 }
 
 impl CallService {

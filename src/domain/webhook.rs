@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::call::EndReason;
+use super::call::status::{MEDIA_STARTED, ReportSource, StatusFields};
 use super::validation::{ValidationError, check_chars, check_name};
 
 /// What happened.
@@ -78,6 +80,72 @@ pub struct EventBody {
     /// When the event happened (RFC 3339, UTC), not when this attempt was made.
     pub timestamp: String,
     pub data: Value,
+}
+
+/// A new event id: `evt_` and 32 hexadecimal digits.
+pub fn new_event_id() -> String {
+    format!("evt_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An event about a call, kept in the call log's outbox from the moment its cause is written
+/// (in the same update) until it has been handed to every endpoint that wants it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When it happened.
+    pub at: bson::DateTime,
+    /// What the event says besides the call itself; `call.ended` gets the whole call record
+    /// when it is handed over.
+    pub data: Value,
+}
+
+/// The events a change of a call's status fields causes, in the order they happened:
+/// `call.started` when the media stream's opening is first reported, `call.status` for every
+/// change of the status, `call.transfer.succeeded` when the call leaves by a transfer, and
+/// `call.ended` once it reaches a terminal status, whatever the outcome.
+pub(crate) fn events_for_change(
+    before: &StatusFields,
+    after: &StatusFields,
+    now: bson::DateTime,
+) -> Vec<OutboxEvent> {
+    let event = |kind: EventType, data: Value| OutboxEvent {
+        id: new_event_id(),
+        kind,
+        at: now,
+        data,
+    };
+    let media_started = |fields: &StatusFields| {
+        fields.status_history.iter().any(|entry| {
+            entry.source == Some(ReportSource::Bridge)
+                && entry.event.as_deref() == Some(MEDIA_STARTED)
+        })
+    };
+    let mut events = Vec::new();
+    if media_started(after) && !media_started(before) {
+        events.push(event(EventType::CallStarted, serde_json::json!({})));
+    }
+    if after.call_status != before.call_status {
+        events.push(event(
+            EventType::CallStatus,
+            serde_json::json!({
+                "status": after.call_status.as_str(),
+                "previous_status": before.call_status.as_str(),
+            }),
+        ));
+    }
+    let transferred = |fields: &StatusFields| fields.end_reason == Some(EndReason::Transferred);
+    if transferred(after) && !transferred(before) {
+        events.push(event(
+            EventType::CallTransferSucceeded,
+            serde_json::json!({}),
+        ));
+    }
+    if after.call_status.is_terminal() && !before.call_status.is_terminal() {
+        events.push(event(EventType::CallEnded, serde_json::json!({})));
+    }
+    events
 }
 
 /// The validated configuration of an endpoint.
@@ -276,6 +344,66 @@ mod tests {
                 .is_err()
         );
         assert!(new(serde_json::json!({"url": "https://x.example/", "secret": "x"})).is_err());
+    }
+
+    #[test]
+    fn status_changes_cause_events_in_order() {
+        use crate::domain::call::CallStatus;
+        use crate::domain::call::status::StatusReport;
+        let at = bson::DateTime::from_millis(1_000);
+        let report = |status, source, event: &str| StatusReport::new(status, at, source, event);
+        let initial = StatusFields::from_reports(&[]);
+        let ringing = StatusFields::from_reports(&[report(
+            CallStatus::Ringing,
+            ReportSource::Webhook,
+            "status:ringing",
+        )]);
+        let kinds = |events: Vec<OutboxEvent>| events.iter().map(|e| e.kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(events_for_change(&initial, &ringing, at)),
+            [EventType::CallStatus]
+        );
+        let mut streaming = ringing.clone();
+        streaming.merge(&report(
+            CallStatus::InProgress,
+            ReportSource::Bridge,
+            MEDIA_STARTED,
+        ));
+        assert_eq!(
+            kinds(events_for_change(&ringing, &streaming, at)),
+            [EventType::CallStarted, EventType::CallStatus]
+        );
+        let mut ended = streaming.clone();
+        ended.merge(
+            &report(CallStatus::Completed, ReportSource::Api, "api.transfer")
+                .ending(EndReason::Transferred, None),
+        );
+        let events = events_for_change(&streaming, &ended, at);
+        assert_eq!(
+            kinds(events.clone()),
+            [
+                EventType::CallStatus,
+                EventType::CallTransferSucceeded,
+                EventType::CallEnded
+            ]
+        );
+        assert_eq!(events[0].data["status"], "completed");
+        assert_eq!(events[0].data["previous_status"], "in-progress");
+        assert!(events.iter().all(|e| e.id.starts_with("evt_")));
+        assert!(
+            events_for_change(&ended, &ended, at).is_empty(),
+            "no change, no event"
+        );
+        // A call refused at its flow is created terminal: it ends at once.
+        let refused = StatusFields::from_reports(&[report(
+            CallStatus::Failed,
+            ReportSource::Flow,
+            "flow.refused",
+        )]);
+        assert_eq!(
+            kinds(events_for_change(&initial, &refused, at)),
+            [EventType::CallStatus, EventType::CallEnded]
+        );
     }
 
     #[test]

@@ -474,6 +474,21 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             settings.webhooks.secret_overlap_secs,
             0..=30 * 86_400,
         ),
+        (
+            "webhooks.poll_interval_ms",
+            settings.webhooks.poll_interval_ms,
+            50..=60_000,
+        ),
+        (
+            "webhooks.ended_settle_ms",
+            settings.webhooks.ended_settle_ms,
+            0..=60_000,
+        ),
+        (
+            "webhooks.retention_days",
+            settings.webhooks.retention_days,
+            1..=365,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(
@@ -481,6 +496,13 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
                 format!("must be between {} and {}", range.start(), range.end()),
             ));
         }
+    }
+
+    if let Err(problem) = super::parse_retry_schedule(&settings.webhooks.retry_schedule_secs) {
+        return Err(SettingsError::invalid(
+            "webhooks.retry_schedule_secs",
+            problem,
+        ));
     }
 
     if let Err(problem) =

@@ -514,6 +514,44 @@ pub struct WebhookSettings {
     /// After an endpoint's secret is rotated, how long the old one still signs (beside the
     /// new one), so receivers can roll over.
     pub secret_overlap_secs: u64,
+    /// Waits between attempts, in seconds, comma-separated: the n-th retry waits the n-th
+    /// value (jittered by a tenth); after the last, the delivery is given up. The default is
+    /// Standard Webhooks' schedule (about three days in all).
+    pub retry_schedule_secs: String,
+    /// How often each instance looks for events to hand over and deliveries that are due.
+    pub poll_interval_ms: u64,
+    /// How long `call.ended` waits after the call ended, so that the bridge's last writes
+    /// (transcript, usage, metrics) are in the record it carries.
+    pub ended_settle_ms: u64,
+    /// How long finished deliveries (and their attempts) are kept.
+    pub retention_days: u64,
+}
+
+impl WebhookSettings {
+    /// The retry schedule; the settings loader has checked the text.
+    pub fn retry_schedule(&self) -> Vec<std::time::Duration> {
+        parse_retry_schedule(&self.retry_schedule_secs).unwrap_or_default()
+    }
+}
+
+/// `"5,300,1800"` as durations; an error names the item that is not a number of seconds.
+pub fn parse_retry_schedule(text: &str) -> Result<Vec<std::time::Duration>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .enumerate()
+        .map(|(index, item)| {
+            item.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| *secs <= 7 * 86_400)
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    format!("item {} is not a number of seconds up to a week", index + 1)
+                })
+        })
+        .collect()
 }
 
 impl Default for WebhookSettings {
@@ -521,6 +559,10 @@ impl Default for WebhookSettings {
         Self {
             attempt_timeout_ms: 10_000,
             secret_overlap_secs: 86_400,
+            retry_schedule_secs: "5,300,1800,7200,18000,36000,50400,72000,86400".to_owned(),
+            poll_interval_ms: 500,
+            ended_settle_ms: 2_000,
+            retention_days: 30,
         }
     }
 }

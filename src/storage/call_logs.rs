@@ -24,6 +24,7 @@ use crate::domain::call::{CallStatus, CallType, EndReason};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
+use crate::domain::webhook::{OutboxEvent, events_for_change};
 
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 
@@ -86,6 +87,11 @@ pub struct CallLogRecord {
     /// any instance); a second upgrade is refused.
     #[serde(default)]
     pub media_stream_claimed_at: Option<DateTime>,
+    /// Webhook events caused by this call's changes and not yet handed to the tenant's
+    /// endpoints: written in the same update as their cause, so a crash cannot lose one
+    /// (`calls::webhook_delivery` moves them out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<OutboxEvent>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -95,6 +101,8 @@ impl CallLogRecord {
     /// A new call log (with a fresh id) whose status fields are `reports` merged.
     pub fn new(call: NewCall, reports: &[StatusReport], now: DateTime) -> Self {
         let status = StatusFields::from_reports(reports);
+        // A call can be born terminal (a refused flow): its events go out like any other's.
+        let outbox = events_for_change(&StatusFields::from_reports(&[]), &status, now);
         Self {
             id: CallId::new(),
             user_id: call.user_id,
@@ -124,6 +132,7 @@ impl CallLogRecord {
             other_events: Vec::new(),
             status_revision: 0,
             media_stream_claimed_at: None,
+            outbox,
             created_at: now,
             updated_at: now,
             schema_version: SCHEMA_VERSION,
@@ -255,6 +264,34 @@ impl CallLogs {
 
     pub async fn insert(&self, call: &CallLogRecord) -> Result<(), StorageError> {
         self.collection.insert_one(call).await?;
+        Ok(())
+    }
+
+    /// Calls whose outbox holds events, oldest change first (at most `limit`).
+    pub(crate) async fn with_outbox(&self, limit: i64) -> Result<Vec<CallLogRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find(doc! { "outbox.id": { "$exists": true } })
+            .sort(doc! { "updated_at": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Removes the events `event_ids` from the call's outbox (they have been handed over).
+    pub(crate) async fn pull_outbox(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        event_ids: &[String],
+    ) -> Result<(), StorageError> {
+        self.collection
+            .update_one(
+                doc! { "_id": id, "user_id": user_id },
+                doc! { "$pull": { "outbox": { "id": { "$in": event_ids } } } },
+            )
+            .await?;
         Ok(())
     }
 

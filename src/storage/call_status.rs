@@ -10,6 +10,7 @@ use crate::domain::call::status::StatusFields;
 use crate::domain::call::status::StatusReport;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
+use crate::domain::webhook::events_for_change;
 
 /// The fields of a stored call log that status reports decide.
 pub(crate) fn status_fields(call: &CallLogRecord) -> StatusFields {
@@ -73,10 +74,20 @@ impl CallLogs {
                 "status_revision": revision + 1,
                 "updated_at": now,
             };
+            // The events the change causes go into the outbox in this same update: if the
+            // change is written, so are they.
+            let events = events_for_change(&before, &after, now);
+            let mut update = doc! { "$set": set };
+            if !events.is_empty() {
+                update.insert(
+                    "$push",
+                    doc! { "outbox": { "$each": bson::to_bson(&events).map_err(encode)? } },
+                );
+            }
             let written = self
                 .update_where(
                     doc! { "_id": id, "user_id": user_id, "status_revision": current_revision },
-                    doc! { "$set": set },
+                    update,
                 )
                 .await?;
             if written {

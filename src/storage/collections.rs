@@ -12,5 +12,7 @@ pub(crate) const CALL_SLOTS: &str = "call_slots";
 pub(crate) const FREJUN_EVENTS: &str = "frejun_events";
 /// Tenants' webhook endpoints.
 pub(crate) const WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
+/// Deliveries of events to tenants' webhook endpoints, with their attempts.
+pub(crate) const WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
 /// Applied migration versions, written by the migration runner.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0005_webhook_endpoints.json",
         source: include_str!("../../migrations/0005_webhook_endpoints.json"),
     },
+    Migration {
+        version: 6,
+        file: "0006_webhook_deliveries.json",
+        source: include_str!("../../migrations/0006_webhook_deliveries.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.

@@ -8,7 +8,8 @@
 //! - [`assignments`]: number ⇄ assistant links, changed in transactions (no dangling links).
 //! - [`pagination`]: cursor pagination in a stable `(created_at, _id)` order.
 //! - [`users`], [`api_keys`], [`assistants`], [`phone_numbers`], [`call_logs`],
-//!   [`frejun_events`], [`webhook_endpoints`]: repositories, one per collection. Methods on tenant data take the
+//!   [`frejun_events`], [`webhook_endpoints`], [`webhook_deliveries`]: repositories, one per
+//!   collection. Methods on tenant data take the
 //!   tenant's id and filter by it, so a foreign id is simply not found.
 //! - [`call_status`]: status reports merged into call logs so that order does not matter.
 //! - [`call_slots`]: per-tenant concurrency slots, counted atomically across instances.
@@ -31,6 +32,7 @@ pub mod migrations;
 pub(crate) mod pagination;
 pub(crate) mod phone_numbers;
 pub mod users;
+pub(crate) mod webhook_deliveries;
 pub(crate) mod webhook_endpoints;
 
 use std::time::Duration;

@@ -97,6 +97,36 @@ impl WebhookEndpoints {
         .await
     }
 
+    /// Every enabled endpoint of the tenant (an event is handed to those that want it).
+    pub(crate) async fn enabled(
+        &self,
+        user_id: TenantId,
+    ) -> Result<Vec<WebhookEndpointRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find(doc! { "user_id": user_id, "enabled": true })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Disables the endpoint, saying why (it answered 410).
+    pub(crate) async fn disable(
+        &self,
+        user_id: TenantId,
+        id: WebhookEndpointId,
+        reason: &str,
+        now: DateTime,
+    ) -> Result<(), StorageError> {
+        self.collection
+            .update_one(
+                doc! { "_id": id, "user_id": user_id },
+                doc! { "$set": { "enabled": false, "disabled_reason": reason, "updated_at": now } },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Replaces the configuration (merged and validated by the caller). Enabling an endpoint
     /// clears why it was disabled.
     pub(crate) async fn replace_spec(

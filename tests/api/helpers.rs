@@ -371,6 +371,7 @@ pub fn call_record(
         other_events: Vec::new(),
         status_revision: 0,
         media_stream_claimed_at: None,
+        outbox: Vec::new(),
         recording_url_at: None,
         recording_id: None,
         recording_id_at: None,

@@ -34,3 +34,4 @@ mod tools_api;
 mod url_secret_rotation;
 mod validation;
 mod webhook_endpoints;
+mod webhook_events;

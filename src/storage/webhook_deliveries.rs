@@ -1,0 +1,141 @@
+//! Deliveries of events to tenants' webhook endpoints: one document per (event, endpoint),
+//! with every attempt. Workers on every instance claim due deliveries with a lease (like
+//! `call_slots`), so any instance delivers and a dead instance's claims simply expire.
+//! Finished deliveries (delivered or given up) expire after the retention the TTL index holds.
+
+use bson::{DateTime, doc};
+use mongodb::Collection;
+use mongodb::options::ReturnDocument;
+use serde::{Deserialize, Serialize};
+
+use super::collections::WEBHOOK_DELIVERIES;
+use super::{Storage, StorageError};
+use crate::domain::ids::{CallId, TenantId, WebhookEndpointId};
+use crate::domain::webhook::EventType;
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DeliveryStatus {
+    /// Due at `next_attempt_at`.
+    Pending,
+    Delivered,
+    /// Given up: a final answer, the retry schedule exhausted, or the endpoint gone.
+    Failed,
+}
+
+/// One attempt, as kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AttemptRecord {
+    pub at: DateTime,
+    pub status: Option<i32>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// The start of the endpoint's answer.
+    pub response: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WebhookDeliveryRecord {
+    /// `<event id>:<endpoint id>`: handing the same event to the same endpoint twice is a
+    /// no-op.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub event_id: String,
+    pub event_type: EventType,
+    pub user_id: TenantId,
+    pub endpoint_id: WebhookEndpointId,
+    pub call_id: Option<CallId>,
+    /// The event's JSON body, exactly as every attempt sends (and signs) it.
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: DateTime,
+    /// While an instance is attempting it; a claim past this time can be taken over.
+    pub lease_until: Option<DateTime>,
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+    /// When a finished delivery is removed (TTL); `None` while pending.
+    pub expires_at: Option<DateTime>,
+    pub created_at: DateTime,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct WebhookDeliveries {
+    collection: Collection<WebhookDeliveryRecord>,
+}
+
+impl Storage {
+    pub(crate) fn webhook_deliveries(&self) -> WebhookDeliveries {
+        WebhookDeliveries {
+            collection: self.collection(WEBHOOK_DELIVERIES),
+        }
+    }
+}
+
+impl WebhookDeliveries {
+    /// Records the delivery unless it exists (a relay that crashed after writing it, before
+    /// emptying the outbox, writes it again).
+    pub(crate) async fn insert_once(
+        &self,
+        delivery: &WebhookDeliveryRecord,
+    ) -> Result<(), StorageError> {
+        match self
+            .collection
+            .insert_one(delivery)
+            .await
+            .map_err(StorageError::from)
+        {
+            Ok(_) | Err(StorageError::Conflict) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Takes the oldest due delivery for `lease` (until `lease_until`), if there is one.
+    pub(crate) async fn claim_due(
+        &self,
+        now: DateTime,
+        lease_until: DateTime,
+    ) -> Result<Option<WebhookDeliveryRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find_one_and_update(
+                doc! {
+                    "status": "pending",
+                    "next_attempt_at": { "$lte": now },
+                    "$or": [ { "lease_until": null }, { "lease_until": { "$lte": now } } ],
+                },
+                doc! { "$set": { "lease_until": lease_until } },
+            )
+            .sort(doc! { "next_attempt_at": 1, "created_at": 1 })
+            .return_document(ReturnDocument::After)
+            .await?)
+    }
+
+    /// Records an attempt and what follows: pending again at `next` (`None`: finished, with
+    /// `status`), releasing the claim.
+    pub(crate) async fn record_attempt(
+        &self,
+        id: &str,
+        attempt: &AttemptRecord,
+        status: DeliveryStatus,
+        next: Option<DateTime>,
+        expires_at: Option<DateTime>,
+    ) -> Result<(), StorageError> {
+        let status =
+            bson::to_bson(&status).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        let attempt =
+            bson::to_bson(attempt).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        let mut set =
+            doc! { "status": status, "lease_until": bson::Bson::Null, "expires_at": expires_at };
+        if let Some(next) = next {
+            set.insert("next_attempt_at", next);
+        }
+        self.collection
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": set, "$push": { "attempts": attempt } },
+            )
+            .await?;
+        Ok(())
+    }
+}
