@@ -35,3 +35,4 @@ mod url_secret_rotation;
 mod validation;
 mod webhook_endpoints;
 mod webhook_events;
+mod webhook_reliability;
