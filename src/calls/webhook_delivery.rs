@@ -102,7 +102,8 @@ impl CallService {
                     serde_json::to_string(&event_body(&call, event)).expect("an event serializes");
                 for endpoint in endpoints.iter().filter(|e| e.spec.wants(event.kind)) {
                     let delivery = WebhookDeliveryRecord {
-                        id: format!("{}:{}", event.id, endpoint.id),
+                        id: bson::oid::ObjectId::new(),
+                        key: format!("{}:{}", event.id, endpoint.id),
                         event_id: event.id.clone(),
                         event_type: event.kind,
                         user_id: call.user_id,
@@ -160,7 +161,7 @@ impl CallService {
                 let attempt = give_up("the endpoint was disabled or deleted");
                 deliveries
                     .record_attempt(
-                        &claimed.id,
+                        claimed.id,
                         &attempt,
                         DeliveryStatus::Failed,
                         None,
@@ -176,7 +177,7 @@ impl CallService {
                 give_up("the endpoint's secret does not decrypt with the configured master keys");
             deliveries
                 .record_attempt(
-                    &claimed.id,
+                    claimed.id,
                     &attempt,
                     DeliveryStatus::Failed,
                     None,
@@ -203,7 +204,7 @@ impl CallService {
             Verdict::Delivered => {
                 deliveries
                     .record_attempt(
-                        &claimed.id,
+                        claimed.id,
                         &record,
                         DeliveryStatus::Delivered,
                         None,
@@ -217,7 +218,7 @@ impl CallService {
                     let next = after(DateTime::now(), delay);
                     deliveries
                         .record_attempt(
-                            &claimed.id,
+                            claimed.id,
                             &record,
                             DeliveryStatus::Pending,
                             Some(next),
@@ -227,19 +228,13 @@ impl CallService {
                 }
                 None => {
                     deliveries
-                        .record_attempt(
-                            &claimed.id,
-                            &record,
-                            DeliveryStatus::Failed,
-                            None,
-                            finished,
-                        )
+                        .record_attempt(claimed.id, &record, DeliveryStatus::Failed, None, finished)
                         .await?;
                 }
             },
             Verdict::Gone => {
                 deliveries
-                    .record_attempt(&claimed.id, &record, DeliveryStatus::Failed, None, finished)
+                    .record_attempt(claimed.id, &record, DeliveryStatus::Failed, None, finished)
                     .await?;
                 storage
                     .webhook_endpoints()
@@ -254,7 +249,7 @@ impl CallService {
             }
             Verdict::Rejected => {
                 deliveries
-                    .record_attempt(&claimed.id, &record, DeliveryStatus::Failed, None, finished)
+                    .record_attempt(claimed.id, &record, DeliveryStatus::Failed, None, finished)
                     .await?;
             }
         }

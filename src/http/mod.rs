@@ -18,6 +18,7 @@
 //! - [`me`]: the tenant's own account and provider credentials.
 //! - [`assistants`], [`phone_numbers`]: the tenant's assistants and numbers.
 //! - [`webhook_endpoints`]: the tenant's webhook endpoints, their secrets and a test ping.
+//! - [`webhook_events`]: the tenant's events' deliveries and attempts, and redelivery.
 //! - [`tools`]: what assistants' tools need: named secrets, the tool signing secret, the
 //!   account checks of an assistant's tools, and a test run of an HTTP tool.
 //! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
@@ -52,6 +53,7 @@ pub mod rate_limit;
 pub(crate) mod tools;
 pub(crate) mod views;
 pub(crate) mod webhook_endpoints;
+pub(crate) mod webhook_events;
 
 use std::sync::Arc;
 
@@ -126,6 +128,7 @@ pub fn app(
         .configure(assistants::routes)
         .configure(tools::routes)
         .configure(webhook_endpoints::routes)
+        .configure(webhook_events::routes)
         .configure(phone_numbers::routes)
         .configure(calls::routes)
         .configure(frejun::routes)

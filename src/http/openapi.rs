@@ -21,7 +21,7 @@ use super::error::{
 };
 use super::{
     admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
-    webhook_endpoints,
+    webhook_endpoints, webhook_events,
 };
 
 #[derive(OpenApi)]
@@ -75,6 +75,9 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         webhook_endpoints::delete,
         webhook_endpoints::rotate_secret,
         webhook_endpoints::test,
+        webhook_events::list,
+        webhook_events::get,
+        webhook_events::redeliver,
         phone_numbers::create,
         phone_numbers::list,
         phone_numbers::get,

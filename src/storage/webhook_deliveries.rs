@@ -3,12 +3,15 @@
 //! `call_slots`), so any instance delivers and a dead instance's claims simply expire.
 //! Finished deliveries (delivered or given up) expire after the retention the TTL index holds.
 
+use bson::oid::ObjectId;
 use bson::{DateTime, doc};
+use futures_util::TryStreamExt as _;
 use mongodb::Collection;
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::collections::WEBHOOK_DELIVERIES;
+use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::domain::ids::{CallId, TenantId, WebhookEndpointId};
 use crate::domain::webhook::EventType;
@@ -37,10 +40,11 @@ pub(crate) struct AttemptRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WebhookDeliveryRecord {
-    /// `<event id>:<endpoint id>`: handing the same event to the same endpoint twice is a
-    /// no-op.
     #[serde(rename = "_id")]
-    pub id: String,
+    pub id: ObjectId,
+    /// `<event id>:<endpoint id>`, unique: handing the same event to the same endpoint twice
+    /// is a no-op.
+    pub key: String,
     pub event_id: String,
     pub event_type: EventType,
     pub user_id: TenantId,
@@ -115,7 +119,7 @@ impl WebhookDeliveries {
     /// `status`), releasing the claim.
     pub(crate) async fn record_attempt(
         &self,
-        id: &str,
+        id: ObjectId,
         attempt: &AttemptRecord,
         status: DeliveryStatus,
         next: Option<DateTime>,
@@ -138,4 +142,77 @@ impl WebhookDeliveries {
             .await?;
         Ok(())
     }
+
+    /// A page of the tenant's deliveries matching `filter`, newest first.
+    pub(crate) async fn list(
+        &self,
+        user_id: TenantId,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookDeliveryRecord>, StorageError> {
+        let mut query = doc! { "user_id": user_id };
+        if let Some(kind) = filter.event_type {
+            query.insert("event_type", kind.as_str());
+        }
+        if let Some(call_id) = filter.call_id {
+            query.insert("call_id", call_id);
+        }
+        if let Some(status) = filter.status {
+            query.insert(
+                "status",
+                bson::to_bson(&status).map_err(|err| StorageError::Unavailable(err.to_string()))?,
+            );
+        }
+        fetch_page(&self.collection, query, page, |delivery| Cursor {
+            created_at: delivery.created_at,
+            id: delivery.id,
+        })
+        .await
+    }
+
+    /// The deliveries of the tenant's event `event_id` (one per endpoint), oldest first.
+    pub(crate) async fn for_event(
+        &self,
+        user_id: TenantId,
+        event_id: &str,
+    ) -> Result<Vec<WebhookDeliveryRecord>, StorageError> {
+        Ok(self
+            .collection
+            .find(doc! { "user_id": user_id, "event_id": event_id })
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Makes every delivery of the tenant's event `event_id` due again now, whatever became of
+    /// it (the attempts so far are kept). Answers how many there are.
+    pub(crate) async fn redeliver(
+        &self,
+        user_id: TenantId,
+        event_id: &str,
+        now: DateTime,
+    ) -> Result<u64, StorageError> {
+        let result = self
+            .collection
+            .update_many(
+                doc! { "user_id": user_id, "event_id": event_id },
+                doc! { "$set": {
+                    "status": "pending",
+                    "next_attempt_at": now,
+                    "lease_until": bson::Bson::Null,
+                    "expires_at": bson::Bson::Null,
+                } },
+            )
+            .await?;
+        Ok(result.matched_count)
+    }
+}
+
+/// Which deliveries a list asks for; every condition is optional.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeliveryFilter {
+    pub event_type: Option<EventType>,
+    pub call_id: Option<CallId>,
+    pub status: Option<DeliveryStatus>,
 }

@@ -242,15 +242,68 @@ async fn a_failing_receiver_gets_the_same_event_again_until_it_takes_it() {
         "the same webhook-id on every attempt"
     );
     let stored = deliveries(&app, &event_id).await;
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].get_str("status").unwrap(), "delivered");
-    let recorded: Vec<i32> = stored[0]
-        .get_array("attempts")
+    assert_eq!(stored.len(), 1, "one delivery per event and endpoint");
+
+    // The tenant sees the attempts, filters by outcome and type, and can redeliver.
+    let key = &tenant.tenant.api_key;
+    let path = format!("/api/webhook-events/{event_id}");
+    let shown = expect_status(app.get_as(&path, key).await, StatusCode::OK).await;
+    let delivery = &shown["data"]["deliveries"][0];
+    assert_eq!(delivery["delivery_status"], "delivered");
+    let statuses: Vec<Value> = delivery["attempts"]
+        .as_array()
         .unwrap()
         .iter()
-        .map(|attempt| attempt.as_document().unwrap().get_i32("status").unwrap())
+        .map(|attempt| attempt["status"].clone())
         .collect();
-    assert_eq!(recorded, [500, 503, 200]);
+    assert_eq!(statuses, [json!(500), json!(503), json!(200)]);
+    assert_eq!(shown["data"]["event"]["type"], "call.ended");
+    let listed = expect_status(
+        app.get_as(
+            "/api/webhook-events?type=call.ended&delivery_status=delivered",
+            key,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["event_id"] == event_id.as_str())
+    );
+    let none = expect_status(
+        app.get_as("/api/webhook-events?delivery_status=failed", key)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(none["data"], json!([]));
+    let other = app.calling_tenant("Other", "+14155550709", 1).await;
+    crate::helpers::expect_error(
+        app.get_as(&path, &other.tenant.api_key).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_status(
+        app.post_as(&format!("{path}/redeliver"), key, &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let again = receiver
+        .wait_for(Duration::from_secs(10), |received| {
+            received
+                .iter()
+                .filter(|w| w.id.as_deref() == Some(event_id.as_str()))
+                .count()
+                == 4
+        })
+        .await;
+    assert!(again, "redelivered with the same webhook-id");
 }
 
 #[tokio::test]

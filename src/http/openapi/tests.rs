@@ -97,6 +97,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/webhook-endpoints/{endpoint_id}"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
+    ("GET", "/api/webhook-events"),
+    ("GET", "/api/webhook-events/{event_id}"),
+    ("POST", "/api/webhook-events/{event_id}/redeliver"),
 ];
 
 /// The endpoints FreJun calls, authenticated by the `key` query parameter.
