@@ -48,6 +48,9 @@ fn the_demo_tells_its_three_calls_and_writes_their_audio() {
         "tool: hang_up",
         "end reason: assistant_ended_call",
         "hang-up at FreJun: hung_up (reason ASSISTANT_ENDED_CALL",
+        "POST /api/webhook-endpoints",
+        "webhook the CRM received: call.ended evt_",
+        "(signature valid), status completed, end reason assistant_ended_call",
     ] {
         assert!(
             stdout.contains(expected),

@@ -104,24 +104,99 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
          POST /api/phone-numbers → {DEMO_NUMBER} answers with it"
     ));
 
+    subscribe_to_events(stack, &tenant, narrator).await?;
+
     narrator.heading("Call 1: inbound, the caller talks over the greeting");
     let inbound = calls::inbound(stack, &tenant, DEMO_NUMBER, narrator).await?;
     report(&inbound, out_dir)?;
+    print_ended_event(stack, &inbound).await;
 
     narrator.heading("Call 2: outbound, placed through the API");
     let outbound = calls::outbound(stack, &tenant, &assistant_id, DEMO_NUMBER, narrator).await?;
     report(&outbound, out_dir)?;
+    print_ended_event(stack, &outbound).await;
 
     narrator.heading("Call 3: the assistant looks up an order with an HTTP tool, then hangs up");
     set_up_order_line(stack, &tenant, narrator).await?;
     let order = calls::order_lookup(stack, &tenant, ORDER_NUMBER, narrator).await?;
     report(&order, out_dir)?;
+    print_ended_event(stack, &order).await;
 
     println!(
         "\nTry the API yourself while a server runs: README.md, \"API\"; \
          `voxbridge call` places calls like these against any voxbridge."
     );
     Ok(())
+}
+
+/// Registers the tenant's webhook receiver (its CRM) for every event.
+async fn subscribe_to_events(
+    stack: &DemoStack,
+    tenant: &provision::ProvisionedTenant,
+    narrator: &Narrator,
+) -> anyhow::Result<()> {
+    let created = tenant
+        .api
+        .post_data(
+            "api/webhook-endpoints",
+            &serde_json::json!({"url": stack.webhooks.url("/voxbridge-events"), "description": "CRM"}),
+        )
+        .await
+        .context("registering the webhook endpoint")?;
+    let secret = created["signing_secret"].as_str().unwrap_or_default();
+    stack
+        .webhooks
+        .set_secret_text(secret)
+        .map_err(|error| anyhow::anyhow!("the endpoint's secret is refused: {error}"))?;
+    narrator.step(
+        "tenant: POST /api/webhook-endpoints → its CRM receives signed events about every call \
+         (the whsec_ secret is shown once)",
+    );
+    Ok(())
+}
+
+/// Prints the `call.ended` event the tenant's receiver got for `call`.
+async fn print_ended_event(stack: &DemoStack, call: &PlayedCall) {
+    let id = call.voxbridge_call_id.as_str();
+    let is_ended = |webhook: &crate::sim::fake_webhook_receiver::ReceivedWebhook| {
+        webhook.body["type"] == "call.ended" && webhook.body["data"]["call"]["id"] == id
+    };
+    let arrived = stack
+        .webhooks
+        .wait_for(std::time::Duration::from_secs(10), |received| {
+            received.iter().any(is_ended)
+        })
+        .await;
+    let Some(event) = arrived
+        .then(|| stack.webhooks.received().into_iter().find(|w| is_ended(w)))
+        .flatten()
+    else {
+        println!("  webhook: no call.ended reached the receiver within 10 s");
+        return;
+    };
+    let data = &event.body["data"]["call"];
+    let others: Vec<String> = stack
+        .webhooks
+        .received()
+        .iter()
+        .filter(|webhook| webhook.body["data"]["call"]["id"] == id && !is_ended(webhook))
+        .map(|webhook| webhook.body["type"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    println!(
+        "  webhook the CRM received: call.ended {} (signature {}), status {}, end reason {}, \
+         {} transcript turns, cost {}; before it: {}",
+        event.id.as_deref().unwrap_or("-"),
+        if event.signature_valid {
+            "valid"
+        } else {
+            "INVALID"
+        },
+        data["call_status"].as_str().unwrap_or("-"),
+        data["end_reason"].as_str().unwrap_or("-"),
+        data["transcript"].as_array().map_or(0, Vec::len),
+        data["cost_usd"],
+        others.join(", "),
+    );
 }
 
 /// Gives the tenant an order line: the signing secret its order system verifies, the order

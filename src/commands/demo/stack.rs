@@ -18,6 +18,7 @@ use crate::sim::api_client::ApiClient;
 use crate::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
 use crate::sim::fake_teler::FakeTeler;
 use crate::sim::fake_tool_server::FakeToolServer;
+use crate::sim::fake_webhook_receiver::FakeWebhookReceiver;
 use crate::sim::voices;
 use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
 use crate::storage::{Storage, migrations};
@@ -35,6 +36,8 @@ pub(crate) struct DemoStack {
     pub fake_teler: FakeTeler,
     /// The tenant's order system, on loopback (allow-listed for the demo's server).
     pub fake_tools: FakeToolServer,
+    /// The tenant's webhook receiver (its CRM), on loopback too.
+    pub webhooks: FakeWebhookReceiver,
     /// `http://127.0.0.1:<port>/`.
     pub base_url: Url,
     /// The admin API, with the development admin token.
@@ -113,6 +116,9 @@ impl DemoStack {
         let fake_tools = FakeToolServer::start()
             .await
             .context("cannot start the fake order system")?;
+        let webhooks = FakeWebhookReceiver::start()
+            .await
+            .context("cannot start the fake webhook receiver")?;
 
         settings.server.host = [127, 0, 0, 1].into();
         settings.server.port = 0;
@@ -123,6 +129,9 @@ impl DemoStack {
         // The order system is on loopback, which tenants' tools may not reach unless the
         // operator allows it.
         settings.outbound.allow = "127.0.0.1".to_owned();
+        // Events reach the receiver soon after each call, so the account can print them.
+        settings.webhooks.poll_interval_ms = 100;
+        settings.webhooks.ended_settle_ms = 500;
         // Call logs reach MongoDB every 500 ms, so the printed log is fresh when a call ends.
         settings.bridge.log_flush_interval_ms = 500;
         let admin_token = settings.security.admin_token.expose().to_owned();
@@ -145,6 +154,7 @@ impl DemoStack {
             fake_openai,
             fake_teler,
             fake_tools,
+            webhooks,
             base_url,
             admin,
             shutdown,
@@ -165,6 +175,7 @@ impl DemoStack {
         self.fake_openai.stop();
         self.fake_teler.stop().await;
         self.fake_tools.stop().await;
+        self.webhooks.stop().await;
         self.storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
         if let Some(mongod) = self.local_mongod {
             mongod.stop().await;
