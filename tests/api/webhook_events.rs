@@ -247,7 +247,17 @@ async fn a_failing_receiver_gets_the_same_event_again_until_it_takes_it() {
     // The tenant sees the attempts, filters by outcome and type, and can redeliver.
     let key = &tenant.tenant.api_key;
     let path = format!("/api/webhook-events/{event_id}");
-    let shown = expect_status(app.get_as(&path, key).await, StatusCode::OK).await;
+    // The receiver records its answer before sending it: the worker records the attempt just
+    // after, so poll briefly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let shown = loop {
+        let shown = expect_status(app.get_as(&path, key).await, StatusCode::OK).await;
+        let done = shown["data"]["deliveries"][0]["delivery_status"] == "delivered";
+        if done || tokio::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let delivery = &shown["data"]["deliveries"][0];
     assert_eq!(delivery["delivery_status"], "delivered");
     let statuses: Vec<Value> = delivery["attempts"]
@@ -320,12 +330,21 @@ async fn a_receiver_that_answers_410_is_disabled_and_gets_nothing_more() {
         })
         .await;
     assert!(arrived, "{:#?}", summary(&receiver));
+    // The receiver records its answer before sending it: the worker disables the endpoint
+    // just after, so poll briefly.
     let path = format!("/api/webhook-endpoints/{endpoint_id}");
-    let disabled = expect_status(
-        app.get_as(&path, &tenant.tenant.api_key).await,
-        StatusCode::OK,
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let disabled = loop {
+        let endpoint = expect_status(
+            app.get_as(&path, &tenant.tenant.api_key).await,
+            StatusCode::OK,
+        )
+        .await;
+        if endpoint["data"]["enabled"] == false || tokio::time::Instant::now() > deadline {
+            break endpoint;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(disabled["data"]["enabled"], false, "{disabled}");
     assert!(
         disabled["data"]["disabled_reason"]
