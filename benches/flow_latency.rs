@@ -8,6 +8,7 @@
 //! cargo bench --bench flow_latency -- --health --health-path /health  # no database at all
 //! cargo bench --bench flow_latency -- --history 5000 --tenants 1000    # a tenant with a past
 //! cargo bench --bench flow_latency -- --profile    # where MongoDB spends its time, per query
+//! cargo bench --bench flow_latency -- --webhooks   # every call's events delivered to a receiver
 //! ```
 //!
 //! MongoDB: `MONGODB_URI` when set, else a private `mongod` (a replica set of one, see
@@ -46,6 +47,7 @@ use voxbridge::domain::call::{CallStatus, CallType};
 use voxbridge::domain::ids::{AssistantId, TenantId};
 use voxbridge::local_mongodb::{self, LocalMongod};
 use voxbridge::settings::{DevSettings, Settings};
+use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 use voxbridge::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
 use voxbridge::storage::call_logs::CallLogRecord;
 use voxbridge::storage::collections::CALL_LOGS;
@@ -98,6 +100,10 @@ struct Options {
     /// HTTP worker threads of the application (default: as the tests run it).
     #[arg(long)]
     workers: Option<usize>,
+    /// Give the tenant a webhook endpoint (a local receiver), so every call's events are
+    /// delivered while the flows run; reports how fast they were delivered.
+    #[arg(long)]
+    webhooks: bool,
     /// Passed by `cargo bench` to every bench target; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -167,6 +173,15 @@ async fn run(options: &Options, uri: &str) -> anyhow::Result<()> {
     if options.workers.is_some() {
         settings.server.workers = options.workers;
     }
+    // One tenant's FreJun key sends every request: the per-credential limit would refuse most
+    // of them, and this measures the flow, not the limiter.
+    settings.rate_limit.enabled = false;
+    if options.webhooks {
+        // The receiver is on loopback; events go out as soon as they are written.
+        settings.outbound.allow = "127.0.0.1".to_owned();
+        settings.webhooks.poll_interval_ms = 50;
+        settings.webhooks.ended_settle_ms = 0;
+    }
     let storage = Storage::connect(
         settings
             .mongodb
@@ -230,10 +245,18 @@ async fn serve_and_measure(
         if options.profile {
             start_profiler(&storage).await?;
         }
+        let receiver = match (&target, options.webhooks) {
+            (Target::Flow(flow), true) => Some(subscribe(&client, &base, &flow.api_key).await?),
+            _ => None,
+        };
         let before = server_time(&storage).await;
         let results = generate_load(options, &client, Arc::new(target)).await;
+        let load_ended = Instant::now();
         let after = server_time(&storage).await;
         report(options, &setup, &results);
+        if let Some(receiver) = receiver {
+            report_webhooks(&storage, &receiver, load_ended).await?;
+        }
         if let (Some(before), Some(after)) = (before, after) {
             report_server_time(&before, &after);
         }
@@ -251,6 +274,77 @@ async fn serve_and_measure(
         Err(err) => eprintln!("the server task failed: {err}"),
     }
     outcome
+}
+
+/// Registers a local receiver as the tenant's webhook endpoint for every event.
+async fn subscribe(
+    client: &reqwest::Client,
+    base: &Url,
+    api_key: &str,
+) -> anyhow::Result<FakeWebhookReceiver> {
+    let receiver = FakeWebhookReceiver::start().await?;
+    let created = expect_json(
+        client
+            .post(base.join("/api/webhook-endpoints")?)
+            .bearer_auth(api_key)
+            .json(&json!({ "url": receiver.url("/events") })),
+        StatusCode::CREATED,
+    )
+    .await
+    .context("POST /api/webhook-endpoints")?;
+    receiver
+        .set_secret_text(&field(&created, "/data/signing_secret")?)
+        .map_err(anyhow::Error::msg)?;
+    Ok(receiver)
+}
+
+/// Waits until every event written during the run has been delivered, then reports how many
+/// and how fast: over the whole run, and for the backlog left when the load stopped.
+async fn report_webhooks(
+    storage: &Storage,
+    receiver: &FakeWebhookReceiver,
+    load_ended: Instant,
+) -> anyhow::Result<()> {
+    let database = storage.database();
+    let waiting = || async {
+        let outbox = database
+            .collection::<bson::Document>(CALL_LOGS)
+            .count_documents(doc! { "outbox.id": { "$exists": true } })
+            .await?;
+        let pending = database
+            .collection::<bson::Document>("webhook_deliveries")
+            .count_documents(doc! { "status": "pending" })
+            .await?;
+        anyhow::Ok(outbox + pending)
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while waiting().await? > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
+    let valid = received.iter().filter(|w| w.signature_valid).count();
+    let (Some(first), Some(last)) = (
+        received.iter().map(|w| w.received_at).min(),
+        received.iter().map(|w| w.received_at).max(),
+    ) else {
+        println!("webhook events: none delivered");
+        return Ok(());
+    };
+    let span = last.duration_since(first).as_secs_f64();
+    let backlog = received
+        .iter()
+        .filter(|w| w.received_at > load_ended)
+        .count();
+    let drain = last.saturating_duration_since(load_ended).as_secs_f64();
+    println!(
+        "webhook events: {} delivered ({} with a valid signature) over {span:.1} s, {:.0} per second; \
+         backlog when the load stopped: {backlog}, drained in {drain:.1} s ({:.0} per second)",
+        received.len(),
+        valid,
+        received.len() as f64 / span.max(0.001),
+        backlog as f64 / drain.max(0.001),
+    );
+    Ok(())
 }
 
 /// The server's version, from `buildInfo`; `None` if it cannot be read.
@@ -395,6 +489,7 @@ async fn report_profile(storage: &Storage) -> anyhow::Result<()> {
 struct FlowTarget {
     flow_url: Url,
     webhook_url: Url,
+    api_key: String,
     user_id: TenantId,
     assistant_id: AssistantId,
 }
@@ -474,6 +569,7 @@ async fn set_up_tenant(
         assistant_id: object_id(&assistant_id)?,
         flow_url: served_by(base, &field(&me, "/data/frejun/incoming_call_url")?)?,
         webhook_url: served_by(base, &field(&me, "/data/frejun/status_callback_url")?)?,
+        api_key,
     })
 }
 
