@@ -198,6 +198,8 @@ impl CallService {
         })
         .await;
         let record = attempt_record(&attempt, now);
+        self.track_failures(&endpoint, attempt.verdict == Verdict::Delivered)
+            .await?;
         let number = claimed.attempts.len() + 1;
         let finished = Some(after(DateTime::now(), retention));
         match attempt.verdict {
@@ -254,6 +256,42 @@ impl CallService {
             }
         }
         Ok(true)
+    }
+
+    /// Notes whether the endpoint took the event; one that has failed every attempt for
+    /// `webhooks.disable_after_failing_secs` is disabled, saying why.
+    async fn track_failures(
+        &self,
+        endpoint: &crate::storage::webhook_endpoints::WebhookEndpointRecord,
+        delivered: bool,
+    ) -> Result<(), StorageError> {
+        let endpoints = self.shared.storage.webhook_endpoints();
+        let now = DateTime::now();
+        let Some(current) = endpoints
+            .record_outcome(endpoint.user_id, endpoint.id, delivered, now)
+            .await?
+        else {
+            return Ok(());
+        };
+        let limit = Duration::from_secs(self.shared.settings.webhooks.disable_after_failing_secs);
+        if let Some(since) = current.failing_since {
+            if current.spec.enabled && after(since, limit) <= now {
+                endpoints
+                    .disable(
+                        endpoint.user_id,
+                        endpoint.id,
+                        &format!(
+                            "every delivery failed for {} s (since {})",
+                            limit.as_secs(),
+                            since.to_chrono().to_rfc3339()
+                        ),
+                        now,
+                    )
+                    .await?;
+                tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint disabled: it kept failing");
+            }
+        }
+        Ok(())
     }
 
     /// The wait before attempt `number + 1`, jittered by up to a tenth either way; `None` once

@@ -77,6 +77,7 @@ impl CallService {
             previous_secret: None,
             previous_secret_expires_at: None,
             disabled_reason: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
             schema_version: webhook_endpoints::SCHEMA_VERSION,

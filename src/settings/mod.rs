@@ -525,6 +525,9 @@ pub struct WebhookSettings {
     pub ended_settle_ms: u64,
     /// How long finished deliveries (and their attempts) are kept.
     pub retention_days: u64,
+    /// An endpoint whose every attempt has failed for this long is disabled (the tenant sees
+    /// why, and enables it again when fixed).
+    pub disable_after_failing_secs: u64,
 }
 
 impl WebhookSettings {
@@ -563,6 +566,7 @@ impl Default for WebhookSettings {
             poll_interval_ms: 500,
             ended_settle_ms: 2_000,
             retention_days: 30,
+            disable_after_failing_secs: 5 * 86_400,
         }
     }
 }

@@ -38,6 +38,9 @@ pub(crate) struct WebhookEndpointRecord {
     /// tenant enables it again.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// Since when every attempt to this endpoint has failed; `None` after a success.
+    #[serde(default)]
+    pub failing_since: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -110,7 +113,34 @@ impl WebhookEndpoints {
             .await?)
     }
 
-    /// Disables the endpoint, saying why (it answered 410).
+    /// Records how an attempt went: a success clears `failing_since`, a failure sets it if it
+    /// is not set. Answers the endpoint as stored afterwards.
+    pub(crate) async fn record_outcome(
+        &self,
+        user_id: TenantId,
+        id: WebhookEndpointId,
+        delivered: bool,
+        now: DateTime,
+    ) -> Result<Option<WebhookEndpointRecord>, StorageError> {
+        let (filter, update) = if delivered {
+            (
+                doc! { "_id": id, "user_id": user_id },
+                doc! { "$set": { "failing_since": bson::Bson::Null } },
+            )
+        } else {
+            (
+                doc! { "_id": id, "user_id": user_id, "failing_since": null },
+                doc! { "$set": { "failing_since": now } },
+            )
+        };
+        self.collection.update_one(filter, update).await?;
+        Ok(self
+            .collection
+            .find_one(doc! { "_id": id, "user_id": user_id })
+            .await?)
+    }
+
+    /// Disables the endpoint, saying why (it answered 410, or it kept failing).
     pub(crate) async fn disable(
         &self,
         user_id: TenantId,
@@ -128,7 +158,7 @@ impl WebhookEndpoints {
     }
 
     /// Replaces the configuration (merged and validated by the caller). Enabling an endpoint
-    /// clears why it was disabled.
+    /// clears why it was disabled, and its failure streak.
     pub(crate) async fn replace_spec(
         &self,
         user_id: TenantId,
@@ -141,6 +171,7 @@ impl WebhookEndpoints {
         set.insert("updated_at", now);
         if spec.enabled {
             set.insert("disabled_reason", bson::Bson::Null);
+            set.insert("failing_since", bson::Bson::Null);
         }
         self.collection
             .find_one_and_update(doc! { "_id": id, "user_id": user_id }, doc! { "$set": set })

@@ -361,3 +361,44 @@ async fn a_receiver_that_answers_410_is_disabled_and_gets_nothing_more() {
         "a disabled endpoint gets nothing"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_is_disabled_and_says_why() {
+    let receiver = FakeWebhookReceiver::start().await.unwrap();
+    let app = TestApp::spawn_with(|settings| {
+        settings.outbound.allow = "127.0.0.1".into();
+        settings.webhooks.poll_interval_ms = 100;
+        settings.webhooks.ended_settle_ms = 0;
+        settings.webhooks.retry_schedule_secs = "1,1,1,1,1".into();
+        settings.webhooks.disable_after_failing_secs = 1;
+    })
+    .await;
+    let tenant = app.calling_tenant("Failing", "+14155550703", 10).await;
+    let (endpoint_id, _) = endpoint(&app, &tenant, &receiver, "/down", json!(["call.ended"])).await;
+    receiver.script("/down", vec![Reply::Status(503); 10]);
+    inbound(&app, &tenant, "+14155550795", "down").await;
+
+    let path = format!("/api/webhook-endpoints/{endpoint_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let endpoint = loop {
+        let endpoint = expect_status(
+            app.get_as(&path, &tenant.tenant.api_key).await,
+            StatusCode::OK,
+        )
+        .await;
+        if endpoint["data"]["enabled"] == false || tokio::time::Instant::now() > deadline {
+            break endpoint;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(endpoint["data"]["enabled"], false, "{endpoint}");
+    let reason = endpoint["data"]["disabled_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("every delivery failed for 1 s"),
+        "{reason}"
+    );
+    assert!(
+        receiver.received().len() >= 2,
+        "it was retried before being disabled"
+    );
+}
