@@ -14,6 +14,7 @@ use crate::domain::ids::{CallId, TenantId};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
+use crate::domain::webhook::{EventType, OutboxEvent, new_event_id};
 use crate::providers::teler::TelerError;
 use crate::providers::teler::operations::TransferTarget;
 use crate::storage::call_logs::CallLogRecord;
@@ -120,7 +121,15 @@ impl CallService {
         idempotency_key: &str,
         event: &'static str,
     ) -> Result<CallLogRecord, TransferFailure> {
-        self.teler
+        let target_text = match target {
+            TransferTarget::Pstn(number) => number.as_str(),
+            TransferTarget::Sip(uri) => uri.as_str(),
+        };
+        let data = serde_json::json!({ "target": target_text, "requested_by": event });
+        self.transfer_event(call, EventType::CallTransferStarted, data.clone())
+            .await;
+        if let Err(err) = self
+            .teler
             .transfer(
                 call.frejun_key,
                 call.frejun_call_id,
@@ -128,7 +137,13 @@ impl CallService {
                 idempotency_key,
             )
             .await
-            .map_err(TransferFailure::Teler)?;
+        {
+            let mut data = data;
+            data["error"] = serde_json::Value::String(err.to_string());
+            self.transfer_event(call, EventType::CallTransferFailed, data)
+                .await;
+            return Err(TransferFailure::Teler(err));
+        }
         let now = DateTime::now();
         let source = if event.starts_with("api.") {
             ReportSource::Api
@@ -143,6 +158,33 @@ impl CallService {
             .apply_status(call.tenant_id, call.call_id, &[left], now)
             .await
             .map_err(TransferFailure::Storage)
+    }
+}
+
+impl CallService {
+    /// Puts a transfer event in the call's outbox. Losing it (MongoDB unreachable at that
+    /// moment) must not stop the transfer itself, so a failure is only logged.
+    async fn transfer_event(
+        &self,
+        call: &TransferCall<'_>,
+        kind: EventType,
+        data: serde_json::Value,
+    ) {
+        let event = OutboxEvent {
+            id: new_event_id(),
+            kind,
+            at: DateTime::now(),
+            data,
+        };
+        if let Err(err) = self
+            .shared
+            .storage
+            .call_logs()
+            .push_events(call.tenant_id, call.call_id, &[event])
+            .await
+        {
+            tracing::warn!(error = %err, kind = kind.as_str(), "a transfer event could not be written");
+        }
     }
 }
 

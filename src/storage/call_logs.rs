@@ -279,6 +279,25 @@ impl CallLogs {
             .await?)
     }
 
+    /// Adds events that no status change causes (a transfer asked of FreJun, or refused) to
+    /// the call's outbox.
+    pub(crate) async fn push_events(
+        &self,
+        user_id: TenantId,
+        id: CallId,
+        events: &[OutboxEvent],
+    ) -> Result<(), StorageError> {
+        let events = bson::to_bson(events)
+            .map_err(|err| StorageError::Unavailable(format!("cannot encode events: {err}")))?;
+        self.collection
+            .update_one(
+                doc! { "_id": id, "user_id": user_id },
+                doc! { "$push": { "outbox": { "$each": events } } },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Removes the events `event_ids` from the call's outbox (they have been handed over).
     pub(crate) async fn pull_outbox(
         &self,

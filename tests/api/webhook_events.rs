@@ -402,3 +402,83 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_says_why() {
         "it was retried before being disabled"
     );
 }
+
+#[tokio::test]
+async fn a_transfer_is_told_as_started_then_failed_or_succeeded() {
+    let receiver = FakeWebhookReceiver::start().await.unwrap();
+    let teler = voxbridge::sim::fake_teler::FakeTeler::start()
+        .await
+        .unwrap();
+    let base = teler.base_url();
+    let app = TestApp::spawn_with(|settings| {
+        settings.frejun.api_base_url = base;
+        settings.outbound.allow = "127.0.0.1".into();
+        settings.webhooks.poll_interval_ms = 100;
+    })
+    .await;
+    let tenant = app.calling_tenant("Transfers", "+14155550704", 10).await;
+    endpoint(
+        &app,
+        &tenant,
+        &receiver,
+        "/transfers",
+        json!([
+            "call.transfer.started",
+            "call.transfer.failed",
+            "call.transfer.succeeded"
+        ]),
+    )
+    .await;
+    let at_frejun = teler.receive_call("fj-test-key-0001", CALLER, &tenant.number);
+    let mut call = crate::helpers::call_record(
+        tenant.tenant.object_id(),
+        bson::DateTime::now(),
+        voxbridge::domain::call::CallStatus::InProgress,
+    );
+    call.frejun_call_id = Some(at_frejun.id.clone());
+    app.insert_call(&call).await;
+    let path = format!("/api/calls/{}/transfer", call.id);
+    let key = &tenant.tenant.api_key;
+
+    teler.fail_next(1, voxbridge::sim::fake_teler::Failure::ValidationErrors);
+    let refused = app
+        .post_as(&path, key, &json!({"number": "+14155550177"}))
+        .await;
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    expect_status(
+        app.post_as(&path, key, &json!({"number": "+14155550178"}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let all = receiver
+        .wait_for(Duration::from_secs(10), |received| received.len() >= 4)
+        .await;
+    assert!(all, "{:#?}", summary(&receiver));
+    let told: Vec<(String, Value)> = receiver
+        .received()
+        .iter()
+        .map(|webhook| {
+            (
+                webhook.body["type"].as_str().unwrap().to_owned(),
+                webhook.body["data"]["target"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("call.transfer.started".to_owned(), json!("+14155550177")),
+            ("call.transfer.failed".to_owned(), json!("+14155550177")),
+            ("call.transfer.started".to_owned(), json!("+14155550178")),
+            ("call.transfer.succeeded".to_owned(), Value::Null),
+        ]
+    );
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|webhook| webhook.signature_valid)
+    );
+}
