@@ -482,3 +482,48 @@ async fn a_transfer_is_told_as_started_then_failed_or_succeeded() {
             .all(|webhook| webhook.signature_valid)
     );
 }
+
+#[tokio::test]
+async fn a_receiver_that_hangs_times_out_and_is_tried_again() {
+    let receiver = FakeWebhookReceiver::start().await.unwrap();
+    let app = TestApp::spawn_with(|settings| {
+        settings.outbound.allow = "127.0.0.1".into();
+        settings.webhooks.poll_interval_ms = 100;
+        settings.webhooks.ended_settle_ms = 0;
+        settings.webhooks.attempt_timeout_ms = 500;
+        settings.webhooks.retry_schedule_secs = "1".into();
+    })
+    .await;
+    let tenant = app.calling_tenant("Hanging", "+14155550705", 10).await;
+    endpoint(&app, &tenant, &receiver, "/slow", json!(["call.ended"])).await;
+    receiver.script("/slow", vec![Reply::Hang(Duration::from_secs(3))]);
+    let frejun_call_id = inbound(&app, &tenant, "+14155550794", "hang").await;
+    let event = ended(&receiver, &frejun_call_id).await;
+    let event_id = event.id.unwrap();
+
+    let path = format!("/api/webhook-events/{event_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let shown = expect_status(
+            app.get_as(&path, &tenant.tenant.api_key).await,
+            StatusCode::OK,
+        )
+        .await;
+        let attempts = shown["data"]["deliveries"][0]["attempts"]
+            .as_array()
+            .unwrap()
+            .len();
+        if attempts >= 2 || tokio::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let attempts = shown["data"]["deliveries"][0]["attempts"]
+        .as_array()
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "{shown}");
+    assert_eq!(attempts[0]["status"], Value::Null);
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(error.contains("no answer within 500 ms"), "{error}");
+    assert_eq!(attempts[1]["status"], 200);
+}
