@@ -144,21 +144,17 @@ impl CallService {
             return Ok(false);
         };
         let retention = Duration::from_secs(settings.retention_days * 86_400);
-        let give_up = |error: &str| AttemptRecord {
-            at: now,
-            status: None,
-            latency_ms: 0,
-            error: Some(error.to_owned()),
-            response: String::new(),
-        };
-        let endpoint = match storage
-            .webhook_endpoints()
-            .get(claimed.user_id, claimed.endpoint_id)
-            .await
-        {
-            Ok(endpoint) if endpoint.spec.enabled => endpoint,
-            Ok(_) | Err(StorageError::NotFound) => {
-                let attempt = give_up("the endpoint was disabled or deleted");
+        // Gives the delivery up without an attempt, saying why.
+        let give_up = |error: &'static str| {
+            let attempt = AttemptRecord {
+                at: now,
+                status: None,
+                latency_ms: 0,
+                error: Some(error.to_owned()),
+                response: String::new(),
+            };
+            let deliveries = deliveries.clone();
+            async move {
                 deliveries
                     .record_attempt(
                         claimed.id,
@@ -167,24 +163,26 @@ impl CallService {
                         None,
                         Some(after(now, retention)),
                     )
-                    .await?;
-                return Ok(true);
+                    .await
+                    .map(|()| true)
+            }
+        };
+        let endpoint = match storage
+            .webhook_endpoints()
+            .get(claimed.user_id, claimed.endpoint_id)
+            .await
+        {
+            Ok(endpoint) if endpoint.spec.enabled => endpoint,
+            Ok(_) | Err(StorageError::NotFound) => {
+                return give_up("the endpoint was disabled or deleted").await;
             }
             Err(err) => return Err(err),
         };
         let Some(signer) = self.endpoint_signer(&endpoint) else {
-            let attempt =
-                give_up("the endpoint's secret does not decrypt with the configured master keys");
-            deliveries
-                .record_attempt(
-                    claimed.id,
-                    &attempt,
-                    DeliveryStatus::Failed,
-                    None,
-                    Some(after(now, retention)),
-                )
-                .await?;
-            return Ok(true);
+            return give_up(
+                "the endpoint's secret does not decrypt with the configured master keys",
+            )
+            .await;
         };
         let outbound = &self.shared.outbound;
         let attempt = delivery::attempt(Delivery {

@@ -591,3 +591,46 @@ pub fn flow_body(call_id: &str, from: &str, to: &str) -> Value {
         "direction": "inbound",
     })
 }
+
+/// Verifies a received webhook with the `standardwebhooks` crate (the Standard Webhooks
+/// project's own library), as a tenant would: an independent check of our signatures.
+pub fn verified_independently(
+    secret: &str,
+    received: &voxbridge::sim::fake_webhook_receiver::ReceivedWebhook,
+) -> bool {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("webhook-id", &received.id),
+        ("webhook-timestamp", &received.timestamp),
+        ("webhook-signature", &received.signature),
+    ] {
+        if let Some(value) = value {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+    }
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&received.raw_body, &headers)
+        .is_ok()
+}
+
+/// Calls `read` every 50 ms until `done` holds of what it answers, or `timeout` passes;
+/// answers the last reading (for state a background worker is about to write).
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let value = read().await;
+        if done(&value) || tokio::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
-use voxbridge::sim::fake_webhook_receiver::{FakeWebhookReceiver, ReceivedWebhook, Reply};
+use voxbridge::sim::fake_webhook_receiver::{FakeWebhookReceiver, Reply};
 
-use crate::helpers::{TestApp, TestTenant, expect_error, expect_status};
+use crate::helpers::{TestApp, TestTenant, expect_error, expect_status, verified_independently};
 
 /// An app that may reach the receiver on 127.0.0.1, with a short attempt timeout.
 async fn app_and_receiver() -> (TestApp, FakeWebhookReceiver) {
@@ -54,27 +53,6 @@ async fn ping(app: &TestApp, tenant: &TestTenant, id: &str) -> Value {
     )
     .await["data"]
         .take()
-}
-
-/// Verifies a received webhook with the `standardwebhooks` crate, as a tenant would.
-fn verified_independently(secret: &str, received: &ReceivedWebhook) -> bool {
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        ("webhook-id", &received.id),
-        ("webhook-timestamp", &received.timestamp),
-        ("webhook-signature", &received.signature),
-    ] {
-        if let Some(value) = value {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-    }
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&received.raw_body, &headers)
-        .is_ok()
 }
 
 #[tokio::test]

@@ -9,11 +9,12 @@ use std::time::Duration;
 use bson::{Document, doc};
 use futures_util::TryStreamExt as _;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use voxbridge::sim::fake_webhook_receiver::{FakeWebhookReceiver, ReceivedWebhook, Reply};
 
-use crate::helpers::{CallingTenant, TestApp, expect_status, flow_body};
+use crate::helpers::{
+    CallingTenant, TestApp, expect_status, flow_body, poll_until, verified_independently,
+};
 
 const CALLER: &str = "+14155550123";
 
@@ -125,24 +126,20 @@ fn summary(receiver: &FakeWebhookReceiver) -> Vec<Value> {
         .collect()
 }
 
-fn verified_independently(secret: &str, received: &ReceivedWebhook) -> bool {
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        ("webhook-id", &received.id),
-        ("webhook-timestamp", &received.timestamp),
-        ("webhook-signature", &received.signature),
-    ] {
-        if let Some(value) = value {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-    }
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&received.raw_body, &headers)
-        .is_ok()
+/// The endpoint at `path` once the worker has disabled it (or as it is after `timeout`).
+async fn disabled_endpoint(
+    app: &TestApp,
+    tenant: &CallingTenant,
+    path: &str,
+    timeout: Duration,
+) -> Value {
+    let key = &tenant.tenant.api_key;
+    poll_until(
+        timeout,
+        || async { expect_status(app.get_as(path, key).await, StatusCode::OK).await },
+        |endpoint| endpoint["data"]["enabled"] == false,
+    )
+    .await
 }
 
 /// The stored deliveries of event `event_id`.
@@ -249,15 +246,12 @@ async fn a_failing_receiver_gets_the_same_event_again_until_it_takes_it() {
     let path = format!("/api/webhook-events/{event_id}");
     // The receiver records its answer before sending it: the worker records the attempt just
     // after, so poll briefly.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let shown = loop {
-        let shown = expect_status(app.get_as(&path, key).await, StatusCode::OK).await;
-        let done = shown["data"]["deliveries"][0]["delivery_status"] == "delivered";
-        if done || tokio::time::Instant::now() > deadline {
-            break shown;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let shown = poll_until(
+        Duration::from_secs(5),
+        || async { expect_status(app.get_as(&path, key).await, StatusCode::OK).await },
+        |shown| shown["data"]["deliveries"][0]["delivery_status"] == "delivered",
+    )
+    .await;
     let delivery = &shown["data"]["deliveries"][0];
     assert_eq!(delivery["delivery_status"], "delivered");
     let statuses: Vec<Value> = delivery["attempts"]
@@ -333,18 +327,7 @@ async fn a_receiver_that_answers_410_is_disabled_and_gets_nothing_more() {
     // The receiver records its answer before sending it: the worker disables the endpoint
     // just after, so poll briefly.
     let path = format!("/api/webhook-endpoints/{endpoint_id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let disabled = loop {
-        let endpoint = expect_status(
-            app.get_as(&path, &tenant.tenant.api_key).await,
-            StatusCode::OK,
-        )
-        .await;
-        if endpoint["data"]["enabled"] == false || tokio::time::Instant::now() > deadline {
-            break endpoint;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let disabled = disabled_endpoint(&app, &tenant, &path, Duration::from_secs(5)).await;
     assert_eq!(disabled["data"]["enabled"], false, "{disabled}");
     assert!(
         disabled["data"]["disabled_reason"]
@@ -379,18 +362,7 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_says_why() {
     inbound(&app, &tenant, "+14155550795", "down").await;
 
     let path = format!("/api/webhook-endpoints/{endpoint_id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let endpoint = loop {
-        let endpoint = expect_status(
-            app.get_as(&path, &tenant.tenant.api_key).await,
-            StatusCode::OK,
-        )
-        .await;
-        if endpoint["data"]["enabled"] == false || tokio::time::Instant::now() > deadline {
-            break endpoint;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let endpoint = disabled_endpoint(&app, &tenant, &path, Duration::from_secs(15)).await;
     assert_eq!(endpoint["data"]["enabled"], false, "{endpoint}");
     let reason = endpoint["data"]["disabled_reason"].as_str().unwrap();
     assert!(
@@ -502,22 +474,18 @@ async fn a_receiver_that_hangs_times_out_and_is_tried_again() {
     let event_id = event.id.unwrap();
 
     let path = format!("/api/webhook-events/{event_id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let shown = loop {
-        let shown = expect_status(
-            app.get_as(&path, &tenant.tenant.api_key).await,
-            StatusCode::OK,
-        )
-        .await;
-        let attempts = shown["data"]["deliveries"][0]["attempts"]
-            .as_array()
-            .unwrap()
-            .len();
-        if attempts >= 2 || tokio::time::Instant::now() > deadline {
-            break shown;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let key = &tenant.tenant.api_key;
+    let shown = poll_until(
+        Duration::from_secs(10),
+        || async { expect_status(app.get_as(&path, key).await, StatusCode::OK).await },
+        |shown| {
+            shown["data"]["deliveries"][0]["attempts"]
+                .as_array()
+                .map_or(0, Vec::len)
+                >= 2
+        },
+    )
+    .await;
     let attempts = shown["data"]["deliveries"][0]["attempts"]
         .as_array()
         .unwrap();
