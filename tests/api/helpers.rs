@@ -634,3 +634,60 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The real binary (`voxbridge serve`) on a free port over `database`, with `env` on top of
+/// what it needs to share the tests' secrets; answers the process and a handle once `/ready`
+/// answers. The state directory lives as long as the returned guard.
+pub async fn serve_binary(
+    database: TestDatabase,
+    env: &[(&str, &str)],
+) -> (std::process::Child, TestApp, tempfile::TempDir) {
+    let mut settings = database.settings.clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port");
+    settings.server.port = port;
+    let state_dir = tempfile::tempdir().unwrap();
+    let security = &settings.security;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voxbridge"));
+    command
+        .arg("serve")
+        .env("VOXBRIDGE__MONGODB__URI", mongodb_uri())
+        .env("VOXBRIDGE__MONGODB__DATABASE", &settings.mongodb.database)
+        .env("VOXBRIDGE__SERVER__PORT", port.to_string())
+        .env(
+            "VOXBRIDGE__SECURITY__ADMIN_TOKEN",
+            security.admin_token.expose(),
+        )
+        .env(
+            "VOXBRIDGE__SECURITY__MASTER_KEY",
+            security.master_key.to_base64().expose(),
+        )
+        .env(
+            "VOXBRIDGE__SECURITY__URL_SIGNING_KEY",
+            security.url_signing_key.expose(),
+        )
+        .env("VOXBRIDGE__DEV__STATE_DIR", state_dir.path())
+        .env("VOXBRIDGE__LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let server = command.spawn().expect("voxbridge serve starts");
+    let app = TestApp::for_external_server(format!("http://127.0.0.1:{port}"), settings, database);
+    let ready = poll_until(
+        Duration::from_secs(20),
+        || async {
+            app.client
+                .get(app.url("/ready"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        },
+        |ready| *ready,
+    )
+    .await;
+    assert!(ready, "the server became ready");
+    (server, app, state_dir)
+}

@@ -3,7 +3,6 @@
 //! server as it would have been; two servers on one database deliver each event once.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bson::{Document, doc};
@@ -46,66 +45,23 @@ async fn refused_call(app: &TestApp, tenant: &CallingTenant, label: &str) -> Str
     frejun_call_id
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn an_event_written_before_a_sigkill_is_delivered_by_the_next_server() {
     let receiver = FakeWebhookReceiver::start().await.unwrap();
     let database = TestDatabase::migrated().await;
-    let mut settings = database.settings.clone();
-    let port = free_port();
-    settings.server.port = port;
-    settings.outbound.allow = "127.0.0.1".into();
-    let state_dir = tempfile::tempdir().unwrap();
-    let security = &settings.security;
     // The first server holds call.ended back for a minute, so it is still in the outbox when
     // the process dies.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
-        .arg("serve")
-        .env("VOXBRIDGE__MONGODB__URI", crate::helpers::mongodb_uri())
-        .env("VOXBRIDGE__MONGODB__DATABASE", &settings.mongodb.database)
-        .env("VOXBRIDGE__SERVER__PORT", port.to_string())
-        .env(
-            "VOXBRIDGE__SECURITY__ADMIN_TOKEN",
-            security.admin_token.expose(),
-        )
-        .env(
-            "VOXBRIDGE__SECURITY__MASTER_KEY",
-            security.master_key.to_base64().expose(),
-        )
-        .env(
-            "VOXBRIDGE__SECURITY__URL_SIGNING_KEY",
-            security.url_signing_key.expose(),
-        )
-        .env("VOXBRIDGE__OUTBOUND__ALLOW", "127.0.0.1")
-        .env("VOXBRIDGE__WEBHOOKS__ENDED_SETTLE_MS", "60000")
-        .env("VOXBRIDGE__WEBHOOKS__POLL_INTERVAL_MS", "100")
-        .env("VOXBRIDGE__DEV__STATE_DIR", state_dir.path())
-        .env("VOXBRIDGE__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("voxbridge serve starts");
-    let first = TestApp::for_external_server(
-        format!("http://127.0.0.1:{port}"),
-        settings.clone(),
+    let (mut server, first, _state_dir) = crate::helpers::serve_binary(
         database,
-    );
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(response) = first.client.get(first.url("/ready")).send().await {
-            if response.status().is_success() {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server became ready");
+        &[
+            ("VOXBRIDGE__OUTBOUND__ALLOW", "127.0.0.1"),
+            ("VOXBRIDGE__WEBHOOKS__ENDED_SETTLE_MS", "60000"),
+            ("VOXBRIDGE__WEBHOOKS__POLL_INTERVAL_MS", "100"),
+        ],
+    )
+    .await;
+    let mut settings = first.settings.clone();
+    settings.outbound.allow = "127.0.0.1".into();
     let tenant = first.calling_tenant("Killed", "+14155550710", 5).await;
     endpoint(&first, &tenant, &receiver).await;
     let frejun_call_id = refused_call(&first, &tenant, "killed").await;

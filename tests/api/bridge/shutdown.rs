@@ -1,21 +1,14 @@
 //! A call in progress when the service receives SIGTERM: the real binary is started, a call is
 //! placed, the process is signalled, and the call log must be complete once it has exited.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
 
 use super::{configure_assistant, place_call};
-use crate::helpers::{TestApp, TestDatabase};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
+use crate::helpers::TestDatabase;
 
 #[tokio::test]
 async fn a_call_log_is_complete_after_sigterm_mid_call() {
@@ -32,46 +25,12 @@ async fn a_call_log_is_complete_after_sigterm_mid_call() {
     .await
     .unwrap();
     let database = TestDatabase::migrated().await;
-    let mut settings = database.settings.clone();
-    let port = free_port();
-    settings.server.port = port;
-    let state_dir = tempfile::tempdir().unwrap();
-    let security = &settings.security;
-    let mut server = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
-        .arg("serve")
-        .env("VOXBRIDGE__MONGODB__URI", crate::helpers::mongodb_uri())
-        .env("VOXBRIDGE__MONGODB__DATABASE", &settings.mongodb.database)
-        .env("VOXBRIDGE__SERVER__PORT", port.to_string())
-        .env(
-            "VOXBRIDGE__SECURITY__ADMIN_TOKEN",
-            security.admin_token.expose(),
-        )
-        .env(
-            "VOXBRIDGE__SECURITY__MASTER_KEY",
-            security.master_key.to_base64().expose(),
-        )
-        .env(
-            "VOXBRIDGE__SECURITY__URL_SIGNING_KEY",
-            security.url_signing_key.expose(),
-        )
-        .env("VOXBRIDGE__OPENAI__REALTIME_URL", fake.url().as_str())
-        .env("VOXBRIDGE__DEV__STATE_DIR", state_dir.path())
-        .env("VOXBRIDGE__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("voxbridge serve starts");
-    let app = TestApp::for_external_server(format!("http://127.0.0.1:{port}"), settings, database);
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(response) = app.client.get(app.url("/ready")).send().await {
-            if response.status().is_success() {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server became ready");
+    let realtime = fake.url();
+    let (mut server, app, _state_dir) = crate::helpers::serve_binary(
+        database,
+        &[("VOXBRIDGE__OPENAI__REALTIME_URL", realtime.as_str())],
+    )
+    .await;
 
     let tenant = app.calling_tenant("Sigterm", "+14155550501", 5).await;
     configure_assistant(&app, &tenant, "pcm24k", "8k", Some("Hello")).await;
