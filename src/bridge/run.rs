@@ -362,14 +362,13 @@ impl Bridge {
             if let Some(ending) = ending {
                 break ending;
             }
-            let frejun_call_id = core.start().and_then(|start| start.call_id.clone());
+            // FreJun's id is looked up only when a tool starts: this runs for every frame.
             for request in fx.tool_calls.drain(..) {
-                tools.start(
-                    request,
-                    frejun_call_id
-                        .clone()
-                        .or_else(|| admitted.call.frejun_call_id.clone()),
-                );
+                let frejun_call_id = core
+                    .start()
+                    .and_then(|start| start.call_id.clone())
+                    .or_else(|| admitted.call.frejun_call_id.clone());
+                tools.start(request, frejun_call_id);
             }
             for call_id in fx.cancel_tools.drain(..) {
                 tools.cancel(&call_id);

@@ -12,7 +12,7 @@ use super::CallService;
 use crate::crypto::{TenantSecret, named_secret_context, tenant_context};
 use crate::domain::assistant::AssistantSpec;
 use crate::domain::assistant::tools::Tool;
-use crate::domain::secret::SecretString;
+use crate::domain::secret::{SecretString, last4};
 use crate::domain::time::after;
 use crate::domain::validation::ValidationError;
 use crate::outbound::signing::Signer;
@@ -22,12 +22,6 @@ use crate::storage::users::{StoredCredential, UserRecord};
 
 /// Most named secrets one tenant may store.
 pub const MAX_NAMED_SECRETS: usize = 50;
-
-/// The last four characters of a secret, all a read ever shows.
-pub(crate) fn last4(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    chars[chars.len().saturating_sub(4)..].iter().collect()
-}
 
 /// Why an assistant's tools do not fit the tenant's account.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,30 +131,37 @@ impl CallService {
     /// one while its overlap lasts. `None` when the tenant has never made one.
     pub(crate) fn tool_signer(&self, tenant: &UserRecord) -> Option<Signer> {
         let secrets = &tenant.secrets;
-        let context = tenant_context(tenant.id, TenantSecret::ToolSigningSecret);
+        self.signer(
+            &tenant_context(tenant.id, TenantSecret::ToolSigningSecret),
+            secrets.tool_signing_secret.as_ref()?,
+            secrets.previous_tool_signing_secret.as_ref(),
+            secrets.previous_tool_signing_secret_expires_at,
+        )
+    }
+
+    /// The secrets that sign now: `current`, and `previous` while `previous_until` is ahead
+    /// (a rotation's overlap). `None` when `current` does not decrypt under `context`.
+    pub(super) fn signer(
+        &self,
+        context: &[u8],
+        current: &StoredCredential,
+        previous: Option<&StoredCredential>,
+        previous_until: Option<DateTime>,
+    ) -> Option<Signer> {
         let decrypt = |stored: &StoredCredential| {
             let text = self
                 .shared
                 .keyring
-                .decrypt(&stored.encrypted(), &context)
+                .decrypt(&stored.encrypted(), context)
                 .ok()?;
             SigningSecret::parse(text.expose()).ok()
         };
-        let current = decrypt(secrets.tool_signing_secret.as_ref()?)?;
-        let mut signing = vec![current];
-        let overlapping = secrets
-            .previous_tool_signing_secret_expires_at
-            .is_some_and(|until| until > DateTime::now());
-        if overlapping {
-            if let Some(previous) = secrets
-                .previous_tool_signing_secret
-                .as_ref()
-                .and_then(decrypt)
-            {
-                signing.push(previous);
-            }
+        let mut secrets = vec![decrypt(current)?];
+        let overlapping = previous_until.is_some_and(|until| until > DateTime::now());
+        if let Some(previous) = previous.filter(|_| overlapping).and_then(decrypt) {
+            secrets.push(previous);
         }
-        Some(Signer { secrets: signing })
+        Some(Signer { secrets })
     }
 
     /// Makes a new tool signing secret; the old one (if any) keeps signing for
@@ -187,20 +188,5 @@ impl CallService {
             .await?;
         let had_one = tenant.secrets.tool_signing_secret.is_some();
         Ok((secret, had_one.then_some(previous_until)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn last_four_characters_only() {
-        assert_eq!(last4("whsec_abcdef"), "cdef");
-        assert_eq!(last4("ab"), "ab");
-        assert_eq!(
-            last4("ünïcødé"),
-            "ïcødé".chars().skip(1).collect::<String>()
-        );
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use bson::DateTime;
 
 use super::CallService;
-use super::tool_secrets::last4;
 use crate::crypto::webhook_endpoint_context;
 use crate::domain::ids::WebhookEndpointId;
+use crate::domain::secret::last4;
 use crate::domain::time::after;
 use crate::domain::validation::ValidationError;
 use crate::domain::webhook::{EndpointSpec, EventBody, EventType, new_event_id};
@@ -129,25 +129,12 @@ impl CallService {
     /// The secrets that sign deliveries to `endpoint` now: its own, and the previous one while
     /// its overlap lasts. `None` when the stored secret does not decrypt (wrong master key).
     pub(crate) fn endpoint_signer(&self, endpoint: &WebhookEndpointRecord) -> Option<Signer> {
-        let context = webhook_endpoint_context(endpoint.user_id, endpoint.id);
-        let decrypt = |stored: &StoredCredential| {
-            let text = self
-                .shared
-                .keyring
-                .decrypt(&stored.encrypted(), &context)
-                .ok()?;
-            SigningSecret::parse(text.expose()).ok()
-        };
-        let mut secrets = vec![decrypt(&endpoint.secret)?];
-        let overlapping = endpoint
-            .previous_secret_expires_at
-            .is_some_and(|until| until > DateTime::now());
-        if overlapping {
-            if let Some(previous) = endpoint.previous_secret.as_ref().and_then(decrypt) {
-                secrets.push(previous);
-            }
-        }
-        Some(Signer { secrets })
+        self.signer(
+            &webhook_endpoint_context(endpoint.user_id, endpoint.id),
+            &endpoint.secret,
+            endpoint.previous_secret.as_ref(),
+            endpoint.previous_secret_expires_at,
+        )
     }
 
     /// Sends `endpoint` a `ping` event now (whether or not it is enabled) and answers the event

@@ -16,6 +16,12 @@ pub(crate) const PROVIDER_KEY_MAX_CHARS: usize = 512;
 /// What every secret prints as, in `Debug`, `Display` and serialized form.
 pub(crate) const REDACTED: &str = "[redacted]";
 
+/// The last four characters of a secret: all that a read of a stored secret ever shows.
+pub fn last4(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
 /// A secret string. `Debug`, `Display` and `Serialize` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -151,6 +157,20 @@ const REDACTED_URL_KEY: &str = "[redacted]";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_last_four_characters_are_shown() {
+        assert_eq!(last4("whsec_abcdef"), "cdef");
+        assert_eq!(last4("ab"), "ab");
+        assert_eq!(
+            last4("ünïcødé"),
+            "icødé"
+                .replace('i', "ï")
+                .chars()
+                .skip(1)
+                .collect::<String>()
+        );
+    }
 
     #[test]
     fn url_keys_are_redacted_wherever_they_appear() {

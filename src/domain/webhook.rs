@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::call::EndReason;
-use super::call::status::{MEDIA_STARTED, ReportSource, StatusFields};
+use super::call::status::{MEDIA_STARTED, StatusFields, bridge_reported};
 use super::validation::{ValidationError, check_chars, check_name};
 
 /// What happened.
@@ -116,12 +116,8 @@ pub(crate) fn events_for_change(
         at: now,
         data,
     };
-    let media_started = |fields: &StatusFields| {
-        fields.status_history.iter().any(|entry| {
-            entry.source == Some(ReportSource::Bridge)
-                && entry.event.as_deref() == Some(MEDIA_STARTED)
-        })
-    };
+    let media_started =
+        |fields: &StatusFields| bridge_reported(&fields.status_history, MEDIA_STARTED);
     let mut events = Vec::new();
     if media_started(after) && !media_started(before) {
         events.push(event(EventType::CallStarted, serde_json::json!({})));
@@ -349,7 +345,7 @@ mod tests {
     #[test]
     fn status_changes_cause_events_in_order() {
         use crate::domain::call::CallStatus;
-        use crate::domain::call::status::StatusReport;
+        use crate::domain::call::status::{ReportSource, StatusReport};
         let at = bson::DateTime::from_millis(1_000);
         let report = |status, source, event: &str| StatusReport::new(status, at, source, event);
         let initial = StatusFields::from_reports(&[]);

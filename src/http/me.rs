@@ -207,14 +207,7 @@ async fn put_credentials(
                 .shared
                 .keyring
                 .encrypt_tenant_secret(user.id, credential.secret(), plain);
-        let last4: String = plain
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let last4 = crate::domain::secret::last4(plain);
         let now = bson::DateTime::now();
         let stored = StoredCredential::new(encrypted, last4, now);
         user = state

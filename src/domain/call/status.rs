@@ -286,12 +286,14 @@ pub const MEDIA_ENDED: &str = "media.ended";
 /// when the stream ends), so a terminal report from anyone else must not free it: a webhook
 /// may be late, repeated or spoofed, while the stream is the proof the call is live.
 pub fn media_session_open(history: &[StatusEvent]) -> bool {
-    let reported = |event: &str| {
-        history.iter().any(|entry| {
-            entry.source == Some(ReportSource::Bridge) && entry.event.as_deref() == Some(event)
-        })
-    };
-    reported(MEDIA_STARTED) && !reported(MEDIA_ENDED)
+    bridge_reported(history, MEDIA_STARTED) && !bridge_reported(history, MEDIA_ENDED)
+}
+
+/// Whether the media bridge reported `event` (`media.started`, `media.ended`) in `history`.
+pub(crate) fn bridge_reported(history: &[StatusEvent], event: &str) -> bool {
+    history.iter().any(|entry| {
+        entry.source == Some(ReportSource::Bridge) && entry.event.as_deref() == Some(event)
+    })
 }
 
 /// Of two end reasons, the one to keep: a specific reason beats the generic `completed`;
