@@ -215,6 +215,10 @@ impl fmt::Debug for Keyring {
 pub enum TenantSecret {
     OpenAiApiKey,
     FrejunApiKey,
+    /// The tenant's Anthropic key (text AI).
+    AnthropicApiKey,
+    /// The key of the tenant's OpenAI-compatible Chat Completions server (text AI).
+    ChatCompletionsApiKey,
     /// The secret in the FreJun URLs (`key=`); encrypted so `/api/me` can show the URLs.
     FrejunUrlSecret,
     /// The Standard Webhooks secret (`whsec_…`) that signs requests to the tenant's HTTP
@@ -228,6 +232,8 @@ impl TenantSecret {
         match self {
             TenantSecret::OpenAiApiKey => "openai_api_key",
             TenantSecret::FrejunApiKey => "frejun_api_key",
+            TenantSecret::AnthropicApiKey => "anthropic_api_key",
+            TenantSecret::ChatCompletionsApiKey => "chat_completions_api_key",
             TenantSecret::FrejunUrlSecret => "frejun_url_secret",
             TenantSecret::ToolSigningSecret => "tool_signing_secret",
         }

@@ -79,8 +79,9 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
     /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
-    /// Also runs the reaper that closes calls whose slot lease expired and the webhook worker
-    /// that hands over and delivers tenants' events, and at the end waits
+    /// Also runs the reaper that closes calls whose slot lease expired, the webhook worker
+    /// that hands over and delivers tenants' events and the post-call analysis worker, and at
+    /// the end waits
     /// (up to the same timeout) for live calls' final call-log writes.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let reaper = tokio::spawn(
@@ -94,6 +95,12 @@ impl Application {
                 .clone()
                 .run_webhook_worker(self.shutdown.clone())
                 .instrument(tracing::info_span!(parent: None, "webhooks")),
+        );
+        let analysis = tokio::spawn(
+            self.calls
+                .clone()
+                .run_analysis_worker(self.shutdown.clone())
+                .instrument(tracing::info_span!(parent: None, "analysis_worker")),
         );
         let pruner = tokio::spawn(prune_rate_limits(
             self.rate_limits.clone(),
@@ -111,6 +118,7 @@ impl Application {
         self.shutdown.cancel();
         let _ = reaper.await;
         let _ = webhooks.await;
+        let _ = analysis.await;
         let _ = pruner.await;
         // Live calls ended with the shutdown token; wait for their final call-log writes.
         self.bridge.keepers.close();

@@ -10,12 +10,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use serde_json::Value;
+
+use crate::domain::analysis::{AnalysisError, AnalysisStatus, CallAnalysis, Sentiment};
 use crate::domain::assistant::tools::ToolKind;
 use crate::domain::call::record::{
     CallError, CallMetrics, HangupRecord, ToolCallRecord, TranscriptTurn, Usage,
 };
 use crate::domain::call::status::StatusEvent;
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::text_ai::{TextProvider, TextUsage};
 use crate::storage::call_logs::CallLogRecord;
 
 fn time(value: bson::DateTime) -> DateTime<Utc> {
@@ -52,6 +56,10 @@ pub struct CallSummary {
     pub end_reason: Option<EndReason>,
     /// Estimated cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// Where the post-call analysis stands; `null` when none was asked for.
+    pub analysis_status: Option<AnalysisStatus>,
+    /// The analysis' verdict, once done.
+    pub analysis_success: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The media stream, for a call this instance is bridging right now (only in
@@ -78,6 +86,8 @@ impl From<&CallLogRecord> for CallSummary {
             duration: call.duration,
             end_reason: call.end_reason,
             cost_usd: call.cost_usd,
+            analysis_status: call.analysis.as_ref().map(|analysis| analysis.status),
+            analysis_success: call.analysis.as_ref().and_then(|analysis| analysis.success),
             created_at: time(call.created_at),
             updated_at: time(call.updated_at),
             stream: None,
@@ -187,6 +197,56 @@ pub struct CallDetail {
     /// Webhook events about the call that change no status (names voxbridge does not map),
     /// once per name, in arrival order.
     pub other_events: Vec<OtherEventView>,
+    /// Post-call analysis; `null` when none was asked for (docs/api.md, "Post-call analysis").
+    pub analysis: Option<AnalysisView>,
+}
+
+/// A call's post-call analysis.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CallAnalysis)]
+pub struct AnalysisView {
+    pub status: AnalysisStatus,
+    /// When it was asked for: the call's end, or `POST /api/calls/{id}/analyze`.
+    pub requested_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Runs started (a provider's passing failure, or a lost instance, runs it again).
+    pub attempts: u32,
+    pub summary: Option<String>,
+    /// The data extracted, valid against the assistant's `structured_data_schema`.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// Whether the call met the assistant's `success_criteria`.
+    pub success: Option<bool>,
+    pub success_reason: Option<String>,
+    pub sentiment: Option<Sentiment>,
+    pub provider: Option<TextProvider>,
+    pub model: Option<String>,
+    pub usage: Option<TextUsage>,
+    /// Estimated from the provider's list prices; `null` for a model without a known price.
+    pub cost_usd: Option<f64>,
+    /// Why it failed or was skipped (or, while pending, why the last run did not finish).
+    pub error: Option<AnalysisError>,
+}
+
+impl From<&CallAnalysis> for AnalysisView {
+    fn from(analysis: &CallAnalysis) -> Self {
+        Self {
+            status: analysis.status,
+            requested_at: time(analysis.requested_at),
+            finished_at: analysis.finished_at.map(time),
+            attempts: analysis.attempts,
+            summary: analysis.summary.clone(),
+            data: analysis.data.clone(),
+            success: analysis.success,
+            success_reason: analysis.success_reason.clone(),
+            sentiment: analysis.sentiment,
+            provider: analysis.provider,
+            model: analysis.model.clone(),
+            usage: analysis.usage,
+            cost_usd: analysis.cost_usd,
+            error: analysis.error.clone(),
+        }
+    }
 }
 
 /// A webhook event about the call that changes no status.
@@ -259,6 +319,7 @@ impl From<&CallLogRecord> for CallDetail {
                     at: time(other.at),
                 })
                 .collect(),
+            analysis: call.analysis.as_ref().map(AnalysisView::from),
         }
     }
 }

@@ -16,12 +16,17 @@
 //!   to its HTTP tools.
 //! - [`webhook_endpoints`]: the tenant's webhook endpoints, their signing secrets and a test
 //!   `ping`.
+//! - [`text_ai`]: a tenant's text providers (its keys, else the platform's), requests with
+//!   their outcome recorded, and the rate-limited probe.
+//! - [`analysis`]: post-call analysis: queued when a call ends, run by a leased worker on any
+//!   instance, stored with its `call.analyzed` event; re-run on request.
 //! - [`webhook_delivery`]: events from call logs' outboxes to deliveries, and the worker that
 //!   delivers and retries them.
 //!
 //! Everything here is independent of HTTP: handlers in `http::frejun` parse requests, call into
 //! [`CallService`] and turn its outcomes into responses.
 
+pub(crate) mod analysis;
 pub mod call_view;
 pub(crate) mod flow;
 pub mod hangup;
@@ -31,6 +36,7 @@ pub(crate) mod recordings;
 pub(crate) mod tenant_key;
 pub(crate) mod tool_secrets;
 pub(crate) mod transfer;
+pub(crate) mod text_ai;
 pub(crate) mod webhook;
 pub(crate) mod webhook_delivery;
 pub(crate) mod webhook_endpoints;
@@ -52,6 +58,9 @@ use crate::storage::users::UserRecord;
 pub struct CallService {
     pub shared: Arc<Shared>,
     pub teler: TelerClient,
+    /// For the text providers the operator configured (tenants' own base URLs go through
+    /// the SSRF-safe `shared.outbound` client instead).
+    pub text_http: reqwest::Client,
 }
 
 impl CallService {
@@ -61,6 +70,11 @@ impl CallService {
                 shared.settings.frejun.api_base_url.clone(),
                 shared.settings.frejun.api_timeout(),
             ),
+            text_http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("voxbridge/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("a client without TLS customisation builds"),
             shared,
         }
     }

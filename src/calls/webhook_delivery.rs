@@ -1,7 +1,8 @@
 //! Tenants' webhook events on their way out, on every instance:
 //! - the **relay** moves events from call logs' outboxes (written in the same update as the
 //!   change that caused them) into one delivery per endpoint that wants them, then empties the
-//!   outbox. A crash in between writes the same deliveries again (they are keyed by event and
+//!   outbox. Handing `call.ended` over also queues the call's post-call analysis
+//!   ([`super::analysis`]) when its assistant wants one. A crash in between writes the same deliveries again (they are keyed by event and
 //!   endpoint), so an event is never lost and never doubled. `call.ended` waits
 //!   `webhooks.ended_settle_ms` after the call ended, so that the bridge's last writes
 //!   (transcript, usage, metrics) are in the record it carries.
@@ -95,8 +96,12 @@ impl CallService {
             let endpoints = storage.webhook_endpoints().enabled(call.user_id).await?;
             let mut done = Vec::new();
             for event in &call.outbox {
-                if event.kind == EventType::CallEnded && after(event.at, settle) > now {
-                    continue;
+                if event.kind == EventType::CallEnded {
+                    if after(event.at, settle) > now {
+                        continue;
+                    }
+                    // The outbox's other consumer: queued before the event leaves it.
+                    self.queue_analysis_if_enabled(&call, now).await?;
                 }
                 let body =
                     serde_json::to_string(&event_body(&call, event)).expect("an event serializes");

@@ -18,6 +18,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::analysis::AnalysisSpec;
 use super::tenant::check_call_seconds;
 use super::validation::{ValidationError, check_chars, check_name, check_range, check_token};
 
@@ -336,6 +337,10 @@ pub struct AssistantSpec {
     #[serde(default = "default_tool_filler")]
     #[schema(max_length = 500)]
     pub tool_filler: Option<String>,
+    /// Post-call analysis of this assistant's calls (docs/api.md, "Post-call analysis");
+    /// `None`: none.
+    #[serde(default)]
+    pub analysis: Option<AnalysisSpec>,
 }
 
 fn records_by_default() -> bool {
@@ -390,6 +395,9 @@ impl AssistantSpec {
         if let Some(filler) = &self.tool_filler {
             check_chars("tool_filler", filler, 1, Self::TOOL_FILLER_MAX_CHARS)?;
         }
+        if let Some(analysis) = &self.analysis {
+            analysis.validate()?;
+        }
         Ok(())
     }
 
@@ -423,6 +431,7 @@ impl AssistantSpec {
             tools,
             tool_choice,
             tool_filler,
+            analysis,
         } = new;
         let spec = AssistantSpec {
             name: name.trim().to_owned(),
@@ -439,6 +448,7 @@ impl AssistantSpec {
             tools: tools.unwrap_or_default(),
             tool_choice: tool_choice.unwrap_or_default(),
             tool_filler: tool_filler.unwrap_or_else(default_tool_filler),
+            analysis,
         };
         spec.normalized()
     }
@@ -461,6 +471,7 @@ impl AssistantSpec {
             tools,
             tool_choice,
             tool_filler,
+            analysis,
         } = patch;
         let mut spec = self.clone();
         if let Some(name) = name {
@@ -504,6 +515,9 @@ impl AssistantSpec {
         }
         if let Some(tool_filler) = tool_filler {
             spec.tool_filler = tool_filler;
+        }
+        if let Some(analysis) = analysis {
+            spec.analysis = analysis;
         }
         spec.normalized()
     }
@@ -567,6 +581,9 @@ pub struct NewAssistant {
     )]
     #[schema(value_type = Option<String>, nullable, max_length = 500)]
     pub tool_filler: Option<Option<String>>,
+    /// Default: none (calls are not analysed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
 }
 
 /// The body of an update request. Every field is optional; an absent field is left as it is.
@@ -634,6 +651,10 @@ pub struct AssistantPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, nullable, max_length = 500)]
     pub tool_filler: Option<Option<String>>,
+    /// Given whole; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<AnalysisSpec>, nullable)]
+    pub analysis: Option<Option<AnalysisSpec>>,
 }
 
 impl AssistantPatch {

@@ -18,10 +18,15 @@
 //! - [`model_retirement`]: OpenAI models with an announced shutdown, their replacements, and
 //!   the warning or refusal an assistant naming one gets.
 //! - [`pricing`]: the estimated cost of a call's OpenAI usage.
+//! - [`text_ai`]: text-model providers, conversation messages, the provider-neutral reply and
+//!   the rules of the AI conversation request.
+//! - [`analysis`]: post-call analysis: an assistant's settings, the question and answer schema,
+//!   how an answer is judged and what the call log keeps.
 //! - [`webhook`]: tenants' webhook endpoints, the event types and the body of every delivery.
 //! - [`error_chain`]: an error and its sources on one line, for logs and one-line errors.
 //! - [`time`]: arithmetic on BSON dates.
 
+pub mod analysis;
 pub mod assistant;
 pub mod call;
 pub(crate) mod email;
@@ -32,6 +37,7 @@ pub(crate) mod phone;
 pub(crate) mod pricing;
 pub mod secret;
 pub(crate) mod tenant;
+pub mod text_ai;
 pub(crate) mod time;
 pub(crate) mod validation;
 pub mod webhook;

@@ -72,6 +72,33 @@ pub(crate) fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
     (cost * 1_000_000.0).round() / 1_000_000.0
 }
 
+/// Text models' list prices in US dollars per million tokens, input and output, matched by
+/// the model id's prefix (dated snapshots share their family's price). Models not listed here
+/// (any Chat Completions server's, newer families) get no estimate rather than a guess.
+const TEXT_PRICES: &[(&str, f64, f64)] = &[
+    ("claude-opus-4", 5.0, 25.0),
+    ("claude-sonnet-4", 3.0, 15.0),
+    ("claude-haiku-4", 1.0, 5.0),
+    ("gpt-5-nano", 0.05, 0.40),
+    ("gpt-5-mini", 0.25, 2.0),
+    ("gpt-5", 1.25, 10.0),
+    ("gpt-4.1-nano", 0.10, 0.40),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1", 2.0, 8.0),
+    ("gpt-4o-mini", 0.15, 0.60),
+];
+
+/// The estimated cost of a text request, rounded to a millionth of a dollar; `None` for a
+/// model without a known price. The first listed prefix that matches wins, so the more
+/// specific ones come first.
+pub(crate) fn text_cost_usd(model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+    let (_, input, output) = TEXT_PRICES
+        .iter()
+        .find(|(prefix, _, _)| model.starts_with(prefix))?;
+    let cost = (input_tokens as f64 * input + output_tokens as f64 * output) / 1_000_000.0;
+    Some((cost * 1_000_000.0).round() / 1_000_000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +146,17 @@ mod tests {
             ..TokenCounts::default()
         };
         assert!(estimate_cost_usd("gpt-realtime", odd) >= 0.0);
+    }
+
+    #[test]
+    fn text_models_are_priced_by_family_and_unknown_ones_not_at_all() {
+        assert_eq!(super::text_cost_usd("claude-sonnet-4-5", 1_000_000, 0), Some(3.0));
+        assert_eq!(
+            super::text_cost_usd("claude-haiku-4-5-20251001", 1_000, 1_000),
+            Some(0.006)
+        );
+        assert_eq!(super::text_cost_usd("gpt-5-mini", 0, 1_000_000), Some(2.0));
+        assert_eq!(super::text_cost_usd("gpt-5", 1_000_000, 0), Some(1.25));
+        assert_eq!(super::text_cost_usd("llama3.1:8b", 1_000, 1_000), None);
     }
 }

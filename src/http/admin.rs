@@ -140,6 +140,7 @@ async fn create_user(
             frejun_url_secret_hash: Some(hash_url_secret(url_secret.expose())),
             ..UserSecrets::default()
         },
+        text_ai: Default::default(),
         created_at: now,
         updated_at: now,
         schema_version: users::SCHEMA_VERSION,

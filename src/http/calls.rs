@@ -88,6 +88,9 @@ pub(crate) struct CallsQuery {
     /// Only calls created before this time (RFC 3339).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub created_before: Option<String>,
+    /// Only analysed calls whose analysis judged them a success (`true`) or not (`false`).
+    #[param(value_type = Option<bool>)]
+    pub analysis_success: Option<String>,
     /// Items per page: default 50; values outside 1 to 200 are clamped.
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; absent for the first page.
@@ -122,6 +125,12 @@ impl CallsQuery {
         filter.to_number = number("to", self.to.as_deref())?;
         filter.created_after = timestamp("created_after", self.created_after.as_deref())?;
         filter.created_before = timestamp("created_before", self.created_before.as_deref())?;
+        filter.analysis_success = match self.analysis_success.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(invalid("analysis_success", "must be true or false")),
+        };
         Ok(filter)
     }
 

@@ -23,6 +23,11 @@ pub(crate) fn created<T: Serialize>(data: T) -> HttpResponse {
     with_status(StatusCode::CREATED, data)
 }
 
+/// 202 with `{"success":true,"data":data}`: the work is queued.
+pub(crate) fn accepted<T: Serialize>(data: T) -> HttpResponse {
+    with_status(StatusCode::ACCEPTED, data)
+}
+
 /// 200 with a page of a list: `{"success":true,"data":[…],"count":n,"next_cursor":…}`.
 /// `next_cursor` is `null` on the last page.
 pub(crate) fn list<T: Serialize>(items: Vec<T>, next_cursor: Option<String>) -> HttpResponse {

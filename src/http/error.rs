@@ -13,11 +13,14 @@ pub use super::error_code::ErrorCode;
 use utoipa::ToResponse;
 
 use crate::calls::CredentialProblem;
+use crate::calls::analysis::ReanalyzeRefusal;
+use crate::calls::text_ai::Unavailable;
 use crate::calls::outbound::OutboundError;
 use crate::calls::tool_secrets::ToolsProblem;
 use crate::domain::error_chain::ErrorChain;
 use crate::domain::validation::ValidationError;
 use crate::providers::teler::TelerError;
+use crate::providers::text::{TextError, TextErrorCode};
 use crate::storage::StorageError;
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -258,6 +261,63 @@ impl From<OutboundError> for ApiError {
                 "FreJun has not reported this call's id yet; try again in a moment",
             ),
             OutboundError::Storage(err) => err.into(),
+        }
+    }
+}
+
+impl From<TextError> for ApiError {
+    fn from(error: TextError) -> Self {
+        let code = match error.code {
+            TextErrorCode::AuthFailed => ErrorCode::AiProviderAuthFailed,
+            TextErrorCode::RateLimited
+            | TextErrorCode::Unavailable
+            | TextErrorCode::ConnectFailed => ErrorCode::AiProviderUnavailable,
+            TextErrorCode::Timeout => ErrorCode::AiProviderTimeout,
+            TextErrorCode::Rejected
+            | TextErrorCode::InvalidResponse
+            | TextErrorCode::RefusedAddress => ErrorCode::AiProviderRejected,
+        };
+        let mut api = ApiError::new(
+            code,
+            format!(
+                "{} ({}, after {} attempt(s))",
+                error.message,
+                error.code.as_str(),
+                error.attempts
+            ),
+        );
+        if code == ErrorCode::AiProviderUnavailable {
+            api.retry_after_secs = error.retry_after.map(|wait| wait.as_secs().max(1));
+        }
+        api
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(problem: Unavailable) -> Self {
+        match problem {
+            Unavailable::NotConfigured(what) => ApiError::new(ErrorCode::TextAiNotConfigured, what),
+            Unavailable::Unreadable => credentials_unreadable(
+                "the text provider's key does not decrypt with the configured master keys"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<ReanalyzeRefusal> for ApiError {
+    fn from(refusal: ReanalyzeRefusal) -> Self {
+        match refusal {
+            ReanalyzeRefusal::NotFound => ApiError::not_found("call not found"),
+            ReanalyzeRefusal::CallLive => ApiError::new(
+                ErrorCode::CallStillLive,
+                "the call has not ended; it is analysed when it does",
+            ),
+            ReanalyzeRefusal::NotEnabled => ApiError::new(
+                ErrorCode::AnalysisNotEnabled,
+                "the call's assistant has no analysis enabled: set its `analysis` first",
+            ),
+            ReanalyzeRefusal::Storage(err) => err.into(),
         }
     }
 }

@@ -59,6 +59,9 @@ error_codes! {
     CallNotPlaced => ("call_not_placed", 409, "hang-up of an outbound call FreJun has not named yet"),
     SigningSecretRequired => ("signing_secret_required", 409, "an assistant with an `http` tool, or a tool test, needs the tenant's tool signing secret: `POST /api/me/tool-signing-secret/rotate` first"),
     TooManySecrets => ("too_many_secrets", 409, "the tenant already stores 50 named secrets"),
+    TextAiNotConfigured => ("text_ai_not_configured", 409, "the text provider asked for has no key (the tenant's or the platform's) or no model; the message says what to set"),
+    AnalysisNotEnabled => ("analysis_not_enabled", 409, "`POST /api/calls/{id}/analyze` for a call whose assistant has no `analysis` enabled"),
+    CallStillLive => ("call_still_live", 409, "`POST /api/calls/{id}/analyze` for a call that has not ended"),
     LengthRequired => ("length_required", 411, "the body needs a Content-Length"),
     PayloadTooLarge => ("payload_too_large", 413, "the body exceeds `server.json_body_limit_bytes` (1 MiB by default)"),
     UriTooLong => ("uri_too_long", 414, "the request line is too long"),
@@ -80,11 +83,15 @@ error_codes! {
     InternalError => ("internal_error", 500, "a bug; quote the `x-request-id`"),
     TelephonyUnavailable => ("telephony_unavailable", 502, "FreJun is down or answered something unexpected"),
     TelephonyRejected => ("telephony_rejected", 502, "FreJun refused the request in a way the tenant cannot fix (not found, conflict)"),
+    AiProviderAuthFailed => ("ai_provider_auth_failed", 502, "the text provider refused the key (the tenant's, or the platform's): store a valid one"),
+    AiProviderRejected => ("ai_provider_rejected", 502, "the text provider refused the request (an unknown model, a base URL voxbridge may not reach…) or answered something unreadable"),
     DatabaseUnavailable => ("database_unavailable", 503, "MongoDB is unreachable; retry later"),
     ShuttingDown => ("shutting_down", 503, "this instance is draining (from `/ready`)"),
     ServiceUnavailable => ("service_unavailable", 503, "refused by the HTTP framework while overloaded"),
+    AiProviderUnavailable => ("ai_provider_unavailable", 503, "the text provider kept rate limiting or failing (5xx, no connection) through the retries; `Retry-After` when it said how long"),
     TelephonyTimeout => ("telephony_timeout", 504, "FreJun did not answer in time (the call may still be placed; it is hung up if it connects)"),
     GatewayTimeout => ("gateway_timeout", 504, "an upstream did not answer in time"),
+    AiProviderTimeout => ("ai_provider_timeout", 504, "the text provider did not answer within `text_ai.timeout_ms`, through the retries"),
 }
 
 use ErrorCode::*;

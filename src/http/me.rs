@@ -1,4 +1,5 @@
-//! The tenant's own account: `GET /api/me` and the write-only `PUT /api/me/credentials`.
+//! The tenant's own account: `GET /api/me` and the write-only `PUT /api/me/credentials`
+//! (provider keys, and the tenant's own Chat Completions server for text AI).
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -147,6 +148,31 @@ pub(crate) struct PutCredentialsRequest {
     /// The tenant's FreJun API key: 8 to 512 characters, no spaces or control characters.
     #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
     pub frejun_api_key: Option<SecretString>,
+    /// The tenant's Anthropic API key (text AI): 8 to 512 characters.
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub anthropic_api_key: Option<SecretString>,
+    /// The key of the tenant's OpenAI-compatible Chat Completions server (text AI): 8 to 512
+    /// characters (servers that ignore keys take any value).
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub chat_completions_api_key: Option<SecretString>,
+    /// The tenant's OpenAI-compatible Chat Completions server, with its version segment
+    /// (`https://openrouter.ai/api/v1`, `https://my-vllm.example.com/v1`); `https` and a
+    /// public address, like tools' URLs. `null` removes it (with its model).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable, max_length = 2_048)]
+    pub chat_completions_base_url: Option<Option<String>>,
+    /// The model on that server, used when a request names none.
+    #[schema(max_length = 200)]
+    pub chat_completions_model: Option<String>,
+}
+
+/// `null` → `Some(None)`, absent → `None` (with `#[serde(default)]`).
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The credentials' status after the update.
@@ -181,17 +207,24 @@ async fn put_credentials(
     body: Json<PutCredentialsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
+    let endpoint = chat_completions_endpoint(&state, &body)?;
     let given: Vec<(Credential, SecretString)> = [
         (Credential::OpenAiApiKey, body.openai_api_key),
         (Credential::FrejunApiKey, body.frejun_api_key),
+        (Credential::AnthropicApiKey, body.anthropic_api_key),
+        (
+            Credential::ChatCompletionsApiKey,
+            body.chat_completions_api_key,
+        ),
     ]
     .into_iter()
     .filter_map(|(credential, value)| value.map(|value| (credential, value)))
     .collect();
-    if given.is_empty() {
+    if given.is_empty() && endpoint.is_none() {
         return Err(ValidationError::new(
             "openai_api_key",
-            "give openai_api_key, frejun_api_key or both",
+            "give at least one of openai_api_key, frejun_api_key, anthropic_api_key, \
+             chat_completions_api_key, chat_completions_base_url",
         )
         .into());
     }
@@ -200,6 +233,20 @@ async fn put_credentials(
     }
 
     let mut user = tenant.user;
+    if let Some((base_url, model)) = endpoint {
+        user = state
+            .shared
+            .storage
+            .users()
+            .set_chat_completions_endpoint(
+                user.id,
+                base_url.as_deref(),
+                model.as_deref(),
+                bson::DateTime::now(),
+            )
+            .await?;
+        tracing::info!(user_id = %user.id, "chat completions endpoint stored");
+    }
     for (credential, value) in given {
         let plain = value.expose();
         let encrypted =
@@ -221,6 +268,52 @@ async fn put_credentials(
     Ok(envelope::ok(CredentialsAnswer {
         credentials: CredentialsView::of(&user),
     }))
+}
+
+/// The Chat Completions base URL and model to store, checked: `None` when the body changes
+/// neither, `Some((None, None))` to remove them.
+#[allow(clippy::type_complexity)]
+fn chat_completions_endpoint(
+    state: &AppState,
+    body: &PutCredentialsRequest,
+) -> Result<Option<(Option<String>, Option<String>)>, ApiError> {
+    if let Some(model) = &body.chat_completions_model {
+        crate::domain::text_ai::check_text_model("chat_completions_model", model)?;
+    }
+    match (&body.chat_completions_base_url, &body.chat_completions_model) {
+        (None, None) => Ok(None),
+        (Some(None), _) => Ok(Some((None, None))),
+        (None, Some(_)) => Err(ValidationError::new(
+            "chat_completions_model",
+            "give it with chat_completions_base_url",
+        )
+        .into()),
+        (Some(Some(text)), model) => {
+            const FIELD: &str = "chat_completions_base_url";
+            if text.chars().count() > 2_048 {
+                return Err(ValidationError::new(FIELD, "must be at most 2048 characters").into());
+            }
+            let url = url::Url::parse(text)
+                .map_err(|_| ValidationError::new(FIELD, "must be an absolute URL"))?;
+            if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                return Err(ValidationError::new(
+                    FIELD,
+                    "must not carry a query, a fragment or credentials (the key goes in chat_completions_api_key)",
+                )
+                .into());
+            }
+            state
+                .shared
+                .outbound
+                .allow
+                .check_url(&url)
+                .map_err(|refusal| ValidationError::new(FIELD, refusal.to_string()))?;
+            Ok(Some((
+                Some(url.as_str().trim_end_matches('/').to_owned()),
+                model.clone(),
+            )))
+        }
+    }
 }
 
 fn check_credential(field: &str, value: &str) -> Result<(), ValidationError> {

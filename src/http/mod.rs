@@ -22,6 +22,8 @@
 //! - [`tools`]: what assistants' tools need: named secrets, the tool signing secret, the
 //!   account checks of an assistant's tools, and a test run of an HTTP tool.
 //! - [`calls`]: call logs for tenants (and across tenants for the admin), and hang-up.
+//! - [`ai`]: text AI: the conversation endpoint, the providers' status and probe, and a call's
+//!   post-call analysis run again.
 //! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
 //! - [`media_stream`]: FreJun's media WebSocket, handed to the bridge after every check.
 //! - [`live_calls`]: live control of bridged calls (interrupt, clear, live streams).
@@ -34,6 +36,7 @@
 //! in `error`, `extract`, `views`, `auth` and `envelope`.
 
 pub(crate) mod admin;
+pub(crate) mod ai;
 pub(crate) mod assistants;
 pub(crate) mod auth;
 pub(crate) mod calls;
@@ -131,6 +134,7 @@ pub fn app(
         .configure(webhook_events::routes)
         .configure(phone_numbers::routes)
         .configure(calls::routes)
+        .configure(ai::routes)
         .configure(frejun::routes)
         .configure(media_stream::routes)
         .configure(live_calls::routes)

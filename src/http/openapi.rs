@@ -20,7 +20,7 @@ use super::error::{
     PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
 };
 use super::{
-    admin, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
+    admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
     webhook_endpoints, webhook_events,
 };
 
@@ -95,6 +95,9 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         calls::hangup,
         calls::recording,
         calls::transfer,
+        ai::analyze,
+        ai::conversation,
+        ai::status,
         live_calls::interrupt,
         live_calls::clear,
         live_calls::streams,
@@ -127,6 +130,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         (name = "tools", description = "What assistants' tools need: named secrets, the tool signing secret, and test runs of HTTP tools. Tenant API key."),
         (name = "phone-numbers", description = "The tenant's phone numbers and which assistant answers each. Tenant API key."),
         (name = "calls", description = "The tenant's call logs and statistics. Tenant API key."),
+        (name = "text ai", description = "Text models: the conversation endpoint and the providers' status (docs/api.md, \"Text AI\"). Tenant API key."),
     ),
 )]
 pub(crate) struct ApiDoc;

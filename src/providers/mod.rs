@@ -2,7 +2,10 @@
 //!
 //! Layout:
 //! - [`openai`]: the OpenAI Realtime API (GA): typed events, `session.update`, the socket.
+//! - [`text`]: text models (Anthropic Messages, OpenAI Responses, OpenAI-compatible Chat
+//!   Completions) behind one `complete` call with retries.
 //! - [`teler`]: the FreJun Teler REST API (start an outbound call, hang a call up).
 
 pub mod openai;
 pub(crate) mod teler;
+pub mod text;

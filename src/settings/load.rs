@@ -384,6 +384,40 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         },
     )?;
 
+    let text_ai = &settings.text_ai;
+    let mut text_urls = vec![
+        ("text_ai.anthropic_base_url", &text_ai.anthropic_base_url),
+        ("text_ai.openai_base_url", &text_ai.openai_base_url),
+    ];
+    if let Some(url) = &text_ai.chat_completions_base_url {
+        text_urls.push(("text_ai.chat_completions_base_url", url));
+    }
+    for (key, url) in text_urls {
+        check_url(
+            key,
+            url,
+            if secure_only {
+                &["https"]
+            } else {
+                &["http", "https"]
+            },
+        )?;
+    }
+    if text_ai.chat_completions_base_url.is_some() && text_ai.chat_completions_model.is_empty() {
+        return Err(SettingsError::invalid(
+            "text_ai.chat_completions_model",
+            "must be set with text_ai.chat_completions_base_url",
+        ));
+    }
+    for (key, model) in [
+        ("text_ai.anthropic_model", &text_ai.anthropic_model),
+        ("text_ai.openai_model", &text_ai.openai_model),
+    ] {
+        if let Err(problem) = crate::domain::text_ai::check_text_model(key, model) {
+            return Err(SettingsError::invalid(key, problem.message));
+        }
+    }
+
     use crate::domain::model_retirement::{ModelKind, retirement};
     if let Some(retired) = retirement(ModelKind::Realtime, &settings.openai.default_model)
         .filter(|r| r.is_retired_on(chrono::Utc::now().date_naive()))
@@ -488,6 +522,61 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             "webhooks.retention_days",
             settings.webhooks.retention_days,
             1..=365,
+        ),
+        (
+            "text_ai.timeout_ms",
+            settings.text_ai.timeout_ms,
+            100..=600_000,
+        ),
+        (
+            "text_ai.max_attempts",
+            u64::from(settings.text_ai.max_attempts),
+            1..=10,
+        ),
+        (
+            "text_ai.max_retry_wait_ms",
+            settings.text_ai.max_retry_wait_ms,
+            0..=600_000,
+        ),
+        (
+            "text_ai.check_interval_secs",
+            settings.text_ai.check_interval_secs,
+            1..=86_400,
+        ),
+        (
+            "analysis.poll_interval_ms",
+            settings.analysis.poll_interval_ms,
+            50..=60_000,
+        ),
+        (
+            "analysis.max_concurrent",
+            settings.analysis.max_concurrent as u64,
+            1..=64,
+        ),
+        (
+            "analysis.lease_secs",
+            settings.analysis.lease_secs,
+            1..=86_400,
+        ),
+        (
+            "analysis.max_runs",
+            u64::from(settings.analysis.max_runs),
+            1..=20,
+        ),
+        (
+            "analysis.retry_delay_secs",
+            settings.analysis.retry_delay_secs,
+            0..=86_400,
+        ),
+        (
+            "analysis.max_output_tokens",
+            u64::from(settings.analysis.max_output_tokens),
+            64..=32_000,
+        ),
+        (
+            "analysis.max_transcript_chars",
+            settings.analysis.max_transcript_chars as u64,
+            1_000..=1_000_000,
         ),
     ] {
         if !range.contains(&value) {

@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::crypto::Keyring;
 use crate::domain::secret::{MasterKey, SecretString};
+use crate::domain::text_ai::TextProvider;
 
 pub use load::{Loaded, SettingsError, SettingsSources};
 
@@ -57,6 +58,10 @@ pub struct Settings {
     pub tools: ToolSettings,
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub text_ai: TextAiSettings,
+    #[serde(default)]
+    pub analysis: AnalysisSettings,
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
@@ -571,6 +576,101 @@ impl Default for WebhookSettings {
     }
 }
 
+/// Text models: the AI conversation endpoint and post-call analysis (docs/api.md, "Text AI").
+/// Tenants use their own keys; a platform key here serves tenants that have none (its usage
+/// is the operator's to pay).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TextAiSettings {
+    /// The provider used when a request or an assistant names none.
+    pub default_provider: TextProvider,
+    /// Anthropic's API origin, without the version segment.
+    pub anthropic_base_url: Url,
+    /// The platform's Anthropic key, for tenants without their own; empty: none.
+    pub anthropic_api_key: Option<SecretString>,
+    /// The model used when none is named.
+    pub anthropic_model: String,
+    /// OpenAI's API base, with the version segment (Responses is `{base}/responses`).
+    pub openai_base_url: Url,
+    /// The platform's OpenAI key, for tenants without their own; empty: none.
+    pub openai_api_key: Option<SecretString>,
+    pub openai_model: String,
+    /// A platform-wide OpenAI-compatible Chat Completions base (with its version segment,
+    /// e.g. `http://vllm.internal:8000/v1`), for tenants that configured none; empty: none.
+    pub chat_completions_base_url: Option<Url>,
+    pub chat_completions_api_key: Option<SecretString>,
+    /// The model for that base; required with it.
+    pub chat_completions_model: String,
+    /// How long one try may take, answer included.
+    pub timeout_ms: u64,
+    /// Tries per request in all; only 429, 408, 409, 5xx, timeouts and refused connections
+    /// are tried again.
+    pub max_attempts: u32,
+    /// The longest wait before a retry; a provider asking for longer (`Retry-After`) fails
+    /// the request at once.
+    pub max_retry_wait_ms: u64,
+    /// How often a tenant may ask `GET /api/ai/status?check=true` to probe its providers.
+    pub check_interval_secs: u64,
+}
+
+impl Default for TextAiSettings {
+    fn default() -> Self {
+        Self {
+            default_provider: TextProvider::Anthropic,
+            anthropic_base_url: Url::parse("https://api.anthropic.com").expect("valid default URL"),
+            anthropic_api_key: None,
+            anthropic_model: "claude-sonnet-4-5".to_owned(),
+            openai_base_url: Url::parse("https://api.openai.com/v1").expect("valid default URL"),
+            openai_api_key: None,
+            openai_model: "gpt-5-mini".to_owned(),
+            chat_completions_base_url: None,
+            chat_completions_api_key: None,
+            chat_completions_model: String::new(),
+            timeout_ms: 30_000,
+            max_attempts: 3,
+            max_retry_wait_ms: 20_000,
+            check_interval_secs: 60,
+        }
+    }
+}
+
+/// Post-call analysis jobs (docs/api.md, "Post-call analysis").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AnalysisSettings {
+    /// How often each instance looks for analyses to run.
+    pub poll_interval_ms: u64,
+    /// Analyses one instance runs at once.
+    pub max_concurrent: usize,
+    /// How long a worker holds a job; another instance takes it over after that (a crashed
+    /// instance's job is run again, never stored twice). Longer than a request with all its
+    /// retries.
+    pub lease_secs: u64,
+    /// Runs of one job in all when the provider keeps failing in passing ways (rate limits,
+    /// outages, timeouts); then the analysis is `failed`.
+    pub max_runs: u32,
+    /// The wait before such a job is run again.
+    pub retry_delay_secs: u64,
+    /// Most tokens of an analysis answer.
+    pub max_output_tokens: u32,
+    /// Longest transcript sent, in characters; longer ones keep their start and end.
+    pub max_transcript_chars: usize,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1_000,
+            max_concurrent: 2,
+            lease_secs: 300,
+            max_runs: 3,
+            retry_delay_secs: 60,
+            max_output_tokens: 2_048,
+            max_transcript_chars: 60_000,
+        }
+    }
+}
+
 /// Request limits, per instance. Each credential (tenant API key, admin token, FreJun URL
 /// key) has its own quota, spent before the credential is looked up; each client has a quota
 /// of failed authentications, and a client that exhausts it is refused before any lookup
@@ -713,6 +813,8 @@ impl Settings {
             outbound: OutboundSettings::default(),
             tools: ToolSettings::default(),
             webhooks: WebhookSettings::default(),
+            text_ai: TextAiSettings::default(),
+            analysis: AnalysisSettings::default(),
             log: LogSettings::default(),
             dev: DevSettings::default(),
         }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::collections::CALL_LOGS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
+use crate::domain::analysis::{AnalysisStatus, CallAnalysis};
 use crate::domain::call::record::CallError;
 use crate::domain::call::record::CallMetrics;
 use crate::domain::call::record::HangupRecord;
@@ -92,6 +93,10 @@ pub struct CallLogRecord {
     /// (`calls::webhook_delivery` moves them out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<OutboxEvent>,
+    /// Post-call analysis, once asked for (the assistant has it enabled, or the tenant asked):
+    /// the job while pending, the findings once done (`calls::analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<CallAnalysis>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -133,6 +138,7 @@ impl CallLogRecord {
             status_revision: 0,
             media_stream_claimed_at: None,
             outbox,
+            analysis: None,
             created_at: now,
             updated_at: now,
             schema_version: SCHEMA_VERSION,
@@ -154,6 +160,8 @@ pub(crate) struct CallFilter {
     pub to_number: Option<String>,
     pub created_after: Option<DateTime>,
     pub created_before: Option<DateTime>,
+    /// Only calls whose analysis is done and judged them a success (or not).
+    pub analysis_success: Option<bool>,
 }
 
 impl CallFilter {
@@ -194,6 +202,10 @@ impl CallFilter {
         if !created.is_empty() {
             filter.insert("created_at", created);
         }
+        if let Some(success) = self.analysis_success {
+            filter.insert("analysis.status", AnalysisStatus::Done.as_str());
+            filter.insert("analysis.success", success);
+        }
         filter
     }
 }
@@ -209,6 +221,21 @@ pub(crate) struct CallStats {
     pub by_type: Vec<CountBy>,
     pub per_assistant: Vec<GroupTotals>,
     pub per_day: Vec<GroupTotals>,
+    /// How the period's analysed calls were judged.
+    pub analysis: AnalysisStats,
+}
+
+/// Post-call analysis over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct AnalysisStats {
+    /// Calls whose analysis is done.
+    pub analyzed_calls: u64,
+    /// Of those, the ones judged a success.
+    pub successful_calls: u64,
+    /// `successful_calls / analyzed_calls`; `null` when none was analysed.
+    pub success_rate: Option<f64>,
+    /// Analyses that failed (the provider, or an answer that did not fit the schema).
+    pub failed_analyses: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -481,6 +508,15 @@ impl CallLogs {
                     totals(bson::Bson::Document(doc! { "$dateToString": { "format": "%Y-%m-%d", "date": "$created_at" } })),
                     { "$sort": { "_id": 1 } },
                 ],
+                "analysis": [
+                    { "$match": { "analysis.status": { "$in": [AnalysisStatus::Done.as_str(), AnalysisStatus::Failed.as_str()] } } },
+                    { "$group": {
+                        "_id": null,
+                        "done": { "$sum": { "$cond": [{ "$eq": ["$analysis.status", AnalysisStatus::Done.as_str()] }, 1, 0] } },
+                        "succeeded": { "$sum": { "$cond": [{ "$eq": ["$analysis.success", true] }, 1, 0] } },
+                        "failed": { "$sum": { "$cond": [{ "$eq": ["$analysis.status", AnalysisStatus::Failed.as_str()] }, 1, 0] } },
+                    } },
+                ],
             } },
         ];
         let facets: Document = self
@@ -533,6 +569,16 @@ impl CallLogs {
         };
         stats.per_assistant = groups("per_assistant");
         stats.per_day = groups("per_day");
+        if let Some(analysis) = documents("analysis").first() {
+            let analyzed = number(analysis, "done") as u64;
+            let succeeded = number(analysis, "succeeded") as u64;
+            stats.analysis = AnalysisStats {
+                analyzed_calls: analyzed,
+                successful_calls: succeeded,
+                success_rate: (analyzed > 0).then(|| succeeded as f64 / analyzed as f64),
+                failed_analyses: number(analysis, "failed") as u64,
+            };
+        }
         Ok(stats)
     }
 }

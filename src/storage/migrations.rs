@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0006_webhook_deliveries.json",
         source: include_str!("../../migrations/0006_webhook_deliveries.json"),
     },
+    Migration {
+        version: 7,
+        file: "0007_call_analysis.json",
+        source: include_str!("../../migrations/0007_call_analysis.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.

@@ -12,6 +12,8 @@
 //!   collection. Methods on tenant data take the
 //!   tenant's id and filter by it, so a foreign id is simply not found.
 //! - [`call_status`]: status reports merged into call logs so that order does not matter.
+//! - [`call_analysis`]: post-call analysis jobs kept on the call log: queued, leased, finished
+//!   (only by the run that holds the lease), postponed.
 //! - [`call_slots`]: per-tenant concurrency slots, counted atomically across instances.
 //!
 //! Driver futures are never dropped half-way (the driver's own guidance: dropping one can leave
@@ -21,6 +23,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod assignments;
 pub(crate) mod assistants;
+pub(crate) mod call_analysis;
 pub mod call_logs;
 pub(crate) mod call_progress;
 pub mod call_slots;

@@ -19,6 +19,7 @@ use crate::crypto::TenantSecret;
 use crate::crypto::{CryptoError, EncryptedSecret, Keyring, named_secret_context, tenant_context};
 use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
+use crate::domain::text_ai::TextProvider;
 
 /// Version of the document layout; bump with a migration when it changes.
 pub(crate) const SCHEMA_VERSION: i32 = 1;
@@ -34,6 +35,9 @@ pub(crate) struct UserRecord {
     pub limits: Limits,
     #[serde(default)]
     pub secrets: UserSecrets,
+    /// The tenant's text-AI settings besides its keys, and how its providers last answered.
+    #[serde(default)]
+    pub text_ai: TenantTextAi,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -44,6 +48,10 @@ pub(crate) struct UserRecord {
 pub(crate) struct UserSecrets {
     pub openai_api_key: Option<StoredCredential>,
     pub frejun_api_key: Option<StoredCredential>,
+    #[serde(default)]
+    pub anthropic_api_key: Option<StoredCredential>,
+    #[serde(default)]
+    pub chat_completions_api_key: Option<StoredCredential>,
     /// The tenant's FreJun URL secret (`key=` in the flow and status URLs it pastes into
     /// FreJun). Encrypted rather than hashed because `/api/me` shows the URLs.
     pub frejun_url_secret: Option<EncryptedSecret>,
@@ -70,6 +78,38 @@ pub(crate) struct UserSecrets {
     /// reference; names follow the tool-name rule, so they are safe as document keys.
     #[serde(default)]
     pub named: BTreeMap<String, StoredCredential>,
+}
+
+/// A tenant's text-AI settings (its keys are in [`UserSecrets`]) and what its providers last
+/// did, for `GET /api/ai/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct TenantTextAi {
+    /// The tenant's OpenAI-compatible Chat Completions server, with its version segment.
+    #[serde(default)]
+    pub chat_completions_base_url: Option<String>,
+    #[serde(default)]
+    pub chat_completions_model: Option<String>,
+    /// By provider name: the last request's outcome.
+    #[serde(default)]
+    pub last_calls: BTreeMap<String, ProviderCallRecord>,
+    /// The last `?check=true` probe, which is rate-limited across instances through it.
+    #[serde(default)]
+    pub checked_at: Option<DateTime>,
+}
+
+/// How a request to a text provider went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProviderCallRecord {
+    pub ok: bool,
+    pub at: DateTime,
+    pub latency_ms: u64,
+    pub model: String,
+    /// What asked: `conversation`, `analysis` or `check`.
+    pub purpose: String,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A provider key as stored: the encrypted envelope plus its last four characters, which is all
@@ -119,16 +159,25 @@ impl StoredCredential {
 pub(crate) enum Credential {
     OpenAiApiKey,
     FrejunApiKey,
+    AnthropicApiKey,
+    ChatCompletionsApiKey,
 }
 
 impl Credential {
-    pub(crate) const ALL: [Credential; 2] = [Credential::OpenAiApiKey, Credential::FrejunApiKey];
+    pub(crate) const ALL: [Credential; 4] = [
+        Credential::OpenAiApiKey,
+        Credential::FrejunApiKey,
+        Credential::AnthropicApiKey,
+        Credential::ChatCompletionsApiKey,
+    ];
 
     /// Which tenant secret the credential is, for encrypting it.
     pub(crate) fn secret(self) -> TenantSecret {
         match self {
             Credential::OpenAiApiKey => TenantSecret::OpenAiApiKey,
             Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
+            Credential::AnthropicApiKey => TenantSecret::AnthropicApiKey,
+            Credential::ChatCompletionsApiKey => TenantSecret::ChatCompletionsApiKey,
         }
     }
 
@@ -140,6 +189,8 @@ impl Credential {
         match self {
             Credential::OpenAiApiKey => secrets.openai_api_key.as_ref(),
             Credential::FrejunApiKey => secrets.frejun_api_key.as_ref(),
+            Credential::AnthropicApiKey => secrets.anthropic_api_key.as_ref(),
+            Credential::ChatCompletionsApiKey => secrets.chat_completions_api_key.as_ref(),
         }
     }
 }
@@ -340,6 +391,65 @@ impl Users {
             .await
     }
 
+    /// Sets (or, with `None`, clears) the tenant's Chat Completions server and model.
+    pub(crate) async fn set_chat_completions_endpoint(
+        &self,
+        id: TenantId,
+        base_url: Option<&str>,
+        model: Option<&str>,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        self.update_one(
+            id,
+            doc! { "$set": {
+                "text_ai.chat_completions_base_url": base_url,
+                "text_ai.chat_completions_model": model,
+                "updated_at": now,
+            } },
+        )
+        .await
+    }
+
+    /// Records how the tenant's last request to `provider` went.
+    pub(crate) async fn record_text_ai_call(
+        &self,
+        id: TenantId,
+        provider: TextProvider,
+        record: &ProviderCallRecord,
+    ) -> Result<(), StorageError> {
+        let value =
+            bson::to_bson(record).map_err(|err| StorageError::Unavailable(err.to_string()))?;
+        let field = format!("text_ai.last_calls.{}", provider.as_str());
+        self.collection
+            .update_one(doc! { "_id": id }, doc! { "$set": { field: value } })
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the tenant's probe turn: answers `true` (and records `now`) when no probe was made
+    /// since `not_before`, on any instance.
+    pub(crate) async fn claim_text_ai_check(
+        &self,
+        id: TenantId,
+        now: DateTime,
+        not_before: DateTime,
+    ) -> Result<bool, StorageError> {
+        let result = self
+            .collection
+            .update_one(
+                doc! {
+                    "_id": id,
+                    "$or": [
+                        { "text_ai.checked_at": null },
+                        { "text_ai.checked_at": { "$lte": not_before } },
+                    ],
+                },
+                doc! { "$set": { "text_ai.checked_at": now } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
+    }
+
     /// Stores (or replaces) the tenant's named secret `name`.
     pub(crate) async fn set_named_secret(
         &self,
@@ -427,6 +537,8 @@ impl Users {
                 let slot = match credential {
                     Credential::OpenAiApiKey => &mut secrets.openai_api_key,
                     Credential::FrejunApiKey => &mut secrets.frejun_api_key,
+                    Credential::AnthropicApiKey => &mut secrets.anthropic_api_key,
+                    Credential::ChatCompletionsApiKey => &mut secrets.chat_completions_api_key,
                 };
                 if let Some(stored) = slot {
                     let encrypted = stored.encrypted();

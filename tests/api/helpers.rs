@@ -372,6 +372,7 @@ pub fn call_record(
         status_revision: 0,
         media_stream_claimed_at: None,
         outbox: Vec::new(),
+        analysis: None,
         recording_url_at: None,
         recording_id: None,
         recording_id_at: None,

@@ -72,6 +72,7 @@ fn from_new_fills_the_documented_defaults() {
             tools: Vec::new(),
             tool_choice: ToolChoice::Auto,
             tool_filler: Some("One moment, please.".to_owned()),
+            analysis: None,
         }
     );
     assert_eq!(
@@ -113,7 +114,8 @@ fn json_shape_is_the_public_contract() {
             "record": true,
             "tools": [],
             "tool_choice": "auto",
-            "tool_filler": "One moment, please."
+            "tool_filler": "One moment, please.",
+            "analysis": null
         })
     );
     let back: AssistantSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
@@ -630,4 +632,30 @@ fn tools_are_set_replaced_and_cleared_by_patches() {
         )
         .unwrap_err();
     assert_eq!(invalid.field, "tools[0].name");
+}
+
+#[test]
+fn analysis_is_validated_and_cleared_by_null() {
+    let with_analysis = spec()
+        .apply(
+            serde_json::from_value(serde_json::json!({
+                "analysis": {"enabled": true, "provider": "anthropic", "min_user_turns": 2}
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    let analysis = with_analysis.analysis.clone().unwrap();
+    assert!(analysis.enabled);
+    assert_eq!(analysis.min_user_turns, 2);
+    let bad: AssistantPatch = serde_json::from_value(serde_json::json!({
+        "analysis": {"enabled": true, "structured_data_schema": {"type": 7}}
+    }))
+    .unwrap();
+    assert_eq!(
+        with_analysis.apply(bad).unwrap_err().field,
+        "analysis.structured_data_schema"
+    );
+    let cleared: AssistantPatch =
+        serde_json::from_value(serde_json::json!({"analysis": null})).unwrap();
+    assert_eq!(with_analysis.apply(cleared).unwrap().analysis, None);
 }

@@ -85,6 +85,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/calls/initiate"),
     ("GET", "/api/calls/{call_id}/recording"),
     ("POST", "/api/calls/{call_id}/transfer"),
+    ("POST", "/api/calls/{call_id}/analyze"),
+    ("POST", "/api/ai/conversation"),
+    ("GET", "/api/ai/status"),
     ("GET", "/api/me/secrets"),
     ("PUT", "/api/me/secrets/{name}"),
     ("DELETE", "/api/me/secrets/{name}"),
@@ -824,6 +827,7 @@ fn assistant_patch_nullability() {
         "transcription",
         "max_call_seconds",
         "tool_filler",
+        "analysis",
     ];
     for (name, is_nullable) in nullable {
         assert_eq!(

@@ -37,6 +37,21 @@ pub struct StatsView {
     pub by_type: Vec<CountByView>,
     pub per_assistant: Vec<GroupTotalsView>,
     pub per_day: Vec<GroupTotalsView>,
+    /// How the period's analysed calls were judged (docs/api.md, "Post-call analysis").
+    pub analysis: AnalysisStatsView,
+}
+
+/// Post-call analysis over a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalysisStatsView {
+    /// Calls whose analysis is done.
+    pub analyzed_calls: u64,
+    /// Of those, the ones judged a success.
+    pub successful_calls: u64,
+    /// `successful_calls / analyzed_calls`; `null` when no call was analysed.
+    pub success_rate: Option<f64>,
+    /// Analyses that failed (the provider, or an answer that did not fit the schema).
+    pub failed_analyses: u64,
 }
 
 impl StatsView {
@@ -58,6 +73,12 @@ impl StatsView {
             by_type: counts(stats.by_type),
             per_assistant: totals(stats.per_assistant),
             per_day: totals(stats.per_day),
+            analysis: AnalysisStatsView {
+                analyzed_calls: stats.analysis.analyzed_calls,
+                successful_calls: stats.analysis.successful_calls,
+                success_rate: stats.analysis.success_rate,
+                failed_analyses: stats.analysis.failed_analyses,
+            },
         }
     }
 }

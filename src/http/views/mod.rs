@@ -49,6 +49,11 @@ pub(crate) struct UserView {
 pub(crate) struct CredentialsView {
     pub openai_api_key: CredentialStatus,
     pub frejun_api_key: CredentialStatus,
+    pub anthropic_api_key: CredentialStatus,
+    pub chat_completions_api_key: CredentialStatus,
+    /// The tenant's OpenAI-compatible Chat Completions server (not a secret); `null`: none.
+    pub chat_completions_base_url: Option<String>,
+    pub chat_completions_model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +79,10 @@ impl CredentialsView {
         Self {
             openai_api_key: status(Credential::OpenAiApiKey),
             frejun_api_key: status(Credential::FrejunApiKey),
+            anthropic_api_key: status(Credential::AnthropicApiKey),
+            chat_completions_api_key: status(Credential::ChatCompletionsApiKey),
+            chat_completions_base_url: user.text_ai.chat_completions_base_url.clone(),
+            chat_completions_model: user.text_ai.chat_completions_model.clone(),
         }
     }
 }

@@ -1,0 +1,90 @@
+//! Anthropic's Messages API (`POST /v1/messages`): the request body, the reply and the error
+//! body, as `../shared/docs/webhooks-and-text-ai.md` §B.1 describes them.
+//!
+//! The system prompt is the top-level `system` (Anthropic has no system role), `max_tokens` is
+//! required, and structured output is `output_config.format` (GA; the beta `output_format`
+//! is deprecated).
+
+use serde_json::{Value, json};
+
+use super::TextRequest;
+use crate::domain::text_ai::{ChatRole, Finish, TextReply, TextUsage};
+
+/// The `anthropic-version` header every request carries.
+pub const VERSION: &str = "2023-06-01";
+
+/// The body of a Messages request.
+pub fn request_body(request: &TextRequest) -> Value {
+    let messages: Vec<Value> = request
+        .messages
+        .iter()
+        .map(|message| {
+            json!({
+                "role": match message.role {
+                    ChatRole::User => "user",
+                    ChatRole::Assistant => "assistant",
+                },
+                "content": message.content,
+            })
+        })
+        .collect();
+    let mut body = json!({
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": messages,
+    });
+    if let Some(system) = &request.system {
+        body["system"] = Value::String(system.clone());
+    }
+    if let Some(output) = &request.json_schema {
+        body["output_config"] = json!({
+            "format": {"type": "json_schema", "schema": output.schema}
+        });
+    }
+    body
+}
+
+/// The text (every `text` block, joined), the stop reason and the usage of a reply.
+pub fn read_reply(value: &Value) -> Result<TextReply, String> {
+    let blocks = value["content"]
+        .as_array()
+        .ok_or("the answer has no content array")?;
+    let text: String = blocks
+        .iter()
+        .filter(|block| block["type"] == "text")
+        .filter_map(|block| block["text"].as_str())
+        .collect();
+    let stop_reason = value["stop_reason"]
+        .as_str()
+        .ok_or("the answer has no stop_reason")?
+        .to_owned();
+    let finish = match stop_reason.as_str() {
+        "max_tokens" | "model_context_window_exceeded" => Finish::Truncated,
+        "refusal" => Finish::Refused,
+        _ => Finish::Complete,
+    };
+    let usage = &value["usage"];
+    let count = |name: &str| usage[name].as_u64().unwrap_or(0);
+    Ok(TextReply {
+        text,
+        model: value["model"].as_str().unwrap_or_default().to_owned(),
+        stop_reason,
+        finish,
+        usage: TextUsage {
+            // Anthropic counts cache reads and writes apart from `input_tokens`.
+            input_tokens: count("input_tokens")
+                + count("cache_creation_input_tokens")
+                + count("cache_read_input_tokens"),
+            output_tokens: count("output_tokens"),
+        },
+    })
+}
+
+/// `"<error.type>: <error.message>"` of an error body
+/// (`{"type":"error","error":{"type","message"}}`).
+pub fn error_detail(value: &Value) -> Option<String> {
+    let error = value.get("error")?;
+    let kind = error["type"].as_str().unwrap_or("error");
+    let message = error["message"].as_str().unwrap_or_default();
+    Some(format!("{kind}: {message}"))
+}
