@@ -249,7 +249,9 @@ impl CallService {
                         "post-call analysis stored"
                     );
                 } else {
-                    tracing::warn!("another run took this analysis over; this run's result is dropped");
+                    tracing::warn!(
+                        "another run took this analysis over; this run's result is dropped"
+                    );
                 }
             }
             RunOutcome::Postponed(reason) => {
@@ -316,25 +318,25 @@ impl CallService {
             ))));
         }
         let user = self.shared.storage.users().get(call.user_id).await?;
-        let resolved =
-            match self.resolve_text_provider(&user, spec.provider, spec.model.as_deref()) {
-                Ok(resolved) => resolved,
-                Err(Unavailable::NotConfigured(what)) => {
-                    return Ok(RunOutcome::Finished(Box::new(finished(
-                        AnalysisStatus::Failed,
-                        Some(error("provider_not_configured", what)),
-                    ))));
-                }
-                Err(Unavailable::Unreadable) => {
-                    return Ok(RunOutcome::Finished(Box::new(finished(
-                        AnalysisStatus::Failed,
-                        Some(error(
-                            "credentials_unreadable",
-                            "the provider key does not decrypt with the configured master keys",
-                        )),
-                    ))));
-                }
-            };
+        let resolved = match self.resolve_text_provider(&user, spec.provider, spec.model.as_deref())
+        {
+            Ok(resolved) => resolved,
+            Err(Unavailable::NotConfigured(what)) => {
+                return Ok(RunOutcome::Finished(Box::new(finished(
+                    AnalysisStatus::Failed,
+                    Some(error("provider_not_configured", what)),
+                ))));
+            }
+            Err(Unavailable::Unreadable) => {
+                return Ok(RunOutcome::Finished(Box::new(finished(
+                    AnalysisStatus::Failed,
+                    Some(error(
+                        "credentials_unreadable",
+                        "the provider key does not decrypt with the configured master keys",
+                    )),
+                ))));
+            }
+        };
         let request = TextRequest {
             model: resolved.model.clone(),
             system: Some(system_prompt(&spec)),

@@ -14,9 +14,7 @@ use url::Url;
 use super::CallService;
 use crate::domain::secret::SecretString;
 use crate::domain::text_ai::{ChatMessage, ChatRole, TextProvider, TextReply};
-use crate::providers::text::{
-    self, Endpoint, RetryPolicy, TextError, TextErrorCode, TextRequest,
-};
+use crate::providers::text::{self, Endpoint, RetryPolicy, TextError, TextErrorCode, TextRequest};
 use crate::storage::StorageError;
 use crate::storage::users::{Credential, ProviderCallRecord, UserRecord};
 
@@ -167,8 +165,7 @@ impl CallService {
                         &settings.chat_completions_api_key,
                     ) else {
                         return Err(Unavailable::NotConfigured(
-                            "set chat_completions_base_url and chat_completions_api_key"
-                                .to_owned(),
+                            "set chat_completions_base_url and chat_completions_api_key".to_owned(),
                         ));
                     };
                     (
@@ -320,7 +317,8 @@ impl CallService {
     ) -> Result<Option<Vec<CheckResult>>, StorageError> {
         let interval = Duration::from_secs(self.shared.settings.text_ai.check_interval_secs);
         let now = DateTime::now();
-        let not_before = DateTime::from_millis(now.timestamp_millis() - interval.as_millis() as i64);
+        let not_before =
+            DateTime::from_millis(now.timestamp_millis() - interval.as_millis() as i64);
         if !self
             .shared
             .storage

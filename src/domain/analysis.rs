@@ -113,7 +113,10 @@ fn check_schema(field: &str, schema: &Value) -> Result<(), ValidationError> {
     if let Err(error) = jsonschema::meta::validate(schema) {
         return Err(ValidationError::new(
             field,
-            format!("is not a valid JSON Schema: {}", one_line(&error.to_string())),
+            format!(
+                "is not a valid JSON Schema: {}",
+                one_line(&error.to_string())
+            ),
         ));
     }
     if let Err(error) = jsonschema::validator_for(schema) {

@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn text_models_are_priced_by_family_and_unknown_ones_not_at_all() {
-        assert_eq!(super::text_cost_usd("claude-sonnet-4-5", 1_000_000, 0), Some(3.0));
+        assert_eq!(
+            super::text_cost_usd("claude-sonnet-4-5", 1_000_000, 0),
+            Some(3.0)
+        );
         assert_eq!(
             super::text_cost_usd("claude-haiku-4-5-20251001", 1_000, 1_000),
             Some(0.006)

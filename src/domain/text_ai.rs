@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 use super::validation::{ValidationError, check_chars};
 
 /// Who answers a text request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TextProvider {
     /// Anthropic's Messages API (`POST /v1/messages`).
@@ -183,7 +184,10 @@ impl ConversationRequest {
                 ));
             }
         }
-        if self.context_text().is_some_and(|text| text.len() > Self::MAX_CONTEXT_BYTES) {
+        if self
+            .context_text()
+            .is_some_and(|text| text.len() > Self::MAX_CONTEXT_BYTES)
+        {
             return Err(ValidationError::new(
                 "context",
                 format!("must be at most {} bytes as JSON", Self::MAX_CONTEXT_BYTES),
@@ -319,8 +323,10 @@ mod tests {
     fn unknown_fields_and_roles_are_refused_by_the_parser() {
         assert!(request(json!({"current_input": "hi", "temperature": 1})).is_err());
         assert!(
-            request(json!({"current_input": "hi", "history": [{"role": "system", "content": "x"}]}))
-                .is_err()
+            request(
+                json!({"current_input": "hi", "history": [{"role": "system", "content": "x"}]})
+            )
+            .is_err()
         );
         assert!(request(json!({"current_input": "hi", "provider": "gemini"})).is_err());
     }

@@ -215,20 +215,23 @@ fn provider_views(state: &AppState, user: &UserRecord) -> Vec<ProviderStatusView
     TextProvider::ALL
         .into_iter()
         .map(|provider| {
-            let last_call = user
-                .text_ai
-                .last_calls
-                .get(provider.as_str())
-                .map(|last| LastCallView {
-                    ok: last.ok,
-                    at: last.at.to_chrono(),
-                    latency_ms: last.latency_ms,
-                    model: last.model.clone(),
-                    purpose: last.purpose.clone(),
-                    error_code: last.error_code.clone(),
-                    error: last.error.clone(),
-                });
-            match state.calls.resolve_text_provider(user, Some(provider), None) {
+            let last_call =
+                user.text_ai
+                    .last_calls
+                    .get(provider.as_str())
+                    .map(|last| LastCallView {
+                        ok: last.ok,
+                        at: last.at.to_chrono(),
+                        latency_ms: last.latency_ms,
+                        model: last.model.clone(),
+                        purpose: last.purpose.clone(),
+                        error_code: last.error_code.clone(),
+                        error: last.error.clone(),
+                    });
+            match state
+                .calls
+                .resolve_text_provider(user, Some(provider), None)
+            {
                 Ok(resolved) => ProviderStatusView {
                     provider,
                     configured: true,

@@ -14,8 +14,8 @@ use utoipa::ToResponse;
 
 use crate::calls::CredentialProblem;
 use crate::calls::analysis::ReanalyzeRefusal;
-use crate::calls::text_ai::Unavailable;
 use crate::calls::outbound::OutboundError;
+use crate::calls::text_ai::Unavailable;
 use crate::calls::tool_secrets::ToolsProblem;
 use crate::domain::error_chain::ErrorChain;
 use crate::domain::validation::ValidationError;

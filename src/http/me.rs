@@ -280,7 +280,10 @@ fn chat_completions_endpoint(
     if let Some(model) = &body.chat_completions_model {
         crate::domain::text_ai::check_text_model("chat_completions_model", model)?;
     }
-    match (&body.chat_completions_base_url, &body.chat_completions_model) {
+    match (
+        &body.chat_completions_base_url,
+        &body.chat_completions_model,
+    ) {
         (None, None) => Ok(None),
         (Some(None), _) => Ok(Some((None, None))),
         (None, Some(_)) => Err(ValidationError::new(

@@ -20,8 +20,8 @@ use super::error::{
     PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
 };
 use super::{
-    admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers, tools,
-    webhook_endpoints, webhook_events,
+    admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers,
+    tools, webhook_endpoints, webhook_events,
 };
 
 #[derive(OpenApi)]

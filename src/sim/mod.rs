@@ -10,6 +10,9 @@
 //! - [`fake_tool_server`]: a fake tenant HTTP tool endpoint that checks signatures and shapes.
 //! - [`fake_webhook_receiver`]: a fake tenant webhook receiver that verifies signatures (any of
 //!   several secrets), checks event shapes and answers from a per-path script of replies.
+//! - [`fake_text_ai`]: fakes of the text-LLM HTTP APIs (Anthropic Messages, OpenAI Responses and
+//!   Chat Completions) that check requests against the real shapes and answer from a script or
+//!   automatically (structured output built from the requested JSON schema).
 //! - `loopback_server`: the HTTP server under the fakes of tenants' endpoints (127.0.0.1,
 //!   one handler for everything, stopped on drop).
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
@@ -28,6 +31,7 @@ pub(crate) mod api_client;
 pub mod caller;
 pub mod fake_openai;
 pub mod fake_teler;
+pub mod fake_text_ai;
 pub mod fake_tool_server;
 pub mod fake_webhook_receiver;
 pub mod frejun_payloads;

@@ -155,6 +155,8 @@ impl StoredCredential {
 }
 
 /// The provider credentials a tenant can store.
+// The names mirror the stored fields (`openai_api_key`…), which all end in `_api_key`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Credential {
     OpenAiApiKey,

@@ -61,7 +61,8 @@ fn a_valid_answer_is_read_whole() {
 
 #[test]
 fn without_a_schema_there_is_no_data() {
-    let answer = json!({"summary": "s", "success": false, "success_reason": "r", "sentiment": "mixed"});
+    let answer =
+        json!({"summary": "s", "success": false, "success_reason": "r", "sentiment": "mixed"});
     let findings = read_answer(&spec(None), &answer.to_string()).unwrap();
     assert_eq!(findings.data, None);
     assert!(!findings.success);
@@ -95,7 +96,11 @@ fn an_answer_that_breaks_the_schema_says_where() {
 fn text_that_is_not_json_is_refused_not_defaulted() {
     let problem = read_answer(&spec(None), "Sure! Here is the summary: ...").unwrap_err();
     assert_eq!(problem.code(), "invalid_json");
-    assert!(problem.message().starts_with("the model's answer is not JSON"));
+    assert!(
+        problem
+            .message()
+            .starts_with("the model's answer is not JSON")
+    );
 }
 
 #[test]
@@ -152,7 +157,10 @@ fn other_fields_are_bounded() {
     assert_eq!(bad.validate().unwrap_err().field, "analysis.summary_prompt");
     let mut bad = spec(None);
     bad.success_criteria = Some("x".repeat(4_001));
-    assert_eq!(bad.validate().unwrap_err().field, "analysis.success_criteria");
+    assert_eq!(
+        bad.validate().unwrap_err().field,
+        "analysis.success_criteria"
+    );
 }
 
 #[test]

@@ -233,7 +233,10 @@ async fn try_once(
             builder.bearer_auth(endpoint.api_key.expose())
         }
     };
-    let response = builder.send().await.map_err(|error| transport_error(&error))?;
+    let response = builder
+        .send()
+        .await
+        .map_err(|error| transport_error(&error))?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -246,7 +249,10 @@ async fn try_once(
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
     if (200..300).contains(&status) {
         let Some(value) = parsed else {
-            return Err(invalid_response("the answer is not JSON".to_owned(), status));
+            return Err(invalid_response(
+                "the answer is not JSON".to_owned(),
+                status,
+            ));
         };
         let reply = match endpoint.provider {
             TextProvider::Anthropic => anthropic::read_reply(&value),
@@ -362,7 +368,10 @@ pub fn is_strict_compatible(schema: &Value) -> bool {
     match schema {
         Value::Object(map) => {
             let is_object_schema = map.get("type").is_some_and(|kind| {
-                kind == "object" || kind.as_array().is_some_and(|k| k.contains(&"object".into()))
+                kind == "object"
+                    || kind
+                        .as_array()
+                        .is_some_and(|k| k.contains(&"object".into()))
             }) || map.contains_key("properties");
             if is_object_schema {
                 let closed = map.get("additionalProperties") == Some(&Value::Bool(false));

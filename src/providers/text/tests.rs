@@ -42,13 +42,26 @@ fn anthropic_bodies_put_the_system_prompt_at_the_top_and_the_schema_in_output_co
     let body = anthropic::request_body(&request(Some(closed_schema())));
     assert_eq!(body["system"], "Be brief.");
     assert_eq!(body["max_tokens"], 10);
-    assert_eq!(body["messages"][1], json!({"role": "assistant", "content": "Hello"}));
-    assert!(body["messages"].as_array().unwrap().iter().all(|m| m["role"] != "system"));
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "assistant", "content": "Hello"})
+    );
+    assert!(
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["role"] != "system")
+    );
     assert_eq!(
         body["output_config"],
         json!({"format": {"type": "json_schema", "schema": closed_schema()}})
     );
-    assert!(anthropic::request_body(&request(None)).get("output_config").is_none());
+    assert!(
+        anthropic::request_body(&request(None))
+            .get("output_config")
+            .is_none()
+    );
 }
 
 #[test]
@@ -56,8 +69,14 @@ fn responses_bodies_do_not_store_and_send_strict_only_when_the_schema_allows() {
     let body = openai_responses::request_body(&request(Some(closed_schema())));
     assert_eq!(body["instructions"], "Be brief.");
     assert_eq!(body["store"], false);
-    assert_eq!(body["max_output_tokens"], 16, "raised to Responses' minimum");
-    assert_eq!(body["input"][2], json!({"role": "user", "content": "Hours?"}));
+    assert_eq!(
+        body["max_output_tokens"], 16,
+        "raised to Responses' minimum"
+    );
+    assert_eq!(
+        body["input"][2],
+        json!({"role": "user", "content": "Hours?"})
+    );
     assert_eq!(body["text"]["format"]["type"], "json_schema");
     assert_eq!(body["text"]["format"]["name"], "call_analysis");
     assert_eq!(body["text"]["format"]["strict"], true);
@@ -68,7 +87,10 @@ fn responses_bodies_do_not_store_and_send_strict_only_when_the_schema_allows() {
 #[test]
 fn chat_bodies_lead_with_a_system_message() {
     let body = chat_completions::request_body(&request(Some(closed_schema())));
-    assert_eq!(body["messages"][0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
     assert_eq!(body["messages"].as_array().unwrap().len(), 4);
     assert_eq!(body["max_completion_tokens"], 10);
     assert_eq!(body["response_format"]["type"], "json_schema");
@@ -90,8 +112,13 @@ fn anthropic_replies_are_read_with_cache_tokens_counted() {
     assert_eq!(reply.finish, Finish::Complete);
     assert_eq!(reply.usage.input_tokens, 812);
     assert_eq!(reply.usage.output_tokens, 96);
-    for (reason, finish) in [("max_tokens", Finish::Truncated), ("refusal", Finish::Refused)] {
-        let cut = anthropic::read_reply(&json!({"content": [], "stop_reason": reason, "usage": {}})).unwrap();
+    for (reason, finish) in [
+        ("max_tokens", Finish::Truncated),
+        ("refusal", Finish::Refused),
+    ] {
+        let cut =
+            anthropic::read_reply(&json!({"content": [], "stop_reason": reason, "usage": {}}))
+                .unwrap();
         assert_eq!(cut.finish, finish);
     }
     assert!(anthropic::read_reply(&json!({"stop_reason": "end_turn"})).is_err());
@@ -108,7 +135,10 @@ fn responses_replies_join_output_text_and_report_refusals_and_truncation() {
         "usage": {"input_tokens": 812, "output_tokens": 96, "total_tokens": 908}
     }))
     .unwrap();
-    assert_eq!((reply.text.as_str(), reply.finish), ("Hello", Finish::Complete));
+    assert_eq!(
+        (reply.text.as_str(), reply.finish),
+        ("Hello", Finish::Complete)
+    );
     assert_eq!(reply.stop_reason, "completed");
     assert_eq!(reply.usage.input_tokens, 812);
     let refused = openai_responses::read_reply(&json!({
@@ -116,13 +146,19 @@ fn responses_replies_join_output_text_and_report_refusals_and_truncation() {
         "output": [{"type": "message", "content": [{"type": "refusal", "refusal": "I can't."}]}]
     }))
     .unwrap();
-    assert_eq!((refused.text.as_str(), refused.finish), ("I can't.", Finish::Refused));
+    assert_eq!(
+        (refused.text.as_str(), refused.finish),
+        ("I can't.", Finish::Refused)
+    );
     let cut = openai_responses::read_reply(&json!({
         "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
         "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hel"}]}]
     }))
     .unwrap();
-    assert_eq!((cut.finish, cut.stop_reason.as_str()), (Finish::Truncated, "max_output_tokens"));
+    assert_eq!(
+        (cut.finish, cut.stop_reason.as_str()),
+        (Finish::Truncated, "max_output_tokens")
+    );
     let failed = openai_responses::read_reply(&json!({
         "status": "failed", "error": {"code": "server_error", "message": "boom"}, "output": []
     }))
@@ -138,24 +174,37 @@ fn chat_replies_read_the_first_choice() {
         "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
     }))
     .unwrap();
-    assert_eq!((reply.text.as_str(), reply.finish), ("Hi", Finish::Truncated));
-    assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (5, 1));
+    assert_eq!(
+        (reply.text.as_str(), reply.finish),
+        ("Hi", Finish::Truncated)
+    );
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (5, 1)
+    );
     let refused = chat_completions::read_reply(&json!({
         "choices": [{"message": {"content": null, "refusal": "No."}, "finish_reason": "stop"}]
     }))
     .unwrap();
-    assert_eq!((refused.text.as_str(), refused.finish), ("No.", Finish::Refused));
+    assert_eq!(
+        (refused.text.as_str(), refused.finish),
+        ("No.", Finish::Refused)
+    );
     assert!(chat_completions::read_reply(&json!({"choices": []})).is_err());
 }
 
 #[test]
 fn error_bodies_and_statuses_map_to_stable_codes() {
     assert_eq!(
-        anthropic::error_detail(&json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+        anthropic::error_detail(
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        ),
         Some("overloaded_error: Overloaded".to_owned())
     );
     assert_eq!(
-        openai_responses::error_detail(&json!({"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}})),
+        openai_responses::error_detail(
+            &json!({"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}})
+        ),
         Some("rate_limit_exceeded: Rate limit".to_owned())
     );
     assert_eq!(
@@ -197,20 +246,27 @@ fn urls_join_without_doubling_slashes() {
         endpoint(TextProvider::ChatCompletions, "http://localhost:11434/v1").url(),
         "http://localhost:11434/v1/chat/completions"
     );
-    let debug = format!("{:?}", endpoint(TextProvider::Anthropic, "https://a.example"));
+    let debug = format!(
+        "{:?}",
+        endpoint(TextProvider::Anthropic, "https://a.example")
+    );
     assert!(!debug.contains("\"k\""), "{debug}");
 }
 
 #[test]
 fn strictness_follows_openais_rules_all_the_way_down() {
     assert!(is_strict_compatible(&closed_schema()));
-    assert!(!is_strict_compatible(&json!({"type": "object", "properties": {"a": {}}})));
+    assert!(!is_strict_compatible(
+        &json!({"type": "object", "properties": {"a": {}}})
+    ));
     let nested_open = json!({
         "type": "object", "additionalProperties": false, "required": ["inner"],
         "properties": {"inner": {"type": "object", "properties": {"b": {"type": "string"}}, "required": [], "additionalProperties": false}}
     });
     assert!(!is_strict_compatible(&nested_open));
-    assert!(is_strict_compatible(&json!({"type": "string", "enum": ["a", "b"]})));
+    assert!(is_strict_compatible(
+        &json!({"type": "string", "enum": ["a", "b"]})
+    ));
 }
 
 #[test]
@@ -227,20 +283,23 @@ fn waits_grow_and_retry_after_is_read_as_seconds() {
     assert_eq!(parse_retry_after("-1"), None);
 }
 
+/// What the scripted server answers, in turn, and how many requests it has had.
+type Script = (Vec<(u16, Value)>, Arc<AtomicUsize>);
+
 /// A local Chat Completions server that answers `script` in turn (status, body), then 200.
 async fn scripted_server(script: Vec<(u16, Value)>) -> (Url, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let state = web::Data::new((script, Arc::clone(&hits)));
     let server = HttpServer::new(move || {
         App::new().app_data(state.clone()).default_service(web::to(
-            |state: web::Data<(Vec<(u16, Value)>, Arc<AtomicUsize>)>| async move {
+            |state: web::Data<Script>| async move {
                 let hit = state.1.fetch_add(1, Ordering::SeqCst);
                 match state.0.get(hit) {
-                    Some((status, body)) => HttpResponse::build(
-                        actix_web::http::StatusCode::from_u16(*status).unwrap(),
-                    )
-                    .insert_header(("retry-after", "0"))
-                    .json(body),
+                    Some((status, body)) => {
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())
+                            .insert_header(("retry-after", "0"))
+                            .json(body)
+                    }
                     None => HttpResponse::Ok().json(json!({
                         "model": "m-1",
                         "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
@@ -256,7 +315,10 @@ async fn scripted_server(script: Vec<(u16, Value)>) -> (Url, Arc<AtomicUsize>) {
     .unwrap();
     let port = server.addrs()[0].port();
     tokio::spawn(server.run());
-    (Url::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(), hits)
+    (
+        Url::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
+        hits,
+    )
 }
 
 fn policy(max_attempts: u32) -> RetryPolicy {
@@ -280,27 +342,53 @@ async fn passing_failures_are_retried_and_final_ones_are_not() {
     let busy = json!({"error": {"message": "slow down", "code": "rate_limit_exceeded"}});
     let (base, hits) = scripted_server(vec![(429, busy.clone()), (503, busy.clone())]).await;
     let client = reqwest::Client::new();
-    let reply = complete(&client, &chat_endpoint(base, "sk-1"), &request(None), policy(3))
-        .await
-        .unwrap();
+    let reply = complete(
+        &client,
+        &chat_endpoint(base, "sk-1"),
+        &request(None),
+        policy(3),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.text, "ok");
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 
     let (base, hits) = scripted_server(vec![(429, busy.clone()), (429, busy)]).await;
-    let error = complete(&client, &chat_endpoint(base, "sk-1"), &request(None), policy(2))
-        .await
-        .unwrap_err();
-    assert_eq!((error.code, error.attempts, error.status), (TextErrorCode::RateLimited, 2, Some(429)));
+    let error = complete(
+        &client,
+        &chat_endpoint(base, "sk-1"),
+        &request(None),
+        policy(2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (error.code, error.attempts, error.status),
+        (TextErrorCode::RateLimited, 2, Some(429))
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 
     let quoted = json!({"error": {"message": "Incorrect API key provided: sk-secret-123", "code": "invalid_api_key"}});
     let (base, hits) = scripted_server(vec![(401, quoted)]).await;
-    let error = complete(&client, &chat_endpoint(base, "sk-secret-123"), &request(None), policy(3))
-        .await
-        .unwrap_err();
+    let error = complete(
+        &client,
+        &chat_endpoint(base, "sk-secret-123"),
+        &request(None),
+        policy(3),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.code, TextErrorCode::AuthFailed);
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "a refused key is not retried");
-    assert!(!error.message.contains("sk-secret-123"), "{}", error.message);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a refused key is not retried"
+    );
+    assert!(
+        !error.message.contains("sk-secret-123"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("[redacted]"), "{}", error.message);
 }
 
@@ -313,8 +401,13 @@ async fn a_refused_connection_is_connect_failed() {
         .unwrap()
         .port();
     let base = Url::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap();
-    let error = complete(&reqwest::Client::new(), &chat_endpoint(base, "k"), &request(None), policy(1))
-        .await
-        .unwrap_err();
+    let error = complete(
+        &reqwest::Client::new(),
+        &chat_endpoint(base, "k"),
+        &request(None),
+        policy(1),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.code, TextErrorCode::ConnectFailed);
 }
