@@ -35,6 +35,8 @@ pub(crate) struct AssistantSpec {
     pub outbound_chunk_ms: u32,
     /// Caller transcription model (e.g. `gpt-live-transcribe`); `None` leaves it off.
     pub transcription_model: Option<String>,
+    /// The assistant's post-call `analysis` object; `None`: none.
+    pub analysis: Option<Value>,
 }
 
 impl AssistantSpec {
@@ -51,6 +53,7 @@ impl AssistantSpec {
                 "inbound_chunk_ms": self.inbound_chunk_ms,
                 "outbound_chunk_ms": self.outbound_chunk_ms,
             },
+            "analysis": self.analysis,
         })
     }
 }

@@ -51,6 +51,11 @@ fn the_demo_tells_its_three_calls_and_writes_their_audio() {
         "POST /api/webhook-endpoints",
         "webhook the CRM received: call.ended evt_",
         "(signature valid), status completed, end reason assistant_ended_call",
+        "PUT /api/me/credentials → an Anthropic key for post-call analysis",
+        "summary: The caller asked where order A-1001 is",
+        "extracted data: {\"order_id\":\"A-1001\",\"order_status\":\"shipped\",\"needs_follow_up\":false}",
+        "extracted data: {\"request\":\"booking\",\"party_size\":2,\"time\":\"20:00\"}",
+        "webhook the CRM received: call.analyzed evt_",
     ] {
         assert!(
             stdout.contains(expected),
@@ -61,6 +66,13 @@ fn the_demo_tells_its_three_calls_and_writes_their_audio() {
         stdout.matches("end reason: caller_hung_up").count(),
         2,
         "the first two calls end with the caller's hang-up:\n{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("analysis (anthropic claude-sonnet-4-5, ")
+            .count(),
+        3,
+        "each call is analysed:\n{stdout}"
     );
     assert!(
         !stderr.contains("ERROR") && !stderr.contains("WARN"),

@@ -3,8 +3,9 @@
 //! fake OpenAI Realtime server speaking recorded voices and the fake FreJun Teler API. It creates
 //! a tenant, assistants and numbers through the admin and tenant APIs, places an inbound and an
 //! outbound call as FreJun would, then a third call in which the assistant looks up an order
-//! through an HTTP tool and ends the call itself; it tells step by step what happened, and
-//! writes what each side heard to WAV files.
+//! through an HTTP tool and ends the call itself; each call is then analysed (summary, verdict,
+//! extracted data) by a fake Anthropic model. It tells step by step what happened, and writes
+//! what each side heard to WAV files.
 //!
 //! Layout:
 //! - `stack`: starting and stopping the server, MongoDB and the fakes.
@@ -92,6 +93,21 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
             inbound_chunk_ms: 100,
             outbound_chunk_ms: 100,
             transcription_model: Some("gpt-live-transcribe".into()),
+            analysis: Some(serde_json::json!({
+                "enabled": true,
+                "min_user_turns": 0,
+                "success_criteria": "A table was booked, or the caller was told why not.",
+                "structured_data_schema": {
+                    "type": "object",
+                    "properties": {
+                        "request": {"type": "string", "enum": ["booking", "question", "other"]},
+                        "party_size": {"type": ["integer", "null"]},
+                        "time": {"type": ["string", "null"]}
+                    },
+                    "required": ["request", "party_size", "time"],
+                    "additionalProperties": false
+                }
+            })),
         })
         .await
         .context("creating the demo assistant")?;
@@ -100,8 +116,22 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
         .await
         .context("adding the demo number")?;
     narrator.step(&format!(
-        "tenant: POST /api/assistants → \"Front desk\" (pcm24k to OpenAI, 8 kHz from FreJun); \
-         POST /api/phone-numbers → {DEMO_NUMBER} answers with it"
+        "tenant: POST /api/assistants → \"Front desk\" (pcm24k to OpenAI, 8 kHz from FreJun, \
+         post-call analysis with a booking schema); POST /api/phone-numbers → {DEMO_NUMBER} \
+         answers with it"
+    ));
+    tenant
+        .api
+        .put(
+            "api/me/credentials",
+            &serde_json::json!({"anthropic_api_key": "sk-ant-demo-not-a-real-key"}),
+        )
+        .await
+        .context("storing the Anthropic key")?;
+    narrator.step(&format!(
+        "tenant: PUT /api/me/credentials → an Anthropic key for post-call analysis (the fake \
+         Anthropic API at {})",
+        stack.fake_anthropic.base_url()
     ));
 
     subscribe_to_events(stack, &tenant, narrator).await?;
@@ -110,17 +140,20 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
     let inbound = calls::inbound(stack, &tenant, DEMO_NUMBER, narrator).await?;
     report(&inbound, out_dir)?;
     print_ended_event(stack, &inbound).await;
+    print_analysis(stack, &tenant, &inbound).await;
 
     narrator.heading("Call 2: outbound, placed through the API");
     let outbound = calls::outbound(stack, &tenant, &assistant_id, DEMO_NUMBER, narrator).await?;
     report(&outbound, out_dir)?;
     print_ended_event(stack, &outbound).await;
+    print_analysis(stack, &tenant, &outbound).await;
 
     narrator.heading("Call 3: the assistant looks up an order with an HTTP tool, then hangs up");
     set_up_order_line(stack, &tenant, narrator).await?;
     let order = calls::order_lookup(stack, &tenant, ORDER_NUMBER, narrator).await?;
     report(&order, out_dir)?;
     print_ended_event(stack, &order).await;
+    print_analysis(stack, &tenant, &order).await;
 
     println!(
         "\nTry the API yourself while a server runs: README.md, \"API\"; \
@@ -199,6 +232,90 @@ async fn print_ended_event(stack: &DemoStack, call: &PlayedCall) {
     );
 }
 
+/// Prints the post-call analysis stored on `call`'s log, and the `call.analyzed` event the
+/// tenant's receiver got for it.
+async fn print_analysis(
+    stack: &DemoStack,
+    tenant: &provision::ProvisionedTenant,
+    call: &PlayedCall,
+) {
+    let id = call.voxbridge_call_id.as_str();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let analysis = loop {
+        let read = tenant.api.get_data(&format!("api/calls/{id}")).await;
+        let analysis = read
+            .map(|call| call["analysis"].clone())
+            .unwrap_or_default();
+        let finished = analysis["status"]
+            .as_str()
+            .is_some_and(|status| status != "pending");
+        if finished || tokio::time::Instant::now() > deadline {
+            break analysis;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    if analysis["status"] != "done" {
+        println!(
+            "  analysis: not done within 20 s ({})",
+            if analysis.is_null() {
+                "not queued".to_owned()
+            } else {
+                analysis.to_string()
+            }
+        );
+        return;
+    }
+    println!(
+        "  analysis ({} {}, {} tokens in, {} out, cost ${}): {}, {}",
+        analysis["provider"].as_str().unwrap_or("-"),
+        analysis["model"].as_str().unwrap_or("-"),
+        analysis["usage"]["input_tokens"],
+        analysis["usage"]["output_tokens"],
+        analysis["cost_usd"],
+        if analysis["success"] == true {
+            "success"
+        } else {
+            "not a success"
+        },
+        analysis["sentiment"].as_str().unwrap_or("-"),
+    );
+    println!(
+        "    summary: {}",
+        analysis["summary"].as_str().unwrap_or("-")
+    );
+    println!("    extracted data: {}", analysis["data"]);
+    let is_analyzed = |webhook: &crate::sim::fake_webhook_receiver::ReceivedWebhook| {
+        webhook.body["type"] == "call.analyzed" && webhook.body["data"]["call"]["id"] == id
+    };
+    let arrived = stack
+        .webhooks
+        .wait_for(std::time::Duration::from_secs(10), |received| {
+            received.iter().any(is_analyzed)
+        })
+        .await;
+    match arrived
+        .then(|| {
+            stack
+                .webhooks
+                .received()
+                .into_iter()
+                .find(|w| is_analyzed(w))
+        })
+        .flatten()
+    {
+        Some(event) => println!(
+            "  webhook the CRM received: call.analyzed {} (signature {})",
+            event.id.as_deref().unwrap_or("-"),
+            if event.signature_valid {
+                "valid"
+            } else {
+                "INVALID"
+            },
+        ),
+        None => println!("  webhook: no call.analyzed reached the receiver within 10 s"),
+    }
+}
+
 /// Gives the tenant an order line: the signing secret its order system verifies, the order
 /// system's token as a named secret, and an assistant with an `http` lookup tool and `end_call`
 /// answering [`ORDER_NUMBER`].
@@ -240,6 +357,21 @@ async fn set_up_order_line(
                 "greeting": voices::GREETING_TEXT,
                 "audio": {"codec": "pcm24k", "inbound_rate": "8k", "inbound_chunk_ms": 100, "outbound_chunk_ms": 100},
                 "transcription": {"model": "gpt-live-transcribe"},
+                "analysis": {
+                    "enabled": true,
+                    "min_user_turns": 0,
+                    "success_criteria": "The caller learned the status of their order.",
+                    "structured_data_schema": {
+                        "type": "object",
+                        "properties": {
+                            "order_id": {"type": ["string", "null"]},
+                            "order_status": {"type": ["string", "null"]},
+                            "needs_follow_up": {"type": "boolean"}
+                        },
+                        "required": ["order_id", "order_status", "needs_follow_up"],
+                        "additionalProperties": false
+                    }
+                },
                 "tools": [
                     {"type": "http", "name": "lookup_order",
                      "description": "Looks up a delivery order by its id, such as A-1001.",

@@ -17,6 +17,7 @@ use crate::settings::{Environment, Settings};
 use crate::sim::api_client::ApiClient;
 use crate::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
 use crate::sim::fake_teler::FakeTeler;
+use crate::sim::fake_text_ai::{FakeAnthropic, Scripted};
 use crate::sim::fake_tool_server::FakeToolServer;
 use crate::sim::fake_webhook_receiver::FakeWebhookReceiver;
 use crate::sim::voices;
@@ -36,6 +37,8 @@ pub(crate) struct DemoStack {
     pub fake_teler: FakeTeler,
     /// The tenant's order system, on loopback (allow-listed for the demo's server).
     pub fake_tools: FakeToolServer,
+    /// The fake Anthropic Messages API that post-call analysis asks.
+    pub fake_anthropic: FakeAnthropic,
     /// The tenant's webhook receiver (its CRM), on loopback too.
     pub webhooks: FakeWebhookReceiver,
     /// `http://127.0.0.1:<port>/`.
@@ -44,6 +47,41 @@ pub(crate) struct DemoStack {
     pub admin: ApiClient,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+}
+
+/// What the fake Anthropic model answers to each call's post-call analysis, in call order:
+/// scripted like the fake Realtime model's speech, and checked by voxbridge against each
+/// assistant's schema before it is stored, as any model's answer would be.
+fn analysis_script() -> Vec<String> {
+    let booking = |summary: &str| {
+        serde_json::json!({
+            "summary": summary,
+            "success": true,
+            "success_reason": "The table was booked while the caller was on the line.",
+            "sentiment": "positive",
+            "data": {"request": "booking", "party_size": 2, "time": "20:00"}
+        })
+        .to_string()
+    };
+    vec![
+        booking(
+            "The caller asked for a table for two tonight, talking over the greeting; the \
+             assistant booked eight o'clock.",
+        ),
+        booking(
+            "Acme Bistro returned the caller's call; they asked for a table for two tonight \
+             and got eight o'clock.",
+        ),
+        serde_json::json!({
+            "summary": "The caller asked where order A-1001 is; it has shipped, and the \
+                        assistant said goodbye and ended the call.",
+            "success": true,
+            "success_reason": "The caller learned the order's status.",
+            "sentiment": "positive",
+            "data": {"order_id": "A-1001", "order_status": "shipped", "needs_follow_up": false}
+        })
+        .to_string(),
+    ]
 }
 
 /// What the fake model says on every call: greeting, then the answer. Inbound and outbound
@@ -116,6 +154,12 @@ impl DemoStack {
         let fake_tools = FakeToolServer::start()
             .await
             .context("cannot start the fake order system")?;
+        let fake_anthropic = FakeAnthropic::start()
+            .await
+            .context("cannot start the fake Anthropic API")?;
+        for answer in analysis_script() {
+            fake_anthropic.push(Scripted::Text(answer));
+        }
         let webhooks = FakeWebhookReceiver::start()
             .await
             .context("cannot start the fake webhook receiver")?;
@@ -126,6 +170,9 @@ impl DemoStack {
         settings.server.workers = Some(1);
         settings.openai.realtime_url = fake_openai.url();
         settings.frejun.api_base_url = fake_teler.base_url();
+        settings.text_ai.anthropic_base_url = Url::parse(&fake_anthropic.base_url())
+            .context("the fake Anthropic address is not a URL")?;
+        settings.analysis.poll_interval_ms = 100;
         // The order system is on loopback, which tenants' tools may not reach unless the
         // operator allows it.
         settings.outbound.allow = "127.0.0.1".to_owned();
@@ -154,6 +201,7 @@ impl DemoStack {
             fake_openai,
             fake_teler,
             fake_tools,
+            fake_anthropic,
             webhooks,
             base_url,
             admin,
@@ -175,6 +223,7 @@ impl DemoStack {
         self.fake_openai.stop();
         self.fake_teler.stop().await;
         self.fake_tools.stop().await;
+        self.fake_anthropic.stop().await;
         self.webhooks.stop().await;
         self.storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
         if let Some(mongod) = self.local_mongod {

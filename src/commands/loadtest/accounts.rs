@@ -121,6 +121,8 @@ async fn set_up_call(
             outbound_chunk_ms: audio.outbound_chunk_ms,
             // EchoStream runs no VAD, so there are no user turns to transcribe.
             transcription_model: None,
+            // The load generator measures the bridge; analysis is a separate worker.
+            analysis: None,
         })
         .await?;
     let mut attempt = 1;
