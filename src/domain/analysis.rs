@@ -110,6 +110,18 @@ fn check_schema(field: &str, schema: &Value) -> Result<(), ValidationError> {
             ),
         ));
     }
+    if let Some(reference) = references(schema)
+        .into_iter()
+        .find(|reference| !is_definition_reference(reference))
+    {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "may only reference its own #/$defs/… or #/definitions/… (found {:?})",
+                one_line(&reference)
+            ),
+        ));
+    }
     if let Err(error) = jsonschema::meta::validate(schema) {
         return Err(ValidationError::new(
             field,
@@ -129,6 +141,34 @@ fn check_schema(field: &str, schema: &Value) -> Result<(), ValidationError> {
         ));
     }
     Ok(())
+}
+
+/// Every `$ref` in `schema`, at any depth.
+fn references(schema: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![schema];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    found.push(reference.clone());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// A reference to one of the schema's own definitions. Only these survive the schema being
+/// placed under `data` of the answer schema, whose root receives the definitions
+/// ([`answer_schema`]).
+fn is_definition_reference(reference: &str) -> bool {
+    ["#/$defs/", "#/definitions/"]
+        .iter()
+        .any(|prefix| reference.len() > prefix.len() && reference.starts_with(prefix))
 }
 
 /// At most 300 characters of `text`, on one line (validator messages quote values).
@@ -311,16 +351,33 @@ pub fn answer_schema(spec: &AnalysisSpec) -> Value {
         }
     });
     let mut required = vec!["summary", "success", "success_reason", "sentiment"];
+    let mut definitions = serde_json::Map::new();
     if let Some(schema) = &spec.structured_data_schema {
-        properties["data"] = schema.clone();
+        let mut data = schema.clone();
+        // The tenant's `#/$defs/…` references point at its schema's root, which is now
+        // `data`: its definitions move to the answer's root, where they resolve.
+        if let Value::Object(map) = &mut data {
+            for keyword in ["$defs", "definitions"] {
+                if let Some(Value::Object(defs)) = map.remove(keyword) {
+                    definitions.insert(keyword.to_owned(), Value::Object(defs));
+                }
+            }
+            map.remove("$schema");
+            map.remove("$id");
+        }
+        properties["data"] = data;
         required.push("data");
     }
-    json!({
+    let mut schema = json!({
         "type": "object",
         "properties": properties,
         "required": required,
         "additionalProperties": false
-    })
+    });
+    if let Value::Object(map) = &mut schema {
+        map.extend(definitions);
+    }
+    schema
 }
 
 /// The system prompt: the task, the summary instructions, the success criteria, and what to

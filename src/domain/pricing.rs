@@ -72,29 +72,40 @@ pub(crate) fn estimate_cost_usd(model: &str, tokens: TokenCounts) -> f64 {
     (cost * 1_000_000.0).round() / 1_000_000.0
 }
 
-/// Text models' list prices in US dollars per million tokens, input and output, matched by
-/// the model id's prefix (dated snapshots share their family's price). Models not listed here
-/// (any Chat Completions server's, newer families) get no estimate rather than a guess.
+/// Text models' list prices in US dollars per million tokens, input and output, by model id;
+/// a dated snapshot (`claude-sonnet-4-5-20250929`) has its model's price. Models not listed
+/// here (any Chat Completions server's, newer or older families) get no estimate rather than
+/// a guess.
 const TEXT_PRICES: &[(&str, f64, f64)] = &[
-    ("claude-opus-4", 5.0, 25.0),
+    ("claude-opus-4-7", 5.0, 25.0),
+    ("claude-opus-4-6", 5.0, 25.0),
+    ("claude-opus-4-5", 5.0, 25.0),
+    ("claude-opus-4-1", 15.0, 75.0),
+    ("claude-opus-4", 15.0, 75.0),
+    ("claude-sonnet-4-5", 3.0, 15.0),
     ("claude-sonnet-4", 3.0, 15.0),
-    ("claude-haiku-4", 1.0, 5.0),
-    ("gpt-5-nano", 0.05, 0.40),
-    ("gpt-5-mini", 0.25, 2.0),
+    ("claude-haiku-4-5", 1.0, 5.0),
+    ("gpt-5.1", 1.25, 10.0),
     ("gpt-5", 1.25, 10.0),
-    ("gpt-4.1-nano", 0.10, 0.40),
-    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-5-mini", 0.25, 2.0),
+    ("gpt-5-nano", 0.05, 0.40),
     ("gpt-4.1", 2.0, 8.0),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1-nano", 0.10, 0.40),
     ("gpt-4o-mini", 0.15, 0.60),
 ];
 
+/// Whether `model` is `id` or a dated snapshot of it (`id-2025…`).
+fn is_model(model: &str, id: &str) -> bool {
+    model
+        .strip_prefix(id)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("-2"))
+}
+
 /// The estimated cost of a text request, rounded to a millionth of a dollar; `None` for a
-/// model without a known price. The first listed prefix that matches wins, so the more
-/// specific ones come first.
+/// model without a known price.
 pub(crate) fn text_cost_usd(model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
-    let (_, input, output) = TEXT_PRICES
-        .iter()
-        .find(|(prefix, _, _)| model.starts_with(prefix))?;
+    let (_, input, output) = TEXT_PRICES.iter().find(|(id, _, _)| is_model(model, id))?;
     let cost = (input_tokens as f64 * input + output_tokens as f64 * output) / 1_000_000.0;
     Some((cost * 1_000_000.0).round() / 1_000_000.0)
 }
@@ -161,5 +172,19 @@ mod tests {
         assert_eq!(super::text_cost_usd("gpt-5-mini", 0, 1_000_000), Some(2.0));
         assert_eq!(super::text_cost_usd("gpt-5", 1_000_000, 0), Some(1.25));
         assert_eq!(super::text_cost_usd("llama3.1:8b", 1_000, 1_000), None);
+        // Families priced apart are not matched by a shared prefix.
+        assert_eq!(
+            super::text_cost_usd("claude-opus-4-1", 1_000_000, 0),
+            Some(15.0)
+        );
+        assert_eq!(
+            super::text_cost_usd("claude-opus-4-7", 1_000_000, 0),
+            Some(5.0)
+        );
+        assert_eq!(
+            super::text_cost_usd("claude-opus-4-20250514", 1_000_000, 0),
+            Some(15.0)
+        );
+        assert_eq!(super::text_cost_usd("gpt-5-pro", 1_000_000, 0), None);
     }
 }

@@ -29,7 +29,7 @@ pub enum EventType {
     /// The call is over, whatever the outcome, with its whole record.
     #[serde(rename = "call.ended")]
     CallEnded,
-    /// Post-call analysis is ready (reserved: sent once post-call analysis exists).
+    /// The call's post-call analysis finished (done, failed or skipped), with its result.
     #[serde(rename = "call.analyzed")]
     CallAnalyzed,
     /// A transfer of the call was asked of FreJun.

@@ -120,9 +120,9 @@ async fn instructions_for(
     body: &ConversationRequest,
 ) -> Result<Option<String>, ApiError> {
     let storage = &state.shared.storage;
-    let assistant_id = match (&body.assistant_id, &body.call_id) {
-        (Some(assistant), _) => Some(parse_id::<AssistantId>(assistant, "assistant")?),
-        (None, Some(call)) => {
+    // A call named is always checked, even when the assistant is named too.
+    let call_assistant = match &body.call_id {
+        Some(call) => {
             let call_id = parse_id::<CallId>(call, "call")?;
             storage
                 .call_logs()
@@ -131,7 +131,11 @@ async fn instructions_for(
                 .map_err(not_found_as("call"))?
                 .assistant_id
         }
-        (None, None) => None,
+        None => None,
+    };
+    let assistant_id = match &body.assistant_id {
+        Some(assistant) => Some(parse_id::<AssistantId>(assistant, "assistant")?),
+        None => call_assistant,
     };
     let Some(assistant_id) = assistant_id else {
         return Ok(None);
@@ -302,12 +306,23 @@ async fn status(
     if check {
         let interval = Duration::from_secs(state.shared.settings.text_ai.check_interval_secs);
         let Some(results) = state.calls.check_text_providers(&user).await? else {
+            // The wait left since the last probe (as this request read it), else the whole
+            // interval.
+            let left = user
+                .text_ai
+                .checked_at
+                .map(|at| {
+                    let next = at.timestamp_millis() + interval.as_millis() as i64;
+                    let left = next - bson::DateTime::now().timestamp_millis();
+                    Duration::from_millis(left.clamp(0, interval.as_millis() as i64) as u64)
+                })
+                .unwrap_or(interval);
             return Err(ApiError::rate_limited(
                 format!(
                     "providers may be probed once every {} seconds",
                     interval.as_secs()
                 ),
-                interval,
+                left,
             ));
         };
         probes = Some(

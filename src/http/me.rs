@@ -137,8 +137,9 @@ async fn rotate_url_secret(
     }))
 }
 
-/// Provider keys to store (encrypted). Give one or both; an absent key is kept. Keys are
-/// write-only: they are never returned, only whether each is set and its last four characters.
+/// Provider keys to store (encrypted), and the tenant's own Chat Completions server. Give at
+/// least one field; an absent one is kept. Keys are write-only: they are never returned, only
+/// whether each is set and its last four characters.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PutCredentialsRequest {

@@ -409,6 +409,22 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             "must be set with text_ai.chat_completions_base_url",
         ));
     }
+    // A lease shorter than one request with its retries lets a second instance take a slow
+    // analysis over while it still runs: the provider is paid twice and one result dropped.
+    let attempts = u64::from(text_ai.max_attempts.max(1));
+    let longest_request_ms = text_ai
+        .timeout_ms
+        .saturating_mul(attempts)
+        .saturating_add(text_ai.max_retry_wait_ms.saturating_mul(attempts - 1));
+    if settings.analysis.lease_secs.saturating_mul(1_000) <= longest_request_ms {
+        return Err(SettingsError::invalid(
+            "analysis.lease_secs",
+            format!(
+                "must be longer than one text request with its retries ({longest_request_ms} \
+                 ms: text_ai.timeout_ms × max_attempts + max_retry_wait_ms × (max_attempts - 1))"
+            ),
+        ));
+    }
     for (key, model) in [
         ("text_ai.anthropic_model", &text_ai.anthropic_model),
         ("text_ai.openai_model", &text_ai.openai_model),
@@ -1180,5 +1196,17 @@ mod tests {
             documented, known,
             ".env.example must list every setting, and only those"
         );
+    }
+
+    #[test]
+    fn an_analysis_lease_shorter_than_a_text_request_is_refused() {
+        let mut settings = Settings::for_tests("mongodb://localhost", "x");
+        validate(&settings).unwrap();
+        settings.analysis.lease_secs = 130;
+        let error = validate(&settings).unwrap_err().to_string();
+        assert!(error.contains("analysis.lease_secs"), "{error}");
+        assert!(error.contains("130000 ms"), "{error}");
+        settings.analysis.lease_secs = 131;
+        validate(&settings).unwrap();
     }
 }

@@ -186,12 +186,14 @@ mod tests {
             inbound_chunk_ms: 100,
             outbound_chunk_ms: 100,
             transcription_model: None,
+            analysis: None,
         };
         let body = spec.to_json();
         assert_eq!(body["audio"]["inbound_rate"], "8k");
         assert_eq!(body["audio"]["codec"], "pcmu");
         assert_eq!(body["greeting"], Value::Null);
         assert_eq!(body["transcription"], Value::Null);
+        assert_eq!(body["analysis"], Value::Null);
     }
 
     #[test]

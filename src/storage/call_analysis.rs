@@ -1,7 +1,7 @@
 //! Post-call analysis jobs, kept on the call log they analyse (`call_logs.analysis`): queued
 //! once, claimed with a lease by one worker on any instance, finished only by the run that
-//! holds the lease (so a run that outlived its lease, on a stalled or lost instance, stores
-//! nothing), or postponed after a provider's passing failure.
+//! holds the lease (a run that outlived its lease stores nothing once another run has taken
+//! the job over), or postponed after a provider's passing failure.
 //!
 //! Pending jobs are found through the partial index `call_logs_analysis_due` (migration 0007).
 
@@ -176,7 +176,11 @@ impl CallLogs {
                     "analysis.status": AnalysisStatus::Pending.as_str(),
                     "analysis.lease_id": lease_id,
                 },
-                doc! { "$set": { "analysis.lease_until": null, "analysis.lease_id": null } },
+                // A run stopped by a shutdown is not one of the job's `max_runs`.
+                doc! {
+                    "$set": { "analysis.lease_until": null, "analysis.lease_id": null },
+                    "$inc": { "analysis.attempts": -1 },
+                },
             )
             .await?;
         Ok(())

@@ -103,8 +103,10 @@ async fn ended_call(
     ));
     for line in caller_lines {
         call.transcript.push(turn(TranscriptRole::User, line));
-        call.transcript
-            .push(turn(TranscriptRole::Assistant, "Let me check that for you."));
+        call.transcript.push(turn(
+            TranscriptRole::Assistant,
+            "Let me check that for you.",
+        ));
     }
     call.outbox.push(OutboxEvent {
         id: new_event_id(),
@@ -239,7 +241,10 @@ async fn a_finished_call_is_analysed_and_the_result_stored_on_its_log_and_sent()
     assert!(event.signature_valid, "{:?}", event.signature_error);
     assert_eq!(event.body["type"], "call.analyzed");
     assert_eq!(event.body["data"]["call"]["id"], call_id.as_str());
-    assert_eq!(event.body["data"]["analysis"]["summary"], analysis["summary"]);
+    assert_eq!(
+        event.body["data"]["analysis"]["summary"],
+        analysis["summary"]
+    );
     assert_eq!(event.body["data"]["analysis"]["data"], analysis["data"]);
 }
 
@@ -382,7 +387,7 @@ async fn a_timeout_and_a_refused_key_fail_the_analysis_saying_so() {
 
 #[tokio::test]
 async fn calls_with_too_few_caller_turns_are_skipped_and_assistants_without_analysis_queue_nothing()
- {
+{
     let fake = FakeAnthropic::start().await.unwrap();
     let app = TestApp::spawn_with(|settings| quick(settings, &fake)).await;
     let (tenant, assistant_id) =
@@ -395,13 +400,7 @@ async fn calls_with_too_few_caller_turns_are_skipped_and_assistants_without_anal
     let plain = app
         .create_assistant(&tenant, json!({"name": "No analysis"}))
         .await;
-    let unanalysed = ended_call(
-        &app,
-        &tenant,
-        plain["id"].as_str().unwrap(),
-        &["Hi", "Bye"],
-    )
-    .await;
+    let unanalysed = ended_call(&app, &tenant, plain["id"].as_str().unwrap(), &["Hi", "Bye"]).await;
     // Once the relay has handed call.ended over, the outbox is empty and nothing was queued.
     poll_until(
         Duration::from_secs(10),
@@ -562,6 +561,53 @@ async fn lists_filter_on_the_verdict_and_stats_count_the_success_rate() {
 }
 
 #[tokio::test]
+async fn a_server_shutting_down_hands_its_running_analysis_back_at_once() {
+    let fake = FakeAnthropic::start().await.unwrap();
+    fake.push(Scripted::Delay(Duration::from_secs(120)));
+    let first = TestApp::spawn_with(|settings| {
+        quick(settings, &fake);
+        // Far longer than the test: only the hand-back lets the next server run it soon.
+        settings.analysis.lease_secs = 600;
+    })
+    .await;
+    let (tenant, assistant_id) = tenant_with_assistant(&first, json!({"enabled": true})).await;
+    let call_id = ended_call(&first, &tenant, &assistant_id, &["Hello?"]).await;
+    poll_until(
+        Duration::from_secs(15),
+        || async { fake.requests().len() },
+        |sent| *sent == 1,
+    )
+    .await;
+    let settings = first.settings.clone();
+    let storage = first.storage.clone();
+    // Keeps the database (owned by `first`) while the second server runs.
+    let handed_back = poll_until(
+        Duration::from_secs(10),
+        || async {
+            first.shutdown_now();
+            let document = first.raw_document("call_logs", &call_id).await;
+            document
+                .get_document("analysis")
+                .ok()
+                .and_then(|analysis| analysis.get("lease_id").cloned())
+        },
+        |lease| matches!(lease, Some(bson::Bson::Null) | None),
+    )
+    .await;
+    assert!(
+        matches!(handed_back, Some(bson::Bson::Null) | None),
+        "the lease was given up: {handed_back:?}"
+    );
+    let second = TestApp::spawn_with_storage(settings, storage).await;
+    let analysis = finished_analysis(&second, &tenant, &call_id).await;
+    assert_eq!(analysis["status"], "done", "{analysis}");
+    assert_eq!(
+        analysis["attempts"], 1,
+        "the run a shutdown stopped does not count"
+    );
+}
+
+#[tokio::test]
 async fn a_server_killed_mid_analysis_leaves_it_to_the_next_which_stores_it_once() {
     let fake = FakeAnthropic::start().await.unwrap();
     // The first run hangs until its server is killed.
@@ -574,7 +620,9 @@ async fn a_server_killed_mid_analysis_leaves_it_to_the_next_which_stores_it_once
         &[
             ("VOXBRIDGE__OUTBOUND__ALLOW", "127.0.0.1"),
             ("VOXBRIDGE__TEXT_AI__ANTHROPIC_BASE_URL", base_url.as_str()),
-            ("VOXBRIDGE__TEXT_AI__TIMEOUT_MS", "300000"),
+            // One try of at most a second, so that a two-second lease is allowed.
+            ("VOXBRIDGE__TEXT_AI__TIMEOUT_MS", "1000"),
+            ("VOXBRIDGE__TEXT_AI__MAX_ATTEMPTS", "1"),
             ("VOXBRIDGE__ANALYSIS__LEASE_SECS", "2"),
             ("VOXBRIDGE__ANALYSIS__POLL_INTERVAL_MS", "100"),
             ("VOXBRIDGE__WEBHOOKS__ENDED_SETTLE_MS", "0"),

@@ -396,6 +396,13 @@ fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+impl TestApp {
+    /// Tells the server to shut down (as SIGTERM does), keeping its database.
+    pub fn shutdown_now(&self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -3,6 +3,7 @@
 //! Run them with the README's test command (`scripts/test.sh`), which starts a throwaway
 //! MongoDB replica set and sets `MONGODB_URI`; or set `MONGODB_URI` yourself.
 
+mod analysis;
 mod architecture;
 mod assistants;
 mod bridge;
@@ -30,6 +31,7 @@ mod rate_limits;
 mod slow_bodies;
 mod startup_notices;
 mod tenants;
+mod text_ai;
 mod tools_api;
 mod url_secret_rotation;
 mod validation;

@@ -134,7 +134,7 @@ fn tenant_schemas_are_checked_when_saved() {
         field_of(json!({"type": "object", "properties": huge})),
         "analysis.structured_data_schema"
     );
-    // Local references compile.
+    // References to the schema's own definitions compile; others are refused.
     spec(Some(json!({
         "$defs": {"id": {"type": "string"}},
         "type": "object",
@@ -142,6 +142,51 @@ fn tenant_schemas_are_checked_when_saved() {
     })))
     .validate()
     .unwrap();
+    for reference in ["#", "#/properties/a", "other.json#/$defs/x"] {
+        assert_eq!(
+            field_of(json!({"type": "object", "properties": {"a": {"$ref": reference}}})),
+            "analysis.structured_data_schema",
+            "{reference}"
+        );
+    }
+}
+
+#[test]
+fn the_tenants_definitions_resolve_in_the_answer_schema() {
+    let spec = spec(Some(json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": {"order_id": {"type": "string", "pattern": "^A-[0-9]+$"}},
+        "definitions": {"flag": {"type": "boolean"}},
+        "type": "object",
+        "properties": {"order": {"$ref": "#/$defs/order_id"}, "callback": {"$ref": "#/definitions/flag"}},
+        "required": ["order", "callback"]
+    })));
+    let schema = answer_schema(&spec);
+    assert!(schema["$defs"]["order_id"].is_object());
+    assert!(schema["definitions"]["flag"].is_object());
+    assert!(schema["properties"]["data"].get("$defs").is_none());
+    assert!(schema["properties"]["data"].get("$schema").is_none());
+    let answer = |order: &str, callback: Value| {
+        json!({
+            "summary": "s", "success": true, "success_reason": "r", "sentiment": "neutral",
+            "data": {"order": order, "callback": callback}
+        })
+        .to_string()
+    };
+    let findings = read_answer(&spec, &answer("A-1001", json!(true))).unwrap();
+    assert_eq!(findings.data.unwrap()["order"], "A-1001");
+    let problem = read_answer(&spec, &answer("B-7", json!("yes"))).unwrap_err();
+    assert_eq!(problem.code(), "schema_mismatch");
+    assert!(
+        problem.message().contains("/data/order"),
+        "{}",
+        problem.message()
+    );
+    assert!(
+        problem.message().contains("/data/callback"),
+        "{}",
+        problem.message()
+    );
 }
 
 #[test]

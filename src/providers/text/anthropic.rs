@@ -13,20 +13,26 @@ use crate::domain::text_ai::{ChatRole, Finish, TextReply, TextUsage};
 /// The `anthropic-version` header every request carries.
 pub const VERSION: &str = "2023-06-01";
 
+/// Stands in for the caller before a conversation the assistant opened (a voice assistant
+/// usually greets first): Messages wants the first message to be the user's.
+pub const OPENING_PLACEHOLDER: &str = "(The conversation begins.)";
+
 /// The body of a Messages request.
 pub fn request_body(request: &TextRequest) -> Value {
-    let messages: Vec<Value> = request
+    let opened_by_assistant = request
         .messages
-        .iter()
-        .map(|message| {
-            json!({
-                "role": match message.role {
-                    ChatRole::User => "user",
-                    ChatRole::Assistant => "assistant",
-                },
-                "content": message.content,
-            })
-        })
+        .first()
+        .is_some_and(|message| message.role == ChatRole::Assistant);
+    let placeholder =
+        opened_by_assistant.then(|| json!({"role": "user", "content": OPENING_PLACEHOLDER}));
+    let messages: Vec<Value> = placeholder
+        .into_iter()
+        .chain(
+            request
+                .messages
+                .iter()
+                .map(|message| json!({"role": message.role.as_str(), "content": message.content})),
+        )
         .collect();
     let mut body = json!({
         "model": request.model,

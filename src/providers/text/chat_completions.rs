@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::{TextRequest, is_strict_compatible};
-use crate::domain::text_ai::{ChatRole, Finish, TextReply, TextUsage};
+use crate::domain::text_ai::{Finish, TextReply, TextUsage};
 
 /// The body of a Chat Completions request.
 pub fn request_body(request: &TextRequest) -> Value {
@@ -17,15 +17,12 @@ pub fn request_body(request: &TextRequest) -> Value {
     if let Some(system) = &request.system {
         messages.push(json!({"role": "system", "content": system}));
     }
-    messages.extend(request.messages.iter().map(|message| {
-        json!({
-            "role": match message.role {
-                ChatRole::User => "user",
-                ChatRole::Assistant => "assistant",
-            },
-            "content": message.content,
-        })
-    }));
+    messages.extend(
+        request
+            .messages
+            .iter()
+            .map(|message| json!({"role": message.role.as_str(), "content": message.content})),
+    );
     let mut body = json!({
         "model": request.model,
         "messages": messages,

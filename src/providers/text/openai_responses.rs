@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::{TextRequest, is_strict_compatible};
-use crate::domain::text_ai::{ChatRole, Finish, TextReply, TextUsage};
+use crate::domain::text_ai::{Finish, TextReply, TextUsage};
 
 /// Responses refuses a `max_output_tokens` below this.
 const MIN_OUTPUT_TOKENS: u32 = 16;
@@ -18,15 +18,7 @@ pub fn request_body(request: &TextRequest) -> Value {
     let input: Vec<Value> = request
         .messages
         .iter()
-        .map(|message| {
-            json!({
-                "role": match message.role {
-                    ChatRole::User => "user",
-                    ChatRole::Assistant => "assistant",
-                },
-                "content": message.content,
-            })
-        })
+        .map(|message| json!({"role": message.role.as_str(), "content": message.content}))
         .collect();
     let mut body = json!({
         "model": request.model,
@@ -85,6 +77,10 @@ pub fn read_reply(value: &Value) -> Result<TextReply, String> {
     let incomplete_reason = value["incomplete_details"]["reason"].as_str();
     let (finish, stop_reason) = match (&refusal, status.as_str()) {
         (Some(_), _) => (Finish::Refused, "refusal".to_owned()),
+        // A content filter stops the answer early; it is not a token cap.
+        (None, "incomplete") if incomplete_reason == Some("content_filter") => {
+            (Finish::Refused, "content_filter".to_owned())
+        }
         (None, "incomplete") => (
             Finish::Truncated,
             incomplete_reason.unwrap_or("incomplete").to_owned(),

@@ -159,6 +159,11 @@ fn responses_replies_join_output_text_and_report_refusals_and_truncation() {
         (cut.finish, cut.stop_reason.as_str()),
         (Finish::Truncated, "max_output_tokens")
     );
+    let filtered = openai_responses::read_reply(&json!({
+        "status": "incomplete", "incomplete_details": {"reason": "content_filter"}, "output": []
+    }))
+    .unwrap();
+    assert_eq!(filtered.finish, Finish::Refused);
     let failed = openai_responses::read_reply(&json!({
         "status": "failed", "error": {"code": "server_error", "message": "boom"}, "output": []
     }))
