@@ -603,8 +603,8 @@ pub struct TextAiSettings {
     pub chat_completions_model: String,
     /// How long one try may take, answer included.
     pub timeout_ms: u64,
-    /// Tries per request in all; only 429, 408, 409, 5xx, timeouts and refused connections
-    /// are tried again.
+    /// Tries per request in all; only 429 and 5xx answers and connections that never reached
+    /// the provider are tried again (not timeouts: the provider may still bill the request).
     pub max_attempts: u32,
     /// The longest wait before a retry; a provider asking for longer (`Retry-After`) fails
     /// the request at once.

@@ -1,4 +1,5 @@
-//! Post-call analysis end to end, against the fake Anthropic: a call that ends is analysed once
+//! Post-call analysis end to end, against the fake Anthropic (and, for the same five outcomes
+//! per provider, the fake OpenAI Responses and Chat Completions): a call that ends is analysed once
 //! (summary, data valid against the assistant's schema, verdict, sentiment) and the result
 //! lands on its call log with a `call.analyzed` event; answers that break the schema, refused
 //! keys, timeouts and passing failures are stored as what they are, never as defaults; a
@@ -14,7 +15,7 @@ use voxbridge::domain::call::record::{TranscriptRole, TranscriptTurn};
 use voxbridge::domain::ids::AssistantId;
 use voxbridge::domain::webhook::{EventType, OutboxEvent, new_event_id};
 use voxbridge::settings::Settings;
-use voxbridge::sim::fake_text_ai::{FakeAnthropic, Scripted};
+use voxbridge::sim::fake_text_ai::{FakeAnthropic, FakeOpenAiText, Scripted, TextRequestRecord};
 use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 
 use crate::helpers::{
@@ -557,6 +558,175 @@ async fn lists_filter_on_the_verdict_and_stats_count_the_success_rate() {
     assert_eq!(
         stats["data"]["analysis"],
         json!({"analyzed_calls": 2, "successful_calls": 1, "success_rate": 0.5, "failed_analyses": 1})
+    );
+}
+
+/// One text provider under test, through its fake.
+struct ProviderUnderTest<'a> {
+    name: &'static str,
+    key: &'static str,
+    push: Box<dyn Fn(Scripted) + 'a>,
+    reject_key: Box<dyn Fn(&str) + 'a>,
+    requests: Box<dyn Fn() -> Vec<TextRequestRecord> + 'a>,
+    violations: Box<dyn Fn() -> Vec<String> + 'a>,
+}
+
+/// The same five analyses with `provider`: a structured answer stored whole; one that breaks
+/// the schema, stored as failed with the reason; a 429 then success; a timeout; a refused key.
+async fn five_analyses(app: &TestApp, provider: ProviderUnderTest<'_>, credentials: Value) {
+    let email = format!(
+        "{}@{}.example",
+        uuid::Uuid::new_v4().simple(),
+        provider.name
+    );
+    let tenant = app.create_tenant("Per provider", &email).await;
+    expect_status(
+        app.put_as("/api/me/credentials", &tenant.api_key, &credentials)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let assistant = app
+        .create_assistant(
+            &tenant,
+            json!({"name": "Orders", "analysis": {
+                "enabled": true, "provider": provider.name, "structured_data_schema": order_schema()
+            }}),
+        )
+        .await;
+    let assistant_id = assistant["id"].as_str().unwrap().to_owned();
+    let analyse = || async {
+        let call_id = ended_call(app, &tenant, &assistant_id, &["Where is A-1001?"]).await;
+        finished_analysis(app, &tenant, &call_id).await
+    };
+
+    let done = analyse().await;
+    assert_eq!(done["status"], "done", "{}: {done}", provider.name);
+    assert_eq!(done["provider"], provider.name);
+    assert!(done["data"]["order_id"].is_string(), "{done}");
+    assert!(done["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    (provider.push)(Scripted::Text(
+        json!({"summary": "s", "success": true, "success_reason": "r", "sentiment": "calm",
+               "data": {"order_id": "A-1001", "wants_callback": false, "topic": "order_status"}})
+        .to_string(),
+    ));
+    let mismatch = analyse().await;
+    assert_eq!(
+        mismatch["status"], "failed",
+        "{}: {mismatch}",
+        provider.name
+    );
+    assert_eq!(mismatch["error"]["code"], "schema_mismatch");
+    assert!(
+        mismatch["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/sentiment")
+    );
+
+    (provider.push)(Scripted::Error {
+        status: 429,
+        retry_after_secs: Some(0),
+    });
+    let retried = analyse().await;
+    assert_eq!(retried["status"], "done", "{}: {retried}", provider.name);
+
+    (provider.push)(Scripted::Delay(Duration::from_secs(5)));
+    let slow = analyse().await;
+    assert_eq!(slow["status"], "failed", "{}: {slow}", provider.name);
+    assert_eq!(slow["error"]["code"], "timeout");
+
+    (provider.reject_key)(provider.key);
+    let refused = analyse().await;
+    assert_eq!(refused["status"], "failed", "{}: {refused}", provider.name);
+    assert_eq!(refused["error"]["code"], "auth_failed");
+
+    // One request each, two for the 429.
+    assert_eq!((provider.requests)().len(), 6, "{}", provider.name);
+    assert!(
+        (provider.violations)().is_empty(),
+        "{}: {:?}",
+        provider.name,
+        (provider.violations)()
+    );
+}
+
+/// An app whose analyses time out after a second and are not run again.
+async fn strict_app(anthropic: &FakeAnthropic, responses: &FakeOpenAiText) -> TestApp {
+    TestApp::spawn_with(|settings| {
+        quick(settings, anthropic);
+        settings.text_ai.openai_base_url = responses.base_url().parse().unwrap();
+        settings.text_ai.timeout_ms = 1_000;
+        settings.analysis.max_runs = 1;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn anthropic_answers_fail_and_recover_as_the_other_providers_do() {
+    let anthropic = FakeAnthropic::start().await.unwrap();
+    let responses = FakeOpenAiText::start().await.unwrap();
+    let app = strict_app(&anthropic, &responses).await;
+    let provider = ProviderUnderTest {
+        name: "anthropic",
+        key: ANTHROPIC_KEY,
+        push: Box::new(|scripted| anthropic.push(scripted)),
+        reject_key: Box::new(|key| anthropic.reject_key(key)),
+        requests: Box::new(|| anthropic.requests()),
+        violations: Box::new(|| anthropic.violations()),
+    };
+    five_analyses(&app, provider, json!({"anthropic_api_key": ANTHROPIC_KEY})).await;
+}
+
+#[tokio::test]
+async fn openai_responses_answers_fail_and_recover_as_the_other_providers_do() {
+    let anthropic = FakeAnthropic::start().await.unwrap();
+    let responses = FakeOpenAiText::start().await.unwrap();
+    let app = strict_app(&anthropic, &responses).await;
+    const KEY: &str = "sk-openai-analysis-0002";
+    let provider = ProviderUnderTest {
+        name: "openai_responses",
+        key: KEY,
+        push: Box::new(|scripted| responses.push(scripted)),
+        reject_key: Box::new(|key| responses.reject_key(key)),
+        requests: Box::new(|| responses.requests()),
+        violations: Box::new(|| responses.violations()),
+    };
+    five_analyses(&app, provider, json!({"openai_api_key": KEY})).await;
+    // Call transcripts are not kept by OpenAI, and the closed schema is sent strict.
+    let first = &responses.requests()[0].body;
+    assert_eq!(first["store"], false);
+    assert_eq!(first["text"]["format"]["strict"], true);
+}
+
+#[tokio::test]
+async fn chat_completions_answers_fail_and_recover_as_the_other_providers_do() {
+    let anthropic = FakeAnthropic::start().await.unwrap();
+    let responses = FakeOpenAiText::start().await.unwrap();
+    let chat = FakeOpenAiText::start().await.unwrap();
+    let app = strict_app(&anthropic, &responses).await;
+    const KEY: &str = "chat-analysis-key-0003";
+    let provider = ProviderUnderTest {
+        name: "chat_completions",
+        key: KEY,
+        push: Box::new(|scripted| chat.push(scripted)),
+        reject_key: Box::new(|key| chat.reject_key(key)),
+        requests: Box::new(|| chat.requests()),
+        violations: Box::new(|| chat.violations()),
+    };
+    let credentials = json!({
+        "chat_completions_base_url": chat.base_url(),
+        "chat_completions_api_key": KEY,
+        "chat_completions_model": "llama3.1:8b",
+    });
+    five_analyses(&app, provider, credentials).await;
+    let first = &chat.requests()[0].body;
+    assert_eq!(first["model"], "llama3.1:8b");
+    assert_eq!(first["response_format"]["type"], "json_schema");
+    assert!(
+        responses.requests().is_empty(),
+        "the tenant's own server only"
     );
 }
 

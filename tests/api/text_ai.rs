@@ -9,7 +9,7 @@
 //! text-AI credentials are write-only and its Chat Completions server must pass the
 //! operator's address policy.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -401,27 +401,21 @@ async fn a_provider_failing_on_every_attempt_answers_503_unavailable() {
 }
 
 #[tokio::test]
-async fn a_provider_slower_than_the_timeout_answers_504_after_every_attempt() {
+async fn a_provider_slower_than_the_timeout_answers_504_and_is_not_asked_twice() {
     let rig = rig_with(|settings| {
         settings.text_ai.timeout_ms = 300;
         settings.text_ai.max_attempts = 2;
     })
     .await;
     let tenant = tenant_with_keys(&rig.app, "Luigi").await;
-    for _ in 0..2 {
-        rig.anthropic.push(Scripted::Delay(Duration::from_secs(2)));
-    }
-    let started = Instant::now();
+    rig.anthropic.push(Scripted::Delay(Duration::from_secs(2)));
 
     let answer = converse(&rig.app, &tenant, &json!({"current_input": "Hi"})).await;
 
+    // A 504, not the late answer: the timeout fired. It is not retried, since the provider
+    // may still be working on (and billing for) the request.
     expect_error(answer, StatusCode::GATEWAY_TIMEOUT, "ai_provider_timeout").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "gave up before the provider answered: {:?}",
-        started.elapsed()
-    );
-    assert_eq!(rig.anthropic.requests().len(), 2);
+    assert_eq!(rig.anthropic.requests().len(), 1);
     rig.assert_no_violations();
 }
 

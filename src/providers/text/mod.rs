@@ -4,9 +4,9 @@
 //! stable code.
 //!
 //! Each provider module is a pure translation (request body out, reply or error in); this
-//! module owns the I/O: one attempt per try with a timeout, retries only for what may pass
-//! (429, 408, 409 and 5xx answers, timeouts, refused connections) with exponential backoff
-//! that honours `Retry-After`, and keys kept out of every message.
+//! module owns the I/O: one attempt per try with a timeout, retries only for 429 and 5xx
+//! answers and connections that never reached the provider, with exponential backoff that
+//! honours `Retry-After`, and keys kept out of every message.
 //!
 //! Layout:
 //! - [`anthropic`]: `POST {base}/v1/messages`, `x-api-key`, `anthropic-version`.
@@ -108,7 +108,7 @@ pub enum TextErrorCode {
     AuthFailed,
     /// 429, after the retries.
     RateLimited,
-    /// 5xx (Anthropic's 529 "overloaded" included), 408 or 409, after the retries.
+    /// 5xx (Anthropic's 529 "overloaded" included), after the retries.
     Unavailable,
     /// No answer within the attempt's time, after the retries.
     Timeout,
@@ -134,6 +134,17 @@ impl TextErrorCode {
             TextErrorCode::InvalidResponse => "invalid_response",
             TextErrorCode::RefusedAddress => "refused_address",
         }
+    }
+
+    /// Whether the same request is sent again at once (after a backoff): only when the
+    /// provider said "later" (429, 5xx) or the request never reached it (no connection). A
+    /// timeout is not retried here: the provider may still be working on (and billing for)
+    /// the request; a job that can wait (post-call analysis) runs again later instead.
+    pub fn is_retried(self) -> bool {
+        matches!(
+            self,
+            TextErrorCode::RateLimited | TextErrorCode::Unavailable | TextErrorCode::ConnectFailed
+        )
     }
 
     /// Whether trying again later may succeed.
@@ -186,7 +197,7 @@ pub async fn complete(
             attempts: attempt,
             ..error.redacted(endpoint.api_key.expose())
         };
-        if !error.code.is_transient() || attempt >= policy.max_attempts.max(1) {
+        if !error.code.is_retried() || attempt >= policy.max_attempts.max(1) {
             return Err(error);
         }
         let wait = match error.retry_after {
@@ -284,7 +295,7 @@ fn code_for_status(status: u16) -> TextErrorCode {
     match status {
         401 | 403 => TextErrorCode::AuthFailed,
         429 => TextErrorCode::RateLimited,
-        408 | 409 | 500.. => TextErrorCode::Unavailable,
+        500.. => TextErrorCode::Unavailable,
         _ => TextErrorCode::Rejected,
     }
 }

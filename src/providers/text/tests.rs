@@ -222,13 +222,18 @@ fn error_bodies_and_statuses_map_to_stable_codes() {
         (429, TextErrorCode::RateLimited),
         (529, TextErrorCode::Unavailable),
         (500, TextErrorCode::Unavailable),
-        (408, TextErrorCode::Unavailable),
+        (408, TextErrorCode::Rejected),
         (400, TextErrorCode::Rejected),
         (404, TextErrorCode::Rejected),
     ] {
         assert_eq!(code_for_status(status), code, "{status}");
     }
     assert!(TextErrorCode::Timeout.is_transient());
+    assert!(
+        !TextErrorCode::Timeout.is_retried(),
+        "the provider may still bill it"
+    );
+    assert!(TextErrorCode::ConnectFailed.is_retried());
     assert!(!TextErrorCode::AuthFailed.is_transient());
 }
 
