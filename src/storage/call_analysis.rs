@@ -5,7 +5,7 @@
 //!
 //! Pending jobs are found through the partial index `call_logs_analysis_due` (migration 0007).
 
-use bson::{DateTime, doc};
+use bson::{DateTime, Document, doc};
 use mongodb::options::ReturnDocument;
 
 use super::StorageError;
@@ -13,6 +13,16 @@ use super::call_logs::{CallLogRecord, CallLogs};
 use crate::domain::analysis::{AnalysisError, AnalysisStatus, CallAnalysis};
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::webhook::OutboxEvent;
+
+/// The call's pending analysis, as long as the run `lease_id` holds it.
+fn held_by(user_id: TenantId, id: CallId, lease_id: &str) -> Document {
+    doc! {
+        "_id": id,
+        "user_id": user_id,
+        "analysis.status": AnalysisStatus::Pending.as_str(),
+        "analysis.lease_id": lease_id,
+    }
+}
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<bson::Bson, StorageError> {
     bson::to_bson(value).map_err(|err| StorageError::Unavailable(format!("cannot encode: {err}")))
@@ -115,12 +125,7 @@ impl CallLogs {
         let result = self
             .collection()
             .update_one(
-                doc! {
-                    "_id": id,
-                    "user_id": user_id,
-                    "analysis.status": AnalysisStatus::Pending.as_str(),
-                    "analysis.lease_id": lease_id,
-                },
+                held_by(user_id, id, lease_id),
                 doc! {
                     "$set": { "analysis": encode(&finished)?, "updated_at": DateTime::now() },
                     "$push": { "outbox": encode(event)? },
@@ -143,12 +148,7 @@ impl CallLogs {
         let result = self
             .collection()
             .update_one(
-                doc! {
-                    "_id": id,
-                    "user_id": user_id,
-                    "analysis.status": AnalysisStatus::Pending.as_str(),
-                    "analysis.lease_id": lease_id,
-                },
+                held_by(user_id, id, lease_id),
                 doc! { "$set": {
                     "analysis.due_at": due_at,
                     "analysis.lease_until": null,
@@ -170,12 +170,7 @@ impl CallLogs {
     ) -> Result<(), StorageError> {
         self.collection()
             .update_one(
-                doc! {
-                    "_id": id,
-                    "user_id": user_id,
-                    "analysis.status": AnalysisStatus::Pending.as_str(),
-                    "analysis.lease_id": lease_id,
-                },
+                held_by(user_id, id, lease_id),
                 // A run stopped by a shutdown is not one of the job's `max_runs`.
                 doc! {
                     "$set": { "analysis.lease_until": null, "analysis.lease_id": null },

@@ -15,7 +15,7 @@ use voxbridge::domain::call::record::{TranscriptRole, TranscriptTurn};
 use voxbridge::domain::ids::AssistantId;
 use voxbridge::domain::webhook::{EventType, OutboxEvent, new_event_id};
 use voxbridge::settings::Settings;
-use voxbridge::sim::fake_text_ai::{FakeAnthropic, FakeOpenAiText, Scripted, TextRequestRecord};
+use voxbridge::sim::fake_text_ai::{FakeAnthropic, FakeOpenAiText, Scripted, TextFake};
 use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 
 use crate::helpers::{
@@ -70,6 +70,23 @@ async fn tenant_with_assistant(app: &TestApp, analysis: Value) -> (TestTenant, S
         )
         .await;
     (tenant, assistant["id"].as_str().unwrap().to_owned())
+}
+
+/// Registers `receiver` as the tenant's endpoint for `call.analyzed`.
+async fn subscribe_to_analyses(app: &TestApp, tenant: &TestTenant, receiver: &FakeWebhookReceiver) {
+    let created = expect_status(
+        app.post_as(
+            "/api/webhook-endpoints",
+            &tenant.api_key,
+            &json!({"url": receiver.url("/events"), "event_types": ["call.analyzed"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    receiver
+        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
+        .unwrap();
 }
 
 fn turn(role: TranscriptRole, text: &str) -> TranscriptTurn {
@@ -158,19 +175,7 @@ async fn a_finished_call_is_analysed_and_the_result_stored_on_its_log_and_sent()
         }),
     )
     .await;
-    let created = expect_status(
-        app.post_as(
-            "/api/webhook-endpoints",
-            &tenant.api_key,
-            &json!({"url": receiver.url("/events"), "event_types": ["call.analyzed"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    receiver
-        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
-        .unwrap();
+    subscribe_to_analyses(&app, &tenant, &receiver).await;
     let call_id = ended_call(&app, &tenant, &assistant_id, &["Where is my order A-1001?"]).await;
 
     let analysis = finished_analysis(&app, &tenant, &call_id).await;
@@ -565,10 +570,7 @@ async fn lists_filter_on_the_verdict_and_stats_count_the_success_rate() {
 struct ProviderUnderTest<'a> {
     name: &'static str,
     key: &'static str,
-    push: Box<dyn Fn(Scripted) + 'a>,
-    reject_key: Box<dyn Fn(&str) + 'a>,
-    requests: Box<dyn Fn() -> Vec<TextRequestRecord> + 'a>,
-    violations: Box<dyn Fn() -> Vec<String> + 'a>,
+    fake: &'a TextFake,
 }
 
 /// The same five analyses with `provider`: a structured answer stored whole; one that breaks
@@ -606,7 +608,7 @@ async fn five_analyses(app: &TestApp, provider: ProviderUnderTest<'_>, credentia
     assert!(done["data"]["order_id"].is_string(), "{done}");
     assert!(done["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
-    (provider.push)(Scripted::Text(
+    provider.fake.push(Scripted::Text(
         json!({"summary": "s", "success": true, "success_reason": "r", "sentiment": "calm",
                "data": {"order_id": "A-1001", "wants_callback": false, "topic": "order_status"}})
         .to_string(),
@@ -625,30 +627,30 @@ async fn five_analyses(app: &TestApp, provider: ProviderUnderTest<'_>, credentia
             .contains("/sentiment")
     );
 
-    (provider.push)(Scripted::Error {
+    provider.fake.push(Scripted::Error {
         status: 429,
         retry_after_secs: Some(0),
     });
     let retried = analyse().await;
     assert_eq!(retried["status"], "done", "{}: {retried}", provider.name);
 
-    (provider.push)(Scripted::Delay(Duration::from_secs(5)));
+    provider.fake.push(Scripted::Delay(Duration::from_secs(5)));
     let slow = analyse().await;
     assert_eq!(slow["status"], "failed", "{}: {slow}", provider.name);
     assert_eq!(slow["error"]["code"], "timeout");
 
-    (provider.reject_key)(provider.key);
+    provider.fake.reject_key(provider.key);
     let refused = analyse().await;
     assert_eq!(refused["status"], "failed", "{}: {refused}", provider.name);
     assert_eq!(refused["error"]["code"], "auth_failed");
 
     // One request each, two for the 429.
-    assert_eq!((provider.requests)().len(), 6, "{}", provider.name);
+    assert_eq!(provider.fake.requests().len(), 6, "{}", provider.name);
     assert!(
-        (provider.violations)().is_empty(),
+        provider.fake.violations().is_empty(),
         "{}: {:?}",
         provider.name,
-        (provider.violations)()
+        provider.fake.violations()
     );
 }
 
@@ -671,10 +673,7 @@ async fn anthropic_answers_fail_and_recover_as_the_other_providers_do() {
     let provider = ProviderUnderTest {
         name: "anthropic",
         key: ANTHROPIC_KEY,
-        push: Box::new(|scripted| anthropic.push(scripted)),
-        reject_key: Box::new(|key| anthropic.reject_key(key)),
-        requests: Box::new(|| anthropic.requests()),
-        violations: Box::new(|| anthropic.violations()),
+        fake: &anthropic,
     };
     five_analyses(&app, provider, json!({"anthropic_api_key": ANTHROPIC_KEY})).await;
 }
@@ -688,10 +687,7 @@ async fn openai_responses_answers_fail_and_recover_as_the_other_providers_do() {
     let provider = ProviderUnderTest {
         name: "openai_responses",
         key: KEY,
-        push: Box::new(|scripted| responses.push(scripted)),
-        reject_key: Box::new(|key| responses.reject_key(key)),
-        requests: Box::new(|| responses.requests()),
-        violations: Box::new(|| responses.violations()),
+        fake: &responses,
     };
     five_analyses(&app, provider, json!({"openai_api_key": KEY})).await;
     // Call transcripts are not kept by OpenAI, and the closed schema is sent strict.
@@ -710,10 +706,7 @@ async fn chat_completions_answers_fail_and_recover_as_the_other_providers_do() {
     let provider = ProviderUnderTest {
         name: "chat_completions",
         key: KEY,
-        push: Box::new(|scripted| chat.push(scripted)),
-        reject_key: Box::new(|key| chat.reject_key(key)),
-        requests: Box::new(|| chat.requests()),
-        violations: Box::new(|| chat.violations()),
+        fake: &chat,
     };
     let credentials = json!({
         "chat_completions_base_url": chat.base_url(),
@@ -801,20 +794,7 @@ async fn a_server_killed_mid_analysis_leaves_it_to_the_next_which_stores_it_once
     )
     .await;
     let (tenant, assistant_id) = tenant_with_assistant(&first, json!({"enabled": true})).await;
-    let created = expect_status(
-        first
-            .post_as(
-                "/api/webhook-endpoints",
-                &tenant.api_key,
-                &json!({"url": receiver.url("/events"), "event_types": ["call.analyzed"]}),
-            )
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    receiver
-        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
-        .unwrap();
+    subscribe_to_analyses(&first, &tenant, &receiver).await;
     let call_id = ended_call(&first, &tenant, &assistant_id, &["Where is my order?"]).await;
     let started = poll_until(
         Duration::from_secs(15),

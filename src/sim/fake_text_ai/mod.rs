@@ -67,13 +67,13 @@ pub const ECHO_CHARS: usize = 500;
 /// A running fake of the Anthropic Messages API on `127.0.0.1` (random port). Dropping it
 /// stops the server.
 pub struct FakeAnthropic {
-    fake: Fake,
+    fake: TextFake,
 }
 
 /// A running fake of OpenAI's Responses and Chat Completions APIs on `127.0.0.1` (random
 /// port). Dropping it stops the server.
 pub struct FakeOpenAiText {
-    fake: Fake,
+    fake: TextFake,
 }
 
 /// One scripted answer: the next valid, authenticated request gets it instead of the
@@ -138,12 +138,28 @@ impl TextRequestRecord {
     }
 }
 
+impl std::ops::Deref for FakeAnthropic {
+    type Target = TextFake;
+
+    fn deref(&self) -> &TextFake {
+        &self.fake
+    }
+}
+
+impl std::ops::Deref for FakeOpenAiText {
+    type Target = TextFake;
+
+    fn deref(&self) -> &TextFake {
+        &self.fake
+    }
+}
+
 impl FakeAnthropic {
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime. The port is known
     /// when this returns, so callers never wait for readiness.
     pub async fn start() -> io::Result<FakeAnthropic> {
         Ok(FakeAnthropic {
-            fake: Fake::start(Provider::Anthropic)?,
+            fake: TextFake::start(Provider::Anthropic)?,
         })
     }
 
@@ -151,26 +167,6 @@ impl FakeAnthropic {
     /// `/v1/messages`.
     pub fn base_url(&self) -> String {
         self.fake.server.base_url()
-    }
-
-    /// Queues a scripted answer for the next valid, authenticated request.
-    pub fn push(&self, scripted: Scripted) {
-        self.fake.push(scripted);
-    }
-
-    /// From now on, requests with this `x-api-key` get 401 `authentication_error`.
-    pub fn reject_key(&self, key: &str) {
-        self.fake.reject_key(key);
-    }
-
-    /// Every request received so far, in arrival order.
-    pub fn requests(&self) -> Vec<TextRequestRecord> {
-        self.fake.requests()
-    }
-
-    /// Every problem of every request so far, in order, as `METHOD path: problem`.
-    pub fn violations(&self) -> Vec<String> {
-        self.fake.violations()
     }
 
     /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
@@ -184,7 +180,7 @@ impl FakeOpenAiText {
     /// when this returns, so callers never wait for readiness.
     pub async fn start() -> io::Result<FakeOpenAiText> {
         Ok(FakeOpenAiText {
-            fake: Fake::start(Provider::OpenAi)?,
+            fake: TextFake::start(Provider::OpenAi)?,
         })
     }
 
@@ -194,34 +190,15 @@ impl FakeOpenAiText {
         format!("{}/v1", self.fake.server.base_url())
     }
 
-    /// Queues a scripted answer for the next valid, authenticated request (to either API).
-    pub fn push(&self, scripted: Scripted) {
-        self.fake.push(scripted);
-    }
-
-    /// From now on, requests with `Authorization: Bearer <key>` get 401 `invalid_api_key`.
-    pub fn reject_key(&self, key: &str) {
-        self.fake.reject_key(key);
-    }
-
-    /// Every request received so far, in arrival order.
-    pub fn requests(&self) -> Vec<TextRequestRecord> {
-        self.fake.requests()
-    }
-
-    /// Every problem of every request so far, in order, as `METHOD path: problem`.
-    pub fn violations(&self) -> Vec<String> {
-        self.fake.violations()
-    }
-
     /// Stops the server (in-flight requests are dropped) and waits until it has stopped.
     pub async fn stop(self) {
         self.fake.server.stop().await;
     }
 }
 
-/// What both fakes are made of: the server and the state its handler shares with the test.
-struct Fake {
+/// What both fakes are made of: the server and the state its handler shares with the test,
+/// with the controls both have (each fake dereferences to it, so a test can drive either).
+pub struct TextFake {
     server: LoopbackServer,
     state: Arc<Mutex<State>>,
 }
@@ -244,30 +221,35 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Fake {
-    fn start(provider: Provider) -> io::Result<Fake> {
+impl TextFake {
+    fn start(provider: Provider) -> io::Result<TextFake> {
         let state = Arc::new(Mutex::new(State::default()));
         let data = web::Data::from(Arc::clone(&state));
         let server = match provider {
             Provider::Anthropic => LoopbackServer::start(data, handle_anthropic)?,
             Provider::OpenAi => LoopbackServer::start(data, handle_openai)?,
         };
-        Ok(Fake { server, state })
+        Ok(TextFake { server, state })
     }
 
-    fn push(&self, scripted: Scripted) {
+    /// Queues a scripted answer for the next valid, authenticated request.
+    pub fn push(&self, scripted: Scripted) {
         lock(&self.state).script.push_back(scripted);
     }
 
-    fn reject_key(&self, key: &str) {
+    /// From now on, requests with this key get 401 (Anthropic's `authentication_error`,
+    /// OpenAI's `invalid_api_key`).
+    pub fn reject_key(&self, key: &str) {
         lock(&self.state).rejected_keys.insert(key.to_owned());
     }
 
-    fn requests(&self) -> Vec<TextRequestRecord> {
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<TextRequestRecord> {
         lock(&self.state).requests.clone()
     }
 
-    fn violations(&self) -> Vec<String> {
+    /// Every problem of every request so far, in order, as `METHOD path: problem`.
+    pub fn violations(&self) -> Vec<String> {
         lock(&self.state)
             .requests
             .iter()
