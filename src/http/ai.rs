@@ -182,7 +182,8 @@ pub(crate) struct ProviderStatusView {
     pub key_source: Option<&'static str>,
     /// The model used when none is named.
     pub model: Option<String>,
-    /// Where requests go.
+    /// The tenant's own Chat Completions server, when requests go there; `null` for the
+    /// operator's endpoints (which may be internal proxies, not the tenant's to see).
     pub base_url: Option<String>,
     /// What is missing, when not configured.
     pub problem: Option<String>,
@@ -241,7 +242,9 @@ fn provider_views(state: &AppState, user: &UserRecord) -> Vec<ProviderStatusView
                     configured: true,
                     key_source: Some(resolved.key_source.as_str()),
                     model: Some(resolved.model),
-                    base_url: Some(resolved.endpoint.base_url.to_string()),
+                    base_url: resolved
+                        .tenant_url
+                        .then(|| resolved.endpoint.base_url.to_string()),
                     problem: None,
                     last_call,
                 },

@@ -1,0 +1,24 @@
+//! ElevenLabs Conversational AI (Agents) over its WebSocket, the second realtime voice AI
+//! voxbridge speaks (`../shared/docs/elevenlabs-convai-protocol.md`): typed events both ways,
+//! the agent's audio formats, the stale-audio filter that barge-in needs, and the connection
+//! (a public agent by id, a private one through a signed URL fetched with the tenant's
+//! `xi-api-key`).
+//!
+//! Everything here is pure or a single connect; the session loop that uses it belongs to the
+//! bridge.
+//!
+//! Layout:
+//! - [`format`]: the agent's audio formats and the ones that spare FreJun's audio resampling.
+//! - [`events`]: server events parsed from text frames, client messages built as text frames.
+//! - [`interruption`]: which `audio` events still play after an `interruption`.
+//! - [`client`]: the signed URL and the WebSocket connect, with stable error codes.
+
+pub mod client;
+pub mod events;
+pub mod format;
+pub mod interruption;
+
+pub use client::{ConnectError, ConvaiClient, ConvaiSocket};
+pub use events::{ClientMessage, Initiation, ServerEvent};
+pub use format::AudioFormat;
+pub use interruption::StaleAudioFilter;
