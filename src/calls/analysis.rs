@@ -1,7 +1,8 @@
 //! Post-call analysis, on every instance:
 //! - **queued** when the relay hands over a call's `call.ended` (so after
 //!   `webhooks.ended_settle_ms`, with the bridge's last transcript writes in), if the call's
-//!   assistant has analysis enabled; the relay empties the outbox only after, so a crash in
+//!   assistant has analysis enabled and the call reached it (busy, unanswered and refused
+//!   calls are not analysed); the relay empties the outbox only after, so a crash in
 //!   between queues it on the next round (queuing is idempotent);
 //! - **run** by a worker that claims due jobs with a lease (`analysis.lease_secs`): a lost
 //!   instance's job is taken over when its lease runs out, and only the run holding the lease
@@ -26,6 +27,7 @@ use crate::domain::analysis::{
     AnalysisError, AnalysisSpec, AnalysisStatus, CallAnalysis, answer_schema, read_answer,
     system_prompt, user_prompt, user_turns,
 };
+use crate::domain::call::status::{MEDIA_STARTED, bridge_reported};
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::pricing::text_cost_usd;
 use crate::domain::text_ai::{ChatMessage, ChatRole, Finish};
@@ -102,7 +104,14 @@ impl CallService {
         call: &CallLogRecord,
         now: DateTime,
     ) -> Result<(), StorageError> {
-        if call.analysis.is_some() || self.analysis_spec(call).await?.is_none() {
+        // A call that never reached the assistant (busy, no answer, refused at the flow) has
+        // nothing to analyse: it gets no analysis, and no `call.analyzed`.
+        let reached_assistant =
+            !call.transcript.is_empty() || bridge_reported(&call.status_history, MEDIA_STARTED);
+        if call.analysis.is_some()
+            || !reached_assistant
+            || self.analysis_spec(call).await?.is_none()
+        {
             return Ok(());
         }
         if self

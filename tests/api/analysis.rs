@@ -136,6 +136,23 @@ async fn ended_call(
     call.id.to_string()
 }
 
+/// Waits until the relay has handed the call's events over (its outbox is empty).
+async fn handed_over(app: &TestApp, call_id: &str) {
+    let left = poll_until(
+        Duration::from_secs(10),
+        || async {
+            app.raw_document("call_logs", call_id)
+                .await
+                .get_array("outbox")
+                .map(|outbox| outbox.len())
+                .unwrap_or(0)
+        },
+        |left| *left == 0,
+    )
+    .await;
+    assert_eq!(left, 0, "the relay handed call {call_id}'s events over");
+}
+
 async fn call_json(app: &TestApp, tenant: &TestTenant, call_id: &str) -> Value {
     expect_status(
         app.get_as(&format!("/api/calls/{call_id}"), &tenant.api_key)
@@ -392,8 +409,8 @@ async fn a_timeout_and_a_refused_key_fail_the_analysis_saying_so() {
 }
 
 #[tokio::test]
-async fn calls_with_too_few_caller_turns_are_skipped_and_assistants_without_analysis_queue_nothing()
-{
+async fn calls_with_too_few_caller_turns_are_skipped_and_calls_without_analysis_or_an_answer_queue_nothing()
+ {
     let fake = FakeAnthropic::start().await.unwrap();
     let app = TestApp::spawn_with(|settings| quick(settings, &fake)).await;
     let (tenant, assistant_id) =
@@ -408,19 +425,27 @@ async fn calls_with_too_few_caller_turns_are_skipped_and_assistants_without_anal
         .await;
     let unanalysed = ended_call(&app, &tenant, plain["id"].as_str().unwrap(), &["Hi", "Bye"]).await;
     // Once the relay has handed call.ended over, the outbox is empty and nothing was queued.
-    poll_until(
-        Duration::from_secs(10),
-        || async {
-            app.raw_document("call_logs", &unanalysed)
-                .await
-                .get_array("outbox")
-                .map(|outbox| outbox.len())
-                .unwrap_or(0)
-        },
-        |left| *left == 0,
-    )
-    .await;
+    handed_over(&app, &unanalysed).await;
     assert!(call_json(&app, &tenant, &unanalysed).await["analysis"].is_null());
+
+    // A call that never reached the assistant (no answer: no stream, no transcript) is not
+    // analysed either, even with analysis enabled.
+    let mut unanswered = call_record(
+        tenant.object_id(),
+        bson::DateTime::now(),
+        CallStatus::NoAnswer,
+    );
+    unanswered.assistant_id = Some(oid(&assistant_id));
+    unanswered.outbox.push(OutboxEvent {
+        id: new_event_id(),
+        kind: EventType::CallEnded,
+        at: bson::DateTime::now(),
+        data: json!({}),
+    });
+    app.insert_call(&unanswered).await;
+    let unanswered_id = unanswered.id.to_string();
+    handed_over(&app, &unanswered_id).await;
+    assert!(call_json(&app, &tenant, &unanswered_id).await["analysis"].is_null());
     assert!(fake.requests().is_empty());
 }
 
