@@ -7,6 +7,9 @@
 //!   flow fetch and the lifecycle webhooks.
 //! - [`fake_openai`]: a fake OpenAI Realtime server (GA WebSocket protocol) with server-VAD
 //!   emulation, scripted/echo modes, injected failures and GA shape checks of client events.
+//! - [`fake_elevenlabs`]: a fake ElevenLabs Conversational AI (Agents) API: the signed-URL
+//!   endpoint and the conversation WebSocket, with echo/scripted agents, pings, a scripted
+//!   barge-in, client tool calls, injected failures and shape checks of client messages.
 //! - [`fake_tool_server`]: a fake tenant HTTP tool endpoint that checks signatures and shapes.
 //! - [`fake_webhook_receiver`]: a fake tenant webhook receiver that verifies signatures (any of
 //!   several secrets), checks event shapes and answers from a per-path script of replies.
@@ -29,6 +32,7 @@
 
 pub(crate) mod api_client;
 pub mod caller;
+pub mod fake_elevenlabs;
 pub mod fake_openai;
 pub mod fake_teler;
 pub mod fake_text_ai;

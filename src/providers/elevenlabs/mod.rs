@@ -22,3 +22,6 @@ pub use client::{ConnectError, ConvaiClient, ConvaiSocket};
 pub use events::{ClientMessage, Initiation, ServerEvent};
 pub use format::AudioFormat;
 pub use interruption::StaleAudioFilter;
+
+#[cfg(test)]
+mod tests;
