@@ -61,6 +61,8 @@ pub struct CallService {
     /// For the text providers the operator configured (tenants' own base URLs go through
     /// the SSRF-safe `shared.outbound` client instead).
     pub text_http: reqwest::Client,
+    /// Conversation requests under way, per tenant (`text_ai.max_concurrent_per_tenant`).
+    pub(crate) text_gate: text_ai::TenantGate,
 }
 
 impl CallService {
@@ -75,6 +77,7 @@ impl CallService {
                 .user_agent(concat!("voxbridge/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("a client without TLS customisation builds"),
+            text_gate: text_ai::TenantGate::default(),
             shared,
         }
     }

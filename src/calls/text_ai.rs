@@ -6,17 +6,73 @@
 //! SSRF-safe client, after the same URL check as tools and webhooks; the operator's URLs are
 //! trusted. A tenant's OpenAI key never goes to any base URL but the operator's OpenAI one.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bson::DateTime;
 use url::Url;
 
 use super::CallService;
+use crate::domain::ids::TenantId;
 use crate::domain::secret::SecretString;
 use crate::domain::text_ai::{ChatMessage, ChatRole, TextProvider, TextReply};
 use crate::providers::text::{self, Endpoint, RetryPolicy, TextError, TextErrorCode, TextRequest};
 use crate::storage::StorageError;
 use crate::storage::users::{Credential, ProviderCallRecord, UserRecord};
+
+/// How many text requests each tenant has under way on this instance, so that one tenant
+/// cannot hold an unbounded number of slow provider requests open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TenantGate {
+    running: Arc<Mutex<HashMap<TenantId, usize>>>,
+}
+
+/// One request's place in the gate, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct GatePass {
+    gate: TenantGate,
+    tenant: TenantId,
+}
+
+impl TenantGate {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, usize>> {
+        // A panic while counting leaves the counts usable.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for one more of `tenant`'s requests, if it has fewer than `limit` under way.
+    pub(crate) fn enter(&self, tenant: TenantId, limit: usize) -> Option<GatePass> {
+        let mut running = self.lock();
+        let count = running.entry(tenant).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(GatePass {
+            gate: self.clone(),
+            tenant,
+        })
+    }
+
+    /// Requests `tenant` has under way.
+    #[cfg(test)]
+    fn running(&self, tenant: TenantId) -> usize {
+        self.lock().get(&tenant).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for GatePass {
+    fn drop(&mut self) {
+        let mut running = self.gate.lock();
+        if let Some(count) = running.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.tenant);
+            }
+        }
+    }
+}
 
 /// Whose key a provider uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,5 +408,29 @@ impl CallService {
             results.push(CheckResult { provider, outcome });
         }
         Ok(Some(results))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_counts_each_tenant_apart_and_frees_places_when_requests_end() {
+        let gate = TenantGate::default();
+        let (one, two) = (TenantId::new(), TenantId::new());
+        let first = gate.enter(one, 2).unwrap();
+        let second = gate.enter(one, 2).unwrap();
+        assert!(gate.enter(one, 2).is_none(), "the third waits for nobody");
+        assert!(
+            gate.enter(two, 2).is_some(),
+            "another tenant is not affected"
+        );
+        drop(first);
+        assert_eq!(gate.running(one), 1);
+        let third = gate.enter(one, 2).unwrap();
+        drop((second, third));
+        assert_eq!(gate.running(one), 0);
+        assert!(gate.lock().is_empty(), "idle tenants leave no entry");
     }
 }

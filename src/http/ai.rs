@@ -69,6 +69,7 @@ pub(crate) struct ConversationReply {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = InvalidBody),
+        (status = 429, description = "More than `text_ai.max_concurrent_per_tenant` requests of the tenant are waiting on a provider (`rate_limited`), or the key's rate limit", body = ErrorEnvelope),
         (status = 502, description = "The provider refused the key (`ai_provider_auth_failed`) or the request (`ai_provider_rejected`)", body = ErrorEnvelope),
         (status = 503, description = "The provider kept failing (`ai_provider_unavailable`), or the database is unavailable (`database_unavailable`)", body = ErrorEnvelope),
         (status = 504, description = "The provider did not answer in time (`ai_provider_timeout`)", body = ErrorEnvelope),
@@ -82,8 +83,18 @@ async fn conversation(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
     body.validate()?;
-    let instructions = instructions_for(&state, &tenant, &body).await?;
     let calls = &state.calls;
+    let limit = state.shared.settings.text_ai.max_concurrent_per_tenant;
+    let Some(_pass) = calls.text_gate.enter(tenant.id(), limit) else {
+        return Err(ApiError::rate_limited(
+            format!(
+                "at most {limit} conversation requests may wait on a provider at once; retry \
+                 when one has answered"
+            ),
+            Duration::from_secs(1),
+        ));
+    };
+    let instructions = instructions_for(&state, &tenant, &body).await?;
     let resolved =
         calls.resolve_text_provider(&tenant.user, body.provider, body.model.as_deref())?;
     let request = TextRequest {

@@ -560,6 +560,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             1..=86_400,
         ),
         (
+            "text_ai.max_concurrent_per_tenant",
+            settings.text_ai.max_concurrent_per_tenant as u64,
+            1..=1_000,
+        ),
+        (
             "analysis.poll_interval_ms",
             settings.analysis.poll_interval_ms,
             50..=60_000,

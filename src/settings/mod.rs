@@ -611,6 +611,9 @@ pub struct TextAiSettings {
     pub max_retry_wait_ms: u64,
     /// How often a tenant may ask `GET /api/ai/status?check=true` to probe its providers.
     pub check_interval_secs: u64,
+    /// Conversation requests one tenant may have waiting on a provider at once, per instance;
+    /// more are refused (429) rather than held open.
+    pub max_concurrent_per_tenant: usize,
 }
 
 impl Default for TextAiSettings {
@@ -630,6 +633,7 @@ impl Default for TextAiSettings {
             max_attempts: 3,
             max_retry_wait_ms: 20_000,
             check_interval_secs: 60,
+            max_concurrent_per_tenant: 10,
         }
     }
 }

@@ -236,6 +236,8 @@ pub(crate) struct AnalysisStats {
     pub success_rate: Option<f64>,
     /// Analyses that failed (the provider, or an answer that did not fit the schema).
     pub failed_analyses: u64,
+    /// What the analyses cost, estimated (apart from the calls' own `cost_usd`).
+    pub total_cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -515,6 +517,7 @@ impl CallLogs {
                         "done": { "$sum": { "$cond": [{ "$eq": ["$analysis.status", AnalysisStatus::Done.as_str()] }, 1, 0] } },
                         "succeeded": { "$sum": { "$cond": [{ "$eq": ["$analysis.success", true] }, 1, 0] } },
                         "failed": { "$sum": { "$cond": [{ "$eq": ["$analysis.status", AnalysisStatus::Failed.as_str()] }, 1, 0] } },
+                        "cost": { "$sum": { "$ifNull": ["$analysis.cost_usd", 0] } },
                     } },
                 ],
             } },
@@ -577,6 +580,7 @@ impl CallLogs {
                 successful_calls: succeeded,
                 success_rate: (analyzed > 0).then(|| succeeded as f64 / analyzed as f64),
                 failed_analyses: number(analysis, "failed") as u64,
+                total_cost_usd: number(analysis, "cost"),
             };
         }
         Ok(stats)

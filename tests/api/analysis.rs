@@ -585,10 +585,24 @@ async fn lists_filter_on_the_verdict_and_stats_count_the_success_rate() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(
-        stats["data"]["analysis"],
-        json!({"analyzed_calls": 2, "successful_calls": 1, "success_rate": 0.5, "failed_analyses": 1})
+    let analysis = &stats["data"]["analysis"];
+    assert_eq!(analysis["analyzed_calls"], 2);
+    assert_eq!(analysis["successful_calls"], 1);
+    assert_eq!(analysis["success_rate"], 0.5);
+    assert_eq!(analysis["failed_analyses"], 1);
+    // The analyses' own cost (the not-JSON answer was paid for too), apart from the calls'.
+    let mut paid = 0.0;
+    for id in &ids {
+        paid += call_json(&app, &tenant, id).await["analysis"]["cost_usd"]
+            .as_f64()
+            .unwrap();
+    }
+    let total = analysis["total_cost_usd"].as_f64().unwrap();
+    assert!(
+        paid > 0.0 && (total - paid).abs() < 1e-9,
+        "{total} vs {paid}"
     );
+    assert_eq!(stats["data"]["total_cost_usd"], 0.0);
 }
 
 /// One text provider under test, through its fake.

@@ -22,6 +22,7 @@ use voxbridge::sim::fake_text_ai::{FakeAnthropic, FakeOpenAiText, Scripted, Text
 
 use crate::helpers::{
     TestApp, TestTenant, call_record, error_message, expect_error, expect_status, json_body, oid,
+    poll_until,
 };
 
 /// The tenants' keys: none of them may ever appear in an answer.
@@ -572,6 +573,51 @@ async fn a_conversation_the_assistant_opened_reaches_anthropic_with_a_user_turn_
         "{:?}",
         rig.anthropic.violations()
     );
+}
+
+#[tokio::test]
+async fn a_tenant_with_too_many_requests_waiting_is_refused_and_others_are_not() {
+    let rig = rig_with(|settings| settings.text_ai.max_concurrent_per_tenant = 2).await;
+    let busy = tenant_with_keys(&rig.app, "Busy").await;
+    let other = tenant_with_keys(&rig.app, "Calm").await;
+    for _ in 0..2 {
+        rig.anthropic
+            .push(Scripted::Delay(Duration::from_millis(1_500)));
+    }
+    let body = json!({"current_input": "Hi"});
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let request = rig
+                .app
+                .request(Method::POST, "/api/ai/conversation")
+                .bearer_auth(&busy.api_key)
+                .json(&body);
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let sent = poll_until(
+        Duration::from_secs(10),
+        || async { rig.anthropic.requests().len() },
+        |sent| *sent == 2,
+    )
+    .await;
+    assert_eq!(sent, 2, "both requests reached the provider");
+
+    let refused = converse(&rig.app, &busy, &body).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    replied(&rig.app, &other, &body).await;
+    for request in waiting {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    // Their places are free again.
+    replied(&rig.app, &busy, &body).await;
+    assert_eq!(
+        rig.anthropic.requests().len(),
+        4,
+        "the refused one was never sent"
+    );
+    rig.assert_no_violations();
 }
 
 #[tokio::test]

@@ -52,6 +52,9 @@ pub struct AnalysisStatsView {
     pub success_rate: Option<f64>,
     /// Analyses that failed (the provider, or an answer that did not fit the schema).
     pub failed_analyses: u64,
+    /// What the analyses cost, estimated from list prices; not part of `total_cost_usd`,
+    /// which is the calls' own.
+    pub total_cost_usd: f64,
 }
 
 impl StatsView {
@@ -78,6 +81,7 @@ impl StatsView {
                 successful_calls: stats.analysis.successful_calls,
                 success_rate: stats.analysis.success_rate,
                 failed_analyses: stats.analysis.failed_analyses,
+                total_cost_usd: stats.analysis.total_cost_usd,
             },
         }
     }

@@ -8,7 +8,7 @@
 //! bridge.
 //!
 //! Layout:
-//! - [`format`]: the agent's audio formats and the ones that spare FreJun's audio resampling.
+//! - [`mod@format`]: the agent's audio formats and the ones that spare FreJun's audio resampling.
 //! - [`events`]: server events parsed from text frames, client messages built as text frames.
 //! - [`interruption`]: which `audio` events still play after an `interruption`.
 //! - [`client`]: the signed URL and the WebSocket connect, with stable error codes.

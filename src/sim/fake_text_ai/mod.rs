@@ -7,7 +7,7 @@
 //! problem is recorded as a sentence naming the field (`messages[2].role must be "user" or
 //! "assistant", got "system"`) and the request is refused 400 with the provider's own error
 //! body, whose message lists the problems. Every request is recorded before it is answered,
-//! refused ones included ([`FakeAnthropic::requests`]), and [`FakeAnthropic::violations`] lists
+//! refused ones included ([`TextFake::requests`]), and [`TextFake::violations`] lists
 //! every problem seen.
 //!
 //! Checks run in a real server's order, and the first that fails answers:
@@ -16,9 +16,9 @@
 //!    method;
 //! 2. size: 413 for a body over [`BODY_LIMIT`] (the proxy in front refuses it before the API
 //!    sees who is asking);
-//! 3. the key: 401 when it is missing, malformed or rejected ([`FakeAnthropic::reject_key`]);
+//! 3. the key: 401 when it is missing, malformed or rejected ([`TextFake::reject_key`]);
 //! 4. the request's shape: 400;
-//! 5. the answer: the next scripted one ([`Scripted`], [`FakeAnthropic::push`]), or an
+//! 5. the answer: the next scripted one ([`Scripted`], [`TextFake::push`]), or an
 //!    automatic one when the script is empty. Only a request that passed every check uses up
 //!    a scripted answer.
 //!
