@@ -16,6 +16,8 @@
 //! - [`fake_text_ai`]: fakes of the text-LLM HTTP APIs (Anthropic Messages, OpenAI Responses and
 //!   Chat Completions) that check requests against the real shapes and answer from a script or
 //!   automatically (structured output built from the requested JSON schema).
+//! - `session_registry`: the session records of the realtime fakes (OpenAI, ElevenLabs):
+//!   registered, counted live, copied out, waited on.
 //! - `loopback_server`: the HTTP server under the fakes of tenants' endpoints (127.0.0.1,
 //!   one handler for everything, stopped on drop).
 //! - [`caller`]: a simulated FreJun caller, the client side of the media-stream WebSocket (for
@@ -43,5 +45,6 @@ pub(crate) mod frejun_requests;
 pub(crate) mod loopback_server;
 pub(crate) mod phone_call;
 pub(crate) mod provision;
+pub(crate) mod session_registry;
 pub(crate) mod voices;
 pub mod wav;

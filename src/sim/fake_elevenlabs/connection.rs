@@ -150,7 +150,7 @@ async fn run(
     mut session: actix_ws::Session,
     mut stream: AggregatedMessageStream,
     shutdown: CancellationToken,
-    _live: LiveGuard,
+    _live: LiveGuard<SessionRecord>,
 ) {
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);

@@ -71,7 +71,6 @@ mod tests;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -81,9 +80,10 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use super::session_registry::{LiveGuard, SessionRegistry};
 
 pub use agent::{AgentConfig, CUSTOM_LLM_EXTRA_BODY, OVERRIDE_FIELDS, STARTING_WORKFLOW_NODE};
 pub use audio::{AudioFormat, PCM_RATES_HZ};
@@ -125,12 +125,7 @@ struct Shared {
     signed_url_ttl: Mutex<Duration>,
     signed_url_requests: Mutex<Vec<SignedUrlRequest>>,
     upgrades: Mutex<Vec<UpgradeRecord>>,
-    sessions: Mutex<Vec<Arc<Mutex<SessionRecord>>>>,
-    live: AtomicUsize,
-    /// Tasks inside [`FakeElevenLabs::wait_until`]; changes notify only when there are some, so
-    /// a load test pays nothing for the notification.
-    waiters: AtomicUsize,
-    changes: Notify,
+    sessions: Arc<SessionRegistry<SessionRecord>>,
     shutdown: CancellationToken,
 }
 
@@ -163,45 +158,16 @@ impl Shared {
 
     /// Wakes [`FakeElevenLabs::wait_until`] callers after a record changed.
     fn changed(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.changes.notify_waiters();
-        }
+        self.sessions.changed();
     }
 
     /// Adds a conversation's record; the guard counts it as live until dropped.
-    fn register(self: &Arc<Self>, record: Arc<Mutex<SessionRecord>>) -> LiveGuard {
-        lock(&self.sessions).push(record);
-        self.live.fetch_add(1, Ordering::SeqCst);
-        self.changed();
-        LiveGuard {
-            shared: Arc::clone(self),
-        }
+    fn register(&self, record: Arc<Mutex<SessionRecord>>) -> LiveGuard<SessionRecord> {
+        self.sessions.register(record)
     }
 
     fn snapshot(&self) -> Vec<SessionRecord> {
-        let sessions: Vec<_> = lock(&self.sessions).iter().map(Arc::clone).collect();
-        sessions.iter().map(|record| lock(record).clone()).collect()
-    }
-}
-
-/// Counts one conversation as live while its task runs.
-struct LiveGuard {
-    shared: Arc<Shared>,
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.shared.live.fetch_sub(1, Ordering::SeqCst);
-        self.shared.changed();
-    }
-}
-
-/// Decrements the waiter count when a wait ends, however it ends.
-struct WaiterGuard<'a>(&'a Shared);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.sessions.snapshot()
     }
 }
 
@@ -235,10 +201,7 @@ impl FakeElevenLabs {
             signed_url_ttl: Mutex::new(SIGNED_URL_TTL),
             signed_url_requests: Mutex::new(Vec::new()),
             upgrades: Mutex::new(Vec::new()),
-            sessions: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(0),
-            waiters: AtomicUsize::new(0),
-            changes: Notify::new(),
+            sessions: SessionRegistry::new(),
             shutdown: CancellationToken::new(),
         });
         let data = web::Data::from(Arc::clone(&shared));
@@ -312,9 +275,8 @@ impl FakeElevenLabs {
 
     /// Every conversation's violations, each as `conversation <id>: <problem>`.
     pub fn violations(&self) -> Vec<String> {
-        let sessions: Vec<_> = lock(&self.shared.sessions).iter().map(Arc::clone).collect();
         let mut all = Vec::new();
-        for record in sessions {
+        for record in self.shared.sessions.records() {
             let record = lock(&record);
             all.extend(
                 record
@@ -338,7 +300,7 @@ impl FakeElevenLabs {
 
     /// Conversations whose socket task is still running.
     pub fn live_conversations(&self) -> usize {
-        self.shared.live.load(Ordering::SeqCst)
+        self.shared.sessions.live()
     }
 
     /// Waits until `pred` holds for the conversation records (evaluated on every change, at
@@ -349,24 +311,10 @@ impl FakeElevenLabs {
         pred: impl Fn(&[SessionRecord]) -> bool,
     ) -> bool {
         let shared = &self.shared;
-        let deadline = tokio::time::Instant::now() + timeout;
-        shared.waiters.fetch_add(1, Ordering::SeqCst);
-        let _guard = WaiterGuard(shared);
-        loop {
-            let notified = shared.changes.notified();
-            tokio::pin!(notified);
-            // Registered before checking, so a change between the check and the wait is
-            // not missed.
-            notified.as_mut().enable();
-            if pred(&shared.snapshot()) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return pred(&shared.snapshot());
-            }
-            // Coalesce bursts of changes (a load test makes thousands per second).
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        shared
+            .sessions
+            .wait_for(timeout, || pred(&shared.snapshot()))
+            .await
     }
 
     /// Closes every open conversation with 1001 `server shutting down` (waiting up to a

@@ -46,13 +46,13 @@ mod tests;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use super::session_registry::{LiveGuard, SessionRegistry};
 use url::Url;
 
 pub use behaviour::{
@@ -88,13 +88,8 @@ impl Drop for Handle {
 /// State shared by the accept loop, the session tasks and the handles.
 pub(crate) struct Shared {
     behaviour: Mutex<Arc<Behaviour>>,
-    sessions: Mutex<Vec<Arc<Mutex<SessionRecord>>>>,
+    sessions: Arc<SessionRegistry<SessionRecord>>,
     rejected: Mutex<Vec<RejectedHandshake>>,
-    live: AtomicUsize,
-    /// Tasks inside [`FakeOpenAi::wait_until`]; changes notify only when there are some, so
-    /// a load test pays nothing for the notification.
-    waiters: AtomicUsize,
-    changes: Notify,
     shutdown: CancellationToken,
 }
 
@@ -111,19 +106,12 @@ impl Shared {
 
     /// Wakes [`FakeOpenAi::wait_until`] callers after a record changed.
     fn changed(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.changes.notify_waiters();
-        }
+        self.sessions.changed();
     }
 
     /// Adds a session record; the returned guard counts the session as live until dropped.
-    fn register(self: &Arc<Self>, record: Arc<Mutex<SessionRecord>>) -> LiveGuard {
-        lock(&self.sessions).push(record);
-        self.live.fetch_add(1, Ordering::SeqCst);
-        self.changed();
-        LiveGuard {
-            shared: Arc::clone(self),
-        }
+    fn register(&self, record: Arc<Mutex<SessionRecord>>) -> LiveGuard<SessionRecord> {
+        self.sessions.register(record)
     }
 
     fn record_rejection(&self, rejected: RejectedHandshake) {
@@ -132,29 +120,7 @@ impl Shared {
     }
 
     fn snapshot(&self) -> Vec<SessionRecord> {
-        let sessions: Vec<_> = lock(&self.sessions).iter().map(Arc::clone).collect();
-        sessions.iter().map(|record| lock(record).clone()).collect()
-    }
-}
-
-/// Counts one session as live while it exists.
-struct LiveGuard {
-    shared: Arc<Shared>,
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.shared.live.fetch_sub(1, Ordering::SeqCst);
-        self.shared.changed();
-    }
-}
-
-/// Decrements the waiter count when a wait ends, however it ends.
-struct WaiterGuard<'a>(&'a Shared);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.sessions.snapshot()
     }
 }
 
@@ -175,11 +141,8 @@ impl FakeOpenAi {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Arc::new(behaviour)),
-            sessions: Mutex::new(Vec::new()),
+            sessions: SessionRegistry::new(),
             rejected: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(0),
-            waiters: AtomicUsize::new(0),
-            changes: Notify::new(),
             shutdown: CancellationToken::new(),
         });
         tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -207,12 +170,8 @@ impl FakeOpenAi {
     /// Every session's violations (its shape violations, then its `tool_violations`), each
     /// prefixed with its session id.
     pub fn violations(&self) -> Vec<String> {
-        let sessions: Vec<_> = lock(&self.inner.shared.sessions)
-            .iter()
-            .map(Arc::clone)
-            .collect();
         let mut all = Vec::new();
-        for record in sessions {
+        for record in self.inner.shared.sessions.records() {
             let record = lock(&record);
             all.extend(
                 record
@@ -234,7 +193,10 @@ impl FakeOpenAi {
     /// Waits until at least `n` sessions have opened; `false` on timeout.
     #[cfg(test)]
     pub(crate) async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
-        self.wait_for(timeout, || lock(&self.inner.shared.sessions).len() >= n)
+        self.inner
+            .shared
+            .sessions
+            .wait_for(timeout, || self.inner.shared.sessions.len() >= n)
             .await
     }
 
@@ -245,36 +207,17 @@ impl FakeOpenAi {
         timeout: Duration,
         pred: impl Fn(&[SessionRecord]) -> bool,
     ) -> bool {
-        self.wait_for(timeout, || pred(&self.inner.shared.snapshot()))
-            .await
-    }
-
-    async fn wait_for(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         let shared = &self.inner.shared;
-        let deadline = tokio::time::Instant::now() + timeout;
-        shared.waiters.fetch_add(1, Ordering::SeqCst);
-        let _guard = WaiterGuard(shared);
-        loop {
-            let notified = shared.changes.notified();
-            tokio::pin!(notified);
-            // Registered before checking, so a change between the check and the wait is
-            // not missed.
-            notified.as_mut().enable();
-            if check() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return check();
-            }
-            // Coalesce bursts of changes (a load test makes thousands per second).
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        shared
+            .sessions
+            .wait_for(timeout, || pred(&shared.snapshot()))
+            .await
     }
 
     #[cfg(test)]
     /// Sessions whose task is still running.
     pub(crate) fn live_sessions(&self) -> usize {
-        self.inner.shared.live.load(Ordering::SeqCst)
+        self.inner.shared.sessions.live()
     }
 
     /// Stops accepting and closes every session with 1001 (stalled ones are dropped).
