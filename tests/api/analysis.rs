@@ -458,16 +458,7 @@ async fn analyze_runs_it_again_and_refuses_what_it_cannot() {
     let first = finished_analysis(&app, &tenant, &call_id).await;
     assert_eq!(first["status"], "done");
 
-    let queued = expect_status(
-        app.post_as(
-            &format!("/api/calls/{call_id}/analyze"),
-            &tenant.api_key,
-            &json!({}),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    let queued = expect_status(analyze(&app, &tenant, &call_id).await, StatusCode::ACCEPTED).await;
     assert_eq!(queued["data"]["analysis"]["status"], "pending");
     let again = finished_analysis(&app, &tenant, &call_id).await;
     assert_eq!(again["status"], "done");
@@ -482,17 +473,6 @@ async fn analyze_runs_it_again_and_refuses_what_it_cannot() {
     );
     live.assistant_id = Some(oid(&assistant_id));
     app.insert_call(&live).await;
-    expect_error(
-        app.post_as(
-            &format!("/api/calls/{}/analyze", live.id),
-            &tenant.api_key,
-            &json!({}),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "call_still_live",
-    )
-    .await;
     let plain = app
         .create_assistant(&tenant, json!({"name": "No analysis"}))
         .await;
@@ -503,36 +483,40 @@ async fn analyze_runs_it_again_and_refuses_what_it_cannot() {
     );
     unanalysed.assistant_id = Some(oid(plain["id"].as_str().unwrap()));
     app.insert_call(&unanalysed).await;
-    expect_error(
-        app.post_as(
-            &format!("/api/calls/{}/analyze", unanalysed.id),
-            &tenant.api_key,
-            &json!({}),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "analysis_not_enabled",
-    )
-    .await;
     let other = app.create_tenant("Other", "other@analysis.example").await;
-    expect_error(
-        app.post_as(
-            &format!("/api/calls/{call_id}/analyze"),
-            &other.api_key,
-            &json!({}),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
+    for (who, id, status, code) in [
+        (
+            &tenant,
+            live.id.to_string(),
+            StatusCode::CONFLICT,
+            "call_still_live",
+        ),
+        (
+            &tenant,
+            unanalysed.id.to_string(),
+            StatusCode::CONFLICT,
+            "analysis_not_enabled",
+        ),
+        (&other, call_id.clone(), StatusCode::NOT_FOUND, "not_found"),
+        (
+            &tenant,
+            "not-an-id".to_owned(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        expect_error(analyze(&app, who, &id).await, status, code).await;
+    }
+}
+
+/// `POST /api/calls/{id}/analyze` as `tenant`.
+async fn analyze(app: &TestApp, tenant: &TestTenant, call_id: &str) -> reqwest::Response {
+    app.post_as(
+        &format!("/api/calls/{call_id}/analyze"),
+        &tenant.api_key,
+        &json!({}),
     )
-    .await;
-    expect_error(
-        app.post_as("/api/calls/not-an-id/analyze", &tenant.api_key, &json!({}))
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    .await
 }
 
 #[tokio::test]
