@@ -21,6 +21,7 @@ use voxbridge::audio::{mulaw, pcm, tone};
 use voxbridge::bridge::audio_budget::BudgetLimits;
 use voxbridge::bridge::core::{BridgeCore, CoreConfig, Effects, SessionEndConfig, ToolsConfig};
 use voxbridge::domain::assistant::{AssistantSpec, Codec, NewAssistant};
+use voxbridge::providers::openai::OpenAiProtocol;
 use voxbridge::providers::openai::session::SessionConfig;
 
 #[derive(Debug, Parser)]
@@ -94,7 +95,6 @@ fn ready_core(codec: Codec) -> BridgeCore {
     spec.audio.outbound_chunk_ms = 100;
     let mut core = BridgeCore::new(
         CoreConfig {
-            session: SessionConfig::for_assistant(&spec, false),
             model: spec.model.clone(),
             inbound_rate: 8_000,
             outbound_chunk_ms: 100,
@@ -114,6 +114,9 @@ fn ready_core(codec: Codec) -> BridgeCore {
             ),
             tools: ToolsConfig::none(),
         },
+        Box::new(OpenAiProtocol::new(SessionConfig::for_assistant(
+            &spec, false,
+        ))),
         Instant::now(),
     );
     let mut fx = Effects::default();

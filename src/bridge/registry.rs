@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::domain::assistant::Codec;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
@@ -84,8 +83,8 @@ pub(crate) struct StreamStartFacts {
     pub stream_id: Option<String>,
     pub encoding: Option<String>,
     pub sample_rate: Option<u32>,
-    /// The codec spoken with OpenAI.
-    pub ai_codec: Codec,
+    /// The AI side's audio format (`pcm24k`, `pcmu`, `pcm_8000`, …).
+    pub ai_codec: String,
 }
 
 /// A snapshot of one live call, for the API.

@@ -30,12 +30,13 @@ use crate::domain::call::status::MEDIA_STARTED;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::outbound::http_tool::CallContext;
-use crate::providers::openai::{ConnectError, RealtimeSocket, SessionConfig};
+use crate::providers::openai::{OpenAiProtocol, RealtimeSocket, SessionConfig};
+use crate::providers::realtime::ConnectFailure;
 use crate::storage::users::Credential;
 use crate::telemetry::call_span;
 use crate::telemetry::record_frejun_call_id;
 
-type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectError>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectFailure>> + Send>>;
 
 /// How long closing a socket may take at the end of a call.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -77,9 +78,9 @@ impl Bridge {
         };
         let tool_settings = &self.shared.settings.tools;
         let (session, mut tools) = self.prepare_tools(&admitted);
+        let protocol = Box::new(OpenAiProtocol::new(session));
         let mut core = BridgeCore::new(
             CoreConfig {
-                session,
                 model: model.clone(),
                 inbound_rate: spec.audio.inbound_rate.hz(),
                 outbound_chunk_ms: spec.audio.outbound_chunk_ms,
@@ -101,6 +102,7 @@ impl Bridge {
                     tool_settings.max_concurrent_per_call,
                 ),
             },
+            protocol,
             started.into_std(),
         );
 
@@ -110,7 +112,7 @@ impl Bridge {
             assistant_id: admitted.assistant.id,
             started_at: DateTime::now(),
             stream: Mutex::new(StreamStartFacts {
-                ai_codec: core.codec(),
+                ai_codec: core.ai_audio_label(),
                 ..StreamStartFacts::default()
             }),
             audio_in_ms: AtomicU64::new(0),
@@ -146,7 +148,9 @@ impl Bridge {
         let openai = self.openai.clone();
         let key = admitted.openai_key.clone();
         let mut connecting: Option<Connecting> =
-            Some(Box::pin(async move { openai.connect(&key, &model).await }));
+            Some(Box::pin(
+                async move { Ok(openai.connect(&key, &model).await?) },
+            ));
         let mut ai: Option<RealtimeSocket> = None;
         let mut stream = stream
             .max_frame_size(settings.max_message_bytes)
@@ -190,7 +194,7 @@ impl Bridge {
         let ending: Ending = loop {
             let mut fx = Effects::default();
             let mut frame_at: Option<Instant> = None;
-            let tool_timer = core.next_tool_timer();
+            let timer = core.next_timer();
             let ending = tokio::select! {
                 () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
                 () = &mut suspended => Some(Ending::new(EndReason::TenantSuspended)),
@@ -209,7 +213,7 @@ impl Bridge {
                             None
                         }
                         Err(err) => {
-                            tracing::warn!(%call_id, code = err.code(), error = %err, "cannot open the OpenAI session");
+                            tracing::warn!(%call_id, code = err.code, error = %err, backend = core.backend_name(), "cannot open the voice AI session");
                             Some(core.ai_connect_failed(&err))
                         }
                     }
@@ -263,12 +267,12 @@ impl Bridge {
                                 .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
                                 .unwrap_or((1005, String::new()));
                             ai = None;
-                            Some(core.ai_closed(Some(code), &reason))
+                            core.ai_socket_closed(Some(code), &reason, now.into_std())
                         }
                         Some(Ok(_)) => None,
                         Some(Err(_)) | None => {
                             ai = None;
-                            Some(core.ai_closed(None, ""))
+                            core.ai_socket_closed(None, "", now.into_std())
                         }
                     }
                 }
@@ -300,12 +304,7 @@ impl Bridge {
                             format!("FreJun's media stream sent nothing for {} s", timeout.as_secs()),
                         ))
                     } else if ai.is_some() && last_ai.elapsed() > timeout {
-                        let mut ending = core.ai_closed(None, "");
-                        if let Some(error) = ending.error.as_mut() {
-                            error.code = "openai_silent".into();
-                            error.message = format!("OpenAI sent nothing for {} s", timeout.as_secs());
-                        }
-                        Some(ending)
+                        Some(core.ai_silent(timeout.as_secs()))
                     } else {
                         // Bounded like every send: a peer that stopped reading is caught by
                         // the next round of sends or by its silence, not waited for here.
@@ -328,8 +327,8 @@ impl Bridge {
                 }
                 // Guarded so that a call without tools never polls the runner.
                 result = tools.next(), if tools.is_busy() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
-                () = sleep_until_or_never(tool_timer), if tool_timer.is_some() => {
-                    core.tool_timer(Instant::now().into_std(), &mut fx);
+                () = sleep_until_or_never(timer), if timer.is_some() => {
+                    core.timer_fired(Instant::now().into_std(), &mut fx);
                     None
                 }
                 () = &mut deadline => Some(Ending::new(EndReason::MaxDuration)),
@@ -405,6 +404,7 @@ impl Bridge {
         };
         drop(tools);
         core.cancel_running_tools(Instant::now().into_std());
+        core.ai_finished(Instant::now().into_std());
         let reason = ending.reason;
         tracing::info!(%call_id, reason = reason.as_str(), error = ?ending.error, anomalies = ?core.anomalies(), "media stream ended");
         // We close first unless FreJun did: a clone keeps our side of the connection open
@@ -651,7 +651,9 @@ async fn send_all(
     None
 }
 
-async fn poll_connect(connecting: &mut Option<Connecting>) -> Result<RealtimeSocket, ConnectError> {
+async fn poll_connect(
+    connecting: &mut Option<Connecting>,
+) -> Result<RealtimeSocket, ConnectFailure> {
     match connecting.as_mut() {
         Some(future) => future.await,
         None => std::future::pending().await,
@@ -693,7 +695,6 @@ mod tests {
         let spec = AssistantSpec::from_new(new, "gpt-realtime").unwrap();
         BridgeCore::new(
             CoreConfig {
-                session: SessionConfig::for_assistant(&spec, false),
                 model: spec.model.clone(),
                 inbound_rate: 8_000,
                 outbound_chunk_ms: 100,
@@ -713,6 +714,9 @@ mod tests {
                 ),
                 tools: ToolsConfig::none(),
             },
+            Box::new(OpenAiProtocol::new(SessionConfig::for_assistant(
+                &spec, false,
+            ))),
             std::time::Instant::now(),
         )
     }

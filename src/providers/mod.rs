@@ -1,6 +1,7 @@
 //! Clients of the outside services we call.
 //!
 //! Layout:
+//! - [`realtime`]: the backend interface the bridge drives every speech-to-speech AI through.
 //! - [`openai`]: the OpenAI Realtime API (GA): typed events, `session.update`, the socket.
 //! - [`text`]: text models (Anthropic Messages, OpenAI Responses, OpenAI-compatible Chat
 //!   Completions) behind one `complete` call with retries.
@@ -10,5 +11,6 @@
 
 pub mod elevenlabs;
 pub mod openai;
+pub mod realtime;
 pub(crate) mod teler;
 pub mod text;

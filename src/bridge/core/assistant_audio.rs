@@ -1,36 +1,43 @@
-//! Assistant audio out: the greeting once the session is configured, OpenAI's audio deltas
-//! converted and cut into FreJun chunks, the flush at the end of each item, and the end of each
-//! response (its usage added up).
+//! Assistant audio out: the greeting once the session is configured, the AI's audio converted
+//! (not resampled when it already speaks at FreJun's 8 kHz) and cut into FreJun chunks, the
+//! flush at the end of each item (or after a pause, for backends that do not mark it), and the
+//! end of each response (its usage added up).
 
 use std::time::Instant;
 
-use super::{AI_PCM_RATE, BridgeCore, Effects, Ending};
+use super::{BridgeCore, Effects, Ending};
 use crate::audio::resample::Resampler;
 use crate::audio::{mulaw, pcm};
 use crate::bridge::audio_budget::Verdict;
 use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
-use crate::domain::assistant::Codec;
 use crate::domain::call::EndReason;
 use crate::domain::call::record::{CallError, Usage};
-use crate::providers::openai::ClientEvent;
-use crate::providers::openai::events::ResponseStatus;
-use crate::providers::openai::events::ResponseSummary;
+use crate::providers::realtime::{AiAudio, ResponseStatus, ResponseSummary};
 
 impl BridgeCore {
-    /// Asks for the greeting without touching the persona: a system message saying what to
-    /// greet with, then a plain `response.create`. (A `response.create` carrying
-    /// `instructions` would *replace* the session's instructions for that response, so the
-    /// first sentence would be spoken without the tenant's persona, language and rules.)
+    /// Asks for the greeting, in the assistant's own persona (a backend that cannot be asked
+    /// greets by its own configuration: ElevenLabs' first message).
     pub(super) fn greet(&mut self, fx: &mut Effects) {
         let Some(greeting) = self.config.greeting.as_deref() else {
             return;
         };
-        let request = ClientEvent::system_message(format!(
-            "The call has just connected. Greet the caller now by saying: \"{greeting}\""
-        ));
-        fx.to_ai.push(request.to_json());
-        fx.to_ai
-            .push(ClientEvent::ResponseCreate { response: None }.to_json());
+        let instruction =
+            format!("The call has just connected. Greet the caller now by saying: \"{greeting}\"");
+        self.protocol.say(instruction, &mut fx.to_ai);
+    }
+
+    /// The idle-flush timer: the answer's audio paused long enough that its last partial chunk
+    /// goes out (backends that do not mark the end of an item's audio).
+    pub(crate) fn audio_idle_timer(&mut self, now: Instant, fx: &mut Effects) {
+        if let Some((due, key)) = self.audio_idle_flush.take() {
+            if now < due {
+                self.audio_idle_flush = Some((due, key));
+                return;
+            }
+            if !self.discarded.contains(&key.response_id) {
+                self.end_of_item(&key.response_id, &key.item_id, now, fx);
+            }
+        }
     }
 
     pub(super) fn assistant_audio(
@@ -40,16 +47,15 @@ impl BridgeCore {
         now: Instant,
         fx: &mut Effects,
     ) -> Option<Ending> {
-        let audio_ms = match self.codec {
-            // μ-law: one byte per sample at 8 kHz.
-            Codec::Pcmu => pcm::base64_decoded_len(delta) as f64 / 8.0,
-            Codec::Pcm24k => pcm::base64_pcm_ms(delta, AI_PCM_RATE),
-        };
+        let audio_ms = self.output.ms_of_bytes(pcm::base64_decoded_len(delta));
         if self.ai_budget.charge(audio_ms, now) != Verdict::Accept {
             return Some(Ending::failed(
                 EndReason::AiError,
-                "openai_audio_flood",
-                "OpenAI sent audio far faster and further ahead than a response is spoken",
+                &format!("{}_audio_flood", self.protocol.code_prefix()),
+                format!(
+                    "{} sent audio far faster and further ahead than a response is spoken",
+                    self.protocol.display_name()
+                ),
             ));
         }
         self.bytes.clear();
@@ -63,15 +69,18 @@ impl BridgeCore {
         }
         let mut samples = std::mem::take(&mut self.samples);
         samples.clear();
-        match self.codec {
-            Codec::Pcmu => mulaw::decode_into(&self.bytes, &mut samples),
-            Codec::Pcm24k => {
+        match self.output {
+            AiAudio::Mulaw8k => mulaw::decode_into(&self.bytes, &mut samples),
+            AiAudio::Pcm(OUTBOUND_RATE) => {
+                pcm::decode_s16le(&self.bytes, &mut samples);
+            }
+            AiAudio::Pcm(rate) => {
                 self.converted.clear();
                 pcm::decode_s16le(&self.bytes, &mut self.converted);
                 self.outbound
                     .get_or_insert_with(|| {
-                        Resampler::new(AI_PCM_RATE, OUTBOUND_RATE)
-                            .expect("24 kHz converts to 8 kHz")
+                        Resampler::new(rate, OUTBOUND_RATE)
+                            .expect("the output format was checked convertible")
                     })
                     .process(&self.converted, &mut samples);
             }
@@ -149,7 +158,8 @@ impl BridgeCore {
             tracing::warn!(
                 response_id = response.id,
                 error = ?response.error,
-                "an OpenAI response failed"
+                backend = self.protocol.display_name(),
+                "a response of the voice AI failed"
             );
             self.failed_responses += 1;
             let error = response.error.unwrap_or_default();
@@ -157,9 +167,12 @@ impl BridgeCore {
                 code: error
                     .code
                     .filter(|code| !code.is_empty())
-                    .unwrap_or_else(|| "openai_response_failed".to_owned()),
+                    .unwrap_or_else(|| format!("{}_response_failed", self.protocol.code_prefix())),
                 message: error.message.unwrap_or_else(|| {
-                    "OpenAI ended a response as failed without saying why".to_owned()
+                    format!(
+                        "{} ended a response as failed without saying why",
+                        self.protocol.display_name()
+                    )
                 }),
             });
         }

@@ -1,19 +1,18 @@
 //! Barge-in and live control: when the caller talks over the assistant (or the tenant asks),
-//! stop playback, cancel generation and tell OpenAI what was heard; and FreJun's `clear` and
-//! `interrupt` on command.
+//! stop playback, cancel generation and tell the AI what was heard (where the backend does not
+//! do these itself); and FreJun's `clear` and `interrupt` on command.
 
 use std::time::Instant;
 
 use super::{BridgeCore, Effects};
 use crate::bridge::registry::ControlOutcome;
 use crate::bridge::teler_media::{CLEAR_MESSAGE, interrupt_message};
-use crate::providers::openai::ClientEvent;
 
 impl BridgeCore {
     // ----- Barge-in and live control ---------------------------------------------------------
 
     /// The caller spoke over the assistant (or the tenant asked us to stop it): stop playback,
-    /// cancel generation, tell OpenAI what was heard. Does nothing when nothing is playing or
+    /// cancel generation, tell the AI what was heard. Does nothing when nothing is playing or
     /// being generated (the caller simply took their turn).
     pub(crate) fn barge_in(&mut self, now: Instant, fx: &mut Effects) -> ControlOutcome {
         if !self.playback.has_unplayed(now) && self.active_response.is_none() {
@@ -44,13 +43,10 @@ impl BridgeCore {
         }
         // 2. Stop generation, and 3. drop whatever of it is still in flight.
         if let Some(response_id) = self.active_response.take() {
-            if !self.config.interrupt_response {
-                fx.to_ai.push(
-                    ClientEvent::ResponseCancel {
-                        response_id: Some(response_id.clone()),
-                    }
-                    .to_json(),
-                );
+            if !self.config.interrupt_response
+                && !self.capabilities.own_barge_in
+                && self.protocol.cancel_response(&response_id, &mut fx.to_ai)
+            {
                 outcome.response_cancelled = true;
             }
             self.discarded.insert(response_id);
@@ -60,14 +56,8 @@ impl BridgeCore {
         }
         // 4. Truncate what was sent but not (fully) heard; skip items with no audio sent.
         for (key, heard_ms) in unfinished {
-            fx.to_ai.push(
-                ClientEvent::ConversationItemTruncate {
-                    item_id: key.item_id.clone(),
-                    content_index: key.content_index,
-                    audio_end_ms: heard_ms,
-                }
-                .to_json(),
-            );
+            self.protocol
+                .truncate(&key.item_id, key.content_index, heard_ms, &mut fx.to_ai);
             if outcome.truncated_item_id.is_none() {
                 outcome.truncated_item_id = Some(key.item_id.clone());
                 outcome.truncated_at_ms = Some(heard_ms);

@@ -1,17 +1,16 @@
 //! Caller audio in: FreJun's `start` (the rate it really streams at), each audio frame decoded
-//! and converted to what OpenAI expects, and the bounded buffer of that audio while the OpenAI
-//! socket is not open yet.
+//! and converted to what the AI hears (not resampled where the rates match), and the bounded
+//! buffer of that audio while the AI cannot take it yet (socket not open, or formats not yet
+//! announced).
 
 use std::time::Instant;
 
-use super::{AI_PCM_RATE, AiPhase, BridgeCore, Effects, Ending, InboundPath};
+use super::{AiPhase, BridgeCore, Effects, Ending, InboundPath};
 use crate::audio::resample::Resampler;
 use crate::audio::{mulaw, pcm};
-use crate::bridge::playback::OUTBOUND_RATE;
 use crate::bridge::teler_media::StreamStart;
-use crate::domain::assistant::Codec;
 use crate::domain::call::EndReason;
-use crate::providers::openai::write_append_event;
+use crate::providers::realtime::AiAudio;
 
 /// The caller-audio rates FreJun streams (`"8k"` and `"16k"` flows). Anything else is refused:
 /// an arbitrary rate would let one stream choose how much work each of its frames costs.
@@ -61,18 +60,23 @@ impl BridgeCore {
     }
 
     fn inbound_path(&mut self) -> &mut InboundPath {
-        let rate = self.inbound_rate;
-        let codec = self.codec;
-        self.inbound.get_or_insert_with(|| match codec {
-            Codec::Pcm24k => InboundPath::Pcm(
-                Resampler::new(rate, AI_PCM_RATE).expect("8 and 16 kHz convert to 24 kHz"),
-            ),
-            Codec::Pcmu => {
-                InboundPath::Pcmu((rate != OUTBOUND_RATE).then(|| {
-                    Resampler::new(rate, OUTBOUND_RATE).expect("16 kHz converts to 8 kHz")
-                }))
-            }
+        let from = self.inbound_rate;
+        let input = self.input;
+        self.inbound.get_or_insert_with(|| InboundPath {
+            resampler: (from != input.rate()).then(|| {
+                Resampler::new(from, input.rate()).expect("the formats were checked convertible")
+            }),
+            mulaw: input == AiAudio::Mulaw8k,
         })
+    }
+
+    /// Whether caller audio can go to the AI now, rather than wait.
+    fn ai_takes_audio(&self) -> bool {
+        match self.phase {
+            AiPhase::Connecting => false,
+            AiPhase::Configuring => !self.capabilities.announces_formats,
+            AiPhase::Ready => true,
+        }
     }
 
     pub(super) fn caller_audio(
@@ -94,42 +98,55 @@ impl BridgeCore {
             return None;
         }
         self.inbound_samples += self.samples.len() as u64;
-        let ms = pcm::samples_to_ms(self.samples.len() as u64, self.inbound_rate);
+        let samples = std::mem::take(&mut self.samples);
+        if self.ai_takes_audio() {
+            self.send_caller_audio(&samples, fx);
+        } else {
+            let ms = pcm::samples_to_ms(samples.len() as u64, self.inbound_rate);
+            self.buffer_early(samples.clone(), ms);
+        }
+        self.samples = samples;
+        None
+    }
 
-        let mut samples = std::mem::take(&mut self.samples);
+    /// Converts caller audio at the inbound rate to the AI's input format and sends it.
+    fn send_caller_audio(&mut self, samples: &[i16], fx: &mut Effects) {
         let mut converted = std::mem::take(&mut self.converted);
         let mut encoded = std::mem::take(&mut self.encoded);
         converted.clear();
         encoded.clear();
-        match self.inbound_path() {
-            InboundPath::Pcm(resampler) => {
-                resampler.process(&samples, &mut converted);
-                pcm::encode_s16le(&converted, &mut encoded);
+        let path = self.inbound_path();
+        let input = match path.resampler.as_mut() {
+            Some(resampler) => {
+                resampler.process(samples, &mut converted);
+                &converted[..]
             }
-            InboundPath::Pcmu(None) => mulaw::encode_into(&samples, &mut encoded),
-            InboundPath::Pcmu(Some(resampler)) => {
-                resampler.process(&samples, &mut converted);
-                mulaw::encode_into(&converted, &mut encoded);
-            }
+            None => samples,
+        };
+        if path.mulaw {
+            mulaw::encode_into(input, &mut encoded);
+        } else {
+            pcm::encode_s16le(input, &mut encoded);
         }
         if !encoded.is_empty() {
             let mut event = String::new();
-            write_append_event(&encoded, &mut event);
-            if self.phase == AiPhase::Connecting {
-                self.buffer_early(event, ms);
-            } else {
-                fx.to_ai.push(event);
-            }
+            self.protocol.write_audio(&encoded, &mut event);
+            fx.to_ai.push(event);
         }
-        samples.clear();
-        self.samples = samples;
         self.converted = converted;
         self.encoded = encoded;
-        None
     }
 
-    fn buffer_early(&mut self, event: String, ms: u64) {
-        self.early.push_back((event, ms));
+    /// Sends the caller audio that waited, now that the AI takes it.
+    pub(super) fn send_early_audio(&mut self, fx: &mut Effects) {
+        while let Some((samples, _)) = self.early.pop_front() {
+            self.send_caller_audio(&samples, fx);
+        }
+        self.early_ms = 0;
+    }
+
+    fn buffer_early(&mut self, samples: Vec<i16>, ms: u64) {
+        self.early.push_back((samples, ms));
         self.early_ms += ms;
         while self.early_ms > self.config.early_audio_max_ms {
             match self.early.pop_front() {

@@ -1,24 +1,28 @@
-//! The bridge's decisions for one call, without any I/O: every input (a FreJun frame, an
-//! OpenAI event, a control command, the end of the call) goes in, and the messages to send to
-//! either side come out as [`Effects`]. The runner ([`super::run`]) owns the sockets and the
-//! clock; tests drive this core directly.
+//! The bridge's decisions for one call, without any I/O: every input (a FreJun frame, an event
+//! of the voice AI, a control command, the end of the call) goes in, and the messages to send
+//! to either side come out as [`Effects`]. The runner ([`super::run`]) owns the sockets and
+//! the clock; tests drive this core directly.
+//!
+//! The voice AI is reached only through the backend interface
+//! ([`crate::providers::realtime`]): its frames are read into neutral events and our requests
+//! are written by its protocol, so the same decisions serve OpenAI Realtime and ElevenLabs.
 //!
 //! The algorithm is the media bridge of docs/protocols.md §3 (steps 2–7) and the barge-in
 //! recipe of docs/protocols.md §2.7.
 //!
 //! Layout:
 //! - this module: the core's types, its constructor, its accessors and the inputs (FreJun
-//!   frames, OpenAI events), each routed to the job that handles it.
-//! - `connect`: the OpenAI connection: configuring the session, and how a failed or closed
-//!   connection ends the call.
-//! - `caller_audio`: caller audio in: FreJun's `start`, conversion to what OpenAI expects, and
-//!   the early-audio buffer while OpenAI is not connected yet.
-//! - `assistant_audio`: assistant audio out: the greeting, OpenAI's audio turned into FreJun
+//!   frames, backend events), each routed to the job that handles it.
+//! - `connect`: the AI connection: opening the session, the formats it announces, and how a
+//!   failed or closed connection ends the call.
+//! - `caller_audio`: caller audio in: FreJun's `start`, conversion to what the AI hears (no
+//!   resampling where the rates match), and the early-audio buffer while the AI cannot take it.
+//! - `assistant_audio`: assistant audio out: the greeting, the AI's audio turned into FreJun
 //!   chunks, and the end of each item and response.
 //! - `barge_in`: barge-in and the live-control commands (`clear`, `interrupt`).
 //! - `call_record`: the call record: transcript turns, usage, cost and metrics for the
 //!   call-log keeper.
-//! - `session_end`: ending the call with a closing line before OpenAI's session expires.
+//! - `session_end`: ending the call with a closing line before the AI's session expires.
 //! - `tools`: the model's tool calls: which run, when their results go back, the filler while
 //!   they run, and what a barge-in cancels.
 
@@ -47,19 +51,22 @@ use super::playback::{ItemKey, Playback};
 use super::teler_media::{StreamStart, TelerMessage};
 use crate::audio::pcm;
 use crate::audio::resample::Resampler;
-use crate::domain::assistant::Codec;
 use crate::domain::call::record::{CallError, TranscriptRole, TranscriptTurn, Usage};
 use crate::domain::call::{CallStatus, EndReason};
-use crate::providers::openai::{ServerEvent, SessionConfig};
+use crate::providers::realtime::{
+    AiAudio, BackendErrorKind, BackendEvent, Capabilities, RealtimeProtocol, ResponseStatus,
+};
 use crate::settings::AudioMessageShape;
 
-/// OpenAI's PCM rate (the only one GA accepts).
-const AI_PCM_RATE: u32 = 24_000;
+/// How long a backend that does not mark the end of an answer's audio may pause before the
+/// last partial chunk is sent: longer than the gaps between its audio events, short enough
+/// that the end of a sentence is not noticeably late.
+const AUDIO_IDLE_FLUSH: Duration = Duration::from_millis(150);
 
 /// What the core needs to know about the call, fixed at the upgrade.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
-    pub session: SessionConfig,
+    /// The model, for pricing (OpenAI's; empty for backends priced elsewhere).
     pub model: String,
     /// The rate the flow asked FreJun for; FreJun's `start` may say otherwise.
     pub inbound_rate: u32,
@@ -70,27 +77,27 @@ pub struct CoreConfig {
     /// The shape of audio messages to FreJun (`frejun.media_message_shape`).
     pub audio_message_shape: AudioMessageShape,
     pub greeting: Option<String>,
-    /// Whether OpenAI cancels responses itself when the caller speaks (we pass `false` and send
-    /// `response.cancel` ourselves).
+    /// Whether the AI cancels answers itself when the caller speaks (for OpenAI we pass `false`
+    /// and send `response.cancel` ourselves).
     pub interrupt_response: bool,
     pub playout_latency: Duration,
     pub early_audio_max_ms: u64,
     /// How fast FreJun may send caller audio (see `bridge::audio_budget`).
     pub inbound_budget: BudgetLimits,
-    /// How fast OpenAI may send assistant audio; past it the session is runaway.
+    /// How fast the AI may send assistant audio; past it the session is runaway.
     pub ai_budget: BudgetLimits,
     /// Malformed frames (from either peer) after which the call ends.
     pub max_bad_frames: u64,
     /// How often skipped frames are summarised in the log.
     pub fault_log_interval: Duration,
-    /// How the call ends before the OpenAI session expires.
+    /// How the call ends before the AI session expires.
     pub session_end: SessionEndConfig,
     /// The assistant's tools and how their calls are handled.
     pub tools: ToolsConfig,
 }
 
 impl CoreConfig {
-    /// Limits for OpenAI's audio, which arrives faster than it is spoken: twenty times real
+    /// Limits for the AI's audio, which arrives faster than it is spoken: twenty times real
     /// time with two minutes ahead, and nothing dropped (past it the session is runaway).
     pub const GENERATED_AI_AUDIO: BudgetLimits = BudgetLimits {
         rate: 20.0,
@@ -104,7 +111,7 @@ impl CoreConfig {
 pub struct Effects {
     pub to_teler: Vec<String>,
     pub to_ai: Vec<String>,
-    /// Set when the core learns (or assumes) when the OpenAI session expires: the runner
+    /// Set when the core learns (or assumes) when the AI session expires: the runner
     /// schedules the closing from it.
     pub session_ends_at: Option<SystemTime>,
     /// Tool calls to start, outside the session loop.
@@ -162,23 +169,23 @@ impl Ending {
     }
 }
 
-/// Where the OpenAI session is.
+/// Where the AI session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AiPhase {
     /// The socket is being opened; caller audio is buffered.
     Connecting,
-    /// `session.update` sent, `session.updated` not yet received. Audio flows (OpenAI applies
-    /// events in order), but a failure now still means the session never became usable.
+    /// The session's opening sent, its confirmation not yet received. Audio flows (OpenAI
+    /// applies events in order) unless the backend announces its formats only now; a failure
+    /// now still means the session never became usable.
     Configuring,
     Ready,
 }
 
-/// How caller audio becomes what OpenAI expects.
-enum InboundPath {
-    /// Resample to 24 kHz PCM.
-    Pcm(Resampler),
-    /// μ-law at 8 kHz; 16 kHz input is first resampled to 8 kHz.
-    Pcmu(Option<Resampler>),
+/// How caller audio becomes what the AI hears: resampled unless the rates match, then written
+/// as PCM or μ-law.
+struct InboundPath {
+    resampler: Option<Resampler>,
+    mulaw: bool,
 }
 
 /// Counters of things that were skipped rather than fatal.
@@ -191,21 +198,33 @@ pub(crate) struct Anomalies {
     pub unknown_teler_types: u64,
     pub unknown_ai_events: u64,
     pub bad_ai_events: u64,
+    /// Audio events of an interrupted answer that arrived after the interruption.
+    pub stale_ai_audio: u64,
     pub ai_errors: u64,
 }
 
 pub struct BridgeCore {
     config: CoreConfig,
-    codec: Codec,
+    protocol: Box<dyn RealtimeProtocol>,
+    capabilities: Capabilities,
+    /// What the AI hears and speaks (the capabilities' guess until the session announces).
+    input: AiAudio,
+    output: AiAudio,
     phase: AiPhase,
     started_at: Instant,
     start: Option<StreamStart>,
     inbound: Option<InboundPath>,
     inbound_rate: u32,
-    /// Append events prepared while the OpenAI socket was not open yet, with their duration.
-    early: VecDeque<(String, u64)>,
+    /// Caller audio (at the inbound rate) that arrived before the AI could take it, with its
+    /// duration: converted once the formats are settled.
+    early: VecDeque<(Vec<i16>, u64)>,
     early_ms: u64,
     outbound: Option<Resampler>,
+    /// When the current answer's last partial chunk goes out if no more audio comes (backends
+    /// that do not mark the end of an item's audio).
+    audio_idle_flush: Option<(Instant, ItemKey)>,
+    /// Reused for the events one frame yields.
+    events: Vec<BackendEvent>,
     playback: Playback,
     active_response: Option<String>,
     /// Items of the active response whose audio has arrived.
@@ -221,10 +240,12 @@ pub struct BridgeCore {
     metrics_dirty: bool,
     first_response_ms: Option<u64>,
     barge_ins: u32,
-    /// When the OpenAI session expires, and how far the closing before it has got.
+    /// When the AI session expires, and how far the closing before it has got.
     session_ends_at: Option<SystemTime>,
     closing: session_end::Closing,
-    /// Responses OpenAI ended as failed, and the last one's error, for the call log.
+    /// The AI ended the conversation itself; its socket closing is then no failure.
+    agent_ended: bool,
+    /// Responses the AI ended as failed, and the last one's error, for the call log.
     failed_responses: u32,
     last_response_error: Option<CallError>,
     tools: tools::Tools,
@@ -244,8 +265,8 @@ pub struct BridgeCore {
 }
 
 impl BridgeCore {
-    pub fn new(config: CoreConfig, now: Instant) -> Self {
-        let codec = config.session.codec();
+    pub fn new(config: CoreConfig, protocol: Box<dyn RealtimeProtocol>, now: Instant) -> Self {
+        let capabilities = protocol.capabilities();
         let inbound_rate = config.inbound_rate;
         Self {
             playback: Playback::new(
@@ -254,7 +275,12 @@ impl BridgeCore {
                 config.audio_message_shape,
             ),
             outbound: None,
-            codec,
+            audio_idle_flush: None,
+            events: Vec::new(),
+            protocol,
+            capabilities,
+            input: capabilities.input,
+            output: capabilities.output,
             phase: AiPhase::Connecting,
             started_at: now,
             start: None,
@@ -275,6 +301,7 @@ impl BridgeCore {
             barge_ins: 0,
             session_ends_at: None,
             closing: session_end::Closing::default(),
+            agent_ended: false,
             failed_responses: 0,
             last_response_error: None,
             tools: tools::Tools::default(),
@@ -293,8 +320,20 @@ impl BridgeCore {
         }
     }
 
-    pub(crate) fn codec(&self) -> Codec {
-        self.codec
+    /// The AI side's audio format, as the call's facts show it: `pcm24k` and `pcmu` for
+    /// OpenAI's codecs, ElevenLabs' names (`pcm_8000`) otherwise.
+    pub(crate) fn ai_audio_label(&self) -> String {
+        match self.input {
+            AiAudio::Pcm(24_000) => "pcm24k".to_owned(),
+            AiAudio::Mulaw8k if self.capabilities.speaks_on_request => "pcmu".to_owned(),
+            AiAudio::Mulaw8k => "ulaw_8000".to_owned(),
+            AiAudio::Pcm(rate) => format!("pcm_{rate}"),
+        }
+    }
+
+    /// The backend's name in messages.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        self.protocol.display_name()
     }
 
     pub(crate) fn start(&self) -> Option<&StreamStart> {
@@ -316,6 +355,35 @@ impl BridgeCore {
     /// Time spent on one frame, from receipt to the last send it caused.
     pub(crate) fn record_frame_latency(&mut self, elapsed: Duration) {
         self.latency.record(elapsed.as_micros() as u64);
+    }
+
+    /// When the runner should call [`Self::timer_fired`] next: the tool filler, or the pause
+    /// after which an answer's last partial chunk goes out.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        let idle = self.audio_idle_flush.as_ref().map(|(due, _)| *due);
+        match (self.next_tool_timer(), idle) {
+            (Some(tool), Some(idle)) => Some(tool.min(idle)),
+            (tool, idle) => tool.or(idle),
+        }
+    }
+
+    /// The timer of [`Self::next_timer`] fired.
+    pub(crate) fn timer_fired(&mut self, now: Instant, fx: &mut Effects) {
+        self.tool_timer(now, fx);
+        self.audio_idle_timer(now, fx);
+    }
+
+    /// The AI session is over: what the backend still held back (an agent turn's text waiting
+    /// for its correction) goes into the record.
+    pub(crate) fn ai_finished(&mut self, now: Instant) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.protocol.finish(&mut events);
+        let mut fx = Effects::default();
+        for event in events.drain(..) {
+            let _ = self.ai_event(event, now, &mut fx);
+        }
+        self.events = events;
     }
 
     // ----- FreJun ----------------------------------------------------------------------------
@@ -389,7 +457,7 @@ impl BridgeCore {
         }
     }
 
-    /// Counts an event from OpenAI that could not be used, like [`Self::teler_fault`].
+    /// Counts an event from the AI that could not be used, like [`Self::teler_fault`].
     pub(super) fn ai_fault(&mut self, now: Instant, what: &str) -> Option<Ending> {
         self.anomalies.bad_ai_events += 1;
         match self.ai_faults.record(now) {
@@ -398,72 +466,112 @@ impl BridgeCore {
                 tracing::warn!(
                     skipped,
                     last = what,
-                    "skipping OpenAI events that cannot be read"
+                    backend = self.protocol.display_name(),
+                    "skipping events of the voice AI that cannot be read"
                 );
                 None
             }
             FaultAction::Limit => Some(Ending::failed(
                 EndReason::AiError,
-                "openai_malformed",
+                &format!("{}_malformed", self.protocol.code_prefix()),
                 format!(
-                    "OpenAI sent more than {} events that cannot be read",
+                    "{} sent more than {} events that cannot be read",
+                    self.protocol.display_name(),
                     self.config.max_bad_frames
                 ),
             )),
         }
     }
 
-    // ----- OpenAI events ---------------------------------------------------------------------
+    // ----- Backend events --------------------------------------------------------------------
 
-    /// One text frame from OpenAI.
+    /// One text frame from the AI.
     pub fn ai_text(&mut self, text: &str, now: Instant, fx: &mut Effects) -> Option<Ending> {
-        match ServerEvent::parse(text) {
-            Ok(event) => self.ai_event(event, now, fx),
-            Err(err) => self.ai_fault(now, &err.to_string()),
-        }
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let ending = match self.protocol.read(text, &mut events) {
+            Ok(()) => {
+                let mut ending = None;
+                for event in events.drain(..) {
+                    ending = self.ai_event(event, now, fx);
+                    if ending.is_some() {
+                        break;
+                    }
+                }
+                ending
+            }
+            Err(err) => self.ai_fault(now, &err),
+        };
+        events.clear();
+        self.events = events;
+        ending
     }
 
     pub(crate) fn ai_event(
         &mut self,
-        event: ServerEvent,
+        event: impl Into<BackendEvent>,
         now: Instant,
         fx: &mut Effects,
     ) -> Option<Ending> {
-        match event {
-            ServerEvent::SessionCreated { session } => self.learn_session_expiry(&session, fx),
-            ServerEvent::SessionUpdated { session } => {
-                self.learn_session_expiry(&session, fx);
+        match event.into() {
+            BackendEvent::SessionInfo { expires_at } => self.learn_session_expiry(expires_at, fx),
+            BackendEvent::Configured {
+                expires_at,
+                formats,
+            } => {
+                self.learn_session_expiry(expires_at, fx);
+                if let Some((input, output)) = formats {
+                    if let Some(ending) = self.use_formats(input, output) {
+                        return Some(ending);
+                    }
+                }
                 if self.phase != AiPhase::Ready {
                     self.phase = AiPhase::Ready;
+                    self.send_early_audio(fx);
                     self.greet(fx);
                 }
             }
-            ServerEvent::Error { error } => {
+            BackendEvent::Error(error) => {
                 self.anomalies.ai_errors += 1;
-                if error.is_cancel_not_active() {
-                    tracing::debug!("a cancel arrived after its response ended");
-                    return None;
+                match error.kind {
+                    BackendErrorKind::LateCancel => {
+                        tracing::debug!("a cancel arrived after its response ended");
+                        return None;
+                    }
+                    BackendErrorKind::AnswerAlreadyRunning if self.phase == AiPhase::Ready => {
+                        tracing::debug!(
+                            "a response.create met a running response; it answers instead"
+                        );
+                        return None;
+                    }
+                    _ => {}
                 }
-                if error.is_active_response() && self.phase == AiPhase::Ready {
-                    tracing::debug!("a response.create met a running response; it answers instead");
-                    return None;
-                }
-                let code = error.code.clone().unwrap_or_else(|| error.kind.clone());
-                tracing::warn!(code, message = error.message, "OpenAI reported an error");
-                if self.phase != AiPhase::Ready || is_fatal_error(&code) {
+                tracing::warn!(
+                    code = error.raw_code,
+                    message = error.message,
+                    backend = self.protocol.display_name(),
+                    "the voice AI reported an error"
+                );
+                if self.phase != AiPhase::Ready || error.kind == BackendErrorKind::Fatal {
                     return Some(Ending::failed(
                         self.ai_failure_reason(),
-                        &error_code_for(&code),
+                        &error.code,
                         error.message,
                     ));
                 }
             }
-            ServerEvent::SpeechStarted { .. } => {
+            BackendEvent::CallerSpeechStarted => {
+                if !self.capabilities.own_barge_in {
+                    self.tools_barge_in(now, fx);
+                    self.barge_in(now, fx);
+                }
+            }
+            BackendEvent::Interrupted => {
+                self.audio_idle_flush = None;
                 self.tools_barge_in(now, fx);
                 self.barge_in(now, fx);
             }
-            ServerEvent::SpeechStopped { .. } => {}
-            ServerEvent::ResponseCreated {
+            BackendEvent::ResponseStarted {
                 response_id,
                 purpose,
             } => {
@@ -472,11 +580,11 @@ impl BridgeCore {
                 self.active_response = Some(response_id);
                 self.active_items.clear();
             }
-            ServerEvent::AudioDelta {
+            BackendEvent::AssistantAudio {
                 response_id,
                 item_id,
                 content_index,
-                delta,
+                audio_base64,
             } => {
                 if self.discarded.contains(&response_id) {
                     return None;
@@ -486,9 +594,13 @@ impl BridgeCore {
                     item_id,
                     content_index,
                 };
-                return self.assistant_audio(&key, &delta, now, fx);
+                let ending = self.assistant_audio(&key, &audio_base64, now, fx);
+                if !self.capabilities.marks_audio_end {
+                    self.audio_idle_flush = Some((now + AUDIO_IDLE_FLUSH, key));
+                }
+                return ending;
             }
-            ServerEvent::AudioDone {
+            BackendEvent::AudioDone {
                 response_id,
                 item_id,
             } => {
@@ -496,28 +608,28 @@ impl BridgeCore {
                     self.end_of_item(&response_id, &item_id, now, fx);
                 }
             }
-            ServerEvent::AudioTranscriptDone {
+            BackendEvent::AssistantTranscript {
                 item_id,
-                transcript,
-                ..
+                text,
+                interrupted,
             } => {
-                let interrupted = self.interrupted_items.contains(&item_id);
-                self.add_turn(
-                    TranscriptRole::Assistant,
-                    transcript,
-                    Some(item_id),
-                    interrupted,
+                let interrupted = interrupted
+                    || item_id
+                        .as_ref()
+                        .is_some_and(|id| self.interrupted_items.contains(id));
+                self.add_turn(TranscriptRole::Assistant, text, item_id, interrupted);
+            }
+            BackendEvent::UserTranscript { item_id, text } => {
+                self.add_turn(TranscriptRole::User, text, item_id, false);
+            }
+            BackendEvent::UserTranscriptFailed { item_id, message } => {
+                tracing::warn!(
+                    item_id,
+                    error = ?message,
+                    "the caller's words could not be transcribed"
                 );
             }
-            ServerEvent::InputTranscriptCompleted {
-                item_id,
-                transcript,
-                ..
-            } => self.add_turn(TranscriptRole::User, transcript, Some(item_id), false),
-            ServerEvent::InputTranscriptFailed { item_id, error } => {
-                tracing::warn!(item_id, error = ?error.map(|e| e.message), "the caller's words could not be transcribed");
-            }
-            ServerEvent::ResponseDone { mut response } => {
+            BackendEvent::ResponseDone(mut response) => {
                 let calls = std::mem::take(&mut response.function_calls);
                 let status = response.status.clone();
                 let id = response.id.clone();
@@ -527,35 +639,23 @@ impl BridgeCore {
                 self.function_calls(calls, &status, now, fx);
                 self.continue_after_tools(fx);
             }
-            ServerEvent::ItemTruncated {
-                item_id,
-                audio_end_ms,
-                ..
-            } => tracing::debug!(item_id, audio_end_ms, "OpenAI truncated the item"),
-            ServerEvent::Other { kind } => {
+            BackendEvent::ToolCalls(calls) => {
+                self.function_calls(calls, &ResponseStatus::Completed, now, fx);
+                self.continue_after_tools(fx);
+            }
+            BackendEvent::Ping { event_id } => self.protocol.pong(event_id, &mut fx.to_ai),
+            BackendEvent::AgentEndedCall => {
+                tracing::info!("the voice AI ended the conversation");
+                self.agent_ended = true;
+                self.stop_starting_tools();
+            }
+            BackendEvent::StaleAudio => self.anomalies.stale_ai_audio += 1,
+            BackendEvent::Acknowledged { kind } => tracing::trace!(kind, "the voice AI confirmed"),
+            BackendEvent::Other { kind } => {
                 self.anomalies.unknown_ai_events += 1;
-                tracing::trace!(kind, "ignoring an OpenAI event");
+                tracing::trace!(kind, "ignoring an event of the voice AI");
             }
         }
         None
     }
-}
-
-/// Our stable `error.code` for an OpenAI error code: the same names the handshake and close
-/// classification use, so one failure reads the same however OpenAI reported it.
-fn error_code_for(code: &str) -> String {
-    match code {
-        "invalid_api_key" => "openai_key_rejected".to_owned(),
-        "session_expired" => "openai_session_expired".to_owned(),
-        "beta_api_shape_disabled" => "openai_beta_shape_rejected".to_owned(),
-        other => format!("openai_{other}"),
-    }
-}
-
-/// Errors after which the session cannot go on (the server closes it, or nothing will work).
-fn is_fatal_error(code: &str) -> bool {
-    matches!(
-        code,
-        "session_expired" | "invalid_api_key" | "insufficient_quota" | "beta_api_shape_disabled"
-    )
 }

@@ -10,13 +10,10 @@
 //! and calls [`BridgeCore::begin_closing`] at [`SessionEndConfig::closing`] before it, then
 //! [`BridgeCore::closing_done`] on each flush tick, and ends the call at the hard deadline.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{AiPhase, BridgeCore, Effects, Ending};
 use crate::domain::call::EndReason;
-use crate::providers::openai::ClientEvent;
 use crate::settings::{BridgeSettings, OpenAiSettings};
 
 /// How a session's end is handled.
@@ -52,16 +49,21 @@ pub(super) enum Closing {
     Speaking { response_id: String },
     /// The closing line was generated; the call ends once the caller has heard it.
     Spoken,
+    /// The AI ended the conversation (and closed its socket); the call ends once the caller
+    /// has heard its goodbye.
+    Goodbye,
 }
 
 impl BridgeCore {
-    /// When the session ends, if OpenAI said (`expires_at`, Unix seconds); announced to the
-    /// runner through `fx`.
-    pub(super) fn learn_session_expiry(&mut self, session: &Value, fx: &mut Effects) {
-        let Some(seconds) = session.get("expires_at").and_then(Value::as_u64) else {
+    /// When the session ends, if the AI said; announced to the runner through `fx`.
+    pub(super) fn learn_session_expiry(
+        &mut self,
+        expires_at: Option<SystemTime>,
+        fx: &mut Effects,
+    ) {
+        let Some(ends_at) = expires_at else {
             return;
         };
-        let ends_at = UNIX_EPOCH + Duration::from_secs(seconds);
         if self.session_ends_at != Some(ends_at) {
             self.session_ends_at = Some(ends_at);
             fx.session_ends_at = Some(ends_at);
@@ -85,17 +87,15 @@ impl BridgeCore {
         if self.phase != AiPhase::Ready {
             return Some(Ending::new(EndReason::AiSessionLimit));
         }
-        tracing::info!("the OpenAI session is about to expire; saying the closing line");
+        tracing::info!("the AI session is about to expire; saying the closing line");
         // The caller hears the closing line instead of the rest of any answer in progress.
         self.stop_assistant(now, fx);
         let line = &self.config.session_end.closing_line;
-        let request = ClientEvent::system_message(format!(
+        let instruction = format!(
             "The call has reached its time limit and must end now. Say exactly this to the \
              caller, then nothing else: \"{line}\""
-        ));
-        fx.to_ai.push(request.to_json());
-        fx.to_ai
-            .push(ClientEvent::ResponseCreate { response: None }.to_json());
+        );
+        self.protocol.say(instruction, &mut fx.to_ai);
         self.closing = Closing::Asked;
         None
     }
@@ -103,8 +103,14 @@ impl BridgeCore {
     /// Whether the call can end now: the closing line was generated and the caller has heard
     /// it.
     pub fn closing_done(&self, now: Instant) -> Option<Ending> {
-        (self.closing == Closing::Spoken && !self.playback.has_unplayed(now))
-            .then(|| Ending::new(EndReason::AiSessionLimit))
+        if self.playback.has_unplayed(now) {
+            return None;
+        }
+        match self.closing {
+            Closing::Spoken => Some(Ending::new(EndReason::AiSessionLimit)),
+            Closing::Goodbye => Some(Ending::new(EndReason::AssistantEndedCall)),
+            _ => None,
+        }
     }
 
     /// Whether the closing has started (the runner then ends the call at the hard deadline).

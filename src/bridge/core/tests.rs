@@ -8,8 +8,10 @@ use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
 
 mod tools;
-use crate::providers::openai::events::ResponseStatus;
-use crate::providers::openai::events::{ApiError, ResponseError, ResponseSummary, ResponseUsage};
+use crate::domain::assistant::Codec;
+use crate::providers::openai::events::{ApiError, ResponseError, ResponseUsage, ServerEvent};
+use crate::providers::openai::{OpenAiProtocol, SessionConfig};
+use crate::providers::realtime::ResponseSummary;
 
 fn spec(codec: Codec) -> AssistantSpec {
     let new: NewAssistant = serde_json::from_value(serde_json::json!({"name": "Test"})).unwrap();
@@ -32,7 +34,6 @@ fn core_with_tools(codec: Codec, tools: ToolsConfig) -> BridgeCore {
     let spec = spec(codec);
     BridgeCore::new(
         CoreConfig {
-            session: SessionConfig::for_assistant(&spec, false),
             model: spec.model.clone(),
             inbound_rate: 8_000,
             outbound_chunk_ms: 200,
@@ -52,6 +53,9 @@ fn core_with_tools(codec: Codec, tools: ToolsConfig) -> BridgeCore {
             ),
             tools,
         },
+        Box::new(OpenAiProtocol::new(SessionConfig::for_assistant(
+            &spec, false,
+        ))),
         Instant::now(),
     )
 }

@@ -26,8 +26,7 @@ use super::{BridgeCore, Effects, Ending};
 use crate::domain::assistant::tools::{Tool, ToolKind};
 use crate::domain::call::EndReason;
 use crate::domain::call::record::{ToolCallRecord, ToolOutcome, TranscriptRole, TranscriptTurn};
-use crate::providers::openai::ClientEvent;
-use crate::providers::openai::events::{FunctionCall, ResponseStatus};
+use crate::providers::realtime::{FunctionCall, ResponseStatus};
 
 /// `metadata.purpose` of the filler's out-of-band response.
 pub(crate) const FILLER_PURPOSE: &str = "tool_filler";
@@ -208,8 +207,8 @@ impl BridgeCore {
                     Finished::new(&output, ToolOutcome::Refused, Some(code)),
                     now,
                 );
-                fx.to_ai
-                    .push(ClientEvent::function_call_output(call.call_id, output).to_json());
+                self.protocol
+                    .tool_output(call.call_id, output, true, &mut fx.to_ai);
                 // Only a completed response's refusals need the model to go on; after a
                 // cancelled or failed one the caller's turn (or nothing) comes next.
                 self.tools.unanswered |= completed && !self.tools.ending;
@@ -286,8 +285,9 @@ impl BridgeCore {
             }
             ToolEffect::None => {}
         }
-        fx.to_ai
-            .push(ClientEvent::function_call_output(result.call_id, result.output).to_json());
+        let is_error = result.outcome != ToolOutcome::Ok;
+        self.protocol
+            .tool_output(result.call_id, result.output, is_error, &mut fx.to_ai);
         if !self.tools.ending {
             self.tools.unanswered = true;
         }
@@ -307,8 +307,7 @@ impl BridgeCore {
             && self.active_response.is_none()
         {
             self.tools.unanswered = false;
-            fx.to_ai
-                .push(ClientEvent::ResponseCreate { response: None }.to_json());
+            self.protocol.continue_after_tools(&mut fx.to_ai);
         }
     }
 
@@ -357,8 +356,8 @@ impl BridgeCore {
                 Finished::new(&output, ToolOutcome::Cancelled, Some("barge_in")),
                 now,
             );
-            fx.to_ai
-                .push(ClientEvent::function_call_output(call_id.clone(), output).to_json());
+            self.protocol
+                .tool_output(call_id.clone(), output, true, &mut fx.to_ai);
             fx.cancel_tools.push(call_id);
         }
         if self.tools.running.is_empty() {
@@ -391,17 +390,18 @@ impl BridgeCore {
         // Once per wait: a second filler would sound like a stuck recording.
         self.tools.filler_due = None;
         if let Some(filler) = &self.config.tools.filler {
-            fx.to_ai.push(
-                ClientEvent::out_of_band_response(
-                    FILLER_PURPOSE,
-                    format!(
-                        "A tool is still running and the caller is waiting. Say exactly this, \
-                         and nothing else: \"{filler}\""
-                    ),
-                )
-                .to_json(),
+            let instruction = format!(
+                "A tool is still running and the caller is waiting. Say exactly this, and \
+                 nothing else: \"{filler}\""
             );
+            self.protocol
+                .say_aside(FILLER_PURPOSE, instruction, &mut fx.to_ai);
         }
+    }
+
+    /// The AI ended the conversation: no new tool calls start.
+    pub(super) fn stop_starting_tools(&mut self) {
+        self.tools.ending = true;
     }
 
     /// Whether a transfer took the call away from voxbridge.

@@ -133,7 +133,7 @@ impl From<&LiveCall> for LiveStreamView {
             stream_id: call.stream.stream_id.clone(),
             encoding: call.stream.encoding.clone(),
             sample_rate: call.stream.sample_rate,
-            ai_codec: call.stream.ai_codec.as_str().to_owned(),
+            ai_codec: call.stream.ai_codec.clone(),
             started_at: time(call.started_at),
             audio_in_ms: call.audio_in_ms,
             audio_out_ms: call.audio_out_ms,

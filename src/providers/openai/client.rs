@@ -188,6 +188,15 @@ fn scrub(text: &str, api_key: &SecretString) -> String {
     }
 }
 
+impl From<ConnectError> for crate::providers::realtime::ConnectFailure {
+    fn from(err: ConnectError) -> Self {
+        Self {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
 /// How OpenAI closed the socket, from the close frame's code and reason (OpenAI puts
 /// `<type>.<code>` in the reason, e.g. `invalid_request_error.invalid_api_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,10 @@
 mod inbound;
 mod outbound;
 
+pub use inbound::ApiError;
 #[cfg(test)]
-pub use inbound::{ApiError, ResponseError, ResponseUsage};
-pub use inbound::{EventParseError, FunctionCall, ResponseStatus, ResponseSummary, ServerEvent};
+pub use inbound::ResponseStatus;
+pub use inbound::{EventParseError, ServerEvent};
+#[cfg(test)]
+pub use inbound::{ResponseError, ResponseUsage};
 pub use outbound::{ClientEvent, write_append_event};

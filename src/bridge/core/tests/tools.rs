@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::domain::assistant::tools::Tool;
 use crate::domain::call::record::ToolOutcome;
-use crate::providers::openai::events::FunctionCall;
+use crate::providers::realtime::FunctionCall;
 
 fn tools_config(filler: Option<&str>) -> ToolsConfig {
     let tools: Vec<Tool> = serde_json::from_value(serde_json::json!([

@@ -21,6 +21,10 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+pub use crate::providers::realtime::{
+    FunctionCall, ResponseError, ResponseStatus, ResponseSummary, ResponseUsage,
+};
+
 /// An event received from OpenAI. Read one with [`ServerEvent::parse`].
 ///
 /// Ids and numbers the server left out are empty strings and zeros: the events are still
@@ -126,88 +130,6 @@ impl ApiError {
     pub(crate) fn is_active_response(&self) -> bool {
         self.code.as_deref() == Some(Self::ACTIVE_RESPONSE)
     }
-}
-
-/// How a response ended (`response.status` in `response.done`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ResponseStatus {
-    Completed,
-    Cancelled,
-    Failed,
-    Incomplete,
-    /// No status was sent.
-    #[default]
-    Missing,
-    /// A status this client does not know (kept for the log).
-    Other(String),
-}
-
-impl ResponseStatus {
-    fn parse(status: Option<String>) -> Self {
-        match status.as_deref() {
-            None => ResponseStatus::Missing,
-            Some("completed") => ResponseStatus::Completed,
-            Some("cancelled") => ResponseStatus::Cancelled,
-            Some("failed") => ResponseStatus::Failed,
-            Some("incomplete") => ResponseStatus::Incomplete,
-            Some(_) => ResponseStatus::Other(status.unwrap_or_default()),
-        }
-    }
-}
-
-/// The outcome of a response, from `response.done`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseSummary {
-    pub id: String,
-    pub status: ResponseStatus,
-    /// Why it was cancelled (`turn_detected`, `client_cancelled`) or incomplete
-    /// (`max_output_tokens`, `content_filter`).
-    pub status_reason: Option<String>,
-    /// What went wrong, for a failed response.
-    pub error: Option<ResponseError>,
-    /// What the response cost; matches billing.
-    pub usage: Option<ResponseUsage>,
-    /// The `function_call` items of its output, in order: the tools the model called.
-    pub function_calls: Vec<FunctionCall>,
-}
-
-/// A `function_call` output item: the model calling one of our tools.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FunctionCall {
-    /// What the `function_call_output` must name.
-    pub call_id: String,
-    pub name: String,
-    /// The arguments as the model wrote them: JSON text, not yet checked.
-    pub arguments: String,
-}
-
-/// `status_details.error` of a failed response.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseError {
-    /// The error's `type`.
-    pub kind: String,
-    pub code: Option<String>,
-    /// OpenAI's explanation (rate limit, quota, server error): often the only one there is.
-    pub message: Option<String>,
-}
-
-/// Token usage of one response, flattened from `usage` and its `input_token_details` /
-/// `output_token_details`. Anything the server left out is 0. Cached tokens are a subset of the
-/// input tokens, not in addition to them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResponseUsage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub total_tokens: u64,
-    pub input_text_tokens: u64,
-    pub input_audio_tokens: u64,
-    pub input_cached_tokens: u64,
-    /// The text and audio shares of `input_cached_tokens`, from `cached_tokens_details`;
-    /// both 0 when the server gave no split (the cached tokens are then priced uncached).
-    pub input_cached_text_tokens: u64,
-    pub input_cached_audio_tokens: u64,
-    pub output_text_tokens: u64,
-    pub output_audio_tokens: u64,
 }
 
 /// How a transcription of the caller was billed: by tokens or by audio duration, depending on
@@ -753,7 +675,7 @@ impl ResponseWire {
         };
         ResponseSummary {
             id: self.id.unwrap_or_default(),
-            status: ResponseStatus::parse(self.status),
+            status: ResponseStatus::from_wire(self.status),
             status_reason,
             error,
             usage: self.usage.map(ResponseUsageWire::flatten),
