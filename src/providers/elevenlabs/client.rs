@@ -156,6 +156,15 @@ pub enum ConnectError {
     Network(String),
 }
 
+impl From<ConnectError> for crate::providers::realtime::ConnectFailure {
+    fn from(err: ConnectError) -> Self {
+        Self {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
 fn detail(message: &Option<String>) -> String {
     message
         .as_ref()
