@@ -219,6 +219,10 @@ pub enum TenantSecret {
     AnthropicApiKey,
     /// The key of the tenant's OpenAI-compatible Chat Completions server (text AI).
     ChatCompletionsApiKey,
+    /// The tenant's ElevenLabs key (private ElevenLabs agents' signed URLs).
+    ElevenLabsApiKey,
+    /// The key of the tenant's OpenAI-compatible realtime endpoint.
+    RealtimeApiKey,
     /// The secret in the FreJun URLs (`key=`); encrypted so `/api/me` can show the URLs.
     FrejunUrlSecret,
     /// The Standard Webhooks secret (`whsec_…`) that signs requests to the tenant's HTTP
@@ -234,6 +238,8 @@ impl TenantSecret {
             TenantSecret::FrejunApiKey => "frejun_api_key",
             TenantSecret::AnthropicApiKey => "anthropic_api_key",
             TenantSecret::ChatCompletionsApiKey => "chat_completions_api_key",
+            TenantSecret::ElevenLabsApiKey => "elevenlabs_api_key",
+            TenantSecret::RealtimeApiKey => "realtime_api_key",
             TenantSecret::FrejunUrlSecret => "frejun_url_secret",
             TenantSecret::ToolSigningSecret => "tool_signing_secret",
         }

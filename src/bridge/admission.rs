@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use bson::DateTime;
 
 use super::Bridge;
-use crate::crypto::TenantSecret;
 use crate::domain::call::record::CallError;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
@@ -28,7 +27,8 @@ pub(crate) struct Admitted {
     pub call: CallLogRecord,
     pub user: UserRecord,
     pub assistant: AssistantRecord,
-    pub openai_key: SecretString,
+    /// The key the assistant's voice AI needs (`None`: a public ElevenLabs agent).
+    pub ai_key: Option<SecretString>,
     pub max_call: Duration,
 }
 
@@ -142,14 +142,26 @@ impl Bridge {
             }
             other => other?,
         };
-        let Some(openai_key) = self.openai_key(&user) else {
-            let error = CallError {
-                code: "openai_key_unusable".into(),
-                message: "the tenant's OpenAI API key is missing or cannot be decrypted".into(),
-            };
-            return Err(self
-                .end(&call, EndReason::MissingCredentials, Some(error))
-                .await);
+        let ai_key = match Credential::for_backend(&assistant.spec.backend) {
+            None => None,
+            Some(credential) => match self.tenant_key(&user, credential) {
+                Some(key) => Some(key),
+                None => {
+                    let (code, name) = match credential {
+                        Credential::ElevenLabsApiKey => ("elevenlabs_key_unusable", "ElevenLabs"),
+                        _ => ("openai_key_unusable", "OpenAI"),
+                    };
+                    let error = CallError {
+                        code: code.into(),
+                        message: format!(
+                            "the tenant's {name} API key is missing or cannot be decrypted"
+                        ),
+                    };
+                    return Err(self
+                        .end(&call, EndReason::MissingCredentials, Some(error))
+                        .await);
+                }
+            },
         };
         let now = DateTime::now();
         let lease_until = after(now, self.shared.settings.bridge.slot_lease());
@@ -181,16 +193,16 @@ impl Bridge {
             call,
             user,
             assistant,
-            openai_key,
+            ai_key,
             max_call: Duration::from_secs(max_call_seconds),
         })
     }
 
-    fn openai_key(&self, user: &UserRecord) -> Option<SecretString> {
-        let stored = Credential::OpenAiApiKey.stored(&user.secrets)?;
+    fn tenant_key(&self, user: &UserRecord, credential: Credential) -> Option<SecretString> {
+        let stored = credential.stored(&user.secrets)?;
         self.shared
             .keyring
-            .decrypt_tenant_secret(user.id, TenantSecret::OpenAiApiKey, &stored.encrypted())
+            .decrypt_tenant_secret(user.id, credential.secret(), &stored.encrypted())
             .ok()
     }
 

@@ -16,6 +16,7 @@
 
 pub(crate) mod admission;
 pub mod audio_budget;
+mod backend;
 pub(crate) mod call_log_keeper;
 pub mod core;
 pub(crate) mod frame_faults;
@@ -36,6 +37,7 @@ use crate::calls::CallService;
 use crate::calls::hangup::FrejunHangup;
 use crate::domain::call::EndReason;
 use crate::domain::ids::{CallId, TenantId};
+use crate::providers::elevenlabs::ConvaiClient;
 use crate::providers::openai::RealtimeClient;
 use crate::shared::Shared;
 use registry::LiveCalls;
@@ -45,6 +47,9 @@ use registry::LiveCalls;
 pub struct Bridge {
     pub shared: Arc<Shared>,
     pub openai: RealtimeClient,
+    pub elevenlabs: ConvaiClient,
+    /// Fetches private ElevenLabs agents' signed URLs (bounded by the connect timeout).
+    pub elevenlabs_http: reqwest::Client,
     pub live: LiveCalls,
     /// Cancelled at shutdown: every live call ends with `shutdown`.
     pub shutdown: CancellationToken,
@@ -79,6 +84,12 @@ impl Bridge {
                 shared.settings.openai.realtime_url.clone(),
                 shared.settings.openai.connect_timeout(),
             ),
+            elevenlabs: ConvaiClient::new(
+                shared.settings.elevenlabs.api_base_url.clone(),
+                shared.settings.elevenlabs.conversation_url.clone(),
+                shared.settings.elevenlabs.connect_timeout(),
+            ),
+            elevenlabs_http: reqwest::Client::new(),
             shared,
             live: LiveCalls::default(),
             shutdown,

@@ -2,8 +2,6 @@
 //! the live-control mailbox and the timers, in one `select!`. Decisions are the core's; this
 //! module moves bytes, keeps time and watches both peers' health.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -20,6 +18,7 @@ use tracing::Instrument as _;
 use super::Bridge;
 use super::admission::Admitted;
 use super::audio_budget::BudgetLimits;
+use super::backend::Connecting;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
 use super::core::{BridgeCore, CoreConfig, Effects, Ending, SessionEndConfig, ToolsConfig};
 use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
@@ -30,13 +29,11 @@ use crate::domain::call::status::MEDIA_STARTED;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
 use crate::outbound::http_tool::CallContext;
-use crate::providers::openai::{OpenAiProtocol, RealtimeSocket, SessionConfig};
+use crate::providers::openai::{RealtimeSocket, SessionConfig};
 use crate::providers::realtime::ConnectFailure;
 use crate::storage::users::Credential;
 use crate::telemetry::call_span;
 use crate::telemetry::record_frejun_call_id;
-
-type Connecting = Pin<Box<dyn Future<Output = Result<RealtimeSocket, ConnectFailure>> + Send>>;
 
 /// How long closing a socket may take at the end of a call.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,7 +75,8 @@ impl Bridge {
         };
         let tool_settings = &self.shared.settings.tools;
         let (session, mut tools) = self.prepare_tools(&admitted);
-        let protocol = Box::new(OpenAiProtocol::new(session));
+        let voice_ai = self.voice_ai(&admitted, session, model);
+        let model = voice_ai.model;
         let mut core = BridgeCore::new(
             CoreConfig {
                 model: model.clone(),
@@ -102,7 +100,7 @@ impl Bridge {
                     tool_settings.max_concurrent_per_call,
                 ),
             },
-            protocol,
+            voice_ai.protocol,
             started.into_std(),
         );
 
@@ -145,12 +143,7 @@ impl Bridge {
         )));
         tracing::info!(%call_id, %user_id, model, "media stream started");
 
-        let openai = self.openai.clone();
-        let key = admitted.openai_key.clone();
-        let mut connecting: Option<Connecting> =
-            Some(Box::pin(
-                async move { Ok(openai.connect(&key, &model).await?) },
-            ));
+        let mut connecting: Option<Connecting> = Some(voice_ai.connecting);
         let mut ai: Option<RealtimeSocket> = None;
         let mut stream = stream
             .max_frame_size(settings.max_message_bytes)
@@ -680,6 +673,7 @@ fn close(code: CloseCode, description: &str) -> CloseReason {
 mod tests {
     use super::*;
     use crate::domain::assistant::{AssistantSpec, NewAssistant};
+    use crate::providers::openai::OpenAiProtocol;
 
     /// A FreJun peer that never takes another frame (it stopped reading).
     struct Stuck;

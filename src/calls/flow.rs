@@ -15,6 +15,7 @@ use bson::DateTime;
 
 use super::CallService;
 use super::tenant_key::KeyError;
+use crate::domain::assistant::backend::BackendKind;
 use crate::domain::call::record::NewCall;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
@@ -27,7 +28,7 @@ use crate::frejun::flow::{FlowRequest, FlowResponse};
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::UserRecord;
+use crate::storage::users::{Credential, UserRecord};
 
 /// What we told FreJun, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,8 +117,9 @@ impl CallService {
                 None => Some(EndReason::NumberUnassigned),
                 Some(id) => match self.shared.storage.assistants().get(tenant.id, id).await {
                     Ok(found) => {
+                        let missing = self.missing_voice_ai_key(tenant, &found);
                         assistant = Some(found);
-                        self.missing_openai_key(tenant)
+                        missing
                     }
                     Err(StorageError::NotFound) => Some(EndReason::NumberUnassigned),
                     Err(err) => return Err(err.into()),
@@ -309,10 +311,10 @@ impl CallService {
         };
         let refusal = if tenant.status == TenantStatus::Suspended {
             Some(EndReason::TenantSuspended)
-        } else if assistant.is_none() {
-            Some(EndReason::AssistantDeleted)
+        } else if let Some(assistant) = &assistant {
+            self.missing_voice_ai_key(tenant, assistant)
         } else {
-            self.missing_openai_key(tenant)
+            Some(EndReason::AssistantDeleted)
         };
         match (refusal, assistant) {
             (None, Some(assistant)) => self.admit(tenant, call, &assistant, now).await,
@@ -393,12 +395,18 @@ impl CallService {
             .await
     }
 
-    fn missing_openai_key(&self, tenant: &UserRecord) -> Option<EndReason> {
-        tenant
-            .secrets
-            .openai_api_key
-            .is_none()
-            .then_some(EndReason::MissingCredentials)
+    /// `missing_credentials` when the tenant lacks the key the assistant's voice AI needs.
+    fn missing_voice_ai_key(
+        &self,
+        tenant: &UserRecord,
+        assistant: &AssistantRecord,
+    ) -> Option<EndReason> {
+        let backend = &assistant.spec.backend;
+        let no_key = Credential::for_backend(backend)
+            .is_some_and(|credential| credential.stored(&tenant.secrets).is_none());
+        let no_endpoint = backend.kind == BackendKind::OpenaiCompatibleRealtime
+            && tenant.realtime_base_url.is_none();
+        (no_key || no_endpoint).then_some(EndReason::MissingCredentials)
     }
 
     /// `{"action":"stream", ...}` with a `ws_url` to our media endpoint carrying a token bound

@@ -124,7 +124,9 @@ impl CallService {
             .await?
             .ok_or(OutboundError::AssistantNotFound)?;
         let frejun_key = self.credential(tenant, Credential::FrejunApiKey)?;
-        self.credential(tenant, Credential::OpenAiApiKey)?;
+        if let Some(voice_ai) = Credential::for_backend(&assistant.spec.backend) {
+            self.credential(tenant, voice_ai)?;
+        }
         let url_secret = self
             .url_secret(tenant)
             .map_err(|problem| OutboundError::Credential {

@@ -22,8 +22,10 @@ use super::analysis::AnalysisSpec;
 use super::tenant::check_call_seconds;
 use super::validation::{ValidationError, check_chars, check_name, check_range, check_token};
 
+pub mod backend;
 pub mod tools;
 
+use backend::Backend;
 use tools::{Tool, ToolChoice, normalize_tools};
 
 /// Characters allowed in model names: OpenAI's are ASCII letters, digits, `.`, `_` and `-`.
@@ -341,6 +343,10 @@ pub struct AssistantSpec {
     /// `None`: none.
     #[serde(default)]
     pub analysis: Option<AnalysisSpec>,
+    /// The voice AI: OpenAI Realtime (default) or an ElevenLabs agent (docs/api.md,
+    /// "Backends").
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 fn records_by_default() -> bool {
@@ -398,6 +404,7 @@ impl AssistantSpec {
         if let Some(analysis) = &self.analysis {
             analysis.validate()?;
         }
+        self.backend.validate(self)?;
         Ok(())
     }
 
@@ -432,6 +439,7 @@ impl AssistantSpec {
             tool_choice,
             tool_filler,
             analysis,
+            backend,
         } = new;
         let spec = AssistantSpec {
             name: name.trim().to_owned(),
@@ -449,6 +457,7 @@ impl AssistantSpec {
             tool_choice: tool_choice.unwrap_or_default(),
             tool_filler: tool_filler.unwrap_or_else(default_tool_filler),
             analysis,
+            backend: backend.unwrap_or_default(),
         };
         spec.normalized()
     }
@@ -472,6 +481,7 @@ impl AssistantSpec {
             tool_choice,
             tool_filler,
             analysis,
+            backend,
         } = patch;
         let mut spec = self.clone();
         if let Some(name) = name {
@@ -518,6 +528,9 @@ impl AssistantSpec {
         }
         if let Some(analysis) = analysis {
             spec.analysis = analysis;
+        }
+        if let Some(backend) = backend {
+            spec.backend = backend;
         }
         spec.normalized()
     }
@@ -584,6 +597,9 @@ pub struct NewAssistant {
     /// Default: none (calls are not analysed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// Given whole. Default: `{"type": "openai_realtime"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
 }
 
 /// The body of an update request. Every field is optional; an absent field is left as it is.
@@ -655,6 +671,10 @@ pub struct AssistantPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<AnalysisSpec>, nullable)]
     pub analysis: Option<Option<AnalysisSpec>>,
+    /// Given whole; cannot be `null`.
+    #[serde(default, deserialize_with = "non_null_backend")]
+    #[schema(nullable = false)]
+    pub backend: Option<Backend>,
 }
 
 impl AssistantPatch {
@@ -706,6 +726,7 @@ non_null_field! {
     non_null_record => "record",
     non_null_tools => "tools",
     non_null_tool_choice => "tool_choice",
+    non_null_backend => "backend",
 }
 
 #[cfg(test)]

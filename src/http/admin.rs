@@ -141,6 +141,7 @@ async fn create_user(
             ..UserSecrets::default()
         },
         text_ai: Default::default(),
+        realtime_base_url: None,
         created_at: now,
         updated_at: now,
         schema_version: users::SCHEMA_VERSION,

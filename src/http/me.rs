@@ -156,6 +156,20 @@ pub(crate) struct PutCredentialsRequest {
     /// characters (servers that ignore keys take any value).
     #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
     pub chat_completions_api_key: Option<SecretString>,
+    /// The tenant's ElevenLabs API key (`xi-api-key`), needed for private ElevenLabs agents:
+    /// 8 to 512 characters.
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub elevenlabs_api_key: Option<SecretString>,
+    /// The key of the tenant's OpenAI-compatible realtime endpoint: 8 to 512 characters.
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 512)]
+    pub realtime_api_key: Option<SecretString>,
+    /// The tenant's OpenAI-compatible realtime endpoint, for assistants whose backend is
+    /// `openai_compatible_realtime` (`wss://my-resource.openai.azure.com/openai/v1/realtime`);
+    /// `wss` and a public address, like tools' URLs; `model=` is added per call. `null` removes
+    /// it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable, max_length = 2_048)]
+    pub realtime_base_url: Option<Option<String>>,
     /// The tenant's OpenAI-compatible Chat Completions server, with its version segment
     /// (`https://openrouter.ai/api/v1`, `https://my-vllm.example.com/v1`); `https` and a
     /// public address, like tools' URLs. `null` removes it (with its model).
@@ -217,15 +231,19 @@ async fn put_credentials(
             Credential::ChatCompletionsApiKey,
             body.chat_completions_api_key,
         ),
+        (Credential::ElevenLabsApiKey, body.elevenlabs_api_key),
+        (Credential::RealtimeApiKey, body.realtime_api_key),
     ]
     .into_iter()
     .filter_map(|(credential, value)| value.map(|value| (credential, value)))
     .collect();
-    if given.is_empty() && endpoint.is_none() {
+    let realtime_url = realtime_base_url(&state, &body.realtime_base_url)?;
+    if given.is_empty() && endpoint.is_none() && realtime_url.is_none() {
         return Err(ValidationError::new(
             "openai_api_key",
             "give at least one of openai_api_key, frejun_api_key, anthropic_api_key, \
-             chat_completions_api_key, chat_completions_base_url",
+             chat_completions_api_key, elevenlabs_api_key, realtime_api_key, \
+             chat_completions_base_url, realtime_base_url",
         )
         .into());
     }
@@ -247,6 +265,15 @@ async fn put_credentials(
             )
             .await?;
         tracing::info!(user_id = %user.id, "chat completions endpoint stored");
+    }
+    if let Some(base_url) = realtime_url {
+        user = state
+            .shared
+            .storage
+            .users()
+            .set_realtime_base_url(user.id, base_url.as_deref(), bson::DateTime::now())
+            .await?;
+        tracing::info!(user_id = %user.id, "realtime endpoint stored");
     }
     for (credential, value) in given {
         let plain = value.expose();
@@ -318,6 +345,39 @@ fn chat_completions_endpoint(
             )))
         }
     }
+}
+
+/// The realtime endpoint to store, checked: `None` when the body does not change it,
+/// `Some(None)` to remove it.
+fn realtime_base_url(
+    state: &AppState,
+    given: &Option<Option<String>>,
+) -> Result<Option<Option<String>>, ApiError> {
+    const FIELD: &str = "realtime_base_url";
+    let text = match given {
+        None => return Ok(None),
+        Some(None) => return Ok(Some(None)),
+        Some(Some(text)) => text,
+    };
+    if text.chars().count() > 2_048 {
+        return Err(ValidationError::new(FIELD, "must be at most 2048 characters").into());
+    }
+    let url = url::Url::parse(text)
+        .map_err(|_| ValidationError::new(FIELD, "must be an absolute URL"))?;
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(ValidationError::new(
+            FIELD,
+            "must not carry a fragment or credentials (the key goes in realtime_api_key)",
+        )
+        .into());
+    }
+    state
+        .shared
+        .outbound
+        .allow
+        .check_websocket_url(&url)
+        .map_err(|refusal| ValidationError::new(FIELD, refusal.to_string()))?;
+    Ok(Some(Some(url.to_string())))
 }
 
 fn check_credential(field: &str, value: &str) -> Result<(), ValidationError> {

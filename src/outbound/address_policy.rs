@@ -108,6 +108,21 @@ impl AllowList {
     }
 }
 
+impl AllowList {
+    /// [`AllowList::check_url`] for a WebSocket URL: `wss` as `https`, `ws` as `http` (so only
+    /// to an allow-listed host).
+    pub fn check_websocket_url(&self, url: &Url) -> Result<(), Refusal> {
+        let scheme = match url.scheme() {
+            "wss" => "https",
+            "ws" => "http",
+            _ => return Err(Refusal::NotHttps),
+        };
+        let mut as_http = url.clone();
+        as_http.set_scheme(scheme).map_err(|()| Refusal::NotHttps)?;
+        self.check_url(&as_http)
+    }
+}
+
 /// Host-name characters (letters, digits, `-`, `.`), not an address.
 fn is_host_name(text: &str) -> bool {
     !text.is_empty()

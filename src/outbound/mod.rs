@@ -6,6 +6,7 @@
 //!   `outbound.allow` list of host names and CIDR ranges), and the URL check before a request.
 //! - [`client`]: the HTTP client that enforces the policy at connect time (its own resolver), and
 //!   follows no redirect and uses no proxy.
+//! - [`socket`]: TCP connections to a tenant's WebSocket endpoint, checked the same way.
 //! - [`signing`]: Standard Webhooks signatures under per-tenant `whsec_` secrets.
 //! - [`http_tool`]: one call of a tenant's HTTP tool: the signed request and the answer the
 //!   model gets.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod delivery;
 pub mod http_tool;
 pub mod signing;
+pub mod socket;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -383,6 +383,24 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             &["ws", "wss"]
         },
     )?;
+    check_url(
+        "elevenlabs.api_base_url",
+        &settings.elevenlabs.api_base_url,
+        if secure_only {
+            &["https"]
+        } else {
+            &["http", "https"]
+        },
+    )?;
+    check_url(
+        "elevenlabs.conversation_url",
+        &settings.elevenlabs.conversation_url,
+        if secure_only {
+            &["wss"]
+        } else {
+            &["ws", "wss"]
+        },
+    )?;
 
     let text_ai = &settings.text_ai;
     let mut text_urls = vec![
@@ -693,6 +711,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         (
             "openai.connect_timeout_ms",
             settings.openai.connect_timeout_ms,
+            100..=60_000,
+        ),
+        (
+            "elevenlabs.connect_timeout_ms",
+            settings.elevenlabs.connect_timeout_ms,
             100..=60_000,
         ),
         (

@@ -49,6 +49,8 @@ pub struct Settings {
     #[serde(default)]
     pub openai: OpenAiSettings,
     #[serde(default)]
+    pub elevenlabs: ElevenLabsSettings,
+    #[serde(default)]
     pub bridge: BridgeSettings,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -349,6 +351,36 @@ impl Default for OpenAiSettings {
             default_model: crate::domain::model_retirement::DEFAULT_REALTIME_MODEL.to_owned(),
             connect_timeout_ms: 10_000,
             session_limit_secs: 3_600,
+        }
+    }
+}
+
+/// ElevenLabs Conversational AI, for assistants whose backend is `elevenlabs_convai`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ElevenLabsSettings {
+    /// The REST API (signed URLs of private agents); a regional host or a fake may replace it.
+    pub api_base_url: Url,
+    /// The conversation WebSocket endpoint (`?agent_id=` is added).
+    pub conversation_url: Url,
+    /// How long opening a conversation (signed URL and WebSocket) may take before the call ends
+    /// with `ai_connect_failed`.
+    pub connect_timeout_ms: u64,
+}
+
+impl ElevenLabsSettings {
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+impl Default for ElevenLabsSettings {
+    fn default() -> Self {
+        Self {
+            api_base_url: Url::parse("https://api.elevenlabs.io").expect("valid default URL"),
+            conversation_url: Url::parse("wss://api.elevenlabs.io/v1/convai/conversation")
+                .expect("valid default URL"),
+            connect_timeout_ms: 10_000,
         }
     }
 }
@@ -813,6 +845,7 @@ impl Settings {
             },
             bridge: BridgeSettings::default(),
             openai: OpenAiSettings::default(),
+            elevenlabs: ElevenLabsSettings::default(),
             rate_limit: RateLimitSettings::default(),
             outbound: OutboundSettings::default(),
             tools: ToolSettings::default(),

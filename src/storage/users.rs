@@ -3,6 +3,7 @@
 //! The tenant *is* the user, so these methods take the tenant's own id; the admin API reaches
 //! every tenant, a tenant only itself (the `Tenant` extractor supplies its id).
 
+use crate::domain::assistant::backend::{Backend, BackendKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -38,6 +39,10 @@ pub(crate) struct UserRecord {
     /// The tenant's text-AI settings besides its keys, and how its providers last answered.
     #[serde(default)]
     pub text_ai: TenantTextAi,
+    /// The tenant's OpenAI-compatible realtime endpoint (`wss://…`), for assistants whose
+    /// backend is `openai_compatible_realtime`; its key is `secrets.realtime_api_key`.
+    #[serde(default)]
+    pub realtime_base_url: Option<String>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub schema_version: i32,
@@ -52,6 +57,12 @@ pub(crate) struct UserSecrets {
     pub anthropic_api_key: Option<StoredCredential>,
     #[serde(default)]
     pub chat_completions_api_key: Option<StoredCredential>,
+    /// The tenant's ElevenLabs key (private ElevenLabs agents).
+    #[serde(default)]
+    pub elevenlabs_api_key: Option<StoredCredential>,
+    /// The key of the tenant's OpenAI-compatible realtime endpoint.
+    #[serde(default)]
+    pub realtime_api_key: Option<StoredCredential>,
     /// The tenant's FreJun URL secret (`key=` in the flow and status URLs it pastes into
     /// FreJun). Encrypted rather than hashed because `/api/me` shows the URLs.
     pub frejun_url_secret: Option<EncryptedSecret>,
@@ -163,14 +174,18 @@ pub(crate) enum Credential {
     FrejunApiKey,
     AnthropicApiKey,
     ChatCompletionsApiKey,
+    ElevenLabsApiKey,
+    RealtimeApiKey,
 }
 
 impl Credential {
-    pub(crate) const ALL: [Credential; 4] = [
+    pub(crate) const ALL: [Credential; 6] = [
         Credential::OpenAiApiKey,
         Credential::FrejunApiKey,
         Credential::AnthropicApiKey,
         Credential::ChatCompletionsApiKey,
+        Credential::ElevenLabsApiKey,
+        Credential::RealtimeApiKey,
     ];
 
     /// Which tenant secret the credential is, for encrypting it.
@@ -180,11 +195,24 @@ impl Credential {
             Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
             Credential::AnthropicApiKey => TenantSecret::AnthropicApiKey,
             Credential::ChatCompletionsApiKey => TenantSecret::ChatCompletionsApiKey,
+            Credential::ElevenLabsApiKey => TenantSecret::ElevenLabsApiKey,
+            Credential::RealtimeApiKey => TenantSecret::RealtimeApiKey,
         }
     }
 
     pub(crate) fn name(self) -> &'static str {
         self.secret().name()
+    }
+
+    /// The key calls through `backend` need: the tenant's OpenAI key, its ElevenLabs key for
+    /// a private agent, none for a public agent.
+    pub(crate) fn for_backend(backend: &Backend) -> Option<Credential> {
+        match backend.kind {
+            BackendKind::OpenaiRealtime => Some(Credential::OpenAiApiKey),
+            BackendKind::OpenaiCompatibleRealtime => Some(Credential::RealtimeApiKey),
+            BackendKind::ElevenlabsConvai if backend.private => Some(Credential::ElevenLabsApiKey),
+            BackendKind::ElevenlabsConvai => None,
+        }
     }
 
     pub(crate) fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
@@ -193,6 +221,8 @@ impl Credential {
             Credential::FrejunApiKey => secrets.frejun_api_key.as_ref(),
             Credential::AnthropicApiKey => secrets.anthropic_api_key.as_ref(),
             Credential::ChatCompletionsApiKey => secrets.chat_completions_api_key.as_ref(),
+            Credential::ElevenLabsApiKey => secrets.elevenlabs_api_key.as_ref(),
+            Credential::RealtimeApiKey => secrets.realtime_api_key.as_ref(),
         }
     }
 }
@@ -412,6 +442,20 @@ impl Users {
         .await
     }
 
+    /// Sets (or, with `None`, clears) the tenant's OpenAI-compatible realtime endpoint.
+    pub(crate) async fn set_realtime_base_url(
+        &self,
+        id: TenantId,
+        base_url: Option<&str>,
+        now: DateTime,
+    ) -> Result<UserRecord, StorageError> {
+        self.update_one(
+            id,
+            doc! { "$set": { "realtime_base_url": base_url, "updated_at": now } },
+        )
+        .await
+    }
+
     /// Records how the tenant's last request to `provider` went.
     pub(crate) async fn record_text_ai_call(
         &self,
@@ -541,6 +585,8 @@ impl Users {
                     Credential::FrejunApiKey => &mut secrets.frejun_api_key,
                     Credential::AnthropicApiKey => &mut secrets.anthropic_api_key,
                     Credential::ChatCompletionsApiKey => &mut secrets.chat_completions_api_key,
+                    Credential::ElevenLabsApiKey => &mut secrets.elevenlabs_api_key,
+                    Credential::RealtimeApiKey => &mut secrets.realtime_api_key,
                 };
                 if let Some(stored) = slot {
                     let encrypted = stored.encrypted();

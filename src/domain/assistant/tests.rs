@@ -73,6 +73,7 @@ fn from_new_fills_the_documented_defaults() {
             tool_choice: ToolChoice::Auto,
             tool_filler: Some("One moment, please.".to_owned()),
             analysis: None,
+            backend: backend::Backend::default(),
         }
     );
     assert_eq!(
@@ -115,7 +116,8 @@ fn json_shape_is_the_public_contract() {
             "tools": [],
             "tool_choice": "auto",
             "tool_filler": "One moment, please.",
-            "analysis": null
+            "analysis": null,
+            "backend": {"type": "openai_realtime"}
         })
     );
     let back: AssistantSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
@@ -658,4 +660,99 @@ fn analysis_is_validated_and_cleared_by_null() {
     let cleared: AssistantPatch =
         serde_json::from_value(serde_json::json!({"analysis": null})).unwrap();
     assert_eq!(with_analysis.apply(cleared).unwrap().analysis, None);
+}
+
+/// An assistant on an ElevenLabs agent, with `extra` fields merged into the request.
+fn elevenlabs(extra: serde_json::Value) -> Result<AssistantSpec, ValidationError> {
+    let mut body = serde_json::json!({
+        "name": "Agent",
+        "backend": {"type": "elevenlabs_convai", "agent_id": "agent_123", "private": true},
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    AssistantSpec::from_new(serde_json::from_value(body).unwrap(), MODEL)
+}
+
+#[test]
+fn an_elevenlabs_backend_needs_an_agent_and_round_trips() {
+    let spec = elevenlabs(serde_json::json!({})).unwrap();
+    assert_eq!(spec.backend.kind, backend::BackendKind::ElevenlabsConvai);
+    assert!(spec.backend.private);
+    let stored = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        stored["backend"],
+        serde_json::json!({"type": "elevenlabs_convai", "agent_id": "agent_123", "private": true})
+    );
+    let missing = elevenlabs(serde_json::json!({"backend": {"type": "elevenlabs_convai"}}));
+    assert_eq!(missing.unwrap_err().field, "backend.agent_id");
+    // The default backend is OpenAI's and serializes as such.
+    assert_eq!(
+        serde_json::to_value(spec_default_backend()).unwrap(),
+        serde_json::json!({"type": "openai_realtime"})
+    );
+}
+
+fn spec_default_backend() -> backend::Backend {
+    spec().backend
+}
+
+#[test]
+fn settings_a_backend_cannot_honour_are_refused_naming_the_field() {
+    let cases = [
+        (
+            serde_json::json!({"backend": {"type": "openai_realtime", "agent_id": "x"}}),
+            "backend.agent_id",
+        ),
+        (
+            serde_json::json!({"backend": {"type": "elevenlabs_convai", "agent_id": "bad id!"}}),
+            "backend.agent_id",
+        ),
+        (
+            serde_json::json!({"audio": {"codec": "pcmu", "inbound_rate": "8k",
+                "inbound_chunk_ms": 100, "outbound_chunk_ms": 100}}),
+            "audio.codec",
+        ),
+        (
+            serde_json::json!({"transcription": {"model": "gpt-live-transcribe", "language": null}}),
+            "transcription",
+        ),
+        (
+            serde_json::json!({"tool_choice": "required"}),
+            "tool_choice",
+        ),
+        (
+            serde_json::json!({"tools": [{"type": "end_call", "name": "bye", "description": ""},
+                {"type": "mcp", "name": "crm", "description": "",
+                 "server_url": "https://mcp.example.com/sse", "allowed_tools": ["search"]}]}),
+            "tools[1]",
+        ),
+        (
+            serde_json::json!({"backend": {"type": "elevenlabs_convai", "agent_id": "a",
+                "dynamic_variables": {"system__time": "now"}}}),
+            "backend.dynamic_variables.system__time",
+        ),
+        (
+            serde_json::json!({"backend": {"type": "elevenlabs_convai", "agent_id": "a",
+                "dynamic_variables": {"caller_number": "+1"}}}),
+            "backend.dynamic_variables.caller_number",
+        ),
+        (
+            serde_json::json!({"backend": {"type": "elevenlabs_convai", "agent_id": "a",
+                "dynamic_variables": {"plan": {"nested": true}}}}),
+            "backend.dynamic_variables.plan",
+        ),
+    ];
+    for (extra, field) in cases {
+        let err = elevenlabs(extra.clone()).expect_err(&extra.to_string());
+        assert_eq!(err.field, field, "{extra}: {err:?}");
+    }
+    // Allowed: http tools (client tools of the agent), variables of the three kinds.
+    let spec = elevenlabs(serde_json::json!({
+        "tools": [{"type": "http", "name": "lookup", "description": "", "url": "https://crm.example.com/"}],
+        "backend": {"type": "elevenlabs_convai", "agent_id": "a", "voice_id": "v_1",
+            "dynamic_variables": {"plan": "gold", "seats": 3, "vip": true}},
+    }))
+    .unwrap();
+    assert_eq!(spec.backend.dynamic_variables.len(), 3);
 }

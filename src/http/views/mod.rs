@@ -51,6 +51,10 @@ pub(crate) struct CredentialsView {
     pub frejun_api_key: CredentialStatus,
     pub anthropic_api_key: CredentialStatus,
     pub chat_completions_api_key: CredentialStatus,
+    pub elevenlabs_api_key: CredentialStatus,
+    pub realtime_api_key: CredentialStatus,
+    /// The tenant's OpenAI-compatible realtime endpoint (not a secret); `null`: none.
+    pub realtime_base_url: Option<String>,
     /// The tenant's OpenAI-compatible Chat Completions server (not a secret); `null`: none.
     pub chat_completions_base_url: Option<String>,
     pub chat_completions_model: Option<String>,
@@ -81,6 +85,9 @@ impl CredentialsView {
             frejun_api_key: status(Credential::FrejunApiKey),
             anthropic_api_key: status(Credential::AnthropicApiKey),
             chat_completions_api_key: status(Credential::ChatCompletionsApiKey),
+            elevenlabs_api_key: status(Credential::ElevenLabsApiKey),
+            realtime_api_key: status(Credential::RealtimeApiKey),
+            realtime_base_url: user.realtime_base_url.clone(),
             chat_completions_base_url: user.text_ai.chat_completions_base_url.clone(),
             chat_completions_model: user.text_ai.chat_completions_model.clone(),
         }

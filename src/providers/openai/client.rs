@@ -74,6 +74,46 @@ impl RealtimeClient {
         api_key: &SecretString,
         model: &str,
     ) -> Result<RealtimeSocket, ConnectError> {
+        let request = self.request(api_key, model)?;
+        let handshake =
+            tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
+        match tokio::time::timeout(self.connect_timeout, handshake).await {
+            Err(_elapsed) => Err(ConnectError::Timeout),
+            Ok(Ok((socket, _response))) => Ok(socket),
+            Ok(Err(err)) => Err(ConnectError::from_handshake(err, api_key)),
+        }
+    }
+
+    /// Like [`Self::connect`], over a TCP connection the caller opened to an address it
+    /// checked (a tenant's own endpoint: the address rules are the caller's): TLS for `wss`,
+    /// then the upgrade, within the connect timeout.
+    pub async fn connect_over(
+        &self,
+        stream: TcpStream,
+        api_key: &SecretString,
+        model: &str,
+    ) -> Result<RealtimeSocket, ConnectError> {
+        let request = self.request(api_key, model)?;
+        let _ = stream.set_nodelay(true);
+        let handshake = tokio_tungstenite::client_async_tls_with_config(
+            request,
+            stream,
+            Some(socket_config()),
+            None,
+        );
+        match tokio::time::timeout(self.connect_timeout, handshake).await {
+            Err(_elapsed) => Err(ConnectError::Timeout),
+            Ok(Ok((socket, _response))) => Ok(socket),
+            Ok(Err(err)) => Err(ConnectError::from_handshake(err, api_key)),
+        }
+    }
+
+    /// The upgrade request: the URL with the model, and the key as a bearer token.
+    fn request(
+        &self,
+        api_key: &SecretString,
+        model: &str,
+    ) -> Result<tungstenite::handshake::client::Request, ConnectError> {
         let mut request = self
             .url_for(model)
             .as_str()
@@ -83,18 +123,16 @@ impl RealtimeClient {
             .map_err(|_| ConnectError::InvalidKey)?;
         authorization.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, authorization);
-
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .max_message_size(Some(MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let handshake = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        match tokio::time::timeout(self.connect_timeout, handshake).await {
-            Err(_elapsed) => Err(ConnectError::Timeout),
-            Ok(Ok((socket, _response))) => Ok(socket),
-            Ok(Err(err)) => Err(ConnectError::from_handshake(err, api_key)),
-        }
+        Ok(request)
     }
+}
+
+/// Limits of every Realtime socket.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
 /// Why the socket could not be opened. Display never includes the API key.

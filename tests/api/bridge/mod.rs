@@ -4,6 +4,7 @@
 
 mod audio;
 mod claims;
+mod compatible_endpoint;
 mod control;
 mod failures;
 mod flood;
