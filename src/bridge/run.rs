@@ -315,6 +315,13 @@ impl Bridge {
                     if let Some(progress) = core.take_progress() {
                         keeper.send(KeeperMessage::Progress(progress));
                     }
+                    // The AI may announce its formats only once connected (ElevenLabs).
+                    let label = core.ai_audio_label();
+                    let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
+                    if stream_facts.ai_codec != label {
+                        stream_facts.ai_codec = label;
+                    }
+                    drop(stream_facts);
                     // The closing line has been heard: the call can end.
                     core.closing_done(Instant::now().into_std())
                 }

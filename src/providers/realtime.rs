@@ -60,6 +60,9 @@ pub struct Capabilities {
     /// It marks the end of each item's audio ([`BackendEvent::AudioDone`]); otherwise the
     /// bridge sends an answer's last partial chunk after a short pause in its audio.
     pub marks_audio_end: bool,
+    /// It reports token usage per answer (an answer without any is then stored as zero tokens;
+    /// for a backend that never reports usage the call has none).
+    pub reports_usage: bool,
     /// Its session ends after a fixed time ([`BackendEvent::SessionInfo`]), before which the
     /// bridge has the assistant say the closing line.
     pub session_expires: bool,
@@ -175,6 +178,9 @@ pub trait RealtimeProtocol: Send {
     fn code_prefix(&self) -> &'static str;
     /// Its name in messages ("OpenAI").
     fn display_name(&self) -> &'static str;
+    /// The name of one of its audio formats, as its own configuration spells it (`pcm24k`,
+    /// `pcm_8000`), for the call's live facts.
+    fn format_name(&self, audio: AiAudio) -> String;
     /// Reads one text frame into `events` (usually one). An error is a frame that cannot be
     /// read; the bridge counts and skips it.
     fn read(&mut self, text: &str, events: &mut Vec<BackendEvent>) -> Result<(), String>;

@@ -148,7 +148,7 @@ impl BridgeCore {
             total.input_cached_audio_tokens += usage.input_cached_audio_tokens;
             total.output_audio_tokens += usage.output_audio_tokens;
             total.output_text_tokens += usage.output_text_tokens;
-        } else {
+        } else if self.capabilities.reports_usage {
             // Token counts are stored even when OpenAI reports none.
             self.usage.get_or_insert_with(Usage::default);
         }

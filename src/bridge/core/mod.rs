@@ -323,12 +323,7 @@ impl BridgeCore {
     /// The AI side's audio format, as the call's facts show it: `pcm24k` and `pcmu` for
     /// OpenAI's codecs, ElevenLabs' names (`pcm_8000`) otherwise.
     pub(crate) fn ai_audio_label(&self) -> String {
-        match self.input {
-            AiAudio::Pcm(24_000) => "pcm24k".to_owned(),
-            AiAudio::Mulaw8k if self.capabilities.speaks_on_request => "pcmu".to_owned(),
-            AiAudio::Mulaw8k => "ulaw_8000".to_owned(),
-            AiAudio::Pcm(rate) => format!("pcm_{rate}"),
-        }
+        self.protocol.format_name(self.input)
     }
 
     /// The backend's name in messages.

@@ -7,6 +7,7 @@ use crate::bridge::audio_budget::BudgetLimits;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
 
+mod elevenlabs;
 mod tools;
 use crate::domain::assistant::Codec;
 use crate::providers::openai::events::{ApiError, ResponseError, ResponseUsage, ServerEvent};

@@ -9,8 +9,9 @@
 //! It has no responses or items, so its agent turns are named as responses (`turn-1`, …): a
 //! turn opens with its first audio that still plays and closes at an interruption, at the
 //! caller's next transcript or at the next agent text. The agent's text of a turn
-//! (`agent_response`) is held until the turn is over, so that the correction ElevenLabs sends
-//! after an interruption (what the caller actually heard) replaces it rather than following it.
+//! (`agent_response`) is held until the turn is over; an interrupted turn's text waits for the
+//! correction ElevenLabs sends (what the caller actually heard), which replaces it, even when
+//! the correction comes after the next turn began.
 
 use super::events::{ClientMessage, Initiation, ServerEvent, write_audio_chunk};
 use super::format::AudioFormat;
@@ -35,9 +36,11 @@ pub struct ConvaiProtocol {
     turn_has_text: bool,
     /// An `agent_response` arrived before its turn's audio.
     text_for_next_turn: bool,
-    /// The agent's last text, not yet in the transcript; `true` once its turn was interrupted
-    /// (its correction is awaited).
-    held_text: Option<(String, bool)>,
+    /// The agent's last text, not yet in the transcript (its turn may still be interrupted).
+    held_text: Option<String>,
+    /// The text of an interrupted turn, waiting for the correction that says what the caller
+    /// heard of it.
+    awaiting_correction: Option<String>,
 }
 
 impl ConvaiProtocol {
@@ -53,6 +56,7 @@ impl ConvaiProtocol {
             turn_has_text: false,
             text_for_next_turn: false,
             held_text: None,
+            awaiting_correction: None,
         }
     }
 
@@ -76,13 +80,24 @@ impl ConvaiProtocol {
 
     /// Puts the held agent text into the transcript.
     fn release_text(&mut self, events: &mut Vec<BackendEvent>) {
-        if let Some((text, interrupted)) = self.held_text.take() {
-            events.push(BackendEvent::AssistantTranscript {
-                item_id: None,
-                text,
-                interrupted,
-            });
+        if let Some(text) = self.held_text.take() {
+            events.push(agent_text(text, false));
         }
+    }
+
+    /// Puts an interrupted turn's text into the transcript as it was, when no correction came.
+    fn release_uncorrected(&mut self, events: &mut Vec<BackendEvent>) {
+        if let Some(text) = self.awaiting_correction.take() {
+            events.push(agent_text(text, true));
+        }
+    }
+}
+
+fn agent_text(text: String, interrupted: bool) -> BackendEvent {
+    BackendEvent::AssistantTranscript {
+        item_id: None,
+        text,
+        interrupted,
     }
 }
 
@@ -103,6 +118,7 @@ impl RealtimeProtocol for ConvaiProtocol {
             own_barge_in: true,
             speaks_on_request: false,
             marks_audio_end: false,
+            reports_usage: false,
             session_expires: false,
         }
     }
@@ -113,6 +129,13 @@ impl RealtimeProtocol for ConvaiProtocol {
 
     fn display_name(&self) -> &'static str {
         "ElevenLabs"
+    }
+
+    fn format_name(&self, audio: AiAudio) -> String {
+        match audio {
+            AiAudio::Pcm(rate) => AudioFormat::Pcm(rate).to_string(),
+            AiAudio::Mulaw8k => AudioFormat::Ulaw8000.to_string(),
+        }
     }
 
     fn read(&mut self, text: &str, events: &mut Vec<BackendEvent>) -> Result<(), String> {
@@ -162,8 +185,12 @@ impl RealtimeProtocol for ConvaiProtocol {
                 self.stale.interrupted(event_id);
                 events.push(BackendEvent::Interrupted);
                 self.close_turn(ResponseStatus::Cancelled, events);
-                if let Some((_, interrupted)) = self.held_text.as_mut() {
-                    *interrupted = true;
+                // Text that arrived for a turn with no audio yet belonged to the turn that was
+                // just cut off.
+                self.text_for_next_turn = false;
+                if let Some(text) = self.held_text.take() {
+                    self.release_uncorrected(events);
+                    self.awaiting_correction = Some(text);
                 }
             }
             ServerEvent::Ping { event_id, .. } => events.push(BackendEvent::Ping { event_id }),
@@ -178,26 +205,26 @@ impl RealtimeProtocol for ConvaiProtocol {
                     self.text_for_next_turn = true;
                 }
                 self.release_text(events);
-                self.held_text = Some((text, false));
+                self.held_text = Some(text);
             }
-            ServerEvent::AgentResponseCorrection { corrected, .. } => {
-                self.held_text = None;
-                events.push(BackendEvent::AssistantTranscript {
-                    item_id: None,
-                    text: corrected,
-                    interrupted: true,
-                });
+            ServerEvent::AgentResponseCorrection {
+                original,
+                corrected,
+            } => {
+                // The correction replaces the text it names: usually the interrupted turn's,
+                // which is waiting for it; never a newer turn's text.
+                if self.awaiting_correction.is_some() {
+                    self.awaiting_correction = None;
+                } else if self.held_text.as_deref() == Some(original.as_str()) {
+                    self.held_text = None;
+                }
+                events.push(agent_text(corrected, true));
             }
             ServerEvent::UserTranscript { text } => {
                 // The caller finished an utterance: the agent's turn before it is over.
                 self.close_turn(ResponseStatus::Completed, events);
-                if self
-                    .held_text
-                    .as_ref()
-                    .is_some_and(|(_, interrupted)| !interrupted)
-                {
-                    self.release_text(events);
-                }
+                self.text_for_next_turn = false;
+                self.release_text(events);
                 events.push(BackendEvent::UserTranscript {
                     item_id: None,
                     text,
@@ -282,6 +309,7 @@ impl RealtimeProtocol for ConvaiProtocol {
     }
 
     fn finish(&mut self, events: &mut Vec<BackendEvent>) {
+        self.release_uncorrected(events);
         self.release_text(events);
     }
 
@@ -295,3 +323,7 @@ impl RealtimeProtocol for ConvaiProtocol {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;

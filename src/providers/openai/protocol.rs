@@ -46,6 +46,7 @@ impl RealtimeProtocol for OpenAiProtocol {
             own_barge_in: false,
             speaks_on_request: true,
             marks_audio_end: true,
+            reports_usage: true,
             session_expires: true,
         }
     }
@@ -56,6 +57,14 @@ impl RealtimeProtocol for OpenAiProtocol {
 
     fn display_name(&self) -> &'static str {
         "OpenAI"
+    }
+
+    fn format_name(&self, audio: AiAudio) -> String {
+        match audio {
+            AiAudio::Mulaw8k => Codec::Pcmu.as_str().to_owned(),
+            AiAudio::Pcm(super::session::PCM_RATE_HZ) => Codec::Pcm24k.as_str().to_owned(),
+            AiAudio::Pcm(rate) => format!("pcm_{rate}"),
+        }
     }
 
     fn read(&mut self, text: &str, events: &mut Vec<BackendEvent>) -> Result<(), String> {
