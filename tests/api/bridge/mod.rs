@@ -6,6 +6,7 @@ mod audio;
 mod claims;
 mod compatible_endpoint;
 mod control;
+mod elevenlabs;
 mod failures;
 mod flood;
 mod hangups;
