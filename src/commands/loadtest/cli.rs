@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use url::Url;
 
+use super::backend::Backend;
 use super::{ExternalServer, LoadtestOptions, SpawnOptions, Target, parse_codec};
 use crate::domain::assistant::Codec;
 
@@ -23,8 +24,14 @@ pub struct LoadtestArgs {
     /// Seconds each call streams audio before hanging up.
     #[arg(long, default_value_t = 60)]
     duration_secs: u64,
-    /// The assistants' codec: pcm24k (PCM resampled to OpenAI's 24 kHz) or pcmu (G.711 μ-law at
-    /// 8 kHz; needs --inbound-rate 8000).
+    /// The voice AI behind the bridge, played by an in-crate fake that echoes the caller:
+    /// openai (OpenAI Realtime) or elevenlabs (an ElevenLabs agent in FreJun's formats, pcm_8000
+    /// or pcm_16000 in and pcm_8000 out, so nothing is resampled; it pings every 2 s).
+    #[arg(long, default_value = "openai", value_parser = Backend::parse)]
+    backend: Backend,
+    /// The assistants' codec with --backend openai: pcm24k (PCM resampled to OpenAI's 24 kHz) or
+    /// pcmu (G.711 μ-law at 8 kHz; needs --inbound-rate 8000). Not for --backend elevenlabs,
+    /// whose audio is the agent's formats.
     #[arg(long, default_value = "pcm24k", value_parser = parse_codec)]
     codec: Codec,
     /// Sample rate of the callers' audio in Hz: 8000 or 16000.
@@ -38,7 +45,8 @@ pub struct LoadtestArgs {
     #[arg(long, default_value_t = 100)]
     outbound_chunk_ms: u32,
     /// The fake OpenAI ends each echo response after this many ms of audio and starts the next,
-    /// so usage and call-log writes happen during the run; 0 keeps one response per call.
+    /// so usage and call-log writes happen during the run; 0 keeps one response per call. The
+    /// ElevenLabs echo has no turns, so this does not apply to --backend elevenlabs.
     #[arg(long, default_value_t = 5_000)]
     turn_ms: u32,
     /// Print the report as JSON on stdout instead of a table (progress stays on stderr).
@@ -59,8 +67,11 @@ pub struct LoadtestArgs {
     /// (`loadtest/<run id>/server.log`).
     #[arg(long, default_value = ".voxbridge")]
     state_dir: PathBuf,
-    /// Test a running voxbridge instead of starting one. Its OpenAI Realtime URL must be
-    /// ws://<--openai-listen>/v1/realtime; needs --admin-token and --openai-listen.
+    /// Test a running voxbridge instead of starting one; needs --admin-token. With --backend
+    /// openai its OpenAI Realtime URL must be ws://<--openai-listen>/v1/realtime; with
+    /// elevenlabs its ElevenLabs conversation URL must be
+    /// ws://<--elevenlabs-listen>/v1/convai/conversation (and its API base URL
+    /// http://<--elevenlabs-listen>).
     #[arg(long)]
     server_url: Option<Url>,
     /// The --server-url server's admin token.
@@ -72,6 +83,10 @@ pub struct LoadtestArgs {
     /// Where the fake OpenAI listens for a --server-url server (e.g. 127.0.0.1:9400).
     #[arg(long, requires = "server_url")]
     openai_listen: Option<SocketAddr>,
+    /// Where the fake ElevenLabs listens for a --server-url server with --backend elevenlabs
+    /// (e.g. 127.0.0.1:9401).
+    #[arg(long, requires = "server_url")]
+    elevenlabs_listen: Option<SocketAddr>,
     /// Provisioning API requests in flight at once.
     #[arg(long, default_value_t = 16)]
     provision_concurrency: usize,
@@ -84,6 +99,7 @@ pub struct LoadtestArgs {
 impl LoadtestArgs {
     /// The options these flags describe; an error names a missing companion flag.
     pub fn into_options(self) -> Result<LoadtestOptions, String> {
+        let backend = self.backend;
         let target = match self.server_url {
             None => Target::Start(SpawnOptions {
                 cpus: self.server_cpus,
@@ -99,15 +115,28 @@ impl LoadtestArgs {
                     )?,
                     pid: self.server_pid,
                 },
-                openai_listen: self.openai_listen.ok_or(
-                    "--server-url needs --openai-listen, the address its OpenAI URL names",
-                )?,
+                fake_listen: match backend {
+                    Backend::OpenAi => self.openai_listen,
+                    Backend::ElevenLabs => self.elevenlabs_listen,
+                }
+                .ok_or_else(|| {
+                    format!(
+                        "--server-url with --backend {} needs {}, the address its {} URL names",
+                        backend.name(),
+                        backend.listen_flag(),
+                        match backend {
+                            Backend::OpenAi => "OpenAI Realtime",
+                            Backend::ElevenLabs => "ElevenLabs conversation",
+                        }
+                    )
+                })?,
             },
         };
         Ok(LoadtestOptions {
             calls: self.calls,
             ramp_up_secs: self.ramp_up_secs,
             duration_secs: self.duration_secs,
+            backend,
             codec: self.codec,
             inbound_rate_hz: self.inbound_rate,
             inbound_chunk_ms: self.chunk_ms,
@@ -151,6 +180,7 @@ mod tests {
             (100, 100)
         );
         assert_eq!(options.turn_ms, 5_000);
+        assert_eq!(options.backend, Backend::OpenAi);
         let Target::Start(spawn) = options.target else {
             panic!("expected a started server");
         };
@@ -171,9 +201,12 @@ mod tests {
             "0",
             "--keep-database",
             "--json",
+            "--backend",
+            "elevenlabs",
         ])
         .unwrap();
         assert_eq!(options.calls, 300);
+        assert_eq!(options.backend, Backend::ElevenLabs);
         assert_eq!(options.codec, Codec::Pcmu);
         assert_eq!(options.inbound_chunk_ms, 20);
         assert!(options.json);
@@ -207,13 +240,31 @@ mod tests {
         .unwrap();
         let Target::External {
             server,
-            openai_listen,
+            fake_listen,
         } = external.target
         else {
             panic!("expected an external server");
         };
         assert_eq!(server.pid, Some(42));
-        assert_eq!(openai_listen.port(), 9_400);
+        assert_eq!(fake_listen.port(), 9_400);
+        // ElevenLabs' fake has its own address flag.
+        let base = [
+            "--server-url",
+            "http://127.0.0.1:8080",
+            "--admin-token",
+            "t",
+            "--backend",
+            "elevenlabs",
+        ];
+        let error =
+            options(&[&base[..], &["--openai-listen", "127.0.0.1:9400"]].concat()).unwrap_err();
+        assert!(error.contains("--elevenlabs-listen"), "{error}");
+        let elevenlabs =
+            options(&[&base[..], &["--elevenlabs-listen", "127.0.0.1:9401"]].concat()).unwrap();
+        let Target::External { fake_listen, .. } = elevenlabs.target else {
+            panic!("expected an external server");
+        };
+        assert_eq!(fake_listen.port(), 9_401);
         // Pinning only applies to a server this command starts.
         let conflict = options(&[
             "--server-url",

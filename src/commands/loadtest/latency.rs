@@ -1,5 +1,7 @@
 //! Bridge latency from the timings of the two ends, which run in the load generator's process
-//! and so share one monotonic clock: the simulated caller (FreJun's side) and the fake OpenAI.
+//! and so share one monotonic clock: the simulated caller (FreJun's side) and the fake AI (the
+//! fake OpenAI, or the fake ElevenLabs whose caller chunks count as appends and audio events
+//! as deltas).
 //!
 //! Both ends record `(cumulative samples after a chunk, when it passed)`. A chunk is matched to
 //! the other end by how much audio had to exist, never by message counts, so the bridge may
@@ -31,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::resample::Resampler;
 
 /// One point of a stream: `(cumulative samples after a chunk, when it passed)`, as the
-/// simulated caller and the fake OpenAI record them.
+/// simulated caller and the fakes record them.
 pub(crate) type Timing = (u64, Instant);
 
 /// The rate of everything voxbridge sends FreJun.
@@ -43,7 +45,7 @@ pub(crate) struct Geometry {
     /// The rate of the caller's cumulative counts.
     pub caller_rate_hz: u32,
     /// The rate of the fake's cumulative counts (24 kHz for `audio/pcm`, 8 kHz for
-    /// `audio/pcmu`).
+    /// `audio/pcmu`; the agent's format rate for ElevenLabs).
     pub fake_rate_hz: u32,
     /// The bridge's resampler look-ahead in fake samples, rounded up (0 without resampling).
     pub lookahead: u64,

@@ -1,14 +1,17 @@
-//! `voxbridge loadtest`: many simulated FreJun calls at once against a voxbridge whose OpenAI is
-//! the in-crate fake in echo mode, all on loopback, with a report of what it cost and how fast
-//! audio crossed the bridge.
+//! `voxbridge loadtest`: many simulated FreJun calls at once against a voxbridge whose voice AI
+//! (OpenAI Realtime or, with `--backend elevenlabs`, an ElevenLabs agent) is an in-crate fake in
+//! echo mode, all on loopback, with a report of what it cost and how fast audio crossed the
+//! bridge.
 //!
-//! A run: start the fake OpenAI (`EchoStream`: every append comes straight back as a delta),
-//! start `voxbridge serve` (or use `--server-url`), provision one tenant with an assistant and
-//! a number per call, then start the calls evenly over the ramp-up; each streams a tone in real
-//! time for the duration and hangs up. Meanwhile the server's and the generator's `/proc`
-//! figures are sampled and a progress line is printed. Afterwards both ends' per-chunk timings
-//! are matched into latencies and everything goes into one report (a table, or JSON with
-//! `--json`). The method is written up in docs/benchmarks.md ("Load generator").
+//! A run: start the fake (every caller chunk comes straight back: as a delta from the fake
+//! OpenAI's `EchoStream`, as an audio event from the fake ElevenLabs' `Echo`), start
+//! `voxbridge serve` pointed at it (or use `--server-url`), provision one tenant with an
+//! assistant and a number per call, then start the calls evenly over the ramp-up; each streams a
+//! tone in real time for the duration and hangs up. Meanwhile the server's and the generator's
+//! `/proc` figures are sampled and a progress line is printed. Afterwards both ends' per-chunk
+//! timings are matched into latencies (calls joined to the fake's sessions by their
+//! instructions) and everything goes into one report (a table, or JSON with `--json`). The
+//! method is written up in docs/benchmarks.md ("Load generator").
 //!
 //! Exit code: 0 when every call was ok, 3 when the run completed but some calls failed (the
 //! report says why), 1 when the run itself could not be carried out.
@@ -16,6 +19,7 @@
 //! Layout:
 //! - this module: options, orchestration, exit code.
 //! - `cli`: the command-line flags, turned into [`LoadtestOptions`].
+//! - `backend`: `--backend`, and the fake that plays the voice AI.
 //! - `server_process`: the server under test (started and stopped, or external).
 //! - `accounts`: the tenant, assistants and numbers, made through the API.
 //! - `call`: one simulated call and its outcome.
@@ -28,6 +32,7 @@
 //! - `report`: the report's table and JSON forms.
 
 mod accounts;
+mod backend;
 mod call;
 mod cli;
 mod latency;
@@ -49,15 +54,16 @@ use tokio::task::JoinSet;
 
 use crate::audio::tone;
 use crate::domain::assistant::{AudioConfig, Codec, InboundRate};
-use crate::sim::fake_openai::{Behaviour, FakeOpenAi, Mode};
 use crate::sim::frejun_requests::{FlowRequest, frejun_http_client};
 use crate::sim::provision::fictional_number;
 use accounts::{AssistantAudio, CallAccount};
+use backend::AiFake;
 use call::{CallCounters, CallPlan};
 use proc_stats::{ProcReader, Process, Sampler};
 use report::{ConfigReport, Report};
 use summary::RunFacts;
 
+pub use backend::Backend;
 pub use cli::LoadtestArgs;
 pub use server_process::{ExternalServer, SpawnOptions};
 
@@ -67,7 +73,7 @@ pub(crate) const MAX_CALLS: usize = 10_000;
 /// Longest call: under the default per-call limit of an hour, with room for the ramp-up.
 pub(crate) const MAX_DURATION_SECS: u64 = 3_500;
 
-/// File descriptors a call needs at once, roughly: the caller's socket and the fake OpenAI's
+/// File descriptors a call needs at once, roughly: the caller's socket and the fake AI's
 /// (the server, a child process, has its own limit) plus HTTP connections.
 const FDS_PER_CALL: u64 = 3;
 
@@ -80,6 +86,9 @@ pub struct LoadtestOptions {
     pub ramp_up_secs: f64,
     /// How long each call streams.
     pub duration_secs: u64,
+    /// The voice AI behind the bridge (and so which fake plays it).
+    pub backend: Backend,
+    /// The assistants' codec; must stay `pcm24k` (the API's rule) with ElevenLabs.
     pub codec: Codec,
     /// 8000 or 16000 (`pcmu` needs 8000).
     pub inbound_rate_hz: u32,
@@ -102,10 +111,11 @@ pub struct LoadtestOptions {
 pub enum Target {
     /// Start `voxbridge serve` for the run.
     Start(SpawnOptions),
-    /// Use a running server whose OpenAI Realtime URL points at `openai_listen`.
+    /// Use a running server whose URL for the backend's voice AI (OpenAI Realtime, or
+    /// ElevenLabs' API and conversation URLs) points at `fake_listen`.
     External {
         server: ExternalServer,
-        openai_listen: SocketAddr,
+        fake_listen: SocketAddr,
     },
 }
 
@@ -141,15 +151,6 @@ fn codec_name(codec: Codec) -> &'static str {
     }
 }
 
-/// The rate the fake OpenAI counts appended and sent samples in: 24 kHz for `audio/pcm`,
-/// 8 kHz for `audio/pcmu`.
-fn fake_rate_hz(codec: Codec) -> u32 {
-    match codec {
-        Codec::Pcm24k => 24_000,
-        Codec::Pcmu => 8_000,
-    }
-}
-
 impl LoadtestOptions {
     /// Checks the options (the audio ones by the API's own assistant rules).
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -166,6 +167,14 @@ impl LoadtestOptions {
         }
         if self.provision_concurrency == 0 {
             return Err("--provision-concurrency must be at least 1".into());
+        }
+        if self.backend == Backend::ElevenLabs && self.codec != Codec::Pcm24k {
+            return Err(format!(
+                "--codec {} does not apply to --backend elevenlabs: the agent's own formats \
+                 (pcm_8000 or pcm_16000 in, pcm_8000 out) carry the audio, and an ElevenLabs \
+                 assistant keeps the codec pcm24k; leave --codec out",
+                codec_name(self.codec)
+            ));
         }
         let inbound_rate = match self.inbound_rate_hz {
             8_000 => InboundRate::Khz8,
@@ -187,15 +196,24 @@ impl LoadtestOptions {
     }
 
     fn config_report(&self, server_url: &str) -> ConfigReport {
+        let (codec, turn_ms) = match self.backend {
+            Backend::OpenAi => (codec_name(self.codec).to_owned(), self.turn_ms),
+            Backend::ElevenLabs => {
+                // What is on the wire is the agent's formats; its echo has no turns.
+                let (input, output) = backend::agent_formats(self.inbound_rate_hz);
+                (format!("{input}/{output}"), 0)
+            }
+        };
         ConfigReport {
             calls: self.calls,
             ramp_up_secs: self.ramp_up_secs,
             duration_secs: self.duration_secs,
-            codec: codec_name(self.codec).to_owned(),
+            backend: self.backend.name().to_owned(),
+            codec,
             inbound_rate_hz: self.inbound_rate_hz,
             inbound_chunk_ms: self.inbound_chunk_ms,
             outbound_chunk_ms: self.outbound_chunk_ms,
-            turn_ms: self.turn_ms,
+            turn_ms,
             server: match self.target {
                 Target::Start(_) => "started".to_owned(),
                 Target::External { .. } => "external".to_owned(),
@@ -224,20 +242,19 @@ pub async fn run(options: LoadtestOptions) -> anyhow::Result<Verdict> {
         }
     }
 
-    let behaviour = Behaviour {
-        mode: Mode::EchoStream {
-            turn_ms: options.turn_ms,
-        },
-        failure: None,
-        record_audio: false,
-        record_timings: true,
-        ..Behaviour::default()
+    let listen = match &options.target {
+        Target::Start(_) => None,
+        Target::External { fake_listen, .. } => Some(*fake_listen),
     };
-    let (fake, server) = match &options.target {
+    let fake = AiFake::start(
+        options.backend,
+        listen,
+        options.turn_ms,
+        options.inbound_rate_hz,
+    )
+    .await?;
+    let server = match &options.target {
         Target::Start(spawn) => {
-            let fake = FakeOpenAi::start(behaviour)
-                .await
-                .context("cannot start the fake OpenAI")?;
             let run_dir = spawn.state_dir.join("loadtest").join(&run_id);
             eprintln!(
                 "voxbridge loadtest: starting voxbridge serve{} (log in {})",
@@ -247,25 +264,19 @@ pub async fn run(options: LoadtestOptions) -> anyhow::Result<Verdict> {
                     .map_or_else(String::new, |cpus| format!(" on CPUs {cpus}")),
                 run_dir.join("server.log").display()
             );
-            let server = server_process::Server::spawn(spawn, &fake.url(), &run_id, &run_dir)
+            // On an error the fake is dropped, which stops it.
+            server_process::Server::spawn(spawn, &fake.server_env(), &run_id, &run_dir)
                 .await
-                .context("cannot start the server")?;
-            (fake, server)
+                .context("cannot start the server")?
         }
-        Target::External {
-            server,
-            openai_listen,
-        } => {
-            let fake = FakeOpenAi::start_on(*openai_listen, behaviour)
-                .await
-                .with_context(|| format!("cannot listen on {openai_listen} for the fake OpenAI"))?;
+        Target::External { server, .. } => {
             let server = server_process::Server::external(server.clone());
             server
                 .admin()
                 .wait_ready(Duration::from_secs(30))
                 .await
                 .context("the server is not ready")?;
-            (fake, server)
+            server
         }
     };
 
@@ -279,7 +290,7 @@ pub async fn run(options: LoadtestOptions) -> anyhow::Result<Verdict> {
     }
     eprintln!("voxbridge loadtest: stopping");
     server.stop().await;
-    fake.stop();
+    fake.stop().await;
     let report = result?;
     Ok(if report.calls.failed == 0 {
         Verdict::AllCallsOk
@@ -292,7 +303,7 @@ pub async fn run(options: LoadtestOptions) -> anyhow::Result<Verdict> {
 async fn drive(
     options: &LoadtestOptions,
     run_id: &str,
-    fake: &FakeOpenAi,
+    fake: &AiFake,
     server: &server_process::Server,
     started: Instant,
     warnings: Vec<String>,
@@ -313,6 +324,7 @@ async fn drive(
         &server.admin(),
         run_id,
         options.calls,
+        options.backend,
         &audio,
         options.provision_concurrency,
         |done| {
@@ -372,10 +384,13 @@ async fn drive(
 
     let sessions = fake.sessions();
     let fake_violations = fake.violations();
+    let (fake_input_rate_hz, fake_output_rate_hz) =
+        backend::fake_rates(options.backend, options.codec, options.inbound_rate_hz);
     Ok(summary::build(RunFacts {
         run_id,
         config: options.config_report(server.base_url.as_str()),
-        fake_rate_hz: fake_rate_hz(options.codec),
+        fake_input_rate_hz,
+        fake_output_rate_hz,
         outcomes: &outcomes,
         sessions: &sessions,
         fake_violations: &fake_violations,
@@ -468,6 +483,7 @@ mod tests {
             calls: 20,
             ramp_up_secs: 1.0,
             duration_secs: 5,
+            backend: Backend::OpenAi,
             codec: Codec::Pcm24k,
             inbound_rate_hz: 8_000,
             inbound_chunk_ms: 100,
@@ -507,6 +523,29 @@ mod tests {
         pcmu_16k.codec = Codec::Pcmu;
         pcmu_16k.inbound_rate_hz = 16_000;
         assert!(pcmu_16k.validate().unwrap_err().contains("pcmu"));
+        // ElevenLabs: the codec flag does not apply, and pcmu is refused by name.
+        let mut elevenlabs = options();
+        elevenlabs.backend = Backend::ElevenLabs;
+        assert_eq!(elevenlabs.validate(), Ok(()));
+        elevenlabs.codec = Codec::Pcmu;
+        let error = elevenlabs.validate().unwrap_err();
+        assert!(
+            error.contains("--codec pcmu") && error.contains("--backend elevenlabs"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_report_states_the_backend_and_the_agents_formats() {
+        let mut options = options();
+        assert_eq!(options.config_report("http://h/").backend, "openai");
+        assert_eq!(options.config_report("http://h/").codec, "pcm24k");
+        options.backend = Backend::ElevenLabs;
+        options.inbound_rate_hz = 16_000;
+        let config = options.config_report("http://h/");
+        assert_eq!(config.backend, "elevenlabs");
+        assert_eq!(config.codec, "pcm_16000/pcm_8000");
+        assert_eq!(config.turn_ms, 0, "the ElevenLabs echo has no turns");
     }
 
     #[test]
@@ -536,7 +575,6 @@ mod tests {
         assert_eq!(parse_codec("pcmu"), Ok(Codec::Pcmu));
         assert!(parse_codec("opus").is_err());
         assert_eq!(codec_name(Codec::Pcmu), "pcmu");
-        assert_eq!(fake_rate_hz(Codec::Pcm24k), 24_000);
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //!
 //! JSON fields (times in milliseconds or seconds as named; `null` when not measured):
 //!
-//! - `run_id`; `config`: `calls`, `ramp_up_secs`, `duration_secs`, `codec`, `inbound_rate_hz`,
-//!   `inbound_chunk_ms`, `outbound_chunk_ms`, `turn_ms`, `server` (`"started"` or
-//!   `"external"`), `server_url`.
+//! - `run_id`; `config`: `calls`, `ramp_up_secs`, `duration_secs`, `backend` (`"openai"` or
+//!   `"elevenlabs"`: which voice AI the fake played), `codec` (the assistants' codec for openai;
+//!   the agent's input/output formats, e.g. `"pcm_16000/pcm_8000"`, for elevenlabs),
+//!   `inbound_rate_hz`, `inbound_chunk_ms`, `outbound_chunk_ms`, `turn_ms` (the fake OpenAI's
+//!   echo turns; 0 for elevenlabs, whose echo has none), `server` (`"started"` or `"external"`),
+//!   `server_url`.
 //! - `calls`: `attempted`, `ok`, `failed`, `failures`: `[{reason, count, example}]`, most
 //!   frequent first.
 //! - `latency`: `inbound_ms` and `outbound_ms`, each `{p50, p95, p99, max, samples, unmatched,
@@ -15,8 +18,9 @@
 //! - `violations`: `chunk_id` (caller-side chunk-id violations), `caller_other` (other
 //!   protocol violations the caller saw), `pacing`: `{late_sends, outbound_stalls}` (sends more
 //!   than 20 ms late; gaps in the echo longer than 2 × outbound chunk + 100 ms),
-//!   `fake_openai` (GA-shape violations the fake OpenAI recorded), `fake_openai_examples`,
-//!   `sessions_missing` (calls whose OpenAI session was never seen).
+//!   `fake_ai` (protocol violations the fake recorded: GA-shape ones for OpenAI, the
+//!   reference's for ElevenLabs; `fake_openai` before there were two), `fake_ai_examples`,
+//!   `sessions_missing` (calls whose session at the fake was never seen).
 //! - `server`: `pid`, `cores_pinned` (its `Cpus_allowed_list`), `cpu_seconds` (during the
 //!   calls), `cpu_s_per_call_minute`: `{steady, whole_run, steady_window_secs}`,
 //!   `rss_baseline_kib`, `rss_peak_kib`, `rss_per_call_kib`, `rss_after_calls_kib`,
@@ -56,6 +60,9 @@ pub(crate) struct ConfigReport {
     pub calls: usize,
     pub ramp_up_secs: f64,
     pub duration_secs: u64,
+    /// `openai` or `elevenlabs` (reports from before the choice existed were `openai`).
+    #[serde(default = "openai")]
+    pub backend: String,
     pub codec: String,
     pub inbound_rate_hz: u32,
     pub inbound_chunk_ms: u32,
@@ -96,8 +103,12 @@ pub(crate) struct ViolationsReport {
     pub chunk_id: u64,
     pub caller_other: u64,
     pub pacing: PacingReport,
-    pub fake_openai: u64,
-    pub fake_openai_examples: Vec<String>,
+    /// Violations the fake recorded (the backend's fake; read from `fake_openai` in older
+    /// reports).
+    #[serde(alias = "fake_openai")]
+    pub fake_ai: u64,
+    #[serde(alias = "fake_openai_examples")]
+    pub fake_ai_examples: Vec<String>,
     pub sessions_missing: u64,
 }
 
@@ -164,6 +175,22 @@ pub(crate) struct DurationsReport {
     pub total_secs: f64,
 }
 
+/// The backend of a report that does not name one.
+fn openai() -> String {
+    "openai".to_owned()
+}
+
+impl ConfigReport {
+    /// The fake's name in sentences.
+    fn fake_name(&self) -> &'static str {
+        if self.backend == "elevenlabs" {
+            "fake ElevenLabs"
+        } else {
+            "fake OpenAI"
+        }
+    }
+}
+
 impl Report {
     /// The JSON form (pretty-printed).
     pub(crate) fn to_json(&self) -> String {
@@ -181,19 +208,24 @@ impl Report {
 
     fn write_table(&self, out: &mut String) -> std::fmt::Result {
         let config = &self.config;
+        let turns = if config.backend == "elevenlabs" {
+            String::new()
+        } else {
+            format!(", echo turns of {} ms", config.turn_ms)
+        };
         writeln!(
             out,
-            "voxbridge load test {}: {} calls × {} s (ramp-up {} s), {}, {} Hz in, \
-             chunks {} ms in / {} ms out, echo turns of {} ms",
+            "voxbridge load test {}: {} calls × {} s (ramp-up {} s), backend {}, {}, {} Hz in, \
+             chunks {} ms in / {} ms out{turns}",
             self.run_id,
             config.calls,
             config.duration_secs,
             config.ramp_up_secs,
+            config.backend,
             config.codec,
             config.inbound_rate_hz,
             config.inbound_chunk_ms,
             config.outbound_chunk_ms,
-            config.turn_ms
         )?;
         writeln!(out, "server: {} ({})", config.server_url, config.server)?;
         writeln!(out)?;
@@ -228,19 +260,20 @@ impl Report {
         writeln!(out)?;
 
         let violations = &self.violations;
+        let fake = config.fake_name();
         writeln!(
             out,
             "Violations  chunk_id {}   other caller-side {}   late sends (>20 ms) {}   \
-             outbound stalls {}   fake OpenAI {}   sessions missing {}",
+             outbound stalls {}   {fake} {}   sessions missing {}",
             violations.chunk_id,
             violations.caller_other,
             violations.pacing.late_sends,
             violations.pacing.outbound_stalls,
-            violations.fake_openai,
+            violations.fake_ai,
             violations.sessions_missing
         )?;
-        for example in &violations.fake_openai_examples {
-            writeln!(out, "  fake OpenAI: {example}")?;
+        for example in &violations.fake_ai_examples {
+            writeln!(out, "  {fake}: {example}")?;
         }
         writeln!(out)?;
 
@@ -380,6 +413,7 @@ pub(super) mod tests {
                 calls: 20,
                 ramp_up_secs: 1.0,
                 duration_secs: 5,
+                backend: "openai".into(),
                 codec: "pcm24k".into(),
                 inbound_rate_hz: 8_000,
                 inbound_chunk_ms: 100,
@@ -412,8 +446,8 @@ pub(super) mod tests {
                     late_sends: 2,
                     outbound_stalls: 0,
                 },
-                fake_openai: 0,
-                fake_openai_examples: Vec::new(),
+                fake_ai: 0,
+                fake_ai_examples: Vec::new(),
                 sessions_missing: 0,
             },
             server: ServerReport {
@@ -549,5 +583,43 @@ pub(super) mod tests {
         assert!(table.contains("per live call 400.0 KiB"), "{table}");
         assert!(table.contains("  - something to know"), "{table}");
         assert!(table.contains("cpu0 97%, cpu1 40%"), "{table}");
+        assert!(table.contains("backend openai, pcm24k"), "{table}");
+        assert!(table.contains("echo turns of 5000 ms"), "{table}");
+    }
+
+    #[test]
+    fn an_elevenlabs_report_names_its_fake_and_has_no_turns() {
+        let mut report = sample_report();
+        report.config.backend = "elevenlabs".into();
+        report.config.codec = "pcm_8000/pcm_8000".into();
+        report.violations.fake_ai = 1;
+        report.violations.fake_ai_examples = vec!["conversation conv_x: bad".into()];
+        let table = report.to_table();
+        assert!(
+            table.contains("backend elevenlabs, pcm_8000/pcm_8000"),
+            "{table}"
+        );
+        assert!(!table.contains("echo turns"), "{table}");
+        assert!(table.contains("fake ElevenLabs 1"), "{table}");
+        assert!(
+            table.contains("  fake ElevenLabs: conversation conv_x: bad"),
+            "{table}"
+        );
+        let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["config"]["backend"], "elevenlabs");
+        assert_eq!(json["violations"]["fake_ai"], 1);
+    }
+
+    #[test]
+    fn reports_from_before_the_backend_choice_still_read() {
+        let mut json: Value = serde_json::from_str(&sample_report().to_json()).unwrap();
+        json["config"].as_object_mut().unwrap().remove("backend");
+        let violations = json["violations"].as_object_mut().unwrap();
+        let count = violations.remove("fake_ai").unwrap();
+        let examples = violations.remove("fake_ai_examples").unwrap();
+        violations.insert("fake_openai".into(), count);
+        violations.insert("fake_openai_examples".into(), examples);
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, sample_report());
     }
 }

@@ -4,10 +4,11 @@
 //! A started server is this very binary (`std::env::current_exe()`), optionally under
 //! `taskset -c <cpus>`, configured entirely through environment overrides: loopback on a free
 //! port, random admin token and keys, a fresh database `voxbridge_loadtest_<unix time>_<tag>`
-//! (dropped afterwards unless kept), OpenAI pointed at the load test's fake, log level `warn`,
-//! and its output in a log file whose path is reported. Other `VOXBRIDGE__…` variables in the
-//! environment still apply, so server settings can be tuned for a run. It is stopped the way an
-//! operator would: SIGTERM (through `kill`), then a wait for its graceful shutdown.
+//! (dropped afterwards unless kept), the voice AI's URLs (OpenAI Realtime's, or ElevenLabs' API
+//! and conversation URLs) pointed at the load test's fake, log level `warn`, and its output in a
+//! log file whose path is reported. Other `VOXBRIDGE__…` variables in the environment still
+//! apply, so server settings can be tuned for a run. It is stopped the way an operator would:
+//! SIGTERM (through `kill`), then a wait for its graceful shutdown.
 //!
 //! MongoDB for a started server: the given URI, else the local development MongoDB that
 //! `voxbridge serve` would use (`<state dir>/mongodb`, started or reused; stopped at the end
@@ -101,11 +102,11 @@ impl Server {
         }
     }
 
-    /// Starts `voxbridge serve` against the fake OpenAI at `openai_url`, writing its log into
-    /// `run_dir`, and waits until it is ready.
+    /// Starts `voxbridge serve` with `fake_env` (the settings that point it at the load test's
+    /// fake voice AI), writing its log into `run_dir`, and waits until it is ready.
     pub(crate) async fn spawn(
         options: &SpawnOptions,
-        openai_url: &Url,
+        fake_env: &[(&str, String)],
         run_id: &str,
         run_dir: &Path,
     ) -> anyhow::Result<Server> {
@@ -155,7 +156,6 @@ impl Server {
             .env("VOXBRIDGE__SECURITY__MASTER_KEY", random_master_key())
             .env("VOXBRIDGE__SECURITY__MASTER_KEY_VERSION", "1")
             .env("VOXBRIDGE__SECURITY__URL_SIGNING_KEY", random_text(48))
-            .env("VOXBRIDGE__OPENAI__REALTIME_URL", openai_url.as_str())
             .env("VOXBRIDGE__DEV__STATE_DIR", run_dir)
             .env("VOXBRIDGE__LOG__LEVEL", "warn")
             .stdin(Stdio::null())
@@ -163,6 +163,9 @@ impl Server {
             .stderr(Stdio::from(log))
             // A load generator that dies must not leave its server behind.
             .kill_on_drop(true);
+        for (name, value) in fake_env {
+            command.env(name, value);
+        }
         // One tenant sets up and places every call: its quotas are raised so that the limits,
         // still in force, meter rather than refuse the run (unless the environment says
         // otherwise).

@@ -1,16 +1,16 @@
-//! Turns what a run produced (the calls' outcomes, the fake OpenAI's session records and the
-//! `/proc` samples) into the [`Report`].
+//! Turns what a run produced (the calls' outcomes, the fake AI's sessions and the `/proc`
+//! samples) into the [`Report`].
 //!
-//! Each call's OpenAI session is found by its instructions (`loadtest call <i>`); the latency
-//! matching itself is in [`super::latency`], pacing in [`super::pacing`] and the resource
-//! arithmetic in [`super::usage`].
+//! Each call's session at the fake (OpenAI or ElevenLabs) is found by its instructions
+//! (`loadtest call <i>`, see [`FakeSession::instructions`]); the latency matching itself is in
+//! [`super::latency`], pacing in [`super::pacing`] and the resource arithmetic in
+//! [`super::usage`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::accounts::instructions_for;
+use super::backend::FakeSession;
 use super::call::CallOutcome;
 use super::latency::{Geometry, LatencyTally, distribution, round_ms};
 use super::pacing::{SEND_LAG_WARN_MS, outbound_stalls, send_lags_ms, stall_threshold};
@@ -21,28 +21,30 @@ use super::report::{
     ServerReport, ViolationsReport,
 };
 use super::usage::{self, Window};
-use crate::sim::fake_openai::SessionRecord;
 
-/// How many of the fake OpenAI's violations are quoted in the report.
+/// How many of the fake AI's violations are quoted in the report.
 const FAKE_VIOLATION_EXAMPLES: usize = 5;
 
 /// A core busier than this in the steady window means the machine was saturated.
 const SATURATED_CORE_PERCENT: f64 = 90.0;
 
 /// What the latency section says it measured.
-pub(crate) const LATENCY_METHOD: &str = "inbound: caller send → fake OpenAI append; outbound: the \
-    fake's delta that completed a chunk → the caller's receipt (the bridge's outbound chunk \
-    accumulation is excluded by construction)";
+pub(crate) const LATENCY_METHOD: &str = "inbound: caller send → the fake AI's receipt (OpenAI \
+    append, ElevenLabs user_audio_chunk); outbound: the fake's delta or audio event that \
+    completed a chunk → the caller's receipt (the bridge's outbound chunk accumulation is \
+    excluded by construction)";
 
 /// Everything the report is made from.
 pub(crate) struct RunFacts<'a> {
     pub run_id: &'a str,
     pub config: ConfigReport,
-    /// The rate the fake counts appends and deltas in (24 kHz `audio/pcm`, 8 kHz
-    /// `audio/pcmu`).
-    pub fake_rate_hz: u32,
+    /// The rate the fake counts the caller's audio in (24 kHz `audio/pcm`, 8 kHz
+    /// `audio/pcmu`; the agent's input rate for ElevenLabs).
+    pub fake_input_rate_hz: u32,
+    /// The rate the fake counts its own audio in (as above; the agent's output rate).
+    pub fake_output_rate_hz: u32,
     pub outcomes: &'a [CallOutcome],
-    pub sessions: &'a [SessionRecord],
+    pub sessions: &'a [FakeSession],
     pub fake_violations: &'a [String],
     /// Every sample, in time order; `baseline` was taken just before the first call.
     pub samples: &'a [Sample],
@@ -132,7 +134,7 @@ pub(crate) fn build(facts: RunFacts<'_>) -> Report {
                 .to_owned(),
         );
     }
-    let fake_openai_examples = facts
+    let fake_ai_examples = facts
         .fake_violations
         .iter()
         .take(FAKE_VIOLATION_EXAMPLES)
@@ -145,8 +147,8 @@ pub(crate) fn build(facts: RunFacts<'_>) -> Report {
         latency,
         violations: ViolationsReport {
             sessions_missing,
-            fake_openai: facts.fake_violations.len() as u64,
-            fake_openai_examples,
+            fake_ai: facts.fake_violations.len() as u64,
+            fake_ai_examples,
             ..violations_counts
         },
         server,
@@ -198,20 +200,14 @@ fn calls_report(outcomes: &[CallOutcome]) -> CallsReport {
 
 /// Both directions' latencies, and how many calls had no session at the fake.
 fn latency_report(facts: &RunFacts<'_>) -> (LatencyReport, u64) {
-    let sessions: HashMap<&str, &SessionRecord> = facts
+    let sessions: HashMap<&str, &FakeSession> = facts
         .sessions
         .iter()
-        .filter_map(|session| {
-            let instructions = session
-                .session
-                .get("instructions")
-                .and_then(Value::as_str)?;
-            Some((instructions, session))
-        })
+        .filter_map(|session| Some((session.instructions.as_deref()?, session)))
         .collect();
-    let outbound = Geometry::outbound(facts.fake_rate_hz);
+    let outbound = Geometry::outbound(facts.fake_output_rate_hz);
     let inbound_rate = facts.config.inbound_rate_hz;
-    let inbound = Geometry::inbound(inbound_rate, facts.fake_rate_hz);
+    let inbound = Geometry::inbound(inbound_rate, facts.fake_input_rate_hz);
     let mut inbound_tally = LatencyTally::default();
     let mut outbound_tally = LatencyTally::default();
     let mut missing = 0;
@@ -228,7 +224,7 @@ fn latency_report(facts: &RunFacts<'_>) -> (LatencyReport, u64) {
         let geometry = if outcome.inbound_rate_hz == inbound_rate || outcome.inbound_rate_hz == 0 {
             inbound
         } else {
-            Geometry::inbound(outcome.inbound_rate_hz, facts.fake_rate_hz)
+            Geometry::inbound(outcome.inbound_rate_hz, facts.fake_input_rate_hz)
         };
         super::latency::match_inbound(
             &outcome.send_timings,
@@ -301,8 +297,8 @@ fn pacing_and_violations(facts: &RunFacts<'_>) -> (ViolationsReport, LatencyTall
             late_sends,
             outbound_stalls: stalls,
         },
-        fake_openai: 0,
-        fake_openai_examples: Vec::new(),
+        fake_ai: 0,
+        fake_ai_examples: Vec::new(),
         sessions_missing: 0,
     };
     (report, lags)
@@ -443,27 +439,16 @@ fn round_4(value: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::commands::loadtest::call::Failure;
     use crate::commands::loadtest::latency::Timing;
 
-    fn session(
-        index: usize,
-        appends: Vec<(u64, Instant)>,
-        deltas: Vec<(u64, Instant)>,
-    ) -> SessionRecord {
-        let mut record = SessionRecord::new(
-            format!("sess_{index}"),
-            "gpt-realtime".into(),
-            "sk-test".into(),
-            false,
-        );
-        record.session = json!({ "instructions": instructions_for(index) });
-        record.append_timings = appends;
-        record.delta_timings = deltas;
-        record
+    fn session(index: usize, appends: Vec<Timing>, deltas: Vec<Timing>) -> FakeSession {
+        FakeSession {
+            instructions: Some(instructions_for(index)),
+            append_timings: appends,
+            delta_timings: deltas,
+        }
     }
 
     fn sample(at: Instant, live_calls: usize, cpu_seconds: f64, rss_kib: u64) -> Sample {
@@ -487,6 +472,7 @@ mod tests {
             calls: 2,
             ramp_up_secs: 0.0,
             duration_secs: 4,
+            backend: "openai".into(),
             codec: "pcmu".into(),
             inbound_rate_hz: 8_000,
             inbound_chunk_ms: 100,
@@ -542,7 +528,8 @@ mod tests {
         let report = build(RunFacts {
             run_id: "run",
             config: config(),
-            fake_rate_hz: 8_000,
+            fake_input_rate_hz: 8_000,
+            fake_output_rate_hz: 8_000,
             outcomes: &outcomes,
             sessions: &sessions,
             fake_violations: &fake_violations,
@@ -575,7 +562,7 @@ mod tests {
         );
         assert_eq!(report.violations.sessions_missing, 1);
         assert_eq!(report.violations.chunk_id, 1);
-        assert_eq!(report.violations.fake_openai, 1);
+        assert_eq!(report.violations.fake_ai, 1);
         // 2 CPU-s over one call-minute in total (two calls of 30 s).
         assert_eq!(report.server.cpu_seconds, Some(2.0));
         assert_eq!(report.server.cpu_s_per_call_minute.whole_run, Some(2.0));

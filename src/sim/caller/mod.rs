@@ -393,7 +393,7 @@ impl SimulatedCaller {
         self.sent_samples
     }
 
-    /// When each inbound chunk was handed to the socket, keyed by the cumulative samples sent
+    /// When each inbound chunk was handed to the socket (just before the write), keyed by the cumulative samples sent
     /// after it (inbound rate). Empty unless `record_timings`.
     pub fn send_timings(&self) -> Vec<(u64, Instant)> {
         self.send_timings.clone()
@@ -448,10 +448,13 @@ impl SimulatedCaller {
         let capacity = self.json.len();
         let text = std::mem::replace(&mut self.json, String::with_capacity(capacity));
         self.next_message_id += 1;
+        // Timed before the write: once written, the chunk can cross a bridge that does no
+        // resampling and reach the AI before a timestamp taken after the write returns.
+        let handed_over = Instant::now();
         self.send_message(Message::Text(text.into())).await?;
         self.sent_samples += samples as u64;
         if self.config.record_timings {
-            self.send_timings.push((self.sent_samples, Instant::now()));
+            self.send_timings.push((self.sent_samples, handed_over));
         }
         Ok(())
     }

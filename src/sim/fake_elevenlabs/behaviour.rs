@@ -48,13 +48,17 @@ pub struct Behaviour {
     /// Keep the caller's decoded audio in `SessionRecord::audio_in`. Turn it off for load
     /// tests: chunks are then only counted, so a record stays small however long the call.
     pub record_audio: bool,
+    /// Keep `SessionRecord::append_timings` and `delta_timings` (24 bytes per caller chunk and
+    /// per audio event), the per-chunk timeline the load generator matches against the
+    /// caller's to measure the bridge's latency each way.
+    pub record_timings: bool,
 }
 
 impl Default for Behaviour {
     /// Echo; no pings (a 1 s pong deadline once an interval is set); no interruption, tool
     /// calls or failure; a 5 s tool timeout; energy turn detection (-40 dBFS, 500 ms of
     /// silence); 100 ms audio events at 4× real time; a 300 ms 660 Hz first message; audio
-    /// recorded.
+    /// recorded, timings not.
     fn default() -> Self {
         Behaviour {
             mode: Mode::Echo,
@@ -69,6 +73,7 @@ impl Default for Behaviour {
             pace: Pace::Realtime(4.0),
             first_message_audio: Speech::Tone { hz: 660.0, ms: 300 },
             record_audio: true,
+            record_timings: false,
         }
     }
 }

@@ -127,6 +127,10 @@ pub(super) struct Conversation {
     pings: Pings,
     /// Counts `client_tool_call`s for their ids.
     tool_counter: u32,
+    /// Caller samples decoded so far (input rate), for `SessionRecord::append_timings`.
+    input_samples: u64,
+    /// Agent samples in audio events so far (output rate), for `SessionRecord::delta_timings`.
+    output_samples: u64,
 }
 
 impl Conversation {
@@ -163,6 +167,8 @@ impl Conversation {
             tools: Tools::default(),
             pings: Pings::default(),
             tool_counter: 0,
+            input_samples: 0,
+            output_samples: 0,
         }
     }
 
@@ -385,11 +391,15 @@ impl Conversation {
         let format = self.agent.input_format;
         self.samples.clear();
         format.decode(bytes, &mut self.samples);
+        self.input_samples += self.samples.len() as u64;
         {
             let mut record = lock(&self.record);
             record.audio_in_chunks += 1;
             if self.behaviour.record_audio {
                 record.audio_in.extend_from_slice(&self.samples);
+            }
+            if self.behaviour.record_timings {
+                record.append_timings.push((self.input_samples, now));
             }
         }
         if self.phase != Phase::Started {
@@ -400,7 +410,7 @@ impl Conversation {
                 let converted = self.echo.convert(bytes);
                 if !converted.is_empty() {
                     let id = self.next_audio_id();
-                    self.send_audio(id, &converted);
+                    self.send_audio(id, &converted, now);
                 }
                 if !self.tools.sent {
                     self.send_tool_calls(now);
@@ -536,10 +546,10 @@ impl Conversation {
             if held {
                 reply.held.push((id, index));
             } else {
-                self.send_audio(id, reply.bytes(index));
+                self.send_audio(id, reply.bytes(index), now);
             }
             if reply.cut.as_ref().is_some_and(|cut| reply.next == cut.at) {
-                self.interrupt(reply);
+                self.interrupt(reply, now);
                 continue;
             }
             self.reply = Some(reply);
@@ -548,14 +558,14 @@ impl Conversation {
 
     /// The scripted barge-in: `interruption`, the stale events, the correction; the barge-in
     /// is the caller's next turn.
-    fn interrupt(&mut self, reply: Reply) {
+    fn interrupt(&mut self, reply: Reply, now: Instant) {
         let Some(cut) = &reply.cut else {
             return;
         };
         let event_id = reply.last_id;
         self.send(events::interruption(event_id));
         for (id, index) in &reply.held {
-            self.send_audio(*id, reply.bytes(*index));
+            self.send_audio(*id, reply.bytes(*index), now);
         }
         let corrected = cut
             .corrected
@@ -576,16 +586,20 @@ impl Conversation {
         self.last_audio_id
     }
 
-    /// Queues one `audio` event and applies the audio-count failures.
-    fn send_audio(&mut self, event_id: u64, bytes: &[u8]) {
+    /// Queues one `audio` event (produced at `now`) and applies the audio-count failures.
+    fn send_audio(&mut self, event_id: u64, bytes: &[u8], now: Instant) {
         if self.ending.is_some() {
             return;
         }
         self.send(events::audio(event_id, bytes));
+        self.output_samples += (bytes.len() / self.agent.output_format.bytes_per_sample()) as u64;
         let sent = {
             let mut record = lock(&self.record);
             record.audio_events_sent += 1;
             record.last_audio_event_id = record.last_audio_event_id.max(event_id);
+            if self.behaviour.record_timings {
+                record.delta_timings.push((self.output_samples, now));
+            }
             record.audio_events_sent
         };
         match &self.behaviour.failure {

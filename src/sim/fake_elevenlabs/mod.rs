@@ -35,6 +35,11 @@
 //! [`FakeElevenLabs::violations`]. ElevenLabs sends no error events for these, so neither does
 //! the fake; a test asserts on the violations.
 //!
+//! With [`Behaviour::record_timings`] each record also keeps a per-chunk timeline
+//! (`SessionRecord::append_timings` for caller chunks, `delta_timings` for audio events, as
+//! cumulative sample counts with the instant), from which the load generator measures the
+//! bridge's latency each way, as it does with the fake OpenAI's.
+//!
 //! The fake never sends `vad_score`, `agent_chat_response_part`,
 //! `internal_tentative_agent_response` or `agent_tool_response`, nor `alignment` in audio
 //! events.

@@ -89,6 +89,15 @@ pub struct SessionRecord {
     pub correction: Option<(String, String)>,
     /// When the upgrade was accepted.
     pub opened_at: Instant,
+    /// `(cumulative caller samples after this user_audio_chunk, when it was read)`, samples
+    /// counted at the input format's rate, with `Behaviour::record_timings`.
+    pub append_timings: Vec<(u64, Instant)>,
+    /// `(cumulative agent samples after this audio event, when the fake produced it)`, samples
+    /// counted at the output format's rate, with `Behaviour::record_timings`; stale events
+    /// included. In [`Mode::Echo`](super::Mode::Echo) that is the instant the caller chunk it
+    /// echoes was read: the event goes out in the next socket write, so the fake's own encoding
+    /// and send count as bridge latency in the load generator's outbound figures (a few µs).
+    pub delta_timings: Vec<(u64, Instant)>,
 }
 
 impl SessionRecord {
@@ -134,6 +143,8 @@ impl SessionRecord {
             interruption_sent: None,
             correction: None,
             opened_at: Instant::now(),
+            append_timings: Vec::new(),
+            delta_timings: Vec::new(),
         }
     }
 

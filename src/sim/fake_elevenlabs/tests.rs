@@ -294,6 +294,53 @@ async fn echo_with_matching_formats_returns_the_bytes_unchanged() {
     }
 }
 
+/// The load generator's timeline: each chunk's cumulative input samples (input rate) and each
+/// echo's cumulative output samples (output rate), the echo produced when its chunk was read.
+#[tokio::test]
+async fn record_timings_keep_cumulative_samples_per_chunk_and_per_audio_event() {
+    let agent = AgentConfig::new("a").formats(AudioFormat::Pcm(16_000), AudioFormat::Pcm(8_000));
+    let behaviour = Behaviour {
+        record_timings: true,
+        record_audio: false,
+        ..Behaviour::default()
+    };
+    let fake = fake_with(behaviour, agent).await;
+    let before = std::time::Instant::now();
+    let (mut client, _) = Client::started(&agent_url(&fake, "a"), initiation()).await;
+    let sent = tone_at(16_000, 500);
+    for piece in sent.chunks(1_600) {
+        client
+            .send(audio_chunk(piece, AudioFormat::Pcm(16_000)))
+            .await;
+    }
+    let mut echoed = 0u64;
+    for _ in 0..5 {
+        echoed += (audio_bytes(&client.next().await).len() / 2) as u64;
+    }
+    let session = session_when(&fake, |s| s.delta_timings.len() == 5).await;
+    let appended: Vec<u64> = session.append_timings.iter().map(|(n, _)| *n).collect();
+    assert_eq!(appended, vec![1_600, 3_200, 4_800, 6_400, 8_000]);
+    let deltas = &session.delta_timings;
+    assert_eq!(deltas.last().map(|(n, _)| *n), Some(echoed));
+    assert!(deltas.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    for ((_, read_at), (_, produced_at)) in session.append_timings.iter().zip(deltas) {
+        assert!(*read_at >= before);
+        assert_eq!(
+            read_at, produced_at,
+            "an echo is produced as its chunk is read"
+        );
+    }
+    // Off by default: a record stays small.
+    let quiet = fake_with(Behaviour::default(), AgentConfig::new("b")).await;
+    let (mut client, _) = Client::started(&agent_url(&quiet, "b"), initiation()).await;
+    client
+        .send(audio_chunk(&tone_at(8_000, 100), AudioFormat::Pcm(8_000)))
+        .await;
+    client.next().await;
+    let session = session_when(&quiet, |s| s.audio_events_sent == 1).await;
+    assert!(session.append_timings.is_empty() && session.delta_timings.is_empty());
+}
+
 #[tokio::test]
 async fn ulaw_caller_audio_is_decoded_for_the_record_and_the_echo() {
     let agent = AgentConfig::new("a").formats(AudioFormat::Ulaw8000, AudioFormat::Pcm(8_000));

@@ -416,7 +416,10 @@ fn an_elevenlabs_call_has_no_token_usage_and_names_the_agents_formats() {
     core.ai_finished(now);
     let progress = core.final_progress();
     assert_eq!(progress.usage, None, "ElevenLabs reports no tokens");
-    assert_eq!(progress.cost_usd, None, "and voxbridge does not price its minutes");
+    assert_eq!(
+        progress.cost_usd, None,
+        "and voxbridge does not price its minutes"
+    );
     assert_eq!(core.ai_audio_label(), "pcm_24000", "ElevenLabs' own name");
 }
 
