@@ -697,23 +697,7 @@ mod tests {
         BridgeCore::new(
             CoreConfig {
                 model: spec.model.clone(),
-                inbound_rate: 8_000,
-                outbound_chunk_ms: 100,
-                playback_chunk_ms: 100,
-                audio_message_shape: crate::settings::AudioMessageShape::Flat,
-                greeting: None,
-                interrupt_response: false,
-                playout_latency: Duration::ZERO,
-                early_audio_max_ms: 300,
-                inbound_budget: BudgetLimits::inbound(&crate::settings::BridgeSettings::default()),
-                ai_budget: CoreConfig::GENERATED_AI_AUDIO,
-                max_bad_frames: 200,
-                fault_log_interval: Duration::from_secs(5),
-                session_end: SessionEndConfig::new(
-                    &crate::settings::BridgeSettings::default(),
-                    &crate::settings::OpenAiSettings::default(),
-                ),
-                tools: ToolsConfig::none(),
+                ..CoreConfig::for_tests(ToolsConfig::none())
             },
             Box::new(OpenAiProtocol::new(SessionConfig::for_assistant(
                 &spec, false,

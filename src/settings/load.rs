@@ -365,61 +365,41 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
     // Tenants' provider keys travel in these requests: in production only encrypted transports,
     // unless the operator says otherwise.
     let secure_only = production && !settings.security.allow_insecure_provider_urls;
-    check_url(
-        "frejun.api_base_url",
-        &settings.frejun.api_base_url,
-        if secure_only {
-            &["https"]
-        } else {
-            &["http", "https"]
-        },
-    )?;
-    check_url(
-        "openai.realtime_url",
-        &settings.openai.realtime_url,
-        if secure_only {
-            &["wss"]
-        } else {
-            &["ws", "wss"]
-        },
-    )?;
-    check_url(
-        "elevenlabs.api_base_url",
-        &settings.elevenlabs.api_base_url,
-        if secure_only {
-            &["https"]
-        } else {
-            &["http", "https"]
-        },
-    )?;
-    check_url(
-        "elevenlabs.conversation_url",
-        &settings.elevenlabs.conversation_url,
-        if secure_only {
-            &["wss"]
-        } else {
-            &["ws", "wss"]
-        },
-    )?;
-
+    let (http, websocket): (&[&str], &[&str]) = if secure_only {
+        (&["https"], &["wss"])
+    } else {
+        (&["http", "https"], &["ws", "wss"])
+    };
     let text_ai = &settings.text_ai;
-    let mut text_urls = vec![
-        ("text_ai.anthropic_base_url", &text_ai.anthropic_base_url),
-        ("text_ai.openai_base_url", &text_ai.openai_base_url),
+    let mut provider_urls = vec![
+        ("frejun.api_base_url", &settings.frejun.api_base_url, http),
+        (
+            "openai.realtime_url",
+            &settings.openai.realtime_url,
+            websocket,
+        ),
+        (
+            "elevenlabs.api_base_url",
+            &settings.elevenlabs.api_base_url,
+            http,
+        ),
+        (
+            "elevenlabs.conversation_url",
+            &settings.elevenlabs.conversation_url,
+            websocket,
+        ),
+        (
+            "text_ai.anthropic_base_url",
+            &text_ai.anthropic_base_url,
+            http,
+        ),
+        ("text_ai.openai_base_url", &text_ai.openai_base_url, http),
     ];
     if let Some(url) = &text_ai.chat_completions_base_url {
-        text_urls.push(("text_ai.chat_completions_base_url", url));
+        provider_urls.push(("text_ai.chat_completions_base_url", url, http));
     }
-    for (key, url) in text_urls {
-        check_url(
-            key,
-            url,
-            if secure_only {
-                &["https"]
-            } else {
-                &["http", "https"]
-            },
-        )?;
+    for (key, url, schemes) in provider_urls {
+        check_url(key, url, schemes)?;
     }
     if text_ai.chat_completions_base_url.is_some() && text_ai.chat_completions_model.is_empty() {
         return Err(SettingsError::invalid(

@@ -97,6 +97,33 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
+    /// A call's configuration for tests: an 8 kHz flow, 100 ms chunks, no greeting, the
+    /// deployment defaults for the rest.
+    #[cfg(test)]
+    pub(crate) fn for_tests(tools: ToolsConfig) -> Self {
+        let bridge = crate::settings::BridgeSettings::default();
+        Self {
+            model: String::new(),
+            inbound_rate: 8_000,
+            outbound_chunk_ms: 100,
+            playback_chunk_ms: 100,
+            audio_message_shape: AudioMessageShape::Flat,
+            greeting: None,
+            interrupt_response: false,
+            playout_latency: Duration::ZERO,
+            early_audio_max_ms: 300,
+            inbound_budget: crate::bridge::audio_budget::BudgetLimits::inbound(&bridge),
+            ai_budget: Self::GENERATED_AI_AUDIO,
+            max_bad_frames: 200,
+            fault_log_interval: Duration::from_secs(5),
+            session_end: SessionEndConfig::new(
+                &bridge,
+                &crate::settings::OpenAiSettings::default(),
+            ),
+            tools,
+        }
+    }
+
     /// Limits for the AI's audio, which arrives faster than it is spoken: twenty times real
     /// time with two minutes ahead, and nothing dropped (past it the session is runaway).
     pub const GENERATED_AI_AUDIO: BudgetLimits = BudgetLimits {

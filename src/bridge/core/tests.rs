@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::audio::tone;
-use crate::bridge::audio_budget::BudgetLimits;
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::{AssistantSpec, AudioConfig, InboundRate, NewAssistant};
 
@@ -36,23 +35,10 @@ fn core_with_tools(codec: Codec, tools: ToolsConfig) -> BridgeCore {
     BridgeCore::new(
         CoreConfig {
             model: spec.model.clone(),
-            inbound_rate: 8_000,
             outbound_chunk_ms: 200,
             playback_chunk_ms: 200,
-            audio_message_shape: crate::settings::AudioMessageShape::Flat,
             greeting: spec.greeting.clone(),
-            interrupt_response: false,
-            playout_latency: Duration::ZERO,
-            early_audio_max_ms: 300,
-            inbound_budget: BudgetLimits::inbound(&crate::settings::BridgeSettings::default()),
-            ai_budget: CoreConfig::GENERATED_AI_AUDIO,
-            max_bad_frames: 200,
-            fault_log_interval: Duration::from_secs(5),
-            session_end: SessionEndConfig::new(
-                &crate::settings::BridgeSettings::default(),
-                &crate::settings::OpenAiSettings::default(),
-            ),
-            tools,
+            ..CoreConfig::for_tests(tools)
         },
         Box::new(OpenAiProtocol::new(SessionConfig::for_assistant(
             &spec, false,

@@ -28,6 +28,11 @@ async fn use_own_endpoint(app: &TestApp, tenant: &CallingTenant, url: &str) {
     let credentials = &answer["data"]["credentials"];
     assert_eq!(credentials["realtime_api_key"]["set"], true);
     assert_eq!(credentials["realtime_base_url"], url);
+    use_compatible_backend(app, tenant).await;
+}
+
+/// Switches the tenant's assistant to the `openai_compatible_realtime` backend.
+async fn use_compatible_backend(app: &TestApp, tenant: &CallingTenant) {
     let path = format!("/api/assistants/{}", tenant.assistant_id);
     let body = json!({"backend": {"type": "openai_compatible_realtime"}});
     expect_status(
@@ -120,13 +125,7 @@ async fn an_endpoint_on_an_internal_address_is_refused_when_saved_and_when_calle
 async fn without_an_endpoint_the_flow_hangs_up_for_missing_credentials() {
     let (app, _platform) = bridge_app_with(Behaviour::with_mode(Mode::Echo), |_| {}).await;
     let tenant = app.calling_tenant("NoEndpoint", "+14155550303", 2).await;
-    let path = format!("/api/assistants/{}", tenant.assistant_id);
-    let body = json!({"backend": {"type": "openai_compatible_realtime"}});
-    expect_status(
-        app.patch_as(&path, &tenant.tenant.api_key, &body).await,
-        StatusCode::OK,
-    )
-    .await;
+    use_compatible_backend(&app, &tenant).await;
     let flow_body =
         crate::helpers::flow_body("fj-compatible-3", super::CALLER_NUMBER, &tenant.number);
     let flow = expect_status(

@@ -25,7 +25,29 @@ use crate::helpers::{CallingTenant, TestApp, expect_status};
 /// The FreJun key `calling_tenant` stores.
 const FREJUN_KEY: &str = "fj-test-key-0001";
 /// The CRM token the tenant stores as a named secret.
-const CRM_TOKEN: &str = "crm-token-7f3a9c21";
+pub(super) const CRM_TOKEN: &str = "crm-token-7f3a9c21";
+
+/// Checks the one request of the `lookup_order` tool at the tenant's endpoint: signed, in the
+/// documented shape, the secret filled in, the arguments and the call described.
+pub(super) fn assert_signed_lookup(
+    request: &voxbridge::sim::fake_tool_server::ToolRequestRecord,
+    call_id: &str,
+) {
+    assert!(request.signature_valid, "{:?}", request.signature_error);
+    assert!(
+        request.shape_errors.is_empty(),
+        "{:?}",
+        request.shape_errors
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {CRM_TOKEN}").as_str())
+    );
+    assert_eq!(request.body["tool"], "lookup_order");
+    assert_eq!(request.body["arguments"]["order_id"], "A-1001");
+    assert_eq!(request.body["call"]["id"], call_id);
+    assert_eq!(request.body["call"]["from"], CALLER_NUMBER);
+}
 
 /// Everything a tools call talks to.
 struct World {
@@ -218,20 +240,7 @@ async fn an_http_tool_is_signed_answered_and_its_result_spoken_about() {
     let requests = w.tools.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
-    assert!(request.signature_valid, "{:?}", request.signature_error);
-    assert!(
-        request.shape_errors.is_empty(),
-        "{:?}",
-        request.shape_errors
-    );
-    assert_eq!(
-        request.header("authorization"),
-        Some(format!("Bearer {CRM_TOKEN}").as_str())
-    );
-    assert_eq!(request.body["tool"], "lookup_order");
-    assert_eq!(request.body["arguments"]["order_id"], "A-1001");
-    assert_eq!(request.body["call"]["id"], call_id.as_str());
-    assert_eq!(request.body["call"]["from"], CALLER_NUMBER);
+    assert_signed_lookup(request, &call_id);
     assert_eq!(request.body["call"]["direction"], "inbound");
     let session = &w.openai.sessions()[0];
     let call = &session.function_calls[0];

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::audio::{pcm, tone};
-use crate::bridge::audio_budget::BudgetLimits;
-use crate::bridge::core::{
-    BridgeCore, CoreConfig, Effects, SessionEndConfig, ToolEffect, ToolResult, ToolsConfig,
-};
+use crate::bridge::core::{BridgeCore, CoreConfig, Effects, ToolEffect, ToolResult, ToolsConfig};
 use crate::bridge::teler_media::CLEAR_MESSAGE;
 use crate::domain::assistant::tools::{Tool, ToolKind};
 use crate::domain::call::record::{ToolOutcome, TranscriptRole, TranscriptTurn};
@@ -36,24 +33,11 @@ fn new_core(inbound_rate: u32, tools: ToolsConfig) -> BridgeCore {
     };
     BridgeCore::new(
         CoreConfig {
-            model: String::new(),
             inbound_rate,
             outbound_chunk_ms: 200,
             playback_chunk_ms: 200,
-            audio_message_shape: crate::settings::AudioMessageShape::Flat,
             greeting: Some("Hello!".into()),
-            interrupt_response: false,
-            playout_latency: Duration::ZERO,
-            early_audio_max_ms: 300,
-            inbound_budget: BudgetLimits::inbound(&crate::settings::BridgeSettings::default()),
-            ai_budget: CoreConfig::GENERATED_AI_AUDIO,
-            max_bad_frames: 200,
-            fault_log_interval: Duration::from_secs(5),
-            session_end: SessionEndConfig::new(
-                &crate::settings::BridgeSettings::default(),
-                &crate::settings::OpenAiSettings::default(),
-            ),
-            tools,
+            ..CoreConfig::for_tests(tools)
         },
         Box::new(ConvaiProtocol::new(initiation, inbound_rate)),
         Instant::now(),

@@ -15,11 +15,11 @@ use voxbridge::sim::fake_elevenlabs::{
 use voxbridge::sim::fake_tool_server::FakeToolServer;
 
 use super::{WAIT, public_agent, speak, use_agent, world_with};
-use crate::bridge::{CALLER_NUMBER, ended_call, place_call};
+use crate::bridge::tools::{CRM_TOKEN, assert_signed_lookup};
+use crate::bridge::{ended_call, place_call};
 use crate::helpers::expect_status;
 
-/// The CRM token the tenant stores as a named secret, for the tool's header.
-const CRM_TOKEN: &str = "crm-token-7f3a9c21";
+/// What the agent says once it has the tools' results.
 const REPLY: &str = "Your order A-1001 has shipped.";
 
 #[tokio::test]
@@ -98,20 +98,7 @@ async fn an_http_client_tool_is_answered_with_its_output_and_an_unknown_one_with
     let requests = endpoint.requests();
     assert_eq!(requests.len(), 1, "only the known tool ran");
     let request = &requests[0];
-    assert!(request.signature_valid, "{:?}", request.signature_error);
-    assert!(
-        request.shape_errors.is_empty(),
-        "{:?}",
-        request.shape_errors
-    );
-    assert_eq!(
-        request.header("authorization"),
-        Some(format!("Bearer {CRM_TOKEN}").as_str())
-    );
-    assert_eq!(request.body["tool"], "lookup_order");
-    assert_eq!(request.body["arguments"]["order_id"], "A-1001");
-    assert_eq!(request.body["call"]["id"], call_id.as_str());
-    assert_eq!(request.body["call"]["from"], CALLER_NUMBER);
+    assert_signed_lookup(request, &call_id);
     let lookup_call = session
         .tool_calls
         .iter()
