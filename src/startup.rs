@@ -51,6 +51,7 @@ impl Application {
         let bridge = state.bridge.clone();
         let rate_limits = state.rate_limits.clone();
         let server = HttpServer::new(move || http::app(state.clone()))
+            .on_connect(disable_nagle)
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
             // Signals are handled by the caller, which cancels `shutdown`; live calls observe the
@@ -173,3 +174,14 @@ pub(crate) async fn cancel_on_signal(token: CancellationToken) {
 
 /// How long the MongoDB client may take to close on exit.
 pub const STORAGE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends every write at once, as the sockets to the voice AIs do. actix leaves Nagle's
+/// algorithm on, under which a small WebSocket message (an audio chunk, a `clear`) written while
+/// an earlier one is unacknowledged waits for the peer's delayed ACK, up to 40 ms: what held the
+/// fake ElevenLabs' first audio event of every call. FreJun's steady audio usually carries the
+/// ACKs back in time, so the load test shows no difference here; nothing is gained by waiting.
+fn disable_nagle(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = stream.set_nodelay(true);
+    }
+}

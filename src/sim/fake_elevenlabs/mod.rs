@@ -218,6 +218,13 @@ impl FakeElevenLabs {
                 .app_data(data.clone())
                 .default_service(web::to(route))
         })
+        // Like ElevenLabs' own servers, every event goes out at once (actix leaves Nagle's
+        // algorithm on, which held the first audio event for the client's delayed ACK).
+        .on_connect(|connection, _| {
+            if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = stream.set_nodelay(true);
+            }
+        })
         .workers(workers)
         // The test owns the process; it stops the fake by dropping it.
         .disable_signals()
