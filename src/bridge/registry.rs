@@ -26,6 +26,11 @@ pub(crate) enum ControlCommand {
         chunk_id: u64,
         reply: oneshot::Sender<ControlOutcome>,
     },
+    /// Tell the AI something mid-call, without asking it to answer.
+    AddContext {
+        text: String,
+        reply: oneshot::Sender<ControlOutcome>,
+    },
     /// Ask FreJun to drop everything queued.
     Clear {
         reply: oneshot::Sender<ControlOutcome>,
@@ -42,6 +47,9 @@ pub(crate) struct ControlOutcome {
     /// The assistant item cut short and where, if any.
     pub truncated_item_id: Option<String>,
     pub truncated_at_ms: Option<u64>,
+    /// Whether context was passed to the voice AI (`POST /api/calls/{id}/context`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub context_added: bool,
 }
 
 impl ControlOutcome {
@@ -52,6 +60,7 @@ impl ControlOutcome {
             response_cancelled: false,
             truncated_item_id: None,
             truncated_at_ms: None,
+            context_added: false,
         }
     }
 

@@ -275,6 +275,9 @@ impl Bridge {
                         ControlCommand::Interrupt { reply } => {
                             let _ = reply.send(core.barge_in(now, &mut fx));
                         }
+                        ControlCommand::AddContext { text, reply } => {
+                            let _ = reply.send(core.add_context(text, &mut fx));
+                        }
                         ControlCommand::Clear { reply } => {
                             let _ = reply.send(core.clear_playback(&mut fx));
                         }

@@ -1,5 +1,5 @@
 //! Live control of a call being bridged: stop the assistant's speech, clear FreJun's playback
-//! queue, and list live media streams. Also the Teler-backend-style aliases
+//! queue, tell the voice AI something mid-call, and list live media streams. Also the Teler-backend-style aliases
 //! (`/api/websocket/...`, where a connection id is our call id) that tools written for FreJun's
 //! reference backend call.
 //!
@@ -25,6 +25,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/api/calls/{call_id}/interrupt").route(web::post().to(interrupt)))
         .service(resource("/api/calls/{call_id}/clear").route(web::post().to(clear)))
+        .service(resource("/api/calls/{call_id}/context").route(web::post().to(add_context)))
         .service(resource("/api/websocket/streams").route(web::get().to(streams)))
         .service(
             resource("/api/websocket/interrupt/{connection_id}")
@@ -99,6 +100,72 @@ async fn clear(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     clear_call(&tenant, &state, &path, "call").await
+}
+
+/// Body of `POST /api/calls/{call_id}/context`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContextRequest {
+    /// What the assistant should know from now on, e.g. "The caller's order A-1001 shipped
+    /// today."
+    #[schema(min_length = 1, max_length = 4_000)]
+    pub text: String,
+}
+
+/// Longest context one request may add, in characters.
+const CONTEXT_MAX_CHARS: usize = 4_000;
+
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_id}/context",
+    tag = "calls",
+    operation_id = "add_call_context",
+    summary = "Tell the assistant something mid-call",
+    description = "Passes `text` to the call's voice AI as context, without interrupting it or \
+        asking it to answer: a `system` message to OpenAI, a `contextual_update` to ElevenLabs. \
+        The assistant uses it from its next answer.",
+    params(("call_id" = String, Path, description = "The call's id")),
+    request_body = ContextRequest,
+    responses(
+        (status = 200, description = "Passed on (`context_added`)", body = Envelope<ControlOutcome>),
+        (status = 401, response = TenantUnauthorized),
+        (status = 403, response = TenantSuspended),
+        (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 422, description = "`text` missing, empty or longer than 4,000 characters (`validation_failed`)", body = ErrorEnvelope),
+    ),
+    security(("api_key" = [])),
+)]
+async fn add_context(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let call_id = parse_id(&path, "call")?;
+    let request: ContextRequest = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("the body must be {{\"text\": \"…\"}}: {err}"),
+        )
+    })?;
+    let text = request.text.trim();
+    if text.is_empty() || text.chars().count() > CONTEXT_MAX_CHARS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("text: must be 1 to {CONTEXT_MAX_CHARS} characters"),
+        ));
+    }
+    let text = text.to_owned();
+    let outcome = state
+        .bridge
+        .live
+        .control(tenant.user.id, call_id, |reply| {
+            ControlCommand::AddContext { text, reply }
+        })
+        .await;
+    let outcome = outcome_or_error(&state, &tenant, call_id, outcome).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": outcome })))
 }
 
 #[utoipa::path(

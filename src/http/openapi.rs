@@ -100,6 +100,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         ai::status,
         live_calls::interrupt,
         live_calls::clear,
+        live_calls::add_context,
         live_calls::streams,
         live_calls::interrupt_alias,
         live_calls::clear_alias,

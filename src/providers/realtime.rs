@@ -190,6 +190,9 @@ pub trait RealtimeProtocol: Send {
     fn write_audio(&self, audio: &[u8], out: &mut String);
     /// Asks the assistant to say something now, in its own persona (nothing where it cannot).
     fn say(&self, instruction: String, out: &mut Vec<String>);
+    /// Tells the model something mid-call (facts from the tenant's systems) without asking it to
+    /// answer or interrupting it.
+    fn add_context(&self, text: String, out: &mut Vec<String>);
     /// Asks for an out-of-band answer tagged `purpose` (the tool filler); nothing where the AI
     /// cannot.
     fn say_aside(&self, purpose: &'static str, instruction: String, out: &mut Vec<String>);

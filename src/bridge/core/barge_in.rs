@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{BridgeCore, Effects};
+use super::{AiPhase, BridgeCore, Effects};
 use crate::bridge::registry::ControlOutcome;
 use crate::bridge::teler_media::{CLEAR_MESSAGE, interrupt_message};
 
@@ -65,6 +65,20 @@ impl BridgeCore {
             self.mark_interrupted(&key.item_id);
         }
         outcome
+    }
+
+    /// Context for the AI from the tenant's software. Before the socket is open it waits and
+    /// follows the session's opening.
+    pub(crate) fn add_context(&mut self, text: String, fx: &mut Effects) -> ControlOutcome {
+        if self.phase == AiPhase::Connecting {
+            self.protocol.add_context(text, &mut self.pending_context);
+        } else {
+            self.protocol.add_context(text, &mut fx.to_ai);
+        }
+        ControlOutcome {
+            context_added: true,
+            ..ControlOutcome::nothing()
+        }
     }
 
     /// FreJun's `clear`: drop everything queued, and our unsent audio with it.

@@ -16,6 +16,7 @@ impl BridgeCore {
     /// announces it.
     pub fn ai_connected(&mut self, now_wall: std::time::SystemTime, fx: &mut Effects) {
         self.protocol.opening(&mut fx.to_ai);
+        fx.to_ai.append(&mut self.pending_context);
         self.phase = AiPhase::Configuring;
         if !self.capabilities.announces_formats {
             self.send_early_audio(fx);

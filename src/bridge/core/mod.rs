@@ -252,6 +252,8 @@ pub struct BridgeCore {
     audio_idle_flush: Option<(Instant, ItemKey)>,
     /// Reused for the events one frame yields.
     events: Vec<BackendEvent>,
+    /// Context the tenant added before the AI socket was open, sent after the opening.
+    pending_context: Vec<String>,
     playback: Playback,
     active_response: Option<String>,
     /// Items of the active response whose audio has arrived.
@@ -304,6 +306,7 @@ impl BridgeCore {
             outbound: None,
             audio_idle_flush: None,
             events: Vec::new(),
+            pending_context: Vec::new(),
             protocol,
             capabilities,
             input: capabilities.input,

@@ -746,3 +746,34 @@ fn a_session_not_ready_to_speak_ends_at_once() {
     let ending = core.begin_closing(Instant::now(), &mut fx).unwrap();
     assert_eq!(ending.reason, EndReason::AiSessionLimit);
 }
+
+#[test]
+fn context_added_before_the_ai_socket_opens_follows_the_sessions_opening() {
+    let mut core = core(Codec::Pcm24k);
+    let mut fx = Effects::default();
+    let outcome = core.add_context("The caller is a gold member.".into(), &mut fx);
+    assert!(outcome.context_added);
+    assert!(
+        fx.to_ai.is_empty(),
+        "nothing can be sent before the socket is open"
+    );
+    core.ai_connected(std::time::SystemTime::now(), &mut fx);
+    let kinds: Vec<serde_json::Value> = fx
+        .to_ai
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+    assert_eq!(kinds[0]["type"], "session.update");
+    assert_eq!(kinds[1]["type"], "conversation.item.create");
+    assert_eq!(kinds[1]["item"]["role"], "system");
+    assert_eq!(
+        kinds[1]["item"]["content"][0]["text"],
+        "The caller is a gold member."
+    );
+
+    // Once open, context goes at once.
+    let mut fx = Effects::default();
+    core.add_context("Order A-1001 shipped.".into(), &mut fx);
+    assert_eq!(fx.to_ai.len(), 1);
+    assert!(fx.to_ai[0].contains("Order A-1001 shipped."));
+}

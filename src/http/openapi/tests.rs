@@ -75,6 +75,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/calls/{call_id}/hangup"),
     ("POST", "/api/calls/{call_id}/interrupt"),
     ("POST", "/api/calls/{call_id}/clear"),
+    ("POST", "/api/calls/{call_id}/context"),
     ("GET", "/api/websocket/streams"),
     ("POST", "/api/websocket/interrupt/{connection_id}"),
     ("POST", "/api/websocket/clear/{connection_id}"),

@@ -274,6 +274,11 @@ impl RealtimeProtocol for ConvaiProtocol {
         // asked to say a line mid-call without it counting as the caller's words.
     }
 
+    /// `contextual_update`: context that neither interrupts the agent nor prompts a reply.
+    fn add_context(&self, text: String, out: &mut Vec<String>) {
+        out.push(ClientMessage::ContextualUpdate { text: &text }.to_text());
+    }
+
     fn say_aside(&self, _purpose: &'static str, _instruction: String, _out: &mut Vec<String>) {}
 
     fn cancel_response(&self, _response_id: &str, _out: &mut Vec<String>) -> bool {

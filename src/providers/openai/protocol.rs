@@ -92,6 +92,11 @@ impl RealtimeProtocol for OpenAiProtocol {
         out.push(ClientEvent::ResponseCreate { response: None }.to_json());
     }
 
+    /// A `system` message: the model reads it with the conversation; no `response.create`.
+    fn add_context(&self, text: String, out: &mut Vec<String>) {
+        out.push(ClientEvent::system_message(text).to_json());
+    }
+
     fn say_aside(&self, purpose: &'static str, instruction: String, out: &mut Vec<String>) {
         out.push(ClientEvent::out_of_band_response(purpose, instruction).to_json());
     }

@@ -5,6 +5,7 @@
 mod audio;
 mod claims;
 mod compatible_endpoint;
+mod context;
 mod control;
 mod elevenlabs;
 mod failures;
