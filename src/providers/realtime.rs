@@ -71,7 +71,8 @@ pub struct Capabilities {
 /// Something the AI told us, in the bridge's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackendEvent {
-    /// The session exists; it ends at `expires_at` if the AI said.
+    /// The session exists; it ends at `expires_at` if the AI said (OpenAI's "going away"
+    /// warning, well ahead of time: the bridge says the closing line before it).
     SessionInfo { expires_at: Option<SystemTime> },
     /// The session is configured and ready to talk; `formats` (input, output) when the AI
     /// announces the ones actually in use.

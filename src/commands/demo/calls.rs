@@ -1,8 +1,8 @@
-//! The demo's three calls, played the way FreJun plays them: the lifecycle webhooks, the flow
-//! fetch, the media stream with a caller who talks over the greeting (inbound) or waits for it
+//! The demo's calls, played the way FreJun plays them: the lifecycle webhooks, the flow fetch,
+//! the media stream with a caller who talks over the greeting (inbound) or waits for it
 //! (outbound), or asks about an order that the assistant looks up with an HTTP tool before it
-//! ends the call itself; and the hang-up. Everything the caller sent and heard is kept for the
-//! account and the WAV files.
+//! ends the call itself, or talks over an ElevenLabs agent's answer; and the hang-up.
+//! Everything the caller sent and heard is kept for the account and the WAV files.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use anyhow::{Context as _, anyhow};
 use serde_json::{Value, json};
 
 use crate::sim::caller::{CallSummary, ReceivedEvent, SimulatedCaller};
+use crate::sim::fake_elevenlabs;
 use crate::sim::fake_openai::{
     Behaviour, Mode, Pace, ScriptedFunctionCall, ScriptedTurn, SessionRecord,
 };
@@ -20,6 +21,7 @@ use crate::sim::phone_call::{Direction, Lifecycle, voxbridge_call_id, wait_for_c
 use crate::sim::provision::ProvisionedTenant;
 use crate::sim::voices::Voice;
 
+use super::elevenlabs;
 use super::narrate::Narrator;
 use super::stack::{DemoStack, script};
 
@@ -31,6 +33,10 @@ pub(crate) const DEMO_FREJUN_KEY: &str = "frejun-demo-key";
 
 /// How long the caller listens to the greeting before talking over it.
 const BARGE_IN_AFTER_MS: u64 = 1_200;
+/// How long the caller listens to an answer before talking over it (the ElevenLabs call).
+const TALK_OVER_AFTER_MS: u64 = 300;
+/// How much of the recorded caller line stands for the words said over an answer.
+const TALK_OVER_MS: usize = 1_000;
 /// Longest wait for the assistant to start speaking.
 const FIRST_AUDIO_TIMEOUT: Duration = Duration::from_secs(8);
 /// Longest wait for the answer to be heard to its end after the caller spoke.
@@ -42,7 +48,7 @@ const TRAILING_SILENCE_MS: u64 = 500;
 
 /// One finished call, for the account and the WAV files.
 pub(crate) struct PlayedCall {
-    /// Names the call's WAV files: `inbound`, `outbound` or `order`.
+    /// Names the call's WAV files: `inbound`, `outbound`, `order` or `elevenlabs`.
     pub label: &'static str,
     pub frejun_call_id: String,
     pub voxbridge_call_id: String,
@@ -55,6 +61,8 @@ pub(crate) struct PlayedCall {
     pub summary: CallSummary,
     /// The fake OpenAI's record of the session (what the model was sent and did).
     pub session: Option<SessionRecord>,
+    /// The fake ElevenLabs' record of the conversation, when an agent took the call.
+    pub agent_session: Option<fake_elevenlabs::SessionRecord>,
     /// The call log as the tenant API shows it once the bridge has written the end.
     pub call_log: Value,
 }
@@ -184,6 +192,20 @@ pub(crate) async fn order_lookup(
     Ok(played)
 }
 
+/// An inbound call to `number`, answered by an ElevenLabs agent (the fake's behaviour is set
+/// when the demo starts): the caller hears the agent's first message, asks a question, talks
+/// over the answer and hears the answer to what they said instead.
+pub(crate) async fn to_agent(
+    stack: &DemoStack,
+    tenant: &ProvisionedTenant,
+    number: &str,
+    narrator: &Narrator,
+) -> anyhow::Result<PlayedCall> {
+    let frejun_call_id = format!("demo-el-{:08x}", rand::random::<u32>());
+    let (flow, lifecycle) = ring_in(tenant, number, frejun_call_id, narrator).await?;
+    play(stack, tenant, flow, lifecycle, Plan::TalkOverAgent, narrator).await
+}
+
 /// An outbound call the tenant places through the API; the customer waits for the greeting,
 /// then answers.
 pub(crate) async fn outbound(
@@ -268,6 +290,9 @@ enum Plan {
     /// Inbound: lets the greeting finish, asks about an order, hears the answer, says goodbye,
     /// and the assistant hangs up.
     OrderLookup,
+    /// Inbound to an ElevenLabs agent: lets its first message finish, asks, talks over the
+    /// answer, hears the answer to that, hangs up.
+    TalkOverAgent,
 }
 
 impl Plan {
@@ -276,6 +301,7 @@ impl Plan {
             Plan::BargeIn => "inbound",
             Plan::WaitForGreeting => "outbound",
             Plan::OrderLookup => "order",
+            Plan::TalkOverAgent => "elevenlabs",
         }
     }
 }
@@ -302,22 +328,36 @@ async fn play(
     let frejun_call_id = flow.caller.frejun_call_id.clone();
     let stream_id = flow.caller.stream_id.clone();
     let sessions_before = stack.fake_openai.sessions().len();
+    let agent_sessions_before = stack.fake_elevenlabs.sessions().len();
     let mut caller = SimulatedCaller::connect(flow.caller, Duration::from_secs(5))
         .await
         .context("the media WebSocket did not open")?;
     let opened_at = Instant::now();
     caller.send_start().await.context("sending start")?;
+    let voice_ai = if plan == Plan::TalkOverAgent {
+        "fetches a signed URL with the tenant's ElevenLabs key and opens the agent's conversation"
+    } else {
+        "opens OpenAI Realtime"
+    };
     narrator.step(&format!(
-        "FreJun: media stream open, `start` sent; voxbridge opens OpenAI Realtime for call {voxbridge_call_id}"
+        "FreJun: media stream open, `start` sent; voxbridge {voice_ai} for call {voxbridge_call_id}"
     ));
     lifecycle.stream_initiated(&stream_id).await;
 
     let mut conversation = Conversation::new(caller);
-    // Inbound, the caller talks over the greeting; outbound, the customer lets it finish.
-    let words = (plan == Plan::OrderLookup).then_some(ORDER_QUESTION);
-    conversation.run(plan == Plan::BargeIn, words).await?;
-    if plan == Plan::OrderLookup {
-        conversation.say_goodbye().await?;
+    match plan {
+        // Inbound, the caller talks over the greeting; outbound, the customer lets it finish.
+        Plan::BargeIn => conversation.run(true, None).await?,
+        Plan::WaitForGreeting => conversation.run(false, None).await?,
+        Plan::OrderLookup => {
+            conversation.run(false, Some(ORDER_QUESTION)).await?;
+            conversation.say_goodbye().await?;
+        }
+        Plan::TalkOverAgent => {
+            conversation
+                .talk_over_answer(elevenlabs::QUESTION, elevenlabs::INTERJECTION)
+                .await?;
+        }
     }
     let Conversation {
         caller,
@@ -358,6 +398,21 @@ async fn play(
         .sessions()
         .into_iter()
         .nth(sessions_before);
+    // The bridge closes the agent's socket as the call ends; the record is final once the
+    // fake has seen that.
+    stack
+        .fake_elevenlabs
+        .wait_until(CALL_LOG_TIMEOUT, |sessions| {
+            sessions
+                .get(agent_sessions_before)
+                .is_none_or(fake_elevenlabs::SessionRecord::is_closed)
+        })
+        .await;
+    let agent_session = stack
+        .fake_elevenlabs
+        .sessions()
+        .into_iter()
+        .nth(agent_sessions_before);
     Ok(PlayedCall {
         label: plan.label(),
         frejun_call_id,
@@ -367,6 +422,7 @@ async fn play(
         sent,
         summary,
         session,
+        agent_session,
         call_log,
     })
 }
@@ -395,32 +451,64 @@ impl Conversation {
     /// what the caller's turn stands for, when not the recording's own text.
     async fn run(&mut self, barge_in: bool, words: Option<&str>) -> anyhow::Result<()> {
         let caller_voice = Voice::caller()?;
+        self.hear_greeting(barge_in).await?;
+        let words = words.unwrap_or(caller_voice.text);
+        let spoke_at = self.say(words, &caller_voice.samples_8k).await?;
+        // The answer: audio that arrives after the caller spoke, played to its end.
+        self.silence_until(ANSWER_TIMEOUT, |caller| {
+            audio_since(caller, spoke_at) && playback_over(caller, TRAILING_SILENCE_MS)
+        })
+        .await
+    }
+
+    /// Waits for the greeting to start, then for `BARGE_IN_AFTER_MS` when the caller will talk
+    /// over it, else until it has played to its end at the caller's ear.
+    async fn hear_greeting(&mut self, barge_in: bool) -> anyhow::Result<()> {
         self.silence_until(FIRST_AUDIO_TIMEOUT, |caller| {
             caller.received().audio_chunks > 0
         })
         .await?;
         if barge_in {
-            self.silence_for(BARGE_IN_AFTER_MS).await?;
+            self.silence_for(BARGE_IN_AFTER_MS).await
         } else {
-            // Wait for the greeting to finish playing at the customer's ear.
             self.silence_until(FIRST_AUDIO_TIMEOUT * 2, |caller| {
                 playback_over(caller, TRAILING_SILENCE_MS)
             })
-            .await?;
+            .await
         }
-        let words = words.unwrap_or(caller_voice.text);
+    }
+
+    /// The caller says `words` (the recording `samples` stands for them); returns when they
+    /// stopped.
+    async fn say(&mut self, words: &str, samples: &[i16]) -> anyhow::Result<Instant> {
         self.mark(format!("caller speaks: \"{words}\""));
-        self.send(&caller_voice.samples_8k).await?;
+        self.send(samples).await?;
         self.mark("caller stops speaking".into());
-        let spoke_at = Instant::now();
-        // The answer: audio that arrives after the caller spoke, played to its end.
+        Ok(Instant::now())
+    }
+
+    /// The greeting played out, the caller asks `question`, and once the answer starts
+    /// arriving talks over it with `interjection` (the start of the recording). The voice AI,
+    /// not the caller, decides that it was interrupted and says so; then the answer to the
+    /// interjection, which arrives after FreJun's `clear`, is heard to its end.
+    async fn talk_over_answer(&mut self, question: &str, interjection: &str) -> anyhow::Result<()> {
+        let caller_voice = Voice::caller()?;
+        self.hear_greeting(false).await?;
+        let asked_at = self.say(question, &caller_voice.samples_8k).await?;
+        self.silence_until(ANSWER_TIMEOUT, |caller| audio_since(caller, asked_at))
+            .await?;
+        self.silence_for(TALK_OVER_AFTER_MS).await?;
+        let words = &caller_voice.samples_8k;
+        self.say(interjection, &words[..words.len().min(TALK_OVER_MS * 8)])
+            .await?;
         self.silence_until(ANSWER_TIMEOUT, |caller| {
             let received = caller.received();
-            let answered = received
-                .events
-                .iter()
-                .any(|event| matches!(event, ReceivedEvent::Audio { at, .. } if *at > spoke_at));
-            answered && playback_over(caller, TRAILING_SILENCE_MS)
+            let cleared_at = received.events.iter().find_map(|event| match event {
+                ReceivedEvent::Clear { at } => Some(*at),
+                _ => None,
+            });
+            cleared_at.is_some_and(|cleared_at| audio_since(caller, cleared_at))
+                && playback_over(caller, TRAILING_SILENCE_MS)
         })
         .await
     }
@@ -492,6 +580,15 @@ impl Conversation {
         }
         Ok(())
     }
+}
+
+/// Whether assistant audio arrived after `since`.
+fn audio_since(caller: &SimulatedCaller, since: Instant) -> bool {
+    caller
+        .received()
+        .events
+        .iter()
+        .any(|event| matches!(event, ReceivedEvent::Audio { at, .. } if *at > since))
 }
 
 /// Whether everything received has played out at the caller (plus `margin_ms`), with FreJun's
