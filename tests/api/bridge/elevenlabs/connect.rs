@@ -1,7 +1,7 @@
 //! Reaching the agent and starting the conversation: a private agent through a URL signed
 //! with the tenant's own ElevenLabs key (a wrong key fails the call cleanly), a public agent
-//! with no key at all, and the initiation carrying the assistant's overrides and the call's
-//! dynamic variables.
+//! with no key at all, the initiation carrying the assistant's overrides and the call's
+//! dynamic variables, and the end reasons of conversations ElevenLabs breaks off.
 
 use std::time::Duration;
 
@@ -256,4 +256,76 @@ async fn the_conversation_starts_with_the_assistants_overrides_and_the_calls_var
     w.assert_clean(&summary.received);
     let call = ended_call(&w.app, &call_id, Duration::from_secs(10)).await;
     assert_eq!(transcript(&call), [turn("assistant", spoken, false)]);
+}
+
+/// Places a call to a public agent whose conversation fails as `failure`, and answers the call
+/// log once the bridge has recorded the end.
+async fn failing_call(
+    failure: voxbridge::sim::fake_elevenlabs::Failure,
+    number: &str,
+) -> voxbridge::storage::call_logs::CallLogRecord {
+    let w = world(Behaviour {
+        failure: Some(failure),
+        ..Behaviour::default()
+    })
+    .await;
+    w.elevenlabs.add_agent(
+        AgentConfig::new("agent_failing").first_message("This sentence will not be finished."),
+    );
+    let tenant = keyless_tenant(&w.app, number, "agent_failing").await;
+    let (call_id, caller) = place_call(&w.app, &tenant, &format!("fj-el-{number}")).await;
+    let summary = caller.wait_closed(WAIT).await.unwrap();
+    assert!(
+        summary.received.violations.is_empty(),
+        "{:?}",
+        summary.received.violations
+    );
+    let call = ended_call(&w.app, &call_id, Duration::from_secs(10)).await;
+    assert_slots_freed(&w.app, &tenant).await;
+    call
+}
+
+#[tokio::test]
+async fn a_conversation_elevenlabs_closes_mid_reply_ends_the_call_as_an_ai_error() {
+    use voxbridge::sim::fake_elevenlabs::Failure;
+    let call = failing_call(
+        Failure::CloseMidResponse {
+            after_audio_events: 1,
+        },
+        "+14155550831",
+    )
+    .await;
+    assert_eq!(call.call_status, CallStatus::Failed);
+    assert_eq!(call.end_reason, Some(EndReason::AiError));
+    let error = call.error.expect("the call log says why");
+    assert_eq!(error.code, "elevenlabs_server_error", "{error:?}");
+    assert!(error.message.contains("1011"), "{error:?}");
+
+    let call = failing_call(
+        Failure::DropMidResponse {
+            after_audio_events: 1,
+        },
+        "+14155550832",
+    )
+    .await;
+    assert_eq!(call.end_reason, Some(EndReason::AiError));
+    assert_eq!(call.error.expect("why").code, "elevenlabs_connection_lost");
+}
+
+#[tokio::test]
+async fn a_conversation_refused_before_its_metadata_never_became_usable() {
+    use voxbridge::sim::fake_elevenlabs::Failure;
+    let call = failing_call(
+        Failure::CloseAfterInitiation {
+            code: 1008,
+            reason: "Override for field 'first_message' is not allowed".into(),
+        },
+        "+14155550833",
+    )
+    .await;
+    assert_eq!(call.call_status, CallStatus::Failed);
+    assert_eq!(call.end_reason, Some(EndReason::AiConnectFailed));
+    let error = call.error.expect("the call log says why");
+    assert_eq!(error.code, "elevenlabs_policy_violation", "{error:?}");
+    assert!(error.message.contains("first_message"), "{error:?}");
 }
