@@ -41,7 +41,8 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
-    /// Start a server with fake FreJun and OpenAI on loopback, place two calls and tell the story.
+    /// Start a server with fake FreJun, OpenAI, ElevenLabs and text AI on loopback, place four
+    /// calls and tell the story.
     Demo {
         /// Where the WAV files go (default: <state dir>/demo, i.e. .voxbridge/demo).
         #[arg(long)]

@@ -6,10 +6,12 @@
 //! - [`rotate_master_key`]: re-encrypt tenants' secrets under the current master key.
 //! - [`upgrade_models`]: move assistants off OpenAI models with an announced shutdown (and the
 //!   startup warning about them).
-//! - [`demo`]: the one-command tour: a server, fake FreJun and OpenAI, two calls.
+//! - [`demo`]: the one-command tour: a server, fake FreJun, OpenAI, ElevenLabs and text AI,
+//!   four calls.
 //! - [`local_mongodb`]: run a throwaway local MongoDB, alone or around another command (tests).
 //! - [`call`]: play FreJun against a running voxbridge: one inbound or outbound call.
-//! - [`loadtest`]: simulated calls against a voxbridge with a fake OpenAI; latency, CPU, memory.
+//! - [`loadtest`]: simulated calls against a voxbridge with a fake OpenAI or ElevenLabs; latency,
+//!   CPU, memory.
 
 pub mod call;
 pub mod demo;

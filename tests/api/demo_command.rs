@@ -1,7 +1,8 @@
 //! `voxbridge demo` as a newcomer runs it: the real binary, nothing configured but a MongoDB,
 //! must tell the whole story (flow, stream, greeting, barge-in, transcript, call log with cost
-//! and latency, an order looked up with an HTTP tool and a call the assistant ends) and leave
-//! WAV files that hold the conversations.
+//! and latency, an order looked up with an HTTP tool, a call the assistant ends, and a call to
+//! an ElevenLabs agent that the caller talks over) and leave WAV files that hold the
+//! conversations.
 
 use std::process::Command;
 
@@ -11,7 +12,7 @@ use voxbridge::sim::wav::read_wav;
 use crate::helpers::mongodb_uri;
 
 #[test]
-fn the_demo_tells_its_three_calls_and_writes_their_audio() {
+fn the_demo_tells_its_four_calls_and_writes_their_audio() {
     let state_dir = tempfile::tempdir().unwrap();
     let out_dir = state_dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
@@ -64,16 +65,17 @@ fn the_demo_tells_its_three_calls_and_writes_their_audio() {
     }
     assert_eq!(
         stdout.matches("end reason: caller_hung_up").count(),
-        2,
-        "the first two calls end with the caller's hang-up:\n{stdout}"
+        3,
+        "the first two calls and the ElevenLabs one end with the caller's hang-up:\n{stdout}"
     );
     assert_eq!(
         stdout
             .matches("analysis (anthropic claude-sonnet-4-5, ")
             .count(),
-        3,
+        4,
         "each call is analysed:\n{stdout}"
     );
+    assert_elevenlabs_call(&stdout, &out_dir);
     assert!(
         !stderr.contains("ERROR") && !stderr.contains("WARN"),
         "the demo runs clean:\n{stderr}"
@@ -108,4 +110,81 @@ fn the_demo_tells_its_three_calls_and_writes_their_audio() {
             "{direction}: sent {sent_s} s, OpenAI got {arrived_s} s"
         );
     }
+}
+
+/// The fourth call, to a private ElevenLabs agent (the fake): reached through a URL signed with
+/// the tenant's key, greeted by the caller's number, talked over, its stale audio dropped, its
+/// pings answered, both sides transcribed; and the agent received the caller's audio as FreJun
+/// sent it, not resampled.
+fn assert_elevenlabs_call(stdout: &str, out_dir: &std::path::Path) {
+    let call = stdout
+        .split("== Call 4: an ElevenLabs agent answers")
+        .nth(1)
+        .and_then(|rest| rest.split("\n== ").next())
+        .unwrap_or_else(|| panic!("no ElevenLabs call in:\n{stdout}"));
+    for expected in [
+        "tenant: PUT /api/me/credentials → an ElevenLabs key",
+        "with backend elevenlabs_convai (agent agent_demo_acme_bistro, private)",
+        "get-signed-url for agent_demo_acme_bistro with the tenant's xi-api-key → HTTP 200",
+        "(through a signed URL), pcm_8000 in / pcm_8000 out",
+        "caller_number=+14155550100",
+        "overrides applied: agent.prompt.prompt, dropped: none",
+        "barge-in: voxbridge sends FreJun `clear`",
+        "1 clear, 0 protocol problems",
+        "then still sent 2 audio events of the interrupted answer",
+        "none of the interrupted answer's late audio reached the caller",
+        ", none missed",
+        "  0 protocol problems seen by the agent",
+        "OpenAI (fake): no session",
+        "status: completed",
+        "end reason: caller_hung_up",
+        "assistant: Hello +14155550100, this is Acme Bistro. How can I help?",
+        "user: Are you open on Sundays?",
+        "assistant: On Sundays we open at ten [interrupted]",
+        "user: Sorry, can I bring my dog?",
+        "assistant: Dogs are welcome on our terrace.",
+        "1 barge-ins",
+        "(signature valid), status completed, end reason caller_hung_up, 5 transcript turns",
+        "extracted data: {\"topics\":[\"opening_hours\",\"dogs\"],\"caller_interrupted\":true}",
+    ] {
+        assert!(call.contains(expected), "missing {expected:?} in:\n{call}");
+    }
+    // "pings: N sent by the agent, N answered with a pong by voxbridge": every ping answered,
+    // a few of them over the call's ten seconds.
+    let pings: Vec<u32> = call
+        .split("pings: ")
+        .nth(1)
+        .map(|line| {
+            line.split_whitespace()
+                .filter_map(|word| word.trim_end_matches(',').parse().ok())
+                .take(2)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        pings.len() == 2 && pings[0] == pings[1] && pings[0] >= 3,
+        "pings sent and answered: {pings:?} in:\n{call}"
+    );
+
+    let said = read_wav(&out_dir.join("elevenlabs-caller-said.wav")).unwrap();
+    let at_agent = read_wav(&out_dir.join("elevenlabs-agent-heard.wav")).unwrap();
+    assert_eq!(at_agent.sample_rate, 8_000, "pcm_8000 reaches the agent");
+    // Not resampled: the agent got the caller's samples unchanged (all of them, but perhaps
+    // some silence from before its conversation opened).
+    assert!(
+        said.samples.ends_with(&at_agent.samples)
+            && said.samples.len() - at_agent.samples.len() < 4_000,
+        "the agent got {} of the caller's {} samples, changed",
+        at_agent.samples.len(),
+        said.samples.len()
+    );
+    assert!(
+        rms_dbfs(&at_agent.samples) > -45.0,
+        "the agent heard nothing"
+    );
+    let heard = read_wav(&out_dir.join("elevenlabs-caller-heard.wav")).unwrap();
+    // What arrived: the first message (1.5 s), the interrupted answer up to the interruption
+    // (3.8 s, most of it dropped from FreJun's queue by the clear) and the next answer (2 s).
+    let seconds = heard.samples.len() as f64 / 8_000.0;
+    assert!((6.5..8.0).contains(&seconds), "heard {seconds} s");
 }

@@ -203,7 +203,15 @@ pub(crate) async fn to_agent(
 ) -> anyhow::Result<PlayedCall> {
     let frejun_call_id = format!("demo-el-{:08x}", rand::random::<u32>());
     let (flow, lifecycle) = ring_in(tenant, number, frejun_call_id, narrator).await?;
-    play(stack, tenant, flow, lifecycle, Plan::TalkOverAgent, narrator).await
+    play(
+        stack,
+        tenant,
+        flow,
+        lifecycle,
+        Plan::TalkOverAgent,
+        narrator,
+    )
+    .await
 }
 
 /// An outbound call the tenant places through the API; the customer waits for the greeting,

@@ -3,16 +3,22 @@
 //! fake OpenAI Realtime server speaking recorded voices and the fake FreJun Teler API. It creates
 //! a tenant, assistants and numbers through the admin and tenant APIs, places an inbound and an
 //! outbound call as FreJun would, then a third call in which the assistant looks up an order
-//! through an HTTP tool and ends the call itself; each call is then analysed (summary, verdict,
-//! extracted data) by a fake Anthropic model. It tells step by step what happened, and writes
-//! what each side heard to WAV files.
+//! through an HTTP tool and ends the call itself, and a fourth answered by an ElevenLabs agent
+//! (the fake ElevenLabs) whose answer the caller talks over; each call is then analysed
+//! (summary, verdict, extracted data) by a fake Anthropic model. It tells step by step what
+//! happened, and writes what each side heard to WAV files.
+//!
+//! The ElevenLabs call always runs: it adds about ten seconds to a tour of four calls, and it
+//! is the only place the demo shows the second voice AI.
 //!
 //! Layout:
 //! - `stack`: starting and stopping the server, MongoDB and the fakes.
-//! - `calls`: the three calls, played as FreJun plays them.
+//! - `calls`: the calls, played as FreJun plays them.
+//! - `elevenlabs`: the ElevenLabs agent, its assistant and what the fake saw of its call.
 //! - `narrate`: the printed account.
 
 mod calls;
+mod elevenlabs;
 mod narrate;
 mod stack;
 
@@ -42,8 +48,8 @@ pub async fn run(settings: Settings, out_dir: PathBuf) -> anyhow::Result<()> {
     let out_dir = out_dir.canonicalize().unwrap_or(out_dir);
     let narrator = Narrator::new();
     println!(
-        "voxbridge demo: a voxbridge server, a fake OpenAI Realtime and a fake FreJun, all on \
-         127.0.0.1; nothing leaves this machine."
+        "voxbridge demo: a voxbridge server, a fake OpenAI Realtime, a fake ElevenLabs and a \
+         fake FreJun, all on 127.0.0.1; nothing leaves this machine."
     );
     narrator.heading("Setting up");
     let stack = DemoStack::start(settings).await?;
@@ -54,8 +60,9 @@ pub async fn run(settings: Settings, out_dir: PathBuf) -> anyhow::Result<()> {
     ));
     narrator.step(&format!("voxbridge is serving at {}", stack.base_url));
     narrator.step(&format!(
-        "fake OpenAI Realtime at {}, fake FreJun Teler API at {}",
+        "fake OpenAI Realtime at {}, fake ElevenLabs at {}, fake FreJun Teler API at {}",
         stack.fake_openai.url(),
+        stack.fake_elevenlabs.base_url(),
         stack.fake_teler.base_url()
     ));
     let outcome = demo(&stack, &narrator, &out_dir).await;
@@ -154,6 +161,13 @@ async fn demo(stack: &DemoStack, narrator: &Narrator, out_dir: &Path) -> anyhow:
     report(&order, out_dir)?;
     print_ended_event(stack, &order).await;
     print_analysis(stack, &tenant, &order).await;
+
+    narrator.heading("Call 4: an ElevenLabs agent answers, and the caller talks over it");
+    elevenlabs::set_up(stack, &tenant, narrator).await?;
+    let agent = elevenlabs::call(stack, &tenant, narrator).await?;
+    report(&agent, out_dir)?;
+    print_ended_event(stack, &agent).await;
+    print_analysis(stack, &tenant, &agent).await;
 
     println!(
         "\nTry the API yourself while a server runs: README.md, \"API\"; \
@@ -436,6 +450,14 @@ fn report(call: &PlayedCall, out_dir: &Path) -> anyhow::Result<()> {
             session.input_rate_hz,
             session.input_audio_24k.clone(),
             "what OpenAI received (resampled by voxbridge)",
+        ));
+    }
+    if let Some(session) = &call.agent_session {
+        files.push((
+            format!("{direction}-agent-heard.wav"),
+            session.input_format.rate_hz(),
+            session.audio_in.clone(),
+            "what the ElevenLabs agent received (8 kHz as FreJun sent it, not resampled)",
         ));
     }
     println!("  WAV files:");

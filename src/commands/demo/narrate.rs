@@ -1,6 +1,6 @@
 //! The demo's account of what happened: steps as they happen, then for each call a timeline
-//! (what the caller heard and when, the barge-in), what the model was sent and did, and the
-//! call log voxbridge wrote, with cost and latency.
+//! (what the caller heard and when, the barge-in), what the model (or the ElevenLabs agent) was
+//! sent and did, and the call log voxbridge wrote, with cost and latency.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use crate::sim::caller::ReceivedEvent;
 use crate::sim::fake_openai::ResponseStatus;
 
 use super::calls::{PlayedCall, playback_end};
+use super::elevenlabs;
 
 /// Prints numbered steps with the time since the demo began.
 pub(crate) struct Narrator {
@@ -118,5 +119,6 @@ pub(crate) fn heard(call: &PlayedCall) -> Vec<String> {
             ));
         }
     }
+    lines.extend(elevenlabs::describe(call));
     lines
 }

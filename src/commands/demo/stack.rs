@@ -1,8 +1,9 @@
 //! Everything the demo runs, on loopback and in this process: the development MongoDB (started,
 //! or reused when `voxbridge serve` already runs one), a voxbridge server on a free port with
 //! its own database, the fake OpenAI Realtime server speaking the recorded voices, the fake
-//! FreJun Teler REST API that outbound calls are placed through, and a fake of the tenant's
-//! order system that the assistant's HTTP tool calls.
+//! FreJun Teler REST API that outbound calls are placed through, a fake of the tenant's order
+//! system that the assistant's HTTP tool calls, and the fake ElevenLabs whose agent takes the
+//! last call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use url::Url;
 use crate::local_mongodb::LocalMongod;
 use crate::settings::{Environment, Settings};
 use crate::sim::api_client::ApiClient;
+use crate::sim::fake_elevenlabs::FakeElevenLabs;
 use crate::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, Pace, ScriptedTurn};
 use crate::sim::fake_teler::FakeTeler;
 use crate::sim::fake_text_ai::{FakeAnthropic, Scripted};
@@ -39,6 +41,8 @@ pub(crate) struct DemoStack {
     pub fake_tools: FakeToolServer,
     /// The fake Anthropic Messages API that post-call analysis asks.
     pub fake_anthropic: FakeAnthropic,
+    /// The fake ElevenLabs (signed URLs and conversations), with the demo's agent script.
+    pub fake_elevenlabs: FakeElevenLabs,
     /// The tenant's webhook receiver (its CRM), on loopback too.
     pub webhooks: FakeWebhookReceiver,
     /// `http://127.0.0.1:<port>/`.
@@ -81,6 +85,7 @@ fn analysis_script() -> Vec<String> {
             "data": {"order_id": "A-1001", "order_status": "shipped", "needs_follow_up": false}
         })
         .to_string(),
+        super::elevenlabs::analysis_answer(),
     ]
 }
 
@@ -163,6 +168,9 @@ impl DemoStack {
         let webhooks = FakeWebhookReceiver::start()
             .await
             .context("cannot start the fake webhook receiver")?;
+        let fake_elevenlabs = FakeElevenLabs::start(super::elevenlabs::behaviour())
+            .await
+            .context("cannot start the fake ElevenLabs")?;
 
         settings.server.host = [127, 0, 0, 1].into();
         settings.server.port = 0;
@@ -170,6 +178,10 @@ impl DemoStack {
         settings.server.workers = Some(1);
         settings.openai.realtime_url = fake_openai.url();
         settings.frejun.api_base_url = fake_teler.base_url();
+        settings.elevenlabs.api_base_url = Url::parse(&fake_elevenlabs.base_url())
+            .context("the fake ElevenLabs address is not a URL")?;
+        settings.elevenlabs.conversation_url = Url::parse(&fake_elevenlabs.conversation_url())
+            .context("the fake ElevenLabs conversation address is not a URL")?;
         settings.text_ai.anthropic_base_url = Url::parse(&fake_anthropic.base_url())
             .context("the fake Anthropic address is not a URL")?;
         settings.analysis.poll_interval_ms = 100;
@@ -202,6 +214,7 @@ impl DemoStack {
             fake_teler,
             fake_tools,
             fake_anthropic,
+            fake_elevenlabs,
             webhooks,
             base_url,
             admin,
@@ -224,6 +237,7 @@ impl DemoStack {
         self.fake_teler.stop().await;
         self.fake_tools.stop().await;
         self.fake_anthropic.stop().await;
+        self.fake_elevenlabs.stop().await;
         self.webhooks.stop().await;
         self.storage.shutdown(STORAGE_SHUTDOWN_TIMEOUT).await;
         if let Some(mongod) = self.local_mongod {
