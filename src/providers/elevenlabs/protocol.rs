@@ -31,6 +31,7 @@ pub struct ConvaiProtocol {
     stale: StaleAudioFilter,
     /// The number of agent turns opened so far; the open one, if `turn_open`.
     turns: u64,
+    turn_name: String,
     turn_open: bool,
     /// The open turn already has its `agent_response` text.
     turn_has_text: bool,
@@ -52,6 +53,7 @@ impl ConvaiProtocol {
             expected: AudioFormat::matching_frejun(inbound_rate),
             stale: StaleAudioFilter::default(),
             turns: 0,
+            turn_name: String::new(),
             turn_open: false,
             turn_has_text: false,
             text_for_next_turn: false,
@@ -60,8 +62,10 @@ impl ConvaiProtocol {
         }
     }
 
+    /// The open (or last) turn's id: `turn-<n>`, formatted once per turn rather than per
+    /// audio event.
     fn turn_id(&self) -> String {
-        format!("turn-{}", self.turns)
+        self.turn_name.clone()
     }
 
     /// Closes the open turn, if any, as `status`.
@@ -166,6 +170,7 @@ impl RealtimeProtocol for ConvaiProtocol {
                 }
                 if !self.turn_open {
                     self.turns += 1;
+                    self.turn_name = format!("turn-{}", self.turns);
                     self.turn_open = true;
                     self.turn_has_text = std::mem::take(&mut self.text_for_next_turn);
                     events.push(BackendEvent::ResponseStarted {
