@@ -17,7 +17,7 @@
 //! - [`outbound`]: requests to URLs tenants control: the SSRF-safe client and Standard Webhooks
 //!   signatures.
 //! - [`settings`]: typed configuration from defaults, an optional TOML file and the environment.
-//! - [`telemetry`]: the `tracing` subscriber and the span of one call.
+//! - [`telemetry`]: the `tracing` subscriber, the span of one call, and the Prometheus metrics.
 //! - [`storage`]: MongoDB: typed collections, repositories that take the tenant's id, the
 //!   migration runner.
 //! - [`local_mongodb`]: a real local `mongod` for development, tests and the demo.

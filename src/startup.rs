@@ -17,6 +17,7 @@ use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::storage::Storage;
+use crate::telemetry::metrics;
 
 pub struct Application {
     address: SocketAddr,
@@ -107,6 +108,7 @@ impl Application {
             self.rate_limits.clone(),
             self.shutdown.clone(),
         ));
+        let metrics_upkeep = tokio::spawn(keep_metrics(self.shutdown.clone()));
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         let stopper = tokio::spawn(async move {
@@ -121,6 +123,7 @@ impl Application {
         let _ = webhooks.await;
         let _ = analysis.await;
         let _ = pruner.await;
+        let _ = metrics_upkeep.await;
         // Live calls ended with the shutdown token; wait for their final call-log writes.
         self.bridge.keepers.close();
         if tokio::time::timeout(self.shutdown_timeout, self.bridge.keepers.wait())
@@ -147,6 +150,22 @@ async fn prune_rate_limits(limits: Arc<RateLimits>, shutdown: CancellationToken)
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => limits.prune(),
+        }
+    }
+}
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps the metrics recorder's memory bounded however rarely `/metrics` is scraped: a busy
+/// instance records a frame-latency sample per frame of every call.
+async fn keep_metrics(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => metrics::run_upkeep(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Logging: a `tracing` subscriber that prints human-readable lines locally and one JSON object
 //! per line in production (`log.format`), filtered by `log.level`; and the span every line of
-//! one call is written in ([`call_span`]).
+//! one call is written in ([`call_span`]); and the Prometheus metrics ([`metrics`]).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;

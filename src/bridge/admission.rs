@@ -20,6 +20,7 @@ use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::{Credential, UserRecord};
+use crate::telemetry::metrics;
 
 /// Everything a session needs, loaded and checked.
 #[derive(Debug)]
@@ -50,6 +51,19 @@ pub(crate) enum Refusal {
     Storage(String),
 }
 
+impl Refusal {
+    /// The `reason` label of `voxbridge_admission_refusals_total` (stage `media_stream`).
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Refusal::Token(_) => "token",
+            Refusal::UnknownCall => "unknown_call",
+            Refusal::NotLive(_) => "not_live",
+            Refusal::Ended(reason) => reason.as_str(),
+            Refusal::Storage(_) => "storage_unavailable",
+        }
+    }
+}
+
 impl From<StorageError> for Refusal {
     fn from(err: StorageError) -> Self {
         Refusal::Storage(err.to_string())
@@ -66,11 +80,29 @@ impl Bridge {
         token: Option<&str>,
     ) -> Result<Admitted, Refusal> {
         let (call_id, assistant_id) = self.verify_token(assistant_id, call_id, token)?;
-        self.admit_verified(call_id, assistant_id).await
+        let admitted = self.admit_verified(call_id, assistant_id).await;
+        if let Err(refusal) = &admitted {
+            metrics::admission_refused("media_stream", refusal.metric_label());
+        }
+        admitted
     }
 
-    /// Checks the media token alone (no I/O): the ids it was signed for.
+    /// Checks the media token alone (no I/O): the ids it was signed for. A refusal is counted
+    /// in the admission metrics.
     pub(crate) fn verify_token(
+        &self,
+        assistant_id: &str,
+        call_id: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(CallId, AssistantId), Refusal> {
+        let verified = self.verify_token_unrecorded(assistant_id, call_id, token);
+        if let Err(refusal) = &verified {
+            metrics::admission_refused("media_stream", refusal.metric_label());
+        }
+        verified
+    }
+
+    fn verify_token_unrecorded(
         &self,
         assistant_id: &str,
         call_id: Option<&str>,
@@ -241,6 +273,7 @@ impl Bridge {
         }
         // FreJun was told to stream this call; refusing the stream does not end the phone call.
         self.hang_up_at_frejun(call.user_id, call.id, call.frejun_call_id.clone(), reason);
+        metrics::call_ended(reason.as_str());
         Refusal::Ended(reason)
     }
 }

@@ -79,6 +79,8 @@ pub(crate) struct StreamFacts {
     pub call_id: CallId,
     pub user_id: TenantId,
     pub assistant_id: AssistantId,
+    /// The voice AI's kind (`openai_realtime`, …), for the live-calls metric.
+    pub backend: &'static str,
     pub started_at: DateTime,
     /// Filled in from FreJun's `start` message.
     pub stream: Mutex<StreamStartFacts>,
@@ -183,6 +185,22 @@ impl LiveCalls {
         self.len() == 0
     }
 
+    /// One `(backend, AI codec)` pair per live call on this instance, every tenant's: what the
+    /// live-calls metric counts.
+    pub(crate) fn backends_and_codecs(&self) -> Vec<(&'static str, String)> {
+        self.lock()
+            .values()
+            .map(|entry| {
+                let stream = entry
+                    .facts
+                    .stream
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                (entry.facts.backend, stream.ai_codec.clone())
+            })
+            .collect()
+    }
+
     /// The tenant's live calls on this instance, oldest first.
     pub(crate) fn list(&self, user_id: TenantId) -> Vec<LiveCall> {
         let mut calls: Vec<LiveCall> = self
@@ -249,6 +267,7 @@ mod tests {
             call_id: CallId::new(),
             user_id,
             assistant_id: AssistantId::new(),
+            backend: "openai_realtime",
             started_at: DateTime::now(),
             stream: Mutex::default(),
             audio_in_ms: AtomicU64::new(0),

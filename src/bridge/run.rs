@@ -33,6 +33,7 @@ use crate::providers::openai::{RealtimeSocket, SessionConfig};
 use crate::providers::realtime::ConnectFailure;
 use crate::storage::users::Credential;
 use crate::telemetry::call_span;
+use crate::telemetry::metrics;
 use crate::telemetry::record_frejun_call_id;
 
 /// How long closing a socket may take at the end of a call.
@@ -108,6 +109,7 @@ impl Bridge {
             call_id,
             user_id,
             assistant_id: admitted.assistant.id,
+            backend: spec.backend.kind.as_str(),
             started_at: DateTime::now(),
             stream: Mutex::new(StreamStartFacts {
                 ai_codec: core.ai_audio_label(),
@@ -183,6 +185,9 @@ impl Bridge {
         let mut last_ai = Instant::now();
         // How FreJun closed its side, if it did: echoed back to complete the close handshake.
         let mut teler_closed: Option<Option<CloseReason>> = None;
+        // Taken once per call: recording a frame through it builds no key or label (a couple of
+        // atomic operations, and a new block of the recorder's bucket every 64 samples).
+        let frame_latency = metrics::frame_latency();
 
         let ending: Ending = loop {
             let mut fx = Effects::default();
@@ -394,7 +399,9 @@ impl Bridge {
                 break ending;
             }
             if let Some(at) = frame_at {
-                core.record_frame_latency(at.elapsed());
+                let elapsed = at.elapsed();
+                core.record_frame_latency(elapsed);
+                metrics::record_frame(&frame_latency, elapsed);
             }
         };
 
@@ -409,6 +416,7 @@ impl Bridge {
         core.cancel_running_tools(Instant::now().into_std());
         core.ai_finished(Instant::now().into_std());
         let reason = ending.reason;
+        record_ending(&ending, &core);
         tracing::info!(%call_id, reason = reason.as_str(), error = ?ending.error, anomalies = ?core.anomalies(), "media stream ended");
         // We close first unless FreJun did: a clone keeps our side of the connection open
         // until FreJun's close frame comes back (see `await_close_reply`).
@@ -507,6 +515,21 @@ impl Bridge {
             max_speech_wait: Duration::from_millis(self.shared.settings.tools.max_speech_wait_ms),
         });
         (session, runner)
+    }
+}
+
+/// What a call's end adds to the metrics: its end reason, its first-response latency and
+/// barge-ins, and the code of the AI or telephony failure that ended it.
+fn record_ending(ending: &Ending, core: &BridgeCore) {
+    metrics::call_ended(ending.reason.as_str());
+    let summary = core.metrics();
+    metrics::call_summary(summary.first_response_ms, u64::from(summary.barge_ins));
+    if let Some(error) = &ending.error {
+        match ending.reason {
+            EndReason::AiConnectFailed | EndReason::AiError => metrics::ai_error(&error.code),
+            EndReason::TelephonyError => metrics::teler_error(&error.code),
+            _ => {}
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::users::{Credential, UserRecord};
+use crate::telemetry::metrics;
 
 /// What we told FreJun, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,10 +77,18 @@ impl CallService {
         our_call: Option<&str>,
         request: &FlowRequest,
     ) -> Result<FlowOutcome, FlowError> {
-        match our_call {
+        let outcome = match our_call {
             Some(call) => Ok(self.answer_outbound_flow(tenant, call, request).await?),
             None => self.answer_inbound_flow(tenant, request).await,
+        };
+        match &outcome {
+            Ok(FlowOutcome::Refused { reason, .. }) => {
+                metrics::admission_refused("flow", reason.as_str());
+            }
+            Ok(FlowOutcome::UnknownCall) => metrics::admission_refused("flow", "unknown_call"),
+            _ => {}
         }
+        outcome
     }
 
     async fn answer_inbound_flow(
@@ -160,6 +169,7 @@ impl CallService {
             let hour_ago = DateTime::from_millis(now.timestamp_millis() - 3_600_000);
             if calls.count_refused_flows_since(tenant.id, hour_ago).await? >= cap {
                 tracing::debug!(%reason, "refused flow not logged: the tenant's hourly cap is reached");
+                metrics::call_ended(reason.as_str());
                 return Ok(FlowOutcome::Refused {
                     call_id: None,
                     reason,
@@ -167,6 +177,7 @@ impl CallService {
             }
             return match calls.insert(&call).await {
                 Ok(()) => {
+                    metrics::call_ended(reason.as_str());
                     tracing::info!(call_id = %call.id, user_id = %tenant.id, %reason, "inbound call refused");
                     Ok(FlowOutcome::Refused {
                         call_id: Some(call.id),
@@ -383,6 +394,7 @@ impl CallService {
         reason: EndReason,
         now: DateTime,
     ) -> Result<(), StorageError> {
+        metrics::call_ended(reason.as_str());
         self.shared
             .storage
             .call_logs()

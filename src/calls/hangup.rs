@@ -23,6 +23,7 @@ use crate::providers::teler::{TelerClient, TelerError};
 use crate::shared::Shared;
 use crate::storage::StorageError;
 use crate::storage::users::Credential;
+use crate::telemetry::metrics;
 
 /// Waits before the second, third and fourth attempt.
 pub const RETRY_DELAYS: [Duration; 3] = [
@@ -163,6 +164,8 @@ impl FrejunHangup {
                 }
                 _ => {}
             }
+            // The call was still up and FreJun did not end it: a Teler failure.
+            metrics::teler_error(error.kind());
             match RETRY_DELAYS.get(attempts as usize - 1) {
                 Some(delay) if retry => tokio::time::sleep(*delay).await,
                 _ => return (HangupResult::Failed, attempts, Some(error.to_string())),

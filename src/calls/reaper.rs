@@ -19,6 +19,7 @@ use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::call_slots::ExpiredSlot;
 use crate::telemetry::call_span;
+use crate::telemetry::metrics;
 
 /// Leases handled per sweep; the next sweep takes the rest.
 const BATCH: usize = 200;
@@ -109,6 +110,7 @@ impl CallService {
         calls
             .apply_status(slot.user_id, call.id, &reports, now)
             .await?;
+        metrics::call_ended(reason.as_str());
         tracing::info!(call_id = %call.id, user_id = %slot.user_id, %reason, "closed a call whose slot lease expired");
         // The phone call may still be up (ringing, or connected to a dead instance): end it at
         // FreJun too, without holding up the sweep.

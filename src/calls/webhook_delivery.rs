@@ -27,6 +27,7 @@ use crate::outbound::delivery::{self, Attempt, Delivery, Verdict};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::webhook_deliveries::{AttemptRecord, DeliveryStatus, WebhookDeliveryRecord};
+use crate::telemetry::metrics;
 
 /// Call logs the relay reads per round.
 const RELAY_BATCH: i64 = 50;
@@ -200,6 +201,12 @@ impl CallService {
             timeout,
         })
         .await;
+        metrics::webhook_delivery(match attempt.verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::Retry { .. } => "retry",
+            Verdict::Gone => "gone",
+            Verdict::Rejected => "rejected",
+        });
         let record = attempt_record(&attempt, now);
         self.track_failures(&endpoint, attempt.verdict == Verdict::Delivered)
             .await?;

@@ -7,6 +7,8 @@
 //! when the handler takes the value, which is after authentication succeeded.
 //!
 //! - Admin: `Authorization: Bearer <security.admin_token>`.
+//! - Metrics scraper: `Authorization: Bearer <metrics.token>`; without that setting `/metrics`
+//!   is off and answers 404 like an unknown route.
 //! - Tenant: `Authorization: Bearer <tenant API key>`; a revoked key answers 401
 //!   `api_key_revoked`, a suspended tenant 403 `tenant_suspended`.
 //!
@@ -40,6 +42,10 @@ pub(crate) const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 /// The platform administrator.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admin;
+
+/// A Prometheus scraper holding `metrics.token`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricsScraper;
 
 /// The tenant a request acts for, resolved from its API key.
 #[derive(Debug, Clone)]
@@ -97,6 +103,25 @@ fn authenticate_admin(req: &HttpRequest) -> Result<Admin, ApiError> {
     } else {
         state.rate_limits.record_failure(req);
         Err(unauthorized(ErrorCode::Unauthorized, "invalid admin token"))
+    }
+}
+
+fn authenticate_metrics(req: &HttpRequest) -> Result<MetricsScraper, ApiError> {
+    let state = app_state(req)?;
+    // Off unless configured: nothing tells a prober that the endpoint exists.
+    let Some(expected) = &state.shared.settings.metrics.token else {
+        return Err(ApiError::not_found("no such route"));
+    };
+    let token = bearer_token(req)?;
+    state.rate_limits.admit(req, Credential::Bearer(token))?;
+    if token_matches(token, expected) {
+        Ok(MetricsScraper)
+    } else {
+        state.rate_limits.record_failure(req);
+        Err(unauthorized(
+            ErrorCode::Unauthorized,
+            "invalid metrics token",
+        ))
     }
 }
 
@@ -162,6 +187,15 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate_admin(req))
+    }
+}
+
+impl FromRequest for MetricsScraper {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate_metrics(req))
     }
 }
 

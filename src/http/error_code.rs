@@ -41,7 +41,7 @@ error_codes! {
     NotAWebsocket => ("not_a_websocket", 400, "the media-stream URL was requested without a WebSocket upgrade"),
     BadRequest => ("bad_request", 400, "any other malformed request the HTTP framework refused"),
     InvalidFrejunKey => ("invalid_frejun_key", 401, "a FreJun request without the tenant's URL secret `key`, or with another tenant's"),
-    Unauthorized => ("unauthorized", 401, "missing or malformed credentials, or a wrong admin token"),
+    Unauthorized => ("unauthorized", 401, "missing or malformed credentials, or a wrong admin or metrics token"),
     InvalidApiKey => ("invalid_api_key", 401, "an unknown tenant API key"),
     ApiKeyRevoked => ("api_key_revoked", 401, "a revoked tenant API key"),
     InvalidMediaToken => ("invalid_media_token", 401, "the media-stream token is missing, forged, expired or for another call"),

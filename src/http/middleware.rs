@@ -1,6 +1,7 @@
 //! Middleware applied to every request:
 //! - [`trace_request`]: one root span per request with a request id (`x-request-id` honoured when
-//!   well-formed, generated otherwise, and echoed on the response); health checks log at DEBUG.
+//!   well-formed, generated otherwise, and echoed on the response); health checks log at DEBUG;
+//!   the request is counted in `voxbridge_http_requests_total` by its route template.
 //! - [`envelope_errors`]: the last line of defence for the error shape. Any error response that
 //!   is not already JSON (actix's own 404/405/400 text, a bare 500) is rewritten into the
 //!   envelope with a code derived from the status, so no internal text reaches a client.
@@ -20,6 +21,7 @@ use tracing::Instrument as _;
 
 use super::envelope::error_body;
 use super::error::ErrorCode;
+use crate::telemetry::metrics;
 
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,9 +45,12 @@ pub(crate) async fn trace_request(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
     let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_owned());
+    // The route template, never the path: ids stay out of logs' route field and out of the
+    // metrics' labels, and every unknown path shares one label.
+    let pattern = req.match_pattern();
+    let route = pattern
+        .clone()
+        .unwrap_or_else(|| metrics::UNMATCHED_ROUTE.to_owned());
     let is_health = HEALTH_PATHS.contains(&req.path());
     let span = if is_health {
         tracing::debug_span!("http_request", %method, %route, %request_id)
@@ -58,6 +63,11 @@ pub(crate) async fn trace_request(
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let _entered = span.enter();
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(err) => err.as_response_error().status_code(),
+    };
+    metrics::http_request(&method, pattern, status.as_u16());
     match &mut result {
         Ok(response) => {
             let status = response.status().as_u16();

@@ -27,6 +27,7 @@
 //! - [`frejun`]: FreJun's flow URL and status webhook, and the outbound-call request.
 //! - [`media_stream`]: FreJun's media WebSocket, handed to the bridge after every check.
 //! - [`live_calls`]: live control of bridged calls (interrupt, clear, live streams).
+//! - [`metrics`]: `GET /metrics`, the Prometheus scrape, behind `metrics.token`.
 //! - [`views`]: response shapes built from stored records (no secret or internal field by
 //!   construction; a change to a stored document does not change the API).
 //! - [`openapi`]: the OpenAPI 3 document generated from the handlers and types, served at
@@ -49,6 +50,7 @@ pub(crate) mod health;
 pub(crate) mod live_calls;
 pub(crate) mod me;
 pub(crate) mod media_stream;
+pub(crate) mod metrics;
 pub(crate) mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod phone_numbers;
@@ -92,6 +94,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, storage: Storage, shutdown: CancellationToken) -> Self {
+        // Once per process; later apps (tests build many) share the recorder.
+        crate::telemetry::metrics::install();
         let rate_limits = Arc::new(rate_limit::RateLimits::new(&settings.rate_limit));
         let shared = Shared::new(settings, storage);
         let calls = CallService::new(shared.clone());
@@ -138,6 +142,7 @@ pub fn app(
         .configure(frejun::routes)
         .configure(media_stream::routes)
         .configure(live_calls::routes)
+        .configure(metrics::routes)
         .default_service(web::to(not_found))
         .wrap(from_fn(middleware::envelope_errors))
         .wrap(from_fn(middleware::limit_headers))

@@ -20,8 +20,8 @@ use super::error::{
     PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
 };
 use super::{
-    admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, phone_numbers,
-    tools, webhook_endpoints, webhook_events,
+    admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, metrics,
+    phone_numbers, tools, webhook_endpoints, webhook_events,
 };
 
 #[derive(OpenApi)]
@@ -108,6 +108,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         frejun::webhook,
         frejun::initiate_call,
         media_stream::media_stream,
+        metrics::scrape,
     ),
     components(responses(
         AdminUnauthorized,
@@ -124,6 +125,7 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
     tags(
         (name = "health", description = "Liveness, readiness and the FreJun integration health check. No credentials."),
         (name = "openapi", description = "This document. No credentials."),
+        (name = "metrics", description = "Prometheus metrics of the instance (docs/operations.md, \"Metrics\"). Metrics token."),
         (name = "admin", description = "The platform administrator: tenants, their API keys, and calls across tenants. Admin token."),
         (name = "account", description = "The tenant's own account and provider credentials. Tenant API key."),
         (name = "assistants", description = "The tenant's AI assistants. Tenant API key."),
@@ -149,6 +151,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "The platform's admin token (setting `security.admin_token`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The metrics scraper's token (setting `metrics.token`).",
                     ))
                     .build(),
             ),

@@ -176,6 +176,21 @@ pub(crate) enum TelerError {
 }
 
 impl TelerError {
+    /// The failure's kind in one word (`unavailable`, `timeout`, …), for metrics and logs.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::NumberNotProvisioned { .. } => "number_not_provisioned",
+            Self::Validation { .. } => "validation",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Timeout => "timeout",
+            Self::InvalidResponse { .. } => "invalid_response",
+        }
+    }
+
     #[cfg(test)]
     /// The HTTP status FreJun answered with, if there was an answer. For
     /// [`TelerError::NumberNotProvisioned`], [`TelerError::NotFound`],

@@ -330,6 +330,15 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
 
+    if let Some(token) = &settings.metrics.token {
+        if token.expose().len() < MIN_SECRET_LEN {
+            return Err(SettingsError::invalid(
+                "metrics.token",
+                format!("must be at least {MIN_SECRET_LEN} characters when set"),
+            ));
+        }
+    }
+
     let security = &settings.security;
     if security.master_key_version == 0 {
         return Err(SettingsError::invalid(

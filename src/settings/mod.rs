@@ -67,6 +67,8 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
     pub dev: DevSettings,
 }
 
@@ -768,6 +770,15 @@ impl Default for LogSettings {
     }
 }
 
+/// `GET /metrics` (docs/operations.md, "Metrics").
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// The bearer token a Prometheus scraper sends (`Authorization: Bearer <token>`); unset:
+    /// `/metrics` is off and answers 404 like an unknown route.
+    pub token: Option<SecretString>,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DevSettings {
@@ -853,6 +864,7 @@ impl Settings {
             text_ai: TextAiSettings::default(),
             analysis: AnalysisSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             dev: DevSettings::default(),
         }
     }

@@ -41,11 +41,14 @@ pub(crate) mod webhook_endpoints;
 use std::time::Duration;
 
 use bson::doc;
+use mongodb::event::EventHandler;
+use mongodb::event::command::CommandEvent;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
 use crate::domain::secret::SecretString;
 use crate::settings::MongoSettings;
+use crate::telemetry::metrics;
 
 pub use error::StorageError;
 
@@ -56,6 +59,23 @@ pub(crate) enum PingFailure {
     TimedOut(Duration),
     #[error(transparent)]
     Failed(StorageError),
+}
+
+/// Times every command for `voxbridge_mongodb_command_duration_seconds`, from the driver's
+/// command monitoring (the duration the driver measured, round trip included). A callback runs
+/// on the driver's task: this one only records into a histogram. With a handler installed the
+/// driver builds each event, copying the command and reply documents: a cost per operation
+/// that is small next to the round trip.
+fn command_metrics() -> EventHandler<CommandEvent> {
+    EventHandler::callback(|event: CommandEvent| match event {
+        CommandEvent::Succeeded(done) => {
+            metrics::mongodb_command(&done.command_name, true, done.duration)
+        }
+        CommandEvent::Failed(failed) => {
+            metrics::mongodb_command(&failed.command_name, false, failed.duration)
+        }
+        _ => {}
+    })
 }
 
 /// Name reported to MongoDB (visible in `db.currentOp()` and server logs).
@@ -79,6 +99,9 @@ impl Storage {
         options.app_name = Some(APP_NAME.to_owned());
         options.server_selection_timeout = Some(settings.server_selection_timeout());
         options.connect_timeout = Some(settings.connect_timeout());
+        // The recorder first, so that the commands of startup (migrations) are timed too.
+        metrics::install();
+        options.command_event_handler = Some(command_metrics());
         let client = Client::with_options(options)?;
         let database = client.database(&settings.database);
         Ok(Self { client, database })

@@ -26,7 +26,10 @@ const RULE: &[(&str, &[&str])] = &[
     ("outbound", &["domain"]),
     ("settings", &["crypto", "domain", "outbound"]),
     ("telemetry", &["domain", "settings"]),
-    ("storage", &["auth", "crypto", "domain", "settings"]),
+    (
+        "storage",
+        &["auth", "crypto", "domain", "settings", "telemetry"],
+    ),
     ("local_mongodb", &["storage"]),
     (
         "shared",
@@ -77,11 +80,19 @@ const RULE: &[(&str, &[&str])] = &[
             "settings",
             "shared",
             "storage",
+            "telemetry",
         ],
     ),
     (
         "startup",
-        &["bridge", "calls", "http", "settings", "storage"],
+        &[
+            "bridge",
+            "calls",
+            "http",
+            "settings",
+            "storage",
+            "telemetry",
+        ],
     ),
     (
         "sim",

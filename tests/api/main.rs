@@ -22,6 +22,7 @@ mod input_rules;
 mod isolation;
 mod loadtest_command;
 mod logs;
+mod metrics;
 mod migrations;
 mod model_retirement;
 mod outage;

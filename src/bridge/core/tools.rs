@@ -27,6 +27,7 @@ use crate::domain::assistant::tools::{Tool, ToolKind};
 use crate::domain::call::EndReason;
 use crate::domain::call::record::{ToolCallRecord, ToolOutcome, TranscriptRole, TranscriptTurn};
 use crate::providers::realtime::{FunctionCall, ResponseStatus};
+use crate::telemetry::metrics;
 
 /// `metadata.purpose` of the filler's out-of-band response.
 pub(crate) const FILLER_PURPOSE: &str = "tool_filler";
@@ -428,6 +429,7 @@ impl BridgeCore {
 
     fn record_tool(&mut self, call_id: &str, call: &Running, finished: Finished<'_>, now: Instant) {
         self.tools.calls += 1;
+        metrics::tool_call(finished.outcome.as_str());
         if finished.outcome != ToolOutcome::Ok {
             self.tools.errors += 1;
         }

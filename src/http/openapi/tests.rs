@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ready"),
     ("GET", "/api/frejun/health"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/metrics"),
     ("POST", "/api/admin/users"),
     ("GET", "/api/admin/users"),
     ("GET", "/api/admin/users/{user_id}"),
@@ -181,6 +182,10 @@ async fn state() -> AppState {
     // Nothing listens there: the requests that reach the database fail fast.
     settings.mongodb.server_selection_timeout_ms = 100;
     settings.mongodb.ping_timeout_ms = 100;
+    // `/metrics` is served only with a token.
+    settings.metrics.token = Some(crate::domain::secret::SecretString::new(
+        "drift-metrics-token-0123456789abcdef0123",
+    ));
     let uri = settings.mongodb.uri.clone().expect("a test URI");
     let storage = Storage::connect(&uri, &settings.mongodb)
         .await
@@ -448,6 +453,8 @@ fn every_operation_is_complete() {
                 "frejun_key"
             } else if path == MEDIA_STREAM {
                 "media_token"
+            } else if path == "/metrics" {
+                "metrics_token"
             } else {
                 "api_key"
             };
@@ -506,6 +513,11 @@ async fn documented_security_matches_the_handlers() {
             // No token: refused before anything is read.
             ["media_token"] => assert!(
                 answer.status == 401 && answer.error().0 == "invalid_media_token",
+                "{at}"
+            ),
+            // Only the metrics token opens it, not the admin token or a tenant key.
+            ["metrics_token"] => assert!(
+                answer.status == 401 && answer.error().1 == "invalid metrics token",
                 "{at}"
             ),
             ["api_key"] => {
