@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use voxbridge::audio::tone::sine;
 use voxbridge::domain::secret::SecretString;
 use voxbridge::sim::fake_openai::{Behaviour, Mode};
 
-use crate::bridge::{bridge_app_with, configure_assistant, ended_call, place_call};
+use crate::bridge::{
+    bridge_app_with, configure_assistant, ended_call, place_call, tone_then_hear_echo,
+};
 use crate::helpers::{TestApp, expect_error, expect_status, flow_body};
 
 const TOKEN: &str = "metrics-test-token-0123456789abcdef0123";
@@ -165,16 +166,8 @@ async fn metrics_show_a_bridged_call() {
     assert_eq!(sum(&before, live), 0.0, "{before}");
 
     let (call_id, mut caller) = place_call(&app, &tenant, "fj-metered-1").await;
-    caller
-        .send_audio(&sine(1_000.0, 8_000, 8_000, 8_000.0), false)
-        .await
-        .unwrap();
-    caller.send_silence(1_000, false).await.unwrap();
     assert!(
-        caller
-            .wait_until(Duration::from_secs(10), |received| received.audio_samples
-                >= 7_600)
-            .await,
+        tone_then_hear_echo(&mut caller, 8_000, 7_600).await,
         "the echo came back"
     );
     let during = scrape(&app).await;

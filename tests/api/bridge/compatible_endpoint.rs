@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use voxbridge::audio::tone::sine;
 use voxbridge::domain::call::EndReason;
 use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi, Mode};
 
-use super::{assert_slots_freed, bridge_app_with, ended_call, place_call};
+use super::{assert_slots_freed, bridge_app_with, ended_call, place_call, tone_then_hear_echo};
 use crate::helpers::{CallingTenant, TestApp, expect_status};
 
 const REALTIME_KEY: &str = "rt-tenant-key-0001";
@@ -56,17 +55,10 @@ async fn calls_go_to_the_tenants_endpoint_with_its_own_key() {
     use_own_endpoint(&app, &tenant, own.url().as_str()).await;
 
     let (call_id, mut caller) = place_call(&app, &tenant, "fj-compatible-1").await;
-    caller
-        .send_audio(&sine(1_000.0, 16_000, 16_000, 8_000.0), false)
-        .await
-        .unwrap();
-    caller.send_silence(800, false).await.unwrap();
-    let echoed = caller
-        .wait_until(Duration::from_secs(10), |received| {
-            received.audio_samples >= 4_000
-        })
-        .await;
-    assert!(echoed, "the tenant's endpoint answered through the bridge");
+    assert!(
+        tone_then_hear_echo(&mut caller, 16_000, 4_000).await,
+        "the tenant's endpoint answered through the bridge"
+    );
     caller.hang_up().await.unwrap();
     let call = ended_call(&app, &call_id, Duration::from_secs(10)).await;
     assert_eq!(call.end_reason, Some(EndReason::CallerHungUp));

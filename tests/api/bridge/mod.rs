@@ -156,3 +156,27 @@ pub fn assert_no_violations(fake: &FakeOpenAi, received: &voxbridge::sim::caller
         received.violations
     );
 }
+
+/// The caller says one second of a 1 kHz tone at `rate_hz` and then keeps quiet for a second
+/// (which ends its turn); answers whether at least `samples` of the echo came back (8 kHz) within
+/// 10 s.
+pub async fn tone_then_hear_echo(
+    caller: &mut voxbridge::sim::caller::SimulatedCaller,
+    rate_hz: u32,
+    samples: u64,
+) -> bool {
+    use voxbridge::audio::tone::sine;
+    caller
+        .send_audio(&sine(1_000.0, rate_hz, rate_hz as usize, 8_000.0), false)
+        .await
+        .expect("audio sent");
+    caller
+        .send_silence(1_000, false)
+        .await
+        .expect("silence sent");
+    caller
+        .wait_until(Duration::from_secs(10), |received| {
+            received.audio_samples >= samples
+        })
+        .await
+}
