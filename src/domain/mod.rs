@@ -25,6 +25,7 @@
 //! - [`webhook`]: tenants' webhook endpoints, the event types and the body of every delivery.
 //! - [`error_chain`]: an error and its sources on one line, for logs and one-line errors.
 //! - [`time`]: arithmetic on BSON dates.
+//! - [`text`]: text cut to a byte limit on a character boundary.
 
 pub mod analysis;
 pub mod assistant;
@@ -37,6 +38,7 @@ pub(crate) mod phone;
 pub(crate) mod pricing;
 pub mod secret;
 pub(crate) mod tenant;
+pub(crate) mod text;
 pub mod text_ai;
 pub(crate) mod time;
 pub(crate) mod validation;

@@ -89,9 +89,5 @@ pub(crate) fn payload_text(body: &[u8]) -> String {
     if text.len() <= MAX_PAYLOAD_BYTES {
         return text.into_owned();
     }
-    let mut end = MAX_PAYLOAD_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::domain::text::prefix_within(&text, MAX_PAYLOAD_BYTES).to_owned()
 }

@@ -289,11 +289,7 @@ async fn sleep_until_or_never(at: Option<Instant>) {
 
 /// A close reason fits in 123 bytes; cut at a character boundary.
 fn truncate_reason(reason: &str) -> &str {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
+    crate::domain::text::prefix_within(reason, 123)
 }
 
 #[cfg(test)]
