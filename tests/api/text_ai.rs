@@ -2,7 +2,9 @@
 //! and Chat Completions): `POST /api/ai/conversation` answers from each provider with the
 //! tenant's own key (or the platform's), the assistant's instructions and the context as the
 //! system prompt and the history as messages, in the wire shape each API expects; passing
-//! failures are retried, refused keys are not (and never shown), slow providers time out;
+//! failures are retried (after the provider's `Retry-After`, unless it asks for longer than the
+//! maximum wait), refused keys are not; a key the provider quotes back is neither shown nor
+//! logged; slow providers time out;
 //! invalid bodies name their field and reach no provider; one tenant cannot use another's
 //! assistant or call. `GET /api/ai/status` shows each provider's configuration and last
 //! outcome without calling it, and probes them (rate-limited) on `?check=true`. The tenant's
@@ -373,6 +375,67 @@ async fn a_rate_limited_answer_is_retried_and_the_retry_succeeds() {
 }
 
 #[tokio::test]
+async fn a_retry_after_up_to_the_maximum_wait_is_waited_before_the_retry() {
+    let rig = rig_with(|settings| settings.text_ai.max_retry_wait_ms = 1_000).await;
+    let tenant = tenant_with_keys(&rig.app, "Luigi").await;
+    rig.anthropic.push(Scripted::Error {
+        status: 429,
+        retry_after_secs: Some(1),
+    });
+
+    let data = &replied(&rig.app, &tenant, &json!({"current_input": "Hi"})).await["data"];
+
+    assert_eq!(data["reply"], "You said: Hi");
+    let requests = rig.anthropic.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+    // The backoff alone would have waited at most 0.5 s.
+    let waited = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at);
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+    rig.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_retry_after_over_the_maximum_wait_fails_at_once_with_503_and_that_retry_after() {
+    // The rig waits at most 200 ms; the provider asks for 1 s.
+    let rig = rig().await;
+    let tenant = tenant_with_keys(&rig.app, "Luigi").await;
+    rig.anthropic.push(Scripted::Error {
+        status: 429,
+        retry_after_secs: Some(1),
+    });
+
+    let answer = converse(&rig.app, &tenant, &json!({"current_input": "Hi"})).await;
+
+    let retry_after = answer.headers().get("retry-after").cloned();
+    let body = expect_error(
+        answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ai_provider_unavailable",
+    )
+    .await;
+    assert_eq!(
+        retry_after.as_ref().and_then(|value| value.to_str().ok()),
+        Some("1"),
+        "the provider's wait, passed on"
+    );
+    let message = error_message(&body);
+    assert!(
+        message.ends_with("(rate_limited, after 1 attempt(s))"),
+        "{message}"
+    );
+    assert_eq!(only_request(rig.anthropic.requests()).status, 429);
+    let shown = status(&rig.app, &tenant, "").await;
+    assert_eq!(
+        provider(&shown, "anthropic")["last_call"]["error_code"],
+        "rate_limited"
+    );
+    rig.assert_no_violations();
+}
+
+#[tokio::test]
 async fn a_provider_failing_on_every_attempt_answers_503_unavailable() {
     let rig = rig().await;
     let tenant = tenant_with_keys(&rig.app, "Luigi").await;
@@ -434,6 +497,149 @@ async fn a_refused_key_fails_at_once_with_502_and_is_never_shown() {
     assert!(message.contains("after 1 attempt(s)"), "{message}");
     let sent = only_request(rig.anthropic.requests());
     assert_eq!(sent.status, 401, "not retried");
+    rig.assert_no_violations();
+}
+
+/// Keys only the test below uses, so that any captured line holding one is its own.
+const QUOTED_ANTHROPIC_KEY: &str = "sk-ant-quoted-back-8Rw3Kd5P";
+const QUOTED_CHAT_KEY: &str = "chat-quoted-back-2Nf6Gs9T";
+
+/// The log lines written on the way of a text-AI failure, at INFO and above (only those are
+/// captured): the provider's failure, the error response, the request's end, and what the
+/// storing of credentials and of the outcome may write.
+const TEXT_AI_FAILURE_LOG_MESSAGES: [&str; 7] = [
+    "text provider failed",
+    "request failed",
+    "request finished",
+    "request failed in middleware",
+    "could not record the text provider's outcome",
+    "credential stored",
+    "chat completions endpoint stored",
+];
+
+#[tokio::test]
+async fn a_key_the_provider_quotes_back_is_neither_shown_nor_logged() {
+    crate::logs::capture();
+    let rig = rig().await;
+    let tenant = tenant(&rig.app, "Luigi").await;
+    let keys = json!({
+        "anthropic_api_key": QUOTED_ANTHROPIC_KEY,
+        "chat_completions_base_url": rig.openai.base_url(),
+        "chat_completions_api_key": QUOTED_CHAT_KEY,
+        "chat_completions_model": CHAT_MODEL,
+    });
+    put_credentials(&rig.app, &tenant, keys).await;
+    let attempts = rig.app.settings.text_ai.max_attempts;
+    let cases = [
+        (
+            "anthropic",
+            &*rig.anthropic,
+            401,
+            1,
+            "ai_provider_auth_failed",
+        ),
+        (
+            "anthropic",
+            &*rig.anthropic,
+            500,
+            attempts,
+            "ai_provider_unavailable",
+        ),
+        (
+            "chat_completions",
+            &*rig.openai,
+            401,
+            1,
+            "ai_provider_auth_failed",
+        ),
+    ];
+
+    // The answers' messages: the lines of 5xx answers are found under them too (see below).
+    let mut answer_messages = Vec::new();
+    for (provider_name, fake, answered_with, tries, code) in cases {
+        let earlier = fake.requests().len();
+        for _ in 0..tries {
+            fake.push(Scripted::ErrorQuotingKey {
+                status: answered_with,
+            });
+        }
+        let request_id = format!("quoted-key-{provider_name}-{answered_with}");
+        let answer = rig
+            .app
+            .request(Method::POST, "/api/ai/conversation")
+            .bearer_auth(&tenant.api_key)
+            .header("x-request-id", &request_id)
+            .json(&json!({"current_input": "Hi", "provider": provider_name}))
+            .send()
+            .await
+            .unwrap();
+
+        let case = format!("{provider_name} {answered_with}");
+        let headers = format!("{:?}", answer.headers());
+        let expected = if answered_with == 401 {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let body = expect_error(answer, expected, code).await;
+        for key in [QUOTED_ANTHROPIC_KEY, QUOTED_CHAT_KEY] {
+            assert!(!headers.contains(key), "{case}: {headers}");
+            assert!(!body.to_string().contains(key), "{case}: {body}");
+        }
+        let message = error_message(&body);
+        assert!(
+            message.contains("(key sent: [redacted])"),
+            "{case}: {message}"
+        );
+        // The provider did quote it.
+        let sent = fake.requests().split_off(earlier);
+        assert_eq!(sent.len(), tries as usize, "{case}");
+        assert!(
+            sent.iter().all(|request| request.status == answered_with),
+            "{case}"
+        );
+
+        let ours = |message: &str| -> Vec<Value> {
+            crate::logs::lines_with_message(message)
+                .into_iter()
+                .filter(|line| line["span"]["request_id"] == request_id.as_str())
+                .collect()
+        };
+        let failed = ours("text provider failed");
+        assert_eq!(failed.len(), 1, "{case}: one line for the failure");
+        let logged = failed[0]["error"].as_str().unwrap_or_default();
+        assert!(
+            logged.contains("(key sent: [redacted])"),
+            "{case}: {logged}"
+        );
+        // A 5xx answer is logged in full, for the operator (its message in `detail`).
+        let answered = ours("request failed");
+        assert_eq!(answered.len(), 1, "{case}: one line for the answer");
+        let logged = answered[0].to_string();
+        assert!(logged.contains("[redacted]"), "{case}: {logged}");
+        answer_messages.push(message.to_owned());
+        let shown = status(&rig.app, &tenant, "").await;
+        let last = &provider(&shown, provider_name)["last_call"];
+        assert!(
+            last["error"].as_str().unwrap().contains("[redacted]"),
+            "{case}: {last}"
+        );
+        assert!(!shown.to_string().contains(QUOTED_ANTHROPIC_KEY));
+        assert!(!shown.to_string().contains(QUOTED_CHAT_KEY));
+    }
+
+    let messages = TEXT_AI_FAILURE_LOG_MESSAGES
+        .iter()
+        .copied()
+        .chain(answer_messages.iter().map(String::as_str));
+    for message in messages {
+        for line in crate::logs::lines_with_message(message) {
+            let line = line.to_string();
+            for key in [QUOTED_ANTHROPIC_KEY, QUOTED_CHAT_KEY] {
+                assert!(!line.contains(key), "a key in the logs: {line}");
+            }
+        }
+    }
     rig.assert_no_violations();
 }
 

@@ -281,6 +281,9 @@ async fn try_once(
             }
         })
         .unwrap_or_else(|| format!("HTTP {status}"));
+    // Replaced before the message is cut: a key quoted across the cut would keep its first
+    // half.
+    let detail = redact(&detail, endpoint.api_key.expose());
     Err(TextError {
         code: code_for_status(status),
         message: clip(&detail),
@@ -337,11 +340,17 @@ impl TextError {
     /// The same error with every occurrence of `key` replaced: some servers quote the key
     /// they refused.
     fn redacted(mut self, key: &str) -> Self {
-        if !key.is_empty() && self.message.contains(key) {
-            self.message = self.message.replace(key, "[redacted]");
-        }
+        self.message = redact(&self.message, key);
         self
     }
+}
+
+/// `text` with every occurrence of `key` replaced by `[redacted]`.
+fn redact(text: &str, key: &str) -> String {
+    if key.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(key, "[redacted]")
 }
 
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {

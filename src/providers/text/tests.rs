@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::text_ai::{ChatRole, Finish};
+use crate::sim::fake_text_ai::{FakeAnthropic, FakeOpenAiText, Scripted};
 
 fn request(schema: Option<Value>) -> TextRequest {
     TextRequest {
@@ -420,4 +421,108 @@ async fn a_refused_connection_is_connect_failed() {
     .await
     .unwrap_err();
     assert_eq!(error.code, TextErrorCode::ConnectFailed);
+}
+
+#[tokio::test]
+async fn a_key_quoted_where_the_message_is_cut_is_redacted_whole() {
+    // The key starts 20 characters before the 500-character cut: were the message cut before
+    // the key is replaced, its first 20 characters would be left for the tenant and the logs.
+    let key = "sk-straddle-0123456789abcdefghij";
+    let padding = "x".repeat(500 - 20 - "invalid_api_key: ".len());
+    let quoted =
+        json!({"error": {"message": format!("{padding}{key}"), "code": "invalid_api_key"}});
+    let (base, _) = scripted_server(vec![(401, quoted)]).await;
+    let error = complete(
+        &reqwest::Client::new(),
+        &chat_endpoint(base, key),
+        &request(None),
+        policy(1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.code, TextErrorCode::AuthFailed);
+    assert!(!error.message.contains(&key[..8]), "{}", error.message);
+    assert!(error.message.ends_with("[redacted]"), "{}", error.message);
+    assert!(error.message.chars().count() <= 500);
+}
+
+#[tokio::test]
+async fn a_retry_after_up_to_the_maximum_wait_is_waited_before_the_retry() {
+    let fake = FakeAnthropic::start().await.unwrap();
+    fake.push(Scripted::Error {
+        status: 429,
+        retry_after_secs: Some(1),
+    });
+    let endpoint = Endpoint {
+        provider: TextProvider::Anthropic,
+        base_url: Url::parse(&fake.base_url()).unwrap(),
+        api_key: SecretString::new("sk-ant-1".to_owned()),
+    };
+
+    // The maximum wait is 1 s: a provider asking for exactly that is waited.
+    let reply = complete(
+        &reqwest::Client::new(),
+        &endpoint,
+        &request(None),
+        policy(2),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(reply.text, "You said: Hours?");
+    let requests = fake.requests();
+    let statuses: Vec<u16> = requests.iter().map(|record| record.status).collect();
+    assert_eq!(statuses, [429, 200]);
+    // Without the header the first retry waits at most 0.5 s (the backoff).
+    let waited = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at);
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_over_the_maximum_wait_fails_at_once_without_a_retry() {
+    let anthropic = FakeAnthropic::start().await.unwrap();
+    let openai = FakeOpenAiText::start().await.unwrap();
+    let endpoints = [
+        (TextProvider::Anthropic, anthropic.base_url(), &*anthropic),
+        (TextProvider::ChatCompletions, openai.base_url(), &*openai),
+    ];
+    for (provider, base, fake) in endpoints {
+        fake.push(Scripted::Error {
+            status: 429,
+            retry_after_secs: Some(2),
+        });
+        let endpoint = Endpoint {
+            provider,
+            base_url: Url::parse(&base).unwrap(),
+            api_key: SecretString::new("sk-1".to_owned()),
+        };
+
+        // Three tries allowed, at most 1 s apart: the provider asks for 2 s.
+        let error = complete(
+            &reqwest::Client::new(),
+            &endpoint,
+            &request(None),
+            policy(3),
+        )
+        .await
+        .unwrap_err();
+
+        assert_eq!(error.code, TextErrorCode::RateLimited, "{provider:?}");
+        assert_eq!(error.code.as_str(), "rate_limited");
+        assert_eq!(error.attempts, 1, "{provider:?}");
+        assert_eq!(error.status, Some(429));
+        assert_eq!(
+            error.retry_after,
+            Some(Duration::from_secs(2)),
+            "kept for the caller's own Retry-After"
+        );
+        assert_eq!(fake.requests().len(), 1, "{provider:?}: no second request");
+        assert_eq!(fake.violations(), Vec::<String>::new());
+    }
+    anthropic.stop().await;
+    openai.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Anthropic Messages (`POST /v1/messages`, docs/webhooks-and-text-ai.md B.1): the checks of a
+//! Anthropic Messages (`POST /v1/messages`, docs/protocols.md §4.3): the checks of a
 //! request against the real shape, and the answers and error bodies in Anthropic's words.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,8 @@ use actix_web::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Answer, Asked, Failure, Format, Problems, Provider, Reply, at, content_text, describe, optional,
+    Answer, Asked, Failure, Format, Problems, Provider, Reply, at, content_text, describe,
+    optional, quoting,
 };
 
 /// The `anthropic-version` every SDK sends (and the only one the API has).
@@ -352,7 +353,10 @@ pub(super) fn error(failure: &Failure, request_id: &str) -> (StatusCode, Value) 
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        Failure::Scripted(status) => (*status, scripted_message(*status).to_owned()),
+        Failure::Scripted { status, quoted_key } => (
+            *status,
+            quoting(scripted_message(*status), quoted_key.as_deref()),
+        ),
     };
     let body = json!({
         "type": "error",

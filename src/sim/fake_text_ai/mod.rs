@@ -1,6 +1,6 @@
 //! Fakes of the text-LLM HTTP APIs voxbridge calls (call analysis, the AI conversation
 //! endpoint): Anthropic Messages ([`FakeAnthropic`]) and OpenAI Responses and Chat Completions
-//! ([`FakeOpenAiText`]), speaking the wire format of docs/webhooks-and-text-ai.md, Part B.
+//! ([`FakeOpenAiText`]), speaking the wire format of docs/protocols.md §4.
 //!
 //! Each fake checks every request against the real request shape, so that our clients are
 //! tested against the contract rather than against a server that accepts anything: each
@@ -24,9 +24,9 @@
 //!
 //! | fake | base URL | route | answer |
 //! |---|---|---|---|
-//! | [`FakeAnthropic`] | `http://127.0.0.1:<port>` | `POST /v1/messages` | a `message` (B.1); every response carries `request-id` |
-//! | [`FakeOpenAiText`] | `http://127.0.0.1:<port>/v1` | `POST /v1/responses` | a `response` with a `reasoning` then a `message` output item (B.2) |
-//! | [`FakeOpenAiText`] | `http://127.0.0.1:<port>/v1` | `POST /v1/chat/completions` | a `chat.completion` (B.3); every OpenAI response carries `x-request-id` |
+//! | [`FakeAnthropic`] | `http://127.0.0.1:<port>` | `POST /v1/messages` | a `message` (§4.3); every response carries `request-id` |
+//! | [`FakeOpenAiText`] | `http://127.0.0.1:<port>/v1` | `POST /v1/responses` | a `response` with a `reasoning` then a `message` output item (§4.4) |
+//! | [`FakeOpenAiText`] | `http://127.0.0.1:<port>/v1` | `POST /v1/chat/completions` | a `chat.completion` (§4.5); every OpenAI response carries `x-request-id` |
 //!
 //! The automatic answer is deterministic. When the request asks for a JSON schema its text is
 //! a value built from the schema (see [`schema_instance`]); with Chat's `json_object` mode it
@@ -90,6 +90,14 @@ pub enum Scripted {
         status: u16,
         /// The `retry-after` header's value, in seconds.
         retry_after_secs: Option<u64>,
+    },
+    /// Like [`Scripted::Error`] (no `retry-after`), but the error message quotes the request's
+    /// key verbatim at its end, as some servers (proxies, self-hosted OpenAI-compatible ones)
+    /// do when they refuse it: lets tests check that the key never reaches what the client
+    /// shows or logs.
+    ErrorQuotingKey {
+        /// The HTTP status.
+        status: u16,
     },
     /// Answer normally but with exactly this assistant text, even when a JSON schema was asked
     /// for: lets tests send JSON that violates the schema, or text that is not JSON.
@@ -369,8 +377,12 @@ enum Failure {
     Unauthorized { key: Option<String> },
     /// The request's shape is wrong.
     Invalid(Vec<Problem>),
-    /// A [`Scripted::Error`] with this status.
-    Scripted(StatusCode),
+    /// A [`Scripted::Error`] or [`Scripted::ErrorQuotingKey`] with this status.
+    Scripted {
+        status: StatusCode,
+        /// The key to quote at the end of the message ([`Scripted::ErrorQuotingKey`]).
+        quoted_key: Option<String>,
+    },
 }
 
 /// One thing wrong with a request.
@@ -836,7 +848,8 @@ async fn serve(
             Ok((endpoint, Some(object))) if problems.is_empty() => {
                 let scripted = state.script.pop_front();
                 state.answered += 1;
-                decide(endpoint, endpoint.asked(object), scripted, state.answered)
+                let asked = endpoint.asked(object);
+                decide(endpoint, asked, scripted, key.as_deref(), state.answered)
             }
             Ok(_) => Outcome::Failed {
                 failure: Failure::Invalid(problems.0.clone()),
@@ -863,20 +876,34 @@ async fn serve(
     respond(provider, outcome, &request_id).await
 }
 
-/// The outcome for a valid request, from the script's next answer (if any).
-fn decide(endpoint: Endpoint, asked: Asked, scripted: Option<Scripted>, serial: u64) -> Outcome {
+/// The outcome for a valid request with `key`, from the script's next answer (if any).
+fn decide(
+    endpoint: Endpoint,
+    asked: Asked,
+    scripted: Option<Scripted>,
+    key: Option<&str>,
+    serial: u64,
+) -> Outcome {
     let (reply, delay) = match scripted {
         Some(Scripted::Error {
             status,
             retry_after_secs,
         }) => {
-            let status = StatusCode::from_u16(status)
-                .ok()
-                .filter(|status| status.as_u16() >= 200)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Outcome::Failed {
-                failure: Failure::Scripted(status),
+                failure: Failure::Scripted {
+                    status: scripted_status(status),
+                    quoted_key: None,
+                },
                 retry_after_secs,
+            };
+        }
+        Some(Scripted::ErrorQuotingKey { status }) => {
+            return Outcome::Failed {
+                failure: Failure::Scripted {
+                    status: scripted_status(status),
+                    quoted_key: key.map(str::to_owned),
+                },
+                retry_after_secs: None,
             };
         }
         Some(Scripted::Text(text)) => (Reply::Text(text), None),
@@ -891,6 +918,22 @@ fn decide(endpoint: Endpoint, asked: Asked, scripted: Option<Scripted>, serial: 
         asked,
         answer,
         delay,
+    }
+}
+
+/// A scripted status: 200 to 999, anything else 500.
+fn scripted_status(status: u16) -> StatusCode {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|status| status.as_u16() >= 200)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A scripted error's message, with the key quoted at its end when there is one to quote.
+fn quoting(message: &str, quoted_key: Option<&str>) -> String {
+    match quoted_key {
+        Some(key) => format!("{message} (key sent: {key})"),
+        None => message.to_owned(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! OpenAI Responses (`POST /v1/responses`, docs/webhooks-and-text-ai.md B.2) and Chat
-//! Completions (`POST /v1/chat/completions`, B.3): the checks of a request against the real
+//! OpenAI Responses (`POST /v1/responses`, docs/protocols.md §4.4) and Chat Completions
+//! (`POST /v1/chat/completions`, §4.5): the checks of a request against the real
 //! shape (structured outputs' strict-mode rules included), and the answers and error bodies in
 //! OpenAI's words.
 
@@ -9,7 +9,8 @@ use actix_web::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Answer, Asked, Failure, Format, Problems, Provider, Reply, at, content_text, describe, optional,
+    Answer, Asked, Failure, Format, Problems, Provider, Reply, at, content_text, describe,
+    optional, quoting,
 };
 
 /// The body fields of a Responses request; anything else is refused ("Unknown parameter").
@@ -847,9 +848,10 @@ pub(super) fn error(failure: &Failure) -> (StatusCode, Value) {
                 first.map(|problem| problem.code),
             )
         }
-        Failure::Scripted(status) => {
+        Failure::Scripted { status, quoted_key } => {
             let (message, kind, code) = scripted(*status);
-            (*status, message.to_owned(), kind, None, code)
+            let message = quoting(message, quoted_key.as_deref());
+            (*status, message, kind, None, code)
         }
     };
     let body = json!({

@@ -520,6 +520,42 @@ async fn a_scripted_429_with_retry_after_comes_once_then_the_automatic_answer() 
 }
 
 #[tokio::test]
+async fn a_scripted_error_quoting_the_key_ends_its_message_with_the_key_sent() {
+    let fake = FakeAnthropic::start().await.unwrap();
+    fake.push(Scripted::ErrorQuotingKey { status: 401 });
+    let refused = post_anthropic(&fake, &messages_body("Hi")).await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("retry-after").is_none());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert_eq!(
+        body["error"]["message"],
+        format!("invalid x-api-key (key sent: {ANTHROPIC_KEY})")
+    );
+    assert_eq!(
+        post_anthropic(&fake, &messages_body("Hi")).await.status(),
+        200
+    );
+
+    let openai = FakeOpenAiText::start().await.unwrap();
+    openai.push(Scripted::ErrorQuotingKey { status: 500 });
+    let failed = post_openai(&openai, "chat/completions", &chat_body("Hi")).await;
+    assert_eq!(failed.status(), 500);
+    let error: Value = failed.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "server_error");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!("(key sent: {OPENAI_KEY})")),
+        "{message}"
+    );
+    let statuses: Vec<u16> = fake.requests().iter().map(|record| record.status).collect();
+    assert_eq!(statuses, [401, 200]);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+    fake.stop().await;
+    openai.stop().await;
+}
+
+#[tokio::test]
 async fn anthropic_refusal_and_truncation_have_their_stop_reasons() {
     let fake = FakeAnthropic::start().await.unwrap();
     fake.push(Scripted::Refusal("I can't help with that.".to_owned()));
