@@ -27,6 +27,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
+use crate::domain::credential::Credential;
 use crate::domain::ids::{TenantId, WebhookEndpointId};
 use crate::domain::secret::{MasterKey, SecretString};
 
@@ -242,6 +243,18 @@ impl TenantSecret {
             TenantSecret::RealtimeApiKey => "realtime_api_key",
             TenantSecret::FrejunUrlSecret => "frejun_url_secret",
             TenantSecret::ToolSigningSecret => "tool_signing_secret",
+        }
+    }
+
+    /// The secret a provider credential is encrypted as.
+    pub(crate) fn of(credential: Credential) -> Self {
+        match credential {
+            Credential::OpenAiApiKey => TenantSecret::OpenAiApiKey,
+            Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
+            Credential::AnthropicApiKey => TenantSecret::AnthropicApiKey,
+            Credential::ChatCompletionsApiKey => TenantSecret::ChatCompletionsApiKey,
+            Credential::ElevenLabsApiKey => TenantSecret::ElevenLabsApiKey,
+            Credential::RealtimeApiKey => TenantSecret::RealtimeApiKey,
         }
     }
 }
@@ -679,6 +692,14 @@ mod tests {
             let error = parse_previous_keys(&input).unwrap_err();
             assert_eq!(error, expected, "input {input:?}");
             assert!(!error.contains(&one) && !error.contains(&short));
+        }
+    }
+
+    #[test]
+    fn a_credential_is_encrypted_under_its_own_name() {
+        // The stored field and the encryption context must keep naming the same thing.
+        for credential in Credential::ALL {
+            assert_eq!(TenantSecret::of(credential).name(), credential.name());
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::domain::assistant::backend::BackendKind;
 use crate::domain::call::record::NewCall;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::credential::Credential;
 use crate::domain::ids::CallId;
 use crate::domain::phone::NumberStatus;
 use crate::domain::phone::PhoneNumber;
@@ -28,7 +29,7 @@ use crate::frejun::flow::{FlowRequest, FlowResponse};
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 use crate::telemetry::metrics;
 
 /// What we told FreJun, and why.
@@ -415,7 +416,7 @@ impl CallService {
     ) -> Option<EndReason> {
         let backend = &assistant.spec.backend;
         let no_key = Credential::for_backend(backend)
-            .is_some_and(|credential| credential.stored(&tenant.secrets).is_none());
+            .is_some_and(|credential| tenant.secrets.credential(credential).is_none());
         let no_endpoint = backend.kind == BackendKind::OpenaiCompatibleRealtime
             && tenant.realtime_base_url.is_none();
         (no_key || no_endpoint).then_some(EndReason::MissingCredentials)

@@ -45,7 +45,8 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::crypto::TenantSecret;
+use crate::crypto::{Keyring, TenantSecret};
+use crate::domain::credential::Credential;
 use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
 use crate::providers::teler::TelerClient;
@@ -115,6 +116,23 @@ impl CallService {
         }
         url
     }
+}
+
+/// A provider key of the tenant, decrypted, or why it cannot be: the one place a stored
+/// credential is looked up and decrypted (the control plane, the bridge's admission and
+/// FreJun hang-ups all come here).
+pub(crate) fn decrypt_credential(
+    keyring: &Keyring,
+    tenant: &UserRecord,
+    credential: Credential,
+) -> Result<SecretString, CredentialProblem> {
+    let stored = tenant
+        .secrets
+        .credential(credential)
+        .ok_or(CredentialProblem::Missing)?;
+    keyring
+        .decrypt_tenant_secret(tenant.id, TenantSecret::of(credential), &stored.encrypted())
+        .map_err(|_| CredentialProblem::Unreadable)
 }
 
 /// Why a stored secret cannot be used.

@@ -13,6 +13,7 @@ use super::{CallService, CredentialProblem};
 use crate::domain::call::record::{CallError, NewCall};
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::credential::Credential;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
@@ -24,7 +25,7 @@ use crate::domain::validation::ValidationError;
 use crate::providers::teler::{InitiateCall, TelerError};
 use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 use crate::telemetry::call_span;
 use crate::telemetry::record_frejun_call_id;
 
@@ -367,19 +368,14 @@ impl CallService {
             })
     }
 
-    /// A provider key of the tenant, decrypted, or why it cannot be.
+    /// A provider key of the tenant, decrypted, or why it cannot be (see
+    /// [`super::decrypt_credential`]).
     pub(crate) fn decrypt_credential(
         &self,
         tenant: &UserRecord,
         credential: Credential,
     ) -> Result<SecretString, CredentialProblem> {
-        let stored = credential
-            .stored(&tenant.secrets)
-            .ok_or(CredentialProblem::Missing)?;
-        self.shared
-            .keyring
-            .decrypt_tenant_secret(tenant.id, credential.secret(), &stored.encrypted())
-            .map_err(|_| CredentialProblem::Unreadable)
+        super::decrypt_credential(&self.shared.keyring, tenant, credential)
     }
 }
 

@@ -8,8 +8,9 @@ use url::Url;
 
 use super::CallService;
 use super::CredentialProblem;
+use crate::domain::credential::Credential;
 use crate::providers::teler::TelerError;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 
 /// How long the signed URLs we hand out stay valid (FreJun's default).
 pub(crate) const SIGNED_URL_LIFETIME: Duration = Duration::from_secs(900);

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use bson::DateTime;
 use url::Url;
 
-use super::CallService;
+use super::{CallService, CredentialProblem};
+use crate::domain::credential::Credential;
 use crate::domain::ids::TenantId;
 use crate::domain::secret::SecretString;
 use crate::domain::text_ai::{ChatMessage, ChatRole, TextProvider, TextReply};
 use crate::providers::text::{self, Endpoint, RetryPolicy, TextError, TextErrorCode, TextRequest};
 use crate::storage::StorageError;
-use crate::storage::users::{Credential, ProviderCallRecord, UserRecord};
+use crate::storage::users::{ProviderCallRecord, UserRecord};
 
 /// How many text requests each tenant has under way on this instance, so that one tenant
 /// cannot hold an unbounded number of slow provider requests open.
@@ -252,14 +253,11 @@ impl CallService {
         user: &UserRecord,
         credential: Credential,
     ) -> Result<Option<SecretString>, Unavailable> {
-        let Some(stored) = credential.stored(&user.secrets) else {
-            return Ok(None);
-        };
-        self.shared
-            .keyring
-            .decrypt_tenant_secret(user.id, credential.secret(), &stored.encrypted())
-            .map(Some)
-            .map_err(|_| Unavailable::Unreadable)
+        match super::decrypt_credential(&self.shared.keyring, user, credential) {
+            Ok(key) => Ok(Some(key)),
+            Err(CredentialProblem::Missing) => Ok(None),
+            Err(CredentialProblem::Unreadable) => Err(Unavailable::Unreadable),
+        }
     }
 
     /// The tenant's key, else the platform's.

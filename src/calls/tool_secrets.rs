@@ -9,7 +9,7 @@ use std::time::Duration;
 use bson::DateTime;
 
 use super::CallService;
-use crate::crypto::{TenantSecret, named_secret_context, tenant_context};
+use crate::crypto::{CryptoError, EncryptedSecret, TenantSecret, named_secret_context};
 use crate::domain::assistant::AssistantSpec;
 use crate::domain::assistant::tools::Tool;
 use crate::domain::secret::{SecretString, last4};
@@ -132,7 +132,13 @@ impl CallService {
     pub(crate) fn tool_signer(&self, tenant: &UserRecord) -> Option<Signer> {
         let secrets = &tenant.secrets;
         self.signer(
-            &tenant_context(tenant.id, TenantSecret::ToolSigningSecret),
+            |encrypted| {
+                self.shared.keyring.decrypt_tenant_secret(
+                    tenant.id,
+                    TenantSecret::ToolSigningSecret,
+                    encrypted,
+                )
+            },
             secrets.tool_signing_secret.as_ref()?,
             secrets.previous_tool_signing_secret.as_ref(),
             secrets.previous_tool_signing_secret_expires_at,
@@ -140,20 +146,17 @@ impl CallService {
     }
 
     /// The secrets that sign now: `current`, and `previous` while `previous_until` is ahead
-    /// (a rotation's overlap). `None` when `current` does not decrypt under `context`.
+    /// (a rotation's overlap). `None` when `current` does not decrypt with `decrypt` (the
+    /// keyring bound to the secret's owner and purpose).
     pub(super) fn signer(
         &self,
-        context: &[u8],
+        decrypt: impl Fn(&EncryptedSecret) -> Result<SecretString, CryptoError>,
         current: &StoredCredential,
         previous: Option<&StoredCredential>,
         previous_until: Option<DateTime>,
     ) -> Option<Signer> {
         let decrypt = |stored: &StoredCredential| {
-            let text = self
-                .shared
-                .keyring
-                .decrypt(&stored.encrypted(), context)
-                .ok()?;
+            let text = decrypt(&stored.encrypted()).ok()?;
             SigningSecret::parse(text.expose()).ok()
         };
         let mut secrets = vec![decrypt(current)?];

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::CallService;
 use super::call_view::{CallDetail, CallSummary};
+use crate::domain::ids::WebhookDeliveryId;
 use crate::domain::time::after;
 use crate::domain::webhook::{EventBody, EventType, OutboxEvent};
 use crate::outbound::delivery::{self, Attempt, Delivery, Verdict};
@@ -108,7 +109,7 @@ impl CallService {
                     serde_json::to_string(&event_body(&call, event)).expect("an event serializes");
                 for endpoint in endpoints.iter().filter(|e| e.spec.wants(event.kind)) {
                     let delivery = WebhookDeliveryRecord {
-                        id: bson::oid::ObjectId::new(),
+                        id: WebhookDeliveryId::new(),
                         key: format!("{}:{}", event.id, endpoint.id),
                         event_id: event.id.clone(),
                         event_type: event.kind,

@@ -129,8 +129,9 @@ impl CallService {
     /// The secrets that sign deliveries to `endpoint` now: its own, and the previous one while
     /// its overlap lasts. `None` when the stored secret does not decrypt (wrong master key).
     pub(crate) fn endpoint_signer(&self, endpoint: &WebhookEndpointRecord) -> Option<Signer> {
+        let context = webhook_endpoint_context(endpoint.user_id, endpoint.id);
         self.signer(
-            &webhook_endpoint_context(endpoint.user_id, endpoint.id),
+            |encrypted| self.shared.keyring.decrypt(encrypted, &context),
             &endpoint.secret,
             endpoint.previous_secret.as_ref(),
             endpoint.previous_secret_expires_at,

@@ -1,9 +1,9 @@
 //! OpenAI models with an announced shutdown, and what they mean for an assistant.
 //!
 //! The table is OpenAI's own: the deprecation notes on the `model` enums of the `openai` 3.63.0
-//! SDK and the deprecations page (see `../shared/docs/openai-realtime-protocol.md`, sections 1.3
-//! and 2.5). Each retiring model names the current model that replaces it, which is also what
-//! `voxbridge upgrade-models` moves assistants to. Before its shutdown date a retiring model is
+//! SDK and the deprecations page (see docs/protocols.md §2.9). Each retiring model names the
+//! current model that replaces it, which is also what `voxbridge upgrade-models` moves
+//! assistants to. Before its shutdown date a retiring model is
 //! a warning (the assistant still works); on and after it, naming the model is refused, because
 //! every call to it would fail at the handshake.
 //!

@@ -18,10 +18,12 @@ use super::error::{
 use super::extract::Json;
 use super::views::{CredentialsView, UserView};
 use crate::calls::CredentialProblem;
+use crate::crypto::TenantSecret;
+use crate::domain::credential::Credential;
 use crate::domain::secret::PROVIDER_KEY_MAX_CHARS;
 use crate::domain::secret::SecretString;
 use crate::domain::validation::ValidationError;
-use crate::storage::users::{Credential, StoredCredential};
+use crate::storage::users::StoredCredential;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -277,11 +279,11 @@ async fn put_credentials(
     }
     for (credential, value) in given {
         let plain = value.expose();
-        let encrypted =
-            state
-                .shared
-                .keyring
-                .encrypt_tenant_secret(user.id, credential.secret(), plain);
+        let encrypted = state.shared.keyring.encrypt_tenant_secret(
+            user.id,
+            TenantSecret::of(credential),
+            plain,
+        );
         let last4 = crate::domain::secret::last4(plain);
         let now = bson::DateTime::now();
         let stored = StoredCredential::new(encrypted, last4, now);

@@ -4,15 +4,13 @@
 //! would retry it forever), but it usually means a misconfigured FreJun app or a call placed
 //! outside voxbridge, so the raw payload is kept under the tenant whose key came with it.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::collections::FREJUN_EVENTS;
 use super::{Storage, StorageError};
-use crate::domain::ids::CallId;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, FrejunEventId, TenantId};
 
 /// Longest payload kept, in bytes (the collection's validator allows 64 KiB).
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 65_536;
@@ -20,7 +18,7 @@ pub(crate) const MAX_PAYLOAD_BYTES: usize = 65_536;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnmatchedEvent {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: FrejunEventId,
     pub user_id: TenantId,
     pub frejun_call_id: Option<String>,
     /// Our call id from the status URL, when it carried one.

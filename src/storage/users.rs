@@ -3,7 +3,6 @@
 //! The tenant *is* the user, so these methods take the tenant's own id; the admin API reaches
 //! every tenant, a tenant only itself (the `Tenant` extractor supplies its id).
 
-use crate::domain::assistant::backend::{Backend, BackendKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -17,7 +16,8 @@ use super::collections::USERS;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::crypto::TenantSecret;
-use crate::crypto::{CryptoError, EncryptedSecret, Keyring, named_secret_context, tenant_context};
+use crate::crypto::{CryptoError, EncryptedSecret, Keyring, named_secret_context};
+use crate::domain::credential::Credential;
 use crate::domain::ids::TenantId;
 use crate::domain::tenant::{Limits, TenantStatus};
 use crate::domain::text_ai::TextProvider;
@@ -165,64 +165,28 @@ impl StoredCredential {
     }
 }
 
-/// The provider credentials a tenant can store.
-// The names mirror the stored fields (`openai_api_key`…), which all end in `_api_key`.
-#[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Credential {
-    OpenAiApiKey,
-    FrejunApiKey,
-    AnthropicApiKey,
-    ChatCompletionsApiKey,
-    ElevenLabsApiKey,
-    RealtimeApiKey,
-}
-
-impl Credential {
-    pub(crate) const ALL: [Credential; 6] = [
-        Credential::OpenAiApiKey,
-        Credential::FrejunApiKey,
-        Credential::AnthropicApiKey,
-        Credential::ChatCompletionsApiKey,
-        Credential::ElevenLabsApiKey,
-        Credential::RealtimeApiKey,
-    ];
-
-    /// Which tenant secret the credential is, for encrypting it.
-    pub(crate) fn secret(self) -> TenantSecret {
-        match self {
-            Credential::OpenAiApiKey => TenantSecret::OpenAiApiKey,
-            Credential::FrejunApiKey => TenantSecret::FrejunApiKey,
-            Credential::AnthropicApiKey => TenantSecret::AnthropicApiKey,
-            Credential::ChatCompletionsApiKey => TenantSecret::ChatCompletionsApiKey,
-            Credential::ElevenLabsApiKey => TenantSecret::ElevenLabsApiKey,
-            Credential::RealtimeApiKey => TenantSecret::RealtimeApiKey,
+impl UserSecrets {
+    /// Where `credential` is stored; `None` when the tenant has not stored it.
+    pub(crate) fn credential(&self, credential: Credential) -> Option<&StoredCredential> {
+        match credential {
+            Credential::OpenAiApiKey => self.openai_api_key.as_ref(),
+            Credential::FrejunApiKey => self.frejun_api_key.as_ref(),
+            Credential::AnthropicApiKey => self.anthropic_api_key.as_ref(),
+            Credential::ChatCompletionsApiKey => self.chat_completions_api_key.as_ref(),
+            Credential::ElevenLabsApiKey => self.elevenlabs_api_key.as_ref(),
+            Credential::RealtimeApiKey => self.realtime_api_key.as_ref(),
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
-        self.secret().name()
-    }
-
-    /// The key calls through `backend` need: the tenant's OpenAI key, its ElevenLabs key for
-    /// a private agent, none for a public agent.
-    pub(crate) fn for_backend(backend: &Backend) -> Option<Credential> {
-        match backend.kind {
-            BackendKind::OpenaiRealtime => Some(Credential::OpenAiApiKey),
-            BackendKind::OpenaiCompatibleRealtime => Some(Credential::RealtimeApiKey),
-            BackendKind::ElevenlabsConvai if backend.private => Some(Credential::ElevenLabsApiKey),
-            BackendKind::ElevenlabsConvai => None,
-        }
-    }
-
-    pub(crate) fn stored(self, secrets: &UserSecrets) -> Option<&StoredCredential> {
-        match self {
-            Credential::OpenAiApiKey => secrets.openai_api_key.as_ref(),
-            Credential::FrejunApiKey => secrets.frejun_api_key.as_ref(),
-            Credential::AnthropicApiKey => secrets.anthropic_api_key.as_ref(),
-            Credential::ChatCompletionsApiKey => secrets.chat_completions_api_key.as_ref(),
-            Credential::ElevenLabsApiKey => secrets.elevenlabs_api_key.as_ref(),
-            Credential::RealtimeApiKey => secrets.realtime_api_key.as_ref(),
+    /// The field that holds `credential`, to replace what it holds.
+    fn credential_mut(&mut self, credential: Credential) -> &mut Option<StoredCredential> {
+        match credential {
+            Credential::OpenAiApiKey => &mut self.openai_api_key,
+            Credential::FrejunApiKey => &mut self.frejun_api_key,
+            Credential::AnthropicApiKey => &mut self.anthropic_api_key,
+            Credential::ChatCompletionsApiKey => &mut self.chat_completions_api_key,
+            Credential::ElevenLabsApiKey => &mut self.elevenlabs_api_key,
+            Credential::RealtimeApiKey => &mut self.realtime_api_key,
         }
     }
 }
@@ -580,22 +544,14 @@ impl Users {
             let mut secrets = user.secrets.clone();
             let mut changed = false;
             for credential in Credential::ALL {
-                let slot = match credential {
-                    Credential::OpenAiApiKey => &mut secrets.openai_api_key,
-                    Credential::FrejunApiKey => &mut secrets.frejun_api_key,
-                    Credential::AnthropicApiKey => &mut secrets.anthropic_api_key,
-                    Credential::ChatCompletionsApiKey => &mut secrets.chat_completions_api_key,
-                    Credential::ElevenLabsApiKey => &mut secrets.elevenlabs_api_key,
-                    Credential::RealtimeApiKey => &mut secrets.realtime_api_key,
-                };
-                if let Some(stored) = slot {
+                if let Some(stored) = secrets.credential_mut(credential) {
                     let encrypted = stored.encrypted();
                     if keyring.is_current(&encrypted) {
                         report.already_current += 1;
                         continue;
                     }
                     let fresh = keyring
-                        .reencrypt_tenant_secret(user.id, credential.secret(), &encrypted)
+                        .reencrypt_tenant_secret(user.id, TenantSecret::of(credential), &encrypted)
                         .map_err(|source| RotationError::Crypto {
                             user_id: user.id,
                             source,
@@ -619,31 +575,37 @@ impl Users {
                     changed = true;
                 }
             }
-            let signing_context = tenant_context(user.id, TenantSecret::ToolSigningSecret);
-            let mut others: Vec<(&mut StoredCredential, Vec<u8>)> = Vec::new();
-            for stored in [
+            // The tool signing secrets (`None`) and the named secrets (`Some(name)`).
+            let signing = [
                 &mut secrets.tool_signing_secret,
                 &mut secrets.previous_tool_signing_secret,
             ]
             .into_iter()
             .flatten()
-            {
-                others.push((stored, signing_context.clone()));
-            }
-            for (name, stored) in secrets.named.iter_mut() {
-                others.push((stored, named_secret_context(user.id, name)));
-            }
-            for (stored, context) in others {
+            .map(|stored| (stored, None));
+            let named = secrets
+                .named
+                .iter_mut()
+                .map(|(name, stored)| (stored, Some(name.as_str())));
+            for (stored, name) in signing.chain(named) {
                 let encrypted = stored.encrypted();
                 if keyring.is_current(&encrypted) {
                     report.already_current += 1;
                     continue;
                 }
-                let fresh = keyring.reencrypt(&encrypted, &context).map_err(|source| {
-                    RotationError::Crypto {
-                        user_id: user.id,
-                        source,
+                let fresh = match name {
+                    None => keyring.reencrypt_tenant_secret(
+                        user.id,
+                        TenantSecret::ToolSigningSecret,
+                        &encrypted,
+                    ),
+                    Some(name) => {
+                        keyring.reencrypt(&encrypted, &named_secret_context(user.id, name))
                     }
+                }
+                .map_err(|source| RotationError::Crypto {
+                    user_id: user.id,
+                    source,
                 })?;
                 *stored = StoredCredential::new(fresh, stored.last4.clone(), stored.updated_at);
                 report.reencrypted += 1;

@@ -3,7 +3,6 @@
 //! `call_slots`), so any instance delivers and a dead instance's claims simply expire.
 //! Finished deliveries (delivered or given up) expire after the retention the TTL index holds.
 
-use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::collections::WEBHOOK_DELIVERIES;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
-use crate::domain::ids::{CallId, TenantId, WebhookEndpointId};
+use crate::domain::ids::{CallId, TenantId, WebhookDeliveryId, WebhookEndpointId};
 use crate::domain::webhook::EventType;
 
 /// Where a delivery is.
@@ -41,7 +40,7 @@ pub(crate) struct AttemptRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WebhookDeliveryRecord {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: WebhookDeliveryId,
     /// `<event id>:<endpoint id>`, unique: handing the same event to the same endpoint twice
     /// is a no-op.
     pub key: String,
@@ -119,7 +118,7 @@ impl WebhookDeliveries {
     /// `status`), releasing the claim.
     pub(crate) async fn record_attempt(
         &self,
-        id: ObjectId,
+        id: WebhookDeliveryId,
         attempt: &AttemptRecord,
         status: DeliveryStatus,
         next: Option<DateTime>,
@@ -165,7 +164,7 @@ impl WebhookDeliveries {
         }
         fetch_page(&self.collection, query, page, |delivery| Cursor {
             created_at: delivery.created_at,
-            id: delivery.id,
+            id: delivery.id.object_id(),
         })
         .await
     }

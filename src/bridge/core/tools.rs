@@ -4,7 +4,7 @@
 //! core emits a [`ToolRequest`] in [`Effects::tool_calls`] and later receives its
 //! [`ToolResult`].
 //!
-//! The rules (docs/protocols.md and the Realtime notes, "function calling"):
+//! The rules (docs/protocols.md §2.8, "Function calling"):
 //! - A call runs only when the response that made it completed; calls are deduplicated by
 //!   `call_id`, and every call gets exactly one `function_call_output`, whatever happens.
 //! - The model is asked to go on (`response.create`) once per batch: when no tool of it is

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::credential::Credential;
 use crate::domain::tenant::{Limits, TenantStatus};
 use crate::storage::api_keys::ApiKeyRecord;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 
 pub(crate) fn time(value: bson::DateTime) -> DateTime<Utc> {
     value.to_chrono()
@@ -73,7 +74,7 @@ pub(crate) struct CredentialStatus {
 impl CredentialsView {
     pub(crate) fn of(user: &UserRecord) -> Self {
         let status = |credential: Credential| {
-            let stored = credential.stored(&user.secrets);
+            let stored = user.secrets.credential(credential);
             CredentialStatus {
                 set: stored.is_some(),
                 last4: stored.map(|stored| stored.last4.clone()),

@@ -1,6 +1,6 @@
 //! The messages of an ElevenLabs conversation: server events read from text frames
 //! ([`ServerEvent::parse`]) and client messages written as text frames ([`ClientMessage`]),
-//! in the shapes of the protocol reference §3–§4. Unknown server event types are kept by name
+//! in the shapes of docs/protocols.md §5.3–§5.4. Unknown server event types are kept by name
 //! and otherwise ignored, as ElevenLabs' own SDK does.
 
 use base64::Engine as _;
@@ -156,7 +156,7 @@ impl ServerEvent {
                     .ok_or_else(|| malformed("no vad_score number"))?,
             },
             "agent_tool_response" => {
-                // Seen under both names in the wild (protocol reference §4).
+                // Seen under both names in the wild (docs/protocols.md §5.4).
                 let event = payload("agent_tool_response")
                     .or_else(|_| payload("agent_tool_response_event"))?;
                 ServerEvent::AgentToolResponse {

@@ -33,8 +33,8 @@ impl AudioFormat {
     }
 
     /// The formats that need no resampling against FreJun: the agent hears the caller at the
-    /// flow's rate and speaks at 8 kHz, the rate every FreJun playback is proven at (protocol
-    /// reference §5; μ-law is not used with FreJun, which speaks PCM).
+    /// flow's rate and speaks at 8 kHz, the rate every FreJun playback is proven at
+    /// (docs/protocols.md §5.5; μ-law is not used with FreJun, which speaks PCM).
     pub fn matching_frejun(inbound_rate: u32) -> (AudioFormat, AudioFormat) {
         let input = if inbound_rate == 16_000 {
             AudioFormat::Pcm(16_000)

@@ -1,5 +1,5 @@
 //! ElevenLabs Conversational AI (Agents) over its WebSocket, the second realtime voice AI
-//! voxbridge speaks (`../shared/docs/elevenlabs-convai-protocol.md`): typed events both ways,
+//! voxbridge speaks (docs/protocols.md §5): typed events both ways,
 //! the agent's audio formats, the stale-audio filter that barge-in needs, and the connection
 //! (a public agent by id, a private one through a signed URL fetched with the tenant's
 //! `xi-api-key`).

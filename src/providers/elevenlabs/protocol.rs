@@ -335,5 +335,4 @@ impl RealtimeProtocol for ConvaiProtocol {
 }
 
 #[cfg(test)]
-#[path = "protocol_tests.rs"]
 mod tests;

@@ -1,5 +1,5 @@
 //! Teler's in-call operations besides hang-up: a cold transfer to a PSTN number or a SIP URI,
-//! keypad tones (DTMF) and playing a file (`../shared/docs/teler-protocol.md` §1.4–1.5). Each is
+//! keypad tones (DTMF) and playing a file (docs/protocols.md §1.8). Each is
 //! a `POST` with an `Idempotency-Key` that the caller keeps the same across retries, answered 202
 //! when FreJun has started it (not when it is done).
 

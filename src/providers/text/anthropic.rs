@@ -1,5 +1,5 @@
 //! Anthropic's Messages API (`POST /v1/messages`): the request body, the reply and the error
-//! body, as `../shared/docs/webhooks-and-text-ai.md` §B.1 describes them.
+//! body, as docs/protocols.md §4.2 and §4.3 describe them.
 //!
 //! The system prompt is the top-level `system` (Anthropic has no system role), `max_tokens` is
 //! required, and structured output is `output_config.format` (GA; the beta `output_format`

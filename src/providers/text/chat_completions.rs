@@ -1,5 +1,5 @@
 //! OpenAI-compatible Chat Completions (`POST {base}/chat/completions`): the request body and
-//! the reply, as `../shared/docs/webhooks-and-text-ai.md` §B.3–B.4 describe them. Errors share
+//! the reply, as docs/protocols.md §4.2 and §4.5 describe them. Errors share
 //! OpenAI's body ([`super::openai_responses::error_detail`]).
 //!
 //! Compatible servers (Azure OpenAI, OpenRouter, vLLM, Ollama) differ at the edges, so the

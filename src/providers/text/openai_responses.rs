@@ -1,5 +1,5 @@
 //! OpenAI's Responses API (`POST {base}/responses`): the request body, the reply and the error
-//! body, as `../shared/docs/webhooks-and-text-ai.md` §B.2 describes them.
+//! body, as docs/protocols.md §4.2 and §4.4 describe them.
 //!
 //! Requests are sent with `store: false`: call transcripts are not to be kept by OpenAI for
 //! 30 days by default. The system prompt is `instructions`; structured output is

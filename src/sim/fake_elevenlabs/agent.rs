@@ -1,6 +1,6 @@
 //! The agents the fake knows ([`AgentConfig`]) and what their settings do to a conversation:
-//! which `conversation_config_override` fields they let through (protocol reference §7.2) and
-//! how `{{name}}` placeholders are filled from dynamic variables (§7.3).
+//! which `conversation_config_override` fields they let through and how `{{name}}`
+//! placeholders are filled from dynamic variables (docs/protocols.md §5.7).
 
 use serde_json::{Map, Value};
 
@@ -55,8 +55,8 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// A public agent with `pcm_8000` both ways (the zero-resampling setup the protocol
-    /// reference recommends for Teler), no first message and no overrides enabled.
+    /// A public agent with `pcm_8000` both ways (the setup that needs no resampling
+    /// with FreJun, docs/protocols.md §5.5), no first message and no overrides enabled.
     pub fn new(agent_id: &str) -> AgentConfig {
         AgentConfig {
             agent_id: agent_id.to_owned(),

@@ -1,4 +1,4 @@
-//! The agent audio formats of the protocol reference §5 as the fake reads and writes them:
+//! The agent audio formats of docs/protocols.md §5.5 as the fake reads and writes them:
 //! `pcm_<rate>` (16-bit signed little-endian mono) and `ulaw_8000` (G.711 μ-law), the
 //! conversion of caller audio for [`Mode::Echo`](super::Mode::Echo), and the rendering of
 //! scripted speech in the agent's output format.

@@ -200,7 +200,7 @@ impl Pace {
     }
 }
 
-/// A scripted barge-in, following the protocol reference §6. During the reply to scripted turn
+/// A scripted barge-in, following docs/protocols.md §5.6. During the reply to scripted turn
 /// `turn` (0-based index into [`Mode::Scripted`]), once its `after_audio_events`-th audio event
 /// (call its id K) has been produced:
 ///
@@ -243,7 +243,7 @@ impl InterruptionScript {
     }
 }
 
-/// A client tool the agent calls (protocol reference §7.1). Every scripted call is sent as a
+/// A client tool the agent calls (docs/protocols.md §5.7). Every scripted call is sent as a
 /// `client_tool_call` (with a fresh `tool_call_id`) right after the first user turn's
 /// `user_transcript` in [`Mode::Scripted`], or after the first caller audio chunk in
 /// [`Mode::Echo`]. In Scripted mode the reply to that turn waits until every call has its

@@ -1,4 +1,4 @@
-//! The server → client messages the fake sends, shaped as in the protocol reference §4: each
+//! The server → client messages the fake sends, shaped as in docs/protocols.md §5.4: each
 //! carries `type` and a payload object named after it.
 
 use serde_json::{Value, json};

@@ -1,6 +1,5 @@
 //! A fake of the ElevenLabs Conversational AI (Agents) WebSocket API, speaking the protocol of
-//! docs/elevenlabs-convai-protocol.md, for the integration tests, the demo and the load
-//! generator once voxbridge has an ElevenLabs backend.
+//! docs/protocols.md §5, for the integration tests, the demo and the load generator.
 //!
 //! One actix-web server on `127.0.0.1` (a port the OS picks, a few workers) serves both the
 //! REST endpoint that signs URLs and the conversation WebSocket; one handler routes by path, so
@@ -27,7 +26,7 @@
 //! | pings | `ping{event_id, ping_ms}` every [`Behaviour::ping_interval`]; no `pong` within [`Behaviour::pong_deadline`]: `missed_pong`, close 1008 `pong timeout` |
 //! | [`Failure`] | refuse upgrades, close 1011 or drop mid-reply, close after initiation, stay silent |
 //!
-//! Every client frame is checked against the reference (see `validate`): JSON object text
+//! Every client frame is checked against the protocol (see `validate`): JSON object text
 //! frames only; bare `{"user_audio_chunk": "<base64>"}` with whole samples; typed messages with
 //! exactly their documented fields and types; the initiation once and first; pongs and tool
 //! results matching what is outstanding. Each problem is recorded as a sentence naming the

@@ -1,4 +1,4 @@
-//! Signed URLs for private agents (protocol reference §2): the REST endpoint
+//! Signed URLs for private agents (docs/protocols.md §5.2): the REST endpoint
 //! `GET /v1/convai/conversation/get-signed-url` and the store of the signatures it issued.
 //!
 //! Checks run in this order, the first failure answering: method (405 for anything but GET),

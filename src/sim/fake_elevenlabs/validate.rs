@@ -1,4 +1,4 @@
-//! Shape checks of client messages against the protocol reference §3 and §7, from the raw
+//! Shape checks of client messages against docs/protocols.md §5.3 and §5.7, from the raw
 //! JSON, so that our client is tested against the contract rather than against its own types.
 //!
 //! [`parse`] turns one text frame into a [`ClientMessage`] the conversation acts on (when it
@@ -372,7 +372,7 @@ impl Checker {
         })))
     }
 
-    /// `conversation_config_override` (§7.2): every known field with its type.
+    /// `conversation_config_override` (docs/protocols.md §5.7): every known field with its type.
     fn config_override(&mut self, config: &Map<String, Value>, path: &str) {
         self.fields(
             config,
@@ -462,7 +462,8 @@ impl Checker {
         }
     }
 
-    /// §7.3: values are strings, numbers or booleans; `system__` names are ElevenLabs' own.
+    /// docs/protocols.md §5.7: values are strings, numbers or booleans; `system__` names are
+    /// ElevenLabs' own.
     /// Returns the valid ones.
     fn dynamic_variables(
         &mut self,

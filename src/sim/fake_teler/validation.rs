@@ -265,7 +265,7 @@ pub(super) enum OperationRefusal {
     Unsupported { code: &'static str, message: String },
 }
 
-/// Checks a transfer, dtmf or play body by FreJun's rules (teler-protocol.md §1.4–1.5): unknown
+/// Checks a transfer, dtmf or play body by FreJun's rules (docs/protocols.md §1.8): unknown
 /// keys are refused, `digits` match `^[0-9*#A-D]{1,64}$`, `media_url` is https and at most 2083
 /// characters, a transfer's target is `pstn` with an E.164 `number` or `sip` with a `sip:` URI
 /// (`leg` targets and `warm`/`monitor` modes answer 400, as the live API does).

@@ -5,7 +5,7 @@
 use super::*;
 use crate::outbound::signing::{TOLERANCE_SECS, signature_header};
 
-/// The worked example of docs/webhooks-and-text-ai.md (A.4).
+/// The worked example of docs/protocols.md §6.4.
 const VECTOR_SECRET: &str = "whsec_dm94YnJpZGdlLXRlc3Qtc2lnbmluZy1rZXktMDAwMSE=";
 const VECTOR_SECOND_SECRET: &str = "whsec_dm94YnJpZGdlLXRlc3Qtc2lnbmluZy1rZXktMDAwMiE=";
 const VECTOR_ID: &str = "msg_2vXbT9kQ4mZ7pL1cR8sN3wY6hJd";

@@ -395,7 +395,7 @@ async fn scripting_a_1xx_status_panics_in_the_test_that_did_it() {
 
 #[test]
 fn the_published_vector_verifies_at_its_own_time_with_either_rotation_secret() {
-    // docs/webhooks-and-text-ai.md A.4: checked at an injected "now", since it is long stale.
+    // docs/protocols.md §6.4: checked at an injected "now", since it is long stale.
     let first = SigningSecret::parse("whsec_dm94YnJpZGdlLXRlc3Qtc2lnbmluZy1rZXktMDAwMSE=").unwrap();
     let body = br#"{"type":"call.ended","timestamp":"2026-01-01T00:00:00Z","data":{"call_id":"call_7f3a9c","end_reason":"caller_hung_up","duration_s":42}}"#;
     let check = |secrets: &[SigningSecret], header: &str| {

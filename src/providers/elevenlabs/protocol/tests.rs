@@ -1,4 +1,4 @@
-//! ConvaiProtocol alone: ElevenLabs' server frames (in the shapes of the protocol reference §4)
+//! ConvaiProtocol alone: ElevenLabs' server frames (in the shapes of docs/protocols.md §5.4)
 //! read into the bridge's events, and the bridge's requests written as ElevenLabs' messages.
 
 use serde_json::{Value, json};
@@ -358,7 +358,7 @@ fn the_built_in_end_call_ends_the_conversation_and_other_server_tools_are_acknow
         ),
         [BackendEvent::AgentEndedCall]
     );
-    // Seen under both payload names (protocol reference §4).
+    // Seen under both payload names (docs/protocols.md §5.4).
     assert_eq!(
         read(
             &mut protocol,
