@@ -2,7 +2,8 @@
 //! test MongoDB, runs short calls through it with a fake voice AI echoing (the fake OpenAI, or
 //! the fake ElevenLabs with `--backend elevenlabs`), and reports them as JSON. Only counts and
 //! the presence of figures are checked; speed is the benchmark's business
-//! (docs/benchmarks.md).
+//! (docs/benchmarks.md). The report's metrics check (the server's own `/metrics`, scraped
+//! during the run, against the generator's figures) must agree.
 
 use std::process::{Command, Output};
 
@@ -79,6 +80,47 @@ fn assert_all_calls_ok_with_latency(report: &Value, calls: u64) {
     assert_eq!(violations["sessions_missing"], 0, "{report:#}");
 }
 
+/// The server's `/metrics` was scraped and agrees with the generator on every figure: the calls
+/// live mid-run, `calls` ended by the callers' hang-ups, no admission refusal, and about as many
+/// frames read by the bridge as the callers and the fake AI sent it.
+fn assert_metrics_agree(report: &Value, calls: u64) {
+    let check = &report["metrics_check"];
+    assert_eq!(check["status"], "checked", "{check:#}");
+    assert_eq!(check["agrees"], true, "{check:#}");
+    assert_eq!(report["violations"]["metrics_mismatch"], 0, "{check:#}");
+    let figures = check["figures"].as_array().expect("figures");
+    let figure = |name: &str| {
+        figures
+            .iter()
+            .find(|figure| figure["figure"] == name)
+            .unwrap_or_else(|| panic!("no figure {name:?} in {check:#}"))
+    };
+    for figure in figures {
+        assert_eq!(figure["agrees"], true, "{figure:#}");
+        let server = figure["server"].as_i64().unwrap();
+        let (low, high) = (
+            figure["low"].as_i64().unwrap(),
+            figure["high"].as_i64().unwrap(),
+        );
+        assert!((low..=high).contains(&server), "{figure:#}");
+        assert!(figure["tolerance"].as_str().is_some(), "{figure:#}");
+    }
+    // Scraped once every call was up: all of them, unless a slow machine delayed the scrape
+    // until calls were ending (the figure's range then allows for those).
+    let live = figure("live calls, mid-run");
+    assert!(live["generator"].as_u64().unwrap() <= calls, "{live:#}");
+    assert!(live["server"].as_u64().unwrap() > 0, "{live:#}");
+    let hung_up = figure("calls ended, caller_hung_up");
+    assert_eq!(hung_up["server"], calls, "{hung_up:#}");
+    assert_eq!(hung_up["generator"], calls, "{hung_up:#}");
+    assert_eq!(figure("calls ended, all reasons")["server"], calls);
+    assert_eq!(figure("admission refusals")["server"], 0);
+    let frames = figure("frames the bridge read");
+    // Each call sent `start` and 50 chunks, and got at least as many echo frames from the AI.
+    let frames_read = frames["server"].as_u64().unwrap();
+    assert!(frames_read >= calls * 100, "{frames:#}");
+}
+
 #[tokio::test]
 async fn a_small_load_test_reports_every_call_and_finite_latencies() {
     let output = loadtest(&[
@@ -94,6 +136,7 @@ async fn a_small_load_test_reports_every_call_and_finite_latencies() {
 
     assert_eq!(report["config"]["backend"], "openai", "{report:#}");
     assert_all_calls_ok_with_latency(&report, 20);
+    assert_metrics_agree(&report, 20);
     // 20 calls × 5 s of 100 ms chunks went out; nearly all came back.
     let inbound = report["latency"]["inbound_ms"]["samples"].as_u64().unwrap();
     assert!((900..=1_000).contains(&inbound), "{inbound} inbound chunks");
@@ -149,6 +192,7 @@ async fn an_elevenlabs_load_test_reports_every_call_and_finite_latencies() {
         "{report:#}"
     );
     assert_all_calls_ok_with_latency(&report, 5);
+    assert_metrics_agree(&report, 5);
     // 5 calls × 5 s of 100 ms chunks went out; nearly all reached the fake.
     let arrived = report["latency"]["inbound_ms"]["samples"].as_u64().unwrap();
     assert!((225..=250).contains(&arrived), "{arrived} inbound chunks");

@@ -107,8 +107,14 @@ pub(crate) struct FakeSession {
     pub instructions: Option<String>,
     /// `(cumulative input samples, when each chunk of caller audio arrived)`.
     pub append_timings: Vec<Timing>,
-    /// `(cumulative output samples, when each chunk of AI audio was produced)`.
+    /// `(cumulative output samples, when each chunk of AI audio was produced)`: one per audio
+    /// frame the fake sent.
     pub delta_timings: Vec<Timing>,
+    /// Responses the fake OpenAI started (0 for ElevenLabs): each adds lifecycle events
+    /// around its deltas, frames the bridge reads too (the metrics check allows for them).
+    pub responses: u64,
+    /// Pings the fake ElevenLabs sent (0 for OpenAI), likewise.
+    pub pings: u64,
 }
 
 /// The running fake.
@@ -194,6 +200,8 @@ impl AiFake {
                     instructions: text_at(&session.session, &["instructions"]),
                     append_timings: session.append_timings,
                     delta_timings: session.delta_timings,
+                    responses: session.responses.len() as u64,
+                    pings: 0,
                 })
                 .collect(),
             AiFake::ElevenLabs(fake) => fake
@@ -208,6 +216,8 @@ impl AiFake {
                     ),
                     append_timings: session.append_timings,
                     delta_timings: session.delta_timings,
+                    responses: 0,
+                    pings: u64::from(session.pings_sent),
                 })
                 .collect(),
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::domain::call::EndReason;
 use crate::sim::caller::{CallSummary, CallerError, SimulatedCaller};
 use crate::sim::frejun_requests::{FlowError, FlowRequest, request_stream_flow};
 
@@ -46,28 +47,120 @@ pub(crate) struct CallPlan {
     pub chunk: Arc<Vec<i16>>,
 }
 
-/// Calls in each state, for the progress line and the resource samples.
+/// Calls in each state, for the progress line, the resource samples and the metrics check
+/// (which compares the server's live-calls gauge with `live`, allowing for the calls in
+/// between states around its scrape).
 #[derive(Debug, Default)]
 pub(crate) struct CallCounters {
-    /// Calls streaming now.
+    /// Calls streaming now (from the media WebSocket opening to the end of the hang-up).
     pub live: Arc<AtomicUsize>,
     pub ok: AtomicUsize,
     pub failed: AtomicUsize,
+    /// Calls past their start time whose media WebSocket is not open yet (flow request,
+    /// upgrade).
+    pub placing: AtomicUsize,
+    /// Live calls that sent their hang-up and wait for the server's close.
+    pub hanging_up: AtomicUsize,
+    /// Calls that have gone live so far.
+    pub connected: AtomicUsize,
+    /// Calls that have stopped being live so far.
+    pub disconnected: AtomicUsize,
 }
 
-/// Counts a call as live while it exists.
-struct LiveGuard<'a>(&'a AtomicUsize);
+/// The counters at one moment (each read on its own: a call changing state meanwhile may be
+/// seen in both states or neither).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CallsSnapshot {
+    pub live: usize,
+    pub placing: usize,
+    pub hanging_up: usize,
+    pub connected: usize,
+    pub disconnected: usize,
+}
+
+impl CallCounters {
+    pub(crate) fn snapshot(&self) -> CallsSnapshot {
+        CallsSnapshot {
+            live: self.live.load(Ordering::Relaxed),
+            placing: self.placing.load(Ordering::Relaxed),
+            hanging_up: self.hanging_up.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            disconnected: self.disconnected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether each of `calls` is live or over (none is still to start or connecting).
+    pub(crate) fn all_up_or_over(&self, calls: usize) -> bool {
+        let over = self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed);
+        self.live.load(Ordering::Relaxed) + over >= calls
+    }
+}
+
+/// Counts a call in one state (a gauge of [`CallCounters`]) while it exists.
+struct InState<'a>(&'a AtomicUsize);
+
+impl<'a> InState<'a> {
+    fn enter(gauge: &'a AtomicUsize) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        InState(gauge)
+    }
+}
+
+impl Drop for InState<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a call as live while it exists, and its going live and ending.
+struct LiveGuard<'a>(&'a CallCounters);
 
 impl<'a> LiveGuard<'a> {
-    fn new(live: &'a AtomicUsize) -> Self {
-        live.fetch_add(1, Ordering::Relaxed);
-        LiveGuard(live)
+    fn new(counters: &'a CallCounters) -> Self {
+        counters.live.fetch_add(1, Ordering::Relaxed);
+        counters.connected.fetch_add(1, Ordering::Relaxed);
+        LiveGuard(counters)
     }
 }
 
 impl Drop for LiveGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+        self.0.disconnected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a call ended as far as the generator can tell, to compare with the server's
+/// calls-ended and admission-refusal counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum CallEnd {
+    /// The bridge's end reason as the caller learnt it: `caller_hung_up` after its own
+    /// hang-up was answered, or the reason in the close frame the server sent first.
+    Reason(String),
+    /// Refused before the bridge took it: the flow answered `hangup`, or the media WebSocket
+    /// upgrade was refused. The server counts an admission refusal (and, for some refusals,
+    /// a call ended by a reason the generator does not learn).
+    Refused,
+    /// Anything else (unreachable, timed out, a socket dropped without a close frame): the
+    /// generator cannot tell what the server recorded.
+    #[default]
+    Unknown,
+}
+
+impl CallEnd {
+    /// The reason in a close frame the server sent, when it is one of the bridge's end reasons
+    /// (a plain `snake_case` word); the bridge puts nothing else there for a call it ended,
+    /// anything else (`duplicate stream`) is [`CallEnd::Unknown`].
+    fn from_close_reason(reason: &str) -> CallEnd {
+        let plain = (1..=64).contains(&reason.len())
+            && reason
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte == b'_');
+        if plain {
+            CallEnd::Reason(reason.to_owned())
+        } else {
+            CallEnd::Unknown
+        }
     }
 }
 
@@ -106,6 +199,11 @@ pub(crate) struct CallOutcome {
     pub receive_timings: Vec<Timing>,
     /// The caller's protocol violations.
     pub violations: Vec<String>,
+    /// Text frames the caller sent: `start` and one per audio chunk (the bridge reads each
+    /// as one frame).
+    pub text_frames_sent: u64,
+    /// How the call ended, as far as the generator can tell.
+    pub end: CallEnd,
 }
 
 impl CallOutcome {
@@ -144,22 +242,37 @@ async fn place(
     counters: &CallCounters,
     outcome: &mut CallOutcome,
 ) -> Result<(), Failure> {
-    let flow = request_stream_flow(http, &plan.flow_url, &plan.flow)
-        .await
-        .map_err(flow_failure)?;
+    let placing = InState::enter(&counters.placing);
+    let flow = match request_stream_flow(http, &plan.flow_url, &plan.flow).await {
+        Ok(flow) => flow,
+        Err(error) => {
+            if matches!(error, FlowError::HungUp) {
+                outcome.end = CallEnd::Refused;
+            }
+            return Err(flow_failure(error));
+        }
+    };
     let mut config = flow.caller;
     config.record_audio = false;
     config.record_timings = true;
     outcome.inbound_rate_hz = config.sample_rate;
     let chunk_ms = config.chunk_ms;
-    let mut caller = SimulatedCaller::connect(config, CONNECT_TIMEOUT)
-        .await
-        .map_err(|error| caller_failure("connect", &error))?;
-    let live = LiveGuard::new(&counters.live);
+    let mut caller = match SimulatedCaller::connect(config, CONNECT_TIMEOUT).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            if matches!(error, CallerError::Rejected { .. }) {
+                outcome.end = CallEnd::Refused;
+            }
+            return Err(caller_failure("connect", &error));
+        }
+    };
+    let live = LiveGuard::new(counters);
+    drop(placing);
     caller
         .send_start()
         .await
         .map_err(|error| caller_failure("start", &error))?;
+    outcome.text_frames_sent = 1;
 
     let chunks = plan
         .streams_for
@@ -190,12 +303,16 @@ async fn place(
         tokio::time::sleep_until(clock + period.saturating_mul(chunk_count(chunks))).await;
     }
     outcome.send_timings = caller.send_timings();
+    outcome.text_frames_sent += outcome.send_timings.len() as u64;
+    let hanging_up = InState::enter(&counters.hanging_up);
     // Hanging up never fails; it only records what happened.
     let summary = caller
         .hang_up()
         .await
         .map_err(|error| caller_failure("hang-up", &error))?;
+    // Live until the hang-up is over, counted as hanging up until it is no longer live.
     drop(live);
+    drop(hanging_up);
     judge(summary, streaming_error, outcome)
 }
 
@@ -225,6 +342,12 @@ fn judge(
     outcome.violations = received.violations;
 
     let closed_by_server = received.closed.as_ref().filter(|closed| closed.by_server);
+    outcome.end = match (&closed_by_server, &streaming_error, &received.closed) {
+        (Some(closed), _, _) => CallEnd::from_close_reason(&closed.reason),
+        (None, None, Some(_)) => CallEnd::Reason(EndReason::CallerHungUp.as_str().to_owned()),
+        // A socket broken mid-call, or a hang-up never answered: the server's side unknown.
+        _ => CallEnd::Unknown,
+    };
     if let Some(closed) = closed_by_server {
         return Err(Failure::new(
             format!("closed by the server ({})", closed.code),
@@ -333,6 +456,45 @@ mod tests {
         let cumulative: Vec<u64> = outcome.receive_timings.iter().map(|(n, _)| *n).collect();
         assert_eq!(cumulative, vec![3_500, 7_000]);
         assert_eq!(outcome.received_samples, 7_000);
+        assert_eq!(outcome.end, CallEnd::Reason("caller_hung_up".into()));
+    }
+
+    #[test]
+    fn the_end_reason_is_what_the_caller_learnt() {
+        let closed_by_server = |reason: &str| {
+            let mut received = hung_up(8_000);
+            if let Some(closed) = received.closed.as_mut() {
+                closed.by_server = true;
+                closed.code = 1000;
+                closed.reason = reason.into();
+            }
+            let mut seen = outcome();
+            let _ = judge(summary(received), None, &mut seen);
+            seen.end
+        };
+        assert_eq!(
+            closed_by_server("max_duration"),
+            CallEnd::Reason("max_duration".into())
+        );
+        assert_eq!(closed_by_server("duplicate stream"), CallEnd::Unknown);
+        assert_eq!(closed_by_server(""), CallEnd::Unknown);
+        // A caller's own hang-up that failed its call for too little echo still ended it.
+        let mut little_echo = outcome();
+        let _ = judge(summary(hung_up(1_000)), None, &mut little_echo);
+        assert_eq!(little_echo.end, CallEnd::Reason("caller_hung_up".into()));
+        // No answer to the hang-up, or a broken socket: the server's side is unknown.
+        let mut unanswered = hung_up(8_000);
+        unanswered.closed = None;
+        let mut no_answer = outcome();
+        let _ = judge(summary(unanswered), None, &mut no_answer);
+        assert_eq!(no_answer.end, CallEnd::Unknown);
+        let mut broken = outcome();
+        let _ = judge(
+            summary(hung_up(8_000)),
+            Some(CallerError::Closed),
+            &mut broken,
+        );
+        assert_eq!(broken.end, CallEnd::Unknown);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use url::Url;
 use super::backend::Backend;
 use super::{ExternalServer, LoadtestOptions, SpawnOptions, Target, parse_codec};
 use crate::domain::assistant::Codec;
+use crate::domain::secret::SecretString;
 
 /// `voxbridge loadtest` flags.
 #[derive(Debug, Args)]
@@ -77,6 +78,12 @@ pub struct LoadtestArgs {
     /// The --server-url server's admin token.
     #[arg(long, env = "VOXBRIDGE__SECURITY__ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The --server-url server's metrics.token: its GET /metrics is then scraped during the
+    /// run and compared with the load generator's figures (metrics_check in the report);
+    /// without it that check is skipped. A server this command starts gets a random token of
+    /// its own and is always checked.
+    #[arg(long, env = "VOXBRIDGE__METRICS__TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// The --server-url server's process id, to measure its CPU and memory from /proc.
     #[arg(long, requires = "server_url")]
     server_pid: Option<u32>,
@@ -114,6 +121,7 @@ impl LoadtestArgs {
                         "--server-url needs --admin-token (or VOXBRIDGE__SECURITY__ADMIN_TOKEN)",
                     )?,
                     pid: self.server_pid,
+                    metrics_token: self.metrics_token.map(SecretString::new),
                 },
                 fake_listen: match backend {
                     Backend::OpenAi => self.openai_listen,
@@ -247,6 +255,24 @@ mod tests {
         };
         assert_eq!(server.pid, Some(42));
         assert_eq!(fake_listen.port(), 9_400);
+        let with_token = options(&[
+            "--server-url",
+            "http://127.0.0.1:8080",
+            "--admin-token",
+            "t",
+            "--openai-listen",
+            "127.0.0.1:9400",
+            "--metrics-token",
+            "scrape-me",
+        ])
+        .unwrap();
+        let Target::External { server, .. } = with_token.target else {
+            panic!("expected an external server");
+        };
+        assert_eq!(
+            server.metrics_token.as_ref().map(SecretString::expose),
+            Some("scrape-me")
+        );
         // ElevenLabs' fake has its own address flag.
         let base = [
             "--server-url",

@@ -8,13 +8,17 @@
 //! `voxbridge serve` pointed at it (or use `--server-url`), provision one tenant with an
 //! assistant and a number per call, then start the calls evenly over the ramp-up; each streams a
 //! tone in real time for the duration and hangs up. Meanwhile the server's and the generator's
-//! `/proc` figures are sampled and a progress line is printed. Afterwards both ends' per-chunk
-//! timings are matched into latencies (calls joined to the fake's sessions by their
-//! instructions) and everything goes into one report (a table, or JSON with `--json`). The
-//! method is written up in docs/benchmarks.md ("Load generator").
+//! `/proc` figures are sampled and a progress line is printed, and the server's own `GET
+//! /metrics` is scraped before the calls, once mid-run and after them (a started server gets a
+//! random `metrics.token`; an external one is scraped with `--metrics-token`, else not).
+//! Afterwards both ends' per-chunk timings are matched into latencies (calls joined to the
+//! fake's sessions by their instructions), the server's metrics are compared with the
+//! generator's own figures, and everything goes into one report (a table, or JSON with
+//! `--json`). The method is written up in docs/benchmarks.md ("Load generator").
 //!
 //! Exit code: 0 when every call was ok, 3 when the run completed but some calls failed (the
-//! report says why), 1 when the run itself could not be carried out.
+//! report says why), 1 when the run itself could not be carried out. A disagreement of the
+//! server's metrics is a violation in the report, not a failure of the run.
 //!
 //! Layout:
 //! - this module: options, orchestration, exit code.
@@ -28,6 +32,8 @@
 //! - `latency`: matching both ends' timings into latencies; percentiles.
 //! - `pacing`: the generator's send lag and outbound stalls.
 //! - `progress`: the progress line.
+//! - `scrape`: `GET /metrics` and a small parser of the Prometheus text format.
+//! - `metrics_check`: the server's metrics against the generator's figures.
 //! - `summary`: everything above into a [`report::Report`].
 //! - `report`: the report's table and JSON forms.
 
@@ -36,10 +42,12 @@ mod backend;
 mod call;
 mod cli;
 mod latency;
+mod metrics_check;
 mod pacing;
 mod proc_stats;
 mod progress;
 pub(crate) mod report;
+mod scrape;
 mod server_process;
 mod summary;
 mod usage;
@@ -59,8 +67,10 @@ use crate::sim::provision::fictional_number;
 use accounts::{AssistantAudio, CallAccount};
 use backend::AiFake;
 use call::{CallCounters, CallPlan};
+use metrics_check::{MidRunScrape, SETTLE, ServerMetrics};
 use proc_stats::{ProcReader, Process, Sampler};
 use report::{ConfigReport, Report};
+use scrape::{MetricsEndpoint, Scrape};
 use summary::RunFacts;
 
 pub use backend::Backend;
@@ -76,6 +86,10 @@ pub(crate) const MAX_DURATION_SECS: u64 = 3_500;
 /// File descriptors a call needs at once, roughly: the caller's socket and the fake AI's
 /// (the server, a child process, has its own limit) plus HTTP connections.
 const FDS_PER_CALL: u64 = 3;
+
+/// How long after the ramp-up the mid-run scrape waits for every call to be up before it
+/// scrapes anyway: a call's flow request and its connect timeout, with room.
+const ALL_UP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -344,6 +358,18 @@ async fn drive(
     let mongodb_pid = options
         .mongodb_pid
         .or_else(|| server.mongodb_uri().and_then(proc_stats::find_local_mongod));
+    // The baseline of every counter the metrics check compares; taken before the resource
+    // baseline so that its own cost falls outside the measured run.
+    let endpoint = server
+        .metrics_token
+        .clone()
+        .map(|token| MetricsEndpoint::new(&server.base_url, token))
+        .transpose()
+        .context("cannot set up the /metrics scrapes")?;
+    let metrics_before = match &endpoint {
+        Some(endpoint) => Some(scrape(endpoint).await),
+        None => None,
+    };
     let counters = Arc::new(CallCounters::default());
     let sampler = Sampler::start(
         ProcReader::new(),
@@ -360,6 +386,14 @@ async fn drive(
 
     let first_start = tokio::time::Instant::now();
     let calls_started = first_start.into_std();
+    let mid_run = endpoint.clone().map(|endpoint| {
+        tokio::spawn(mid_run_scrape(
+            endpoint,
+            Arc::clone(&counters),
+            options.calls,
+            first_start + Duration::from_secs_f64(options.ramp_up_secs),
+        ))
+    });
     let flow_url = accounts.tenant.flow_url.to_string();
     let http = frejun_http_client();
     let mut tones: HashMap<u64, Arc<Vec<i16>>> = HashMap::new();
@@ -378,6 +412,22 @@ async fn drive(
         outcomes.push(joined.context("a simulated call task failed")?);
     }
     let calls_ended = Instant::now();
+    let metrics = match (&endpoint, metrics_before, mid_run) {
+        (Some(endpoint), Some(before), Some(mid_run)) => {
+            let after = scrape(endpoint).await;
+            let mid = mid_run.await.unwrap_or_else(|error| MidRunScrape {
+                scrape: Err(format!("the mid-run scrape did not finish: {error}")),
+                settle: counters.snapshot(),
+                before: counters.snapshot(),
+                after: counters.snapshot(),
+            });
+            ServerMetrics::Scraped { before, mid, after }
+        }
+        _ => ServerMetrics::Skipped(
+            "a --server-url server without --metrics-token: its /metrics was not scraped"
+                .to_owned(),
+        ),
+    };
     progress.finish().await;
     let samples = sampler.finish().await;
     outcomes.sort_by_key(|outcome| outcome.index);
@@ -409,8 +459,44 @@ async fn drive(
         mongodb_pid,
         provisioning,
         total: started.elapsed(),
+        metrics: &metrics,
         warnings,
     }))
+}
+
+/// One scrape, its error as the report's sentence.
+async fn scrape(endpoint: &MetricsEndpoint) -> Result<Scrape, String> {
+    endpoint.scrape().await.map_err(|error| error.to_string())
+}
+
+/// The mid-run scrape: once the ramp-up is over and every call is up (or over), [`SETTLE`]
+/// later so that the server has registered the last ones. The generator's counters are read
+/// around it for the tolerance.
+async fn mid_run_scrape(
+    endpoint: MetricsEndpoint,
+    counters: Arc<CallCounters>,
+    calls: usize,
+    ramp_up_over: tokio::time::Instant,
+) -> MidRunScrape {
+    tokio::time::sleep_until(ramp_up_over).await;
+    let give_up = ramp_up_over + ALL_UP_TIMEOUT;
+    while !counters.all_up_or_over(calls) && tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let settle = counters.snapshot();
+    // The full settle even when calls start ending meanwhile (a run shorter than its ramp-up,
+    // or a slow machine): the tolerance counts those, but a call that connected just before
+    // the snapshot would be missing from the server's gauge without it.
+    tokio::time::sleep(SETTLE).await;
+    let before = counters.snapshot();
+    let scrape = scrape(&endpoint).await;
+    let after = counters.snapshot();
+    MidRunScrape {
+        scrape,
+        settle,
+        before,
+        after,
+    }
 }
 
 /// Call `account.index`'s plan: its start time on the ramp, its FreJun request and its tone.

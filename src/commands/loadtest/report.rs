@@ -20,7 +20,8 @@
 //!   than 20 ms late; gaps in the echo longer than 2 × outbound chunk + 100 ms),
 //!   `fake_ai` (protocol violations the fake recorded: GA-shape ones for OpenAI, the
 //!   reference's for ElevenLabs; `fake_openai` before there were two), `fake_ai_examples`,
-//!   `sessions_missing` (calls whose session at the fake was never seen).
+//!   `sessions_missing` (calls whose session at the fake was never seen), `metrics_mismatch`
+//!   (figures of `metrics_check` that disagree, plus 1 if a scrape failed).
 //! - `server`: `pid`, `cores_pinned` (its `Cpus_allowed_list`), `cpu_seconds` (during the
 //!   calls), `cpu_s_per_call_minute`: `{steady, whole_run, steady_window_secs}`,
 //!   `rss_baseline_kib`, `rss_peak_kib`, `rss_per_call_kib`, `rss_after_calls_kib`,
@@ -32,6 +33,14 @@
 //! - `machine`: `cores_busy_percent`: `[{cpu, busy_percent}]` over the steady window (every
 //!   process and the kernel; a core near 100% means the figures include CPU contention).
 //! - `durations`: `provisioning_secs`, `calls_secs`, `total_secs`.
+//! - `metrics_check`: the server's own `GET /metrics` against the generator's figures
+//!   (`metrics_check.rs` says what is compared and why the tolerances are what they are):
+//!   `status` (`"checked"`; `"skipped"` for a `--server-url` server without
+//!   `--metrics-token`; `"failed"` when a scrape failed; `"not_run"` in reports from before the
+//!   check), `note` (why skipped or failed, else `null`), `agrees` (every figure agrees and no
+//!   scrape failed), `figures`: `[{figure, metric, server, generator, low, high, tolerance,
+//!   agrees}]`, where `agrees` is `low <= server <= high` and `tolerance` says in words where
+//!   `low` and `high` come from.
 //! - `warnings`: sentences about anything that makes the figures less trustworthy.
 
 use std::fmt::Write as _;
@@ -52,6 +61,9 @@ pub(crate) struct Report {
     pub mongodb: MongodbReport,
     pub machine: MachineReport,
     pub durations: DurationsReport,
+    /// Absent from reports written before the check existed.
+    #[serde(default)]
+    pub metrics_check: MetricsCheckReport,
     pub warnings: Vec<String>,
 }
 
@@ -110,6 +122,10 @@ pub(crate) struct ViolationsReport {
     #[serde(alias = "fake_openai_examples")]
     pub fake_ai_examples: Vec<String>,
     pub sessions_missing: u64,
+    /// Figures of the metrics check that disagree, plus 1 if a scrape failed (0 in reports
+    /// from before the check).
+    #[serde(default)]
+    pub metrics_mismatch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +189,47 @@ pub(crate) struct DurationsReport {
     pub provisioning_secs: f64,
     pub calls_secs: f64,
     pub total_secs: f64,
+}
+
+/// The server's `/metrics` against the generator's own figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct MetricsCheckReport {
+    /// `checked`, `skipped`, `failed`, or `not_run` (a report from before the check).
+    pub status: String,
+    /// Why the check was skipped or failed.
+    pub note: Option<String>,
+    /// Every figure agrees and no scrape failed (true when skipped).
+    pub agrees: bool,
+    pub figures: Vec<MetricsFigure>,
+}
+
+impl Default for MetricsCheckReport {
+    /// What a report from before the check reads as.
+    fn default() -> Self {
+        MetricsCheckReport {
+            status: "not_run".to_owned(),
+            note: None,
+            agrees: true,
+            figures: Vec::new(),
+        }
+    }
+}
+
+/// One figure as the server's metrics and the generator each have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct MetricsFigure {
+    /// What is compared, in words.
+    pub figure: String,
+    /// The series it is read from, and how (a sum, a delta over the run).
+    pub metric: String,
+    pub server: i64,
+    pub generator: u64,
+    /// The range the server's figure must fall in to agree.
+    pub low: u64,
+    pub high: u64,
+    /// Where `low` and `high` come from.
+    pub tolerance: String,
+    pub agrees: bool,
 }
 
 /// The backend of a report that does not name one.
@@ -264,13 +321,14 @@ impl Report {
         writeln!(
             out,
             "Violations  chunk_id {}   other caller-side {}   late sends (>20 ms) {}   \
-             outbound stalls {}   {fake} {}   sessions missing {}",
+             outbound stalls {}   {fake} {}   sessions missing {}   metrics mismatches {}",
             violations.chunk_id,
             violations.caller_other,
             violations.pacing.late_sends,
             violations.pacing.outbound_stalls,
             violations.fake_ai,
-            violations.sessions_missing
+            violations.sessions_missing,
+            violations.metrics_mismatch
         )?;
         for example in &violations.fake_ai_examples {
             writeln!(out, "  {fake}: {example}")?;
@@ -351,12 +409,64 @@ impl Report {
             "Durations   provisioning {:.1} s, calls {:.1} s, total {:.1} s",
             durations.provisioning_secs, durations.calls_secs, durations.total_secs
         )?;
+        writeln!(out)?;
+        self.metrics_check.write_table(out)?;
         if !self.warnings.is_empty() {
             writeln!(out)?;
             writeln!(out, "Warnings")?;
             for warning in &self.warnings {
                 writeln!(out, "  - {warning}")?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl MetricsCheckReport {
+    fn write_table(&self, out: &mut String) -> std::fmt::Result {
+        let verdict = match self.status.as_str() {
+            "checked" if self.agrees => format!("all {} figures agree", self.figures.len()),
+            "checked" => {
+                let disagree = self.figures.iter().filter(|figure| !figure.agrees).count();
+                format!("{disagree} of {} figures DISAGREE", self.figures.len())
+            }
+            other => other.to_owned(),
+        };
+        writeln!(
+            out,
+            "Metrics     the server's /metrics against the generator's figures: {verdict}"
+        )?;
+        if let Some(note) = &self.note {
+            writeln!(out, "  {note}")?;
+        }
+        if self.figures.is_empty() {
+            return Ok(());
+        }
+        let width = self
+            .figures
+            .iter()
+            .map(|figure| figure.figure.chars().count())
+            .max()
+            .unwrap_or(0);
+        writeln!(
+            out,
+            "  {:<width$}  {:>9}  {:>9}  {:>19}",
+            "figure", "server", "generator", "allowed"
+        )?;
+        for figure in &self.figures {
+            writeln!(
+                out,
+                "  {:<width$}  {:>9}  {:>9}  {:>19}  {}",
+                figure.figure,
+                figure.server,
+                figure.generator,
+                format!("{}–{}", figure.low, figure.high),
+                if figure.agrees { "agrees" } else { "DISAGREES" }
+            )?;
+        }
+        writeln!(out, "  Tolerances:")?;
+        for figure in &self.figures {
+            writeln!(out, "  - {}: {}", figure.figure, figure.tolerance)?;
         }
         Ok(())
     }
@@ -449,6 +559,7 @@ pub(super) mod tests {
                 fake_ai: 0,
                 fake_ai_examples: Vec::new(),
                 sessions_missing: 0,
+                metrics_mismatch: 1,
             },
             server: ServerReport {
                 pid: Some(4242),
@@ -501,6 +612,34 @@ pub(super) mod tests {
                 calls_secs: 6.2,
                 total_secs: 9.0,
             },
+            metrics_check: MetricsCheckReport {
+                status: "checked".into(),
+                note: None,
+                agrees: false,
+                figures: vec![
+                    MetricsFigure {
+                        figure: "live calls, mid-run".into(),
+                        metric: "sum(voxbridge_live_calls)".into(),
+                        server: 20,
+                        generator: 20,
+                        low: 20,
+                        high: 20,
+                        tolerance: "± 0: calls connecting or hanging up".into(),
+                        agrees: true,
+                    },
+                    MetricsFigure {
+                        figure: "calls ended, caller_hung_up".into(),
+                        metric: "delta voxbridge_calls_ended_total{reason=\"caller_hung_up\"}"
+                            .into(),
+                        server: 18,
+                        generator: 19,
+                        low: 19,
+                        high: 20,
+                        tolerance: "up to 1 more".into(),
+                        agrees: false,
+                    },
+                ],
+            },
             warnings: vec!["something to know".into()],
         }
     }
@@ -520,10 +659,30 @@ pub(super) mod tests {
             "mongodb",
             "machine",
             "durations",
+            "metrics_check",
             "warnings",
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
+        let check = &json["metrics_check"];
+        assert_eq!(check["status"], "checked");
+        assert_eq!(check["agrees"], false);
+        for field in [
+            "figure",
+            "metric",
+            "server",
+            "generator",
+            "low",
+            "high",
+            "tolerance",
+            "agrees",
+        ] {
+            assert!(
+                check["figures"][0].get(field).is_some(),
+                "metrics_check.figures[].{field}"
+            );
+        }
+        assert_eq!(json["violations"]["metrics_mismatch"], 1);
         assert_eq!(json["calls"]["attempted"], 20);
         assert_eq!(json["calls"]["failures"][0]["reason"], "connect: timed out");
         for direction in ["inbound_ms", "outbound_ms"] {
@@ -585,6 +744,15 @@ pub(super) mod tests {
         assert!(table.contains("cpu0 97%, cpu1 40%"), "{table}");
         assert!(table.contains("backend openai, pcm24k"), "{table}");
         assert!(table.contains("echo turns of 5000 ms"), "{table}");
+        assert!(table.contains("metrics mismatches 1"), "{table}");
+        assert!(table.contains("1 of 2 figures DISAGREE"), "{table}");
+        assert!(
+            table.contains(
+                "calls ended, caller_hung_up         18         19                19–20  DISAGREES"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("  - live calls, mid-run: ± 0"), "{table}");
     }
 
     #[test]
@@ -621,5 +789,20 @@ pub(super) mod tests {
         violations.insert("fake_openai_examples".into(), examples);
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, sample_report());
+    }
+
+    #[test]
+    fn reports_from_before_the_metrics_check_still_read() {
+        let mut json: Value = serde_json::from_str(&sample_report().to_json()).unwrap();
+        json.as_object_mut().unwrap().remove("metrics_check");
+        json["violations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("metrics_mismatch");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back.metrics_check.status, "not_run");
+        assert!(back.metrics_check.figures.is_empty());
+        assert_eq!(back.violations.metrics_mismatch, 0);
+        assert!(back.to_table().contains("generator's figures: not_run"));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! A started server is this very binary (`std::env::current_exe()`), optionally under
 //! `taskset -c <cpus>`, configured entirely through environment overrides: loopback on a free
-//! port, random admin token and keys, a fresh database `voxbridge_loadtest_<unix time>_<tag>`
+//! port, random admin token, keys and metrics token (so the load test can scrape its `GET
+//! /metrics`), a fresh database `voxbridge_loadtest_<unix time>_<tag>`
 //! (dropped afterwards unless kept), the voice AI's URLs (OpenAI Realtime's, or ElevenLabs' API
 //! and conversation URLs) pointed at the load test's fake, log level `warn`, and its output in a
 //! log file whose path is reported. Other `VOXBRIDGE__…` variables in the environment still
@@ -26,6 +27,7 @@ use rand::{Rng as _, RngCore as _};
 use tokio::process::{Child, Command};
 use url::Url;
 
+use crate::domain::secret::SecretString;
 use crate::local_mongodb::{self as local, LocalMongod};
 use crate::sim::api_client::ApiClient;
 
@@ -68,6 +70,9 @@ pub struct ExternalServer {
     pub admin_token: String,
     /// For CPU and memory figures; without it they are left out.
     pub pid: Option<u32>,
+    /// Its `metrics.token`, to scrape `GET /metrics` for the metrics check; without it the
+    /// check is skipped.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The server under test.
@@ -75,6 +80,8 @@ pub(crate) struct Server {
     pub base_url: Url,
     pub admin_token: String,
     pub pid: Option<u32>,
+    /// The bearer token of its `GET /metrics`, when known.
+    pub metrics_token: Option<SecretString>,
     /// The server's stdout and stderr (started servers only).
     pub log_file: Option<PathBuf>,
     started: Option<Started>,
@@ -97,6 +104,7 @@ impl Server {
             base_url: server.url,
             admin_token: server.admin_token,
             pid: server.pid,
+            metrics_token: server.metrics_token,
             log_file: None,
             started: None,
         }
@@ -125,6 +133,7 @@ impl Server {
         let port = local::free_port().context("cannot find a free port for the server")?;
         let base_url = Url::parse(&format!("http://127.0.0.1:{port}"))?;
         let admin_token = random_text(48);
+        let metrics_token = random_text(48);
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
         let log_file = run_dir.join("server.log");
@@ -153,6 +162,7 @@ impl Server {
             .env("VOXBRIDGE__MONGODB__URI", &mongodb_uri)
             .env("VOXBRIDGE__MONGODB__DATABASE", &database)
             .env("VOXBRIDGE__SECURITY__ADMIN_TOKEN", &admin_token)
+            .env("VOXBRIDGE__METRICS__TOKEN", &metrics_token)
             .env("VOXBRIDGE__SECURITY__MASTER_KEY", random_master_key())
             .env("VOXBRIDGE__SECURITY__MASTER_KEY_VERSION", "1")
             .env("VOXBRIDGE__SECURITY__URL_SIGNING_KEY", random_text(48))
@@ -182,6 +192,7 @@ impl Server {
             pid: child.id(),
             base_url,
             admin_token,
+            metrics_token: Some(SecretString::new(metrics_token)),
             log_file: Some(log_file),
             started: Some(Started {
                 child,

@@ -3,8 +3,9 @@
 //!
 //! Each call's session at the fake (OpenAI or ElevenLabs) is found by its instructions
 //! (`loadtest call <i>`, see [`FakeSession::instructions`]); the latency matching itself is in
-//! [`super::latency`], pacing in [`super::pacing`] and the resource arithmetic in
-//! [`super::usage`].
+//! [`super::latency`], pacing in [`super::pacing`], the resource arithmetic in
+//! [`super::usage`] and the comparison with the server's own metrics in
+//! [`super::metrics_check`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use super::accounts::instructions_for;
 use super::backend::FakeSession;
 use super::call::CallOutcome;
 use super::latency::{Geometry, LatencyTally, distribution, round_ms};
+use super::metrics_check::{self, ServerMetrics};
 use super::pacing::{SEND_LAG_WARN_MS, outbound_stalls, send_lags_ms, stall_threshold};
 use super::proc_stats::{ProcSnapshot, Sample};
 use super::report::{
@@ -60,6 +62,8 @@ pub(crate) struct RunFacts<'a> {
     pub mongodb_pid: Option<u32>,
     pub provisioning: Duration,
     pub total: Duration,
+    /// The server's `/metrics` before, during and after the calls.
+    pub metrics: &'a ServerMetrics,
     /// Warnings found before the run (open-files limit, …).
     pub warnings: Vec<String>,
 }
@@ -134,6 +138,14 @@ pub(crate) fn build(facts: RunFacts<'_>) -> Report {
                 .to_owned(),
         );
     }
+    let (metrics_check, metrics_mismatch) =
+        metrics_check::build(facts.metrics, facts.outcomes, facts.sessions);
+    if metrics_mismatch > 0 {
+        warnings.push(format!(
+            "the server's /metrics disagrees with the generator ({metrics_mismatch} \
+             mismatches): see metrics_check"
+        ));
+    }
     let fake_ai_examples = facts
         .fake_violations
         .iter()
@@ -149,6 +161,7 @@ pub(crate) fn build(facts: RunFacts<'_>) -> Report {
             sessions_missing,
             fake_ai: facts.fake_violations.len() as u64,
             fake_ai_examples,
+            metrics_mismatch,
             ..violations_counts
         },
         server,
@@ -165,6 +178,7 @@ pub(crate) fn build(facts: RunFacts<'_>) -> Report {
             ),
             total_secs: round_ms(facts.total.as_secs_f64()),
         },
+        metrics_check,
         warnings,
     }
 }
@@ -300,6 +314,7 @@ fn pacing_and_violations(facts: &RunFacts<'_>) -> (ViolationsReport, LatencyTall
         fake_ai: 0,
         fake_ai_examples: Vec::new(),
         sessions_missing: 0,
+        metrics_mismatch: 0,
     };
     (report, lags)
 }
@@ -448,6 +463,7 @@ mod tests {
             instructions: Some(instructions_for(index)),
             append_timings: appends,
             delta_timings: deltas,
+            ..FakeSession::default()
         }
     }
 
@@ -545,6 +561,7 @@ mod tests {
             mongodb_pid: None,
             provisioning: Duration::from_secs(1),
             total: Duration::from_secs(6),
+            metrics: &ServerMetrics::Skipped("no token".into()),
             warnings: Vec::new(),
         });
 
