@@ -12,11 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::bridge::Bridge;
+use crate::bridge::registry::LiveCalls;
 use crate::calls::CallService;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::storage::Storage;
+use crate::storage::users::RotationError;
 use crate::telemetry::metrics;
 
 pub struct Application {
@@ -79,6 +81,25 @@ impl Application {
         self.address.port()
     }
 
+    /// What stops this application on signals: the first drains, a second stops at once.
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            drain: self.bridge.shared.drain.clone(),
+            live: self.bridge.live.clone(),
+            drain_timeout: self.bridge.shared.settings.cluster.drain_timeout(),
+            drain_closing: self.bridge.shared.settings.cluster.drain_closing(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Gives tenants created before URL secrets had a lookup hash one, with the service's own
+    /// keyring; answers how many. Run before [`Application::run_until_stopped`] (see `serve`).
+    pub async fn backfill_url_secret_hashes(&self) -> Result<u64, RotationError> {
+        let shared = &self.calls.shared;
+        let users = shared.storage.users();
+        users.backfill_url_secret_hashes(&shared.keyring).await
+    }
+
     /// Serves until the shutdown token is cancelled, then stops accepting connections and lets
     /// in-flight requests finish (up to `server.shutdown_timeout_secs`).
     /// Also runs the reaper that closes calls whose slot lease expired, the webhook worker
@@ -109,6 +130,13 @@ impl Application {
             self.shutdown.clone(),
         ));
         let metrics_upkeep = tokio::spawn(keep_metrics(self.shutdown.clone()));
+        let control = tokio::spawn(
+            self.bridge
+                .control
+                .clone()
+                .run(self.shutdown.clone())
+                .instrument(tracing::info_span!(parent: None, "control_stream", instance = %self.bridge.shared.instance_id)),
+        );
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         let stopper = tokio::spawn(async move {
@@ -124,6 +152,7 @@ impl Application {
         let _ = analysis.await;
         let _ = pruner.await;
         let _ = metrics_upkeep.await;
+        let _ = control.await;
         // Live calls ended with the shutdown token; wait for their final call-log writes.
         self.bridge.keepers.close();
         if tokio::time::timeout(self.shutdown_timeout, self.bridge.keepers.wait())
@@ -170,25 +199,121 @@ async fn keep_metrics(shutdown: CancellationToken) {
     }
 }
 
-/// Resolves when the process receives SIGTERM or SIGINT, and cancels `token`.
-pub(crate) async fn cancel_on_signal(token: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
+/// Drains an instance on the first SIGTERM or SIGINT and stops it when its calls are done
+/// (docs/operations.md, "Draining"): see [`Drainer::run_on_signals`].
+pub struct Drainer {
+    drain: crate::shared::Drain,
+    live: LiveCalls,
+    drain_timeout: Duration,
+    drain_closing: Duration,
+    shutdown: CancellationToken,
+}
+
+/// How often a drain reports its progress.
+const DRAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a drain looks whether its calls have ended.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Drainer {
+    /// On the first signal: stop admitting calls (`/ready` 503 `draining`, flows and media
+    /// streams refused) and keep the live ones until they end, or until the drain time is up,
+    /// when they say the closing line and end with `shutdown`; then stop. A second signal
+    /// stops at once (live calls end with `shutdown` without a closing line). Returns when the
+    /// shutdown token is cancelled.
+    pub async fn run_on_signals(self) {
+        let mut signals = match Signals::new() {
+            Ok(signals) => signals,
             Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                tracing::error!(error = %err, "cannot listen for SIGTERM; draining is off");
+                return;
             }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            signal = signals.next() => tracing::info!(signal, "signal received: draining"),
+        }
+        tokio::select! {
+            () = self.drain_then_stop() => {}
+            signal = signals.next() => tracing::warn!(signal, "second signal: stopping now, ending live calls"),
+        }
+        self.shutdown.cancel();
+    }
+
+    async fn drain_then_stop(&self) {
+        self.drain.start();
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        tracing::info!(
+            live_calls = self.live.len(),
+            drain_timeout_secs = self.drain_timeout.as_secs(),
+            "draining: admitting no new calls, keeping the live ones"
+        );
+        let mut progress = tokio::time::interval(DRAIN_PROGRESS_INTERVAL);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        progress.tick().await;
+        while !self.live.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(live_calls = self.live.len(), "drain time is up: ending the remaining calls with the closing line");
+                    self.drain.reach_deadline();
+                    // Each call has `drain_closing` to say its line; then it ends regardless.
+                    let closing_deadline = tokio::time::Instant::now() + self.drain_closing + CLOSING_MARGIN;
+                    while !self.live.is_empty() && tokio::time::Instant::now() < closing_deadline {
+                        tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
+                    }
+                    return;
+                }
+                _ = progress.tick() => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    tracing::info!(live_calls = self.live.len(), seconds_left = left.as_secs(), "draining");
+                }
+                () = tokio::time::sleep(DRAIN_POLL_INTERVAL) => {}
+            }
+        }
+        tracing::info!("drained: every call has ended; stopping");
+    }
+}
+
+/// Past a call's closing time, how long the drain waits for the session to close its sockets.
+const CLOSING_MARGIN: Duration = Duration::from_secs(2);
+
+/// Resolves when the process receives SIGTERM or SIGINT, and cancels `token` (commands without
+/// calls to drain).
+pub(crate) async fn cancel_on_signal(token: CancellationToken) {
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM");
+            return token.cancelled().await;
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
-        _ = token.cancelled() => return,
+        signal = signals.next() => tracing::info!(signal, "signal received, shutting down"),
+        () = token.cancelled() => return,
     }
     token.cancel();
+}
+
+/// SIGTERM and SIGINT, as one stream of signal names.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
 }
 
 /// How long the MongoDB client may take to close on exit.

@@ -10,6 +10,8 @@ use super::Bridge;
 use crate::domain::call::record::CallError;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::cluster::CallOwner;
+use crate::domain::credential::Credential;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::secret::SecretString;
@@ -19,7 +21,7 @@ use crate::frejun::media_token::MediaTokenError;
 use crate::storage::StorageError;
 use crate::storage::assistants::AssistantRecord;
 use crate::storage::call_logs::CallLogRecord;
-use crate::storage::users::{Credential, UserRecord};
+use crate::storage::users::UserRecord;
 use crate::telemetry::metrics;
 
 /// Everything a session needs, loaded and checked.
@@ -41,6 +43,9 @@ pub(crate) enum Refusal {
     Token(&'static str),
     #[error("no such call")]
     UnknownCall,
+    /// This instance is draining; the stream is left for another (nothing was claimed).
+    #[error("this instance is draining")]
+    Draining,
     /// The call is over (or was already bridged).
     #[error("the call is not live: {0}")]
     NotLive(&'static str),
@@ -57,6 +62,7 @@ impl Refusal {
         match self {
             Refusal::Token(_) => "token",
             Refusal::UnknownCall => "unknown_call",
+            Refusal::Draining => "draining",
             Refusal::NotLive(_) => "not_live",
             Refusal::Ended(reason) => reason.as_str(),
             Refusal::Storage(_) => "storage_unavailable",
@@ -80,7 +86,11 @@ impl Bridge {
         token: Option<&str>,
     ) -> Result<Admitted, Refusal> {
         let (call_id, assistant_id) = self.verify_token(assistant_id, call_id, token)?;
-        let admitted = self.admit_verified(call_id, assistant_id).await;
+        let admitted = if self.shared.drain.is_draining() {
+            Err(Refusal::Draining)
+        } else {
+            self.admit_verified(call_id, assistant_id).await
+        };
         if let Err(refusal) = &admitted {
             metrics::admission_refused("media_stream", refusal.metric_label());
         }
@@ -153,7 +163,7 @@ impl Bridge {
         // The check above is this instance's; the claim is everyone's: a `ws_url` upgraded on
         // two instances must not bridge twice.
         if !calls
-            .claim_media_stream(call.user_id, call.id, DateTime::now())
+            .claim_media_stream(call.user_id, call.id, &self.owner(DateTime::now()))
             .await?
         {
             return Err(Refusal::NotLive("the call's media stream is already open"));
@@ -230,12 +240,17 @@ impl Bridge {
         })
     }
 
+    /// This instance as the owner of a call whose stream starts at `now`, leased like its slot.
+    fn owner(&self, now: DateTime) -> CallOwner {
+        CallOwner {
+            instance_id: self.shared.instance_id.clone(),
+            started_at: now,
+            lease_until: after(now, self.shared.settings.bridge.slot_lease()),
+        }
+    }
+
     fn tenant_key(&self, user: &UserRecord, credential: Credential) -> Option<SecretString> {
-        let stored = credential.stored(&user.secrets)?;
-        self.shared
-            .keyring
-            .decrypt_tenant_secret(user.id, credential.secret(), &stored.encrypted())
-            .ok()
+        self.calls.decrypt_credential(user, credential).ok()
     }
 
     /// Records that the call ended before its stream could start.

@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 
 use crate::domain::call::record::CallProgress;
 use crate::domain::call::status::StatusReport;
+use crate::domain::cluster::InstanceId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 use crate::domain::time::after;
@@ -77,6 +78,8 @@ pub(crate) struct KeeperConfig {
     pub slot_lease: Duration,
     /// The tenant's limit, for taking the slot back if it was lost.
     pub max_concurrent_calls: u32,
+    /// This instance, the call log's `owner`, whose lease is renewed with the slot's.
+    pub owner: InstanceId,
 }
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
@@ -150,6 +153,7 @@ async fn run(
                 if !renew_lease(&storage, &config).await {
                     ends.slot_lost.cancel();
                 }
+                renew_ownership(&storage, &config).await;
                 if tenant_suspended(&storage, &config).await {
                     ends.tenant_suspended.cancel();
                 }
@@ -288,6 +292,24 @@ async fn renew_lease(storage: &Storage, config: &KeeperConfig) -> bool {
             tracing::warn!(error = %err, "cannot renew the call's slot lease");
             true
         }
+    }
+}
+
+/// Renews the call log's `owner` lease, which tells other instances (live listings, control
+/// requests) that this instance still bridges the call. A failed write is retried at the next
+/// renewal; the lease outlives two of them.
+async fn renew_ownership(storage: &Storage, config: &KeeperConfig) {
+    let lease_until = after(DateTime::now(), config.slot_lease);
+    match storage
+        .call_logs()
+        .renew_owner(config.user_id, config.call_id, &config.owner, lease_until)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(owner = %config.owner, "the call log no longer names this instance as the call's owner")
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot renew the call's owner lease"),
     }
 }
 

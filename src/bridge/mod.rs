@@ -12,12 +12,15 @@
 //! - [`latency`]: the per-frame latency histogram.
 //! - [`call_log_keeper`]: the per-call task that owns the call's MongoDB writes.
 //! - [`registry`]: this instance's live calls, for the live-control API.
+//! - [`control`]: live control from any instance: local calls through the registry, others'
+//!   through command documents and one change stream per instance.
 //! - [`tool_runner`]: the model's tool calls, run off the session loop.
 
 pub(crate) mod admission;
 pub mod audio_budget;
 mod backend;
 pub(crate) mod call_log_keeper;
+pub(crate) mod control;
 pub mod core;
 pub(crate) mod frame_faults;
 pub(crate) mod latency;
@@ -40,6 +43,7 @@ use crate::domain::ids::{CallId, TenantId};
 use crate::providers::elevenlabs::ConvaiClient;
 use crate::providers::openai::RealtimeClient;
 use crate::shared::Shared;
+use control::ControlRouter;
 use registry::LiveCalls;
 
 /// What every media-stream session shares.
@@ -51,6 +55,8 @@ pub struct Bridge {
     /// Fetches private ElevenLabs agents' signed URLs (bounded by the connect timeout).
     pub elevenlabs_http: reqwest::Client,
     pub live: LiveCalls,
+    /// Live control of calls on any instance.
+    pub(crate) control: ControlRouter,
     /// Cancelled at shutdown: every live call ends with `shutdown`.
     pub shutdown: CancellationToken,
     /// The call-log keepers (and hang-ups at FreJun); a shutdown waits for them to finish.
@@ -77,6 +83,7 @@ impl Bridge {
         shutdown: CancellationToken,
         calls: CallService,
     ) -> Self {
+        let live = LiveCalls::default();
         Self {
             hangups: calls.hangups(),
             calls,
@@ -90,8 +97,9 @@ impl Bridge {
                 shared.settings.elevenlabs.connect_timeout(),
             ),
             elevenlabs_http: reqwest::Client::new(),
+            control: ControlRouter::new(shared.clone(), live.clone()),
             shared,
-            live: LiveCalls::default(),
+            live,
             shutdown,
             keepers: TaskTracker::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),

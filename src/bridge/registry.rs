@@ -8,69 +8,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::domain::control::{ControlOutcome, ControlRequest};
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 use bson::DateTime;
 use tokio::sync::{mpsc, oneshot};
 
-/// What a tenant can ask a live call to do.
+/// A control request on its way to a live call's session, with where to answer.
 #[derive(Debug)]
-pub(crate) enum ControlCommand {
-    /// Stop the assistant's speech as a barge-in would (clear, cancel, truncate).
-    Interrupt {
-        reply: oneshot::Sender<ControlOutcome>,
-    },
-    /// Ask FreJun to drop one queued chunk.
-    InterruptChunk {
-        chunk_id: u64,
-        reply: oneshot::Sender<ControlOutcome>,
-    },
-    /// Tell the AI something mid-call, without asking it to answer.
-    AddContext {
-        text: String,
-        reply: oneshot::Sender<ControlOutcome>,
-    },
-    /// Ask FreJun to drop everything queued.
-    Clear {
-        reply: oneshot::Sender<ControlOutcome>,
-    },
-}
-
-/// What a control command did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct ControlOutcome {
-    /// The message sent to FreJun (`clear` or `interrupt`), if any.
-    pub sent_to_frejun: Option<String>,
-    /// Whether the assistant's response was cancelled at OpenAI.
-    pub response_cancelled: bool,
-    /// The assistant item cut short and where, if any.
-    pub truncated_item_id: Option<String>,
-    pub truncated_at_ms: Option<u64>,
-    /// Whether context was passed to the voice AI (`POST /api/calls/{id}/context`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub context_added: bool,
-}
-
-impl ControlOutcome {
-    /// Nothing was sent anywhere.
-    pub(crate) fn nothing() -> Self {
-        Self {
-            sent_to_frejun: None,
-            response_cancelled: false,
-            truncated_item_id: None,
-            truncated_at_ms: None,
-            context_added: false,
-        }
-    }
-
-    /// Only FreJun was sent `message` (`clear` or `interrupt`).
-    pub(crate) fn sent_to_frejun(message: &str) -> Self {
-        Self {
-            sent_to_frejun: Some(message.to_owned()),
-            ..Self::nothing()
-        }
-    }
+pub(crate) struct ControlCommand {
+    pub request: ControlRequest,
+    pub reply: oneshot::Sender<ControlOutcome>,
 }
 
 /// Facts about a live stream, updated by its session.
@@ -180,7 +129,6 @@ impl LiveCalls {
         self.lock().len()
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -221,12 +169,12 @@ impl LiveCalls {
             .map(|entry| snapshot(&entry.facts))
     }
 
-    /// Sends a command to the tenant's live call and waits for what it did.
+    /// Sends a request to the tenant's live call and waits for what it did.
     pub(crate) async fn control(
         &self,
         user_id: TenantId,
         call_id: CallId,
-        command: impl FnOnce(oneshot::Sender<ControlOutcome>) -> ControlCommand,
+        request: ControlRequest,
     ) -> Result<ControlOutcome, ControlError> {
         let sender = self
             .lock()
@@ -236,7 +184,7 @@ impl LiveCalls {
             .ok_or(ControlError::NotLive)?;
         let (reply, outcome) = oneshot::channel();
         sender
-            .send(command(reply))
+            .send(ControlCommand { request, reply })
             .await
             .map_err(|_| ControlError::Ended)?;
         outcome.await.map_err(|_| ControlError::Ended)
@@ -291,19 +239,22 @@ mod tests {
         assert!(live.get(bob, call.call_id).is_none());
 
         let answering = tokio::spawn(async move {
-            if let Some(ControlCommand::Clear { reply }) = rx.recv().await {
+            if let Some(ControlCommand {
+                request: ControlRequest::Clear,
+                reply,
+            }) = rx.recv().await
+            {
                 let _ = reply.send(ControlOutcome::sent_to_frejun("clear"));
             }
         });
         let outcome = live
-            .control(alice, call.call_id, |reply| ControlCommand::Clear { reply })
+            .control(alice, call.call_id, ControlRequest::Clear)
             .await
             .unwrap();
         assert_eq!(outcome.sent_to_frejun.as_deref(), Some("clear"));
         answering.await.unwrap();
         assert_eq!(
-            live.control(bob, call.call_id, |reply| ControlCommand::Clear { reply })
-                .await,
+            live.control(bob, call.call_id, ControlRequest::Clear).await,
             Err(ControlError::NotLive)
         );
         drop(registration);

@@ -20,18 +20,21 @@ use super::admission::Admitted;
 use super::audio_budget::BudgetLimits;
 use super::backend::Connecting;
 use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
-use super::core::{BridgeCore, CoreConfig, Effects, Ending, SessionEndConfig, ToolsConfig};
-use super::registry::{ControlCommand, ControlOutcome, StreamFacts, StreamStartFacts};
+use super::core::{
+    BridgeCore, ClosingCause, CoreConfig, Effects, Ending, SessionEndConfig, ToolsConfig,
+};
+use super::registry::{ControlCommand, StreamFacts, StreamStartFacts};
 use super::tool_runner::{ToolContext, ToolRunner};
 use crate::domain::assistant::tools::Tool;
 use crate::domain::call::status::MEDIA_ENDED;
 use crate::domain::call::status::MEDIA_STARTED;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
+use crate::domain::control::{ControlOutcome, ControlRequest};
+use crate::domain::credential::Credential;
 use crate::outbound::http_tool::CallContext;
 use crate::providers::openai::{RealtimeSocket, SessionConfig};
 use crate::providers::realtime::ConnectFailure;
-use crate::storage::users::Credential;
 use crate::telemetry::call_span;
 use crate::telemetry::metrics;
 use crate::telemetry::record_frejun_call_id;
@@ -133,6 +136,7 @@ impl Bridge {
                 call_id,
                 slot_lease: settings.slot_lease(),
                 max_concurrent_calls: admitted.user.limits.max_concurrent_calls,
+                owner: self.shared.instance_id.clone(),
             },
             &self.runtime(),
             &self.keepers,
@@ -174,6 +178,10 @@ impl Bridge {
         // waiter on the process-wide token, under its lock, 50 times a second per call.
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
+        // The drain's deadline: the call says the closing line and ends with `shutdown`.
+        let drain_deadline = self.shared.drain.deadline();
+        let drain_deadline = drain_deadline.cancelled();
+        tokio::pin!(drain_deadline);
         let slot_lost = keeper.slot_lost();
         let slot_lost = slot_lost.cancelled();
         tokio::pin!(slot_lost);
@@ -274,27 +282,26 @@ impl Bridge {
                         }
                     }
                 }
-                Some(command) = control_rx.recv() => {
+                Some(ControlCommand { request, reply }) = control_rx.recv() => {
                     let now = Instant::now().into_std();
-                    match command {
-                        ControlCommand::Interrupt { reply } => {
-                            let _ = reply.send(core.barge_in(now, &mut fx));
-                        }
-                        ControlCommand::AddContext { text, reply } => {
-                            let _ = reply.send(core.add_context(text, &mut fx));
-                        }
-                        ControlCommand::Clear { reply } => {
-                            let _ = reply.send(core.clear_playback(&mut fx));
-                        }
-                        ControlCommand::InterruptChunk { chunk_id, reply } => {
-                            // An unknown chunk id is answered with nothing sent.
-                            let outcome = core
-                                .interrupt_chunk(chunk_id, &mut fx)
-                                .unwrap_or_else(|_| ControlOutcome::nothing());
-                            let _ = reply.send(outcome);
-                        }
-                    }
-                    None
+                    let (outcome, ending) = match request {
+                        ControlRequest::Interrupt => (core.barge_in(now, &mut fx), None),
+                        ControlRequest::AddContext { text } => (core.add_context(text, &mut fx), None),
+                        ControlRequest::Clear => (core.clear_playback(&mut fx), None),
+                        // An unknown chunk id is answered with nothing sent.
+                        ControlRequest::InterruptChunk { chunk_id } => (
+                            core.interrupt_chunk(chunk_id, &mut fx)
+                                .unwrap_or_else(|_| ControlOutcome::nothing()),
+                            None,
+                        ),
+                        // The tenant asked FreJun to hang up; the stream need not wait for it.
+                        ControlRequest::HangUp => (
+                            ControlOutcome { session_ended: true, ..ControlOutcome::nothing() },
+                            Some(Ending::new(EndReason::HungUpByApi)),
+                        ),
+                    };
+                    let _ = reply.send(outcome);
+                    ending
                 }
                 _ = heartbeat.tick() => {
                     let timeout = settings.peer_timeout();
@@ -343,10 +350,17 @@ impl Bridge {
                 () = &mut closing => match session_hard_end {
                     Some(hard_end) if !core.closing_started() => {
                         closing.as_mut().reset(hard_end);
-                        core.begin_closing(Instant::now().into_std(), &mut fx)
+                        core.begin_closing(Instant::now().into_std(), ClosingCause::SessionLimit, &mut fx)
                     }
-                    _ => Some(Ending::new(EndReason::AiSessionLimit)),
+                    _ => Some(Ending::new(core.closing_reason())),
                 },
+                () = &mut drain_deadline, if !core.closing_started() => {
+                    let now = Instant::now();
+                    let hard_end = now + self.shared.settings.cluster.drain_closing();
+                    session_hard_end = Some(session_hard_end.map_or(hard_end, |end| end.min(hard_end)));
+                    closing.as_mut().reset(hard_end);
+                    core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
+                }
                 () = &mut start_deadline, if core.start().is_none() => Some(Ending::failed(
                     EndReason::TelephonyError,
                     "media_stream_no_start",

@@ -62,10 +62,38 @@ pub struct CallSummary {
     pub analysis_success: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The media bridge holding the call right now, on whichever instance: set while the call
+    /// has not ended and the bridge's lease runs (it is renewed every third of
+    /// `bridge.slot_lease_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridged: Option<BridgedView>,
     /// The media stream, for a call this instance is bridging right now (only in
     /// `GET /api/calls/active`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<LiveStreamView>,
+}
+
+/// A live call's media bridge, as any instance sees it in the call log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BridgedView {
+    /// When the media stream was admitted.
+    pub since: DateTime<Utc>,
+    /// Until when the bridging instance's lease says it is alive; past it the call is
+    /// presumed lost and closed by the reaper (`instance_lost`).
+    pub lease_until: DateTime<Utc>,
+}
+
+impl BridgedView {
+    /// The call's bridge, if it is live at `now`.
+    fn of(call: &CallLogRecord, now: bson::DateTime) -> Option<Self> {
+        call.owner
+            .as_ref()
+            .filter(|owner| owner.is_alive(now) && !call.call_status.is_terminal())
+            .map(|owner| Self {
+                since: time(owner.started_at),
+                lease_until: time(owner.lease_until),
+            })
+    }
 }
 
 impl From<&CallLogRecord> for CallSummary {
@@ -90,6 +118,7 @@ impl From<&CallLogRecord> for CallSummary {
             analysis_success: call.analysis.as_ref().and_then(|analysis| analysis.success),
             created_at: time(call.created_at),
             updated_at: time(call.updated_at),
+            bridged: BridgedView::of(call, bson::DateTime::now()),
             stream: None,
         }
     }

@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use bson::DateTime;
 
+use super::CredentialProblem;
 use crate::domain::call::EndReason;
 use crate::domain::call::record::{HangupRecord, HangupResult};
+use crate::domain::credential::Credential;
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::secret::SecretString;
 use crate::providers::teler::{TelerClient, TelerError};
 use crate::shared::Shared;
 use crate::storage::StorageError;
-use crate::storage::users::Credential;
-use crate::telemetry::metrics;
 
 /// Waits before the second, third and fourth attempt.
 pub const RETRY_DELAYS: [Duration; 3] = [
@@ -164,8 +164,8 @@ impl FrejunHangup {
                 }
                 _ => {}
             }
-            // The call was still up and FreJun did not end it: a Teler failure.
-            metrics::teler_error(error.kind());
+            // The call was still up and FreJun did not end it (the failure is counted in the
+            // Teler-errors metric by the client, like every failed Teler request).
             match RETRY_DELAYS.get(attempts as usize - 1) {
                 Some(delay) if retry => tokio::time::sleep(*delay).await,
                 _ => return (HangupResult::Failed, attempts, Some(error.to_string())),
@@ -184,16 +184,11 @@ pub(crate) async fn tenant_frejun_key(
         Err(StorageError::NotFound) => return Ok(None),
         Err(err) => return Err(format!("cannot read the tenant: {err}")),
     };
-    let Some(stored) = Credential::FrejunApiKey.stored(&user.secrets) else {
-        return Ok(None);
-    };
-    shared
-        .keyring
-        .decrypt_tenant_secret(
-            user.id,
-            Credential::FrejunApiKey.secret(),
-            &stored.encrypted(),
-        )
-        .map(Some)
-        .map_err(|_| "the tenant's FreJun key does not decrypt with the master keys".to_owned())
+    match super::decrypt_credential(&shared.keyring, &user, Credential::FrejunApiKey) {
+        Ok(key) => Ok(Some(key)),
+        Err(CredentialProblem::Missing) => Ok(None),
+        Err(CredentialProblem::Unreadable) => {
+            Err("the tenant's FreJun key does not decrypt with the master keys".to_owned())
+        }
+    }
 }

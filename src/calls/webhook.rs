@@ -6,7 +6,6 @@
 //! FreJun retries what it sees refused.
 
 use bson::DateTime;
-use bson::oid::ObjectId;
 
 use super::CallService;
 use super::tenant_key::KeyError;
@@ -14,7 +13,7 @@ use crate::domain::call::record::OtherEvent;
 use crate::domain::call::status::media_session_open;
 use crate::domain::call::status::{ReportSource, StatusReport};
 use crate::domain::call::{CallStatus, EndReason};
-use crate::domain::ids::CallId;
+use crate::domain::ids::{CallId, FrejunEventId};
 use crate::domain::tenant::TenantStatus;
 use crate::frejun::webhook::recording_url_allowed;
 use crate::frejun::webhook::{EventKind, WebhookEvent, WebhookParseError};
@@ -22,6 +21,7 @@ use crate::storage::StorageError;
 use crate::storage::call_logs::CallLogRecord;
 use crate::storage::frejun_events::{UnmatchedEvent, payload_text};
 use crate::storage::users::UserRecord;
+use crate::telemetry::metrics;
 
 /// What became of a webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,12 +134,21 @@ impl CallService {
                 status: call.call_status,
             });
         };
+        let was_over = call.call_status.is_terminal();
         let call = self
             .shared
             .storage
             .call_logs()
             .apply_status(tenant.id, call.id, &[report], now)
             .await?;
+        // A call that never streamed ends here, by FreJun's word (busy, unanswered, failed);
+        // one that streamed is counted by its bridge when the stream ends.
+        if !was_over && call.call_status.is_terminal() && call.media_stream_claimed_at.is_none() {
+            metrics::call_ended(
+                call.end_reason
+                    .map_or(call.call_status.metric_label(), EndReason::as_str),
+            );
+        }
         // A call whose media stream is open keeps its slot until the stream ends (its keeper
         // frees it then): a terminal webhook for it may be spoofed by anyone holding the URL
         // secret, and freeing the slot would let the tenant exceed its concurrency limit.
@@ -205,7 +214,7 @@ impl CallService {
         }
         events
             .insert(&UnmatchedEvent {
-                id: ObjectId::new(),
+                id: FrejunEventId::new(),
                 user_id: tenant.id,
                 frejun_call_id,
                 call_id,

@@ -1,12 +1,13 @@
 //! `voxbridge serve`: connect (starting a local MongoDB in development when none is
-//! configured), migrate, serve, and on SIGTERM/SIGINT shut down in order: stop accepting, let
-//! requests finish, close the MongoDB client last.
+//! configured), migrate, serve; on SIGTERM/SIGINT drain (no new calls, live ones finish, up to
+//! `cluster.drain_timeout_secs`), then shut down in order: stop accepting, let requests finish,
+//! close the MongoDB client last. A second signal skips the rest of the drain.
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
-use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT, cancel_on_signal};
+use crate::startup::{Application, STORAGE_SHUTDOWN_TIMEOUT};
 use crate::storage::migrations;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -29,16 +30,6 @@ async fn serve(settings: Settings, storage: crate::storage::Storage) -> anyhow::
         "database schema is up to date"
     );
 
-    // Tenants created before URL secrets had a lookup hash get one, so their FreJun URLs work.
-    let filled = storage
-        .users()
-        .backfill_url_secret_hashes(&settings.security.keyring())
-        .await
-        .context("cannot index tenants' FreJun URL secrets")?;
-    if filled > 0 {
-        tracing::info!(tenants = filled, "indexed FreJun URL secrets");
-    }
-
     super::upgrade_models::warn_at_startup(&storage, &settings, chrono::Utc::now().date_naive())
         .await;
 
@@ -46,8 +37,18 @@ async fn serve(settings: Settings, storage: crate::storage::Storage) -> anyhow::
     let public_base_url = settings.public_base_url();
     let app = Application::build(settings, storage, shutdown.clone())
         .context("cannot bind the HTTP listener")?;
+    // Tenants created before URL secrets had a lookup hash get one, so their FreJun URLs work.
+    // With the service's own keyring; connections wait in the listener's backlog meanwhile
+    // (nothing is accepted before `run_until_stopped`).
+    let filled = app
+        .backfill_url_secret_hashes()
+        .await
+        .context("cannot index tenants' FreJun URL secrets")?;
+    if filled > 0 {
+        tracing::info!(tenants = filled, "indexed FreJun URL secrets");
+    }
     tracing::info!(address = %app.address(), %public_base_url, "voxbridge is serving");
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(app.drainer().run_on_signals());
     app.run_until_stopped()
         .await
         .context("HTTP server failed")?;

@@ -116,6 +116,18 @@ object_id!(
     /// A tenant's webhook endpoint.
     WebhookEndpointId
 );
+object_id!(
+    /// One delivery of an event to a webhook endpoint (`webhook_deliveries`).
+    WebhookDeliveryId
+);
+object_id!(
+    /// A FreJun webhook that matched no call, kept for diagnosis (`frejun_events`).
+    FrejunEventId
+);
+object_id!(
+    /// A live-control request addressed to the instance bridging a call (`call_commands`).
+    CommandId
+);
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,7 @@ use crate::calls::outbound::{OutboundError, OutboundRequest};
 use crate::calls::recordings::RecordingError;
 use crate::calls::transfer::TransferTo;
 use crate::domain::call::{CallStatus, CallType};
+use crate::domain::control::ControlRequest;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
@@ -226,7 +227,7 @@ async fn list(
     summary = "List live calls",
     params(CallsQuery),
     responses(
-        (status = 200, description = "A page of calls not yet ended (a terminal `status` filter matches none); calls bridged by this instance carry their `stream`", body = ListEnvelope<CallSummary>),
+        (status = 200, description = "A page of calls not yet ended (a terminal `status` filter matches none), whichever instance handles them; a call whose media stream is live carries `bridged`, and one bridged by the instance that answers also its `stream`", body = ListEnvelope<CallSummary>),
         (status = 400, response = InvalidQuery),
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
@@ -595,6 +596,8 @@ async fn transfer(
 
 /// Ends a live call through FreJun (Teler's hang-up endpoint). The call log records the
 /// request at once (`end_reason` `hung_up_by_api`); FreJun's status webhook then closes it.
+/// The instance bridging the call, whichever it is, is told too, so the media stream ends now
+/// rather than when FreJun gets round to closing it.
 #[utoipa::path(
     post,
     path = "/api/calls/{call_id}/hangup",
@@ -627,6 +630,15 @@ async fn hangup(
         .hang_up(&tenant.user, id)
         .await
         .map_err(live_control_error)?;
+    // FreJun has it; the bridge stopping at once is a courtesy that may find the stream gone.
+    if let Err(err) = state
+        .bridge
+        .control
+        .control(tenant.user.id, id, ControlRequest::HangUp)
+        .await
+    {
+        tracing::debug!(call_id = %id, error = %err, "the hung-up call's bridge was not told");
+    }
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "success": true,
         "data": CallStatusView::from(&call),

@@ -12,6 +12,7 @@ use super::envelope::{ErrorEnvelope, error_body};
 pub use super::error_code::ErrorCode;
 use utoipa::ToResponse;
 
+use crate::bridge::control::RouteError;
 use crate::calls::CredentialProblem;
 use crate::calls::analysis::ReanalyzeRefusal;
 use crate::calls::outbound::OutboundError;
@@ -70,6 +71,16 @@ impl ApiError {
         )
     }
 
+    /// 503 `draining`, with `Retry-After: 1`: another instance admits the call.
+    pub(crate) fn draining() -> Self {
+        let mut error = Self::new(
+            ErrorCode::Draining,
+            "this instance is draining and admits no new calls; retry, another instance will",
+        );
+        error.retry_after_secs = Some(1);
+        error
+    }
+
     pub(crate) fn database_unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::DatabaseUnavailable, message)
     }
@@ -100,13 +111,18 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let code = self.code.as_str();
-        if self.code.status().is_server_error() {
+        // A draining or stopping instance says so to every probe and refused call: expected,
+        // and logged by the drain itself, not once per answer.
+        let expected = matches!(self.code, ErrorCode::Draining | ErrorCode::ShuttingDown);
+        if self.code.status().is_server_error() && !expected {
             match &self.cause {
                 Some(cause) => {
                     tracing::error!(code, error = %ErrorChain(cause.as_ref()), "request failed")
                 }
                 None => {
-                    tracing::error!(code, message = %self.message, "request failed")
+                    // `detail`, not `message`: a second `message` key would replace the line's
+                    // own in JSON logs.
+                    tracing::error!(code, detail = %self.message, "request failed")
                 }
             }
         }
@@ -130,6 +146,22 @@ impl From<StorageError> for ApiError {
                     .with_cause(err)
             }
             StorageError::Backend(_) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            RouteError::NotFound => ApiError::not_found("call not found"),
+            RouteError::NotLive => ApiError::new(
+                ErrorCode::CallNotLive,
+                "the call is not being bridged by any instance",
+            ),
+            RouteError::OwnerSilent(_) => {
+                ApiError::new(ErrorCode::OwnerNotResponding, err.to_string())
+            }
+            RouteError::Storage(err) => err.into(),
         }
     }
 }

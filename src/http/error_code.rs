@@ -55,7 +55,7 @@ error_codes! {
     PhoneNumberTaken => ("phone_number_taken", 409, "the number is registered already (by whom is not said)"),
     AssistantInUse => ("assistant_in_use", 409, "the assistant still has phone numbers assigned"),
     Conflict => ("conflict", 409, "any other unique-field conflict"),
-    CallNotLive => ("call_not_live", 409, "hang-up or live control of a call that is over, or a second media stream"),
+    CallNotLive => ("call_not_live", 409, "hang-up or live control of a call that is over or not bridged by any instance, or a second media stream"),
     CallNotPlaced => ("call_not_placed", 409, "hang-up of an outbound call FreJun has not named yet"),
     SigningSecretRequired => ("signing_secret_required", 409, "an assistant with an `http` tool, or a tool test, needs the tenant's tool signing secret: `POST /api/me/tool-signing-secret/rotate` first"),
     TooManySecrets => ("too_many_secrets", 409, "the tenant already stores 50 named secrets"),
@@ -86,11 +86,13 @@ error_codes! {
     AiProviderAuthFailed => ("ai_provider_auth_failed", 502, "the text provider refused the key (the tenant's, or the platform's): store a valid one"),
     AiProviderRejected => ("ai_provider_rejected", 502, "the text provider refused the request (an unknown model, a base URL voxbridge may not reach…) or answered something unreadable"),
     DatabaseUnavailable => ("database_unavailable", 503, "MongoDB is unreachable; retry later"),
-    ShuttingDown => ("shutting_down", 503, "this instance is draining (from `/ready`)"),
+    ShuttingDown => ("shutting_down", 503, "this instance is stopping (from `/ready`)"),
+    Draining => ("draining", 503, "this instance is draining after SIGTERM: `/ready` says so, and a FreJun flow or media stream is refused so that another instance takes it (`Retry-After`)"),
     ServiceUnavailable => ("service_unavailable", 503, "refused by the HTTP framework while overloaded"),
     AiProviderUnavailable => ("ai_provider_unavailable", 503, "the text provider kept rate limiting or failing (5xx, no connection) through the retries; `Retry-After` when it said how long"),
     TelephonyTimeout => ("telephony_timeout", 504, "FreJun did not answer in time (the call may still be placed; it is hung up if it connects)"),
     GatewayTimeout => ("gateway_timeout", 504, "an upstream did not answer in time"),
+    OwnerNotResponding => ("owner_not_responding", 504, "live control of a call bridged by another instance that did not answer within `cluster.command_timeout_ms`; the request was withdrawn"),
     AiProviderTimeout => ("ai_provider_timeout", 504, "the text provider did not answer within `text_ai.timeout_ms`, through the retries"),
 }
 

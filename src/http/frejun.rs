@@ -29,6 +29,7 @@ use crate::calls::tenant_key::KeyError;
 use crate::calls::webhook::{WebhookError, WebhookOutcome};
 use crate::frejun::flow::FlowRequest;
 use crate::storage::users::UserRecord;
+use crate::telemetry::metrics;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -154,7 +155,7 @@ fn frejun_unauthorized() -> ApiError {
         (status = 401, description = "Missing or wrong `key` (`invalid_frejun_key`); nothing is written", body = super::envelope::ErrorEnvelope),
         (status = 408, description = "The body did not arrive within `server.body_read_timeout_ms` of the key being accepted (`request_timeout`)", body = super::envelope::ErrorEnvelope),
         (status = 413, response = PayloadTooLarge),
-        (status = 503, response = DatabaseUnavailable),
+        (status = 503, description = "`database_unavailable`, or `draining` (this instance is draining; `Retry-After: 1`, another instance admits the call)", body = super::envelope::ErrorEnvelope),
     ),
     security(("frejun_key" = [])),
 )]
@@ -163,6 +164,12 @@ pub(crate) async fn flow(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // A draining instance admits no call: refused before anything is read or written, so a
+    // retry (FreJun's, or the load balancer's on a 503) can take it to another instance.
+    if state.shared.drain.is_draining() {
+        metrics::admission_refused("flow", "draining");
+        return Err(ApiError::draining());
+    }
     let query = FrejunQuery::from_request(&req);
     // The key first: an unauthenticated caller costs one indexed read, and its body is never
     // read (nor can it hold the connection open by trickling one).

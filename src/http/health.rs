@@ -86,7 +86,7 @@ pub(crate) async fn health() -> HttpResponse {
     summary = "Readiness",
     responses(
         (status = 200, description = "MongoDB answers and the instance is not shutting down", body = Envelope<ReadyView>),
-        (status = 503, description = "`database_unavailable` (MongoDB did not answer a ping) or `shutting_down`", body = ErrorEnvelope),
+        (status = 503, description = "`database_unavailable` (MongoDB did not answer a ping), `draining` (SIGTERM received: live calls continue, new ones go elsewhere) or `shutting_down`", body = ErrorEnvelope),
     ),
 )]
 pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -94,6 +94,12 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,
             "this instance is shutting down",
+        ));
+    }
+    if state.shared.drain.is_draining() {
+        return Err(ApiError::new(
+            ErrorCode::Draining,
+            "this instance is draining: it finishes its live calls and admits no new ones",
         ));
     }
     let timeout = state.shared.settings.mongodb.ping_timeout();

@@ -3,7 +3,8 @@
 //! (`/api/websocket/...`, where a connection id is our call id) that tools written for FreJun's
 //! reference backend call.
 //!
-//! Only calls bridged by this instance are live here; see docs/operations.md on routing.
+//! Any instance answers: a call bridged by another is reached through it (`bridge::control`);
+//! see docs/operations.md, "Running several instances".
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -14,12 +15,10 @@ use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
 use super::error::ApiError;
 use super::error::ErrorCode;
-use super::error::not_found_as;
 use super::error::{TenantSuspended, TenantUnauthorized};
 use super::extract::parse_id;
 use super::views::LiveStreamView;
-use crate::bridge::registry::{ControlCommand, ControlError, ControlOutcome};
-use crate::domain::ids::CallId;
+use crate::domain::control::{ControlOutcome, ControlRequest};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -61,7 +60,8 @@ pub(crate) struct InterruptRequest {
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
         (status = 422, description = "The body is not `{\"chunk_id\": n}`, or no such chunk was sent (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -90,7 +90,8 @@ async fn interrupt(
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
 )]
@@ -131,7 +132,8 @@ const CONTEXT_MAX_CHARS: usize = 4_000;
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
         (status = 422, description = "`text` missing, empty or longer than 4,000 characters (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -156,15 +158,10 @@ async fn add_context(
             format!("text: must be 1 to {CONTEXT_MAX_CHARS} characters"),
         ));
     }
-    let text = text.to_owned();
-    let outcome = state
-        .bridge
-        .live
-        .control(tenant.user.id, call_id, |reply| {
-            ControlCommand::AddContext { text, reply }
-        })
-        .await;
-    let outcome = outcome_or_error(&state, &tenant, call_id, outcome).await?;
+    let request = ControlRequest::AddContext {
+        text: text.to_owned(),
+    };
+    let outcome = route(&state, &tenant, call_id, request).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": outcome })))
 }
 
@@ -174,7 +171,7 @@ async fn add_context(
     tag = "calls",
     operation_id = "list_live_streams",
     summary = "List live media streams",
-    description = "The tenant's media streams bridged by this instance, oldest first.",
+    description = "The tenant's media streams bridged by this instance, oldest first. `GET /api/calls/active` lists live calls on every instance.",
     responses(
         (status = 200, description = "The live streams", body = ListEnvelope<LiveStreamView>),
         (status = 401, response = TenantUnauthorized),
@@ -207,7 +204,8 @@ async fn streams(tenant: Tenant, state: web::Data<AppState>) -> HttpResponse {
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
         (status = 422, description = "Bad body or unknown chunk (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -235,7 +233,8 @@ async fn interrupt_alias(
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not live on this instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
+        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
 )]
@@ -267,27 +266,11 @@ async fn control_call(
     chunk_id: Option<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let call_id = parse_id(raw_id, what)?;
-    let outcome = match chunk_id {
-        None => {
-            state
-                .bridge
-                .live
-                .control(tenant.user.id, call_id, |reply| ControlCommand::Interrupt {
-                    reply,
-                })
-                .await
-        }
-        Some(chunk_id) => {
-            state
-                .bridge
-                .live
-                .control(tenant.user.id, call_id, |reply| {
-                    ControlCommand::InterruptChunk { chunk_id, reply }
-                })
-                .await
-        }
+    let request = match chunk_id {
+        None => ControlRequest::Interrupt,
+        Some(chunk_id) => ControlRequest::InterruptChunk { chunk_id },
     };
-    let outcome = outcome_or_error(state, tenant, call_id, outcome).await?;
+    let outcome = route(state, tenant, call_id, request).await?;
     if chunk_id.is_some() && outcome.sent_to_frejun.is_none() {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,
@@ -304,39 +287,21 @@ async fn clear_call(
     what: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let call_id = parse_id(raw_id, what)?;
-    let outcome = state
-        .bridge
-        .live
-        .control(tenant.user.id, call_id, |reply| ControlCommand::Clear {
-            reply,
-        })
-        .await;
-    let outcome = outcome_or_error(state, tenant, call_id, outcome).await?;
+    let outcome = route(state, tenant, call_id, ControlRequest::Clear).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": outcome })))
 }
 
-/// A call that is not live here is 404 if the tenant has no such call at all (another tenant's
-/// call included), else 409.
-async fn outcome_or_error(
+/// Sends `request` to the tenant's call on whichever instance bridges it.
+async fn route(
     state: &AppState,
     tenant: &Tenant,
-    call_id: CallId,
-    outcome: Result<ControlOutcome, ControlError>,
+    call_id: crate::domain::ids::CallId,
+    request: ControlRequest,
 ) -> Result<ControlOutcome, ApiError> {
-    match outcome {
-        Ok(outcome) => Ok(outcome),
-        Err(_) => {
-            state
-                .shared
-                .storage
-                .call_logs()
-                .get(tenant.user.id, call_id)
-                .await
-                .map_err(not_found_as("call"))?;
-            Err(ApiError::new(
-                ErrorCode::CallNotLive,
-                "the call is not being bridged by this instance",
-            ))
-        }
-    }
+    state
+        .bridge
+        .control
+        .control(tenant.user.id, call_id, request)
+        .await
+        .map_err(ApiError::from)
 }

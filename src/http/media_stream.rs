@@ -55,7 +55,7 @@ pub(crate) struct MediaStreamQuery {
         (status = 409, description = "The call has ended or its stream is already open (`call_not_live`)", body = ErrorEnvelope),
         (status = 422, description = "The call was ended instead: tenant suspended, assistant deleted, OpenAI key unusable (`call_refused`; the reason is in the call log)", body = ErrorEnvelope),
         (status = 429, description = "The tenant is at its concurrent-call limit (`concurrency_limit`); the call was ended", body = ErrorEnvelope),
-        (status = 503, response = super::error::DatabaseUnavailable),
+        (status = 503, description = "`database_unavailable`, or `draining` (this instance is draining; nothing was claimed, another instance can take the stream)", body = ErrorEnvelope),
     ),
     security(("media_token" = [])),
 )]
@@ -119,6 +119,7 @@ fn refusal(refusal: Refusal) -> ApiError {
             format!("the media token is {why}"),
         ),
         Refusal::UnknownCall => ApiError::not_found("no such call"),
+        Refusal::Draining => ApiError::draining(),
         Refusal::NotLive(why) => ApiError::new(ErrorCode::CallNotLive, why),
         Refusal::Ended(EndReason::ConcurrencyLimit) => ApiError::new(
             ErrorCode::ConcurrencyLimit,

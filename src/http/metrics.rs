@@ -28,7 +28,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     ),
 )]
 pub(crate) async fn scrape(_: MetricsScraper, state: web::Data<AppState>) -> HttpResponse {
-    let text = metrics::render(state.bridge.live.backends_and_codecs());
+    let text = metrics::render(
+        state.bridge.live.backends_and_codecs(),
+        state.shared.drain.is_draining(),
+    );
     HttpResponse::Ok()
         .content_type(metrics::CONTENT_TYPE)
         .body(text)

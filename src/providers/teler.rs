@@ -23,6 +23,7 @@ use url::Url;
 use crate::domain::error_chain::ErrorChain;
 use crate::domain::secret::redact_url_keys;
 use crate::domain::secret::{REDACTED, SecretString};
+use crate::telemetry::metrics;
 
 /// The connect phase never waits longer than this, even with a long overall timeout: a host that
 /// does not accept a TCP connection within 5 s is down, and failing fast lets the caller report
@@ -380,6 +381,21 @@ impl TelerClient {
         recording_id: &str,
         expires_in: Duration,
     ) -> Result<Url, TelerError> {
+        let answer = self
+            .recording_url_uncounted(api_key, recording_id, expires_in)
+            .await;
+        if let Err(err) = &answer {
+            metrics::teler_error(err.kind());
+        }
+        answer
+    }
+
+    async fn recording_url_uncounted(
+        &self,
+        api_key: &SecretString,
+        recording_id: &str,
+        expires_in: Duration,
+    ) -> Result<Url, TelerError> {
         // Exactly `/recordings`: with a trailing slash FreJun's framework redirects to itself.
         let mut url = self.endpoint(&["recordings"])?;
         url.query_pairs_mut()
@@ -463,8 +479,25 @@ impl TelerClient {
     }
 
     /// Sends one request (a JSON body when given) and returns a 2xx answer; any other answer
-    /// or failure becomes a [`TelerError`].
+    /// or failure becomes a [`TelerError`], counted in the Teler-errors metric by its kind.
     async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        api_key: &SecretString,
+        idempotency_key: Option<String>,
+        body: Option<&B>,
+    ) -> Result<Success, TelerError> {
+        let answer = self
+            .send_uncounted(method, url, api_key, idempotency_key, body)
+            .await;
+        if let Err(err) = &answer {
+            metrics::teler_error(err.kind());
+        }
+        answer
+    }
+
+    async fn send_uncounted<B: Serialize>(
         &self,
         method: Method,
         url: Url,

@@ -803,6 +803,21 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             bridge.send_timeout_ms,
             100..=60_000,
         ),
+        (
+            "cluster.command_timeout_ms",
+            settings.cluster.command_timeout_ms,
+            100..=60_000,
+        ),
+        (
+            "cluster.drain_timeout_secs",
+            settings.cluster.drain_timeout_secs,
+            0..=86_400,
+        ),
+        (
+            "cluster.drain_closing_secs",
+            settings.cluster.drain_closing_secs,
+            1..=300,
+        ),
     ] {
         if !range.contains(&value) {
             return Err(SettingsError::invalid(
@@ -842,6 +857,14 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             "mongodb.database",
             "must be 1-63 characters without / \\ . space \" $",
         ));
+    }
+    if let Some(instance_id) = &settings.cluster.instance_id {
+        if !crate::domain::cluster::InstanceId::is_valid(instance_id) {
+            return Err(SettingsError::invalid(
+                "cluster.instance_id",
+                "must be 1-64 characters of letters, digits, '.', '_' and '-'",
+            ));
+        }
     }
     if settings.openai.default_model.trim().is_empty() {
         return Err(SettingsError::invalid(

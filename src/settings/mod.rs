@@ -69,6 +69,8 @@ pub struct Settings {
     #[serde(default)]
     pub metrics: MetricsSettings,
     #[serde(default)]
+    pub cluster: ClusterSettings,
+    #[serde(default)]
     pub dev: DevSettings,
 }
 
@@ -779,6 +781,52 @@ pub struct MetricsSettings {
     pub token: Option<SecretString>,
 }
 
+/// Several instances over one MongoDB: who this instance is, how long a control request waits
+/// for the instance bridging the call, and how a deploy drains (docs/operations.md, "Running
+/// several instances").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// This instance's name in call logs' `owner` and in control commands; unique among the
+    /// instances sharing a database. Unset: `<hostname>-<pid>-<random>`, fresh at every start,
+    /// which is what a restarted process must be (its calls did not survive it).
+    pub instance_id: Option<String>,
+    /// How long a control request answered by another instance waits for the instance
+    /// bridging the call before answering 504 `owner_not_responding`.
+    pub command_timeout_ms: u64,
+    /// How long a drained instance keeps its live calls after SIGTERM before it ends them
+    /// with the closing line. Orchestrators must wait longer than this plus
+    /// `server.shutdown_timeout_secs` (Kubernetes: `terminationGracePeriodSeconds`).
+    pub drain_timeout_secs: u64,
+    /// How long a call ended by the drain deadline may take to say the closing line.
+    pub drain_closing_secs: u64,
+}
+
+impl ClusterSettings {
+    pub(crate) fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+
+    pub(crate) fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+
+    pub(crate) fn drain_closing(&self) -> Duration {
+        Duration::from_secs(self.drain_closing_secs)
+    }
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            instance_id: None,
+            command_timeout_ms: 3_000,
+            drain_timeout_secs: 15 * 60,
+            drain_closing_secs: 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DevSettings {
@@ -865,6 +913,7 @@ impl Settings {
             analysis: AnalysisSettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
+            cluster: ClusterSettings::default(),
             dev: DevSettings::default(),
         }
     }

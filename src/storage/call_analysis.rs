@@ -10,6 +10,7 @@ use mongodb::options::ReturnDocument;
 
 use super::StorageError;
 use super::call_logs::{CallLogRecord, CallLogs};
+use super::error::to_bson;
 use crate::domain::analysis::{AnalysisError, AnalysisStatus, CallAnalysis};
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::webhook::OutboxEvent;
@@ -22,10 +23,6 @@ fn held_by(user_id: TenantId, id: CallId, lease_id: &str) -> Document {
         "analysis.status": AnalysisStatus::Pending.as_str(),
         "analysis.lease_id": lease_id,
     }
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<bson::Bson, StorageError> {
-    bson::to_bson(value).map_err(|err| StorageError::Unavailable(format!("cannot encode: {err}")))
 }
 
 impl CallLogs {
@@ -42,7 +39,7 @@ impl CallLogs {
             .collection()
             .update_one(
                 doc! { "_id": id, "user_id": user_id, "analysis": { "$exists": false } },
-                doc! { "$set": { "analysis": encode(&CallAnalysis::pending(now))? } },
+                doc! { "$set": { "analysis": to_bson(&CallAnalysis::pending(now))? } },
             )
             .await?;
         Ok(result.modified_count == 1)
@@ -65,7 +62,7 @@ impl CallLogs {
                     "user_id": user_id,
                     "analysis.status": { "$ne": pending },
                 },
-                doc! { "$set": { "analysis": encode(&CallAnalysis::pending(now))? } },
+                doc! { "$set": { "analysis": to_bson(&CallAnalysis::pending(now))? } },
             )
             .return_document(ReturnDocument::After)
             .await?;
@@ -127,8 +124,8 @@ impl CallLogs {
             .update_one(
                 held_by(user_id, id, lease_id),
                 doc! {
-                    "$set": { "analysis": encode(&finished)?, "updated_at": DateTime::now() },
-                    "$push": { "outbox": encode(event)? },
+                    "$set": { "analysis": to_bson(&finished)?, "updated_at": DateTime::now() },
+                    "$push": { "outbox": to_bson(event)? },
                 },
             )
             .await?;
@@ -153,7 +150,7 @@ impl CallLogs {
                     "analysis.due_at": due_at,
                     "analysis.lease_until": null,
                     "analysis.lease_id": null,
-                    "analysis.error": encode(error)?,
+                    "analysis.error": to_bson(error)?,
                 } },
             )
             .await?;

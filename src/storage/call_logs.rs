@@ -22,6 +22,7 @@ use crate::domain::call::record::Usage;
 use crate::domain::call::status::StatusEvent;
 use crate::domain::call::status::{StatusFields, StatusReport};
 use crate::domain::call::{CallStatus, CallType, EndReason};
+use crate::domain::cluster::CallOwner;
 use crate::domain::ids::AssistantId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
@@ -88,6 +89,10 @@ pub struct CallLogRecord {
     /// any instance); a second upgrade is refused.
     #[serde(default)]
     pub media_stream_claimed_at: Option<DateTime>,
+    /// The instance bridging the call, set with the media-stream claim and its lease renewed
+    /// with the call's concurrency slot (`storage::call_ownership`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<CallOwner>,
     /// Webhook events caused by this call's changes and not yet handed to the tenant's
     /// endpoints: written in the same update as their cause, so a crash cannot lose one
     /// (`calls::webhook_delivery` moves them out).
@@ -137,6 +142,7 @@ impl CallLogRecord {
             other_events: Vec::new(),
             status_revision: 0,
             media_stream_claimed_at: None,
+            owner: None,
             outbox,
             analysis: None,
             created_at: now,

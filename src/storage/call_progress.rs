@@ -10,7 +10,9 @@ use bson::{DateTime, doc};
 
 use super::StorageError;
 use super::call_logs::{CallLogRecord, CallLogs};
+use super::error::to_bson;
 use crate::domain::call::record::CallProgress;
+use crate::domain::cluster::CallOwner;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 
@@ -27,19 +29,25 @@ impl CallLogs {
             .ok_or(StorageError::NotFound)
     }
 
-    /// Claims the tenant's call `id` for a media stream: one conditional update, which only the
-    /// first claim wins, whichever instance makes it. Answers whether this claim won.
+    /// Claims the tenant's call `id` for a media stream bridged by `owner`: one conditional
+    /// update, which only the first claim wins, whichever instance makes it. Answers whether
+    /// this claim won.
     pub(crate) async fn claim_media_stream(
         &self,
         user_id: TenantId,
         id: CallId,
-        now: DateTime,
+        owner: &CallOwner,
     ) -> Result<bool, StorageError> {
+        let owner_document = to_bson(owner)?;
         let result = self
             .collection()
             .update_one(
                 doc! { "_id": id, "user_id": user_id, "media_stream_claimed_at": null },
-                doc! { "$set": { "media_stream_claimed_at": now, "updated_at": now } },
+                doc! { "$set": {
+                    "media_stream_claimed_at": owner.started_at,
+                    "owner": owner_document,
+                    "updated_at": owner.started_at,
+                } },
             )
             .await?;
         Ok(result.modified_count == 1)

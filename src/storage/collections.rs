@@ -14,5 +14,7 @@ pub(crate) const FREJUN_EVENTS: &str = "frejun_events";
 pub(crate) const WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
 /// Deliveries of events to tenants' webhook endpoints, with their attempts.
 pub(crate) const WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
+/// Live-control requests addressed to the instance bridging a call (`storage::call_commands`).
+pub(crate) const CALL_COMMANDS: &str = "call_commands";
 /// Applied migration versions, written by the migration runner.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";

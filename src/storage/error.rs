@@ -51,6 +51,12 @@ pub fn server_error_code(err: &mongodb::error::Error) -> Option<i32> {
     }
 }
 
+/// `value` as BSON for an update. A value of ours that does not encode is a bug, reported like
+/// a failed write so that the caller's retry and logging apply.
+pub(crate) fn to_bson<T: serde::Serialize>(value: &T) -> Result<bson::Bson, StorageError> {
+    bson::to_bson(value).map_err(|err| StorageError::Unavailable(format!("cannot encode: {err}")))
+}
+
 fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     match err.kind.as_ref() {
         ErrorKind::InsertMany(insert) => insert

@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0007_call_analysis.json",
         source: include_str!("../../migrations/0007_call_analysis.json"),
     },
+    Migration {
+        version: 8,
+        file: "0008_cluster.json",
+        source: include_str!("../../migrations/0008_cluster.json"),
+    },
 ];
 
 /// MongoDB's "collection already exists" error code.

@@ -15,6 +15,10 @@
 //! - [`call_analysis`]: post-call analysis jobs kept on the call log: queued, leased, finished
 //!   (only by the run that holds the lease), postponed.
 //! - [`call_slots`]: per-tenant concurrency slots, counted atomically across instances.
+//! - [`call_ownership`]: the instance bridging a live call (its lease on the call log), and a
+//!   tenant's live calls on every instance.
+//! - [`call_commands`]: live-control requests addressed to the instance bridging a call, and
+//!   the one change stream each instance reads them from.
 //!
 //! Driver futures are never dropped half-way (the driver's own guidance: dropping one can leave
 //! a connection in an unknown state). Where a caller needs a deadline, the operation runs in its
@@ -24,7 +28,9 @@ pub(crate) mod api_keys;
 pub(crate) mod assignments;
 pub(crate) mod assistants;
 pub(crate) mod call_analysis;
+pub(crate) mod call_commands;
 pub mod call_logs;
+pub(crate) mod call_ownership;
 pub(crate) mod call_progress;
 pub mod call_slots;
 pub(crate) mod call_status;

@@ -9,6 +9,7 @@ use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::collections::WEBHOOK_ENDPOINTS;
+use super::error::to_bson;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::users::StoredCredential;
 use super::{Storage, StorageError};
@@ -57,10 +58,6 @@ impl Storage {
             collection: self.collection(WEBHOOK_ENDPOINTS),
         }
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<bson::Bson, StorageError> {
-    bson::to_bson(value).map_err(|err| StorageError::Unavailable(err.to_string()))
 }
 
 impl WebhookEndpoints {
@@ -206,12 +203,12 @@ impl WebhookEndpoints {
         previous_until: DateTime,
         now: DateTime,
     ) -> Result<WebhookEndpointRecord, StorageError> {
-        let current = encode(&endpoint.secret)?;
+        let current = to_bson(&endpoint.secret)?;
         self.collection
             .find_one_and_update(
                 doc! { "_id": endpoint.id, "user_id": endpoint.user_id, "secret": current.clone() },
                 doc! { "$set": {
-                    "secret": encode(fresh)?,
+                    "secret": to_bson(fresh)?,
                     "previous_secret": current,
                     "previous_secret_expires_at": previous_until,
                     "updated_at": now,
@@ -250,7 +247,7 @@ impl WebhookEndpoints {
                     ))
                 })?;
                 let fresh = StoredCredential::new(fresh, stored.last4.clone(), stored.updated_at);
-                set.insert(field, encode(&fresh)?);
+                set.insert(field, to_bson(&fresh)?);
                 reencrypted += 1;
             }
             if !set.is_empty() {

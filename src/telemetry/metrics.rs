@@ -21,7 +21,6 @@
 //! they share the one recorder.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -55,6 +54,9 @@ pub const HTTP_REQUESTS: &str = "voxbridge_http_requests_total";
 pub const MONGODB_COMMAND_SECONDS: &str = "voxbridge_mongodb_command_duration_seconds";
 /// 1 while the instance is draining (refusing new calls, finishing live ones), else 0.
 pub const DRAINING: &str = "voxbridge_draining";
+/// Control requests sent to the instance bridging the call, from writing the command to its
+/// answer, by `outcome` (`done`, `not_live`, `expired`: the owner did not answer) (histogram).
+pub const CONTROL_COMMAND_SECONDS: &str = "voxbridge_control_command_seconds";
 
 /// The `route` label of requests that matched no route: one label for every unknown path.
 pub const UNMATCHED_ROUTE: &str = "(unmatched)";
@@ -96,6 +98,7 @@ fn builder() -> PrometheusBuilder {
         (FRAME_LATENCY_SECONDS, FRAME_LATENCY_BUCKETS),
         (FIRST_RESPONSE_SECONDS, FIRST_RESPONSE_BUCKETS),
         (MONGODB_COMMAND_SECONDS, MONGODB_BUCKETS),
+        (CONTROL_COMMAND_SECONDS, MONGODB_BUCKETS),
     ];
     buckets
         .into_iter()
@@ -147,20 +150,17 @@ fn describe() {
         "MongoDB command durations, by command and outcome."
     );
     describe_gauge!(DRAINING, "1 while the instance is draining, else 0.");
+    describe_histogram!(
+        CONTROL_COMMAND_SECONDS,
+        metrics::Unit::Seconds,
+        "Control requests sent to the instance bridging the call, to their answer, by outcome."
+    );
 }
 
 /// Drops histogram samples already folded into their buckets; called periodically by the
 /// server (`startup`), so memory stays bounded between scrapes.
 pub fn run_upkeep() {
     install().run_upkeep();
-}
-
-static DRAINING_NOW: AtomicBool = AtomicBool::new(false);
-
-/// The drain hook: the future drain on SIGTERM (issue 19, item 3) calls this when it starts
-/// refusing calls; until then nothing does and [`DRAINING`] stays 0.
-pub fn mark_draining(draining: bool) {
-    DRAINING_NOW.store(draining, Ordering::Relaxed);
 }
 
 /// The `(backend, codec)` pairs the live-calls gauge has shown, so that a pair whose calls all
@@ -170,8 +170,8 @@ static LIVE_PAIRS: Mutex<BTreeSet<(&'static str, String)>> = Mutex::new(BTreeSet
 
 /// The Prometheus text exposition of every metric, with the live-calls gauge set from `live`
 /// (one `(backend, codec)` pair per live call on this instance) and the drain gauge from
-/// [`mark_draining`].
-pub fn render(live: impl IntoIterator<Item = (&'static str, String)>) -> String {
+/// `draining` (this instance's drain state).
+pub fn render(live: impl IntoIterator<Item = (&'static str, String)>, draining: bool) -> String {
     let handle = install();
     let mut counts: BTreeMap<(&'static str, String), u32> = BTreeMap::new();
     for (backend, codec) in live {
@@ -184,11 +184,7 @@ pub fn render(live: impl IntoIterator<Item = (&'static str, String)>) -> String 
         let count = counts.get(&(*backend, codec.clone())).copied().unwrap_or(0);
         gauge!(LIVE_CALLS, "backend" => *backend, "codec" => codec.clone()).set(f64::from(count));
     }
-    gauge!(DRAINING).set(if DRAINING_NOW.load(Ordering::Relaxed) {
-        1.0
-    } else {
-        0.0
-    });
+    gauge!(DRAINING).set(if draining { 1.0 } else { 0.0 });
     let text = handle.render();
     drop(pairs);
     text
@@ -237,6 +233,12 @@ static CODECS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 /// A call ended by a voice-AI failure with error `code`.
 pub fn ai_error(code: &str) {
     counter!(AI_ERRORS, "code" => bounded(&AI_CODES, code)).increment(1);
+}
+
+/// A control request another instance ran (or did not) answered `outcome` after `elapsed`.
+pub fn control_command(outcome: &'static str, elapsed: Duration) {
+    metrics::histogram!(CONTROL_COMMAND_SECONDS, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
 }
 
 /// A FreJun/Teler failure with error `code`.
@@ -349,7 +351,7 @@ mod tests {
         install();
         let frames = frame_latency();
         record_frame(&frames, Duration::from_micros(300));
-        let text = render([("openai_realtime", "pcm24k".to_owned())]);
+        let text = render([("openai_realtime", "pcm24k".to_owned())], false);
         assert!(
             text.contains(&format!("{FRAME_LATENCY_SECONDS}_bucket{{le=\"0.0005\"}}")),
             "{text}"
@@ -360,7 +362,7 @@ mod tests {
             )),
             "{text}"
         );
-        let text = render([]);
+        let text = render([], false);
         assert!(
             text.contains(&format!(
                 "{LIVE_CALLS}{{backend=\"openai_realtime\",codec=\"pcm24k\"}} 0"

@@ -22,7 +22,7 @@ const RULE: &[(&str, &[&str])] = &[
     ("auth", &["domain"]),
     ("crypto", &["domain"]),
     ("frejun", &["domain"]),
-    ("providers", &["audio", "domain"]),
+    ("providers", &["audio", "domain", "telemetry"]),
     ("outbound", &["domain"]),
     ("settings", &["crypto", "domain", "outbound"]),
     ("telemetry", &["domain", "settings"]),
@@ -33,7 +33,9 @@ const RULE: &[(&str, &[&str])] = &[
     ("local_mongodb", &["storage"]),
     (
         "shared",
-        &["crypto", "frejun", "outbound", "settings", "storage"],
+        &[
+            "crypto", "domain", "frejun", "outbound", "settings", "storage",
+        ],
     ),
     (
         "calls",
@@ -90,6 +92,7 @@ const RULE: &[(&str, &[&str])] = &[
             "calls",
             "http",
             "settings",
+            "shared",
             "storage",
             "telemetry",
         ],

@@ -371,6 +371,7 @@ pub fn call_record(
         other_events: Vec::new(),
         status_revision: 0,
         media_stream_claimed_at: None,
+        owner: None,
         outbox: Vec::new(),
         analysis: None,
         recording_url_at: None,
@@ -698,4 +699,16 @@ pub async fn serve_binary(
     .await;
     assert!(ready, "the server became ready");
     (server, app, state_dir)
+}
+
+impl TestDatabase {
+    /// Another handle on this database, for a second server process over it ([`serve_binary`]
+    /// takes a handle of its own). Dropping any handle drops the database, so a test keeps every
+    /// handle (every `TestApp` holding one) until it ends.
+    pub fn another_handle(&self) -> TestDatabase {
+        TestDatabase {
+            storage: self.storage.clone(),
+            settings: self.settings.clone(),
+        }
+    }
 }

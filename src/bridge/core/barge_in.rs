@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use super::{AiPhase, BridgeCore, Effects};
-use crate::bridge::registry::ControlOutcome;
 use crate::bridge::teler_media::{CLEAR_MESSAGE, interrupt_message};
+use crate::domain::control::ControlOutcome;
 
 impl BridgeCore {
     // ----- Barge-in and live control ---------------------------------------------------------

@@ -34,7 +34,7 @@ mod connect;
 mod session_end;
 mod tools;
 
-pub use session_end::SessionEndConfig;
+pub use session_end::{ClosingCause, SessionEndConfig};
 pub(crate) use tools::error_output;
 pub use tools::{ToolEffect, ToolRequest, ToolResult, ToolsConfig};
 
@@ -272,6 +272,8 @@ pub struct BridgeCore {
     /// When the AI session expires, and how far the closing before it has got.
     session_ends_at: Option<SystemTime>,
     closing: session_end::Closing,
+    /// Why the closing was started (what the call ends with).
+    closing_cause: session_end::ClosingCause,
     /// The AI ended the conversation itself; its socket closing is then no failure.
     agent_ended: bool,
     /// Responses the AI ended as failed, and the last one's error, for the call log.
@@ -331,6 +333,7 @@ impl BridgeCore {
             barge_ins: 0,
             session_ends_at: None,
             closing: session_end::Closing::default(),
+            closing_cause: session_end::ClosingCause::default(),
             agent_ended: false,
             failed_responses: 0,
             last_response_error: None,

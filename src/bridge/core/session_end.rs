@@ -38,6 +38,36 @@ impl SessionEndConfig {
     }
 }
 
+/// Why the call is being wound down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClosingCause {
+    /// The AI session is about to expire (`ai_session_limit`).
+    #[default]
+    SessionLimit,
+    /// The instance is draining and its drain time is up (`shutdown`).
+    Drain,
+}
+
+impl ClosingCause {
+    /// The end reason the call gets.
+    pub fn reason(self) -> EndReason {
+        match self {
+            Self::SessionLimit => EndReason::AiSessionLimit,
+            Self::Drain => EndReason::Shutdown,
+        }
+    }
+
+    /// What the assistant is told of the situation before being given the line.
+    fn situation(self) -> &'static str {
+        match self {
+            Self::SessionLimit => "The call has reached its time limit and must end now.",
+            Self::Drain => {
+                "The service handling this call is restarting and the call must end now."
+            }
+        }
+    }
+}
+
 /// Where the closing is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) enum Closing {
@@ -78,22 +108,28 @@ impl BridgeCore {
         fx.session_ends_at = Some(ends_at);
     }
 
-    /// Time to wind down: the closing line is asked for (after cancelling whatever the
-    /// assistant is saying). A session that is not ready to speak ends the call at once.
-    pub fn begin_closing(&mut self, now: Instant, fx: &mut Effects) -> Option<Ending> {
+    /// Time to wind down for `cause`: the closing line is asked for (after cancelling whatever
+    /// the assistant is saying). A session that is not ready to speak ends the call at once.
+    pub fn begin_closing(
+        &mut self,
+        now: Instant,
+        cause: ClosingCause,
+        fx: &mut Effects,
+    ) -> Option<Ending> {
         if self.closing != Closing::NotStarted {
             return None;
         }
+        self.closing_cause = cause;
         if self.phase != AiPhase::Ready {
-            return Some(Ending::new(EndReason::AiSessionLimit));
+            return Some(Ending::new(cause.reason()));
         }
-        tracing::info!("the AI session is about to expire; saying the closing line");
+        tracing::info!(?cause, "winding the call down; saying the closing line");
         // The caller hears the closing line instead of the rest of any answer in progress.
         self.stop_assistant(now, fx);
         let line = &self.config.session_end.closing_line;
         let instruction = format!(
-            "The call has reached its time limit and must end now. Say exactly this to the \
-             caller, then nothing else: \"{line}\""
+            "{} Say exactly this to the caller, then nothing else: \"{line}\"",
+            cause.situation()
         );
         self.protocol.say(instruction, &mut fx.to_ai);
         self.closing = Closing::Asked;
@@ -107,10 +143,15 @@ impl BridgeCore {
             return None;
         }
         match self.closing {
-            Closing::Spoken => Some(Ending::new(EndReason::AiSessionLimit)),
+            Closing::Spoken => Some(Ending::new(self.closing_cause.reason())),
             Closing::Goodbye => Some(Ending::new(EndReason::AssistantEndedCall)),
             _ => None,
         }
+    }
+
+    /// Why the call is being wound down (the end reason at the hard deadline).
+    pub fn closing_reason(&self) -> EndReason {
+        self.closing_cause.reason()
     }
 
     /// Whether the closing has started (the runner then ends the call at the hard deadline).

@@ -686,7 +686,10 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
     assert!(!fx.to_teler.is_empty(), "the answer is playing");
 
     let mut fx = Effects::default();
-    assert!(core.begin_closing(at, &mut fx).is_none());
+    assert!(
+        core.begin_closing(at, ClosingCause::SessionLimit, &mut fx)
+            .is_none()
+    );
     assert!(core.closing_started());
     assert_eq!(
         types(&fx.to_ai),
@@ -701,7 +704,10 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
     assert!(fx.to_ai[2].contains("time limit") && fx.to_ai[2].contains(r#""role":"system""#));
     assert_eq!(fx.to_teler, [r#"{"type":"clear"}"#]);
     let mut again = Effects::default();
-    assert!(core.begin_closing(at, &mut again).is_none());
+    assert!(
+        core.begin_closing(at, ClosingCause::SessionLimit, &mut again)
+            .is_none()
+    );
     assert!(again.is_empty(), "the closing starts once");
 
     // The closing line's response: 500 ms of audio, then done.
@@ -740,10 +746,52 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
 }
 
 #[test]
+fn a_drain_deadline_says_the_closing_line_and_ends_with_shutdown() {
+    let mut core = ready(Codec::Pcm24k);
+    let at = Instant::now();
+    let mut fx = Effects::default();
+    assert!(
+        core.begin_closing(at, ClosingCause::Drain, &mut fx)
+            .is_none()
+    );
+    assert!(
+        fx.to_ai
+            .iter()
+            .any(|message| message.contains("restarting"))
+    );
+    assert_eq!(core.closing_reason(), EndReason::Shutdown);
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+            purpose: None,
+        },
+        at,
+        &mut fx,
+    );
+    core.ai_event(
+        ServerEvent::ResponseDone {
+            response: ResponseSummary {
+                id: "r1".into(),
+                status: ResponseStatus::Completed,
+                ..ResponseSummary::default()
+            },
+        },
+        at,
+        &mut fx,
+    );
+    let ending = core
+        .closing_done(at + Duration::from_secs(1))
+        .expect("the line was spoken");
+    assert_eq!(ending.reason, EndReason::Shutdown);
+}
+
+#[test]
 fn a_session_not_ready_to_speak_ends_at_once() {
     let mut core = core(Codec::Pcm24k);
     let mut fx = Effects::default();
-    let ending = core.begin_closing(Instant::now(), &mut fx).unwrap();
+    let ending = core
+        .begin_closing(Instant::now(), ClosingCause::SessionLimit, &mut fx)
+        .unwrap();
     assert_eq!(ending.reason, EndReason::AiSessionLimit);
 }
 

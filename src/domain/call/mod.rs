@@ -67,6 +67,19 @@ impl CallStatus {
         self.rank() == 3
     }
 
+    /// The status as a metric label (snake_case, like the end reasons it stands beside).
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            CallStatus::Initiated => "initiated",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in_progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no_answer",
+        }
+    }
+
     /// The serialized name, as stored and as FreJun spells it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,5 +1,6 @@
-//! A call in progress when the service receives SIGTERM: the real binary is started, a call is
-//! placed, the process is signalled, and the call log must be complete once it has exited.
+//! A call in progress when the service is told to stop: the real binary is started, a call is
+//! placed, the process is signalled (the first SIGTERM drains and keeps the call, the second
+//! ends it at once), and the call log must be complete once it has exited.
 
 use std::process::Command;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use super::{configure_assistant, place_call};
 use crate::helpers::TestDatabase;
 
 #[tokio::test]
-async fn a_call_log_is_complete_after_sigterm_mid_call() {
+async fn a_call_log_is_complete_after_a_second_sigterm_mid_call() {
     let fake = FakeOpenAi::start(Behaviour {
         pace: Pace::Realtime(8.0),
         ..Behaviour::with_mode(Mode::Scripted {
@@ -48,6 +49,22 @@ async fn a_call_log_is_complete_after_sigterm_mid_call() {
     let pid = server.id().to_string();
     let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(signalled.success());
+    // The first signal drains: the instance stops being ready, the call goes on.
+    let ready = crate::helpers::poll_until(
+        Duration::from_secs(5),
+        || async { app.get("/ready").await.status() },
+        |status| *status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(ready, reqwest::StatusCode::SERVICE_UNAVAILABLE, "draining");
+    assert!(
+        caller
+            .wait_until(Duration::from_secs(5), |received| received.closed.is_none())
+            .await,
+        "the call goes on while the instance drains"
+    );
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success(), "the second signal stops at once");
     let summary = caller.wait_closed(Duration::from_secs(20)).await.unwrap();
     let closed = summary
         .received
