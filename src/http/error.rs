@@ -114,7 +114,11 @@ impl ResponseError for ApiError {
         // A draining or stopping instance says so to every probe and refused call: expected,
         // and logged by the drain itself, not once per answer.
         let expected = matches!(self.code, ErrorCode::Draining | ErrorCode::ShuttingDown);
-        if self.code.status().is_server_error() && !expected {
+        if self.code == ErrorCode::OwnerNotResponding {
+            // Another instance is slow or gone (its calls are the reaper's once its lease ends):
+            // worth a look when it repeats, not a fault of this one.
+            tracing::warn!(code, detail = %self.message, "request failed");
+        } else if self.code.status().is_server_error() && !expected {
             match &self.cause {
                 Some(cause) => {
                     tracing::error!(code, error = %ErrorChain(cause.as_ref()), "request failed")

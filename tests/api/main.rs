@@ -9,6 +9,7 @@ mod assistants;
 mod bridge;
 mod call_command;
 mod calls;
+mod cluster;
 mod credentials;
 mod demo_command;
 mod errors;
