@@ -158,6 +158,10 @@ impl Bridge {
 
         let mut heartbeat = interval(settings.heartbeat_interval());
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Turns and other news reach the call log at every flush; the running counters alone
+        // only every `metrics_flush_interval_secs` (see `BridgeCore::take_progress`).
+        let counters_interval = settings.metrics_flush_interval();
+        let mut counters_written = Instant::now();
         let mut flush = interval(settings.log_flush_interval());
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = sleep(admitted.max_call);
@@ -327,7 +331,9 @@ impl Bridge {
                 _ = flush.tick() => {
                     facts.audio_in_ms.store(core.audio_in_ms(), Ordering::Relaxed);
                     facts.audio_out_ms.store(core.audio_out_ms(), Ordering::Relaxed);
-                    if let Some(progress) = core.take_progress() {
+                    let counters_due = counters_written.elapsed() >= counters_interval;
+                    if let Some(progress) = core.take_progress(counters_due) {
+                        counters_written = Instant::now();
                         keeper.send(KeeperMessage::Progress(progress));
                     }
                     // The AI may announce its formats only once connected (ElevenLabs).

@@ -767,6 +767,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             bridge.log_flush_interval_ms,
             100..=60_000,
         ),
+        (
+            "bridge.metrics_flush_interval_secs",
+            bridge.metrics_flush_interval_secs,
+            1..=3_600,
+        ),
         ("bridge.slot_lease_secs", bridge.slot_lease_secs, 15..=3_600),
         (
             "bridge.default_max_call_seconds",

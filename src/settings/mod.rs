@@ -409,8 +409,12 @@ pub struct BridgeSettings {
     /// Subtracted from wall time when estimating how much of the assistant's speech the caller
     /// heard (FreJun's jitter buffer and the network), in milliseconds.
     pub playout_latency_ms: u64,
-    /// How often a live call appends its new transcript turns and metrics to the call log.
+    /// How often a live call appends what changed (transcript turns, usage, barge-ins, tool
+    /// turns) to the call log.
     pub log_flush_interval_ms: u64,
+    /// How often a live call writes its running counters (audio in and out, frame latency)
+    /// when nothing else changed; also the most of them a crash can lose.
+    pub metrics_flush_interval_secs: u64,
     /// How long a live call's concurrency-slot lease lasts; it is renewed every third of it, so
     /// a crashed instance's calls are reaped within this time.
     pub slot_lease_secs: u64,
@@ -461,6 +465,10 @@ impl BridgeSettings {
         Duration::from_millis(self.log_flush_interval_ms)
     }
 
+    pub(crate) fn metrics_flush_interval(&self) -> Duration {
+        Duration::from_secs(self.metrics_flush_interval_secs)
+    }
+
     pub(crate) fn slot_lease(&self) -> Duration {
         Duration::from_secs(self.slot_lease_secs)
     }
@@ -484,6 +492,7 @@ impl Default for BridgeSettings {
             max_message_bytes: 256 * 1024,
             playout_latency_ms: 0,
             log_flush_interval_ms: 2_000,
+            metrics_flush_interval_secs: 30,
             slot_lease_secs: 60,
             default_max_call_seconds: 3_600,
             inbound_audio_rate_percent: 150,

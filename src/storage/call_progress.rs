@@ -54,22 +54,13 @@ impl CallLogs {
     }
 
     /// Writes one batch of the tenant's call `id` (see the module docs for why retrying is safe).
-    pub(crate) async fn record_progress(
+    pub async fn record_progress(
         &self,
         user_id: TenantId,
         id: CallId,
         progress: &CallProgress,
         now: DateTime,
     ) -> Result<(), StorageError> {
-        if !progress.new_turns.is_empty() {
-            let turns = bson::to_bson(&progress.new_turns).map_err(encode)?;
-            let next_slot = format!("transcript.{}", progress.first_turn_index);
-            self.update_where(
-                doc! { "_id": id, "user_id": user_id, next_slot: { "$exists": false } },
-                doc! { "$push": { "transcript": { "$each": turns } } },
-            )
-            .await?;
-        }
         let mut set = doc! { "updated_at": now };
         for index in &progress.interrupted_turns {
             set.insert(format!("transcript.{index}.interrupted"), true);
@@ -82,6 +73,26 @@ impl CallLogs {
         }
         if let Some(metrics) = &progress.metrics {
             set.insert("metrics", bson::to_bson(metrics).map_err(encode)?);
+        }
+        if !progress.new_turns.is_empty() {
+            let turns = bson::to_bson(&progress.new_turns).map_err(encode)?;
+            let next_slot = format!("transcript.{}", progress.first_turn_index);
+            let unwritten = doc! { "_id": id, "user_id": user_id, next_slot: { "$exists": false } };
+            let push = doc! { "transcript": { "$each": turns } };
+            if progress.interrupted_turns.is_empty() {
+                // One write for the batch. When the turns are there already (a retry of a
+                // write MongoDB applied), the filter misses and the rest goes alone below.
+                if self
+                    .update_where(unwritten, doc! { "$push": push, "$set": set.clone() })
+                    .await?
+                {
+                    return Ok(());
+                }
+            } else {
+                // Flags on earlier turns and new turns touch one array: MongoDB takes them
+                // only in separate updates.
+                self.update_where(unwritten, doc! { "$push": push }).await?;
+            }
         }
         let found = self
             .update_where(doc! { "_id": id, "user_id": user_id }, doc! { "$set": set })

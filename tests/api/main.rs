@@ -8,6 +8,7 @@ mod architecture;
 mod assistants;
 mod bridge;
 mod call_command;
+mod call_progress;
 mod calls;
 mod cluster;
 mod credentials;

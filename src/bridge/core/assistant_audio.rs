@@ -127,8 +127,10 @@ impl BridgeCore {
         if self.first_response_ms.is_none() {
             self.first_response_ms =
                 Some(now.saturating_duration_since(self.started_at).as_millis() as u64);
+            // The first answer's latency is what a reader looks for; later audio only moves
+            // the counters.
+            self.record_dirty = true;
         }
-        self.metrics_dirty = true;
         fx.to_teler
             .extend(chunks.into_iter().map(|chunk| chunk.message));
     }
@@ -152,7 +154,7 @@ impl BridgeCore {
             // Token counts are stored even when OpenAI reports none.
             self.usage.get_or_insert_with(Usage::default);
         }
-        self.metrics_dirty = true;
+        self.record_dirty = true;
         if response.status == ResponseStatus::Failed {
             self.anomalies.ai_errors += 1;
             tracing::warn!(

@@ -19,7 +19,7 @@ impl BridgeCore {
             return ControlOutcome::nothing();
         }
         self.barge_ins += 1;
-        self.metrics_dirty = true;
+        self.record_dirty = true;
         self.stop_assistant(now, fx)
     }
 

@@ -46,9 +46,21 @@ impl BridgeCore {
     }
 
     /// What changed since the last call, for the call-log keeper; `None` when nothing did.
-    pub(crate) fn take_progress(&mut self) -> Option<CallProgress> {
+    ///
+    /// What a reader of the call log waits for (transcript turns and interruptions, usage,
+    /// barge-ins, tool turns, failed responses, the first answer) is always taken. The running
+    /// counters alone (audio in and out, frame latency) change with every frame, so they are
+    /// taken only when `counters_due` (the runner's longer interval has passed): a crash loses
+    /// at most that interval of counters, and no more of the rest than before.
+    pub(crate) fn take_progress(&mut self, counters_due: bool) -> Option<CallProgress> {
         let new_turns = self.transcript[self.flushed_turns..].to_vec();
-        if new_turns.is_empty() && self.interrupted_flushed.is_empty() && !self.metrics_dirty {
+        let audio = (self.audio_in_ms(), self.audio_out_ms());
+        let counters_changed = counters_due && audio != self.flushed_audio;
+        if new_turns.is_empty()
+            && self.interrupted_flushed.is_empty()
+            && !self.record_dirty
+            && !counters_changed
+        {
             return None;
         }
         let progress = CallProgress {
@@ -60,14 +72,15 @@ impl BridgeCore {
             metrics: Some(self.metrics()),
         };
         self.flushed_turns = self.transcript.len();
-        self.metrics_dirty = false;
+        self.flushed_audio = audio;
+        self.record_dirty = false;
         Some(progress)
     }
 
     /// Everything not yet written, for the final write.
     pub(crate) fn final_progress(&mut self) -> CallProgress {
-        self.metrics_dirty = true;
-        self.take_progress().unwrap_or_default()
+        self.record_dirty = true;
+        self.take_progress(true).unwrap_or_default()
     }
 
     pub(crate) fn metrics(&self) -> CallMetrics {

@@ -266,7 +266,10 @@ pub struct BridgeCore {
     flushed_turns: usize,
     interrupted_flushed: Vec<usize>,
     usage: Option<Usage>,
-    metrics_dirty: bool,
+    /// Something the call log must not wait for changed since the last progress.
+    record_dirty: bool,
+    /// The audio counters (in, out) as last written.
+    flushed_audio: (u64, u64),
     first_response_ms: Option<u64>,
     barge_ins: u32,
     /// When the AI session expires, and how far the closing before it has got.
@@ -328,7 +331,8 @@ impl BridgeCore {
             flushed_turns: 0,
             interrupted_flushed: Vec::new(),
             usage: None,
-            metrics_dirty: false,
+            record_dirty: false,
+            flushed_audio: (0, 0),
             first_response_ms: None,
             barge_ins: 0,
             session_ends_at: None,

@@ -222,7 +222,7 @@ fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
         start,
         &mut fx,
     );
-    let first = core.take_progress().unwrap();
+    let first = core.take_progress(true).unwrap();
     assert_eq!(first.new_turns.len(), 1);
     assert!(!first.new_turns[0].interrupted);
 
@@ -269,7 +269,7 @@ fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
         &mut fx,
     );
     assert!(fx.is_empty());
-    let progress = core.take_progress().unwrap();
+    let progress = core.take_progress(true).unwrap();
     assert_eq!(
         progress.interrupted_turns,
         [0],
@@ -618,7 +618,7 @@ fn a_failed_response_is_counted_with_openais_explanation_and_the_call_goes_on() 
         core.ai_event(failed, at, &mut fx).is_none(),
         "not an ending"
     );
-    let progress = core.take_progress().unwrap();
+    let progress = core.take_progress(true).unwrap();
     let metrics = progress.metrics.unwrap();
     assert_eq!(metrics.failed_responses, 1);
     let error = metrics.last_response_error.unwrap();
@@ -743,6 +743,48 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
         .expect("the call ends once the line is heard");
     assert_eq!(heard.reason, EndReason::AiSessionLimit);
     assert_eq!(heard.status(), crate::domain::call::CallStatus::Completed);
+}
+
+#[test]
+fn running_counters_alone_wait_for_their_interval_but_news_does_not() {
+    let mut core = ready(Codec::Pcm24k);
+    let at = Instant::now();
+    let mut fx = Effects::default();
+    core.ai_event(
+        ServerEvent::ResponseCreated {
+            response_id: "r1".into(),
+            purpose: None,
+        },
+        at,
+        &mut fx,
+    );
+    core.ai_event(delta("r1", "item1", &[500; 24_000]), at, &mut fx);
+    let first = core
+        .take_progress(false)
+        .expect("the first answer's latency is news");
+    assert!(first.metrics.unwrap().first_response_ms.is_some());
+
+    // More audio: only the counters moved.
+    core.ai_event(delta("r1", "item1", &[500; 24_000]), at, &mut fx);
+    assert!(
+        core.take_progress(false).is_none(),
+        "not before the interval"
+    );
+    let due = core.take_progress(true).expect("the counters, once due");
+    assert!(due.new_turns.is_empty());
+    assert!(core.take_progress(true).is_none(), "nothing moved since");
+
+    // A transcript turn goes at once, counters or not.
+    core.ai_event(
+        ServerEvent::AudioTranscriptDone {
+            response_id: "r1".into(),
+            item_id: "item1".into(),
+            transcript: "Hello".into(),
+        },
+        at,
+        &mut fx,
+    );
+    assert_eq!(core.take_progress(false).unwrap().new_turns.len(), 1);
 }
 
 #[test]

@@ -433,7 +433,7 @@ impl BridgeCore {
         if finished.outcome != ToolOutcome::Ok {
             self.tools.errors += 1;
         }
-        self.metrics_dirty = true;
+        self.record_dirty = true;
         self.transcript.push(TranscriptTurn {
             role: TranscriptRole::Tool,
             text: format!("{} → {}", call.name, finished.outcome.as_str()),

@@ -220,7 +220,7 @@ pub struct CallError {
 
 /// One batch of a live call's progress.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct CallProgress {
+pub struct CallProgress {
     /// Turns not yet written, which belong at `first_turn_index` onwards.
     pub new_turns: Vec<TranscriptTurn>,
     pub first_turn_index: usize,

@@ -355,7 +355,7 @@ fn transcripts_hold_the_agents_text_and_keep_the_correction_of_an_interrupted_tu
     ai(&mut core, agent_audio(1, &ramp(800, 1)), t0);
     ai(&mut core, user_transcript("I'd like a table"), t0);
     assert_eq!(
-        turns(core.take_progress().expect("new turns").new_turns),
+        turns(core.take_progress(true).expect("new turns").new_turns),
         [
             (TranscriptRole::Assistant, "Hi, Ava here.".into(), false),
             (TranscriptRole::User, "I'd like a table".into(), false),
