@@ -712,3 +712,25 @@ impl TestDatabase {
         }
     }
 }
+
+/// Registers `receiver` as the tenant's webhook endpoint for every event type and gives it the
+/// endpoint's signing secret, so it verifies what it receives.
+pub async fn register_webhook_endpoint(
+    app: &TestApp,
+    tenant: &CallingTenant,
+    receiver: &voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver,
+) {
+    let created = expect_status(
+        app.post_as(
+            "/api/webhook-endpoints",
+            &tenant.tenant.api_key,
+            &json!({"url": receiver.url("/hooks")}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    receiver
+        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
+        .unwrap();
+}

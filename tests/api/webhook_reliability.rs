@@ -7,27 +7,11 @@ use std::time::Duration;
 
 use bson::{Document, doc};
 use reqwest::StatusCode;
-use serde_json::json;
 use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 
-use crate::helpers::{CallingTenant, TestApp, TestDatabase, expect_status, flow_body};
-
-/// Registers an endpoint for every event type; the receiver verifies with its secret.
-async fn endpoint(app: &TestApp, tenant: &CallingTenant, receiver: &FakeWebhookReceiver) {
-    let created = expect_status(
-        app.post_as(
-            "/api/webhook-endpoints",
-            &tenant.tenant.api_key,
-            &json!({"url": receiver.url("/hooks")}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    receiver
-        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
-        .unwrap();
-}
+use crate::helpers::{
+    CallingTenant, TestApp, TestDatabase, expect_status, flow_body, register_webhook_endpoint,
+};
 
 /// A flow for a number the tenant does not have: the call is logged refused, and ends at once.
 async fn refused_call(app: &TestApp, tenant: &CallingTenant, label: &str) -> String {
@@ -63,7 +47,7 @@ async fn an_event_written_before_a_sigkill_is_delivered_by_the_next_server() {
     let mut settings = first.settings.clone();
     settings.outbound.allow = "127.0.0.1".into();
     let tenant = first.calling_tenant("Killed", "+14155550710", 5).await;
-    endpoint(&first, &tenant, &receiver).await;
+    register_webhook_endpoint(&first, &tenant, &receiver).await;
     let frejun_call_id = refused_call(&first, &tenant, "killed").await;
     // call.status goes out at once; call.ended waits in the outbox.
     assert!(
@@ -133,7 +117,7 @@ async fn two_servers_on_one_database_deliver_each_event_once() {
     .await;
     let second = TestApp::spawn_with_storage(first.settings.clone(), first.storage.clone()).await;
     let tenant = first.calling_tenant("Twice", "+14155550711", 50).await;
-    endpoint(&first, &tenant, &receiver).await;
+    register_webhook_endpoint(&first, &tenant, &receiver).await;
     let calls = 12;
     for index in 0..calls {
         // Alternate servers, as a load balancer would.

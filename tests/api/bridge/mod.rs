@@ -159,19 +159,30 @@ pub fn assert_no_violations(fake: &FakeOpenAi, received: &voxbridge::sim::caller
 
 /// The caller says one second of a 1 kHz tone at `rate_hz` and then keeps quiet for a second
 /// (which ends its turn); answers whether at least `samples` of the echo came back (8 kHz) within
-/// 10 s.
+/// 10 s. The audio goes as fast as the bridge takes it (see [`tone_then_hear_echo_paced`]).
 pub async fn tone_then_hear_echo(
     caller: &mut voxbridge::sim::caller::SimulatedCaller,
     rate_hz: u32,
     samples: u64,
 ) -> bool {
+    tone_then_hear_echo_paced(caller, rate_hz, samples, false).await
+}
+
+/// [`tone_then_hear_echo`], with the audio `paced` in real time as FreJun sends it when asked:
+/// a turn spoken over an answer is then a barge-in the bridge handles before the turn ends.
+pub async fn tone_then_hear_echo_paced(
+    caller: &mut voxbridge::sim::caller::SimulatedCaller,
+    rate_hz: u32,
+    samples: u64,
+    paced: bool,
+) -> bool {
     use voxbridge::audio::tone::sine;
     caller
-        .send_audio(&sine(1_000.0, rate_hz, rate_hz as usize, 8_000.0), false)
+        .send_audio(&sine(1_000.0, rate_hz, rate_hz as usize, 8_000.0), paced)
         .await
         .expect("audio sent");
     caller
-        .send_silence(1_000, false)
+        .send_silence(1_000, paced)
         .await
         .expect("silence sent");
     caller

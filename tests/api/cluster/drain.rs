@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use voxbridge::audio::tone::{level_dbfs, sine};
+use voxbridge::audio::tone::level_dbfs;
 use voxbridge::domain::call::record::TranscriptRole;
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::caller::{CallerConfig, CallerError, ReceivedEvent, SimulatedCaller};
@@ -15,7 +15,7 @@ use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, ResponseStatus, S
 use super::instances::{Cluster, FREJUN_KEY};
 use crate::bridge::{
     CALLER_NUMBER, assert_no_violations, assert_slots_freed, call_id_of, configure_assistant,
-    ended_call, place_call, stream_flow, tone_then_hear_echo,
+    ended_call, place_call, stream_flow, tone_then_hear_echo, tone_then_hear_echo_paced,
 };
 use crate::helpers::{
     CallingTenant, TestApp, assert_error_envelope, expect_error, flow_body, json_body, poll_until,
@@ -33,26 +33,6 @@ async fn tenant(app: &TestApp, name: &str, number: &str) -> CallingTenant {
     let tenant = app.calling_tenant(name, number, 5).await;
     configure_assistant(app, &tenant, "pcm24k", "8k", None).await;
     tenant
-}
-
-/// The caller says a second of a 1 kHz tone and keeps quiet for a second, at FreJun's pace;
-/// answers whether `samples` in all were heard within 10 s. Paced, a turn taken over the end of
-/// the previous answer starts as a barge-in the bridge handles long before the turn ends, as on
-/// a real call (unpaced, the whole turn would be committed before the bridge's cancel arrived).
-async fn paced_turn_heard(caller: &mut SimulatedCaller, samples: u64) -> bool {
-    caller
-        .send_audio(&sine(1_000.0, 8_000, 8_000, 8_000.0), true)
-        .await
-        .expect("audio sent");
-    caller
-        .send_silence(1_000, true)
-        .await
-        .expect("silence sent");
-    caller
-        .wait_until(Duration::from_secs(10), |received| {
-            received.audio_samples >= samples
-        })
-        .await
 }
 
 /// Waits until the fake's `session` (the n-th opened) has finished every answer and `caller`,
@@ -189,7 +169,7 @@ async fn a_draining_instance_keeps_its_call_and_sends_new_ones_elsewhere() {
     // The call on A goes on after the signal, until the caller hangs up.
     let heard = caller.received().audio_samples;
     assert!(
-        paced_turn_heard(&mut caller, heard + ECHO).await,
+        tone_then_hear_echo_paced(&mut caller, 8_000, heard + ECHO, true).await,
         "the echo still comes back after SIGTERM: {} samples after {heard}, closed: {:?}",
         caller.received().audio_samples,
         caller.received().closed
@@ -348,7 +328,7 @@ async fn a_second_signal_ends_the_calls_at_once() {
     // Still live (the drain time is 15 minutes)…
     let heard = caller.received().audio_samples;
     assert!(
-        paced_turn_heard(&mut caller, heard + ECHO).await,
+        tone_then_hear_echo_paced(&mut caller, 8_000, heard + ECHO, true).await,
         "the call goes on while draining: {} samples after {heard}, closed: {:?}",
         caller.received().audio_samples,
         caller.received().closed

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::json;
 use voxbridge::domain::call::record::HangupResult;
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::fake_openai::{Behaviour, Mode};
@@ -14,28 +13,11 @@ use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 
 use super::instances::{Cluster, FREJUN_KEY};
 use crate::bridge::{CALLER_NUMBER, configure_assistant, place_call, tone_then_hear_echo};
-use crate::helpers::{CallingTenant, TestApp, expect_status, poll_until};
+use crate::helpers::{expect_status, poll_until, register_webhook_endpoint};
 
 /// How long the reaper may take after the lease ran out: a sweep every second, FreJun asked,
 /// the writes.
 const REAPER_CAP: Duration = Duration::from_secs(30);
-
-/// Registers the receiver as the tenant's webhook endpoint (every event type).
-async fn endpoint(app: &TestApp, tenant: &CallingTenant, receiver: &FakeWebhookReceiver) {
-    let created = expect_status(
-        app.post_as(
-            "/api/webhook-endpoints",
-            &tenant.tenant.api_key,
-            &json!({"url": receiver.url("/hooks")}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    receiver
-        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
-        .unwrap();
-}
 
 #[tokio::test]
 async fn a_killed_instances_call_is_hung_up_by_another_and_its_slot_freed() {
@@ -57,7 +39,7 @@ async fn a_killed_instances_call_is_hung_up_by_another_and_its_slot_freed() {
         .calling_tenant("Lost", "+14155550921", 5)
         .await;
     configure_assistant(&cluster.a.app, &tenant, "pcm24k", "8k", None).await;
-    endpoint(&cluster.b.app, &tenant, &receiver).await;
+    register_webhook_endpoint(&cluster.b.app, &tenant, &receiver).await;
     let frejun_call = cluster
         .teler
         .receive_call(FREJUN_KEY, CALLER_NUMBER, &tenant.number);
