@@ -1,5 +1,7 @@
 //! Builds the HTTP server on a bound listener (port 0 in tests: the real port is reported) and
-//! runs it until the shutdown token is cancelled.
+//! runs it, with the instance's background work (reaper, webhook and analysis workers, the
+//! control stream), until the shutdown token is cancelled; and the [`Drainer`] that turns
+//! signals into a drain, then that cancellation.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -200,7 +202,7 @@ async fn keep_metrics(shutdown: CancellationToken) {
 }
 
 /// Drains an instance on the first SIGTERM or SIGINT and stops it when its calls are done
-/// (docs/operations.md, "Draining"): see [`Drainer::run_on_signals`].
+/// (docs/operations.md, "Running several instances"): see [`Drainer::run_on_signals`].
 pub struct Drainer {
     drain: crate::shared::Drain,
     live: LiveCalls,

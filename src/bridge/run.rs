@@ -362,8 +362,10 @@ impl Bridge {
                 },
                 () = &mut drain_deadline, if !core.closing_started() => {
                     let now = Instant::now();
-                    let hard_end = now + self.shared.settings.cluster.drain_closing();
-                    session_hard_end = Some(session_hard_end.map_or(hard_end, |end| end.min(hard_end)));
+                    // The closing may take `drain_closing`, and never past the AI session's end.
+                    let drain_end = now + self.shared.settings.cluster.drain_closing();
+                    let hard_end = session_hard_end.map_or(drain_end, |end| end.min(drain_end));
+                    session_hard_end = Some(hard_end);
                     closing.as_mut().reset(hard_end);
                     core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
                 }
