@@ -1,8 +1,9 @@
-//! The calls this instance is bridging right now: what `GET /api/calls/active` shows about
-//! their streams, and the mailbox the live-control endpoints use to reach a call's session.
+//! The calls this instance is bridging right now: what `GET /api/websocket/streams` (and the
+//! `stream` of `GET /api/calls/active`) shows, and the mailbox live control uses to reach a
+//! call's session.
 //!
-//! Only this instance's calls are here. Live control must reach the instance bridging the call
-//! (docs/operations.md explains the routing); elsewhere the call is "not live" (409).
+//! Only this instance's calls are here; a request for a call another instance bridges goes
+//! there through `bridge::control`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
