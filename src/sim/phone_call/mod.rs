@@ -114,14 +114,18 @@ pub(crate) fn describe_media_error(error: &CallerError) -> String {
     }
 }
 
-/// Opens the flow's media stream and sends FreJun's `start`.
+/// Opens the flow's media stream and sends FreJun's `start`. A stream voxbridge closes before
+/// `start` is out (the voice AI refused the call at once) is not an error here: the caller is
+/// returned, and what it received says why, as when the stream closes later.
 pub(crate) async fn open_stream(
     flow: &StreamFlow,
     connect_timeout: Duration,
 ) -> Result<SimulatedCaller, CallerError> {
     let mut caller = SimulatedCaller::connect(flow.caller.clone(), connect_timeout).await?;
-    caller.send_start().await?;
-    Ok(caller)
+    match caller.send_start().await {
+        Ok(()) | Err(CallerError::Closed) => Ok(caller),
+        Err(other) => Err(other),
+    }
 }
 
 /// What the caller does once the stream is open. FreJun streams continuously, so every part is
