@@ -90,8 +90,8 @@ impl Drain {
         self.deadline.cancel();
     }
 
-    /// Cancelled at the drain's deadline (sessions select on it).
-    pub fn deadline(&self) -> CancellationToken {
-        self.deadline.clone()
+    /// Whether the drain's deadline has come (sessions look at each flush).
+    pub fn past_deadline(&self) -> bool {
+        self.deadline.is_cancelled()
     }
 }

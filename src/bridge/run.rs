@@ -182,10 +182,6 @@ impl Bridge {
         // waiter on the process-wide token, under its lock, 50 times a second per call.
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
-        // The drain's deadline: the call says the closing line and ends with `shutdown`.
-        let drain_deadline = self.shared.drain.deadline();
-        let drain_deadline = drain_deadline.cancelled();
-        tokio::pin!(drain_deadline);
         let slot_lost = keeper.slot_lost();
         let slot_lost = slot_lost.cancelled();
         tokio::pin!(slot_lost);
@@ -343,8 +339,20 @@ impl Bridge {
                         stream_facts.ai_codec = label;
                     }
                     drop(stream_facts);
-                    // The closing line has been heard: the call can end.
-                    core.closing_done(Instant::now().into_std())
+                    // The drain's deadline, looked at here rather than awaited per frame (a
+                    // flush interval is nothing against a drain's minutes): the call says the
+                    // closing line and ends with `shutdown`, never past the AI session's end.
+                    if self.shared.drain.past_deadline() && !core.closing_started() {
+                        let now = Instant::now();
+                        let drain_end = now + self.shared.settings.cluster.drain_closing();
+                        let hard_end = session_hard_end.map_or(drain_end, |end| end.min(drain_end));
+                        session_hard_end = Some(hard_end);
+                        closing.as_mut().reset(hard_end);
+                        core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
+                    } else {
+                        // The closing line has been heard: the call can end.
+                        core.closing_done(Instant::now().into_std())
+                    }
                 }
                 // Guarded so that a call without tools never polls the runner.
                 result = tools.next(), if tools.is_busy() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
@@ -360,15 +368,6 @@ impl Bridge {
                     }
                     _ => Some(Ending::new(core.closing_reason())),
                 },
-                () = &mut drain_deadline, if !core.closing_started() => {
-                    let now = Instant::now();
-                    // The closing may take `drain_closing`, and never past the AI session's end.
-                    let drain_end = now + self.shared.settings.cluster.drain_closing();
-                    let hard_end = session_hard_end.map_or(drain_end, |end| end.min(drain_end));
-                    session_hard_end = Some(hard_end);
-                    closing.as_mut().reset(hard_end);
-                    core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
-                }
                 () = &mut start_deadline, if core.start().is_none() => Some(Ending::failed(
                     EndReason::TelephonyError,
                     "media_stream_no_start",
