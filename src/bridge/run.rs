@@ -179,8 +179,11 @@ impl Bridge {
         let start_deadline = sleep(settings.start_timeout());
         tokio::pin!(start_deadline);
         // Created once: a fresh `cancelled()` future per frame would register and unregister a
-        // waiter on the process-wide token, under its lock, 50 times a second per call.
-        let shutdown = self.shutdown.cancelled();
+        // waiter, under its token's lock, 50 times a second per call. And a child of the
+        // process-wide token: polling a registered waiter still takes its token's lock, and
+        // the child's is this call's own, not one every call's frames contend for.
+        let shutdown = self.shutdown.child_token();
+        let shutdown = shutdown.cancelled();
         tokio::pin!(shutdown);
         let slot_lost = keeper.slot_lost();
         let slot_lost = slot_lost.cancelled();
