@@ -428,6 +428,15 @@ pub struct TenantUnauthorized(pub ErrorEnvelope);
 #[derive(ToResponse)]
 pub struct TenantSuspended(pub ErrorEnvelope);
 
+/// Live control of a call no instance is bridging (`call_not_live`).
+#[derive(ToResponse)]
+pub struct CallNotLive(pub ErrorEnvelope);
+
+/// Live control of a call whose instance did not answer in time (`owner_not_responding`); the
+/// request was withdrawn.
+#[derive(ToResponse)]
+pub struct OwnerNotResponding(pub ErrorEnvelope);
+
 /// The database is unavailable (`database_unavailable`); try again shortly.
 #[derive(ToResponse)]
 pub struct DatabaseUnavailable(pub ErrorEnvelope);

@@ -15,7 +15,7 @@ use super::auth::Tenant;
 use super::envelope::{self, Envelope, ErrorEnvelope, ListEnvelope};
 use super::error::ApiError;
 use super::error::ErrorCode;
-use super::error::{TenantSuspended, TenantUnauthorized};
+use super::error::{CallNotLive, OwnerNotResponding, TenantSuspended, TenantUnauthorized};
 use super::extract::parse_id;
 use super::views::LiveStreamView;
 use crate::domain::control::{ControlOutcome, ControlRequest};
@@ -60,8 +60,8 @@ pub(crate) struct InterruptRequest {
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
-        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
+        (status = 409, response = CallNotLive),
+        (status = 504, response = OwnerNotResponding),
         (status = 422, description = "The body is not `{\"chunk_id\": n}`, or no such chunk was sent (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -90,8 +90,8 @@ async fn interrupt(
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
-        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
+        (status = 409, response = CallNotLive),
+        (status = 504, response = OwnerNotResponding),
     ),
     security(("api_key" = [])),
 )]
@@ -132,8 +132,8 @@ const CONTEXT_MAX_CHARS: usize = 4_000;
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such call for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
-        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
+        (status = 409, response = CallNotLive),
+        (status = 504, response = OwnerNotResponding),
         (status = 422, description = "`text` missing, empty or longer than 4,000 characters (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -204,8 +204,8 @@ async fn streams(tenant: Tenant, state: web::Data<AppState>) -> HttpResponse {
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
-        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
+        (status = 409, response = CallNotLive),
+        (status = 504, response = OwnerNotResponding),
         (status = 422, description = "Bad body or unknown chunk (`validation_failed`)", body = ErrorEnvelope),
     ),
     security(("api_key" = [])),
@@ -233,8 +233,8 @@ async fn interrupt_alias(
         (status = 401, response = TenantUnauthorized),
         (status = 403, response = TenantSuspended),
         (status = 404, description = "No such connection for this tenant (`not_found`)", body = ErrorEnvelope),
-        (status = 409, description = "The call is not being bridged by any instance (`call_not_live`)", body = ErrorEnvelope),
-        (status = 504, description = "The instance bridging the call did not answer in time (`owner_not_responding`); the request was withdrawn", body = ErrorEnvelope),
+        (status = 409, response = CallNotLive),
+        (status = 504, response = OwnerNotResponding),
     ),
     security(("api_key" = [])),
 )]

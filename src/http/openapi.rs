@@ -16,8 +16,8 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{
-    AdminUnauthorized, DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery,
-    PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
+    AdminUnauthorized, CallNotLive, DatabaseUnavailable, InvalidBody, InvalidJson, InvalidQuery,
+    OwnerNotResponding, PayloadTooLarge, TenantSuspended, TenantUnauthorized, UnsupportedMediaType,
 };
 use super::{
     admin, ai, assistants, calls, frejun, health, live_calls, me, media_stream, metrics,
@@ -120,6 +120,8 @@ The admin API takes `Authorization: Bearer <admin token>`; the tenant API takes 
         PayloadTooLarge,
         UnsupportedMediaType,
         InvalidBody,
+        CallNotLive,
+        OwnerNotResponding,
     )),
     modifiers(&SecuritySchemes, &ReferenceEnvelopeData),
     tags(

@@ -66,16 +66,16 @@ impl CallLogs {
             set.insert(format!("transcript.{index}.interrupted"), true);
         }
         if let Some(usage) = &progress.usage {
-            set.insert("usage", bson::to_bson(usage).map_err(encode)?);
+            set.insert("usage", to_bson(usage)?);
         }
         if let Some(cost) = progress.cost_usd {
             set.insert("cost_usd", cost);
         }
         if let Some(metrics) = &progress.metrics {
-            set.insert("metrics", bson::to_bson(metrics).map_err(encode)?);
+            set.insert("metrics", to_bson(metrics)?);
         }
         if !progress.new_turns.is_empty() {
-            let turns = bson::to_bson(&progress.new_turns).map_err(encode)?;
+            let turns = to_bson(&progress.new_turns)?;
             let next_slot = format!("transcript.{}", progress.first_turn_index);
             let unwritten = doc! { "_id": id, "user_id": user_id, next_slot: { "$exists": false } };
             let push = doc! { "transcript": { "$each": turns } };
@@ -103,8 +103,4 @@ impl CallLogs {
             Err(StorageError::NotFound)
         }
     }
-}
-
-fn encode(err: bson::ser::Error) -> StorageError {
-    StorageError::Unavailable(format!("cannot encode call progress: {err}"))
 }

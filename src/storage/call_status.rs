@@ -6,6 +6,7 @@ use bson::{DateTime, doc};
 
 use super::StorageError;
 use super::call_logs::{CallLogRecord, CallLogs};
+use super::error::to_bson;
 use crate::domain::call::status::StatusFields;
 use crate::domain::call::status::StatusReport;
 use crate::domain::ids::CallId;
@@ -60,7 +61,7 @@ impl CallLogs {
                 doc! { "$eq": revision }
             };
             let set = doc! {
-                "status_history": bson::to_bson(&after.status_history).map_err(encode)?,
+                "status_history": to_bson(&after.status_history)?,
                 "call_status": after.call_status.as_str(),
                 "answered_at": after.answered_at,
                 "ended_at": after.ended_at,
@@ -70,7 +71,7 @@ impl CallLogs {
                 "recording_id": after.recording_id.clone(),
                 "recording_id_at": after.recording_id_at,
                 "end_reason": after.end_reason.map(|reason| reason.as_str()),
-                "error": bson::to_bson(&after.error).map_err(encode)?,
+                "error": to_bson(&after.error)?,
                 "status_revision": revision + 1,
                 "updated_at": now,
             };
@@ -79,10 +80,7 @@ impl CallLogs {
             let events = events_for_change(&before, &after, now);
             let mut update = doc! { "$set": set };
             if !events.is_empty() {
-                update.insert(
-                    "$push",
-                    doc! { "outbox": { "$each": bson::to_bson(&events).map_err(encode)? } },
-                );
+                update.insert("$push", doc! { "outbox": { "$each": to_bson(&events)? } });
             }
             let written = self
                 .update_where(
@@ -98,8 +96,4 @@ impl CallLogs {
             "call {id} kept changing; status not applied after {MAX_ATTEMPTS} attempts"
         )))
     }
-}
-
-fn encode(err: bson::ser::Error) -> StorageError {
-    StorageError::Unavailable(format!("cannot encode a status update: {err}"))
 }

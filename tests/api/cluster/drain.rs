@@ -11,6 +11,7 @@ use voxbridge::domain::call::record::TranscriptRole;
 use voxbridge::domain::call::{CallStatus, EndReason};
 use voxbridge::sim::caller::{CallerConfig, CallerError, ReceivedEvent, SimulatedCaller};
 use voxbridge::sim::fake_openai::{Behaviour, FakeOpenAi, Mode, ResponseStatus, SessionRecord};
+use voxbridge::storage::call_logs::CallLogRecord;
 
 use super::instances::{Cluster, FREJUN_KEY};
 use crate::bridge::{
@@ -290,17 +291,8 @@ async fn the_drain_deadline_ends_a_call_with_the_closing_line() {
     );
     assert_no_violations(&cluster.openai, &summary.received);
 
-    let exited = cluster
-        .a
-        .exited(Duration::from_secs(15))
-        .await
-        .expect("A stopped after the deadline");
-    assert!(exited.success(), "clean exit: {exited:?}");
-    // Written before the process exited.
-    let call = cluster.a.app.call_log(&call_id).await;
-    assert_eq!(call.end_reason, Some(EndReason::Shutdown), "{call:#?}");
+    let call = stopped_after_ending(&mut cluster, &call_id).await;
     assert!(call.call_status.is_terminal(), "{call:#?}");
-    assert!(call.metrics.is_some(), "{call:#?}");
     assert!(cluster.a.app.held_slots(&tenant).await.is_empty());
     // The phone call was hung up too (voxbridge ended it), before the process stopped.
     let at_frejun = &cluster.teler.calls()[0];
@@ -342,17 +334,24 @@ async fn a_second_signal_ends_the_calls_at_once() {
         .clone()
         .expect("closed by voxbridge");
     assert_eq!((closed.code, closed.reason.as_str()), (1001, "shutdown"));
+    stopped_after_ending(&mut cluster, &call_id).await;
+    assert!(
+        !closing_line_asked(&cluster.openai.sessions()),
+        "no closing line on a second signal"
+    );
+}
+
+/// Waits for A to exit by itself (successfully) and answers the call log, which it must have
+/// completed before exiting: ended with `shutdown`, metrics written.
+async fn stopped_after_ending(cluster: &mut Cluster, call_id: &str) -> CallLogRecord {
     let exited = cluster
         .a
         .exited(Duration::from_secs(15))
         .await
         .expect("A stopped");
     assert!(exited.success(), "clean exit: {exited:?}");
-    let call = cluster.a.app.call_log(&call_id).await;
+    let call = cluster.a.app.call_log(call_id).await;
     assert_eq!(call.end_reason, Some(EndReason::Shutdown), "{call:#?}");
     assert!(call.metrics.is_some(), "{call:#?}");
-    assert!(
-        !closing_line_asked(&cluster.openai.sessions()),
-        "no closing line on a second signal"
-    );
+    call
 }
