@@ -94,6 +94,8 @@ struct Stream {
     next_output: u64,
     /// Outputs of one kernel run.
     scratch: Vec<i16>,
+    /// The kernel's scratch space.
+    work: Vec<f32>,
     /// One output's coefficients on the one-by-one path, for a ratio without a table.
     coefficients: Vec<f32>,
     /// Input samples taken in at once (see [`MAX_PIECE_MS`]).
@@ -202,6 +204,7 @@ impl Stream {
             consumed: 0,
             next_output: 0,
             scratch: Vec::new(),
+            work: Vec::new(),
             coefficients: Vec::new(),
             max_piece: (from_hz as usize * MAX_PIECE_MS / 1_000).max(1),
             delay_ms,
@@ -259,11 +262,10 @@ impl Stream {
         let first = cycle as i64 * self.filter.down as i64 + table.first_tap;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        table.run(
-            blocks,
-            self.input_from(first, table.input_len(blocks)),
-            &mut scratch,
-        );
+        let mut work = std::mem::take(&mut self.work);
+        let input = self.input_from(first, table.input_len(blocks));
+        table.run(blocks, input, &mut work, &mut scratch);
+        self.work = work;
         out.extend_from_slice(&scratch[skip..skip + take]);
         self.scratch = scratch;
         self.next_output = end;

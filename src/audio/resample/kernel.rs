@@ -7,10 +7,11 @@
 //! so their coefficients differ only by where they start: lane `i`'s filter begins `i × down`
 //! input samples after lane 0's. Two layouts of the coefficients use that:
 //!
-//! - **Contiguous** (`down` 1: 8 → 24 kHz, 8 → 16 kHz). The lanes' inputs are eight consecutive
-//!   samples, so each tap is one vector load of input, shared by every place in the cycle, times
-//!   that tap's coefficient broadcast.
-//! - **Spread** (`down` 2 or 3: 16 → 24 kHz, 24 → 8 kHz, 24 → 16 kHz). One 8-lane
+//! - **Contiguous** (`down` 1 or 2: 8 → 24 kHz, 16 → 24 kHz, 8 → 16 kHz, 16 → 8 kHz). The
+//!   lanes' inputs are eight consecutive samples of one input phase (with `down` 2 the input is
+//!   first split into its even and odd samples), so each tap is one vector load of input,
+//!   shared by every place in the cycle, times that tap's coefficient broadcast.
+//! - **Spread** (`down` 3: 24 → 8 kHz, 24 → 16 kHz). One 8-lane
 //!   coefficient vector per input offset `d` from the block's first tap (zero where a lane's
 //!   filter does not reach `d`); each input sample is broadcast and multiplied by it.
 //!
@@ -48,11 +49,21 @@ pub(super) struct BlockTable {
 
 #[derive(Debug)]
 enum Layout {
-    /// `up` runs of `width` coefficients, the taps of place `q` shifted to where its filter
-    /// starts relative to the block's first tap (lane 0's view; lane `i` reads `i` later).
-    Contiguous { width: usize, taps: Vec<f32> },
+    /// Per input phase (`down` of them: tap `t` reads phase `t % down`), `up` runs of that
+    /// phase's taps: place `q`'s filter shifted to where it starts relative to the block's
+    /// first tap (lane 0's view; lane `i` reads `i` samples of the phase later).
+    Contiguous { phases: Vec<PhaseTaps> },
     /// `up` runs of `span` lane vectors: run `q` for the outputs at place `q` in their cycle.
     Spread { vectors: Vec<[f32; LANES]> },
+}
+
+/// The contiguous layout's taps that read one input phase.
+#[derive(Debug)]
+struct PhaseTaps {
+    /// Taps per place.
+    width: usize,
+    /// `up` runs of `width` coefficients.
+    taps: Vec<f32>,
 }
 
 impl BlockTable {
@@ -80,12 +91,23 @@ impl BlockTable {
         let spread = places.iter().map(|&(shift, _)| shift).max()?;
         let width = spread + filter.taps;
         let span = (LANES - 1) * down + width;
-        let layout = if down == 1 {
-            let mut taps = vec![0.0; up * width];
-            for (q, &(shift, row)) in places.iter().enumerate() {
-                taps[q * width + shift..q * width + shift + row.len()].copy_from_slice(row);
-            }
-            Layout::Contiguous { width, taps }
+        let layout = if down <= 2 {
+            let phases = (0..down)
+                .map(|phase| {
+                    // Tap t = at × down + phase of every place.
+                    let width = (width - phase).div_ceil(down);
+                    let mut taps = vec![0.0; up * width];
+                    for (q, &(shift, row)) in places.iter().enumerate() {
+                        for at in 0..width {
+                            let tap = (at * down + phase).checked_sub(shift);
+                            let value = tap.and_then(|tap| row.get(tap)).copied();
+                            taps[q * width + at] = value.unwrap_or(0.0);
+                        }
+                    }
+                    PhaseTaps { width, taps }
+                })
+                .collect();
+            Layout::Contiguous { phases }
         } else {
             let mut vectors = vec![[0.0; LANES]; up * span];
             for (q, &(shift, row)) in places.iter().enumerate() {
@@ -127,10 +149,17 @@ impl BlockTable {
     /// Computes `blocks` consecutive blocks from `input`, which starts at the first block's
     /// first tap and is at least [`input_len`](Self::input_len) long, and appends their
     /// outputs, rounded to 16 bits, to `out` in stream order: block by block, cycle by cycle.
-    pub(super) fn run(&self, blocks: usize, input: &[f32], out: &mut Vec<i16>) {
+    /// `work` is scratch space (the input split into its phases when `down` is 2).
+    pub(super) fn run(
+        &self,
+        blocks: usize,
+        input: &[f32],
+        work: &mut Vec<f32>,
+        out: &mut Vec<i16>,
+    ) {
         debug_assert!(input.len() >= self.input_len(blocks));
         out.reserve(blocks * self.block_outputs());
-        dispatch(self, blocks, input, out);
+        dispatch(self, blocks, input, work, out);
     }
 }
 
@@ -164,7 +193,13 @@ impl MultiplyAdd for Separate {
 }
 
 /// Picks the fastest build of [`all_blocks`] this processor runs.
-fn dispatch(table: &BlockTable, blocks: usize, input: &[f32], out: &mut Vec<i16>) {
+fn dispatch(
+    table: &BlockTable,
+    blocks: usize,
+    input: &[f32],
+    work: &mut Vec<f32>,
+    out: &mut Vec<i16>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -172,23 +207,29 @@ fn dispatch(table: &BlockTable, blocks: usize, input: &[f32], out: &mut Vec<i16>
             // a cached CPUID result), which is all `all_blocks_avx2` requires.
             #[allow(unsafe_code)]
             unsafe {
-                all_blocks_avx2(table, blocks, input, out)
+                all_blocks_avx2(table, blocks, input, work, out)
             };
             return;
         }
-        all_blocks::<Separate>(table, blocks, input, out);
+        all_blocks::<Separate>(table, blocks, input, work, out);
     }
     #[cfg(target_arch = "aarch64")]
-    all_blocks::<Fused>(table, blocks, input, out);
+    all_blocks::<Fused>(table, blocks, input, work, out);
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    all_blocks::<Separate>(table, blocks, input, out);
+    all_blocks::<Separate>(table, blocks, input, work, out);
 }
 
 /// [`all_blocks`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn all_blocks_avx2(table: &BlockTable, blocks: usize, input: &[f32], out: &mut Vec<i16>) {
-    all_blocks::<Fused>(table, blocks, input, out);
+fn all_blocks_avx2(
+    table: &BlockTable,
+    blocks: usize,
+    input: &[f32],
+    work: &mut Vec<f32>,
+    out: &mut Vec<i16>,
+) {
+    all_blocks::<Fused>(table, blocks, input, work, out);
 }
 
 /// Blocks computed together: each coefficient load serves all of them, and their sums stay in
@@ -206,14 +247,24 @@ fn all_blocks<M: MultiplyAdd>(
     table: &BlockTable,
     blocks: usize,
     input: &[f32],
+    work: &mut Vec<f32>,
     out: &mut Vec<i16>,
 ) {
     let input = &input[..table.input_len(blocks)];
     match &table.layout {
-        Layout::Contiguous { width, taps } => match table.up {
-            2 => contiguous_blocks::<M, 2>(taps, *width, input, blocks, out),
-            _ => contiguous_blocks::<M, 3>(taps, *width, input, blocks, out),
-        },
+        Layout::Contiguous { phases } => {
+            if table.down == 1 {
+                contiguous_for::<M>(table.up, phases, &[input], blocks, out);
+            } else {
+                // With `down` 2, lane i of a tap reads every other sample: split the input
+                // into its two phases once, and each tap reads a contiguous run of one.
+                work.clear();
+                work.extend(input.iter().step_by(2));
+                work.extend(input.iter().skip(1).step_by(2));
+                let (even, odd) = work.split_at(input.len().div_ceil(2));
+                contiguous_for::<M>(table.up, phases, &[even, odd], blocks, out);
+            }
+        }
         Layout::Spread { vectors } => {
             let stride = table.block_input();
             let (span, up) = (table.span, table.up);
@@ -233,55 +284,89 @@ fn all_blocks<M: MultiplyAdd>(
     }
 }
 
+/// [`contiguous_blocks`] for `up` places (a constant in the loop, for the registers).
+#[inline(always)]
+fn contiguous_for<M: MultiplyAdd>(
+    up: usize,
+    phases: &[PhaseTaps],
+    streams: &[&[f32]],
+    blocks: usize,
+    out: &mut Vec<i16>,
+) {
+    match up {
+        1 => contiguous_blocks::<M, 1>(phases, streams, blocks, out),
+        2 => contiguous_blocks::<M, 2>(phases, streams, blocks, out),
+        _ => contiguous_blocks::<M, 3>(phases, streams, blocks, out),
+    }
+}
+
 /// The contiguous layout over `blocks` blocks, [`TOGETHER_CONTIGUOUS`] at a time while that
-/// many remain.
+/// many remain. `streams` holds the input's phases; a block advances each by `LANES`.
 #[inline(always)]
 fn contiguous_blocks<M: MultiplyAdd, const UP: usize>(
-    taps: &[f32],
-    width: usize,
-    input: &[f32],
+    phases: &[PhaseTaps],
+    streams: &[&[f32]],
     blocks: usize,
     out: &mut Vec<i16>,
 ) {
     let mut done = 0;
     while done + TOGETHER_CONTIGUOUS <= blocks {
-        let input = &input[done * LANES..];
-        let sums = contiguous::<M, UP, TOGETHER_CONTIGUOUS>(taps, width, input);
-        emit(&sums, UP, out);
+        emit(
+            &phases_of::<M, UP, TOGETHER_CONTIGUOUS>(phases, streams, done),
+            UP,
+            out,
+        );
         done += TOGETHER_CONTIGUOUS;
     }
     while done < blocks {
-        let input = &input[done * LANES..];
-        emit(&contiguous::<M, UP, 1>(taps, width, input), UP, out);
+        emit(&phases_of::<M, UP, 1>(phases, streams, done), UP, out);
         done += 1;
     }
 }
 
-/// The contiguous layout's kernel: `BLOCKS` blocks of `LANES` cycles of `UP` places. Tap `t`
-/// of lane `i` reads input `t + i` from the block's first tap.
+/// The sums of `BLOCKS` blocks from block `done` on: the first phase's taps, then the second's.
+/// Written out rather than looped, and the sums passed by value, so that they stay in
+/// registers (a loop over the phases kept them on the stack).
+#[inline(always)]
+fn phases_of<M: MultiplyAdd, const UP: usize, const BLOCKS: usize>(
+    phases: &[PhaseTaps],
+    streams: &[&[f32]],
+    done: usize,
+) -> Sums<BLOCKS> {
+    let mut sums = [[[0.0f32; LANES]; BLOCKS]; MAX_BLOCK_RATIO];
+    if let (Some(phase), Some(stream)) = (phases.first(), streams.first()) {
+        sums = contiguous::<M, UP, BLOCKS>(phase, &stream[done * LANES..], sums);
+    }
+    if let (Some(phase), Some(stream)) = (phases.get(1), streams.get(1)) {
+        sums = contiguous::<M, UP, BLOCKS>(phase, &stream[done * LANES..], sums);
+    }
+    sums
+}
+
+/// The contiguous layout's kernel for one input phase: adds its taps to `BLOCKS` blocks of
+/// `LANES` cycles of `UP` places. Tap `at` of lane `i` reads `input[at + i]`.
 // Index loops on purpose: written with iterator adaptors the compiler kept the lanes scalar.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn contiguous<M: MultiplyAdd, const UP: usize, const BLOCKS: usize>(
-    taps: &[f32],
-    width: usize,
+    phase: &PhaseTaps,
     input: &[f32],
+    mut sums: Sums<BLOCKS>,
 ) -> Sums<BLOCKS> {
-    let runs: [&[f32]; UP] = std::array::from_fn(|q| &taps[q * width..(q + 1) * width]);
-    let mut sums = [[[0.0f32; LANES]; BLOCKS]; MAX_BLOCK_RATIO];
-    for tap in 0..width {
+    let width = phase.width;
+    let runs: [&[f32]; UP] = std::array::from_fn(|q| &phase.taps[q * width..(q + 1) * width]);
+    for at in 0..width {
         // One checked slice per block (indexing lane by lane checked every lane and kept the
         // loads scalar); in bounds by construction, so the zeros never apply.
         let samples: [[f32; LANES]; BLOCKS] = std::array::from_fn(|block| {
-            let start = tap + block * LANES;
+            let start = at + block * LANES;
             input
                 .get(start..start + LANES)
                 .and_then(|window| <[f32; LANES]>::try_from(window).ok())
                 .unwrap_or([0.0; LANES])
         });
-        // Plain index loops: with iterator adaptors the compiler kept the lanes scalar.
         for place in 0..UP {
-            let coefficient = runs[place][tap];
+            let coefficient = runs[place][at];
             for block in 0..BLOCKS {
                 for lane in 0..LANES {
                     sums[place][block][lane] = M::multiply_add(
