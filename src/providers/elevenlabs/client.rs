@@ -20,8 +20,8 @@ pub type ConvaiSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server: ElevenLabs' own SDK raises its limit to 16 MiB.
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
-/// Read buffer per socket (tungstenite's default is 128 KiB, too much for thousands of calls).
-const READ_BUFFER_BYTES: usize = 16 << 10;
+/// Read buffer per socket: OpenAI's choice and reason (`openai::client::READ_BUFFER_BYTES`).
+const READ_BUFFER_BYTES: usize = crate::providers::openai::client::READ_BUFFER_BYTES;
 /// Longest message kept from an error answer, in characters.
 const MAX_ERROR_MESSAGE_CHARS: usize = 200;
 
