@@ -110,12 +110,14 @@ impl Playback {
             max_chunk_samples,
             chunk_samples: first_chunk_samples,
             shape,
-            pending: Vec::with_capacity(max_chunk_samples),
+            // Grown to the chunks really sent rather than sized for the largest: a call that
+            // sends 100 ms chunks would otherwise hold 16 KiB it never touches.
+            pending: Vec::new(),
             pending_item: None,
             next_chunk_id: 1,
             items: Vec::new(),
             queue_end: None,
-            bytes: Vec::with_capacity(max_chunk_samples * 2),
+            bytes: Vec::new(),
             total_sent_samples: 0,
         }
     }
