@@ -190,9 +190,10 @@ impl std::fmt::Debug for Resampler {
 
 impl Stream {
     fn new(from_hz: u32, to_hz: u32) -> Stream {
-        let filter = filter::shared(from_hz, to_hz);
-        let path = match shared_block_table(from_hz, to_hz, &filter) {
-            Some(table) => Path::Blocks(table),
+        let Tables { filter, blocks } = &*tables(from_hz, to_hz);
+        let filter = Arc::clone(filter);
+        let path = match blocks {
+            Some(table) => Path::Blocks(Arc::clone(table)),
             None => Path::OneByOne,
         };
         let delay_ms = filter.look_ahead_samples() * 1_000.0 / f64::from(from_hz);
@@ -338,20 +339,33 @@ impl Stream {
     }
 }
 
-/// The block kernel's table for a rate pair, built once and shared like the filter.
-fn shared_block_table(from_hz: u32, to_hz: u32, filter: &Filter) -> Option<Arc<BlockTable>> {
+/// A rate pair's filter and, for the bridge's small ratios, its block kernel's layout.
+struct Tables {
+    filter: Arc<Filter>,
+    blocks: Option<Arc<BlockTable>>,
+}
+
+/// The tables for a rate pair, built on first use and shared afterwards: every call's stream in
+/// the same direction reads the same tables instead of holding a copy.
+fn tables(from_hz: u32, to_hz: u32) -> Arc<Tables> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    type Tables = Mutex<HashMap<(u32, u32), Option<Arc<BlockTable>>>>;
-    static TABLES: OnceLock<Tables> = OnceLock::new();
-    let mut tables = TABLES
+    type Cache = Mutex<HashMap<(u32, u32), Arc<Tables>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    // A poisoned lock only means another thread panicked while inserting; the map is intact.
+    let mut cache = CACHE
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    tables
-        .entry((from_hz, to_hz))
-        .or_insert_with(|| BlockTable::new(filter).map(Arc::new))
-        .clone()
+    let tables = cache.entry((from_hz, to_hz)).or_insert_with(|| {
+        let filter = Filter::new(from_hz, to_hz);
+        let blocks = BlockTable::new(&filter).map(Arc::new);
+        Arc::new(Tables {
+            filter: Arc::new(filter),
+            blocks,
+        })
+    });
+    Arc::clone(tables)
 }
 
 /// `round(input_len × to / from)`, exactly, in integers.

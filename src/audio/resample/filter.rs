@@ -4,12 +4,10 @@
 //! Output sample `k` is the signal at input position `k × down / up` (the rate ratio
 //! `to / from` reduced to `up / down`). Its fractional part is `phase / up` for one of `up`
 //! phases, so `up` rows of `taps` coefficients describe the whole filter exactly. Tables are
-//! built once per rate pair and shared by every stream converting it ([`shared`]); a ratio
-//! whose `up` is too large to tabulate computes its coefficients per output instead.
+//! built once per rate pair and shared by every stream converting it (`resample::tables`); a
+//! ratio whose `up` is too large to tabulate computes its coefficients per output instead.
 
-use std::collections::HashMap;
 use std::f64::consts::PI;
-use std::sync::{Arc, Mutex, OnceLock};
 
 /// Filter length in samples of the lower of the two rates (40 taps at 8 kHz, 120 at 24 kHz when
 /// downsampling to 8 kHz). With the Blackman-Harris window and the cutoff below, the response is
@@ -156,21 +154,4 @@ pub(super) fn gcd(mut a: u32, mut b: u32) -> u32 {
         (a, b) = (b, a % b);
     }
     a
-}
-
-/// The filter for a rate pair, built on first use and shared afterwards: every call's stream
-/// in the same direction reads the same table instead of holding a copy.
-pub(super) fn shared(from_hz: u32, to_hz: u32) -> Arc<Filter> {
-    type Filters = Mutex<HashMap<(u32, u32), Arc<Filter>>>;
-    static FILTERS: OnceLock<Filters> = OnceLock::new();
-    let filters = FILTERS.get_or_init(Mutex::default);
-    // A poisoned lock only means another thread panicked while inserting; the map is intact.
-    let mut filters = filters
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Arc::clone(
-        filters
-            .entry((from_hz, to_hz))
-            .or_insert_with(|| Arc::new(Filter::new(from_hz, to_hz))),
-    )
 }

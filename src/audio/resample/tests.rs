@@ -480,12 +480,12 @@ fn the_bridge_paths_use_the_block_kernel_and_wav_rates_a_table() {
     }
     for (from_hz, to_hz) in OTHER_PATHS {
         assert!(
-            filter::shared(from_hz, to_hz).is_tabulated(),
+            tables(from_hz, to_hz).filter.is_tabulated(),
             "{from_hz} → {to_hz}"
         );
     }
     // A ratio with a large denominator computes each output's coefficients instead.
-    assert!(!filter::shared(8_000, 7_999).is_tabulated());
+    assert!(!tables(8_000, 7_999).filter.is_tabulated());
     let output = convert(&loud_tone(1_000.0, 8_000), 8_000, 7_999);
     let gain = level_dbfs(steady(&output, 7_999), 1_000.0, 7_999)
         - level_dbfs(steady(&loud_tone(1_000.0, 8_000), 8_000), 1_000.0, 8_000);
@@ -562,7 +562,7 @@ fn accessors_report_the_rates_and_a_resampler_can_move_between_tasks() {
 /// coefficients placed at their distance from the output's position, which samples the
 /// prototype at `from × up` (every phase of the polyphase filter).
 fn impulse_response(from_hz: u32, to_hz: u32) -> (Vec<f64>, f64) {
-    let filter = filter::shared(from_hz, to_hz);
+    let filter = Arc::clone(&tables(from_hz, to_hz).filter);
     let up = filter.up as i64;
     let mut taps: Vec<(i64, f64)> = Vec::new();
     for output in 0..filter.up as u64 {
