@@ -74,20 +74,18 @@ impl BlockTable {
             return None;
         }
         // Place q of cycle 0 is output q: its first tap and phase.
-        let places: Vec<(usize, &[f32])> = {
-            let starts: Vec<(i64, &[f32])> = (0..up as u64)
-                .map(|q| {
-                    let (first, phase) = filter.first_tap(q);
-                    filter.row(phase).map(|row| (first, row))
-                })
-                .collect::<Option<_>>()?;
-            let first_tap = starts.iter().map(|&(first, _)| first).min()?;
-            starts
-                .into_iter()
-                .map(|(first, row)| ((first - first_tap) as usize, row))
-                .collect()
-        };
-        let first_tap = filter.first_tap(0).0.min(filter.first_tap(up as u64 - 1).0);
+        let starts: Vec<(i64, &[f32])> = (0..up as u64)
+            .map(|q| {
+                let (first, phase) = filter.first_tap(q);
+                filter.row(phase).map(|row| (first, row))
+            })
+            .collect::<Option<_>>()?;
+        let first_tap = starts.iter().map(|&(first, _)| first).min()?;
+        // Each place's shift from the block's first tap.
+        let places: Vec<(usize, &[f32])> = starts
+            .into_iter()
+            .map(|(first, row)| ((first - first_tap) as usize, row))
+            .collect();
         let spread = places.iter().map(|&(shift, _)| shift).max()?;
         let width = spread + filter.taps;
         let span = (LANES - 1) * down + width;
