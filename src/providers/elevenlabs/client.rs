@@ -20,8 +20,6 @@ pub type ConvaiSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server: ElevenLabs' own SDK raises its limit to 16 MiB.
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
-/// Read buffer per socket: OpenAI's choice and reason (`openai::client::READ_BUFFER_BYTES`).
-const READ_BUFFER_BYTES: usize = crate::providers::openai::client::READ_BUFFER_BYTES;
 /// Longest message kept from an error answer, in characters.
 const MAX_ERROR_MESSAGE_CHARS: usize = 200;
 
@@ -75,7 +73,7 @@ impl ConvaiClient {
                 self.public_url(agent.agent_id)
             };
             let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_BYTES)
+                .read_buffer_size(crate::providers::realtime::SOCKET_READ_BUFFER_BYTES)
                 .max_message_size(Some(MAX_MESSAGE_BYTES))
                 .max_frame_size(Some(MAX_MESSAGE_BYTES));
             tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)

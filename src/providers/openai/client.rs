@@ -25,12 +25,6 @@ pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// and its own events are far smaller; the cap keeps a runaway peer from exhausting memory.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-/// Read buffer per socket. tungstenite allocates it up front (128 KiB by default); with
-/// thousands of calls that adds up. It also zero-fills that much room before every read: at
-/// 16 KiB that fill was 3 % of the server's CPU with `pcmu`. 8 KiB still takes a 100 ms delta
-/// at 24 kHz (6.5 KB of JSON) in one read; bigger messages take a few reads.
-pub(crate) const READ_BUFFER_BYTES: usize = 8 << 10;
-
 /// Longest message kept from an HTTP error body, in characters: enough for OpenAI's messages,
 /// short enough for a log line.
 pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 200;
@@ -132,7 +126,7 @@ impl RealtimeClient {
 /// Limits of every Realtime socket.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(crate::providers::realtime::SOCKET_READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
