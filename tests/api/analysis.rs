@@ -20,6 +20,7 @@ use voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver;
 
 use crate::helpers::{
     TestApp, TestDatabase, TestTenant, call_record, expect_error, expect_status, oid, poll_until,
+    register_webhook_receiver,
 };
 
 const ANTHROPIC_KEY: &str = "sk-ant-test-analysis-0001";
@@ -74,19 +75,8 @@ async fn tenant_with_assistant(app: &TestApp, analysis: Value) -> (TestTenant, S
 
 /// Registers `receiver` as the tenant's endpoint for `call.analyzed`.
 async fn subscribe_to_analyses(app: &TestApp, tenant: &TestTenant, receiver: &FakeWebhookReceiver) {
-    let created = expect_status(
-        app.post_as(
-            "/api/webhook-endpoints",
-            &tenant.api_key,
-            &json!({"url": receiver.url("/events"), "event_types": ["call.analyzed"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    receiver
-        .set_secret_text(created["data"]["signing_secret"].as_str().unwrap())
-        .unwrap();
+    let endpoint = json!({"url": receiver.url("/events"), "event_types": ["call.analyzed"]});
+    register_webhook_receiver(app, &tenant.api_key, receiver, endpoint).await;
 }
 
 fn turn(role: TranscriptRole, text: &str) -> TranscriptTurn {

@@ -39,6 +39,15 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
     let call = call_record(user_id, DateTime::now(), CallStatus::InProgress);
     app.insert_call(&call).await;
     let calls = app.storage.call_logs();
+    // Each batch is sent twice, as a retry after an unacknowledged write would.
+    let write_twice = async |progress: &CallProgress| {
+        for _ in 0..2 {
+            calls
+                .record_progress(user_id, call.id, progress, DateTime::now())
+                .await
+                .unwrap();
+        }
+    };
 
     let first = CallProgress {
         new_turns: vec![
@@ -49,12 +58,7 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
         metrics: Some(metrics(1_000)),
         ..CallProgress::default()
     };
-    for _ in 0..2 {
-        calls
-            .record_progress(user_id, call.id, &first, DateTime::now())
-            .await
-            .unwrap();
-    }
+    write_twice(&first).await;
     let stored = app.call_log(&call.id.to_hex()).await;
     assert_eq!(stored.transcript.len(), 2, "the retry added no turn");
     assert_eq!(stored.metrics.as_ref().unwrap().audio_in_ms, 1_000);
@@ -67,12 +71,7 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
         metrics: Some(metrics(2_000)),
         ..CallProgress::default()
     };
-    for _ in 0..2 {
-        calls
-            .record_progress(user_id, call.id, &second, DateTime::now())
-            .await
-            .unwrap();
-    }
+    write_twice(&second).await;
     let counters = CallProgress {
         first_turn_index: 3,
         metrics: Some(metrics(3_000)),

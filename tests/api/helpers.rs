@@ -720,13 +720,20 @@ pub async fn register_webhook_endpoint(
     tenant: &CallingTenant,
     receiver: &voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver,
 ) {
+    let endpoint = json!({"url": receiver.url("/hooks")});
+    register_webhook_receiver(app, &tenant.tenant.api_key, receiver, endpoint).await;
+}
+
+/// Creates the webhook endpoint `body` with the tenant's `api_key` and gives `receiver` its
+/// signing secret.
+pub async fn register_webhook_receiver(
+    app: &TestApp,
+    api_key: &str,
+    receiver: &voxbridge::sim::fake_webhook_receiver::FakeWebhookReceiver,
+    body: Value,
+) {
     let created = expect_status(
-        app.post_as(
-            "/api/webhook-endpoints",
-            &tenant.tenant.api_key,
-            &json!({"url": receiver.url("/hooks")}),
-        )
-        .await,
+        app.post_as("/api/webhook-endpoints", api_key, &body).await,
         StatusCode::CREATED,
     )
     .await;

@@ -65,6 +65,14 @@ fn types(events: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// OpenAI's `response.created` for an answer of its own (no purpose of ours).
+fn response_created(response: &str) -> ServerEvent {
+    ServerEvent::ResponseCreated {
+        response_id: response.into(),
+        purpose: None,
+    }
+}
+
 fn delta(response: &str, item: &str, samples_24k: &[i16]) -> ServerEvent {
     let mut bytes = Vec::new();
     pcm::encode_s16le(samples_24k, &mut bytes);
@@ -148,14 +156,7 @@ fn assistant_audio_reaches_the_caller_in_chunks_at_8_khz() {
     let mut core = ready(Codec::Pcm24k);
     let now = Instant::now();
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        now,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), now, &mut fx);
     // 500 ms of a 1 kHz tone at 24 kHz in 100 ms deltas.
     let tone = tone::sine(1_000.0, 24_000, 12_000, 8_000.0);
     for piece in tone.chunks(2_400) {
@@ -204,14 +205,7 @@ fn barge_in_clears_cancels_truncates_and_drops_late_audio() {
     let mut core = ready(Codec::Pcm24k);
     let start = Instant::now();
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        start,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), start, &mut fx);
     core.ai_event(delta("r1", "item1", &[500; 24_000]), start, &mut fx);
     core.ai_event(
         ServerEvent::AudioTranscriptDone {
@@ -301,14 +295,7 @@ fn a_barge_in_before_any_audio_was_sent_cancels_without_truncating() {
     let mut core = ready(Codec::Pcm24k);
     let now = Instant::now();
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        now,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), now, &mut fx);
     core.ai_event(
         ServerEvent::SpeechStarted {
             audio_start_ms: 0,
@@ -374,14 +361,7 @@ fn pcmu_needs_no_resampling_either_way() {
 
     let mut fx = Effects::default();
     let now = Instant::now();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r".into(),
-            purpose: None,
-        },
-        now,
-        &mut fx,
-    );
+    core.ai_event(response_created("r"), now, &mut fx);
     let mut delta = String::new();
     pcm::encode_base64(&codes, &mut delta);
     core.ai_event(
@@ -554,14 +534,7 @@ fn a_stream_of_malformed_frames_ends_the_call_past_the_limit() {
 fn a_runaway_openai_stream_ends_the_call() {
     let mut core = ready(Codec::Pcm24k);
     let now = Instant::now();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        now,
-        &mut Effects::default(),
-    );
+    core.ai_event(response_created("r1"), now, &mut Effects::default());
     // One second of 24 kHz audio per delta, all in the same instant: two minutes are allowed
     // ahead of real time, a runaway session is not.
     let mut bytes = Vec::new();
@@ -674,14 +647,7 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
     let mut core = ready(Codec::Pcm24k);
     let at = Instant::now();
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        at,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), at, &mut fx);
     core.ai_event(delta("r1", "item1", &[500; 24_000]), at, &mut fx);
     assert!(!fx.to_teler.is_empty(), "the answer is playing");
 
@@ -712,14 +678,7 @@ fn the_closing_line_interrupts_the_assistant_and_the_call_ends_once_it_is_heard(
 
     // The closing line's response: 500 ms of audio, then done.
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r2".into(),
-            purpose: None,
-        },
-        at,
-        &mut fx,
-    );
+    core.ai_event(response_created("r2"), at, &mut fx);
     core.ai_event(delta("r2", "item2", &[300; 12_000]), at, &mut fx);
     assert!(core.closing_done(at).is_none(), "still being generated");
     core.ai_event(
@@ -750,14 +709,7 @@ fn running_counters_alone_wait_for_their_interval_but_news_does_not() {
     let mut core = ready(Codec::Pcm24k);
     let at = Instant::now();
     let mut fx = Effects::default();
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        at,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), at, &mut fx);
     core.ai_event(delta("r1", "item1", &[500; 24_000]), at, &mut fx);
     let first = core
         .take_progress(false)
@@ -802,14 +754,7 @@ fn a_drain_deadline_says_the_closing_line_and_ends_with_shutdown() {
             .any(|message| message.contains("restarting"))
     );
     assert_eq!(core.closing_reason(), EndReason::Shutdown);
-    core.ai_event(
-        ServerEvent::ResponseCreated {
-            response_id: "r1".into(),
-            purpose: None,
-        },
-        at,
-        &mut fx,
-    );
+    core.ai_event(response_created("r1"), at, &mut fx);
     core.ai_event(
         ServerEvent::ResponseDone {
             response: ResponseSummary {
