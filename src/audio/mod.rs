@@ -5,10 +5,13 @@
 //! - [`mulaw`]: G.711 μ-law for the `pcmu` codec path.
 //! - [`resample`]: streaming sample-rate conversion (8/16 kHz ⇄ 24 kHz, WAV rates).
 //! - [`tone`]: synthetic tones, tone level and phase measurement (tests, fakes, demo).
+//! - [`scratch`]: the per-thread scratch buffers a frame's conversions borrow.
 //!
-//! Everything here is synchronous and allocation-aware: callers own the buffers.
+//! Everything here is synchronous and allocation-aware: callers own the buffers they keep, and
+//! borrow from [`scratch`] the ones that only live for a frame.
 
 pub mod mulaw;
 pub mod pcm;
 pub mod resample;
+pub(crate) mod scratch;
 pub mod tone;

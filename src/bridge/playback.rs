@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::teler_media::write_audio_message;
-use crate::audio::pcm;
+use crate::audio::{pcm, scratch};
 use crate::settings::AudioMessageShape;
 
 /// The rate of everything sent to FreJun (every reference bridge sends 8 kHz).
@@ -87,7 +87,6 @@ pub(crate) struct Playback {
     items: Vec<PlayedItem>,
     /// When FreJun will have played everything sent so far (estimated).
     queue_end: Option<Instant>,
-    bytes: Vec<u8>,
     total_sent_samples: u64,
 }
 
@@ -110,14 +109,13 @@ impl Playback {
             max_chunk_samples,
             chunk_samples: first_chunk_samples,
             shape,
-            // Grown to the chunks really sent rather than sized for the largest: a call that
-            // sends 100 ms chunks would otherwise hold 16 KiB it never touches.
+            // Grown to the chunks really sent (exactly: see `push`) rather than sized for the
+            // largest, which a call that sends 100 ms chunks would hold and never touch.
             pending: Vec::new(),
             pending_item: None,
             next_chunk_id: 1,
             items: Vec::new(),
             queue_end: None,
-            bytes: Vec::new(),
             total_sent_samples: 0,
         }
     }
@@ -137,6 +135,12 @@ impl Playback {
             self.chunk_samples = self.first_chunk_samples;
         }
         while !samples.is_empty() {
+            // Room for exactly the chunk being gathered: doubling would leave a 500 ms chunk's
+            // buffer at 800 ms (12.8 KB a call instead of 8).
+            if self.pending.capacity() < self.chunk_samples {
+                self.pending
+                    .reserve_exact(self.chunk_samples - self.pending.len());
+            }
             let room = self.chunk_samples - self.pending.len();
             let (take, rest) = samples.split_at(room.min(samples.len()));
             self.pending.extend_from_slice(take);
@@ -163,13 +167,14 @@ impl Playback {
             .clone()
             .expect("pending audio always has an item");
         let samples = self.pending.len();
-        self.bytes.clear();
-        pcm::encode_s16le(&self.pending, &mut self.bytes);
+        let mut bytes = scratch::chunk_bytes();
+        pcm::encode_s16le(&self.pending, &mut bytes);
         self.pending.clear();
         let chunk_id = self.next_chunk_id;
         self.next_chunk_id += 1;
         let mut message = String::new();
-        write_audio_message(self.shape, &self.bytes, chunk_id, &mut message);
+        write_audio_message(self.shape, &bytes, chunk_id, &mut message);
+        drop(bytes);
 
         let starts_at = self.queue_end.filter(|end| *end > now).unwrap_or(now);
         let duration = Duration::from_micros(samples as u64 * 1_000_000 / u64::from(OUTBOUND_RATE));

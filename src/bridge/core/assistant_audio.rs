@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{BridgeCore, Effects, Ending};
 use crate::audio::resample::Resampler;
-use crate::audio::{mulaw, pcm};
+use crate::audio::{mulaw, pcm, scratch};
 use crate::bridge::audio_budget::Verdict;
 use crate::bridge::playback::{ItemKey, OUTBOUND_RATE, OutboundChunk};
 use crate::domain::call::EndReason;
@@ -58,8 +58,8 @@ impl BridgeCore {
                 ),
             ));
         }
-        self.bytes.clear();
-        if pcm::decode_base64(delta, &mut self.bytes).is_err() {
+        let mut bytes = scratch::decoded();
+        if pcm::decode_base64(delta, &mut bytes).is_err() {
             return self.ai_fault(now, "audio that is not base64");
         }
         if self.active_response.as_deref() == Some(key.response_id.as_str())
@@ -67,26 +67,25 @@ impl BridgeCore {
         {
             self.active_items.push(key.clone());
         }
-        let mut samples = std::mem::take(&mut self.samples);
-        samples.clear();
+        let mut samples = scratch::samples();
         match self.output {
-            AiAudio::Mulaw8k => mulaw::decode_into(&self.bytes, &mut samples),
+            AiAudio::Mulaw8k => mulaw::decode_into(&bytes, &mut samples),
             AiAudio::Pcm(OUTBOUND_RATE) => {
-                pcm::decode_s16le(&self.bytes, &mut samples);
+                pcm::decode_s16le(&bytes, &mut samples);
             }
             AiAudio::Pcm(rate) => {
-                self.converted.clear();
-                pcm::decode_s16le(&self.bytes, &mut self.converted);
+                let mut converted = scratch::converted();
+                pcm::decode_s16le(&bytes, &mut converted);
                 self.outbound
                     .get_or_insert_with(|| {
                         Resampler::new(rate, OUTBOUND_RATE)
                             .expect("the output format was checked convertible")
                     })
-                    .process(&self.converted, &mut samples);
+                    .process(&converted, &mut samples);
             }
         }
+        drop(bytes);
         let chunks = self.playback.push(key, &samples, now);
-        self.samples = samples;
         self.send_chunks(chunks, now, fx);
         None
     }
@@ -106,12 +105,10 @@ impl BridgeCore {
             .find(|key| key.item_id == item_id && key.response_id == response_id)
             .cloned();
         if let (Some(key), Some(resampler)) = (&key, self.outbound.as_mut()) {
-            self.samples.clear();
-            resampler.flush(&mut self.samples);
-            if !self.samples.is_empty() {
-                let samples = std::mem::take(&mut self.samples);
+            let mut samples = scratch::samples();
+            resampler.flush(&mut samples);
+            if !samples.is_empty() {
                 let chunks = self.playback.push(key, &samples, now);
-                self.samples = samples;
                 self.send_chunks(chunks, now, fx);
             }
         }

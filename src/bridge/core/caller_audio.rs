@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{AiPhase, BridgeCore, Effects, Ending, InboundPath};
 use crate::audio::resample::Resampler;
-use crate::audio::{mulaw, pcm};
+use crate::audio::{mulaw, pcm, scratch};
 use crate::bridge::teler_media::StreamStart;
 use crate::domain::call::EndReason;
 use crate::providers::realtime::AiAudio;
@@ -85,36 +85,33 @@ impl BridgeCore {
         now: Instant,
         fx: &mut Effects,
     ) -> Option<Ending> {
-        self.bytes.clear();
-        if pcm::decode_base64(audio_b64, &mut self.bytes).is_err() {
+        let mut bytes = scratch::decoded();
+        if pcm::decode_base64(audio_b64, &mut bytes).is_err() {
             return self.teler_fault(now, "audio that is not base64");
         }
-        self.samples.clear();
-        let ignored = pcm::decode_s16le(&self.bytes, &mut self.samples);
+        let mut samples = scratch::samples();
+        let ignored = pcm::decode_s16le(&bytes, &mut samples);
+        drop(bytes);
         if ignored > 0 {
             self.anomalies.odd_audio_bytes += ignored as u64;
         }
-        if self.samples.is_empty() {
+        if samples.is_empty() {
             return None;
         }
-        self.inbound_samples += self.samples.len() as u64;
-        let samples = std::mem::take(&mut self.samples);
+        self.inbound_samples += samples.len() as u64;
         if self.ai_takes_audio() {
             self.send_caller_audio(&samples, fx);
         } else {
             let ms = pcm::samples_to_ms(samples.len() as u64, self.inbound_rate);
-            self.buffer_early(samples.clone(), ms);
+            self.buffer_early(samples.to_vec(), ms);
         }
-        self.samples = samples;
         None
     }
 
     /// Converts caller audio at the inbound rate to the AI's input format and sends it.
     fn send_caller_audio(&mut self, samples: &[i16], fx: &mut Effects) {
-        let mut converted = std::mem::take(&mut self.converted);
-        let mut encoded = std::mem::take(&mut self.encoded);
-        converted.clear();
-        encoded.clear();
+        let mut converted = scratch::converted();
+        let mut encoded = scratch::encoded();
         let path = self.inbound_path();
         let input = match path.resampler.as_mut() {
             Some(resampler) => {
@@ -133,8 +130,6 @@ impl BridgeCore {
             self.protocol.write_audio(&encoded, &mut event);
             fx.to_ai.push(event);
         }
-        self.converted = converted;
-        self.encoded = encoded;
     }
 
     /// Sends the caller audio that waited, now that the AI takes it.

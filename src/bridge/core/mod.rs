@@ -290,12 +290,9 @@ pub struct BridgeCore {
     ai_budget: AudioBudget,
     teler_faults: FrameFaults,
     ai_faults: FrameFaults,
-    // Reused buffers: nothing on the audio path allocates per frame except the outgoing
-    // message itself, which the socket takes ownership of.
-    bytes: Vec<u8>,
-    samples: Vec<i16>,
-    converted: Vec<i16>,
-    encoded: Vec<u8>,
+    // A frame's conversions borrow their buffers from `audio::scratch` (one set per thread):
+    // nothing on the audio path allocates per frame except the outgoing message itself, which
+    // the socket takes ownership of, and no call keeps buffers it only needs during a frame.
 }
 
 impl BridgeCore {
@@ -349,10 +346,6 @@ impl BridgeCore {
             ai_budget: AudioBudget::new(config.ai_budget, now),
             teler_faults: FrameFaults::new(config.max_bad_frames, config.fault_log_interval),
             ai_faults: FrameFaults::new(config.max_bad_frames, config.fault_log_interval),
-            bytes: Vec::new(),
-            samples: Vec::new(),
-            converted: Vec::new(),
-            encoded: Vec::new(),
             config,
         }
     }
