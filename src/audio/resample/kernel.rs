@@ -256,9 +256,7 @@ fn all_blocks<M: MultiplyAdd>(
             } else {
                 // With `down` 2, lane i of a tap reads every other sample: split the input
                 // into its two phases once, and each tap reads a contiguous run of one.
-                work.clear();
-                work.extend(input.iter().step_by(2));
-                work.extend(input.iter().skip(1).step_by(2));
+                split_phases(input, work);
                 let (even, odd) = work.split_at(input.len().div_ceil(2));
                 contiguous_for::<M>(table.up, phases, &[even, odd], blocks, out);
             }
@@ -279,6 +277,28 @@ fn all_blocks<M: MultiplyAdd>(
                 done += 1;
             }
         }
+    }
+}
+
+/// `input`'s even samples, then its odd ones, into `work`. Pairs at a time, so the compiler
+/// turns it into vector shuffles (`step_by` kept it one sample at a time: with 16 kHz input
+/// it cost a fifth of the conversion).
+#[inline(always)]
+fn split_phases(input: &[f32], work: &mut Vec<f32>) {
+    let evens = input.len().div_ceil(2);
+    work.clear();
+    work.resize(input.len(), 0.0);
+    let (even, odd) = work.split_at_mut(evens);
+    for ((pair, even), odd) in input
+        .chunks_exact(2)
+        .zip(even.iter_mut())
+        .zip(odd.iter_mut())
+    {
+        *even = pair[0];
+        *odd = pair[1];
+    }
+    if input.len() % 2 == 1 {
+        even[evens - 1] = input[input.len() - 1];
     }
 }
 
