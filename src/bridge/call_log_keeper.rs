@@ -9,6 +9,7 @@
 //! `server.shutdown_timeout_secs`) even after the HTTP workers that ran the call have stopped.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bson::DateTime;
@@ -40,14 +41,24 @@ pub(crate) enum KeeperMessage {
     },
 }
 
+/// Why a keeper asks its session to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeeperEnd {
+    /// The call lost its concurrency slot and could not take one back (the tenant is at its
+    /// limit without it).
+    SlotLost,
+    /// A renewal found the tenant suspended (the call ends on whichever instance holds it,
+    /// within a third of the slot lease).
+    TenantSuspended,
+}
+
 /// The session's end of the keeper.
 #[derive(Debug, Clone)]
 pub(crate) struct KeeperHandle {
     /// Boxed: the channel allocates its slots in blocks of 32, and a 400-byte message made
     /// that first block 13 KiB of every live call's memory.
     sender: mpsc::UnboundedSender<Box<KeeperMessage>>,
-    slot_lost: CancellationToken,
-    tenant_suspended: CancellationToken,
+    end: Arc<OnceLock<KeeperEnd>>,
 }
 
 impl KeeperHandle {
@@ -59,19 +70,12 @@ impl KeeperHandle {
         }
     }
 
-    /// Cancelled when the call lost its concurrency slot and could not take one back (the
-    /// tenant is at its limit without it): the session must end.
-    pub(crate) fn slot_lost(&self) -> CancellationToken {
-        self.slot_lost.clone()
-    }
-
-    /// Cancelled when a renewal finds the tenant suspended: the session must end (on whichever
-    /// instance holds it, within a third of the slot lease).
-    pub(crate) fn tenant_suspended(&self) -> CancellationToken {
-        self.tenant_suspended.clone()
+    /// Why the keeper cancelled the session's token, if it did (the token's other cancellers,
+    /// a shutdown, leave this empty).
+    pub(crate) fn end(&self) -> Option<KeeperEnd> {
+        self.end.get().copied()
     }
 }
-
 /// Who the keeper writes for and how.
 #[derive(Debug, Clone)]
 pub(crate) struct KeeperConfig {
@@ -85,22 +89,24 @@ pub(crate) struct KeeperConfig {
 }
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
-/// call's), which it keeps after the session ends.
+/// call's), which it keeps after the session ends. When the call must end (see [`KeeperEnd`])
+/// the keeper cancels `session_end`: the token the session already waits on for a shutdown, so
+/// that its loop polls one token rather than one per reason.
 pub(crate) fn spawn_keeper(
     storage: Storage,
     config: KeeperConfig,
+    session_end: CancellationToken,
     runtime: &tokio::runtime::Handle,
     tracker: &TaskTracker,
 ) -> KeeperHandle {
     let (sender, receiver) = mpsc::unbounded_channel();
     let ends = Ends {
-        slot_lost: CancellationToken::new(),
-        tenant_suspended: CancellationToken::new(),
+        session_end,
+        why: Arc::new(OnceLock::new()),
     };
     let handle = KeeperHandle {
         sender,
-        slot_lost: ends.slot_lost.clone(),
-        tenant_suspended: ends.tenant_suspended.clone(),
+        end: ends.why.clone(),
     };
     let keeper = run(storage, config, receiver, ends).instrument(tracing::Span::current());
     runtime.spawn(tracker.track_future(keeper));
@@ -153,11 +159,11 @@ async fn run(
             () = sleep_until(next_renewal) => {
                 next_renewal = Instant::now() + renew_every;
                 if !renew_lease(&storage, &config).await {
-                    ends.slot_lost.cancel();
+                    ends.end_session(KeeperEnd::SlotLost);
                 }
                 renew_ownership(&storage, &config).await;
                 if tenant_suspended(&storage, &config).await {
-                    ends.tenant_suspended.cancel();
+                    ends.end_session(KeeperEnd::TenantSuspended);
                 }
             }
         }
@@ -234,10 +240,18 @@ async fn apply_status(storage: &Storage, config: &KeeperConfig, report: &StatusR
     .await;
 }
 
-/// What the keeper can tell its session to end for.
+/// How the keeper tells its session to end, and why.
 struct Ends {
-    slot_lost: CancellationToken,
-    tenant_suspended: CancellationToken,
+    session_end: CancellationToken,
+    why: Arc<OnceLock<KeeperEnd>>,
+}
+
+impl Ends {
+    /// The first reason given is the one the session reads.
+    fn end_session(&self, why: KeeperEnd) {
+        let _ = self.why.set(why);
+        self.session_end.cancel();
+    }
 }
 
 /// Whether the call's tenant has been suspended since the call started (a read that fails

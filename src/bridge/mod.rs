@@ -5,6 +5,8 @@
 //! - [`admission`]: the checks before the WebSocket upgrade (token, call, tenant, assistant,
 //!   key, concurrency slot).
 //! - [`run`]: the session's event loop: owns both sockets, the timers and the heartbeats.
+//! - [`loop_timers`]: that loop's deadlines (heartbeat, flush, maximum duration, closing, start,
+//!   the core's timer) kept as one timer.
 //! - [`core`]: every decision of a session, without I/O (audio conversion, playback, barge-in,
 //!   transcript, usage, metrics), so tests drive it directly.
 //! - [`teler_media`]: FreJun's media-stream messages.
@@ -24,6 +26,7 @@ pub(crate) mod control;
 pub mod core;
 pub(crate) mod frame_faults;
 pub(crate) mod latency;
+mod loop_timers;
 pub(crate) mod playback;
 pub(crate) mod registry;
 pub(crate) mod run;

@@ -10,7 +10,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bson::DateTime;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep};
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message as AiMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tracing::Instrument as _;
@@ -19,10 +19,11 @@ use super::Bridge;
 use super::admission::Admitted;
 use super::audio_budget::BudgetLimits;
 use super::backend::Connecting;
-use super::call_log_keeper::{KeeperConfig, KeeperMessage, spawn_keeper};
+use super::call_log_keeper::{KeeperConfig, KeeperEnd, KeeperMessage, spawn_keeper};
 use super::core::{
     BridgeCore, ClosingCause, CoreConfig, Effects, Ending, SessionEndConfig, ToolsConfig,
 };
+use super::loop_timers::LoopTimers;
 use super::registry::{ControlCommand, StreamFacts, StreamStartFacts};
 use super::tool_runner::{ToolContext, ToolRunner};
 use crate::domain::assistant::tools::Tool;
@@ -42,15 +43,24 @@ use crate::telemetry::record_frejun_call_id;
 /// How long closing a socket may take at the end of a call.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// OpenAI's or ElevenLabs' socket, boxed: its TLS state is over a kilobyte, and a session's
+/// state machine holds a copy of it at more than one await.
+type AiSocket = Box<RealtimeSocket>;
+
 impl Bridge {
     /// Runs one call from the upgrade to the final call-log write (which continues in the
     /// keeper after this returns), inside the call's span.
-    pub(crate) async fn run_session(
+    ///
+    /// Not an `async fn`, and the bridge and the admission boxed: an `async fn` keeps its
+    /// arguments in its state machine beside the copies its body moves them into, so a wrapper
+    /// around [`Self::session`] held the call's documents four times and made each live
+    /// call's task 22 KiB (docs/benchmarks.md, "Memory per live call").
+    pub(crate) fn run_session(
         self,
         admitted: Admitted,
         teler: actix_ws::Session,
         stream: actix_ws::MessageStream,
-    ) {
+    ) -> impl Future<Output = ()> + 'static {
         let call = &admitted.call;
         let span = call_span(
             call.id,
@@ -58,12 +68,14 @@ impl Bridge {
             Some(admitted.assistant.id),
             call.frejun_call_id.as_deref(),
         );
-        self.session(admitted, teler, stream).instrument(span).await
+        Box::new(self)
+            .session(Box::new(admitted), teler, stream)
+            .instrument(span)
     }
 
     async fn session(
-        self,
-        admitted: Admitted,
+        self: Box<Self>,
+        admitted: Box<Admitted>,
         mut teler: actix_ws::Session,
         stream: actix_ws::MessageStream,
     ) {
@@ -129,6 +141,11 @@ impl Bridge {
                 .await;
             return;
         };
+        // The call's own token, a child of the process-wide shutdown one, which the keeper
+        // also cancels when the call must end (see `KeeperEnd`): the loop waits on one token.
+        // Its own rather than the process's: polling a registered waiter takes its token's
+        // lock, and this one is the call's, not one every call's frames contend for.
+        let session_end = self.shutdown.child_token();
         let keeper = spawn_keeper(
             self.shared.storage.clone(),
             KeeperConfig {
@@ -138,6 +155,7 @@ impl Bridge {
                 max_concurrent_calls: admitted.user.limits.max_concurrent_calls,
                 owner: self.shared.instance_id.clone(),
             },
+            session_end.clone(),
             &self.runtime(),
             &self.keepers,
         );
@@ -150,47 +168,37 @@ impl Bridge {
         tracing::info!(%call_id, %user_id, model, "media stream started");
 
         let mut connecting: Option<Connecting> = Some(voice_ai.connecting);
-        let mut ai: Option<RealtimeSocket> = None;
+        let mut ai: Option<AiSocket> = None;
         let mut stream = stream
             .max_frame_size(settings.max_message_bytes)
             .aggregate_continuations()
             .max_continuation_size(settings.max_message_bytes);
 
-        let mut heartbeat = interval(settings.heartbeat_interval());
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Turns and other news reach the call log at every flush; the running counters alone
         // only every `metrics_flush_interval_secs` (see `BridgeCore::take_progress`).
         let counters_interval = settings.metrics_flush_interval();
         let mut counters_written = Instant::now();
-        let mut flush = interval(settings.log_flush_interval());
-        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let deadline = sleep(admitted.max_call);
-        tokio::pin!(deadline);
+        let mut timers = LoopTimers::new(
+            started,
+            settings.heartbeat_interval(),
+            settings.log_flush_interval(),
+            admitted.max_call,
+            settings.start_timeout(),
+        );
+        let wake = sleep_until(started);
+        tokio::pin!(wake);
         // When the OpenAI session expires (the core says, once connected): the closing starts
         // `session_closing_secs` before it, and the call ends a second before it regardless.
         let closing_lead = Duration::from_secs(settings.session_closing_secs);
         let mut session_hard_end: Option<Instant> = None;
-        let closing = sleep(admitted.max_call + closing_lead);
-        tokio::pin!(closing);
         let send_limits = SendLimits {
             timeout: settings.send_timeout(),
             call_deadline: started + admitted.max_call,
         };
-        let start_deadline = sleep(settings.start_timeout());
-        tokio::pin!(start_deadline);
         // Created once: a fresh `cancelled()` future per frame would register and unregister a
-        // waiter, under its token's lock, 50 times a second per call. And a child of the
-        // process-wide token: polling a registered waiter still takes its token's lock, and
-        // the child's is this call's own, not one every call's frames contend for.
-        let shutdown = self.shutdown.child_token();
-        let shutdown = shutdown.cancelled();
-        tokio::pin!(shutdown);
-        let slot_lost = keeper.slot_lost();
-        let slot_lost = slot_lost.cancelled();
-        tokio::pin!(slot_lost);
-        let suspended = keeper.tenant_suspended();
-        let suspended = suspended.cancelled();
-        tokio::pin!(suspended);
+        // waiter, under its token's lock, 50 times a second per call.
+        let ended = session_end.cancelled();
+        tokio::pin!(ended);
         let mut start_recorded = false;
         let mut last_teler = Instant::now();
         let mut last_ai = Instant::now();
@@ -203,21 +211,27 @@ impl Bridge {
         let ending: Ending = loop {
             let mut fx = Effects::default();
             let mut frame_at: Option<Instant> = None;
-            let timer = core.next_timer();
+            let core_timer = core.next_timer().map(Instant::from_std);
+            let wake_at = timers.next(core_timer);
+            if wake.deadline() != wake_at {
+                wake.as_mut().reset(wake_at);
+            }
             let ending = tokio::select! {
-                () = &mut shutdown => Some(Ending::new(EndReason::Shutdown)),
-                () = &mut suspended => Some(Ending::new(EndReason::TenantSuspended)),
-                () = &mut slot_lost => Some(Ending::failed(
-                    EndReason::ConcurrencyLimit,
-                    "concurrency_slot_lost",
-                    "the call lost its concurrency slot and the tenant is at its limit",
-                )),
+                () = &mut ended => Some(match keeper.end() {
+                    Some(KeeperEnd::TenantSuspended) => Ending::new(EndReason::TenantSuspended),
+                    Some(KeeperEnd::SlotLost) => Ending::failed(
+                        EndReason::ConcurrencyLimit,
+                        "concurrency_slot_lost",
+                        "the call lost its concurrency slot and the tenant is at its limit",
+                    ),
+                    None => Ending::new(EndReason::Shutdown),
+                }),
                 result = poll_connect(&mut connecting) => {
                     connecting = None;
                     match result {
                         Ok(socket) => {
                             last_ai = Instant::now();
-                            ai = Some(socket);
+                            ai = Some(Box::new(socket));
                             core.ai_connected(SystemTime::now(), &mut fx);
                             None
                         }
@@ -306,80 +320,92 @@ impl Bridge {
                     let _ = reply.send(outcome);
                     ending
                 }
-                _ = heartbeat.tick() => {
-                    let timeout = settings.peer_timeout();
-                    if last_teler.elapsed() > timeout {
-                        Some(Ending::failed(
-                            EndReason::TelephonyError,
-                            "media_stream_silent",
-                            format!("FreJun's media stream sent nothing for {} s", timeout.as_secs()),
-                        ))
-                    } else if ai.is_some() && last_ai.elapsed() > timeout {
-                        Some(core.ai_silent(timeout.as_secs()))
-                    } else {
-                        // Bounded like every send: a peer that stopped reading is caught by
-                        // the next round of sends or by its silence, not waited for here.
-                        let _ = tokio::time::timeout(settings.send_timeout(), teler.ping(b"")).await;
-                        if let Some(socket) = ai.as_mut() {
-                            let ping = socket.send(AiMessage::Ping(Vec::new().into()));
-                            let _ = tokio::time::timeout(settings.send_timeout(), ping).await;
-                        }
-                        None
-                    }
-                }
-                _ = flush.tick() => {
-                    facts.audio_in_ms.store(core.audio_in_ms(), Ordering::Relaxed);
-                    facts.audio_out_ms.store(core.audio_out_ms(), Ordering::Relaxed);
-                    let counters_due = counters_written.elapsed() >= counters_interval;
-                    if let Some(progress) = core.take_progress(counters_due) {
-                        counters_written = Instant::now();
-                        keeper.send(KeeperMessage::Progress(progress));
-                    }
-                    // The AI may announce its formats only once connected (ElevenLabs).
-                    let label = core.ai_audio_label();
-                    let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
-                    if stream_facts.ai_codec != label {
-                        stream_facts.ai_codec = label;
-                    }
-                    drop(stream_facts);
-                    // The drain's deadline, looked at here rather than awaited per frame (a
-                    // flush interval is nothing against a drain's minutes): the call says the
-                    // closing line and ends with `shutdown`, never past the AI session's end.
-                    if self.shared.drain.past_deadline() && !core.closing_started() {
-                        let now = Instant::now();
-                        let drain_end = now + self.shared.settings.cluster.drain_closing();
-                        let hard_end = session_hard_end.map_or(drain_end, |end| end.min(drain_end));
-                        session_hard_end = Some(hard_end);
-                        closing.as_mut().reset(hard_end);
-                        core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
-                    } else {
-                        // The closing line has been heard: the call can end.
-                        core.closing_done(Instant::now().into_std())
-                    }
-                }
                 // Guarded so that a call without tools never polls the runner.
                 result = tools.next(), if tools.is_busy() => core.tool_finished(result, Instant::now().into_std(), &mut fx),
-                () = sleep_until_or_never(timer), if timer.is_some() => {
-                    core.timer_fired(Instant::now().into_std(), &mut fx);
-                    None
-                }
-                () = &mut deadline => Some(Ending::new(EndReason::MaxDuration)),
-                () = &mut closing => match session_hard_end {
-                    Some(hard_end) if !core.closing_started() => {
-                        closing.as_mut().reset(hard_end);
-                        core.begin_closing(Instant::now().into_std(), ClosingCause::SessionLimit, &mut fx)
+                () = &mut wake => {
+                    let now = Instant::now();
+                    let due = timers.due(now, core_timer);
+                    if due.max_duration {
+                        Some(Ending::new(EndReason::MaxDuration))
+                    } else if due.start_missing && core.start().is_none() {
+                        Some(Ending::failed(
+                            EndReason::TelephonyError,
+                            "media_stream_no_start",
+                            format!("FreJun sent no start message within {} s", settings.start_timeout_secs),
+                        ))
+                    } else {
+                        let mut ending = None;
+                        if due.closing {
+                            ending = match session_hard_end {
+                                Some(hard_end) if !core.closing_started() => {
+                                    timers.set_closing(hard_end);
+                                    core.begin_closing(now.into_std(), ClosingCause::SessionLimit, &mut fx)
+                                }
+                                _ => Some(Ending::new(core.closing_reason())),
+                            };
+                        }
+                        if ending.is_none() && due.heartbeat {
+                            let timeout = settings.peer_timeout();
+                            if last_teler.elapsed() > timeout {
+                                ending = Some(Ending::failed(
+                                    EndReason::TelephonyError,
+                                    "media_stream_silent",
+                                    format!("FreJun's media stream sent nothing for {} s", timeout.as_secs()),
+                                ));
+                            } else if ai.is_some() && last_ai.elapsed() > timeout {
+                                ending = Some(core.ai_silent(timeout.as_secs()));
+                            } else {
+                                // Bounded like every send: a peer that stopped reading is caught
+                                // by the next round of sends or by its silence, not waited for.
+                                let _ = tokio::time::timeout(settings.send_timeout(), teler.ping(b"")).await;
+                                if let Some(socket) = ai.as_mut() {
+                                    let ping = socket.send(AiMessage::Ping(Vec::new().into()));
+                                    let _ = tokio::time::timeout(settings.send_timeout(), ping).await;
+                                }
+                            }
+                        }
+                        if ending.is_none() && due.flush {
+                            facts.audio_in_ms.store(core.audio_in_ms(), Ordering::Relaxed);
+                            facts.audio_out_ms.store(core.audio_out_ms(), Ordering::Relaxed);
+                            let counters_due = counters_written.elapsed() >= counters_interval;
+                            if let Some(progress) = core.take_progress(counters_due) {
+                                counters_written = Instant::now();
+                                keeper.send(KeeperMessage::Progress(progress));
+                            }
+                            // The AI may announce its formats only once connected (ElevenLabs).
+                            let label = core.ai_audio_label();
+                            let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
+                            if stream_facts.ai_codec != label {
+                                stream_facts.ai_codec = label;
+                            }
+                            drop(stream_facts);
+                            // The drain's deadline, looked at here rather than awaited per frame
+                            // (a flush interval is nothing against a drain's minutes): the call
+                            // says the closing line and ends with `shutdown`, never past the AI
+                            // session's end.
+                            ending = if self.shared.drain.past_deadline() && !core.closing_started() {
+                                let now = Instant::now();
+                                let drain_end = now + self.shared.settings.cluster.drain_closing();
+                                let hard_end = session_hard_end.map_or(drain_end, |end| end.min(drain_end));
+                                session_hard_end = Some(hard_end);
+                                timers.set_closing(hard_end);
+                                core.begin_closing(now.into_std(), ClosingCause::Drain, &mut fx)
+                            } else {
+                                // The closing line has been heard: the call can end.
+                                core.closing_done(Instant::now().into_std())
+                            };
+                        }
+                        if ending.is_none() && due.core {
+                            core.timer_fired(Instant::now().into_std(), &mut fx);
+                        }
+                        ending
                     }
-                    _ => Some(Ending::new(core.closing_reason())),
-                },
-                () = &mut start_deadline, if core.start().is_none() => Some(Ending::failed(
-                    EndReason::TelephonyError,
-                    "media_stream_no_start",
-                    format!("FreJun sent no start message within {} s", settings.start_timeout_secs),
-                )),
+                }
             };
             if !start_recorded {
                 if let Some(start) = core.start() {
                     start_recorded = true;
+                    timers.started();
                     let mut stream_facts = facts.stream.lock().unwrap_or_else(|p| p.into_inner());
                     stream_facts.frejun_call_id = start.call_id.clone();
                     if let Some(frejun_call_id) = &start.call_id {
@@ -412,9 +438,7 @@ impl Bridge {
                 let hard_end = now + left.saturating_sub(Duration::from_secs(1));
                 session_hard_end = Some(hard_end);
                 if !core.closing_started() {
-                    closing
-                        .as_mut()
-                        .reset(now + left.saturating_sub(closing_lead));
+                    timers.set_closing(now + left.saturating_sub(closing_lead));
                 }
             }
             if let Some(ending) =
@@ -463,7 +487,7 @@ impl Bridge {
                 code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
                 reason: "call ended".into(),
             };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, (*socket).close(Some(frame))).await;
         }
         let now = DateTime::now();
         let mut status = StatusReport::new(ending.status(), now, ReportSource::Bridge, MEDIA_ENDED)
@@ -557,14 +581,6 @@ fn record_ending(ending: &Ending, core: &BridgeCore) {
     }
 }
 
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until_or_never(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Waits, briefly, for FreJun to answer our close frame before the connection is dropped.
 ///
 /// actix-ws ends the HTTP response (and so the TCP connection) as soon as every session
@@ -624,7 +640,7 @@ async fn send_effects(
     core: &mut BridgeCore,
     fx: Effects,
     teler: &mut impl TelerSink,
-    ai: &mut Option<RealtimeSocket>,
+    ai: &mut Option<AiSocket>,
     limits: SendLimits,
 ) -> Option<Ending> {
     // Most turns of the loop (a ping, a flush tick, a dropped frame) send nothing: no timer.
@@ -671,7 +687,7 @@ async fn send_all(
     core: &mut BridgeCore,
     fx: Effects,
     teler: &mut impl TelerSink,
-    ai: &mut Option<RealtimeSocket>,
+    ai: &mut Option<AiSocket>,
     sending: &mut Sending,
 ) -> Option<Ending> {
     *sending = Sending::Teler;
@@ -711,7 +727,7 @@ async fn poll_connect(
 }
 
 async fn next_ai(
-    ai: &mut Option<RealtimeSocket>,
+    ai: &mut Option<AiSocket>,
 ) -> Option<Result<AiMessage, tokio_tungstenite::tungstenite::Error>> {
     match ai.as_mut() {
         Some(socket) => socket.next().await,
