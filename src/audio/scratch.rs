@@ -98,7 +98,6 @@ pub(crate) fn converted() -> Lent<i16> {
     Lent::from(&CONVERTED)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
