@@ -347,6 +347,18 @@ mod tests {
     }
 
     #[test]
+    fn the_pending_chunk_holds_no_more_room_than_the_largest_chunk() {
+        let mut playback = Playback::new(100, 500, AudioMessageShape::Flat);
+        let now = Instant::now();
+        // Fed the way deltas arrive (100 ms at a time), through 100, 200, 400 and 500 ms chunks.
+        for _ in 0..30 {
+            playback.push(&key("a"), &[7; 800], now);
+            assert!(playback.pending.capacity() <= 4_000, "500 ms at 8 kHz");
+        }
+        assert_eq!(playback.pending.capacity(), 4_000);
+    }
+
+    #[test]
     fn the_nested_shape_wraps_audio_and_chunk_id_in_data() {
         let mut playback = Playback::new(20, 20, AudioMessageShape::Nested);
         let chunks = playback.push(&key("a"), &[0; 160], Instant::now());
