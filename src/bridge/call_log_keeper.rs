@@ -76,6 +76,7 @@ impl KeeperHandle {
         self.end.get().copied()
     }
 }
+
 /// Who the keeper writes for and how.
 #[derive(Debug, Clone)]
 pub(crate) struct KeeperConfig {
