@@ -42,8 +42,8 @@ pub(crate) struct Lent<T: 'static> {
 impl<T: 'static> Lent<T> {
     fn from(home: &'static Slot<T>) -> Lent<T> {
         // `try_with`: during the thread's teardown the slot is gone; a new buffer does.
-        let mut buffer = home.try_with(Cell::take).unwrap_or_default();
-        buffer.clear();
+        // Empty: a buffer is cleared when it is given back.
+        let buffer = home.try_with(Cell::take).unwrap_or_default();
         Lent { buffer, home }
     }
 }

@@ -174,7 +174,6 @@ impl Playback {
         self.next_chunk_id += 1;
         let mut message = String::new();
         write_audio_message(self.shape, &bytes, chunk_id, &mut message);
-        drop(bytes);
 
         let starts_at = self.queue_end.filter(|end| *end > now).unwrap_or(now);
         let duration = Duration::from_micros(samples as u64 * 1_000_000 / u64::from(OUTBOUND_RATE));

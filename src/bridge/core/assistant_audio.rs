@@ -84,7 +84,6 @@ impl BridgeCore {
                     .process(&converted, &mut samples);
             }
         }
-        drop(bytes);
         let chunks = self.playback.push(key, &samples, now);
         self.send_chunks(chunks, now, fx);
         None

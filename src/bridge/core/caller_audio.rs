@@ -91,7 +91,6 @@ impl BridgeCore {
         }
         let mut samples = scratch::samples();
         let ignored = pcm::decode_s16le(&bytes, &mut samples);
-        drop(bytes);
         if ignored > 0 {
             self.anomalies.odd_audio_bytes += ignored as u64;
         }
