@@ -77,6 +77,14 @@ pub use backend::Backend;
 pub use cli::LoadtestArgs;
 pub use server_process::{ExternalServer, SpawnOptions};
 
+/// User plus system CPU seconds a process has used so far, threads included (`None` when it is
+/// gone): what the load generator reads for the server, for benchmarks that start their own.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    ProcReader::new()
+        .read(Process::Pid(pid))
+        .map(|snapshot| snapshot.cpu_seconds)
+}
+
 /// Most calls in one run: the most concurrent calls the API allows a tenant.
 pub(crate) const MAX_CALLS: usize = 10_000;
 
