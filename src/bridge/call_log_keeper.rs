@@ -29,6 +29,8 @@ use crate::domain::ids::TenantId;
 use crate::domain::time::after;
 use crate::storage::{Storage, StorageError};
 
+use super::progress_writer::ProgressWriter;
+
 /// What a session hands its keeper.
 #[derive(Debug)]
 pub(crate) enum KeeperMessage {
@@ -87,6 +89,8 @@ pub(crate) struct KeeperConfig {
     pub max_concurrent_calls: u32,
     /// This instance, the call log's `owner`, whose lease is renewed with the slot's.
     pub owner: InstanceId,
+    /// Writes the progress batches (with other calls' where it can).
+    pub progress: ProgressWriter,
 }
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
@@ -139,14 +143,14 @@ async fn run(
                         match *message {
                             KeeperMessage::Progress(progress) => merge(&mut pending, progress),
                             other => {
-                                Box::pin(write_progress(&storage, &config, std::mem::take(&mut pending))).await;
+                                Box::pin(write_progress(&config, std::mem::take(&mut pending))).await;
                                 if Box::pin(finish_or_apply(&storage, &config, other)).await {
                                     return;
                                 }
                             }
                         }
                     }
-                    Box::pin(write_progress(&storage, &config, std::mem::take(&mut pending))).await;
+                    Box::pin(write_progress(&config, std::mem::take(&mut pending))).await;
                 }
                 Some(finish @ KeeperMessage::Finish { .. }) => {
                     if Box::pin(finish_or_apply(&storage, &config, finish)).await {
@@ -182,11 +186,11 @@ async fn finish_or_apply(storage: &Storage, config: &KeeperConfig, message: Keep
             false
         }
         KeeperMessage::Progress(progress) => {
-            write_progress(storage, config, progress).await;
+            write_progress(config, progress).await;
             false
         }
         KeeperMessage::Finish { progress, status } => {
-            write_progress(storage, config, progress).await;
+            write_progress(config, progress).await;
             apply_status(storage, config, &status).await;
             let slots = storage.call_slots();
             retry("free the call's slot", config, 5, || {
@@ -217,13 +221,15 @@ fn merge(pending: &mut CallProgress, later: CallProgress) {
     pending.metrics = later.metrics.or(pending.metrics.take());
 }
 
-async fn write_progress(storage: &Storage, config: &KeeperConfig, progress: CallProgress) {
+async fn write_progress(config: &KeeperConfig, progress: CallProgress) {
     if progress.is_empty() {
         return;
     }
-    let calls = storage.call_logs();
+    let progress = Arc::new(progress);
     retry("write call progress", config, usize::MAX, || {
-        calls.record_progress(config.user_id, config.call_id, &progress, DateTime::now())
+        config
+            .progress
+            .write(config.user_id, config.call_id, Arc::clone(&progress))
     })
     .await;
 }

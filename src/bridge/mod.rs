@@ -28,6 +28,7 @@ pub(crate) mod frame_faults;
 pub(crate) mod latency;
 mod loop_timers;
 pub(crate) mod playback;
+pub mod progress_writer;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod teler_media;
@@ -47,6 +48,7 @@ use crate::providers::elevenlabs::ConvaiClient;
 use crate::providers::openai::RealtimeClient;
 use crate::shared::Shared;
 use control::ControlRouter;
+use progress_writer::ProgressWriter;
 use registry::LiveCalls;
 
 /// What every media-stream session shares.
@@ -68,6 +70,8 @@ pub struct Bridge {
     pub hangups: FrejunHangup,
     /// Transfers, keypad tones and tool secrets, for the assistant's tools.
     pub calls: CallService,
+    /// Writes the keepers' progress batches, many calls in one command.
+    pub progress: ProgressWriter,
     /// The runtime the keepers run on: the process's main runtime, which outlives the HTTP
     /// workers that run the sessions.
     runtime: Option<tokio::runtime::Handle>,
@@ -100,6 +104,10 @@ impl Bridge {
                 shared.settings.elevenlabs.connect_timeout(),
             ),
             elevenlabs_http: reqwest::Client::new(),
+            progress: ProgressWriter::new(
+                shared.storage.clone(),
+                shared.settings.bridge.log_batch_window(),
+            ),
             control: ControlRouter::new(shared.clone(), live.clone()),
             shared,
             live,

@@ -154,6 +154,7 @@ impl Bridge {
                 slot_lease: settings.slot_lease(),
                 max_concurrent_calls: admitted.user.limits.max_concurrent_calls,
                 owner: self.shared.instance_id.clone(),
+                progress: self.progress.clone(),
             },
             session_end.clone(),
             &self.runtime(),

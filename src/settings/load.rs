@@ -768,6 +768,11 @@ fn validate(settings: &Settings) -> Result<(), SettingsError> {
             100..=60_000,
         ),
         (
+            "bridge.log_batch_window_ms",
+            bridge.log_batch_window_ms,
+            0..=1_000,
+        ),
+        (
             "bridge.metrics_flush_interval_secs",
             bridge.metrics_flush_interval_secs,
             1..=3_600,

@@ -412,6 +412,9 @@ pub struct BridgeSettings {
     /// How often a live call appends what changed (transcript turns, usage, barge-ins, tool
     /// turns) to the call log.
     pub log_flush_interval_ms: u64,
+    /// How long the instance's progress writer gathers live calls' batches before writing them
+    /// in one MongoDB command, in milliseconds (0: each call's batch is written alone).
+    pub log_batch_window_ms: u64,
     /// How often a live call writes its running counters (audio in and out, frame latency)
     /// when nothing else changed; also the most of them a crash can lose.
     pub metrics_flush_interval_secs: u64,
@@ -465,6 +468,10 @@ impl BridgeSettings {
         Duration::from_millis(self.log_flush_interval_ms)
     }
 
+    pub(crate) fn log_batch_window(&self) -> Duration {
+        Duration::from_millis(self.log_batch_window_ms)
+    }
+
     pub(crate) fn metrics_flush_interval(&self) -> Duration {
         Duration::from_secs(self.metrics_flush_interval_secs)
     }
@@ -492,6 +499,7 @@ impl Default for BridgeSettings {
             max_message_bytes: 256 * 1024,
             playout_latency_ms: 0,
             log_flush_interval_ms: 2_000,
+            log_batch_window_ms: 100,
             metrics_flush_interval_secs: 30,
             slot_lease_secs: 60,
             default_max_call_seconds: 3_600,

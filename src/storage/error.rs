@@ -7,7 +7,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("document not found")]
     NotFound,

@@ -52,6 +52,9 @@ pub const WEBHOOK_DELIVERIES: &str = "voxbridge_webhook_deliveries_total";
 pub const HTTP_REQUESTS: &str = "voxbridge_http_requests_total";
 /// MongoDB commands, by `command` and `outcome` (`ok`, `error`) (histogram).
 pub const MONGODB_COMMAND_SECONDS: &str = "voxbridge_mongodb_command_duration_seconds";
+/// Live calls' progress batches written per MongoDB command by the instance's progress
+/// writer (histogram).
+pub const CALL_LOG_BATCH_CALLS: &str = "voxbridge_call_log_batch_calls";
 /// 1 while the instance is draining (refusing new calls, finishing live ones), else 0.
 pub const DRAINING: &str = "voxbridge_draining";
 /// Control requests sent to the instance bridging the call, from writing the command to its
@@ -76,6 +79,8 @@ const MONGODB_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// 1 to 500 (the most one command takes).
+const BATCH_CALLS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's recorder the first time it is called, and returns its handle every
@@ -99,6 +104,7 @@ fn builder() -> PrometheusBuilder {
         (FIRST_RESPONSE_SECONDS, FIRST_RESPONSE_BUCKETS),
         (MONGODB_COMMAND_SECONDS, MONGODB_BUCKETS),
         (CONTROL_COMMAND_SECONDS, MONGODB_BUCKETS),
+        (CALL_LOG_BATCH_CALLS, BATCH_CALLS_BUCKETS),
     ];
     buckets
         .into_iter()
@@ -148,6 +154,10 @@ fn describe() {
         MONGODB_COMMAND_SECONDS,
         metrics::Unit::Seconds,
         "MongoDB command durations, by command and outcome."
+    );
+    describe_histogram!(
+        CALL_LOG_BATCH_CALLS,
+        "Live calls' progress batches written per MongoDB command."
     );
     describe_gauge!(DRAINING, "1 while the instance is draining, else 0.");
     describe_histogram!(
@@ -277,6 +287,11 @@ pub fn http_request(method: &str, route: Option<String>, status: u16) {
         "status" => status.to_string(),
     )
     .increment(1);
+}
+
+/// The progress writer wrote `calls` calls' batches in one command.
+pub fn call_log_batch(calls: usize) {
+    metrics::histogram!(CALL_LOG_BATCH_CALLS).record(calls as f64);
 }
 
 /// A MongoDB command finished after `duration`.
