@@ -38,20 +38,14 @@ fn metrics(audio_in_ms: u64) -> CallMetrics {
 #[tokio::test]
 async fn progress_batches_are_written_once_however_often_they_are_sent() {
     let app = TestApp::spawn().await;
-    let user_id: TenantId = app
-        .create_tenant("Progress", "progress@example.com")
-        .await
-        .id
-        .parse()
-        .unwrap();
-    let call = call_record(user_id, DateTime::now(), CallStatus::InProgress);
-    app.insert_call(&call).await;
+    let (user_id, ids) = tenant_with_calls(&app, 1).await;
+    let call_id = ids[0];
     let calls = app.storage.call_logs();
     // Each batch is sent twice, as a retry after an unacknowledged write would.
     let write_twice = async |progress: &CallProgress| {
         for _ in 0..2 {
             calls
-                .record_progress(user_id, call.id, progress, DateTime::now())
+                .record_progress(user_id, call_id, progress, DateTime::now())
                 .await
                 .unwrap();
         }
@@ -67,7 +61,7 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
         ..CallProgress::default()
     };
     write_twice(&first).await;
-    let stored = app.call_log(&call.id.to_hex()).await;
+    let stored = app.call_log(&call_id.to_hex()).await;
     assert_eq!(stored.transcript.len(), 2, "the retry added no turn");
     assert_eq!(stored.metrics.as_ref().unwrap().audio_in_ms, 1_000);
 
@@ -86,11 +80,11 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
         ..CallProgress::default()
     };
     calls
-        .record_progress(user_id, call.id, &counters, DateTime::now())
+        .record_progress(user_id, call_id, &counters, DateTime::now())
         .await
         .unwrap();
 
-    let stored = app.call_log(&call.id.to_hex()).await;
+    let stored = app.call_log(&call_id.to_hex()).await;
     let texts: Vec<&str> = stored.transcript.iter().map(|t| t.text.as_str()).collect();
     assert_eq!(texts, ["hello", "hi there", "again"]);
     assert!(stored.transcript[1].interrupted);
@@ -99,7 +93,7 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
 
     // Another tenant's id finds nothing.
     let err = calls
-        .record_progress(TenantId::new(), call.id, &counters, DateTime::now())
+        .record_progress(TenantId::new(), call_id, &counters, DateTime::now())
         .await
         .unwrap_err();
     assert!(
