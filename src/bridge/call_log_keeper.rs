@@ -2,7 +2,8 @@
 //! makes, so the audio loop never waits on the database.
 //!
 //! It applies the bridge's status reports (media started, media ended), writes progress batches
-//! (transcript, usage, cost, metrics), renews the call's concurrency-slot lease, and at the end
+//! (transcript, usage, cost, metrics; through the instance's progress writer, which puts many
+//! calls' batches in one command), renews the call's concurrency-slot lease, and at the end
 //! writes the final state and frees the slot. Writes are retried with backoff until MongoDB
 //! accepts them: an outage delays a call log, it does not lose it. The task runs on the
 //! process's main runtime and is tracked, so a shutdown waits for final writes (bounded by

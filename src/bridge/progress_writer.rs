@@ -17,7 +17,9 @@
 //! - One did not match or had an error: MongoDB does not say which (a call log deleted, or turns
 //!   written by an earlier attempt), so each batch is written alone with
 //!   `CallLogs::record_progress`, which is idempotent, and each keeper hears its own outcome.
-//! - The command failed (MongoDB unreachable): every keeper hears the error and retries.
+//!   So does a command MongoDB refuses as a whole (say, too large, after an outage let every
+//!   call's batch grow).
+//! - MongoDB unreachable: every keeper hears the error and retries with its own backoff.
 //! - A batch that needs two updates, a window of 0, or a writer that is gone: the keeper's
 //!   batch is written alone, as before.
 
@@ -160,18 +162,21 @@ async fn write_together(calls: &CallLogs, batch: Vec<Job>) {
                 let _ = job.done.send(Ok(()));
             }
         }
-        Ok(false) => {
+        Err(err @ StorageError::Unavailable(_)) => {
+            // Each keeper retries with its own backoff.
+            for job in batch {
+                let _ = job.done.send(Err(err.clone()));
+            }
+        }
+        // A statement missed or failed, or MongoDB refused the command itself (one too large
+        // after an outage let batches grow): each alone, which are well within its limits.
+        Ok(false) | Err(_) => {
             let alone = batch
                 .iter()
                 .map(|job| calls.record_progress(job.user_id, job.call_id, &job.progress, now));
             let outcomes = join_all(alone).await;
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.done.send(outcome);
-            }
-        }
-        Err(err) => {
-            for job in batch {
-                let _ = job.done.send(Err(err.clone()));
             }
         }
     }
