@@ -96,11 +96,12 @@ impl CallLogs {
 
     /// Writes the batches of several calls in one `update` command, each as the single update
     /// [`Self::record_progress`] would try first. Answers `true` when every one of them found
-    /// its call log (the common case: all written). `false` means at least one did not, and
-    /// MongoDB does not say which: a call log gone, or turns written already by an earlier
-    /// attempt. The caller then writes each batch with [`Self::record_progress`], which is
-    /// idempotent and tells each call its own outcome. A batch that needs two updates
-    /// ([`needs_two_updates`]) must go through `record_progress`.
+    /// its call log and was acknowledged (the common case: all written). `false` means that
+    /// cannot be said of every batch, and MongoDB does not say which: a call log gone, turns
+    /// written already by an earlier attempt, a statement's or the write concern's error, or a
+    /// batch that needs two updates ([`needs_two_updates`]; then nothing is sent). The caller
+    /// then writes each batch with [`Self::record_progress`], which is idempotent and tells
+    /// each call its own outcome.
     pub async fn record_progress_of_calls(
         &self,
         batches: &[(TenantId, CallId, &CallProgress)],
@@ -109,9 +110,14 @@ impl CallLogs {
         if batches.is_empty() {
             return Ok(true);
         }
+        if batches
+            .iter()
+            .any(|&(_, _, progress)| needs_two_updates(progress))
+        {
+            return Ok(false);
+        }
         let mut updates = Vec::with_capacity(batches.len());
         for &(user_id, id, progress) in batches {
-            debug_assert!(!needs_two_updates(progress));
             let set = progress_totals(progress, now)?;
             let (filter, update) = if progress.new_turns.is_empty() {
                 (doc! { "_id": id, "user_id": user_id }, doc! { "$set": set })
@@ -132,13 +138,14 @@ impl CallLogs {
             .database(&self.collection().namespace().db)
             .run_command(command)
             .await?;
-        // Per-statement failures (`writeErrors`) leave `ok: 1`; any of them sends every batch
-        // the slow way, where each meets its own error.
+        // A statement's failure (`writeErrors`) or the write concern's leaves `ok: 1`; any of
+        // them sends every batch the slow way, where each meets its own error.
         let matched = reply
             .get_i32("n")
             .map(i64::from)
             .or_else(|_| reply.get_i64("n"));
-        Ok(!reply.contains_key("writeErrors") && matched == Ok(batches.len() as i64))
+        let failed = reply.contains_key("writeErrors") || reply.contains_key("writeConcernError");
+        Ok(!failed && matched == Ok(batches.len() as i64))
     }
 }
 

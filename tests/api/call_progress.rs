@@ -186,6 +186,22 @@ async fn several_calls_batches_go_in_one_command_and_a_repeat_says_so() {
     assert!(!all_found);
     let stored = app.call_log(&ids[2].to_hex()).await;
     assert_eq!(stored.metrics.unwrap().audio_in_ms, 300);
+
+    // A batch that needs two updates (a new turn and a flag on an earlier one) is not sent.
+    let flagged = CallProgress {
+        new_turns: vec![turn(TranscriptRole::Assistant, "late")],
+        first_turn_index: 1,
+        interrupted_turns: vec![0],
+        ..CallProgress::default()
+    };
+    let all_found = calls
+        .record_progress_of_calls(&[(user_id, ids[1], &flagged)], DateTime::now())
+        .await
+        .unwrap();
+    assert!(!all_found);
+    let stored = app.call_log(&ids[1].to_hex()).await;
+    assert_eq!(stored.transcript.len(), 1);
+    assert!(!stored.transcript[0].interrupted);
 }
 
 #[tokio::test]
