@@ -10,12 +10,11 @@ use std::time::Duration;
 use bson::DateTime;
 use futures_util::future::join_all;
 use voxbridge::bridge::progress_writer::ProgressWriter;
-use voxbridge::domain::call::CallStatus;
 use voxbridge::domain::call::record::{CallMetrics, CallProgress, TranscriptRole, TranscriptTurn};
 use voxbridge::domain::ids::{CallId, TenantId};
 use voxbridge::storage::StorageError;
 
-use crate::helpers::{TestApp, call_record};
+use crate::helpers::TestApp;
 
 fn turn(role: TranscriptRole, text: &str) -> TranscriptTurn {
     TranscriptTurn {
@@ -38,7 +37,7 @@ fn metrics(audio_in_ms: u64) -> CallMetrics {
 #[tokio::test]
 async fn progress_batches_are_written_once_however_often_they_are_sent() {
     let app = TestApp::spawn().await;
-    let (user_id, ids) = tenant_with_calls(&app, 1).await;
+    let (user_id, ids) = app.tenant_with_live_calls(1).await;
     let call_id = ids[0];
     let calls = app.storage.call_logs();
     // Each batch is sent twice, as a retry after an unacknowledged write would.
@@ -102,23 +101,6 @@ async fn progress_batches_are_written_once_however_often_they_are_sent() {
     );
 }
 
-/// A tenant with `count` live calls.
-async fn tenant_with_calls(app: &TestApp, count: usize) -> (TenantId, Vec<CallId>) {
-    let user_id: TenantId = app
-        .create_tenant("Batches", "batches@example.com")
-        .await
-        .id
-        .parse()
-        .unwrap();
-    let mut ids = Vec::new();
-    for _ in 0..count {
-        let call = call_record(user_id, DateTime::now(), CallStatus::InProgress);
-        app.insert_call(&call).await;
-        ids.push(call.id);
-    }
-    (user_id, ids)
-}
-
 fn turns_and_counters(text: &str, audio_in_ms: u64) -> CallProgress {
     CallProgress {
         new_turns: vec![turn(TranscriptRole::User, text)],
@@ -131,7 +113,7 @@ fn turns_and_counters(text: &str, audio_in_ms: u64) -> CallProgress {
 #[tokio::test]
 async fn several_calls_batches_go_in_one_command_and_a_repeat_says_so() {
     let app = TestApp::spawn().await;
-    let (user_id, ids) = tenant_with_calls(&app, 3).await;
+    let (user_id, ids) = app.tenant_with_live_calls(3).await;
     let calls = app.storage.call_logs();
     let first = turns_and_counters("one", 100);
     let second = turns_and_counters("two", 200);
@@ -207,7 +189,7 @@ async fn several_calls_batches_go_in_one_command_and_a_repeat_says_so() {
 #[tokio::test]
 async fn the_progress_writer_tells_each_call_its_own_outcome() {
     let app = TestApp::spawn().await;
-    let (user_id, ids) = tenant_with_calls(&app, 4).await;
+    let (user_id, ids) = app.tenant_with_live_calls(4).await;
     let writer = ProgressWriter::new(app.storage.clone(), Duration::from_millis(100));
     let missing = CallId::new();
     let batch = |index: usize| Arc::new(turns_and_counters(&format!("turn {index}"), 10));

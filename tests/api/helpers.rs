@@ -249,6 +249,23 @@ impl TestApp {
             .expect("call log inserted");
     }
 
+    /// A new tenant with `count` calls in progress, stored directly.
+    pub async fn tenant_with_live_calls(&self, count: usize) -> (TenantId, Vec<CallId>) {
+        let user_id: TenantId = self
+            .create_tenant("Live calls", "live-calls@example.com")
+            .await
+            .id
+            .parse()
+            .expect("tenant id");
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let call = call_record(user_id, bson::DateTime::now(), CallStatus::InProgress);
+            self.insert_call(&call).await;
+            ids.push(call.id);
+        }
+        (user_id, ids)
+    }
+
     /// How many documents `collection` holds.
     pub async fn count(&self, collection: &str) -> u64 {
         self.storage

@@ -10,16 +10,12 @@ use std::time::Duration;
 use bson::DateTime;
 use reqwest::StatusCode;
 use voxbridge::bridge::progress_writer::ProgressWriter;
-use voxbridge::domain::call::CallStatus;
 use voxbridge::domain::call::record::{CallProgress, TranscriptRole, TranscriptTurn};
-use voxbridge::domain::ids::TenantId;
 use voxbridge::local_mongodb::{self, LocalMongod};
 use voxbridge::settings::Settings;
 use voxbridge::storage::StorageError;
 
-use crate::helpers::{
-    TestApp, assert_error_envelope, call_record, connect, json_body, unique_database,
-};
+use crate::helpers::{TestApp, assert_error_envelope, connect, json_body, unique_database};
 
 /// A `mongod` of the test's own, so stopping it disturbs no other test, and an app on it with
 /// fast failure detection (the driver's monitor re-checks the server every 500 ms).
@@ -111,14 +107,8 @@ async fn ready_follows_the_database_down_and_back_up() {
 async fn gathered_progress_reports_an_outage_then_lands_when_the_database_returns() {
     let own = OwnMongod::start().await;
     let app = own.app().await;
-    let user_id: TenantId = app
-        .create_tenant("Outage", "outage@example.com")
-        .await
-        .id
-        .parse()
-        .unwrap();
-    let call = call_record(user_id, DateTime::now(), CallStatus::InProgress);
-    app.insert_call(&call).await;
+    let (user_id, calls) = app.tenant_with_live_calls(1).await;
+    let call_id = calls[0];
     let writer = ProgressWriter::new(app.storage.clone(), Duration::from_millis(50));
     let progress = Arc::new(CallProgress {
         new_turns: vec![TranscriptTurn {
@@ -133,17 +123,17 @@ async fn gathered_progress_reports_an_outage_then_lands_when_the_database_return
     });
 
     let (own, while_down) = own
-        .outage(writer.write(user_id, call.id, Arc::clone(&progress)))
+        .outage(writer.write(user_id, call_id, Arc::clone(&progress)))
         .await;
     assert!(
         matches!(while_down, Err(StorageError::Unavailable(_))),
         "{while_down:?}"
     );
     writer
-        .write(user_id, call.id, Arc::clone(&progress))
+        .write(user_id, call_id, Arc::clone(&progress))
         .await
         .expect("written once MongoDB is back");
-    let stored = app.call_log(&call.id.to_hex()).await;
+    let stored = app.call_log(&call_id.to_hex()).await;
     let texts: Vec<&str> = stored.transcript.iter().map(|t| t.text.as_str()).collect();
     assert_eq!(texts, ["said while the database was down"]);
 
