@@ -154,7 +154,6 @@ async fn write_together(calls: &CallLogs, batch: Vec<Job>) {
         .map(|job| (job.user_id, job.call_id, &*job.progress))
         .collect();
     let outcome = calls.record_progress_of_calls(&batches, now).await;
-    drop(batches);
     metrics::call_log_batch(batch.len());
     match outcome {
         Ok(true) => {
