@@ -3,8 +3,8 @@
 //!
 //! It applies the bridge's status reports (media started, media ended), writes progress batches
 //! (transcript, usage, cost, metrics; through the instance's progress writer, which puts many
-//! calls' batches in one command), renews the call's concurrency-slot lease, and at the end
-//! writes the final state and frees the slot. Writes are retried with backoff until MongoDB
+//! calls' batches in one command), acts on what the instance's lease renewer finds (a slot to
+//! take back, a tenant suspended), and at the end writes the final state and frees the slot. Writes are retried with backoff until MongoDB
 //! accepts them: an outage delays a call log, it does not lose it. The task runs on the
 //! process's main runtime and is tracked, so a shutdown waits for final writes (bounded by
 //! `server.shutdown_timeout_secs`) even after the HTTP workers that ran the call have stopped.
@@ -15,21 +15,18 @@ use std::time::Duration;
 
 use bson::DateTime;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-
-use crate::domain::tenant::TenantStatus;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::domain::call::record::CallProgress;
 use crate::domain::call::status::StatusReport;
-use crate::domain::cluster::InstanceId;
 use crate::domain::ids::CallId;
 use crate::domain::ids::TenantId;
 use crate::domain::time::after;
 use crate::storage::{Storage, StorageError};
 
+use super::lease_renewer::{LeaseNews, LeaseRenewer};
 use super::progress_writer::ProgressWriter;
 
 /// What a session hands its keeper.
@@ -50,8 +47,8 @@ pub(crate) enum KeeperEnd {
     /// The call lost its concurrency slot and could not take one back (the tenant is at its
     /// limit without it).
     SlotLost,
-    /// A renewal found the tenant suspended (the call ends on whichever instance holds it,
-    /// within a third of the slot lease).
+    /// A lease renewal round found the tenant suspended (the call ends on whichever instance
+    /// holds it, within a third of the slot lease).
     TenantSuspended,
 }
 
@@ -88,10 +85,10 @@ pub(crate) struct KeeperConfig {
     pub slot_lease: Duration,
     /// The tenant's limit, for taking the slot back if it was lost.
     pub max_concurrent_calls: u32,
-    /// This instance, the call log's `owner`, whose lease is renewed with the slot's.
-    pub owner: InstanceId,
     /// Writes the progress batches (with other calls' where it can).
     pub progress: ProgressWriter,
+    /// Renews the call's slot and owner leases, with the instance's other calls.
+    pub leases: LeaseRenewer,
 }
 
 /// Starts the keeper of one call on `runtime`, tracked by `tracker`, in the caller's span (the
@@ -114,7 +111,16 @@ pub(crate) fn spawn_keeper(
         sender,
         end: ends.why.clone(),
     };
-    let keeper = run(storage, config, receiver, ends).instrument(tracing::Span::current());
+    let (lease, lease_news) = config
+        .leases
+        .register(config.user_id, config.call_id, runtime);
+    let keeper = async move {
+        // Renewed for as long as the keeper runs: a session that panicked leaves its lease to
+        // expire, so the reaper closes the call as `instance_lost`.
+        let _lease = lease;
+        run(storage, config, receiver, lease_news, ends).await;
+    }
+    .instrument(tracing::Span::current());
     runtime.spawn(tracker.track_future(keeper));
     handle
 }
@@ -123,13 +129,12 @@ async fn run(
     storage: Storage,
     config: KeeperConfig,
     mut receiver: mpsc::UnboundedReceiver<Box<KeeperMessage>>,
+    mut lease_news: mpsc::UnboundedReceiver<LeaseNews>,
     ends: Ends,
 ) {
     // Every write below is boxed while it runs: the keeper waits for messages nearly all its
     // life, and a MongoDB write's future inline made its task 4.4 KiB of each live call's
     // memory for the few milliseconds a write takes.
-    let renew_every = config.slot_lease / 3;
-    let mut next_renewal = Instant::now() + renew_every;
     let mut pending = CallProgress::default();
     loop {
         tokio::select! {
@@ -165,16 +170,14 @@ async fn run(
                     return;
                 }
             },
-            () = sleep_until(next_renewal) => {
-                next_renewal = Instant::now() + renew_every;
-                if !Box::pin(renew_lease(&storage, &config)).await {
-                    ends.end_session(KeeperEnd::SlotLost);
+            Some(news) = lease_news.recv() => match news {
+                LeaseNews::SlotMissing => {
+                    if !Box::pin(take_slot_back(&storage, &config)).await {
+                        ends.end_session(KeeperEnd::SlotLost);
+                    }
                 }
-                Box::pin(renew_ownership(&storage, &config)).await;
-                if Box::pin(tenant_suspended(&storage, &config)).await {
-                    ends.end_session(KeeperEnd::TenantSuspended);
-                }
-            }
+                LeaseNews::TenantSuspended => ends.end_session(KeeperEnd::TenantSuspended),
+            },
         }
     }
 }
@@ -265,78 +268,39 @@ impl Ends {
     }
 }
 
-/// Whether the call's tenant has been suspended since the call started (a read that fails
-/// leaves the call alone: suspension is checked again at the next renewal).
-async fn tenant_suspended(storage: &Storage, config: &KeeperConfig) -> bool {
-    matches!(
-        storage.users().get(config.user_id).await,
-        Ok(user) if user.status == TenantStatus::Suspended
-    )
-}
-
-/// Renews the call's slot lease. A slot found gone (freed by something that believed the call
-/// over, or reaped during a long outage) is taken back if the tenant is under its limit; the
+/// The renewer found the call without a slot (freed by something that believed the call over,
+/// or reaped during a long outage): it is taken back if the tenant is under its limit. The
 /// answer is `false` only when the call holds no slot and cannot get one, so it must end. A
 /// failed write keeps the call (the lease outlives several renewals; MongoDB may be back).
-async fn renew_lease(storage: &Storage, config: &KeeperConfig) -> bool {
+async fn take_slot_back(storage: &Storage, config: &KeeperConfig) -> bool {
     let now = DateTime::now();
     let lease_until = after(now, config.slot_lease);
-    let slots = storage.call_slots();
-    match slots
-        .extend(config.user_id, config.call_id, lease_until)
-        .await
-    {
-        Ok(true) => true,
-        Ok(false) => {
-            let retaken = slots
-                .take(
-                    config.user_id,
-                    config.call_id,
-                    config.max_concurrent_calls,
-                    now,
-                    lease_until,
-                )
-                .await;
-            match retaken {
-                Ok(true) => {
-                    tracing::warn!("the call's concurrency slot was gone; it was taken again");
-                    true
-                }
-                Ok(false) => {
-                    tracing::warn!(
-                        "the call's concurrency slot was gone and the tenant is at its limit; \
-                         ending the call"
-                    );
-                    false
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "the call's concurrency slot was gone and cannot be taken again yet");
-                    true
-                }
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot renew the call's slot lease");
+    let retaken = storage
+        .call_slots()
+        .take(
+            config.user_id,
+            config.call_id,
+            config.max_concurrent_calls,
+            now,
+            lease_until,
+        )
+        .await;
+    match retaken {
+        Ok(true) => {
+            tracing::warn!("the call's concurrency slot was gone; it was taken again");
             true
         }
-    }
-}
-
-/// Renews the call log's `owner` lease, which tells other instances (live listings, control
-/// requests) that this instance still bridges the call. A failed write is retried at the next
-/// renewal; the lease outlives two of them.
-async fn renew_ownership(storage: &Storage, config: &KeeperConfig) {
-    let lease_until = after(DateTime::now(), config.slot_lease);
-    match storage
-        .call_logs()
-        .renew_owner(config.user_id, config.call_id, &config.owner, lease_until)
-        .await
-    {
-        Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(owner = %config.owner, "the call log no longer names this instance as the call's owner")
+            tracing::warn!(
+                "the call's concurrency slot was gone and the tenant is at its limit; \
+                 ending the call"
+            );
+            false
         }
-        Err(err) => tracing::warn!(error = %err, "cannot renew the call's owner lease"),
+        Err(err) => {
+            tracing::warn!(error = %err, "the call's concurrency slot was gone and cannot be taken again yet");
+            true
+        }
     }
 }
 

@@ -13,6 +13,9 @@
 //! - [`playback`]: outbound chunking and the estimate of what the caller has heard.
 //! - [`latency`]: the per-frame latency histogram.
 //! - [`call_log_keeper`]: the per-call task that owns the call's MongoDB writes.
+//! - [`progress_writer`]: the keepers' progress batches, many calls in one command.
+//! - [`lease_renewer`]: every live call's slot and owner leases renewed, and suspensions
+//!   checked, in a few commands per round for the whole instance.
 //! - [`registry`]: this instance's live calls, for the live-control API.
 //! - [`control`]: live control from any instance: local calls through the registry, others'
 //!   through command documents and one change stream per instance.
@@ -26,6 +29,7 @@ pub(crate) mod control;
 pub mod core;
 pub(crate) mod frame_faults;
 pub(crate) mod latency;
+pub mod lease_renewer;
 mod loop_timers;
 pub(crate) mod playback;
 pub mod progress_writer;
@@ -48,6 +52,7 @@ use crate::providers::elevenlabs::ConvaiClient;
 use crate::providers::openai::RealtimeClient;
 use crate::shared::Shared;
 use control::ControlRouter;
+use lease_renewer::LeaseRenewer;
 use progress_writer::ProgressWriter;
 use registry::LiveCalls;
 
@@ -72,6 +77,8 @@ pub struct Bridge {
     pub calls: CallService,
     /// Writes the keepers' progress batches, many calls in one command.
     pub progress: ProgressWriter,
+    /// Renews the live calls' leases and checks their tenants' suspension, for all at once.
+    pub leases: LeaseRenewer,
     /// The runtime the keepers run on: the process's main runtime, which outlives the HTTP
     /// workers that run the sessions.
     runtime: Option<tokio::runtime::Handle>,
@@ -107,6 +114,11 @@ impl Bridge {
             progress: ProgressWriter::new(
                 shared.storage.clone(),
                 shared.settings.bridge.log_batch_window(),
+            ),
+            leases: LeaseRenewer::new(
+                shared.storage.clone(),
+                shared.instance_id.clone(),
+                shared.settings.bridge.slot_lease(),
             ),
             control: ControlRouter::new(shared.clone(), live.clone()),
             shared,

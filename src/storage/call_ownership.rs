@@ -1,6 +1,7 @@
 //! Which instance bridges a live call, as its call log records it (`owner`): its lease, renewed
-//! beside the call's concurrency slot. Live control reads it to find the instance to ask; the
-//! API shows a live call's bridge from it, on every instance.
+//! beside the call's concurrency slot by the instance's `bridge::lease_renewer`. Live control
+//! reads it to find the instance to ask; the API shows a live call's bridge from it, on every
+//! instance.
 //!
 //! The owner is written by the media-stream claim (`CallLogs::claim_media_stream`), in the same
 //! update, so a call is never streamed without one.
@@ -13,22 +14,32 @@ use crate::domain::cluster::InstanceId;
 use crate::domain::ids::{CallId, TenantId};
 
 impl CallLogs {
-    /// Moves the lease of `owner`'s hold on the tenant's call `id` to `lease_until`. Answers
-    /// whether `owner` still holds the call.
-    pub(crate) async fn renew_owner(
+    /// Moves the lease of `owner`'s hold on each of the tenants' calls to `lease_until`, in one
+    /// command; a call log that has ended, or names another owner, is left as it is. Answers
+    /// how many of them `owner` still holds.
+    pub(crate) async fn renew_owner_of_calls(
         &self,
-        user_id: TenantId,
-        id: CallId,
+        calls: &[(TenantId, CallId)],
         owner: &InstanceId,
         lease_until: DateTime,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<u64, StorageError> {
+        if calls.is_empty() {
+            return Ok(0);
+        }
+        let tenants: Vec<TenantId> = calls.iter().map(|(user_id, _)| *user_id).collect();
+        let call_ids: Vec<CallId> = calls.iter().map(|(_, call_id)| *call_id).collect();
         let result = self
             .collection()
-            .update_one(
-                doc! { "_id": id, "user_id": user_id, "owner.instance_id": owner.as_str() },
+            .update_many(
+                doc! {
+                    "_id": { "$in": call_ids },
+                    "user_id": { "$in": tenants },
+                    "owner.instance_id": owner.as_str(),
+                    "ended_at": null,
+                },
                 doc! { "$set": { "owner.lease_until": lease_until } },
             )
             .await?;
-        Ok(result.matched_count == 1)
+        Ok(result.matched_count)
     }
 }

@@ -11,6 +11,8 @@
 //! removes them. Taking and releasing are idempotent, so a retried request cannot take two
 //! slots or free someone else's.
 
+use std::collections::HashSet;
+
 use bson::{DateTime, Document, doc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
@@ -27,6 +29,20 @@ use crate::domain::ids::TenantId;
 pub struct SlotLease {
     pub call_id: CallId,
     pub expires_at: DateTime,
+}
+
+/// A tenant's document with only its calls' ids, as [`CallSlots::extend_many`] reads it.
+#[derive(Debug, Deserialize)]
+struct HeldCallIds {
+    #[serde(rename = "_id")]
+    user_id: TenantId,
+    #[serde(default)]
+    calls: Vec<HeldCallId>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeldCallId {
+    call_id: CallId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,22 +133,48 @@ impl CallSlots {
         Ok(held)
     }
 
-    /// Moves the lease of a held slot to `lease_until`. Returns `false` when the call holds no
-    /// slot (released, or removed by the reaper after it expired).
-    pub(crate) async fn extend(
+    /// Moves the leases of many calls' slots, across tenants, to `lease_until`, and answers
+    /// which of them hold a slot afterwards (the others were released, or removed by the
+    /// reaper after they expired, and are not taken again here). Two commands whatever the
+    /// number of calls: an update of the tenants' documents, then a read of their call ids.
+    pub(crate) async fn extend_many(
         &self,
-        user_id: TenantId,
-        call_id: CallId,
+        calls: &[(TenantId, CallId)],
         lease_until: DateTime,
-    ) -> Result<bool, StorageError> {
-        let result = self
-            .collection
-            .update_one(
-                doc! { "_id": user_id, "calls.call_id": call_id },
-                doc! { "$set": { "calls.$.expires_at": lease_until } },
+    ) -> Result<HashSet<CallId>, StorageError> {
+        if calls.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let tenants: Vec<TenantId> = calls.iter().map(|(user_id, _)| *user_id).collect();
+        let call_ids: Vec<CallId> = calls.iter().map(|(_, call_id)| *call_id).collect();
+        self.collection
+            .update_many(
+                doc! { "_id": { "$in": &tenants } },
+                doc! { "$set": { "calls.$[held].expires_at": lease_until } },
             )
+            .array_filters([doc! { "held.call_id": { "$in": &call_ids } }])
             .await?;
-        Ok(result.matched_count == 1)
+        let mut cursor = self
+            .collection
+            .find(doc! { "_id": { "$in": &tenants } })
+            .projection(doc! { "calls.call_id": 1 })
+            .await?;
+        let wanted: HashSet<(TenantId, CallId)> = calls.iter().copied().collect();
+        let mut holding = HashSet::with_capacity(calls.len());
+        while let Some(document) = cursor.try_next().await? {
+            let Ok(slots) = bson::from_document::<HeldCallIds>(document) else {
+                continue;
+            };
+            holding.extend(
+                slots
+                    .calls
+                    .into_iter()
+                    .map(|held| held.call_id)
+                    // A tenant's document answers for its own calls only.
+                    .filter(|call_id| wanted.contains(&(slots.user_id, *call_id))),
+            );
+        }
+        Ok(holding)
     }
 
     /// Frees the call's slot. Releasing a slot that is not held is a no-op.

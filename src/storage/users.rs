@@ -3,7 +3,7 @@
 //! The tenant *is* the user, so these methods take the tenant's own id; the admin API reaches
 //! every tenant, a tenant only itself (the `Tenant` extractor supplies its id).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use bson::{DateTime, doc};
@@ -13,6 +13,7 @@ use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::collections::USERS;
+use super::error::to_bson;
 use super::pagination::{Cursor, Page, PageRequest, fetch_page};
 use super::{Storage, StorageError};
 use crate::crypto::TenantSecret;
@@ -208,6 +209,13 @@ pub struct RotationReport {
     pub already_current: u64,
 }
 
+/// A tenant's id alone, for reads that need no more.
+#[derive(Debug, Deserialize)]
+struct IdOnly {
+    #[serde(rename = "_id")]
+    id: TenantId,
+}
+
 #[derive(Clone, Debug)]
 pub struct Users {
     collection: Collection<UserRecord>,
@@ -232,6 +240,28 @@ impl Users {
             .find_one(doc! { "_id": id })
             .await?
             .ok_or(StorageError::NotFound)
+    }
+
+    /// Which of `ids` are suspended, in one read.
+    pub(crate) async fn suspended_among(
+        &self,
+        ids: &[TenantId],
+    ) -> Result<HashSet<TenantId>, StorageError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let suspended = to_bson(&TenantStatus::Suspended)?;
+        let mut cursor = self
+            .collection
+            .clone_with_type::<IdOnly>()
+            .find(doc! { "_id": { "$in": ids }, "status": suspended })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        let mut found = HashSet::new();
+        while let Some(tenant) = cursor.try_next().await? {
+            found.insert(tenant.id);
+        }
+        Ok(found)
     }
 
     /// The tenant whose FreJun URL secret hashes to `hash` (see [`crate::auth::hash_url_secret`]).

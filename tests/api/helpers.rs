@@ -252,7 +252,10 @@ impl TestApp {
     /// A new tenant with `count` calls in progress, stored directly.
     pub async fn tenant_with_live_calls(&self, count: usize) -> (TenantId, Vec<CallId>) {
         let user_id: TenantId = self
-            .create_tenant("Live calls", "live-calls@example.com")
+            .create_tenant(
+                "Live calls",
+                &format!("live-calls-{}@example.com", bson::oid::ObjectId::new()),
+            )
             .await
             .id
             .parse()

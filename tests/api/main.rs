@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod input_rules;
 mod isolation;
+mod lease_renewal;
 mod loadtest_command;
 mod logs;
 mod metrics;
