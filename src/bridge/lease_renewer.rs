@@ -93,7 +93,7 @@ pub struct RoundReport {
     pub calls: usize,
     /// Calls found without a slot; their keepers were told.
     pub slots_missing: usize,
-    /// Calls whose call log no longer names this instance, or has ended.
+    /// Calls whose call log no longer names this instance (or is gone).
     pub owners_not_renewed: u64,
     /// Calls of suspended tenants; their keepers were told.
     pub suspended: usize,
@@ -214,8 +214,9 @@ async fn renew_chunk(inner: &Inner, calls: &[(TenantId, CallId)], report: &mut R
         Ok(held) => {
             let not_renewed = (calls.len() as u64).saturating_sub(held);
             if not_renewed > 0 {
-                // A call that ended since the round began is one of these, harmlessly.
-                tracing::debug!(
+                // Its call log deleted by an operator, or claimed by another instance: nothing
+                // to do here, the stream's own end settles the call.
+                tracing::warn!(
                     owner = %inner.owner,
                     not_renewed,
                     "call logs no longer naming this instance as their live owner"

@@ -15,8 +15,9 @@ use crate::domain::ids::{CallId, TenantId};
 
 impl CallLogs {
     /// Moves the lease of `owner`'s hold on each of the tenants' calls to `lease_until`, in one
-    /// command; a call log that has ended, or names another owner, is left as it is. Answers
-    /// how many of them `owner` still holds.
+    /// command; a call log that names another owner is left as it is. Answers how many of them
+    /// `owner` still holds. (A call log that a terminal webhook ended while the stream goes on
+    /// is still renewed: the stream's end, not FreJun's report, ends the bridge's hold.)
     pub(crate) async fn renew_owner_of_calls(
         &self,
         calls: &[(TenantId, CallId)],
@@ -35,7 +36,6 @@ impl CallLogs {
                     "_id": { "$in": call_ids },
                     "user_id": { "$in": tenants },
                     "owner.instance_id": owner.as_str(),
-                    "ended_at": null,
                 },
                 doc! { "$set": { "owner.lease_until": lease_until } },
             )
