@@ -4,10 +4,11 @@
 //! It applies the bridge's status reports (media started, media ended), writes progress batches
 //! (transcript, usage, cost, metrics; through the instance's progress writer, which puts many
 //! calls' batches in one command), acts on what the instance's lease renewer finds (a slot to
-//! take back, a tenant suspended), and at the end writes the final state and frees the slot. Writes are retried with backoff until MongoDB
-//! accepts them: an outage delays a call log, it does not lose it. The task runs on the
-//! process's main runtime and is tracked, so a shutdown waits for final writes (bounded by
-//! `server.shutdown_timeout_secs`) even after the HTTP workers that ran the call have stopped.
+//! take back, a tenant suspended), and at the end writes the final state and frees the slot.
+//! Writes are retried with backoff until MongoDB accepts them: an outage delays a call log, it
+//! does not lose it. The task runs on the process's main runtime and is tracked, so a shutdown
+//! waits for final writes (bounded by `server.shutdown_timeout_secs`) even after the HTTP
+//! workers that ran the call have stopped.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

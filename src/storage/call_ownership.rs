@@ -6,7 +6,7 @@
 //! The owner is written by the media-stream claim (`CallLogs::claim_media_stream`), in the same
 //! update, so a call is never streamed without one.
 
-use bson::{DateTime, doc};
+use bson::{DateTime, Document, doc};
 
 use super::StorageError;
 use super::call_logs::CallLogs;
@@ -27,16 +27,15 @@ impl CallLogs {
         if calls.is_empty() {
             return Ok(0);
         }
-        let tenants: Vec<TenantId> = calls.iter().map(|(user_id, _)| *user_id).collect();
-        let call_ids: Vec<CallId> = calls.iter().map(|(_, call_id)| *call_id).collect();
+        // Each call with its own tenant's id, as every call-log query names both.
+        let each_call: Vec<Document> = calls
+            .iter()
+            .map(|(user_id, call_id)| doc! { "_id": call_id, "user_id": user_id })
+            .collect();
         let result = self
             .collection()
             .update_many(
-                doc! {
-                    "_id": { "$in": call_ids },
-                    "user_id": { "$in": tenants },
-                    "owner.instance_id": owner.as_str(),
-                },
+                doc! { "$or": each_call, "owner.instance_id": owner.as_str() },
                 doc! { "$set": { "owner.lease_until": lease_until } },
             )
             .await?;

@@ -145,7 +145,13 @@ impl CallSlots {
         if calls.is_empty() {
             return Ok(HashSet::new());
         }
-        let tenants: Vec<TenantId> = calls.iter().map(|(user_id, _)| *user_id).collect();
+        let tenants: Vec<TenantId> = calls
+            .iter()
+            .map(|(user_id, _)| *user_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        // Call ids are unique across tenants, so a tenant's document holds only its own.
         let call_ids: Vec<CallId> = calls.iter().map(|(_, call_id)| *call_id).collect();
         self.collection
             .update_many(
