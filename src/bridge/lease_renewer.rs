@@ -20,7 +20,7 @@
 //!
 //! [`CallSlots::extend_many`]: crate::storage::call_slots::CallSlots::extend_many
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use crate::domain::cluster::InstanceId;
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::time::after;
 use crate::storage::Storage;
+use crate::storage::call_slots::distinct_tenants;
 
 /// Most calls in one round's commands: each command's id lists stay far below MongoDB's
 /// 16 MiB, and a round of a very large instance is a few commands, not one huge one.
@@ -230,12 +231,7 @@ async fn renew_chunk(inner: &Inner, calls: &[(TenantId, CallId)], report: &mut R
         }
     }
 
-    let tenants: Vec<TenantId> = calls
-        .iter()
-        .map(|(user_id, _)| *user_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let tenants = distinct_tenants(calls);
     match inner.storage.users().suspended_among(&tenants).await {
         Ok(suspended) if !suspended.is_empty() => {
             let ended: Vec<CallId> = calls

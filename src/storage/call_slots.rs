@@ -59,6 +59,16 @@ pub(crate) struct ExpiredSlot {
     pub lease: SlotLease,
 }
 
+/// Each tenant of `calls` once.
+pub(crate) fn distinct_tenants(calls: &[(TenantId, CallId)]) -> Vec<TenantId> {
+    calls
+        .iter()
+        .map(|(user_id, _)| *user_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[derive(Clone, Debug)]
 pub struct CallSlots {
     collection: Collection<Document>,
@@ -145,12 +155,7 @@ impl CallSlots {
         if calls.is_empty() {
             return Ok(HashSet::new());
         }
-        let tenants: Vec<TenantId> = calls
-            .iter()
-            .map(|(user_id, _)| *user_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let tenants = distinct_tenants(calls);
         // Call ids are unique across tenants, so a tenant's document holds only its own.
         let call_ids: Vec<CallId> = calls.iter().map(|(_, call_id)| *call_id).collect();
         self.collection
